@@ -1,0 +1,115 @@
+"""Host-test harness: run lib/ under MicroPython's Unix port.
+
+The `mpy` fixture runs a MicroPython snippet or file with lib/, boards/unix/,
+tests_device/ (shared MicroPython test helpers) and tests_host/mpy/ on
+MICROPYPATH, returns what it printed, and on failure fails the test with the
+MicroPython traceback.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MICROPYPATH = [
+    ".frozen",
+    str(ROOT / "lib"),
+    str(ROOT / "boards" / "unix"),
+    str(ROOT / "tests_device"),
+    str(ROOT / "tests_host" / "mpy"),
+]
+
+
+def micropython_binary():
+    """MICROPYTHON from the environment, else the one beside this Python."""
+    found = os.environ.get("MICROPYTHON")
+    if not found:
+        beside = Path(sys.executable).with_name("micropython")
+        found = str(beside) if beside.exists() else shutil.which("micropython")
+    if not found:
+        pytest.exit("no MicroPython Unix port: run `make setup` or set MICROPYTHON", 2)
+    return found
+
+
+def _tail(text, lines=60):
+    # The Unix port prints an uncaught exception's traceback on stdout.
+    return "\n".join(text.splitlines()[-lines:]) + "\n"
+
+
+@dataclass
+class Run:
+    stdout: str
+    stderr: str
+    returncode: int
+
+    @property
+    def lines(self):
+        return self.stdout.splitlines()
+
+
+class MicroPython:
+    def __init__(self, workdir: Path):
+        self.binary = micropython_binary()
+        self.workdir = workdir
+        self._count = 0
+
+    def env(self, extra_path=()):
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ":".join([*MICROPYPATH, *map(str, extra_path)])
+        return env
+
+    def run(self, code=None, *, file=None, args=(), heapsize=None, timeout=120,
+            check=True, extra_path=()):
+        """Run a snippet (dedented) or a file; return a Run."""
+        if code is not None:
+            self._count += 1
+            file = self.workdir / f"snippet_{self._count}.py"
+            file.write_text(textwrap.dedent(code))
+        cmd = [self.binary]
+        if heapsize:
+            cmd += ["-X", f"heapsize={heapsize}"]
+        cmd += [str(file), *map(str, args)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              cwd=self.workdir, env=self.env(extra_path))
+        run = Run(proc.stdout, proc.stderr, proc.returncode)
+        if check and proc.returncode != 0:
+            pytest.fail(
+                f"MicroPython exited with {proc.returncode} running {file}\n"
+                f"--- output, ending with MicroPython's traceback ---\n"
+                f"{_tail(proc.stdout)}{proc.stderr}",
+                pytrace=False,
+            )
+        return run
+
+
+@pytest.fixture
+def mpy(tmp_path):
+    return MicroPython(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def mpy_in(tmp_path_factory):
+    """mpy_in(name): a MicroPython runner in a new folder, for module fixtures."""
+    return lambda name: MicroPython(tmp_path_factory.mktemp(name))
+
+
+_FIGURES = []
+
+
+@pytest.fixture
+def report():
+    """report(text): a line shown in the test run's closing summary."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

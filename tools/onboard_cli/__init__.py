@@ -1,0 +1,1 @@
+"""The `onboard` command: host side of onboard (CPython)."""

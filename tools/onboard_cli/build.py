@@ -1,0 +1,40 @@
+"""`onboard build`: every module of lib/ compiled with mpy-cross into build/."""
+
+import subprocess
+
+from .paths import BUILD, LIB, ToolError, tool
+
+
+def build(out=BUILD):
+    """Compile lib/**.py to out/**.mpy; return [(module path, bytes)]."""
+    mpy_cross = tool("mpy-cross")
+    sizes = []
+    for src in sorted(LIB.rglob("*.py")):
+        rel = src.relative_to(LIB)
+        dst = out / rel.with_suffix(".mpy")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([mpy_cross, "-o", str(dst), "-s", str(rel), str(src)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            raise ToolError(f"mpy-cross failed on {rel}: {proc.stderr.strip()}")
+        sizes.append((str(rel.with_suffix(".mpy")), dst.stat().st_size))
+    # a module deleted from lib/ must not linger in build/
+    keep = {out / name for name, _ in sizes}
+    for stale in out.rglob("*.mpy"):
+        if stale not in keep:
+            stale.unlink()
+    return sizes
+
+
+def size_table(sizes):
+    width = max(len(name) for name, _ in sizes)
+    lines = [f"{'module':<{width}}  {'bytes':>7}"]
+    lines += [f"{name:<{width}}  {size:>7}" for name, size in sizes]
+    lines.append(f"{'total':<{width}}  {sum(s for _, s in sizes):>7}")
+    return "\n".join(lines)
+
+
+def main(args):
+    sizes = build()
+    print(size_table(sizes))
+    print(f"{len(sizes)} modules compiled into {BUILD}")

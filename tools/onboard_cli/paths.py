@@ -1,0 +1,42 @@
+"""Where things are, and how to run the Unix port of MicroPython."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LIB = ROOT / "lib"
+BUILD = ROOT / "build"
+TESTS_DEVICE = ROOT / "tests_device"
+BOARD_UNIX = ROOT / "boards" / "unix"
+
+
+class ToolError(Exception):
+    """A failure the CLI reports as one line and a non-zero exit."""
+
+
+def tool(name):
+    """A console script of this environment (beside this Python), else on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise ToolError(f"{name} not found: run `make setup`")
+    return found
+
+
+def micropython():
+    return os.environ.get("MICROPYTHON") or tool("micropython")
+
+
+def run_micropython(script, path, heapsize=None, timeout=120, cwd=None):
+    """Run a MicroPython source text with `path` folders on MICROPYPATH."""
+    cmd = [micropython()]
+    if heapsize:
+        cmd += ["-X", f"heapsize={heapsize}"]
+    cmd += ["-c", script]
+    env = dict(os.environ, MICROPYPATH=":".join([".frozen", *map(str, path)]))
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
