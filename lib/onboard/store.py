@@ -1,0 +1,266 @@
+# Durable credential store: one JSON record that survives a power cut at any
+# instant, on LittleFS and on FAT.
+#
+# File layout (still plain JSON, so a person can read it with mpremote cat):
+#   {"crc":"<crc32 of the rest, 8 lower-case hex>","v":1,"gen":N,"data":{...}}
+# A write goes to <path>.tmp, is closed, then the current file is renamed to
+# <path>.prev and the temp file renamed to <path>. LittleFS renames are
+# atomic; on FAT a rename is two directory updates, so <path>.prev keeps the
+# previous generation and load() falls back to it when <path> is missing,
+# torn or corrupt. The temp file is never trusted.
+import json
+import os
+from binascii import crc32
+
+from micropython import const
+
+from onboard import log
+
+SECTIONS = ("wifi", "enrol", "cloud", "state", "meta")
+VERSION = const(1)
+MAX_BYTES = const(8192)  # bound on what load() reads and put() writes
+_MAX_DEPTH = const(4)
+_HEAD = b'{"crc":"'
+_REST = const(18)  # len('{"crc":"xxxxxxxx",')
+_ENOENT = const(2)
+
+# Where the record in memory came from (Store.status).
+NEW = "new"  # not loaded yet
+OK = "ok"  # the current file
+PREVIOUS = "previous"  # current file missing or damaged, previous generation used
+EMPTY = "empty"  # no store files: a fresh device
+DAMAGED = "damaged"  # files present, none valid: started empty
+
+_TAG = "store"
+
+
+def _check_value(value, field, depth=0):
+    # Only what JSON carries exactly; the message names the field, not the value.
+    if value is None or value is True or value is False:
+        return
+    t = type(value)
+    if t is str or t is int or t is float:
+        return
+    if depth < _MAX_DEPTH:
+        if t is list or t is tuple:
+            for v in value:
+                _check_value(v, field, depth + 1)
+            return
+        if t is dict:
+            for k, v in value.items():
+                if type(k) is not str:
+                    break
+                _check_value(v, field, depth + 1)
+            else:
+                return
+    raise ValueError("store: field %r holds a value that cannot be stored" % field)
+
+
+def _copy(value):
+    t = type(value)
+    if t is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [_copy(v) for v in value]
+    return value
+
+
+def _register_secrets(obj):
+    # Every value under a secret-named key is masked by the log from now on.
+    if type(obj) is dict:
+        for k, v in obj.items():
+            if type(v) is str and log.is_secret_key(k):
+                log.secret(v)
+            else:
+                _register_secrets(v)
+    elif type(obj) is list:
+        for v in obj:
+            _register_secrets(v)
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def _remove(path):
+    # Missing is fine; a failing medium is not, the caller must hear of it.
+    try:
+        os.remove(path)
+    except OSError as e:
+        if e.errno != _ENOENT:
+            raise
+
+
+def parse(raw):
+    """(gen, data) from the bytes of a store file; ValueError says why not."""
+    if len(raw) < _REST + 2 or raw[:8] != _HEAD or raw[16:_REST] != b'",':
+        raise ValueError("not a store file")
+    rest = memoryview(raw)[_REST:]
+    if ("%08x" % (crc32(rest) & 0xFFFFFFFF)).encode() != raw[8:16]:
+        raise ValueError("checksum mismatch")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeError):
+        raise ValueError("not JSON")
+    if type(doc) is not dict or doc.get("v") != VERSION:
+        raise ValueError("unknown schema version")
+    gen = doc.get("gen")
+    data = doc.get("data")
+    if type(gen) is not int or gen < 0 or type(data) is not dict:
+        raise ValueError("malformed record")
+    for name in SECTIONS:
+        if type(data.get(name, {})) is not dict:
+            raise ValueError("malformed section")
+    return gen, {k: v for k, v in data.items() if k in SECTIONS}
+
+
+class Store:
+    """One durable record of sections, see DESIGN.md section 3."""
+
+    def __init__(self, path="/onboard.json"):
+        self.path = path
+        self.writes = 0
+        self.status = NEW
+        self.problems = []  # (file, why) for every file load() passed over
+        self._gen = 0
+        self._data = {}
+
+    def __repr__(self):
+        return "<Store %s gen=%d status=%s sections=%s>" % (
+            self.path,
+            self._gen,
+            self.status,
+            ",".join(sorted(self._data)),
+        )
+
+    def _read(self, path):
+        # (gen, data), None when the file is missing, ValueError when damaged.
+        try:
+            size = os.stat(path)[6]
+        except OSError:
+            return None
+        if size > MAX_BYTES:
+            raise ValueError("larger than %d bytes" % MAX_BYTES)
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_BYTES + 1)
+        except OSError as e:
+            raise ValueError("unreadable (%s)" % e)
+        return parse(raw)
+
+    def load(self):
+        """Read the newest valid generation; never raises on a bad file."""
+        self.problems = []
+        status = EMPTY
+        gen, data = 0, {}
+        for path, found in ((self.path, OK), (self.path + ".prev", PREVIOUS)):
+            try:
+                got = self._read(path)
+            except ValueError as e:
+                self.problems.append((path, str(e)))
+                status = DAMAGED
+                continue
+            if got:
+                gen, data = got
+                status = found
+                break
+        self._gen = gen
+        self._data = data
+        self.status = status
+        for path, why in self.problems:
+            log.warn(_TAG, "%s passed over: %s", path, why)
+        if status == PREVIOUS:
+            log.warn(_TAG, "using the previous generation %d", gen)
+        elif status == DAMAGED:
+            log.warn(_TAG, "no valid record, starting empty")
+        _register_secrets(data)
+        return _copy(data)
+
+    def _loaded(self):
+        if self.status == NEW:
+            self.load()
+
+    def get(self, section):
+        """A copy of one section (empty dict when absent)."""
+        self._check_section(section)
+        self._loaded()
+        return _copy(self._data.get(section, {}))
+
+    def put(self, section, **fields):
+        """Merge fields into a section with one write; a None value removes
+        the field. Returns True when something changed and was written."""
+        self._check_section(section)
+        for k, v in fields.items():
+            _check_value(v, k)
+        self._loaded()
+        old = self._data.get(section, {})
+        new = dict(old)
+        for k, v in fields.items():
+            if v is None:
+                new.pop(k, None)
+            else:
+                new[k] = _copy(v)
+        if new == old:
+            return False
+        data = dict(self._data)
+        if new:
+            data[section] = new
+        else:
+            data.pop(section, None)
+        self._commit(data, False)
+        _register_secrets(new)
+        return True
+
+    def clear(self, *sections):
+        """Remove the named sections (none named: everything) with one write.
+        The previous generation is removed too, so cleared secrets do not
+        linger on flash."""
+        for s in sections:
+            self._check_section(s)
+        self._loaded()
+        names = sections or SECTIONS
+        data = {k: v for k, v in self._data.items() if k not in names}
+        if data == self._data:
+            return False
+        self._commit(data, True)
+        return True
+
+    def _check_section(self, section):
+        if section not in SECTIONS:
+            raise ValueError("store: unknown section %r" % section)
+
+    def _commit(self, data, scrub_previous):
+        gen = self._gen + 1
+        rest = '"v":%d,"gen":%d,"data":%s}' % (VERSION, gen, json.dumps(data))
+        if len(rest) + _REST > MAX_BYTES:
+            raise ValueError("store: record larger than %d bytes" % MAX_BYTES)
+        rest = rest.encode()
+        tmp = self.path + ".tmp"
+        prev = self.path + ".prev"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(b'{"crc":"%08x",' % (crc32(rest) & 0xFFFFFFFF))
+                f.write(rest)
+            del rest
+            if self.status == OK:
+                os.rename(self.path, prev)
+            elif _exists(self.path):
+                # Damaged or unreadable: never rotate it over a good .prev.
+                os.remove(self.path)
+            os.rename(tmp, self.path)
+            if scrub_previous:
+                _remove(prev)
+        except OSError:
+            # The files may be anywhere between old and new: reread on next use.
+            self.status = NEW
+            raise
+        self._gen = gen
+        self._data = data
+        self.status = OK
+        self.problems = []
+        self.writes += 1
+        log.debug(_TAG, "wrote generation %d", gen)

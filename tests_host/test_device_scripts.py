@@ -1,0 +1,19 @@
+"""tests_device/ scripts on the Unix port, as `make test-device` runs them on a board."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = sorted(Path(__file__).resolve().parents[1].glob("tests_device/test_*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_device_script_passes_on_the_unix_port(mpy, script):
+    run = mpy.run(file=script, check=False)
+    last = run.lines[-1] if run.lines else ""
+    match = re.fullmatch(r"(\d+) passed, (\d+) failed", last)
+    assert match, f"no summary line; output:\n{run.stdout}{run.stderr}"
+    assert int(match[1]) > 0
+    assert match[2] == "0", run.stdout
+    assert run.returncode == 0
