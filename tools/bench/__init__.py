@@ -1,0 +1,1 @@
+"""Benchmarks: speed, memory and size figures printed next to their goals."""

@@ -1,0 +1,56 @@
+"""Measuring lib/ as a device runs it: .mpy modules from build/, under the Unix port."""
+
+import tempfile
+
+from onboard_cli.paths import BUILD, TESTS_DEVICE, ToolError, run_micropython
+
+PATH = [BUILD, TESTS_DEVICE]
+
+# Everything before MARK is set-up; the figure counts from MARK to the end.
+_ALLOC = """
+import gc, micropython
+{setup}
+gc.collect()
+_base = micropython.mem_current()
+{op}
+print("ALLOC", micropython.mem_peak() - _base)
+"""
+
+
+def _run(script, cwd, heapsize=None):
+    return run_micropython(script, PATH, heapsize=heapsize, cwd=cwd)
+
+
+def allocated(op, setup="", cwd=None):
+    """Bytes allocated (micropython.mem_peak) from before op's imports to its end."""
+    proc = _run(_ALLOC.format(setup=setup, op=op), cwd)
+    for line in proc.stdout.splitlines():
+        if line.startswith("ALLOC "):
+            return int(line.split()[1])
+    raise ToolError(f"benchmark script failed:\n{proc.stdout}{proc.stderr}")
+
+
+def smallest_heap(op, setup="", cwd=None, low=2048, high=1 << 20):
+    """The smallest -X heapsize (bytes, to 256 B) under which set-up + op completes."""
+    script = setup + "\n" + op + "\nprint('DONE')\n"
+    if "DONE" not in _run(script, cwd, heapsize=high).stdout:
+        raise ToolError("benchmark script fails even with a 1 MB heap")
+    while high - low > 256:
+        mid = (low + high) // 2
+        if "DONE" in _run(script, cwd, heapsize=mid).stdout:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def workdir():
+    return tempfile.TemporaryDirectory(prefix="onboard-bench-")
+
+
+def mpy_size(module):
+    """Size in bytes of build/onboard/<module>.mpy."""
+    path = BUILD / "onboard" / (module.replace(".", "/") + ".mpy")
+    if not path.exists():
+        raise ToolError(f"{path} missing: run `make build`")
+    return path.stat().st_size
