@@ -105,7 +105,7 @@ def parse(raw):
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeError):
-        raise ValueError("not JSON")
+        raise ValueError("not JSON") from None
     if type(doc) is not dict or doc.get("v") != VERSION:
         raise ValueError("unknown schema version")
     gen = doc.get("gen")
@@ -149,7 +149,7 @@ class Store:
             with open(path, "rb") as f:
                 raw = f.read(MAX_BYTES + 1)
         except OSError as e:
-            raise ValueError("unreadable (%s)" % e)
+            raise ValueError("unreadable (%s)" % e) from None
         return parse(raw)
 
     def load(self):
