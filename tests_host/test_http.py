@@ -1,0 +1,274 @@
+"""onboard.http under the Unix port against scripted loopback servers."""
+
+import json
+import threading
+
+import pytest
+from servers import Server, half_header, json_reply, read_request, reply, silent, trickle
+
+from cloudsim.pki import CA
+
+SECRET = "tok-5ecret-abcdef123456"
+
+CALL = """
+import json, time
+from onboard import http
+kw = %(kw)s
+t0 = time.ticks_ms()
+try:
+    if %(aio)r:
+        import asyncio
+        r = asyncio.run(http.arequest(%(method)r, %(url)r, **kw))
+    else:
+        r = http.request(%(method)r, %(url)r, **kw)
+    out = {"status": r.status_code, "headers": r.headers, "body": r.content.decode()}
+except Exception as e:
+    out = {"error": type(e).__name__, "message": str(e)}
+out["s"] = time.ticks_diff(time.ticks_ms(), t0) / 1000
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    ca, other = CA(), CA("some other CA")
+    (d / "ca.pem").write_bytes(ca.pem())
+    (d / "ca.der").write_bytes(ca.der())
+    return {
+        "dir": d,
+        "ca": str(d / "ca.pem"),
+        "ca_der": str(d / "ca.der"),
+        "good": ca.write_server(d, "good"),
+        "other_ca": other.write_server(d, "other"),
+        "wrong_host": ca.write_server(d, "wrong", names=("device.example",), ips=()),
+    }
+
+
+@pytest.fixture
+def serve():
+    started = []
+
+    def start(behaviour, tls=None):
+        s = Server(behaviour, tls)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def call(request, mpy):
+    def run(url, method="GET", **kw):
+        kw.setdefault("timeout", 5)
+        code = CALL % {"kw": repr(kw), "aio": request.param == "async", "method": method,
+                       "url": url}
+        return json.loads(mpy.run(code).lines[-1])
+    return run
+
+
+OK = json_reply('{"hello": "device"}')
+
+
+# TLS --------------------------------------------------------------------
+
+def test_https_with_the_right_ca_succeeds(serve, call, pki):
+    server = serve(OK, tls=pki["good"])
+    out = call(server.url("/v1/x"), ca=pki["ca"])
+    assert (out["status"], json.loads(out["body"])) == (200, {"hello": "device"})
+    assert server.received[0].startswith(b"GET /v1/x HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+
+
+def test_https_accepts_a_der_ca(serve, call, pki):
+    server = serve(OK, tls=pki["good"])
+    assert call(server.url(), ca=pki["ca_der"])["status"] == 200
+
+
+@pytest.mark.parametrize("cert", ["other_ca", "wrong_host"])
+def test_untrusted_or_misnamed_certificate_fails_before_anything_is_sent(serve, call, pki, cert):
+    server = serve(OK, tls=pki[cert])
+    out = call(server.url(), method="POST", ca=pki["ca"], headers={"x-access-token": SECRET},
+               json={"k": SECRET})
+    assert out["error"] == "TLSError"
+    assert out["message"].startswith("127.0.0.1: tls: ")
+    assert server.received == []
+    assert server.connections == 1
+
+
+def test_https_without_a_ca_is_refused_unless_insecure_is_explicit(serve, call, pki):
+    server = serve(OK, tls=pki["other_ca"])
+    refused = call(server.url())
+    assert (refused["error"], server.connections) == ("ValueError", 0)
+    assert refused["message"].startswith("ca: ")
+    assert call(server.url(), insecure=True)["status"] == 200
+
+
+# Timeouts -----------------------------------------------------------------
+
+@pytest.mark.parametrize("behaviour", [silent, half_header, trickle],
+                         ids=["never-answers", "half-header", "byte-a-second"])
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_stalling_server_ends_in_timeout_within_timeout_plus_1s(serve, call, pki, behaviour, tls):
+    server = serve(behaviour, tls=pki["good"] if tls else None)
+    out = call(server.url(), ca=pki["ca"], timeout=2, headers={"x-access-token": SECRET})
+    assert out["error"] == "Timeout"
+    assert out["message"] == "127.0.0.1: reply: timed out"
+    assert out["s"] <= 3.0
+
+
+# Bodies -------------------------------------------------------------------
+
+def test_chunked_body_is_decoded(serve, call):
+    server = serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\nTrailer: x\r\n\r\n"))
+    out = call(server.url())
+    assert (out["status"], out["body"]) == (200, "hello, world")
+
+
+def test_content_length_body_is_decoded_and_headers_are_lower_case(serve, call):
+    server = serve(json_reply('{"a": 1}', extra="X-Thing: Yes\r\n"))
+    out = call(server.url())
+    assert out["body"] == '{"a": 1}'
+    assert out["headers"]["x-thing"] == "Yes"
+
+
+def test_body_until_close_is_read_when_no_length_is_given(serve, call):
+    server = serve(reply(b"HTTP/1.1 200 OK\r\n\r\nno length here"))
+    assert call(server.url())["body"] == "no length here"
+
+
+def big_body(framing):
+    sent = {"failed": False, "done": threading.Event()}
+
+    def behaviour(conn, req):
+        head = {"length": b"Content-Length: 10000000\r\n\r\n",
+                "chunked": b"Transfer-Encoding: chunked\r\n\r\n989680\r\n",
+                "close": b"\r\n"}[framing]
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\n" + head)
+            for _ in range(1000):
+                conn.sendall(b"x" * 10000)
+        except OSError:
+            sent["failed"] = True
+        sent["done"].set()
+    return behaviour, sent
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_body_over_max_body_raises_without_reading_it_all(serve, call, framing):
+    behaviour, sent = big_body(framing)
+    server = serve(behaviour)
+    out = call(server.url(), max_body=4096)
+    assert out["error"] == "ProtocolError"
+    assert "max_body 4096" in out["message"]
+    assert sent["done"].wait(60)
+    assert sent["failed"], "the server managed to send all 10 MB"
+
+
+@pytest.mark.parametrize("raw", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort",
+], ids=["length", "chunked"])
+def test_truncated_body_raises(serve, call, raw):
+    out = call(serve(reply(raw)).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: truncated")
+
+
+@pytest.mark.parametrize("raw", [b"garbage\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n",
+                                 b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", b"\xff\xfe\r\n\r\n",
+                                 b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 2000])
+def test_malformed_reply_raises_protocol_error(serve, call, raw):
+    assert call(serve(reply(raw)).url())["error"] == "ProtocolError"
+
+
+# Requests and redirects ---------------------------------------------------
+
+def test_post_json_sends_body_with_length_and_type(serve, call):
+    server = serve(json_reply("{}", status="201 Created"))
+    out = call(server.url("/v5/enroll"), method="POST", json={"type": "production_token"},
+               headers={"Authorization": "Basic abc"})
+    assert out["status"] == 201
+    head, _, body = server.received[0].partition(b"\r\n\r\n")
+    assert json.loads(body) == {"type": "production_token"}
+    assert b"\r\nContent-Type: application/json\r\n" in head
+    assert b"\r\nAuthorization: Basic abc" in head
+
+
+def hops(serve, n, final=OK):
+    """A chain of n redirect servers ending at a server answering final."""
+    target = serve(final)
+    url = target.url("/end")
+    for _ in range(n):
+        url = serve(reply(f"HTTP/1.1 302 Found\r\nLocation: {url}\r\n"
+                          "Content-Length: 0\r\n\r\n".encode())).url("/start")
+    return url, target
+
+
+def test_three_redirects_are_followed(serve, call):
+    url, target = hops(serve, 3)
+    assert call(url)["status"] == 200
+    assert target.received[0].startswith(b"GET /end ")
+
+
+def test_a_fourth_redirect_is_refused(serve, call):
+    url, target = hops(serve, 4)
+    out = call(url)
+    assert out["error"] == "NetError" and "redirect" in out["message"]
+    assert target.received == []
+
+
+def test_redirect_to_another_scheme_is_refused(serve, call):
+    server = serve(reply(b"HTTP/1.1 301 Moved\r\nLocation: https://127.0.0.1:1/\r\n"
+                         b"Content-Length: 0\r\n\r\n"))
+    out = call(server.url())
+    assert out["error"] == "NetError"
+    assert out["message"] == "127.0.0.1: redirect: to another scheme refused"
+
+
+def test_redirect_303_turns_post_into_get_and_relative_location_works(serve, call):
+    def behaviour(conn, req):
+        if req.startswith(b"POST"):
+            conn.sendall(b"HTTP/1.1 303 See Other\r\nLocation: /result\r\n"
+                         b"Content-Length: 0\r\n\r\n")
+        else:
+            OK(conn, req)
+    server = serve(behaviour)
+    assert call(server.url("/submit"), method="POST", json={"a": 1})["status"] == 200
+    assert server.received[1].startswith(b"GET /result HTTP/1.1\r\n")
+
+
+def test_credentials_are_not_forwarded_to_another_host(serve, call):
+    target = serve(OK)
+    start = serve(reply(f"HTTP/1.1 307 Temporary\r\nLocation: http://localhost:{target.port}/x"
+                        "\r\nContent-Length: 0\r\n\r\n".encode()))
+    assert call(start.url(), headers={"x-access-token": SECRET})["status"] == 200
+    assert SECRET.encode() in start.received[0]
+    assert SECRET.encode() not in target.received[0]
+
+
+@pytest.mark.parametrize("headers", [{"x-access-token": "a\r\nEvil: 1"}, {"Bad Name": "v"}])
+def test_header_injection_is_refused_before_connecting(serve, call, headers):
+    server = serve(OK)
+    out = call(server.url(), headers=headers)
+    assert (out["error"], server.connections) == ("ValueError", 0)
+
+
+def test_no_error_message_carries_a_secret(serve, call, pki):
+    outs = [call(serve(b).url(), headers={"x-access-token": SECRET}, json={"pw": SECRET},
+                 method="POST", timeout=1, ca=pki["ca"])
+            for b in (silent, reply(SECRET.encode() + b"\r\n\r\n"),
+                      reply(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n" + SECRET.encode()))]
+    assert all("error" in o for o in outs)
+    assert all(SECRET not in json.dumps(o) for o in outs)
+
+
+def test_read_request_helper_reads_head_and_body():
+    # the recorder the assertions above rely on
+    import socket
+    a, b = socket.socketpair()
+    a.sendall(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    assert read_request(b).endswith(b"\r\n\r\nabc")
+    a.close()
+    b.close()

@@ -1,0 +1,1 @@
+"""cloudsim: a local stand-in for the five clouds (HTTPS API + Mosquitto)."""

@@ -1,0 +1,68 @@
+"""A throw-away certificate authority and server certificates for loopback tests."""
+
+import datetime
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+def _name(common):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _validity(builder, days):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return builder.not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(
+        now + datetime.timedelta(days=days))
+
+
+class CA:
+    """A CA whose certificate the device trusts; issues server certificates."""
+
+    def __init__(self, common="onboard cloudsim CA"):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        builder = x509.CertificateBuilder().subject_name(_name(common)).issuer_name(_name(common))
+        builder = _validity(builder, 3650).serial_number(x509.random_serial_number())
+        builder = builder.public_key(self.key.public_key()).add_extension(
+            x509.BasicConstraints(ca=True, path_length=0), critical=True).add_extension(
+            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                          content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False,
+                          encipher_only=False, decipher_only=False), critical=True)
+        self.cert = builder.sign(self.key, hashes.SHA256())
+
+    def pem(self):
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def der(self):
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    def issue(self, names=("localhost",), ips=("127.0.0.1",)):
+        """(cert PEM, key PEM) for a server known by these DNS names and IPs."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        alt = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i))
+                                                  for i in ips]
+        builder = x509.CertificateBuilder().subject_name(_name((list(names) or list(ips))[0]))
+        builder = _validity(builder.issuer_name(self.cert.subject), 825)
+        builder = builder.serial_number(x509.random_serial_number()).public_key(key.public_key())
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+    def write_server(self, folder, stem="server", **kw):
+        """Write <stem>.pem and <stem>.key into folder; return their paths."""
+        folder = Path(folder)
+        cert, key = self.issue(**kw)
+        (folder / f"{stem}.pem").write_bytes(cert)
+        (folder / f"{stem}.key").write_bytes(key)
+        (folder / f"{stem}.key").chmod(0o600)
+        return folder / f"{stem}.pem", folder / f"{stem}.key"
