@@ -51,7 +51,7 @@ class _Conn:
     eof = False
 
     async def fill(self, deadline):
-        part = await self.recv(deadline)
+        part = await self.recv(deadline)  # pyright: ignore  (each subclass has recv)
         if part:
             self.buf += part
         else:

