@@ -113,3 +113,26 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("figures")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory):
+    """A CA (ca.pem) and a server certificate for 127.0.0.1 and localhost."""
+    from cloudsim.pki import CA
+
+    d = tmp_path_factory.mktemp("pki")
+    ca = CA()
+    (d / "ca.pem").write_bytes(ca.pem())
+    ca.write_server(d, "server")
+    return d
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory, pki_dir):
+    """One Mosquitto for the session, plain and TLS listeners on loopback."""
+    from cloudsim.broker import Broker
+
+    b = Broker(tmp_path_factory.mktemp("mosquitto"), pki_dir / "server.pem",
+               pki_dir / "server.key").start()
+    yield b
+    b.stop()
