@@ -240,7 +240,9 @@ async def _reply(c, host, max_body, head_only, deadline):
             body = c.buf
         return Response(status, headers, body)
     except (ValueError, UnicodeError, EOFError, IndexError):
-        why = "truncated" if c.eof else "malformed"
+        why = "malformed"
+        if c.eof:
+            why = "connection closed before a reply" if phase == "status" else "truncated"
         raise fail(ProtocolError, host, phase, why) from None
 
 

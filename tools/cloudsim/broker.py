@@ -96,6 +96,7 @@ class Broker:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        (self.dir / "mosquitto.pid").write_text(str(self.proc.pid))
         if not (wait_port(self.mqtt_port, self.proc) and wait_port(self.mqtts_port, self.proc)):
             self.stop()
             raise BrokerError(f"mosquitto did not start; see {self.log_path}")

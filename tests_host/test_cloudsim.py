@@ -1,0 +1,570 @@
+"""cloudsim's endpoints and /_sim/ faults, exercised by onboard.http running
+under the Unix port (the device's own client), against a running cloudsim."""
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.parse
+
+import pytest
+
+REQUEST = """
+import json
+from onboard import http
+try:
+    r = http.request(%(method)r, %(url)r, ca=%(ca)r, timeout=%(timeout)r, **%(kw)s)
+    try:
+        body = r.json()
+    except ValueError:
+        body = r.text
+    print(json.dumps({"status": r.status_code, "body": body, "headers": r.headers}))
+except Exception as e:
+    print(json.dumps({"error": type(e).__name__, "message": str(e)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    from cloudsim.app import Cloudsim
+
+    s = Cloudsim(tmp_path_factory.mktemp("cloudsim"), log=lambda line: None).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean(sim):
+    yield
+    sim.faults.clear()
+    sim.clock_offset = 0.0
+    sim.lifetimes.update({"plgd": 3600, "att": 3599, "spokezone": 7 * 24 * 3600})
+
+
+@pytest.fixture
+def call(mpy, sim):
+    """call(method, path, json=..., data=..., headers=..., form=..., timeout=...) -> reply."""
+    def run(method, path, timeout=5, form=None, **kw):
+        if form is not None:
+            kw["data"] = urllib.parse.urlencode(form)
+            kw["headers"] = {"Content-Type": "application/x-www-form-urlencoded",
+                             **kw.get("headers", {})}
+        code = REQUEST % {"method": method, "url": f"https://127.0.0.1:{sim.https_port}{path}",
+                          "ca": str(sim.dir / "ca.pem"), "timeout": timeout, "kw": repr(kw)}
+        return json.loads(mpy.run(code).lines[-1])
+    return run
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def basic(key):
+    return {"Authorization": "Basic " + base64.b64encode(key.encode()).decode()}
+
+
+# Electric Imp -----------------------------------------------------------------
+
+ENROLL = "/imp/v5/enroll"
+
+
+def test_imp_enroll_returns_201_with_hex_plan_and_token(call, sim):
+    r = call("POST", ENROLL, json={"type": "production_token"}, headers=basic(sim.admin_token))
+    assert r["status"] == 201
+    assert all(len(r["body"][k]) == 18 and r["body"][k].startswith("0x")
+               for k in ("plan_id", "token_id"))
+
+
+def test_imp_enroll_with_a_known_plan_id_keeps_it_and_still_201(call, sim):
+    first = call("POST", ENROLL, json={"type": "production_token"},
+                 headers=basic(sim.admin_token))["body"]
+    again = call("POST", ENROLL, json={"type": "production_token", "plan_id": first["plan_id"]},
+                 headers=basic(sim.admin_token + ":"))
+    assert again["status"] == 201
+    assert again["body"]["plan_id"] == first["plan_id"]
+    assert again["body"]["token_id"] != first["token_id"]
+
+
+@pytest.mark.parametrize("headers", [{}, "wrong"], ids=["none", "wrong-key"])
+def test_imp_enroll_without_the_api_key_is_401(call, headers):
+    headers = basic("not-the-key") if headers == "wrong" else headers
+    assert call("POST", ENROLL, json={"type": "production_token"},
+                headers=headers)["status"] == 401
+
+
+@pytest.mark.parametrize("body", [{}, {"type": "development"}, {"type": "production_token",
+                                                                 "plan_id": "0xzz"}])
+def test_imp_enroll_with_a_bad_body_is_400(call, sim, body):
+    assert call("POST", ENROLL, json=body, headers=basic(sim.admin_token))["status"] == 400
+
+
+# Blynk ---------------------------------------------------------------------------
+
+PROV = "/blynk/api/v1/organization/device/provision"
+
+
+def provision(call, sim, token=None, owner=1):
+    return call("POST", PROV + "/token", json={"orgId": 101, "ownerId": owner},
+                headers=bearer(token or sim.admin_token))
+
+
+def test_blynk_provision_token_returns_token_and_device_id(call, sim):
+    r = provision(call, sim)
+    assert r["status"] == 200
+    assert len(r["body"]["token"]) == 32 and isinstance(r["body"]["deviceId"], int)
+
+
+def test_blynk_provision_token_needs_both_ids(call, sim):
+    r = call("POST", PROV + "/token", json={"orgId": 101}, headers=bearer(sim.admin_token))
+    assert r["status"] == 400
+
+
+def test_blynk_provision_token_without_bearer_is_401(call):
+    assert call("POST", PROV + "/token", json={"orgId": 1, "ownerId": 1})["status"] == 401
+
+
+@pytest.mark.parametrize("user,owner", [("viewer-token", 4), ("provisioner-token", 9)],
+                         ids=["no-PROVISION_DEVICES", "other-owner-without-ORG_VIEW_USERS"])
+def test_blynk_provision_token_missing_permission_is_403(call, sim, user, owner):
+    assert provision(call, sim, user, owner)["status"] == 403
+
+
+def test_blynk_activation_accepts_the_provisioned_token(call, sim):
+    token = provision(call, sim)["body"]["token"]
+    r = call("GET", f"/blynk/external/api/provision?token={token}&templateId=TMPL1234")
+    assert (r["status"], r["body"]["status"]) == (200, "ok")
+
+
+@pytest.mark.parametrize("query", ["templateId=TMPL1", "token=x", "token=x&templateId=BAD1"])
+def test_blynk_activation_with_missing_or_bad_parameters_is_400(call, query):
+    assert call("GET", f"/blynk/external/api/provision?{query}")["status"] == 400
+
+
+def test_blynk_activation_with_an_unknown_token_is_401(call):
+    r = call("GET", "/blynk/external/api/provision?token=" + "x" * 32 + "&templateId=TMPL1")
+    assert r["status"] == 401
+
+
+def test_blynk_reconfigure_answers_with_the_device_offline_flag(call, sim):
+    device = provision(call, sim)["body"]["deviceId"]
+    r = call("POST", PROV + "/reconfigure", json={"deviceId": device},
+             headers=bearer(sim.admin_token))
+    assert r == {"status": 200, "body": {"deviceIsOffline": True}, "headers": r["headers"]}
+
+
+def test_blynk_reconfigure_checks_body_bearer_and_device_permission(call, sim):
+    device = provision(call, sim)["body"]["deviceId"]  # owned by the admin (user 1)
+    assert call("POST", PROV + "/reconfigure", json={},
+                headers=bearer(sim.admin_token))["status"] == 400
+    assert call("POST", PROV + "/reconfigure", json={"deviceId": device})["status"] == 401
+    assert call("POST", PROV + "/reconfigure", json={"deviceId": device},
+                headers=bearer("provisioner-token"))["status"] == 403
+    assert call("POST", PROV + "/reconfigure", json={"deviceId": device},
+                headers=bearer("org-provisioner-token"))["status"] == 200
+
+
+def test_blynk_reprovision_keeps_the_device_id_and_refuses_the_old_token(call, sim):
+    first = provision(call, sim)["body"]
+    r = call("POST", PROV + "/reprovision/token", json={"deviceId": first["deviceId"]},
+             headers=bearer(sim.admin_token))
+    assert r["status"] == 200
+    assert r["body"]["deviceId"] == first["deviceId"]
+    assert r["body"]["token"] != first["token"]
+    old = call("GET", f"/blynk/external/api/provision?token={first['token']}&templateId=TMPL1")
+    new = call("GET", f"/blynk/external/api/provision?token={r['body']['token']}&templateId=TMPL1")
+    assert (old["status"], new["status"]) == (401, 200)
+
+
+def test_blynk_reprovision_checks_body_and_bearer(call, sim):
+    assert call("POST", PROV + "/reprovision/token", json={"deviceId": "x"},
+                headers=bearer(sim.admin_token))["status"] == 400
+    assert call("POST", PROV + "/reprovision/token", json={"deviceId": 1})["status"] == 401
+
+
+# Spoke Zone ------------------------------------------------------------------------
+
+def sz_user(call, name="super"):
+    r = call("POST", "/spokezone/login", json={"username": name, "password": f"{name}-password"})
+    assert r["status"] == 200
+    return r["body"]["token"]
+
+
+def sz_device(call, user_token, cpu="cpu-0001"):
+    r = call("POST", "/spokezone/api/v2/devices", json={"cpuId": cpu},
+             headers={"x-access-token": user_token})
+    assert r["status"] == 201
+    return r["body"]
+
+
+def test_spokezone_login_gives_a_user_jwt(call):
+    assert sz_user(call).count(".") == 2
+
+
+def test_spokezone_login_checks_fields_and_password(call):
+    assert call("POST", "/spokezone/login", json={"username": "super"})["status"] == 400
+    assert call("POST", "/spokezone/login",
+                json={"username": "super", "password": "nope"})["status"] == 401
+
+
+def test_spokezone_create_device_returns_id_uuid_and_token(call):
+    dev = sz_device(call, sz_user(call))
+    assert set(dev) == {"id", "cpuId", "uuid", "token"}
+
+
+def test_spokezone_create_device_checks_token_and_body(call):
+    assert call("POST", "/spokezone/api/v2/devices", json={"cpuId": "c"})["status"] == 401
+    assert call("POST", "/spokezone/api/v2/devices", json={},
+                headers={"x-access-token": sz_user(call)})["status"] == 400
+
+
+def test_spokezone_secrets_for_super_users_need_no_body(call, sim):
+    dev = sz_device(call, sz_user(call))
+    r = call("GET", f"/spokezone/api/v2/devices/{dev['id']}/secrets",
+             headers={"x-access-token": sim.admin_token})
+    assert r["status"] == 200
+    assert (r["body"]["cpuId"], r["body"]["uuid"]) == (dev["cpuId"], dev["uuid"])
+
+
+def test_spokezone_secrets_for_other_users_need_the_cpu_id(call):
+    operator = sz_user(call, "operator")
+    dev = sz_device(call, operator, "cpu-77")
+    path = f"/spokezone/api/v2/devices/{dev['id']}/secrets"
+    assert call("GET", path, headers={"x-access-token": operator})["status"] == 400
+    assert call("GET", path, json={"cpuId": "cpu-other"},
+                headers={"x-access-token": operator})["status"] == 403
+    assert call("GET", path, json={"cpuId": "cpu-77"},
+                headers={"x-access-token": operator})["status"] == 200
+    assert call("GET", path)["status"] == 401
+
+
+def login_device(call, dev, **over):
+    body = {"token": dev["token"], "cpu_id": dev["cpuId"], "uuid": dev["uuid"], **over}
+    return call("POST", "/spokezone/loginDevice", json=body,
+                headers={"x-access-token": dev["token"]})
+
+
+def advance(call, sim, seconds):
+    assert call("POST", "/_sim/clock", json={"advance": seconds},
+                headers=bearer(sim.admin_token))["status"] == 200
+
+
+def test_spokezone_login_device_with_a_fresh_token_is_200_still_valid(call):
+    r = login_device(call, sz_device(call, sz_user(call)))
+    assert r["status"] == 200 and "token" not in r["body"]
+
+
+def test_spokezone_login_device_within_12h_of_expiry_renews_with_201(call, sim):
+    dev = sz_device(call, sz_user(call))
+    advance(call, sim, 7 * 24 * 3600 - 11 * 3600)
+    r = login_device(call, dev)
+    assert r["status"] == 201
+    assert r["body"]["token"] != dev["token"]
+
+
+def test_spokezone_token_expired_11h_ago_renews_13h_ago_does_not(call, sim):
+    a, b = sz_device(call, sz_user(call)), sz_device(call, sz_user(call))
+    advance(call, sim, 7 * 24 * 3600 + 11 * 3600)
+    assert login_device(call, a)["status"] == 201
+    advance(call, sim, 2 * 3600)
+    assert login_device(call, b)["status"] == 401
+
+
+def test_spokezone_login_device_checks_fields_and_identity(call):
+    dev = sz_device(call, sz_user(call))
+    assert call("POST", "/spokezone/loginDevice", json={"token": dev["token"]})["status"] == 400
+    assert login_device(call, dev, cpu_id="someone-else")["status"] == 401
+    assert login_device(call, dev, token="not.a.jwt")["status"] == 401
+
+
+# plgd ------------------------------------------------------------------------------
+
+AUTH = "/plgd/authorize?response_type=code&client_id=onboard-device&redirect_uri={}&state=s1"
+CALLBACK = "http://127.0.0.1:9/callback"
+
+
+def browser_get(sim, path, headers=None):
+    # /authorize is for the user's browser, which must not follow the redirect
+    # to the app's callback: CPython's http.client, not the device's client
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=str(sim.dir / "ca.pem"))
+    conn = http.client.HTTPSConnection("127.0.0.1", sim.https_port, context=ctx, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Location")
+    finally:
+        conn.close()
+
+
+def plgd_code(call, sim):
+    status, location = browser_get(sim, AUTH.format(urllib.parse.quote(CALLBACK)),
+                                   bearer(sim.admin_token))
+    assert status == 302
+    assert location.startswith(CALLBACK + "?")
+    query = dict(urllib.parse.parse_qsl(location.split("?", 1)[1]))
+    assert query["state"] == "s1"
+    return query["code"]
+
+
+def plgd_tokens(call, sim):
+    r = call("POST", "/plgd/oauth/token", form={"grant_type": "authorization_code",
+                                                "client_id": "onboard-device",
+                                                "code": plgd_code(call, sim),
+                                                "redirect_uri": CALLBACK})
+    assert r["status"] == 200
+    return r["body"]
+
+
+def test_plgd_authorize_redirects_with_a_code(call, sim):
+    assert plgd_code(call, sim)
+
+
+def test_plgd_authorize_checks_session_parameters_and_client(sim):
+    assert browser_get(sim, AUTH.format(CALLBACK))[0] == 401
+    assert browser_get(sim, "/plgd/authorize?client_id=onboard-device",
+                       bearer(sim.admin_token))[0] == 400
+    assert browser_get(sim, AUTH.format(CALLBACK).replace("onboard-device", "stranger"),
+                       bearer(sim.admin_token))[0] == 401
+
+
+def test_plgd_code_exchange_gives_access_and_refresh_tokens(call, sim):
+    tokens = plgd_tokens(call, sim)
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
+    assert {"access_token", "refresh_token", "scope"} <= set(tokens)
+
+
+def test_plgd_code_works_once(call, sim):
+    code = plgd_code(call, sim)
+    form = {"grant_type": "authorization_code", "client_id": "onboard-device", "code": code}
+    assert call("POST", "/plgd/oauth/token", form=form)["status"] == 200
+    assert call("POST", "/plgd/oauth/token", form=form)["status"] == 401
+
+
+def test_plgd_token_checks_grant_and_fields(call):
+    assert call("POST", "/plgd/oauth/token", form={"client_id": "onboard-device"})["status"] == 400
+    assert call("POST", "/plgd/oauth/token", form={"grant_type": "password",
+                                                   "client_id": "onboard-device"})["status"] == 400
+
+
+def test_plgd_refresh_rotates_the_refresh_token(call, sim):
+    tokens = plgd_tokens(call, sim)
+    form = {"grant_type": "refresh_token", "client_id": "onboard-device",
+            "refresh_token": tokens["refresh_token"]}
+    again = call("POST", "/plgd/oauth/token", form=form)
+    assert again["status"] == 200
+    assert again["body"]["refresh_token"] != tokens["refresh_token"]
+    assert call("POST", "/plgd/oauth/token", form=form)["status"] == 401
+
+
+def test_plgd_token_requests_are_throttled_per_token_and_address(call):
+    form = {"grant_type": "refresh_token", "client_id": "onboard-device",
+            "refresh_token": "same-unknown-token"}
+    statuses = [call("POST", "/plgd/oauth/token", form=form) for _ in range(6)]
+    assert [s["status"] for s in statuses] == [401] * 5 + [429]
+    assert int(statuses[-1]["headers"]["retry-after"]) >= 1
+
+
+def test_plgd_device_list_needs_the_access_token(call, sim):
+    tokens = plgd_tokens(call, sim)
+    r = call("GET", "/plgd/api/v1/devices", headers=bearer(tokens["access_token"]))
+    assert r["status"] == 200 and isinstance(r["body"], list) and r["body"]
+    assert call("GET", "/plgd/api/v1/devices")["status"] == 401
+
+
+# AllThingsTalk -----------------------------------------------------------------------
+
+def att_login(call, password="alice-password", code="246810"):
+    first = call("POST", "/att/login", form={"grant_type": "password", "username": "alice",
+                                             "password": password, "client_id": "web"})
+    if first["status"] != 200:
+        return first
+    return call("POST", "/att/login", form={"grant_type": "mfa", "client_id": "web",
+                                            "mfa_uid": first["body"]["MfaUid"],
+                                            "user_id": first["body"]["UserId"], "code": code})
+
+
+def test_att_password_then_mfa_gives_user_tokens(call):
+    r = att_login(call)
+    assert r["status"] == 200
+    assert r["body"]["token_type"] == "bearer" and r["body"]["expires_in"] == 3599
+
+
+def test_att_login_rejects_a_wrong_password_or_mfa_code(call):
+    assert att_login(call, password="nope")["status"] == 401
+    assert att_login(call, code="000000")["status"] == 401
+
+
+def test_att_login_checks_fields_and_grant(call):
+    assert call("POST", "/att/login", form={"grant_type": "password",
+                                            "client_id": "web"})["status"] == 400
+    assert call("POST", "/att/login", form={"grant_type": "magic",
+                                            "client_id": "web"})["status"] == 400
+
+
+def test_att_refresh_gives_new_tokens_once(call):
+    refresh = att_login(call)["body"]["refresh_token"]
+    form = {"grant_type": "refresh_token", "client_id": "web", "refresh_token": refresh}
+    assert call("POST", "/att/login", form=form)["status"] == 200
+    assert call("POST", "/att/login", form=form)["status"] == 401
+
+
+def test_att_device_token_reads_only_its_device(call, sim):
+    att = sim.clouds["att"]
+    mine, other = [d for d, v in att.devices.items() if v["ground"] == "ground-1"][:2]
+    token = att.devices[mine]["token"]
+    assert call("GET", f"/att/device/{mine}", headers=bearer(token))["status"] == 200
+    assert call("GET", f"/att/device/{other}", headers=bearer(token))["status"] == 403
+    assert call("GET", f"/att/device/{mine}")["status"] == 401
+
+
+def test_att_ground_token_reads_every_device_of_its_ground_and_nothing_else(call, sim):
+    att = sim.clouds["att"]
+    token = att.grounds["ground-1"]
+    listed = call("GET", "/att/ground/ground-1/devices", headers=bearer(token))
+    assert listed["status"] == 200
+    assert {d["id"] for d in listed["body"]} == {
+        d for d, v in att.devices.items() if v["ground"] == "ground-1"}
+    stranger = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
+    assert call("GET", f"/att/device/{stranger}", headers=bearer(token))["status"] == 403
+    assert call("GET", "/att/ground/ground-2/devices", headers=bearer(token))["status"] == 403
+
+
+def test_att_user_creates_a_device_with_a_token(call):
+    user = att_login(call)["body"]["access_token"]
+    r = call("POST", "/att/ground/ground-2/devices", json={"name": "door-2"},
+             headers=bearer(user))
+    assert r["status"] == 201 and r["body"]["token"]
+    assert call("POST", "/att/ground/ground-2/devices", json={},
+                headers=bearer(user))["status"] == 400
+    assert call("POST", "/att/ground/ground-2/devices", json={"name": "x"})["status"] == 401
+
+
+# /_sim/ faults reach the client -------------------------------------------------------
+
+def fault(call, sim, **spec):
+    r = call("POST", "/_sim/faults", json=spec, headers=bearer(sim.admin_token))
+    assert r["status"] == 201
+
+
+def enroll(call, sim, timeout=5):
+    return call("POST", ENROLL, json={"type": "production_token"},
+                headers=basic(sim.admin_token), timeout=timeout)
+
+
+def test_sim_controls_need_the_admin_token(call):
+    assert call("POST", "/_sim/faults", json={"path": ENROLL, "kind": "drop"})["status"] == 401
+
+
+def test_fault_latency_makes_the_client_time_out(call, sim):
+    fault(call, sim, path=ENROLL, kind="latency", seconds=3)
+    assert enroll(call, sim, timeout=1)["error"] == "Timeout"
+
+
+def test_fault_status_500_reaches_the_client(call, sim):
+    fault(call, sim, path=ENROLL, kind="status", status=500)
+    assert enroll(call, sim)["status"] == 500
+    assert enroll(call, sim)["status"] == 201  # count 1: the next request is served
+
+
+def test_fault_429_carries_retry_after(call, sim):
+    fault(call, sim, path=ENROLL, kind="retry_after", seconds=7)
+    r = enroll(call, sim)
+    assert (r["status"], r["headers"]["retry-after"]) == (429, "7")
+
+
+def test_fault_truncated_body_is_detected(call, sim):
+    fault(call, sim, path=ENROLL, kind="truncate")
+    r = enroll(call, sim)
+    assert (r["error"], r["message"]) == ("ProtocolError", "127.0.0.1: body: truncated")
+
+
+def test_fault_dropped_connection_is_detected(call, sim):
+    fault(call, sim, path=ENROLL, kind="drop")
+    r = enroll(call, sim)
+    assert r == {"error": "ProtocolError",
+                 "message": "127.0.0.1: status: connection closed before a reply"}
+
+
+def test_fault_tokens_as_json_numbers_arrive_exact(call, sim, mpy):
+    fault(call, sim, path=ENROLL, kind="numbers")
+    code = REQUEST.replace("body = r.json()", "body = r.json()\n        from onboard.hex64 import "
+                           "canonical\n        body = {k: canonical(v) for k, v in body.items()}")
+    code = code % {"method": "POST", "url": f"https://127.0.0.1:{sim.https_port}{ENROLL}",
+                   "ca": str(sim.dir / "ca.pem"), "timeout": 5,
+                   "kw": repr({"json": {"type": "production_token"},
+                               "headers": basic(sim.admin_token)})}
+    r = json.loads(mpy.run(code).lines[-1])
+    issued = sim.clouds["imp"].enrolments[-1]
+    assert r["status"] == 201
+    assert (r["body"]["plan_id"], r["body"]["token_id"]) == issued
+
+
+def test_fault_wrong_shape_reaches_the_client(call, sim):
+    fault(call, sim, path=ENROLL, kind="shape")
+    r = enroll(call, sim)
+    assert (r["status"], r["body"]) == (200, ["not", "the", "expected", "shape"])
+
+
+def test_fault_applies_only_to_its_method_and_path(call, sim):
+    fault(call, sim, path=ENROLL, method="GET", kind="status", status=503)
+    assert enroll(call, sim)["status"] == 201
+
+
+def test_shortened_lifetime_shows_in_new_tokens(call, sim):
+    r = call("POST", "/_sim/lifetimes", json={"cloud": "plgd", "seconds": 30},
+             headers=bearer(sim.admin_token))
+    assert r["status"] == 200
+    assert plgd_tokens(call, sim)["expires_in"] == 30
+
+
+def test_bad_fault_spec_is_400(call, sim):
+    r = call("POST", "/_sim/faults", json={"path": ENROLL, "kind": "meteor"},
+             headers=bearer(sim.admin_token))
+    assert r["status"] == 400
+
+
+# MQTT credentials follow the tokens ---------------------------------------------------
+
+MQTT = """
+from onboard.mqtt import MQTTClient
+import json
+for token in %r:
+    c = MQTTClient("dev", "127.0.0.1", %d, user=token, password=token, timeout=5)
+    try:
+        c.connect()
+        print(json.dumps("ok"))
+        c.disconnect()
+    except Exception as e:
+        print(json.dumps([type(e).__name__, e.args[0] if e.args else None]))
+"""
+
+
+def test_issued_device_token_connects_and_the_replaced_one_is_refused(call, sim, mpy):
+    dev = sz_device(call, sz_user(call))
+    renewed = call("GET", f"/spokezone/api/v2/devices/{dev['id']}/secrets",
+                   headers={"x-access-token": sim.admin_token})["body"]["token"]
+    out = mpy.run(MQTT % ([renewed, dev["token"]], sim.broker.mqtt_port)).lines
+    assert json.loads(out[0]) == "ok"
+    assert json.loads(out[1]) in (["MQTTException", 5], ["MQTTException", 4])
+
+
+# The command ----------------------------------------------------------------------------
+
+def test_cloudsim_command_prints_its_addresses_and_stops_cleanly_on_sigterm(tmp_path):
+    onboard = os.path.join(os.path.dirname(sys.executable), "onboard")
+    proc = subprocess.Popen([onboard, "cloudsim", "--state-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(proc.stdout.readline())
+        assert set(ready) == {"https", "mqtt", "mqtts", "ca", "admin_token"}
+        assert ready["ca"] == str(tmp_path / "ca.pem")
+        broker_pid = int((tmp_path / "mosquitto" / "mosquitto.pid").read_text())
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert code == 0
+    assert not os.path.exists(f"/proc/{broker_pid}") or \
+        open(f"/proc/{broker_pid}/stat").read().split()[2] == "Z"

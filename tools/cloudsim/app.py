@@ -1,0 +1,188 @@
+"""cloudsim: the five clouds' APIs on one HTTPS port, and Mosquitto."""
+
+import base64
+import json
+import secrets
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .broker import Broker
+from .clouds.att import AllThingsTalk
+from .clouds.blynk import Blynk
+from .clouds.imp import Imp
+from .clouds.plgd import Plgd
+from .clouds.spokezone import SpokeZone
+from .pki import CA
+from .web import Faults, HttpError, HTTPSServer, Router
+
+# Default token lifetimes in seconds; /_sim/lifetimes shortens them.
+LIFETIMES = {"spokezone": 7 * 24 * 3600, "plgd": 3600, "att": 3599, "blynk": 0}
+
+
+def _load_or_make_ca(folder):
+    # the CA survives restarts with the same --state-dir, so devices keep trusting it
+    cert, key = folder / "ca.pem", folder / "ca.key"
+    ca = CA.__new__(CA)
+    if cert.exists() and key.exists():
+        ca.cert = x509.load_pem_x509_certificate(cert.read_bytes())
+        ca.key = serialization.load_pem_private_key(key.read_bytes(), None)
+        return ca
+    ca = CA()
+    cert.write_bytes(ca.pem())
+    key.write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+    key.chmod(0o600)
+    return ca
+
+
+class Cloudsim:
+    def __init__(self, state_dir=None, https_port=0, mqtt_port=0, mqtts_port=0, log=None):
+        self._tmp = None
+        if state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="cloudsim-")
+            state_dir = self._tmp.name
+        self.dir = Path(state_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.lock = threading.RLock()
+        self.admin_token = secrets.token_urlsafe(24)
+        self.clock_offset = 0.0
+        self.lifetimes = dict(LIFETIMES)
+        self.ca = _load_or_make_ca(self.dir)
+        self.certfile, self.keyfile = self.ca.write_server(self.dir, "server")
+        self.https_port = https_port
+        self.broker = Broker(self.dir / "mosquitto", self.certfile, self.keyfile,
+                             mqtt_port, mqtts_port)
+        self.mqtt_identities = {}  # (cloud, token) -> device id
+        self.faults = Faults()
+        self.router = Router()
+        self.router.add("POST", "/_sim/faults", self._add_fault)
+        self.router.add("DELETE", "/_sim/faults", self._clear_faults)
+        self.router.add("POST", "/_sim/lifetimes", self._set_lifetime)
+        self.router.add("POST", "/_sim/clock", self._clock)
+        self.router.add("GET", "/_sim/state", self._state)
+        self.clouds = {"imp": Imp(self), "blynk": Blynk(self), "spokezone": SpokeZone(self),
+                       "plgd": Plgd(self), "att": AllThingsTalk(self)}
+        for cloud in self.clouds.values():
+            cloud.routes(self.router)
+        self.server = None
+
+    # -- shared services for the cloud modules ---------------------------------
+
+    def log(self, line):
+        self._log(f"cloudsim: {line}")
+
+    def now(self):
+        return time.time() + self.clock_offset
+
+    def lifetime(self, cloud):
+        return self.lifetimes[cloud]
+
+    def require_basic(self, req):
+        """401 unless Authorization is Basic with the admin token as the API key."""
+        auth = req.headers.get("Authorization", "")
+        if auth[:6].lower() == "basic ":
+            try:
+                key = base64.b64decode(auth[6:].strip(), validate=True).decode()
+            except ValueError:
+                key = ""
+            key = key[:-1] if key.endswith(":") else key
+            if secrets.compare_digest(key, self.admin_token):
+                return
+        raise HttpError(401, "missing or wrong API key (Basic)")
+
+    def allow_mqtt(self, cloud, token, device_id):
+        """Let this device token log in to the broker (username and password: the token)."""
+        self.mqtt_identities[(cloud, token)] = device_id
+        self.broker.allow(token, token)
+
+    def revoke_mqtt(self, cloud, token):
+        self.mqtt_identities.pop((cloud, token), None)
+        self.broker.revoke(token)
+
+    def downlink(self, cloud, device_id, name, payload):
+        """A cloud-to-device message; True when it could be sent (device online)."""
+        self.log(f"{cloud} downlink {name} for device {device_id}")
+        return False
+
+    # -- /_sim/ controls (admin token) -----------------------------------------
+
+    def _admin(self, req):
+        if not secrets.compare_digest(req.bearer() or "", self.admin_token):
+            raise HttpError(401, "admin token required")
+
+    def _add_fault(self, req):
+        self._admin(req)
+        return 201, self.faults.add(req.json())
+
+    def _clear_faults(self, req):
+        self._admin(req)
+        self.faults.clear()
+        return 200, {"status": "cleared"}
+
+    def _set_lifetime(self, req):
+        self._admin(req)
+        doc = req.json()
+        if doc.get("cloud") not in self.lifetimes or not isinstance(doc.get("seconds"), int) \
+                or doc["seconds"] < 1:
+            raise HttpError(400, f"cloud: one of {', '.join(self.lifetimes)}; seconds >= 1")
+        self.lifetimes[doc["cloud"]] = doc["seconds"]
+        return 200, {"cloud": doc["cloud"], "seconds": doc["seconds"]}
+
+    def _clock(self, req):
+        self._admin(req)
+        doc = req.json()
+        if doc.get("reset") is True:
+            self.clock_offset = 0.0
+        elif isinstance(doc.get("advance"), (int, float)):
+            self.clock_offset += doc["advance"]
+        else:
+            raise HttpError(400, "advance: seconds to move the clock forward (or reset: true)")
+        return 200, {"now": self.now()}
+
+    def _state(self, req):
+        self._admin(req)
+        return 200, {
+            "spokezone": self.clouds["spokezone"].devices,
+            "blynk": {str(k): v for k, v in self.clouds["blynk"].devices.items()},
+            "att": {"devices": self.clouds["att"].devices,
+                    "grounds": self.clouds["att"].grounds},
+            "imp": {"enrolments": self.clouds["imp"].enrolments},
+            "plgd": {"devices": self.clouds["plgd"].devices},
+        }
+
+    def dispatch(self, req):
+        return self.router.dispatch(req)
+
+    # -- life cycle --------------------------------------------------------------
+
+    def start(self):
+        self.broker.start()
+        self.server = HTTPSServer(self, self.https_port, self.certfile, self.keyfile)
+        self.https_port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def ready_line(self):
+        return json.dumps({
+            "https": f"https://127.0.0.1:{self.https_port}",
+            "mqtt": f"mqtt://127.0.0.1:{self.broker.mqtt_port}",
+            "mqtts": f"mqtts://127.0.0.1:{self.broker.mqtts_port}",
+            "ca": str(self.dir / "ca.pem"),
+            "admin_token": self.admin_token,
+        })
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+        self.broker.stop()
+        if self._tmp:
+            self._tmp.cleanup()

@@ -1,0 +1,1 @@
+"""One module per simulated cloud; each registers its routes under its prefix."""

@@ -1,0 +1,119 @@
+"""AllThingsTalk: OAuth2 password login with an MFA step and refresh tokens
+for users; device tokens and ground tokens with their scopes."""
+
+import secrets
+from email.utils import formatdate
+
+from ..web import HttpError, need
+
+USERS = {"alice": {"password": "alice-password", "mfa": "246810", "id": "user-alice"}}
+CLIENT_IDS = ("web", "mobile", "postman")
+
+
+class AllThingsTalk:
+    def __init__(self, sim):
+        self.sim = sim
+        self.pending = {}  # MfaUid -> username
+        self.access = {}  # user access token -> {"user", "exp"}
+        self.refresh = {}  # refresh token -> username
+        self.devices = {}  # device id -> {"ground", "token", "name"}
+        self.grounds = {}  # ground id -> ground token
+        for ground, names in (("ground-1", ("thermo-1", "thermo-2")), ("ground-2", ("door-1",))):
+            self.grounds[ground] = "gt-" + secrets.token_urlsafe(18)
+            for name in names:
+                self.add_device(ground, name)
+
+    def routes(self, r):
+        r.add("POST", "/att/login", self.login)
+        r.add("GET", r"/att/device/(?P<device_id>[^/]+)", self.device)
+        r.add("GET", r"/att/ground/(?P<ground>[^/]+)/devices", self.ground_devices)
+        r.add("POST", r"/att/ground/(?P<ground>[^/]+)/devices", self.create_device)
+
+    def add_device(self, ground, name):
+        device_id = secrets.token_hex(6)
+        # real ones read "maker:..."; a colon cannot stand in a Mosquitto password file
+        token = "maker-" + secrets.token_urlsafe(24)
+        self.devices[device_id] = {"ground": ground, "token": token, "name": name}
+        self.sim.allow_mqtt("att", token, device_id)
+        return device_id
+
+    def _tokens(self, username):
+        lifetime = self.sim.lifetime("att")
+        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        now = self.sim.now()
+        self.access[access] = {"user": username, "exp": now + lifetime}
+        self.refresh[refresh] = username
+        return 200, {"access_token": access, "token_type": "bearer", "expires_in": lifetime,
+                     "refresh_token": refresh, "as:client_id": "web", "userName": username,
+                     ".issued": formatdate(now, usegmt=True),
+                     ".expires": formatdate(now + lifetime, usegmt=True)}
+
+    def login(self, req):
+        doc = req.fields()
+        grant, client_id = need(doc, "grant_type", "client_id")
+        if client_id not in CLIENT_IDS:
+            raise HttpError(400, "client_id: one of web, mobile, postman")
+        with self.sim.lock:
+            if grant == "password":
+                username, password = need(doc, "username", "password")
+                user = USERS.get(username)
+                if not user or not secrets.compare_digest(user["password"], password):
+                    raise HttpError(401, "wrong username or password")
+                mfa_uid = secrets.token_urlsafe(12)
+                self.pending[mfa_uid] = username
+                return 200, {"MfaUid": mfa_uid, "UserId": user["id"]}
+            if grant == "mfa":
+                mfa_uid, user_id, code = need(doc, "mfa_uid", "user_id", "code")
+                username = self.pending.get(mfa_uid)
+                user = USERS.get(username or "")
+                if not user or user["id"] != user_id or not secrets.compare_digest(
+                        user["mfa"], code):
+                    raise HttpError(401, "wrong MFA code or unknown MfaUid")
+                del self.pending[mfa_uid]
+                return self._tokens(username)
+            if grant == "refresh_token":
+                (refresh,) = need(doc, "refresh_token")
+                username = self.refresh.pop(refresh, None)
+                if not username:
+                    raise HttpError(401, "refresh_token: unknown or already used")
+                return self._tokens(username)
+        raise HttpError(400, "grant_type: password, mfa or refresh_token")
+
+    def _who(self, req):
+        # -> ("user", name) | ("ground", id) | ("device", id); 401 when none
+        token = req.bearer() or ""
+        held = self.access.get(token)
+        if held and held["exp"] >= self.sim.now():
+            return "user", held["user"]
+        for ground, gt in self.grounds.items():
+            if secrets.compare_digest(gt, token):
+                return "ground", ground
+        for device_id, dev in self.devices.items():
+            if secrets.compare_digest(dev["token"], token):
+                return "device", device_id
+        raise HttpError(401, "missing, invalid or expired Bearer token")
+
+    def device(self, req, device_id):
+        kind, who = self._who(req)
+        dev = self.devices.get(device_id)
+        allowed = dev and (kind == "user" or (kind == "ground" and dev["ground"] == who)
+                           or (kind == "device" and who == device_id))
+        if not allowed:
+            raise HttpError(403, "this token has no access to that device")
+        return 200, {"id": device_id, "name": dev["name"], "ground": dev["ground"]}
+
+    def ground_devices(self, req, ground):
+        kind, who = self._who(req)
+        if ground not in self.grounds or not (kind == "user" or (kind, who) == ("ground", ground)):
+            raise HttpError(403, "this token has no access to that ground")
+        return 200, [{"id": d, "name": v["name"]} for d, v in self.devices.items()
+                     if v["ground"] == ground]
+
+    def create_device(self, req, ground):
+        kind, _ = self._who(req)
+        if kind != "user" or ground not in self.grounds:
+            raise HttpError(403, "only a user can create devices in a ground")
+        (name,) = need(req.json(), "name")
+        with self.sim.lock:
+            device_id = self.add_device(ground, name)
+        return 201, {"id": device_id, "token": self.devices[device_id]["token"]}

@@ -1,0 +1,106 @@
+"""Blynk device provisioning: provision/reconfigure/reprovision with the
+documented permissions, and the device's /external/api/provision."""
+
+import secrets
+import string
+
+from ..web import HttpError, need
+
+ALPHABET = string.ascii_letters + string.digits + "-_"
+
+# Platform users (Bearer tokens) and their permissions; the admin token has all.
+USERS = {
+    "provisioner-token": (2, {"PROVISION_DEVICES", "OWN_DEVICES_VIEW"}),
+    "org-provisioner-token": (3, {"PROVISION_DEVICES", "ORG_VIEW_USERS", "ORG_DEVICES_VIEW"}),
+    "viewer-token": (4, {"ORG_DEVICES_VIEW", "OWN_DEVICES_VIEW"}),
+}
+ALL = {"PROVISION_DEVICES", "ORG_VIEW_USERS", "OWN_DEVICES_VIEW", "ORG_DEVICES_VIEW"}
+P = "/blynk/api/v1/organization/device/provision"
+
+
+def new_token():
+    return "".join(secrets.choice(ALPHABET) for _ in range(32))
+
+
+class Blynk:
+    def __init__(self, sim):
+        self.sim = sim
+        self.devices = {}  # id -> {"owner", "org", "token", "active", "template"}
+        self.next_id = 101
+        self.sent = []  # (device id, downlink) for the device's MQTT topics
+
+    def routes(self, r):
+        r.add("POST", P + "/token", self.provision_token)
+        r.add("POST", P + "/reconfigure", self.reconfigure)
+        r.add("POST", P + "/reprovision/token", self.reprovision)
+        r.add("GET", "/blynk/external/api/provision", self.activate)
+
+    def _user(self, req):
+        token = req.bearer()
+        if token and secrets.compare_digest(token, self.sim.admin_token):
+            return 1, ALL
+        if token in USERS:
+            return USERS[token]
+        raise HttpError(401, "missing or invalid Bearer token")
+
+    def _device(self, req, user_id, perms):
+        if "PROVISION_DEVICES" not in perms:
+            raise HttpError(403, "PROVISION_DEVICES permission required")
+        (device_id,) = need(req.json(), "deviceId", kind=int)
+        dev = self.devices.get(device_id)
+        if dev is None:
+            raise HttpError(404, "deviceId: no such device")
+        if "ORG_DEVICES_VIEW" not in perms and not (
+                "OWN_DEVICES_VIEW" in perms and dev["owner"] == user_id):
+            raise HttpError(403, "OWN_DEVICES_VIEW or ORG_DEVICES_VIEW permission required")
+        return device_id, dev
+
+    def provision_token(self, req):
+        user_id, perms = self._user(req)
+        if "PROVISION_DEVICES" not in perms:
+            raise HttpError(403, "PROVISION_DEVICES permission required")
+        org, owner = need(req.json(), "orgId", "ownerId", kind=int)
+        if owner != user_id and "ORG_VIEW_USERS" not in perms:
+            raise HttpError(403, "ORG_VIEW_USERS permission required for another owner")
+        with self.sim.lock:
+            device_id = self.next_id
+            self.next_id += 1
+            self.devices[device_id] = {"owner": owner, "org": org, "token": new_token(),
+                                       "active": False, "template": None}
+        return 200, {"token": self.devices[device_id]["token"], "deviceId": device_id}
+
+    def reconfigure(self, req):
+        device_id, dev = self._device(req, *self._user(req))
+        online = self.sim.downlink("blynk", device_id, "reconfigure", "")
+        return 200, {"deviceIsOffline": not online}
+
+    def reprovision(self, req):
+        device_id, dev = self._device(req, *self._user(req))
+        with self.sim.lock:
+            old = dev["token"]
+            dev["token"] = new_token()
+            dev["active"] = False
+        self.sim.revoke_mqtt("blynk", old)
+        return 200, {"token": dev["token"], "deviceId": device_id}
+
+    def by_token(self, token):
+        for device_id, dev in self.devices.items():
+            if token and secrets.compare_digest(dev["token"], token):
+                return device_id, dev
+        return None, None
+
+    def activate(self, req):
+        token = req.query.get("token", "")
+        template = req.query.get("templateId", "")
+        if not token or not template:
+            raise HttpError(400, "token and templateId are required")
+        if not template.startswith("TMPL"):
+            raise HttpError(400, "templateId: must start with TMPL")
+        device_id, dev = self.by_token(token)
+        if dev is None:
+            raise HttpError(401, "token: unknown or revoked")
+        with self.sim.lock:
+            dev["active"] = True
+            dev["template"] = template
+        self.sim.allow_mqtt("blynk", token, device_id)
+        return 200, {"status": "ok", "deviceId": device_id}

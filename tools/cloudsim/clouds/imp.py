@@ -1,0 +1,40 @@
+"""Electric Imp: POST /imp/v5/enroll (Basic API key) -> 201 {plan_id, token_id}."""
+
+import secrets
+
+from ..web import HttpError
+
+
+def _hex64():
+    return "0x%016x" % secrets.randbits(64)
+
+
+class Imp:
+    def __init__(self, sim):
+        self.sim = sim
+        self.plans = set()
+        self.enrolments = []  # (plan_id, token_id) issued
+
+    def routes(self, r):
+        r.add("POST", "/imp/v5/enroll", self.enroll)
+
+    def enroll(self, req):
+        self.sim.require_basic(req)
+        doc = req.json()
+        if doc.get("type") != "production_token":
+            raise HttpError(400, 'type: must be "production_token"')
+        plan = doc.get("plan_id")
+        if plan is not None:
+            try:
+                plan = "0x%016x" % int(str(plan), 16)
+            except ValueError:
+                raise HttpError(400, "plan_id: not a hex plan ID") from None
+            if plan not in self.plans:
+                raise HttpError(400, "plan_id: unknown plan")
+        else:
+            plan = _hex64()
+            self.plans.add(plan)
+        token = _hex64()
+        self.enrolments.append((plan, token))
+        # 201 also when an existing plan ID was passed, as the API documents
+        return 201, {"plan_id": plan, "token_id": token}
