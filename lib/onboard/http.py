@@ -47,8 +47,10 @@ def _left(deadline):
 
 class _Conn:
     # Buffered reading over recv(); subclasses supply connect/send/recv/close.
-    buf = b""
     eof = False
+
+    def __init__(self):
+        self.buf = bytearray()  # grows and shrinks in place
 
     async def fill(self, deadline):
         part = await self.recv(deadline)  # pyright: ignore  (each subclass has recv)
@@ -58,13 +60,18 @@ class _Conn:
             self.eof = True
         return part
 
-    async def line(self, deadline, limit):
+    def cut(self, n, skip=0):
+        # the first n bytes, dropping them and `skip` more from the buffer
+        part = bytes(self.buf[:n])
+        self.buf[: n + skip] = b""  # in place (MicroPython has no del on slices)
+        return part
+
+    async def upto(self, sep, deadline, limit):
+        # bytes before sep (consumed with it); ValueError past limit or at EOF
         while True:
-            i = self.buf.find(b"\r\n")
+            i = self.buf.find(sep)
             if i >= 0:
-                line = self.buf[:i]
-                self.buf = self.buf[i + 2 :]
-                return line
+                return self.cut(i, len(sep))
             if len(self.buf) > limit or not await self.fill(deadline):
                 raise ValueError
 
@@ -72,9 +79,7 @@ class _Conn:
         while len(self.buf) < n:
             if not await self.fill(deadline):
                 raise EOFError
-        part = self.buf[:n]
-        self.buf = self.buf[n:]
-        return part
+        return self.cut(n)
 
 
 class _Blocking(_Conn):
@@ -178,6 +183,8 @@ def der(cert):
 def _context(ca, insecure):
     import tls
 
+    if hasattr(ca, "wrap_socket"):
+        return ca  # a ready SSLContext, reused across requests
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     if insecure:
         ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
@@ -192,52 +199,53 @@ def _context(ca, insecure):
     return ctx
 
 
+def _big(host, max_body):
+    return fail(ProtocolError, host, "body", "larger than max_body %d" % max_body)
+
+
 async def _reply(c, host, max_body, head_only, deadline):
     phase = "status"
     try:
-        parts = (await c.line(deadline, 256)).decode().split(" ")
+        lines = (await c.upto(b"\r\n\r\n", deadline, _MAX_HEAD)).decode().split("\r\n")
+        parts = lines[0].split(" ")
         status = int(parts[1])
         if not parts[0].startswith("HTTP/1.") or not 100 <= status <= 599:
             raise ValueError
         phase = "headers"
         headers = {}
-        size = 0
-        while True:
-            line = (await c.line(deadline, _MAX_HEAD)).decode()
-            size += len(line)
-            if not line:
-                break
+        for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep or size > _MAX_HEAD:
+            if not sep:
                 raise ValueError
             headers[name.strip().lower()] = value.strip()
+        del lines
         phase = "body"
         body = b""
         if head_only or status in (204, 304) or status < 200:
             pass
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             while True:
-                n = int((await c.line(deadline, 64)).split(b";")[0], 16)
+                n = int((await c.upto(b"\r\n", deadline, 64)).split(b";")[0], 16)
                 if len(body) + n > max_body:
-                    raise fail(ProtocolError, host, phase, "larger than max_body %d" % max_body)
+                    raise _big(host, max_body)
                 if not n:
                     break
                 body += await c.take(n, deadline)
                 if await c.take(2, deadline) != b"\r\n":
                     raise ValueError
-            while await c.line(deadline, 256):
+            while await c.upto(b"\r\n", deadline, 256):
                 pass  # trailers
         elif "content-length" in headers:
             n = int(headers["content-length"])
             if n > max_body:
-                raise fail(ProtocolError, host, phase, "larger than max_body %d" % max_body)
+                raise _big(host, max_body)
             body = await c.take(n, deadline)
         else:
             while not c.eof:
                 if len(c.buf) > max_body:
-                    raise fail(ProtocolError, host, phase, "larger than max_body %d" % max_body)
+                    raise _big(host, max_body)
                 await c.fill(deadline)
-            body = c.buf
+            body = bytes(c.buf)
         return Response(status, headers, body)
     except (ValueError, UnicodeError, EOFError, IndexError):
         why = "malformed"

@@ -5,7 +5,7 @@ import time
 
 from onboard_cli.build import build
 
-GROUPS = ["store"]
+GROUPS = ["store", "network"]
 
 
 def table(rows):

@@ -1,0 +1,132 @@
+"""Figures of the network core: HTTPS and MQTT heap next to their floors, .mpy sizes.
+
+Everything runs against an in-process cloudsim (HTTPS API + Mosquitto)."""
+
+import base64
+
+from cloudsim.app import Cloudsim
+
+from .measure import allocated, mpy_size, smallest_heap, workdir
+
+# Bytes of umqtt.simple for connect + QoS 1 publish of 64 bytes, plain, on the
+# Unix port, as the issue measured it (umqtt.simple is not installable offline).
+UMQTT_PLAIN = 6900
+
+HTTPS_SETUP = """
+URL = {url!r}
+CA = {ca!r}
+AUTH = {auth!r}
+"""
+
+ONBOARD_HTTPS = """
+from onboard.http import request
+r = request("POST", URL, json={"type": "production_token"}, headers={"Authorization": AUTH},
+            ca=CA, timeout=10)
+assert r.status_code == 201 and "token_id" in r.json()
+"""
+
+# The floor: what any verifying HTTPS POST needs at least.
+FLOOR_HTTPS = """
+import socket, tls, json
+ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+ctx.verify_mode = tls.CERT_REQUIRED
+with open(CA.replace(".pem", ".der"), "rb") as f:
+    ctx.load_verify_locations(f.read())
+host, port = URL.split("//")[1].split("/")[0].split(":")
+s = socket.socket()
+s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+ss = ctx.wrap_socket(s, server_hostname=host)
+body = json.dumps({"type": "production_token"})
+ss.write("POST /imp/v5/enroll HTTP/1.1\\r\\nHost: %s\\r\\nAuthorization: %s\\r\\n"
+         "Content-Type: application/json\\r\\nContent-Length: %d\\r\\n"
+         "Connection: close\\r\\n\\r\\n%s" % (host, AUTH, len(body), body))
+reply = b""
+while True:
+    part = ss.read(512)
+    if not part:
+        break
+    reply += part
+ss.close()
+assert b" 201 " in reply and "token_id" in json.loads(reply.split(b"\\r\\n\\r\\n", 1)[1])
+"""
+
+# The stock requests module (frozen in the Unix port), verifying nothing.
+STOCK_HTTPS = """
+import requests
+r = requests.post(URL, json={"type": "production_token"}, headers={"Authorization": AUTH})
+assert r.status_code == 201 and "token_id" in r.json()
+r.close()
+"""
+
+MQTT_SETUP = """
+PORT = {port}
+TOKEN = {token!r}
+CA = {ca!r}
+TLS = {tls}
+"""
+
+ONBOARD_MQTT = """
+from onboard.mqtt import MQTTClient
+ctx = None
+if TLS:
+    import tls
+    from onboard.http import der
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED
+    with open(CA, "rb") as f:
+        ctx.load_verify_locations(der(f.read()))
+c = MQTTClient("bench", "127.0.0.1", PORT, user=TOKEN, password=TOKEN, ssl=ctx, timeout=10)
+c.connect()
+c.publish(b"bench/t", b"x" * 64, qos=1)
+c.disconnect()
+"""
+
+
+def figures():
+    rows = [("network", "http.mpy", mpy_size("http"), "B", "<= 3,500 B"),
+            ("network", "mqtt.mpy", mpy_size("mqtt"), "B", "<= 3,500 B"),
+            ("network", "errors.mpy", mpy_size("errors"), "B", "")]
+    with workdir() as d:
+        sim = Cloudsim(d, log=lambda line: None).start()
+        try:
+            ca = str(sim.dir / "ca.pem")
+            (sim.dir / "ca.der").write_bytes(sim.ca.der())
+            setup = HTTPS_SETUP.format(
+                url=f"https://127.0.0.1:{sim.https_port}/imp/v5/enroll", ca=ca,
+                auth="Basic " + base64.b64encode(sim.admin_token.encode()).decode())
+            floor = allocated(FLOOR_HTTPS, setup, cwd=d)
+            ours = allocated(ONBOARD_HTTPS, setup, cwd=d)
+            stock = allocated(STOCK_HTTPS, setup, cwd=d)
+            # as on a device with onboard frozen: the import is not paid per request
+            imported = setup + "import onboard.http, socket, tls, json\n"
+            ours_only = allocated(ONBOARD_HTTPS, imported, cwd=d)
+            floor_only = allocated(FLOOR_HTTPS, imported, cwd=d)
+            rows += [
+                ("network", "HTTPS POST floor: socket+tls+verify (mem_peak)", floor, "B", ""),
+                ("network", "HTTPS POST onboard.http (mem_peak)", ours, "B",
+                 f"<= {int(floor * 1.15):,} B (1.15x floor)"),
+                ("network", "  ratio to floor", round(ours / floor, 3), "x", "<= 1.15"),
+                ("network", "HTTPS POST, modules already imported: floor", floor_only, "B", ""),
+                ("network", "HTTPS POST, modules already imported: onboard.http", ours_only, "B",
+                 f"ratio {ours_only / floor_only:.3f}x"),
+                ("network", "HTTPS POST stock requests, no verification", stock, "B",
+                 f"ratio {stock / floor:.3f}x"),
+                ("network", "HTTPS POST onboard.http: smallest -X heapsize",
+                 smallest_heap(setup + ONBOARD_HTTPS, cwd=d), "B", ""),
+                ("network", "HTTPS POST floor: smallest -X heapsize",
+                 smallest_heap(setup + FLOOR_HTTPS, cwd=d), "B", ""),
+            ]
+            token = "bench-token-" + base64.b16encode(sim.admin_token[:6].encode()).decode()
+            sim.broker.allow(token, token)
+            for tls, port in ((False, sim.broker.mqtt_port), (True, sim.broker.mqtts_port)):
+                setup = MQTT_SETUP.format(port=port, token=token, ca=ca, tls=tls)
+                name = "TLS" if tls else "plain"
+                goal = f"<= {UMQTT_PLAIN:,} B (umqtt.simple)" if not tls else ""
+                rows.append(("network", f"MQTT connect+QoS1 publish 64 B, {name} (mem_peak)",
+                             allocated(ONBOARD_MQTT, setup, cwd=d), "B", goal))
+                rows.append(("network", "  same, onboard.mqtt already imported",
+                             allocated(ONBOARD_MQTT, setup + "import onboard.mqtt, tls\n",
+                                       cwd=d), "B", ""))
+        finally:
+            sim.stop()
+    return rows
