@@ -136,3 +136,101 @@ def broker(tmp_path_factory, pki_dir):
                pki_dir / "server.key").start()
     yield b
     b.stop()
+
+
+class Device:
+    """A simulated device run by `onboard device run`; events are collected
+    from its stdout as they come."""
+
+    def __init__(self, workdir, config=None, radio=None, serial=None, portal_port=0):
+        import json
+        import queue
+        import threading
+
+        self.dir = workdir
+        self.flash = workdir / "flash"
+        self.config = {"profile": "blynk", "vendor": "Acme", "name": "Sensor", "fw_ver": "1.0.0",
+                       "tmpl_id": "TMPL1a2b3c4d", "portal": {"idle_timeout_s": 600},
+                       **(config or {})}
+        (workdir / "config.json").write_text(json.dumps(self.config))
+        self.radio_path = workdir / "radio.json"
+        self.set_radio(radio if radio is not None else DEFAULT_RADIO)
+        self.events = []
+        self._queue = queue.Queue()
+        cmd = [str(Path(sys.executable).with_name("onboard")), "device", "run",
+               "--flash", str(self.flash), "--config", str(workdir / "config.json"),
+               "--radio", str(self.radio_path)]
+        if portal_port:
+            cmd += ["--portal-port", str(portal_port)]
+        if serial:
+            cmd += ["--serial", str(serial)]
+        self.log_path = workdir / "device.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        import json
+        for line in self.proc.stdout:
+            self._queue.put(json.loads(line))
+        self._queue.put(None)
+
+    def set_radio(self, networks):
+        import json
+        tmp = self.radio_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"networks": networks}))
+        os.replace(tmp, self.radio_path)
+
+    def wait_state(self, state, timeout=20, last_error=None):
+        """The next event with this state (and last_error, if given)."""
+        import queue
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {state} within {timeout} s; events: {self.events}; "
+                                     f"log:\n{self.log_path.read_text()[-3000:]}") from None
+            if event is None:
+                raise AssertionError(f"device exited; log:\n{self.log_path.read_text()[-3000:]}")
+            self.events.append(event)
+            if event["state"] == state and last_error in (None, event["last_error"]):
+                return event
+
+    def store(self):
+        import json
+        path = self.flash / "onboard.json"
+        return json.loads(path.read_text())["data"] if path.exists() else {}
+
+    def stop(self):
+        from onboard_cli.paths import stop_process
+        stop_process(self.proc)
+        self._log.close()
+
+
+DEFAULT_RADIO = [
+    {"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2/PSK", "ch": 6,
+     "password": "correct horse", "behaviour": "ok"},
+    {"ssid": "home", "bssid": "aa:bb:cc:00:00:02", "rssi": -71, "sec": "WPA2/PSK", "ch": 1,
+     "password": "correct horse", "behaviour": "ok"},
+    {"ssid": "cafe", "bssid": "aa:bb:cc:00:00:03", "rssi": -60, "sec": "OPEN", "ch": 11,
+     "password": "", "behaviour": "ok"},
+]
+
+
+@pytest.fixture
+def device(tmp_path):
+    """device(config=..., radio=...) starts a simulated device; all are stopped after."""
+    started = []
+
+    def start(**kw):
+        folder = tmp_path / f"device{len(started)}"
+        folder.mkdir(exist_ok=True)
+        d = Device(folder, **kw)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()

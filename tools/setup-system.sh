@@ -1,11 +1,14 @@
 #!/bin/sh
-# System packages the tests need that pip cannot provide: Mosquitto, the
-# MQTT broker. As root it installs them with apt-get, without questions;
-# otherwise it says in one line what to run.
+# System packages the tests need that pip cannot provide: Mosquitto (the
+# MQTT broker) and Chromium (the browser test). As root it installs them
+# with apt-get, without questions; otherwise it says in one line what to run.
 set -eu
 missing=""
 if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
     missing="$missing mosquitto"
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+    missing="$missing chromium"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

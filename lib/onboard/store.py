@@ -187,7 +187,7 @@ class Store:
         """A copy of one section (empty dict when absent)."""
         self._check_section(section)
         self._loaded()
-        return _copy(self._data.get(section, {}))
+        return {k: _copy(v) for k, v in self._data.get(section, {}).items()}
 
     def put(self, section, **fields):
         """Merge fields into a section with one write; a None value removes

@@ -39,3 +39,78 @@ def remember(store, ssid, password):
     nets = [n for n in saved(store) if n.get("ssid") != ssid]
     nets.insert(0, {"ssid": ssid, "password": password})
     return store.put("wifi", networks=nets[:MAX_NETWORKS])
+
+
+# last_error codes for a failed join (DESIGN.md section 9)
+ERR_CONFIG = const(700)
+ERR_NETWORK = const(701)
+ERR_NOT_FOUND = const(720)
+ERR_WRONG_PASSWORD = const(722)
+ERR_NO_IP = const(723)
+_GOT_IP = const(1010)
+_CONNECTING = const(1001)
+SEC_NAMES = {0: "OPEN", 1: "WEP", 2: "WPA/PSK", 3: "WPA2/PSK", 4: "WPA/WPA2/PSK",
+             6: "WPA3/PSK", 7: "WPA2/WPA3/PSK"}
+
+
+def reason(status):
+    """The last_error code for an ESP32 station status that ended a join."""
+    if status in (201, 210, 211, 212):
+        return ERR_NOT_FOUND
+    if status in (202, 204):  # some access points report a wrong key as a handshake timeout
+        return ERR_WRONG_PASSWORD
+    if status == _CONNECTING:  # associated, but no address came
+        return ERR_NO_IP
+    return ERR_NETWORK
+
+
+def scan(sta, limit=15):
+    """Visible networks, one per SSID (its strongest), strongest first."""
+    best = {}
+    for ssid, bssid, ch, rssi, auth, hidden in sta.scan():
+        try:
+            name = ssid.decode()
+        except UnicodeError:
+            continue
+        if not name or hidden:
+            continue
+        if name not in best or rssi > best[name]["rssi"]:
+            best[name] = {"ssid": name, "rssi": rssi, "ch": ch,
+                          "bssid": ":".join("%02x" % b for b in bssid),
+                          "sec": SEC_NAMES.get(auth, "unknown")}
+    nets = sorted(best.values(), key=lambda n: n["rssi"], reverse=True)
+    return nets[:limit]
+
+
+async def join(sta, ssid, password, timeout_ms=15000):
+    """Join one network: 0 when an address came, else its last_error code."""
+    import asyncio
+    import time
+
+    sta.active(True)
+    sta.disconnect()
+    sta.connect(ssid, password)
+    start = time.ticks_ms()
+    status = sta.status()
+    while time.ticks_diff(time.ticks_ms(), start) < timeout_ms:
+        status = sta.status()
+        if status == _GOT_IP:
+            return 0
+        if status not in (_CONNECTING, 1000):
+            break
+        await asyncio.sleep_ms(100)
+    sta.disconnect()
+    return reason(status)
+
+
+async def join_saved(store, sta, timeout_ms=15000):
+    """Try the saved networks, most recently good first: (0, ssid) once one
+    joins (it moves to the front of the list), else (last_error, None)."""
+    error = ERR_CONFIG  # nothing saved
+    for net in saved(store):
+        code = await join(sta, net["ssid"], net["password"], timeout_ms)
+        if not code:
+            remember(store, net["ssid"], net["password"])
+            return 0, net["ssid"]
+        error = code
+    return error, None

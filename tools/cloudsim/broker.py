@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from onboard_cli.paths import stop_process
+
 
 class BrokerError(Exception):
     pass
@@ -120,6 +122,11 @@ class Broker:
         while self._reloads() == before:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise BrokerError(f"mosquitto did not reload; see {self.log_path}")
+            # Mosquitto notices the signal when its event loop wakes: wake it
+            try:
+                socket.create_connection(("127.0.0.1", self.mqtt_port), timeout=1).close()
+            except OSError:
+                pass
             time.sleep(0.01)
 
     def allow(self, username, password):
@@ -134,12 +141,6 @@ class Broker:
                 self._reload()
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if getattr(self, "_log", None):
             self._log.close()

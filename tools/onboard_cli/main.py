@@ -21,6 +21,31 @@ def parser():
     c.add_argument("--mqtt-port", type=int, default=0)
     c.add_argument("--mqtts-port", type=int, default=0)
 
+    d = sub.add_parser("device", help="simulated devices").add_subparsers(dest="action",
+                                                                          required=True)
+    r = d.add_parser("run", help="run one simulated device in the foreground")
+    r.add_argument("--flash", required=True, help="folder used as the device's flash")
+    r.add_argument("--config", required=True, help="device config (firmware/config.example.json)")
+    r.add_argument("--radio", required=True, help="radio file: the networks in the air")
+    r.add_argument("--portal-port", type=int, default=0)
+    r.add_argument("--serial", help="link a pty here: the device's UART (Improv)")
+    r.add_argument("--heapsize", help="MicroPython heap size, e.g. 64K")
+
+    pc = sub.add_parser("portal", help="talk to a device in setup mode").add_subparsers(
+        dest="action", required=True)
+    c2 = pc.add_parser("configure", help="send Wi-Fi and token as a phone app does")
+    c2.add_argument("--url", required=True, help="the portal, e.g. http://192.168.4.1/")
+    c2.add_argument("--ssid", required=True)
+    c2.add_argument("--password", default="")
+    c2.add_argument("--token", help="the cloud token (Blynk auth token, ...)")
+    c2.add_argument("--field", action="append", help="more fields: name=value")
+
+    i = sub.add_parser("improv", help="give a device its Wi-Fi over serial (Improv)")
+    i.add_argument("--port", required=True, help="serial port or a simulated device's pty")
+    i.add_argument("--ssid", help="network to join (without: only show the device)")
+    i.add_argument("--password", default="")
+    i.add_argument("--timeout", type=float, default=10)
+
     t = sub.add_parser("test-device", help="run tests_device/ on a board with mpremote")
     t.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
     t.add_argument("--timeout", type=float, default=120, help="seconds per script")
@@ -36,9 +61,17 @@ def main(argv=None):
             from bench.runner import main as run
         elif args.command == "cloudsim":
             from cloudsim.cli import main as run
+        elif args.command == "portal":
+            from .portal import main as run
+        elif args.command == "improv":
+            from .improv import main as run
+        elif args.command == "device":
+            from .device import main as run
         else:
             from .device_tests import main as run
-        run(args)
+        code = run(args)
+        if isinstance(code, int):
+            return code
     except ToolError as e:
         print(f"onboard {args.command}: {e}", file=sys.stderr)
         return 1

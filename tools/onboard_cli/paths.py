@@ -40,3 +40,15 @@ def run_micropython(script, path, heapsize=None, timeout=120, cwd=None):
     cmd += ["-c", script]
     env = dict(os.environ, MICROPYPATH=":".join([".frozen", *map(str, path)]))
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+def stop_process(proc, grace=10):
+    """SIGTERM, then SIGKILL if it has not exited after grace seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,67 @@
+# The Unix-port board: a simulated radio (network.py beside this file), the
+# portal and DNS on loopback, the flash as a folder. `onboard device run`
+# sets the environment variables read here.
+import os
+
+NAME = "unix"
+CHIP = "Unix port"
+AP_ADDRESS = "127.0.0.1"
+FLASH = os.getenv("ONBOARD_FLASH") or "."
+PORTAL_PORT = int(os.getenv("ONBOARD_PORTAL_PORT") or 8080)
+DNS_PORT = int(os.getenv("ONBOARD_DNS_PORT") or 5353)
+MAC = os.getenv("ONBOARD_MAC") or "02:0b:0a:0d:00:01"
+LED_PIN = None
+BUTTON_PIN = None
+
+
+def store_path():
+    return FLASH + "/onboard.json"
+
+
+def unique_id():
+    return bytes(int(x, 16) for x in MAC.split(":"))
+
+
+def emit(event):
+    """A device event for `onboard device run` (one line, ends with a newline)."""
+    import json
+
+    print("@event " + json.dumps(event))
+
+
+def reboot():
+    import sys
+
+    sys.exit(3)  # `onboard device run` starts the device again on exit code 3
+
+
+def config_path():
+    return os.getenv("ONBOARD_CONFIG") or FLASH + "/config.json"
+
+
+def ap_mac():
+    import network
+
+    return network.WLAN(network.AP_IF).config("mac")
+
+
+def start_ap(essid, password=None):
+    # the simulated access point: the portal listens on loopback
+    import network
+
+    ap = network.WLAN(network.AP_IF)
+    ap.config(essid=essid, password=password or "",
+              authmode=network.AUTH_WPA2_PSK if password else network.AUTH_OPEN)
+    ap.active(True)
+
+
+def stop_ap():
+    import network
+
+    network.WLAN(network.AP_IF).active(False)
+
+
+def uart():
+    """The stream Improv speaks on: the pty of `onboard device run --serial`."""
+    path = os.getenv("ONBOARD_SERIAL")
+    return open(path, "r+b") if path else None

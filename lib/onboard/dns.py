@@ -1,0 +1,74 @@
+# Captive DNS: every A query is answered with the access point's address
+# (TTL 60), so any name a phone looks up leads to the portal. Anything that
+# is not a well-formed single-question query is dropped.
+import socket
+from micropython import const
+
+_TTL = const(60)
+_MAX_NAME = const(255)
+
+
+def answer(query, ip):
+    """The reply to a DNS query (bytes), or None to drop it."""
+    if len(query) < 17 or query[2] & 0xF8 or query[4:6] != b"\x00\x01":
+        return None  # a response, not a standard query, or not exactly one question
+    i = 12
+    while True:
+        if i >= len(query) or i - 12 > _MAX_NAME:
+            return None
+        n = query[i]
+        if n == 0:
+            break
+        if n & 0xC0:
+            return None  # no compression in a question
+        i += n + 1
+    end = i + 5
+    if end > len(query):
+        return None
+    qtype = query[i + 1 : i + 3]
+    head = query[:2] + b"\x81\x80" + query[4:6]
+    if qtype != b"\x00\x01":  # not A: say so with no answer
+        return head + b"\x00\x00\x00\x00\x00\x00" + query[12:end]
+    return (head + b"\x00\x01\x00\x00\x00\x00" + query[12:end]
+            + b"\xc0\x0c\x00\x01\x00\x01" + _TTL.to_bytes(4, "big") + b"\x00\x04"
+            + bytes(int(x) for x in ip.split(".")))
+
+
+class CaptiveDNS:
+    def __init__(self, ip, port=53):
+        self.ip = ip
+        self.port = port
+        self.answered = 0
+        self.dropped = 0
+        self.sock = None
+
+    def run(self):
+        """A coroutine answering queries until stop(); never raises on what
+        arrives. (A generator, as MicroPython's own streams wait for I/O.)"""
+        from asyncio import core  # pyright: ignore  (asyncio internals)
+
+        s = self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(socket.getaddrinfo("0.0.0.0", self.port)[0][-1])
+        s.setblocking(False)
+        try:
+            while self.sock:
+                yield core._io_queue.queue_read(s)  # pyright: ignore  (asyncio internals)
+                try:
+                    query, addr = s.recvfrom(512)
+                except OSError:
+                    continue
+                reply = answer(query, self.ip)
+                if reply is None:
+                    self.dropped += 1
+                    continue
+                try:
+                    s.sendto(reply, addr)
+                    self.answered += 1
+                except OSError:
+                    pass
+        finally:
+            s.close()
+
+    def stop(self):
+        self.sock = None

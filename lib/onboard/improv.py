@@ -1,0 +1,146 @@
+# Improv Wi-Fi serial v1 on the device's UART: what ESP Web Tools and the
+# Improv SDK speak to give a device its Wi-Fi over USB. A packet is
+# "IMPROV", version 1, type, length, data, checksum (sum of the preceding
+# bytes & 0xFF); clients look for packets at a line start, so each packet
+# is followed by a newline, and a newline after a client's packet is fine.
+import asyncio
+from micropython import const
+
+from onboard import log, wifi
+
+_HEADER = b"IMPROV\x01"
+_MAX_DATA = const(128)
+# packet types
+_STATE = const(0x01)
+_ERROR = const(0x02)
+_RPC = const(0x03)
+_RESULT = const(0x04)
+# RPC commands
+WIFI_SETTINGS = const(0x01)
+GET_CURRENT_STATE = const(0x02)
+GET_DEVICE_INFO = const(0x03)
+GET_WIFI_NETWORKS = const(0x04)
+# states and errors
+READY = const(0x02)
+PROVISIONING = const(0x03)
+PROVISIONED = const(0x04)
+ERR_NONE = const(0x00)
+ERR_INVALID_RPC = const(0x01)
+ERR_UNKNOWN_RPC = const(0x02)
+ERR_UNABLE_TO_CONNECT = const(0x03)
+_TAG = "improv"
+
+
+def packet(kind, data):
+    """One Improv packet (with its checksum) and the newline after it."""
+    raw = bytearray(_HEADER)
+    raw.append(kind)
+    raw.append(len(data))
+    raw += data
+    raw.append(sum(raw) & 0xFF)
+    return bytes(raw) + b"\n"
+
+
+def strings(*items):
+    out = bytearray()
+    for s in items:
+        b = s.encode()[:255]
+        out.append(len(b))
+        out += b
+    return bytes(out)
+
+
+def result(command, *items):
+    data = strings(*items)
+    return packet(_RESULT, bytes((command, len(data))) + data)
+
+
+class Improv:
+    """Improv on a stream; rt is the Runtime (credentials arrive through it)."""
+
+    def __init__(self, rt, stream):
+        self.rt = rt
+        self.stream = stream
+        self.state = PROVISIONED if rt.state not in (None, "WAIT_CONFIG") else READY
+
+    def send(self, raw):
+        self.stream.write(raw)
+
+    def url(self):
+        return self.rt.portal_url or "http://%s/" % self.rt.board.AP_ADDRESS
+
+    async def run(self):
+        try:
+            await self._serve()
+        except OSError as e:  # the UART went away: setup mode carries on without it
+            log.warn(_TAG, "stopped: %s", e)
+
+    async def _serve(self):
+        reader = asyncio.StreamReader(self.stream)
+        buf = b""
+        self.send(packet(_STATE, bytes((self.state,))))
+        while True:
+            buf += await reader.read(1)
+            i = buf.find(b"IMPROV")
+            if i < 0:
+                buf = buf[-5:]  # keep what may be the start of a header
+                continue
+            buf = buf[i:]
+            if len(buf) < 9 or len(buf) < 10 + buf[8]:
+                continue
+            n = buf[8]
+            raw, buf = buf[: 10 + n], buf[10 + n :]
+            if raw[6] != 1 or n > _MAX_DATA or (sum(raw[:-1]) & 0xFF) != raw[-1]:
+                self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
+                continue
+            if raw[7] == _RPC:
+                await self.rpc(raw[9 : 9 + n])
+
+    async def rpc(self, data):
+        if len(data) < 2 or data[1] != len(data) - 2:
+            self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
+            return
+        command, body = data[0], data[2:]
+        if command == GET_CURRENT_STATE:
+            self.send(packet(_STATE, bytes((self.state,))))
+            if self.state == PROVISIONED:
+                self.send(result(command, self.url()))
+        elif command == GET_DEVICE_INFO:
+            cfg = self.rt.config
+            self.send(result(command, cfg.get("name", "onboard"), cfg.get("fw_ver", "0.0.0"),
+                             self.rt.board.CHIP, self.rt.ap_name()))
+        elif command == GET_WIFI_NETWORKS:
+            for net in self.rt.scan():
+                self.send(result(command, net["ssid"], str(net["rssi"]),
+                                 "NO" if net["sec"] == "OPEN" else "YES"))
+            self.send(result(command))
+        elif command == WIFI_SETTINGS:
+            await self.provision(body)
+        else:
+            self.send(packet(_ERROR, bytes((ERR_UNKNOWN_RPC,))))
+
+    async def provision(self, body):
+        try:
+            n = body[0]
+            ssid = bytes(body[1 : 1 + n]).decode()
+            m = body[1 + n]
+            password = bytes(body[2 + n : 2 + n + m]).decode()
+            if 2 + n + m != len(body):
+                raise ValueError
+            wifi.check_credentials(ssid, password)
+        except (IndexError, ValueError, UnicodeError):
+            self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
+            return
+        self.state = PROVISIONING
+        self.send(packet(_STATE, bytes((PROVISIONING,))))
+        code = await wifi.join(self.rt.station(), ssid, password)
+        if code:
+            log.info(_TAG, "could not join %s (%d)", ssid, code)
+            self.state = READY
+            self.send(packet(_ERROR, bytes((ERR_UNABLE_TO_CONNECT,))))
+            self.send(packet(_STATE, bytes((READY,))))
+            return
+        self.state = PROVISIONED
+        self.send(packet(_STATE, bytes((PROVISIONED,))))
+        self.send(result(WIFI_SETTINGS, self.url()))
+        self.rt.wifi_arrived(ssid, password)

@@ -1,0 +1,305 @@
+# AP-mode reconfigure portal speaking Blynk.Edgent's local API, so existing
+# provisioning apps work, and popping up as a captive portal. Everything that
+# arrives is bounded (head 2 KB, body 1 KB, 4 connections, 5 s a request)
+# and validated before anything is stored; over a limit a client gets a 4xx
+# and is closed, and the portal keeps serving.
+import asyncio
+import json
+import time
+from micropython import const
+
+from onboard import log
+
+_MAX_HEAD = const(2048)
+_MAX_BODY = const(1024)
+_MAX_CONN = const(4)
+_REQUEST_MS = const(5000)
+_POP_TRIES = const(5)
+_LOCK_MS = const(60000)
+_TAG = "portal"
+PROBES = ("/generate_204", "/gen_204", "/hotspot-detect.html", "/connecttest.txt",
+          "/ncsi.txt", "/success.txt", "/canonical.html", "/library/test/success.html")
+_REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
+            413: "Payload Too Large", 429: "Too Many Requests", 431: "Header Too Large"}
+
+
+class Refused(Exception):
+    """Ends a request with (status, message)."""
+
+
+def unquote(raw, field):
+    """Complete percent-decoding of a query or form value: + is a space, %XX
+    a byte, the result UTF-8. ValueError names the field."""
+    out = bytearray()
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == 0x2B:  # +
+            out.append(0x20)
+        elif c == 0x25:  # %
+            try:
+                out.append(int(raw[i + 1 : i + 3], 16))
+            except (ValueError, IndexError):
+                raise ValueError("%s: bad percent-encoding" % field) from None
+            if len(raw[i + 1 : i + 3]) != 2:
+                raise ValueError("%s: bad percent-encoding" % field)
+            i += 2
+        else:
+            out.append(c)
+        i += 1
+    try:
+        return out.decode()
+    except UnicodeError:
+        raise ValueError("%s: not UTF-8" % field) from None
+
+
+def parse_form(raw):
+    """Fields of a query string or form body (bytes) as a dict of str."""
+    fields = {}
+    for part in raw.split(b"&"):
+        if part:
+            key, _, value = part.partition(b"=")
+            name = unquote(key, "field name")
+            fields[name] = unquote(value, name)
+    return fields
+
+
+def escape(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>%s</title>
+<style>body{font-family:sans-serif;max-width:26em;margin:1em auto;padding:0 1em}
+label,input,button{display:block;width:100%%;margin:.3em 0;box-sizing:border-box}
+input{padding:.4em}</style>
+</head><body><h1>%s</h1>%s</body></html>"""
+
+
+class Portal:
+    """Serve the portal: Portal(...).start() inside a running event loop.
+
+    info() -> board_info dict; scan() -> networks for /wifi_scan.json;
+    apply(fields) stores credentials and raises ValueError("<field>: <why>")
+    before storing anything when a field is invalid; reset() forgets the
+    configuration; reboot() restarts. fields names the extra form fields of
+    the active cloud profile: [(name, label, secret?)]."""
+
+    def __init__(self, info, scan, apply, reset, reboot=None, host="192.168.4.1", port=80,
+                 pop=None, fields=(), title="Device setup"):
+        self.info, self.scan, self.apply, self.reset, self.reboot = info, scan, apply, reset, reboot
+        self.host, self.port, self.pop = host, port, pop
+        self.fields, self.title = fields, title
+        self.root = "http://%s%s/" % (host, "" if port == 80 else ":%d" % port)
+        self.active = 0
+        self.served = 0
+        self.last_request = time.ticks_ms()
+        self._pop_failures = 0
+        self._locked_until = None
+        self.server = None
+
+    async def start(self):
+        self.server = await asyncio.start_server(self._serve, "0.0.0.0", self.port)
+        log.info(_TAG, "serving %s", self.root)
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.close()
+            self.server = None
+
+    def idle_ms(self):
+        return time.ticks_diff(time.ticks_ms(), self.last_request)
+
+    async def _serve(self, reader, writer):
+        status, body, ctype, extra = 429, b"", "application/json", ""
+        self.active += 1
+        try:
+            if self.active <= _MAX_CONN:
+                try:
+                    status, body, ctype, extra = await asyncio.wait_for_ms(
+                        self._handle(reader), _REQUEST_MS)
+                except asyncio.TimeoutError:
+                    status = 408
+                except Refused as e:
+                    status, body = e.args
+                except Exception as e:  # noqa: BLE001  the portal must keep serving
+                    log.warn(_TAG, "request failed: %s", type(e).__name__)
+                    status, body = 400, "bad request"
+            if status >= 400 and ctype == "application/json" and not str(body).startswith("{"):
+                body = json.dumps({"status": "error", "msg": body or _REASONS[status]})
+            if isinstance(body, str):
+                body = body.encode()
+            writer.write(("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                          "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n"
+                          % (status, _REASONS.get(status, "Error"), ctype, len(body), extra)
+                          ).encode())
+            writer.write(body)
+            await asyncio.wait_for_ms(writer.drain(), _REQUEST_MS)
+        except Exception:  # noqa: BLE001  a client that vanished
+            pass
+        finally:
+            self.active -= 1
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+    async def _handle(self, reader):
+        head = b""
+        while True:
+            end = head.find(b"\r\n\r\n")
+            end = (end, 4) if end >= 0 else (head.find(b"\n\n"), 2)
+            if end[0] >= 0:
+                break
+            if len(head) > _MAX_HEAD:
+                raise Refused(431, "request head over %d bytes" % _MAX_HEAD)
+            part = await reader.read(256)
+            if not part:
+                raise Refused(400, "incomplete request")
+            head += part
+        body = head[end[0] + end[1] :]
+        lines = head[: end[0]].replace(b"\r", b"").split(b"\n")
+        del head
+        try:
+            method, target, version = lines[0].decode().split(" ")
+            headers = {}
+            for line in lines[1:]:
+                k, sep, v = line.decode().partition(":")
+                if not sep:
+                    raise ValueError
+                headers[k.strip().lower()] = v.strip()
+        except (ValueError, UnicodeError):
+            raise Refused(400, "malformed request") from None
+        if not version.startswith("HTTP/1."):
+            raise Refused(400, "malformed request")
+        if method not in ("GET", "POST", "HEAD"):
+            raise Refused(405, "method not allowed")
+        if "chunked" in headers.get("transfer-encoding", ""):
+            raise Refused(411, "send a Content-Length")
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= _MAX_BODY:
+            raise Refused(413, "body over %d bytes" % _MAX_BODY)
+        while len(body) < length:
+            part = await reader.read(length - len(body))
+            if not part:
+                raise Refused(400, "body shorter than Content-Length")
+            body += part
+        self.last_request = time.ticks_ms()
+        self.served += 1
+        path, _, query = target.partition("?")
+        host = headers.get("host", self.host).split(":")[0]
+        if path in PROBES or host != self.host:
+            return self._redirect()
+        return self._route(method, path, query, headers, body[:length])
+
+    def _redirect(self):
+        html = '<a href="%s">Device setup</a>' % self.root
+        return 302, html, "text/html", "Location: %s\r\n" % self.root
+
+    def _route(self, method, path, query, headers, body):
+        if path == "/":
+            return 200, self.page(), "text/html; charset=utf-8", ""
+        if path == "/board_info.json":
+            return 200, json.dumps(self.info()), "application/json", ""
+        if path == "/wifi_scan.json":
+            return 200, json.dumps(self.scan()[:15]), "application/json", ""
+        if path not in ("/config", "/reset", "/reboot"):
+            raise Refused(404, "not found")
+        try:
+            fields = parse_form(query.encode())
+            if body:
+                if "json" in headers.get("content-type", ""):
+                    doc = json.loads(body)
+                    if not isinstance(doc, dict):
+                        raise ValueError("body: must be a JSON object")
+                    for k, v in doc.items():
+                        fields[k] = v if isinstance(v, str) else json.dumps(v)
+                else:
+                    fields.update(parse_form(body))
+        except ValueError as e:
+            return self._reply(400, str(e) if ":" in str(e) else "body: malformed", {})
+        html = fields.pop("ui", None) == "1"
+        if path == "/reboot":
+            if self.reboot:
+                asyncio.create_task(self._later(self.reboot))
+            return self._reply(200, "Rebooting", fields, html)
+        denied = self._check_pop(fields.pop("pop", None))
+        if denied:
+            return self._reply(403, denied, fields, html)
+        if path == "/reset":
+            self.reset()
+            return self._reply(200, "Configuration reset", fields, html)
+        if fields.get("ssidManual"):
+            fields["ssid"] = fields.pop("ssidManual")
+        try:
+            self.apply(fields)
+        except ValueError as e:
+            log.info(_TAG, "config refused: %s", str(e))
+            return self._reply(400, str(e), fields, html)
+        return self._reply(200, "Trying to connect...", fields, html)
+
+    async def _later(self, fn):
+        await asyncio.sleep_ms(200)  # let the reply go out first
+        fn()
+
+    def _reply(self, status, msg, fields, html=False):
+        if html:
+            back = "" if status == 200 else '<p><a href="/">Back</a></p>'
+            return status, _PAGE % (self.title, self.title, "<p>%s</p>%s" % (escape(msg), back)), \
+                "text/html; charset=utf-8", ""
+        return status, json.dumps({"status": "ok" if status == 200 else "error", "msg": msg}), \
+            "application/json", ""
+
+    def _check_pop(self, given):
+        # proof of possession for /config and /reset: 5 failures lock both for 60 s
+        if not self.pop:
+            return None
+        now = time.ticks_ms()
+        if self._locked_until is not None:
+            left = time.ticks_diff(self._locked_until, now)
+            if left > 0:
+                return "pop: locked, try again in %d s" % ((left + 999) // 1000)
+            self._locked_until = None
+            self._pop_failures = 0
+        if given is not None and _same(given, self.pop):
+            self._pop_failures = 0
+            return None
+        self._pop_failures += 1
+        if self._pop_failures >= _POP_TRIES:
+            self._locked_until = time.ticks_add(now, _LOCK_MS)
+            log.warn(_TAG, "proof of possession failed %d times: locked", _POP_TRIES)
+        return "pop: missing or wrong"
+
+    def page(self):
+        """The config page: a plain form, no JavaScript needed."""
+        options = "".join('<option value="%s">' % escape(n["ssid"]) for n in self.scan())
+        extra = "".join(
+            '<label>%s<input name="%s" type="%s" autocomplete="off"></label>'
+            % (escape(label), name, "password" if secret else "text")
+            for name, label, secret in self.fields)
+        if self.pop:
+            extra += ('<label>Proof of possession<input name="pop" type="password" '
+                      'autocomplete="off"></label>')
+        form = ('<form method="post" action="/config"><input type="hidden" name="ui" value="1">'
+                '<label>Wi-Fi network<input name="ssid" list="nets" required maxlength="32">'
+                '</label><datalist id="nets">%s</datalist><label>Password'
+                '<input name="pass" type="password" maxlength="64"></label>%s'
+                '<button type="submit">Connect</button></form>') % (options, extra)
+        return _PAGE % (self.title, self.title, form)
+
+
+def _same(a, b):
+    # compare without stopping at the first difference
+    if len(a) != len(b):
+        return False
+    diff = 0
+    for x, y in zip(a, b):
+        diff |= ord(x) ^ ord(y)
+    return diff == 0

@@ -1,0 +1,229 @@
+# The device state machine on one asyncio loop (Blynk.Edgent's state names).
+# Setup mode runs the portal, captive DNS and Improv; credentials "arrive"
+# through apply(), whichever way they came. A cloud profile module
+# (onboard.clouds.<profile>) supplies the field checks and the online session.
+import asyncio
+from micropython import const
+
+from onboard import log, wifi
+from onboard.store import Store
+
+WAIT_CONFIG = "WAIT_CONFIG"
+CONFIGURING = "CONFIGURING"
+CONNECTING_NET = "CONNECTING_NET"
+CONNECTING_CLOUD = "CONNECTING_CLOUD"
+RUNNING = "RUNNING"
+RESET_CONFIG = "RESET_CONFIG"
+ERROR = "ERROR"
+
+ERR_CONFIG = const(700)
+ERR_NETWORK = const(701)
+ERR_CLOUD = const(702)
+ERR_TOKEN = const(703)
+ERR_INTERNAL = const(704)
+_TAG = "runtime"
+
+
+def backoff_s(attempt, base=2, cap=64):
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    import random
+
+    top = min(cap, base * (1 << min(attempt, 16)))
+    return random.getrandbits(20) / (1 << 20) * top
+
+
+def ap_name(vendor, name, mac):
+    """"<vendor> <name>-XXXX", at most 32 bytes, XXXX from the MAC."""
+    suffix = "-%02X%02X" % (mac[-2], mac[-1])
+    prefix = ("%s %s" % (vendor, name)).strip().encode()[: 32 - len(suffix)]
+    while True:
+        try:
+            return prefix.decode() + suffix
+        except UnicodeError:
+            prefix = prefix[:-1]  # never cut a UTF-8 character in half
+
+
+class Runtime:
+    def __init__(self, config, board, store=None, profile=None):
+        self.config = config
+        self.board = board
+        self.store = store or Store(board.store_path())
+        if profile is None:
+            profile = __import__("onboard.clouds." + config.get("profile", "blynk"), None, None,
+                                 ["x"])
+        self.profile = profile
+        self.state = None
+        self.last_error = 0
+        self.portal_url = None
+        self.arrived = asyncio.Event()
+        self.fresh = False  # credentials from setup that have not worked yet
+        self.setup_requested = False
+        self.mac = board.unique_id()
+
+    # -- reporting -------------------------------------------------------------
+
+    def set_state(self, state):
+        if state == self.state:
+            return
+        self.state = state
+        log.info(_TAG, "state %s (last_error %d)", state, self.last_error)
+        self.board.emit({"state": state, "portal": self.portal_url,
+                         "last_error": self.last_error})
+
+    def set_error(self, code):
+        self.last_error = code
+        if self.store.get("state").get("last_error", 0) != code:
+            self.store.put("state", last_error=code)  # one write per change
+
+    # -- credentials arriving ------------------------------------------------------
+
+    def apply(self, fields):
+        """Credentials arrived (portal, Improv, ...): check all, then store all.
+        ValueError("<field>: <why>") stores nothing."""
+        ssid = fields.get("ssid", "")
+        password = fields.get("pass", fields.get("password", ""))
+        try:
+            wifi.check_credentials(ssid, password)
+        except ValueError as e:
+            msg = str(e)
+            raise ValueError("pass" + msg[8:] if msg.startswith("password") else msg) from None
+        cloud = self.profile.check(fields, self.config) if hasattr(self.profile, "check") else {}
+        wifi.remember(self.store, ssid, password)
+        if cloud:
+            self.store.put("cloud", **cloud)
+        self.fresh = True
+        self.arrived.set()
+
+    def wifi_arrived(self, ssid, password):
+        """Wi-Fi credentials that already joined (Improv): store them, go online."""
+        wifi.remember(self.store, ssid, password)
+        self.arrived.set()
+
+    def reset(self):
+        self.store.clear("wifi", "enrol", "cloud")
+        self.set_error(0)
+
+    def board_info(self):
+        ap = self.ap_name()
+        return {"board": self.config.get("name", "onboard"),
+                "tmpl_id": self.config.get("tmpl_id", ""),
+                "fw_type": self.config.get("fw_type", self.config.get("name", "onboard")),
+                "fw_ver": self.config.get("fw_ver", "0.0.0"),
+                "ssid": ap, "bssid": _mac(self.board.ap_mac()), "mac": _mac(self.mac),
+                "last_error": self.last_error, "wifi_scan": True, "static_ip": False,
+                "vendor": self.config.get("vendor", ""), "uid": self.uid()}
+
+    def uid(self):
+        return "".join("%02x" % b for b in self.mac)
+
+    def ap_name(self):
+        return ap_name(self.config.get("vendor", "onboard"), self.config.get("name", "device"),
+                       self.mac)
+
+    def station(self):
+        import network
+
+        sta = network.WLAN(network.STA_IF)
+        sta.active(True)
+        return sta
+
+    def scan(self):
+        try:
+            return wifi.scan(self.station())
+        except OSError:
+            return []
+
+    # -- setup mode ----------------------------------------------------------------
+
+    async def setup_mode(self):
+        from onboard.dns import CaptiveDNS
+        from onboard.portal import Portal
+
+        opts = self.config.get("portal", {})
+        self.board.start_ap(self.ap_name(), opts.get("ap_password") or None)
+        portal = Portal(self.board_info, self.scan, self.apply, self.reset,
+                        reboot=self.board.reboot, host=self.board.AP_ADDRESS,
+                        port=self.board.PORTAL_PORT, pop=opts.get("pop") or None,
+                        fields=getattr(self.profile, "FIELDS", ()),
+                        title=self.ap_name())
+        await portal.start()
+        dns = CaptiveDNS(self.board.AP_ADDRESS, self.board.DNS_PORT)
+        tasks = [asyncio.create_task(dns.run())]
+        improv = self.board.uart()
+        if improv:
+            from onboard.improv import Improv
+
+            tasks.append(asyncio.create_task(Improv(self, improv).run()))
+        self.portal_url = portal.root
+        self.arrived.clear()
+        self.set_state(WAIT_CONFIG)
+        idle_ms = int(opts.get("idle_timeout_s", 600)) * 1000
+        try:
+            while not self.arrived.is_set():
+                try:
+                    await asyncio.wait_for_ms(self.arrived.wait(), 500)
+                except asyncio.TimeoutError:
+                    pass
+                if portal.idle_ms() >= idle_ms and wifi.saved(self.store):
+                    log.info(_TAG, "setup idle: back to the stored credentials")
+                    break
+        finally:
+            portal.stop()
+            for t in tasks:
+                t.cancel()
+            self.board.stop_ap()
+            self.portal_url = None
+        if self.arrived.is_set():
+            self.set_state(CONFIGURING)
+
+    # -- online ----------------------------------------------------------------------
+
+    async def connect_net(self):
+        self.set_state(CONNECTING_NET)
+        code, ssid = await wifi.join_saved(self.store, self.station(),
+                                           int(self.config.get("wifi_timeout_s", 15)) * 1000)
+        if code:
+            self.set_error(code)
+            return False
+        log.info(_TAG, "joined %s", ssid)
+        self.fresh = False
+        return True
+
+    async def run(self):
+        self.store.load()
+        self.last_error = self.store.get("state").get("last_error", 0)
+        attempt = 0
+        while True:
+            if self.setup_requested or not wifi.saved(self.store):
+                self.setup_requested = False
+                await self.setup_mode()
+                attempt = 0
+            if not await self.connect_net():
+                if self.fresh:
+                    self.setup_requested = True  # new credentials failed: show the user why
+                else:
+                    await asyncio.sleep(backoff_s(attempt))
+                    attempt += 1
+                continue
+            attempt = 0
+            self.set_state(CONNECTING_CLOUD)
+            session = getattr(self.profile, "session", None)
+            if session is None:
+                log.warn(_TAG, "profile has no online session yet")
+                self.arrived.clear()
+                await self.arrived.wait()
+                continue
+            await session(self)
+
+
+def _mac(raw):
+    return ":".join("%02x" % b for b in raw)
+
+
+def main(board, config_path=None):
+    """Load the config and run the device forever."""
+    import json
+
+    with open(config_path or board.config_path()) as f:
+        config = json.load(f)
+    asyncio.run(Runtime(config, board).run())

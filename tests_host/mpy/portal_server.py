@@ -1,0 +1,45 @@
+# A portal on its own, for the host tests: stub callbacks that print what
+# arrives ("@applied {json}", "@reset") and a fixed board_info / scan.
+# argv: port [pop]
+import asyncio
+import json
+import sys
+
+from onboard import log
+from onboard.portal import Portal
+
+log.level = log.WARN
+
+
+def apply(fields):
+    if fields.get("ssid") == "refuse-me":
+        raise ValueError("ssid: refused by the test")
+    print("@applied " + json.dumps(fields))
+
+
+def reset():
+    print("@reset")
+
+
+def info():
+    return {"board": "Sensor", "last_error": 0}
+
+
+def scan():
+    return [{"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2/PSK",
+             "ch": 6}, {"ssid": "<script>alert(1)</script>", "bssid": "aa:bb:cc:00:00:09",
+                        "rssi": -80, "sec": "OPEN", "ch": 1}]
+
+
+async def main():
+    port = int(sys.argv[1])
+    pop = sys.argv[2] if len(sys.argv) > 2 else None
+    portal = Portal(info, scan, apply, reset, host="127.0.0.1", port=port, pop=pop,
+                    fields=(("blynk", "Blynk auth token", True),))
+    await portal.start()
+    print("@ready")
+    while True:
+        await asyncio.sleep(3600)
+
+
+asyncio.run(main())

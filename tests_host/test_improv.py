@@ -1,0 +1,120 @@
+"""Improv Wi-Fi serial on a simulated device's pty, spoken as ESP Web Tools does."""
+
+import os
+import select
+
+import pytest
+
+from onboard_cli.improv import (
+    ERROR,
+    GET_CURRENT_STATE,
+    GET_DEVICE_INFO,
+    GET_WIFI_NETWORKS,
+    RESULT,
+    RPC,
+    STATE,
+    WIFI_SETTINGS,
+    Serial,
+    packet,
+    parse_strings,
+    rpc,
+    wifi_settings,
+)
+
+
+@pytest.fixture
+def improv(device, tmp_path):
+    d = device(serial=tmp_path / "ttyDEVICE")
+    d.wait_state("WAIT_CONFIG")
+    port = Serial(str(tmp_path / "ttyDEVICE"))
+    yield d, port
+    port.close()
+
+
+def until(port, kind, command=None):
+    """Packets up to the first of this kind (and RPC command), all returned."""
+    seen = []
+    while True:
+        got = port.packet(10)
+        assert got is not None, f"no packet of type {kind}; got {seen}"
+        seen.append(got)
+        if got[0] == kind and (command is None or got[1][0] == command):
+            return seen
+
+
+def test_device_info_names_firmware_version_chip_and_device(improv):
+    _, port = improv
+    port.send(rpc(GET_DEVICE_INFO))
+    kind, data = until(port, RESULT, GET_DEVICE_INFO)[-1]
+    name, version, chip, device_name = parse_strings(data[2:])
+    assert (name, version, chip) == ("Sensor", "1.0.0", "Unix port")
+    assert device_name.startswith("Acme Sensor-")
+
+
+def test_wifi_networks_one_result_each_then_an_empty_one(improv):
+    _, port = improv
+    port.send(rpc(GET_WIFI_NETWORKS))
+    results = []
+    while True:
+        kind, data = until(port, RESULT, GET_WIFI_NETWORKS)[-1]
+        strings = parse_strings(data[2:])
+        if not strings:
+            break
+        results.append(strings)
+    assert results == [["home", "-50", "YES"], ["cafe", "-60", "NO"]]
+
+
+def test_current_state_is_ready_before_provisioning(improv):
+    _, port = improv
+    port.send(rpc(GET_CURRENT_STATE))
+    assert until(port, STATE)[-1][1] == b"\x02"
+
+
+def test_wifi_settings_with_the_right_password_provision_and_give_the_url(improv):
+    d, port = improv
+    port.send(wifi_settings("home", "correct horse"))
+    seen = until(port, RESULT, WIFI_SETTINGS)
+    states = [data[0] for kind, data in seen if kind == STATE]
+    assert states[-2:] == [0x03, 0x04]  # provisioning, provisioned
+    (url,) = parse_strings(seen[-1][1][2:])
+    assert url.startswith("http://127.0.0.1:")
+    d.wait_state("CONNECTING_NET")
+    assert d.store()["wifi"]["networks"][0] == {"ssid": "home", "password": "correct horse"}
+
+
+def test_wifi_settings_with_a_wrong_password_is_error_3_and_stores_nothing(improv):
+    d, port = improv
+    port.send(wifi_settings("home", "not the password"))
+    kind, data = until(port, ERROR)[-1]
+    assert data == b"\x03"
+    assert "wifi" not in d.store()
+
+
+def test_bad_checksum_is_error_1(improv):
+    _, port = improv
+    port.send(packet(RPC, bytes((GET_DEVICE_INFO, 0)), checksum=0x00))
+    assert until(port, ERROR)[-1][1] == b"\x01"
+
+
+def test_trailing_newline_is_tolerated_and_no_newline_too(improv):
+    _, port = improv
+    port.send(rpc(GET_CURRENT_STATE) + b"\r\n", newline=True)
+    assert until(port, STATE)[-1][1] == b"\x02"
+    port.send(rpc(GET_CURRENT_STATE), newline=False)
+    assert until(port, STATE)[-1][1] == b"\x02"
+
+
+def test_unknown_command_is_error_2(improv):
+    _, port = improv
+    port.send(rpc(0x42))
+    assert until(port, ERROR)[-1][1] == b"\x02"
+
+
+def test_device_ends_every_packet_with_a_newline(improv):
+    _, port = improv
+    port.send(rpc(GET_CURRENT_STATE))
+    until(port, STATE)
+    if not port.buf:  # the newline may still be on its way
+        assert select.select([port.fd], [], [], 5)[0]
+        port.buf += os.read(port.fd, 1)
+    assert port.buf.startswith(b"\n")

@@ -1,0 +1,338 @@
+"""The AP-mode portal: Blynk.Edgent's local API, captive redirects,
+percent-decoding, hostile input and proof of possession."""
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from conftest import MICROPYPATH, micropython_binary
+
+TOKEN = "abcdefghijklmnopqrstuvwxyz012345"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(port, raw, timeout=10):
+    """Send raw bytes, return (status, headers, body) or None when closed without a reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        data = b""
+        try:
+            while True:
+                part = s.recv(65536)
+                if not part:
+                    break
+                data += part
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+    if not data:
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def get(port, path, host="127.0.0.1"):
+    return http(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+
+
+def post(port, path, body, ctype="application/x-www-form-urlencoded"):
+    body = body.encode() if isinstance(body, str) else body
+    return http(port, f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+class PortalProcess:
+    def __init__(self, pop=None):
+        self.port = free_port()
+        args = [micropython_binary(), str(Path(__file__).parent / "mpy" / "portal_server.py"),
+                str(self.port)] + ([pop] if pop else [])
+        env = dict(os.environ, MICROPYPATH=":".join(MICROPYPATH))
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env=env)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        assert self.next_line(10) == "@ready"
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def next_line(self, timeout=5):
+        return self.lines.get(timeout=timeout)
+
+    def applied(self):
+        """Everything apply() received so far (after the replies came back)."""
+        out = []
+        while not self.lines.empty():
+            line = self.lines.get()
+            if line.startswith("@applied "):
+                out.append(json.loads(line[9:]))
+        return out
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def portal():
+    p = PortalProcess()
+    yield p
+    p.stop()
+
+
+def ok_reply(reply):
+    status, headers, body = reply
+    return status == 200 and json.loads(body) == {"status": "ok", "msg": "Trying to connect..."}
+
+
+# The Blynk app's flow, on a whole simulated device ------------------------------------
+
+def test_blynk_app_flow_gets_documented_replies_and_credentials_land_in_the_store(device):
+    d = device()
+    port = int(d.wait_state("WAIT_CONFIG")["portal"].rsplit(":", 1)[1].strip("/"))
+    status, _, body = get(port, "/board_info.json")
+    info = json.loads(body)
+    assert status == 200
+    assert {"board", "tmpl_id", "fw_type", "fw_ver", "ssid", "bssid", "mac", "last_error",
+            "wifi_scan", "static_ip", "vendor", "uid"} <= set(info)
+    assert info["ssid"].startswith("Acme Sensor-") and len(info["ssid"].encode()) <= 32
+    assert (info["wifi_scan"], info["static_ip"], info["last_error"]) == (True, False, 0)
+    status, _, body = get(port, "/wifi_scan.json")
+    scan = json.loads(body)
+    assert [n["ssid"] for n in scan] == ["home", "cafe"]  # de-duplicated, strongest first
+    assert scan[0] == {"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50,
+                       "sec": "WPA2/PSK", "ch": 6}
+    query = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse", "blynk": TOKEN,
+                                    "host": "127.0.0.1"})
+    assert ok_reply(get(port, "/config?" + query))
+    stored = d.store()
+    assert stored["wifi"]["networks"][0] == {"ssid": "home", "password": "correct horse"}
+    assert stored["cloud"]["token"] == TOKEN and stored["cloud"]["host"] == "127.0.0.1"
+    d.wait_state("CONNECTING_NET")
+    d.wait_state("CONNECTING_CLOUD")
+
+
+def test_wrong_wifi_password_shows_722_in_board_info(device):
+    d = device()
+    port = int(d.wait_state("WAIT_CONFIG")["portal"].rsplit(":", 1)[1].strip("/"))
+    query = urllib.parse.urlencode({"ssid": "home", "pass": "wrong password", "blynk": TOKEN})
+    assert ok_reply(get(port, "/config?" + query))
+    d.wait_state("WAIT_CONFIG", last_error=722)
+    assert json.loads(get(port, "/board_info.json")[2])["last_error"] == 722
+
+
+def test_board_info_never_carries_a_secret(device):
+    d = device(config={"portal": {"pop": "pop-5ecret-123", "ap_password": "ap-5ecret-123"}})
+    port = int(d.wait_state("WAIT_CONFIG")["portal"].rsplit(":", 1)[1].strip("/"))
+    body = get(port, "/board_info.json")[2].decode()
+    assert "5ecret" not in body and json.loads(body)["last_error"] == 0
+
+
+# Percent-decoding -------------------------------------------------------------------------
+
+PASSWORDS = ["p&ss#wo%rd+=?", "with spaces  here", "100%+&==??##", "a+b%20c&d=e"]
+_SSID = "Café ☕ Ünïcødé–"
+SSID_32 = _SSID + "x" * (32 - len(_SSID.encode()))  # exactly 32 bytes of UTF-8, the limit
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+@pytest.mark.parametrize("how", ["query", "form", "json"])
+def test_passwords_and_utf8_ssids_round_trip_exactly(portal, how, password):
+    fields = {"ssid": SSID_32, "pass": password, "blynk": TOKEN}
+    if how == "query":
+        reply = get(portal.port, "/config?" + urllib.parse.urlencode(fields))
+    elif how == "form":
+        reply = post(portal.port, "/config", urllib.parse.urlencode(fields))
+    else:
+        reply = post(portal.port, "/config", json.dumps(fields), "application/json")
+    assert ok_reply(reply)
+    assert portal.applied() == [fields]
+
+
+def test_percent_encoded_space_and_plus_differ(portal):
+    assert ok_reply(get(portal.port, "/config?ssid=a%2Bb+c&pass=x%20y%2B%2b+z&blynk=" + TOKEN))
+    assert portal.applied() == [{"ssid": "a+b c", "pass": "x y++ z", "blynk": TOKEN}]
+
+
+@pytest.mark.parametrize("query", ["ssid=%E2%82&pass=x", "ssid=%zz", "ssid=abc%4"])
+def test_broken_percent_encoding_is_400_naming_the_field(portal, query):
+    status, _, body = get(portal.port, "/config?" + query)
+    assert status == 400
+    assert json.loads(body)["msg"].startswith("ssid: ")
+    assert portal.applied() == []
+
+
+def test_ssid_manual_overrides_ssid(portal):
+    query = "/config?ssid=home&ssidManual=hidden-net&pass=&blynk=" + TOKEN
+    assert ok_reply(get(portal.port, query))
+    assert portal.applied()[0]["ssid"] == "hidden-net"
+
+
+def test_invalid_field_is_400_with_its_message_and_nothing_stored(portal):
+    status, _, body = get(portal.port, "/config?ssid=refuse-me&pass=x")
+    assert status == 400
+    assert json.loads(body) == {"status": "error", "msg": "ssid: refused by the test"}
+    assert portal.applied() == []
+
+
+# Hostile input ----------------------------------------------------------------------------
+
+HOSTILE = {
+    "no-crlf": b"GET /config?ssid=x HTTP/1.1 Host: 127.0.0.1 " + b"A" * 3000,
+    "64k-header": b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n",
+    "1mb-body": b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1048576\r\n\r\n"
+                + b"ssid=" + b"x" * 1048571,
+    "lying-length": b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 900\r\n\r\n"
+                    b"ssid=home&pass=correct+horse",
+    "invalid-utf8": b"GET /config?ssid=\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "invalid-utf8-body": b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 9\r\n\r\n"
+                         b"ssid=\xc3\x28ab",
+    "unknown-method": b"BREW /config HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    "not-http": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+    "chunked": b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nssid=\r\n0\r\n\r\n",
+    "negative-length": b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n",
+    "json-array": b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 2\r\n\r\n[]",
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_request_gets_4xx_or_is_closed_and_nothing_is_stored(portal, name):
+    try:
+        reply = http(portal.port, HOSTILE[name], timeout=10)
+    except (ConnectionResetError, BrokenPipeError):
+        reply = None
+    assert reply is None or 400 <= reply[0] < 500, reply
+    assert ok_reply(get(portal.port, "/config?ssid=home&pass=correct+horse&blynk=" + TOKEN))
+    assert portal.applied() == [{"ssid": "home", "pass": "correct horse", "blynk": TOKEN}]
+
+
+def test_half_a_request_then_silence_is_closed_within_the_request_limit(portal):
+    with socket.create_connection(("127.0.0.1", portal.port), timeout=15) as s:
+        s.sendall(b"GET /config?ssid=x HTTP/1.1\r\nHost: 127.")
+        start = time.monotonic()
+        data = s.recv(4096)
+        waited = time.monotonic() - start
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert waited <= 6.0
+    assert ok_reply(get(portal.port, "/config?ssid=home&pass=&blynk=" + TOKEN))
+
+
+def test_eight_clients_at_once_four_are_served_the_rest_refused(portal):
+    silent = []
+    for _ in range(8):
+        s = socket.create_connection(("127.0.0.1", portal.port), timeout=10)
+        s.sendall(b"GET / HTTP/1.1\r\n")  # incomplete: holds a slot
+        silent.append(s)
+    replies = []
+    for s in silent:
+        try:
+            replies.append(s.recv(4096).split(b" ")[1])
+        except (ConnectionResetError, IndexError):
+            replies.append(b"closed")
+        s.close()
+    assert replies.count(b"429") == 4
+    assert replies.count(b"408") == 4
+    assert ok_reply(get(portal.port, "/config?ssid=home&pass=&blynk=" + TOKEN))
+
+
+# Captive portal --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path,host", [("/generate_204", "127.0.0.1"),
+                                       ("/hotspot-detect.html", "captive.apple.com"),
+                                       ("/connecttest.txt", "www.msftconnecttest.com"),
+                                       ("/ncsi.txt", "127.0.0.1"),
+                                       ("/anything", "example.com")])
+def test_captive_probes_and_foreign_hosts_get_302_to_the_portal_root(portal, path, host):
+    status, headers, body = get(portal.port, path, host=host)
+    assert status == 302
+    assert headers["location"] == f"http://127.0.0.1:{portal.port}/"
+    assert body  # never an empty reply
+
+
+def test_config_page_works_without_javascript_and_escapes_ssids(portal):
+    status, headers, body = get(portal.port, "/")
+    page = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert '<form method="post" action="/config">' in page and "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert len(body) < 2048
+
+
+def test_reset_replies_as_blynk_does(portal):
+    status, _, body = get(portal.port, "/reset")
+    assert (status, json.loads(body)) == (200, {"status": "ok", "msg": "Configuration reset"})
+
+
+# Proof of possession --------------------------------------------------------------------------
+
+@pytest.fixture
+def pop_portal():
+    p = PortalProcess(pop="pop-1234")
+    yield p
+    p.stop()
+
+
+@pytest.mark.parametrize("path", ["/config", "/reset"])
+@pytest.mark.parametrize("pop", [None, "wrong"])
+def test_config_and_reset_need_the_proof_of_possession(pop_portal, path, pop):
+    query = "?ssid=home&pass=&blynk=" + TOKEN + (f"&pop={pop}" if pop else "")
+    status, _, body = get(pop_portal.port, path + query)
+    assert (status, json.loads(body)["msg"]) == (403, "pop: missing or wrong")
+    assert pop_portal.applied() == []
+
+
+def test_right_pop_is_accepted(pop_portal):
+    assert ok_reply(get(pop_portal.port, "/config?ssid=home&pass=&pop=pop-1234&blynk=" + TOKEN))
+
+
+def test_five_failures_lock_config_and_reset_for_60_seconds(pop_portal):
+    for _ in range(5):
+        assert get(pop_portal.port, "/config?ssid=home&pop=guess")[0] == 403
+    for path in ("/config", "/reset"):
+        query = "?ssid=home&pass=&pop=pop-1234&blynk=" + TOKEN
+        status, _, body = get(pop_portal.port, path + query)
+        assert (status, json.loads(body)["msg"]) == (403, "pop: locked, try again in 60 s")
+    assert pop_portal.applied() == []
+
+
+# The host command ---------------------------------------------------------------------
+
+def onboard(*args):
+    import sys
+    cmd = [str(Path(sys.executable).with_name("onboard")), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+def test_portal_configure_command_does_what_a_phone_app_does(device):
+    d = device()
+    url = d.wait_state("WAIT_CONFIG")["portal"]
+    run = onboard("portal", "configure", "--url", url, "--ssid", "home", "--password",
+                  "correct horse", "--token", TOKEN)
+    assert run.returncode == 0, run.stderr
+    assert "Trying to connect..." in run.stdout
+    assert d.store()["cloud"]["token"] == TOKEN
+
+
+def test_portal_configure_reports_a_refusal_in_one_line(device):
+    d = device()
+    url = d.wait_state("WAIT_CONFIG")["portal"]
+    run = onboard("portal", "configure", "--url", url, "--ssid", "home", "--token", "short")
+    assert run.returncode == 1
+    assert run.stderr.strip() == ("onboard portal: device refused: "
+                                  "blynk: must be 32 characters of A-Z a-z 0-9 - _")

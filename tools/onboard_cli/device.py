@@ -1,0 +1,120 @@
+"""`onboard device run`: one simulated device (Unix MicroPython, boards/unix).
+
+The device's flash is a folder; its radio is a JSON file (see
+boards/unix/network.py). Each device event is printed as one JSON line on
+stdout with "t", the seconds since start; the device's log goes to stderr.
+A device that reboots (exit code 3) is started again."""
+
+import hashlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+
+from .paths import BOARD_UNIX, LIB, ROOT, ToolError, micropython
+
+REBOOT = 3
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def device_mac(flash):
+    # a stable, locally administered MAC per flash folder, so fleets differ
+    digest = hashlib.sha256(str(Path(flash).resolve()).encode()).digest()
+    return "02:" + ":".join("%02x" % b for b in digest[:5])
+
+
+def environment(args, flash, portal_port, dns_port):
+    env = dict(os.environ)
+    env.update({
+        "MICROPYPATH": ":".join([".frozen", str(LIB), str(BOARD_UNIX)]),
+        "ONBOARD_FLASH": str(flash),
+        "ONBOARD_CONFIG": str(Path(args.config).resolve()),
+        "ONBOARD_RADIO": str(Path(args.radio).resolve()),
+        "ONBOARD_PORTAL_PORT": str(portal_port),
+        "ONBOARD_DNS_PORT": str(dns_port),
+        "ONBOARD_MAC": device_mac(flash),
+    })
+    return env
+
+
+def open_serial(path):
+    """The device's UART as a null-modem of two raw ptys: the device opens
+    one pty's terminal end, a user (onboard improv, a terminal) opens the
+    other's, linked at path; a thread relays between their controllers.
+    Returns the device's terminal path."""
+    ends = [os.openpty(), os.openpty()]
+    for controller, terminal in ends:
+        tty.setraw(controller)
+        tty.setraw(terminal)
+    link = Path(path)
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(os.ttyname(ends[1][1]))
+    threading.Thread(target=_relay, args=(ends[0][0], ends[1][0]), daemon=True).start()
+    return os.ttyname(ends[0][1])
+
+
+def _relay(a, b):
+    # the terminal ends stay open here, so a side that closes never breaks the relay
+    other = {a: b, b: a}
+    while True:
+        for fd in select.select([a, b], [], [])[0]:
+            try:
+                os.write(other[fd], os.read(fd, 4096))
+            except OSError:
+                pass
+
+
+def main(args):
+    flash = Path(args.flash).resolve()
+    flash.mkdir(parents=True, exist_ok=True)
+    for name in ("config", "radio"):
+        if not Path(getattr(args, name)).is_file():
+            raise ToolError(f"--{name} {getattr(args, name)}: no such file")
+    portal_port = args.portal_port or free_port()
+    env = environment(args, flash, portal_port, free_port(socket.SOCK_DGRAM))
+    if args.serial:
+        env["ONBOARD_SERIAL"] = open_serial(args.serial)
+    cmd = [micropython()]
+    if args.heapsize:
+        cmd += ["-X", f"heapsize={args.heapsize}"]
+    cmd.append(str(ROOT / "firmware" / "main.py"))
+    start = time.monotonic()
+    proc = None
+
+    def stop(*_):
+        if proc and proc.poll() is None:
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env, cwd=flash,
+                                text=True, bufsize=1)
+        for line in proc.stdout:
+            if line.startswith("@event "):
+                try:
+                    event = json.loads(line[7:])
+                except ValueError:
+                    sys.stderr.write(line)
+                    continue
+                print(json.dumps({"t": round(time.monotonic() - start, 3), **event}),
+                      flush=True)
+            else:
+                sys.stderr.write(line)
+        code = proc.wait()
+        if code != REBOOT:
+            return code
