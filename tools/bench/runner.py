@@ -5,12 +5,15 @@ import time
 
 from onboard_cli.build import build
 
-GROUPS = ["store", "network"]
+GROUPS = ["store", "network", "setup_mode"]
 
 
 def table(rows):
     head = ("group", "figure", "value", "goal")
-    cells = [head] + [(g, f, f"{v:,} {u}".strip(), goal) for g, f, v, u, goal in rows]
+    def show(v, unit):
+        return (f"{v:,} {unit}" if isinstance(v, (int, float)) else f"{v} {unit}").strip()
+
+    cells = [head] + [(g, f, show(v, u), goal) for g, f, v, u, goal in rows]
     widths = [max(len(str(c[i])) for c in cells) for i in range(4)]
     out = []
     for n, c in enumerate(cells):
