@@ -198,6 +198,37 @@ class Device:
             if event["state"] == state and last_error in (None, event["last_error"]):
                 return event
 
+    def wait_note(self, key, timeout=20):
+        """The next event carrying key (renewed, retry_in, message, ...)."""
+        import queue
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {key} within {timeout} s; events: {self.events}; "
+                                     f"log:\n{self.log_path.read_text()[-3000:]}") from None
+            if event is None:
+                raise AssertionError(f"device exited; log:\n{self.log_path.read_text()[-3000:]}")
+            self.events.append(event)
+            if key in event:
+                return event
+
+    def wait_message(self, topic, timeout=20):
+        while True:
+            event = self.wait_note("message", timeout)
+            if event["message"] == topic:
+                return event
+
+    def restarts(self):
+        return self.log_path.read_text().count("@boot")
+
+    def store_generation(self):
+        import json
+        path = self.flash / "onboard.json"
+        return json.loads(path.read_text())["gen"] if path.exists() else 0
+
     def store(self):
         import json
         path = self.flash / "onboard.json"
@@ -234,3 +265,49 @@ def device(tmp_path):
     yield start
     for d in started:
         d.stop()
+
+
+@pytest.fixture(scope="session")
+def cloudsim(tmp_path_factory):
+    """One cloudsim (HTTPS API, Mosquitto, Blynk's MQTT front) for the session."""
+    from cloudsim.app import Cloudsim
+
+    sim = Cloudsim(tmp_path_factory.mktemp("cloudsim"), log=lambda line: None).start()
+    yield sim
+    sim.stop()
+
+
+def broker_messages(sim, topic, count=1, timeout=10):
+    """Messages on a broker topic (cloudsim's own login), retained ones included."""
+    import socket
+    import struct
+
+    from cloudsim.mqttfront import mqtt_string, packet
+
+    out = []
+    with socket.create_connection(("127.0.0.1", sim.broker.mqtt_port), timeout=timeout) as s:
+        user, password = sim.internal
+        s.sendall(packet(0x10, mqtt_string(b"MQTT") + bytes((4, 0xC2)) + struct.pack(">H", 60)
+                         + mqtt_string(b"test-reader") + mqtt_string(user.encode())
+                         + mqtt_string(password.encode())))
+        s.sendall(packet(0x82, b"\x00\x01" + mqtt_string(topic.encode()) + b"\x00"))
+        buf = b""
+        while len(out) < count:
+            part = s.recv(4096)
+            if not part:
+                break
+            buf += part
+            while len(buf) >= 2:
+                n, shift, i = 0, 0, 1
+                while buf[i] & 0x80:
+                    n |= (buf[i] & 0x7F) << shift
+                    shift += 7
+                    i += 1
+                n |= buf[i] << shift
+                if len(buf) < i + 1 + n:
+                    break
+                first, body, buf = buf[0], buf[i + 1 : i + 1 + n], buf[i + 1 + n :]
+                if first >> 4 == 3:
+                    tl = struct.unpack(">H", body[:2])[0]
+                    out.append((body[2 : 2 + tl].decode(), body[2 + tl :]))
+    return out

@@ -559,7 +559,8 @@ def test_cloudsim_command_prints_its_addresses_and_stops_cleanly_on_sigterm(tmp_
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = json.loads(proc.stdout.readline())
-        assert set(ready) == {"https", "mqtt", "mqtts", "ca", "admin_token"}
+        assert set(ready) == {"https", "mqtt", "mqtts", "ca", "admin_token", "blynk_mqtt",
+                              "blynk_mqtts"}
         assert ready["ca"] == str(tmp_path / "ca.pem")
         broker_pid = int((tmp_path / "mosquitto" / "mosquitto.pid").read_text())
     finally:

@@ -180,6 +180,11 @@ def der(cert):
     return a2b_base64(cert[i + 27 : cert.find(b"-----END", i)])
 
 
+def tls_context(ca, insecure=False):
+    """An SSLContext verifying against ca (path, PEM or DER), for reuse."""
+    return _context(ca, insecure)
+
+
 def _context(ca, insecure):
     import tls
 

@@ -58,7 +58,13 @@ class Runtime:
         self.arrived = asyncio.Event()
         self.fresh = False  # credentials from setup that have not worked yet
         self.setup_requested = False
+        self.reconnect = False  # the session asks to be started again at once
+        self.mqtt = None  # the online client, for publish()
+        self.on_online = None  # what the session does after each MQTT connect
+        self.on_message = None  # the application's hook: f(topic, msg)
         self.mac = board.unique_id()
+        backoff = config.get("backoff", {})
+        self.backoff = (backoff.get("base", 2), backoff.get("cap", 64))
 
     # -- reporting -------------------------------------------------------------
 
@@ -69,6 +75,26 @@ class Runtime:
         log.info(_TAG, "state %s (last_error %d)", state, self.last_error)
         self.board.emit({"state": state, "portal": self.portal_url,
                          "last_error": self.last_error})
+
+    def note(self, **fields):
+        """A device event that is not a state change (a renewal, a retry)."""
+        event = {"state": self.state, "portal": self.portal_url, "last_error": self.last_error}
+        event.update(fields)
+        self.board.emit(event)
+
+    def deliver(self, topic, msg):
+        """A cloud-to-device message for the application (an event when none listens)."""
+        if self.on_message:
+            self.on_message(topic, msg)
+        else:
+            self.note(message=topic.decode())
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        """Publish while online; False when offline (nothing is queued)."""
+        if not self.mqtt:
+            return False
+        self.mqtt.publish(topic, msg, retain, qos)
+        return True
 
     def set_error(self, code):
         self.last_error = code
@@ -175,10 +201,14 @@ class Runtime:
             self.portal_url = None
         if self.arrived.is_set():
             self.set_state(CONFIGURING)
+            self.station().disconnect()  # join again, with what just arrived
 
     # -- online ----------------------------------------------------------------------
 
     async def connect_net(self):
+        sta = self.station()
+        if sta.isconnected():
+            return True
         self.set_state(CONNECTING_NET)
         code, ssid = await wifi.join_saved(self.store, self.station(),
                                            int(self.config.get("wifi_timeout_s", 15)) * 1000)
@@ -202,18 +232,44 @@ class Runtime:
                 if self.fresh:
                     self.setup_requested = True  # new credentials failed: show the user why
                 else:
-                    await asyncio.sleep(backoff_s(attempt))
+                    delay = backoff_s(attempt, *self.backoff)
                     attempt += 1
+                    self.note(retry_in=delay, attempt=attempt)
+                    await asyncio.sleep(delay)
                 continue
-            attempt = 0
             self.set_state(CONNECTING_CLOUD)
-            session = getattr(self.profile, "session", None)
-            if session is None:
-                log.warn(_TAG, "profile has no online session yet")
-                self.arrived.clear()
-                await self.arrived.wait()
+            retry_after = await self.online()
+            if retry_after is None:
+                attempt = 0
                 continue
-            await session(self)
+            delay = max(backoff_s(attempt, *self.backoff), retry_after)
+            attempt += 1
+            log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt)
+            self.note(retry_in=delay, attempt=attempt)
+            await asyncio.sleep(delay)
+
+    async def online(self):
+        """One cloud session. None when it ended by itself (reconfigure,
+        redirect, renewal) or the credentials were refused; else the
+        Retry-After seconds (0: none) before the next try."""
+        from onboard.clouds import Rejected, Transient
+        from onboard.errors import NetError, TLSError
+
+        try:
+            await self.profile.session(self)
+            return None
+        except Rejected as e:
+            log.warn(_TAG, "credentials refused at %s", e.args[0])
+            self.set_error(e.args[1] if len(e.args) > 1 else ERR_TOKEN)
+            self.setup_requested = True
+            return None
+        except Transient as e:
+            self.set_error(ERR_CLOUD)
+            return e.args[1]
+        except OSError as e:
+            log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
+            self.set_error(711 if isinstance(e, TLSError) else ERR_CLOUD)
+            return 0
 
 
 def _mac(raw):

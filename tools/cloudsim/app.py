@@ -18,6 +18,7 @@ from .clouds.blynk import Blynk
 from .clouds.imp import Imp
 from .clouds.plgd import Plgd
 from .clouds.spokezone import SpokeZone
+from .mqttfront import BlynkFront, publish
 from .pki import CA
 from .web import Faults, HttpError, HTTPSServer, Router
 
@@ -61,6 +62,9 @@ class Cloudsim:
         self.broker = Broker(self.dir / "mosquitto", self.certfile, self.keyfile,
                              mqtt_port, mqtts_port)
         self.mqtt_identities = {}  # (cloud, token) -> device id
+        # cloudsim's own broker login, for downlinks
+        self.internal = ("cloudsim", secrets.token_urlsafe(18))
+        self.front = None
         self.faults = Faults()
         self.router = Router()
         self.router.add("POST", "/_sim/faults", self._add_fault)
@@ -68,6 +72,7 @@ class Cloudsim:
         self.router.add("POST", "/_sim/lifetimes", self._set_lifetime)
         self.router.add("POST", "/_sim/clock", self._clock)
         self.router.add("GET", "/_sim/state", self._state)
+        self.router.add("POST", "/_sim/downlink", self._downlink)
         self.clouds = {"imp": Imp(self), "blynk": Blynk(self), "spokezone": SpokeZone(self),
                        "plgd": Plgd(self), "att": AllThingsTalk(self)}
         for cloud in self.clouds.values():
@@ -99,18 +104,26 @@ class Cloudsim:
         raise HttpError(401, "missing or wrong API key (Basic)")
 
     def allow_mqtt(self, cloud, token, device_id):
-        """Let this device token log in to the broker (username and password: the token)."""
+        """Let this device token log in to the broker (username and password:
+        the token). Blynk's logins go through the front, which asks the cloud."""
         self.mqtt_identities[(cloud, token)] = device_id
-        self.broker.allow(token, token)
+        if cloud != "blynk":
+            self.broker.allow(token, token)
 
     def revoke_mqtt(self, cloud, token):
-        self.mqtt_identities.pop((cloud, token), None)
-        self.broker.revoke(token)
+        device_id = self.mqtt_identities.pop((cloud, token), None)
+        if cloud == "blynk":
+            if device_id is not None and self.front:
+                self.front.kick(device_id)
+        else:
+            self.broker.revoke(token)
 
     def downlink(self, cloud, device_id, name, payload):
-        """A cloud-to-device message; True when it could be sent (device online)."""
+        """A cloud-to-device message; True when the device was online to get it."""
         self.log(f"{cloud} downlink {name} for device {device_id}")
-        return False
+        topic, online = self.clouds[cloud].downlink_topic(device_id, name)
+        publish(self.broker.mqtt_port, *self.internal, topic, payload)
+        return online
 
     # -- /_sim/ controls (admin token) -----------------------------------------
 
@@ -147,6 +160,16 @@ class Cloudsim:
             raise HttpError(400, "advance: seconds to move the clock forward (or reset: true)")
         return 200, {"now": self.now()}
 
+    def _downlink(self, req):
+        self._admin(req)
+        doc = req.json()
+        cloud = doc.get("cloud")
+        if not hasattr(self.clouds.get(cloud), "downlink_topic") or "device" not in doc \
+                or not isinstance(doc.get("name"), str):
+            raise HttpError(400, "cloud (blynk, spokezone, att), device and name are required")
+        online = self.downlink(cloud, doc["device"], doc["name"], str(doc.get("payload", "")))
+        return 200, {"online": online}
+
     def _state(self, req):
         self._admin(req)
         return 200, {
@@ -164,7 +187,9 @@ class Cloudsim:
     # -- life cycle --------------------------------------------------------------
 
     def start(self):
+        self.broker.allow(*self.internal)
         self.broker.start()
+        self.front = BlynkFront(self, self.certfile, self.keyfile).start()
         self.server = HTTPSServer(self, self.https_port, self.certfile, self.keyfile)
         self.https_port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -175,11 +200,15 @@ class Cloudsim:
             "https": f"https://127.0.0.1:{self.https_port}",
             "mqtt": f"mqtt://127.0.0.1:{self.broker.mqtt_port}",
             "mqtts": f"mqtts://127.0.0.1:{self.broker.mqtts_port}",
+            "blynk_mqtt": f"mqtt://127.0.0.1:{self.front.port}",
+            "blynk_mqtts": f"mqtts://127.0.0.1:{self.front.tls_port}",
             "ca": str(self.dir / "ca.pem"),
             "admin_token": self.admin_token,
         })
 
     def stop(self):
+        if self.front:
+            self.front.stop()
         if self.server:
             self.server.shutdown()
             self.server.server_close()

@@ -34,3 +34,69 @@ def check(fields, config):
     cloud = {"token": token}
     check_host(fields, cloud)
     return cloud
+
+
+def _context(config):
+    # TLS unless the config says the broker is plain (a local test broker)
+    if config.get("tls", True) is False:
+        return None
+    from onboard.http import tls_context
+
+    return tls_context(config.get("ca"))
+
+
+def _redirect(rt, payload):
+    # "host:port" or "mqtts://host:port": stored first, followed at once
+    target = payload.decode().split("://")[-1].strip("/")
+    host, _, port = target.rpartition(":")
+    try:
+        port = int(port)
+    except ValueError:
+        return
+    if host and 0 < port < 65536:
+        rt.store.put("cloud", host=host, port=port)
+        rt.reconnect = True
+
+
+def _downlink(rt, topic, msg):
+    if topic == b"downlink/redirect":
+        _redirect(rt, msg)
+    elif topic == b"downlink/reconfigure":
+        rt.setup_requested = True
+    elif topic == b"downlink/reboot":
+        rt.board.reboot()
+    elif topic != b"downlink/ping":
+        rt.deliver(topic, msg)
+
+
+async def session(rt):
+    """Activate the token once, then stay online on MQTT until told otherwise."""
+    import json
+
+    from onboard import http
+    from onboard.clouds import ERR_CONFIG, Rejected, judge, online
+    from onboard.mqtt import MQTTClient
+
+    cfg = rt.config
+    cloud = rt.store.get("cloud")
+    token = cloud.get("token")
+    if not token:
+        raise Rejected("config", ERR_CONFIG)
+    if not cloud.get("activated"):
+        url = "%s/external/api/provision?token=%s&templateId=%s" % (
+            cfg["api"], token, cfg.get("tmpl_id", ""))
+        judge(await http.arequest("GET", url, ca=cfg.get("ca"), timeout=10), "activation")
+        rt.store.put("cloud", activated=True)
+    client = MQTTClient(rt.uid(), cloud.get("host") or cfg["host"],
+                        cloud.get("port") or cfg.get("port", 8883), user="device",
+                        password=token, keepalive=45, ssl=_context(cfg), timeout=10)
+    client.set_callback(lambda topic, msg: _downlink(rt, topic, msg))
+    rt.reconnect = False
+
+    def hello():
+        info = {"tmpl": cfg.get("tmpl_id", ""), "ver": cfg.get("fw_ver", "0.0.0"),
+                "build": cfg.get("build", ""), "type": cfg.get("name", ""), "rxbuff": 1024}
+        client.publish(b"info/mcu", json.dumps(info), retain=True, qos=1)
+
+    rt.on_online = hello
+    await online(rt, client, (b"downlink/#",))

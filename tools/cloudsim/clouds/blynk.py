@@ -81,7 +81,21 @@ class Blynk:
             dev["token"] = new_token()
             dev["active"] = False
         self.sim.revoke_mqtt("blynk", old)
+        if self.sim.front:
+            self.sim.front.kick(device_id)
         return 200, {"token": dev["token"], "deviceId": device_id}
+
+    def mqtt_login(self, username, password):
+        """The device id for an MQTT login as user "device" with an active token."""
+        if username != "device":
+            return None
+        device_id, dev = self.by_token(password)
+        return device_id if dev and dev["active"] else None
+
+    def downlink_topic(self, device_id, name):
+        device_id = int(device_id)
+        online = self.sim.front.online(device_id) if self.sim.front else False
+        return f"blynk/{device_id}/downlink/{name}", online
 
     def by_token(self, token):
         for device_id, dev in self.devices.items():

@@ -23,6 +23,9 @@ class SpokeZone:
         r.add("POST", "/spokezone/api/v2/devices", self.create_device)
         r.add("GET", r"/spokezone/api/v2/devices/(?P<device_id>[^/]+)/secrets", self.secrets)
 
+    def downlink_topic(self, device_id, name):
+        return f"spokezone/{device_id}/down/{name}", None
+
     def device_token(self, device_id):
         now = int(self.sim.now())
         claims = {"type": "device", "sub": device_id, "prefix": f"spokezone/{device_id}",

@@ -1,0 +1,94 @@
+"""Cloud profiles end to end: a simulated device, configured through its
+portal, against cloudsim (HTTPS API, Mosquitto)."""
+
+import json
+import ssl
+import urllib.request
+
+from conftest import broker_messages
+
+from onboard_cli.device import device_mac
+
+
+def api(sim, method, path, body=None, headers=None):
+    ctx = ssl.create_default_context(cafile=str(sim.dir / "ca.pem"))
+    req = urllib.request.Request(f"https://127.0.0.1:{sim.https_port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def admin(sim):
+    return {"Authorization": f"Bearer {sim.admin_token}"}
+
+
+def configure(d, **fields):
+    from test_portal import get
+    port = int(d.wait_state("WAIT_CONFIG")["portal"].rsplit(":", 1)[1].strip("/"))
+    query = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse", **fields})
+    status, _, body = get(port, "/config?" + query)
+    assert status == 200, body
+
+
+def blynk_config(sim):
+    return {"profile": "blynk", "api": f"https://127.0.0.1:{sim.https_port}/blynk",
+            "host": "127.0.0.1", "port": sim.front.tls_port, "ca": str(sim.dir / "ca.pem")}
+
+
+def test_blynk_token_activates_goes_online_and_messages_flow_both_ways(device, cloudsim):
+    prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
+               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
+    d = device(config=blynk_config(cloudsim))
+    configure(d, blynk=prov["token"])
+    d.wait_state("CONNECTING_CLOUD")
+    d.wait_state("RUNNING")
+    assert cloudsim.clouds["blynk"].devices[prov["deviceId"]]["active"]
+    (topic, payload), = broker_messages(cloudsim, f"blynk/{prov['deviceId']}/info/mcu")
+    assert json.loads(payload)["tmpl"] == "TMPL1a2b3c4d"
+    api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
+                                             "name": "ds/led", "payload": "1"}, admin(cloudsim))
+    event = d.wait_message("downlink/ds/led")
+    assert event["state"] == "RUNNING"
+
+
+def test_blynk_invalid_token_is_703_and_setup_mode_without_reboot(device, cloudsim):
+    d = device(config=blynk_config(cloudsim))
+    configure(d, blynk="x" * 32)
+    d.wait_state("CONNECTING_CLOUD")
+    event = d.wait_state("WAIT_CONFIG", last_error=703)
+    assert event["portal"]
+    assert d.restarts() == 0
+
+
+def test_spokezone_device_token_goes_online_and_renews_before_expiry(device, cloudsim):
+    user = api(cloudsim, "POST", "/spokezone/login",
+               {"username": "super", "password": "super-password"})["token"]
+    cloudsim.lifetimes["spokezone"] = 30
+    try:
+        dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": "cpu-sz-1"},
+                  {"x-access-token": user})
+    finally:
+        cloudsim.lifetimes["spokezone"] = 7 * 24 * 3600
+    cloudsim.lifetimes["spokezone"] = 30
+    d = device(config={"profile": "spokezone",
+                       "api": f"https://127.0.0.1:{cloudsim.https_port}/spokezone",
+                       "host": "127.0.0.1", "port": cloudsim.broker.mqtts_port,
+                       "ca": str(cloudsim.dir / "ca.pem")})
+    try:
+        configure(d, token=dev["token"], uuid=dev["uuid"], cpu_id="cpu-sz-1")
+        d.wait_state("RUNNING")
+        generation = d.store_generation()
+        renewed = d.wait_note("renewed", timeout=40)
+        online = d.wait_note("online", timeout=20)
+    finally:
+        cloudsim.lifetimes["spokezone"] = 7 * 24 * 3600
+    stored = d.store()["cloud"]["token"]
+    assert stored == cloudsim.clouds["spokezone"].devices[dev["id"]]["token"]
+    assert renewed["t"] < online["t"]
+    assert d.store_generation() == generation + 1  # exactly one write for the renewal
+
+
+def test_mac_of_a_simulated_device_is_stable_per_flash(tmp_path):
+    assert device_mac(tmp_path) == device_mac(tmp_path)
+    assert device_mac(tmp_path) != device_mac(tmp_path / "x")
