@@ -11,9 +11,12 @@ export MICROPYTHON
 STAMP := $(VENV)/.setup-done
 PORT ?=
 
-.PHONY: help setup test lint typecheck build bench test-device
+ARGS ?=
+
+.PHONY: help setup sim test lint typecheck build bench test-device
 
 help:
+	@echo "make sim                    the whole life of a simulated device (ARGS=--interactive)"
 	@echo "make test                   all host tests + tests_device on the Unix port (with lint, typecheck)"
 	@echo "make build                  lib/ compiled to .mpy in build/, with a size table"
 	@echo "make bench                  speed, memory and size figures next to their goals"
@@ -32,6 +35,9 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	# pyright reads MicroPython's stdlib stubs from here instead of CPython's typeshed
 	ln -sfn "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" $(VENV)/mpy-typeshed
 	touch $@
+
+sim: setup
+	$(BIN)/onboard sim $(ARGS)
 
 test: setup lint typecheck
 	$(PYTHON) -m pytest -q

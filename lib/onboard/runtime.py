@@ -113,7 +113,12 @@ class Runtime:
         except ValueError as e:
             msg = str(e)
             raise ValueError("pass" + msg[8:] if msg.startswith("password") else msg) from None
-        cloud = self.profile.check(fields, self.config) if hasattr(self.profile, "check") else {}
+        cloud = {}
+        names = [f[0] for f in getattr(self.profile, "FIELDS", ())]
+        # the cloud fields may be left out when the device already has a token
+        if hasattr(self.profile, "check") and (
+                any(fields.get(n) for n in names) or not self.store.get("cloud").get("token")):
+            cloud = self.profile.check(fields, self.config)
         wifi.remember(self.store, ssid, password)
         if cloud:
             self.store.put("cloud", **cloud)

@@ -100,7 +100,11 @@ def main(args):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    boots = 0
     while True:
+        boots += 1
+        sys.stderr.write(f"@boot {boots}\n")
+        sys.stderr.flush()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=flash,
                                 text=True, bufsize=1)

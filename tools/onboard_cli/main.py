@@ -40,6 +40,12 @@ def parser():
     c2.add_argument("--token", help="the cloud token (Blynk auth token, ...)")
     c2.add_argument("--field", action="append", help="more fields: name=value")
 
+    sm = sub.add_parser("sim", help="the whole life of a simulated device (make sim)")
+    sm.add_argument("--profile", choices=("spokezone", "blynk"), default="spokezone")
+    sm.add_argument("--interactive", action="store_true",
+                    help="wait in setup mode for a person with a browser")
+    sm.add_argument("--heapsize", help="the device's MicroPython heap, e.g. 64K")
+
     i = sub.add_parser("improv", help="give a device its Wi-Fi over serial (Improv)")
     i.add_argument("--port", required=True, help="serial port or a simulated device's pty")
     i.add_argument("--ssid", help="network to join (without: only show the device)")
@@ -63,6 +69,8 @@ def main(argv=None):
             from cloudsim.cli import main as run
         elif args.command == "portal":
             from .portal import main as run
+        elif args.command == "sim":
+            from .sim import main as run
         elif args.command == "improv":
             from .improv import main as run
         elif args.command == "device":

@@ -1,0 +1,166 @@
+"""`onboard sim` (`make sim`): the whole life of a device on this machine.
+
+Starts cloudsim and one simulated device with an empty flash, then walks:
+setup mode and its portal, configuration through the portal, Wi-Fi,
+activation, MQTT online, a cloud-sent reconfigure, back online, and a token
+renewal. Every state change is printed with its time; a summary ends it.
+--interactive leaves the device in setup mode for a person with a browser."""
+
+import json
+import ssl
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from .paths import ToolError
+from .simdevice import Device
+
+LIFETIME = 30  # seconds: a short token lifetime, so the renewal comes within the run
+
+
+class Walk:
+    def __init__(self, sim, device):
+        self.sim, self.device = sim, device
+        self.start = time.monotonic()
+        self.steps = []
+        self.seen = 0
+
+    def show(self):
+        for event in self.device.events[self.seen:]:
+            extra = ""
+            if event.get("portal"):
+                extra = f"portal {event['portal']}"
+            for key in ("renewed", "online", "retry_in", "message"):
+                if key in event:
+                    extra = f"{key} {event[key]}"
+            print(f"{event['t']:8.2f}s  {event['state']:<17} last_error {event['last_error']:<4}"
+                  f" {extra}".rstrip(), flush=True)
+        self.seen = len(self.device.events)
+
+    def state(self, state, timeout=60, **kw):
+        event = self.device.wait_state(state, timeout=timeout, **kw)
+        self.show()
+        return event
+
+    def note(self, key, timeout=60):
+        event = self.device.wait_note(key, timeout=timeout)
+        self.show()
+        return event
+
+    def step(self, text):
+        self.steps.append(text)
+        print(f"{'':10}-- {text}", flush=True)
+
+
+def call(sim, method, path, body=None, headers=None):
+    ctx = ssl.create_default_context(cafile=str(sim.dir / "ca.pem"))
+    req = urllib.request.Request(f"https://127.0.0.1:{sim.https_port}{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, context=ctx, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def portal_config(url, fields):
+    data = urllib.parse.urlencode(fields).encode()
+    with urllib.request.urlopen(urllib.parse.urljoin(url, "config"), data, timeout=10) as r:
+        return json.loads(r.read())["msg"]
+
+
+def spokezone(sim):
+    user = call(sim, "POST", "/spokezone/login",
+                {"username": "super", "password": "super-password"})["token"]
+    sim.lifetimes["spokezone"] = LIFETIME
+    dev = call(sim, "POST", "/spokezone/api/v2/devices", {"cpuId": "sim-cpu-1"},
+               {"x-access-token": user})
+    config = {"profile": "spokezone", "api": f"https://127.0.0.1:{sim.https_port}/spokezone",
+              "host": "127.0.0.1", "port": sim.broker.mqtts_port}
+    fields = {"token": dev["token"], "uuid": dev["uuid"], "cpu_id": "sim-cpu-1"}
+
+    def reconfigure():
+        call(sim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
+                                             "name": "reconfigure"},
+             {"Authorization": f"Bearer {sim.admin_token}"})
+    return config, fields, reconfigure
+
+
+def blynk(sim):
+    prov = call(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
+                {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    config = {"profile": "blynk", "api": f"https://127.0.0.1:{sim.https_port}/blynk",
+              "host": "127.0.0.1", "port": sim.front.tls_port}
+
+    def reconfigure():
+        call(sim, "POST", "/blynk/api/v1/organization/device/provision/reconfigure",
+             {"deviceId": prov["deviceId"]}, {"Authorization": f"Bearer {sim.admin_token}"})
+    return config, {"blynk": prov["token"]}, reconfigure
+
+
+def main(args):
+    from cloudsim.app import Cloudsim
+    from cloudsim.broker import BrokerError
+
+    with tempfile.TemporaryDirectory(prefix="onboard-sim-") as tmp:
+        try:
+            sim = Cloudsim(Path(tmp) / "cloudsim", log=lambda line: None).start()
+        except BrokerError as e:
+            raise ToolError(str(e)) from None
+        device = None
+        try:
+            config, fields, reconfigure = (blynk if args.profile == "blynk" else spokezone)(sim)
+            config.update({"ca": str(sim.dir / "ca.pem"), "vendor": "Acme", "name": "Sensor",
+                           "portal": {"idle_timeout_s": 600}})
+            folder = Path(tmp) / "device"
+            folder.mkdir()
+            device = Device(folder, config=config, heapsize=args.heapsize)
+            walk = Walk(sim, device)
+            print(f"cloudsim {sim.ready_line()}\n"
+                  f"device   {args.profile}, empty flash {device.flash}\n", flush=True)
+            url = walk.state("WAIT_CONFIG", 30)["portal"]
+            wifi = {"ssid": "home", "pass": "correct horse"}
+            if args.interactive:
+                print(f"\nOpen {url} in a browser and enter:\n"
+                      + "".join(f"  {k:<8} {v}\n" for k, v in {**wifi, **fields}.items())
+                      + "Waiting for the device to come online (Ctrl-C to stop)...", flush=True)
+                walk.state("RUNNING", timeout=24 * 3600)
+            else:
+                walk.step("configure through the portal, as a phone app does")
+                walk.step(portal_config(url, {**wifi, **fields}))
+                walk.state("RUNNING")
+            walk.step("the cloud sends a reconfigure")
+            reconfigure()
+            url = walk.state("WAIT_CONFIG")["portal"]
+            walk.step("configure again through the portal: Wi-Fi only, the token is kept")
+            portal_config(url, wifi)
+            walk.state("RUNNING")
+            if args.profile == "spokezone":
+                walk.step(f"wait for the token renewal (lifetime {LIFETIME} s)")
+                walk.note("renewed", timeout=LIFETIME + 30)
+                walk.note("online", timeout=30)
+            else:
+                walk.step("Blynk auth tokens do not expire: no renewal to show")
+            summary(walk, device)
+        except KeyboardInterrupt:
+            print("\nstopped", flush=True)
+        except AssertionError as e:
+            print(device.log_path.read_text()[-2000:] if device else "", end="")
+            raise ToolError(str(e).split(";")[0]) from None
+        finally:
+            if device:
+                device.stop()
+            sim.stop()
+    return 0
+
+
+def summary(walk, device):
+    states = [e["state"] for e in device.events]
+    path = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+    print("\nsummary")
+    print("  states     " + " -> ".join(path))
+    print(f"  online     {path.count('RUNNING')} times; "
+          f"token renewals {sum(1 for e in device.events if e.get('renewed'))}")
+    print(f"  store      generation {device.store_generation()} "
+          f"(sections: {', '.join(sorted(device.store()))})")
+    print(f"  took       {time.monotonic() - walk.start:.1f} s")

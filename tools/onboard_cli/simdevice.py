@@ -1,0 +1,116 @@
+"""A simulated device run by `onboard device run`, for `onboard sim`,
+`onboard fleet` and the host tests: it starts the device, collects its
+events as they come, and waits for states."""
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+
+from .paths import stop_process
+
+
+class Device:
+    """A simulated device run by `onboard device run`; events are collected
+    from its stdout as they come."""
+
+    def __init__(self, workdir, config=None, radio=None, serial=None, portal_port=0,
+                 heapsize=None):
+        self.dir = workdir
+        self.flash = workdir / "flash"
+        self.config = {"profile": "blynk", "vendor": "Acme", "name": "Sensor", "fw_ver": "1.0.0",
+                       "tmpl_id": "TMPL1a2b3c4d", "portal": {"idle_timeout_s": 600},
+                       **(config or {})}
+        (workdir / "config.json").write_text(json.dumps(self.config))
+        self.radio_path = workdir / "radio.json"
+        self.set_radio(radio if radio is not None else DEFAULT_RADIO)
+        self.events = []
+        self._queue = queue.Queue()
+        cmd = [sys.executable, "-m", "onboard_cli.main", "device", "run",
+               "--flash", str(self.flash), "--config", str(workdir / "config.json"),
+               "--radio", str(self.radio_path)]
+        if portal_port:
+            cmd += ["--portal-port", str(portal_port)]
+        if serial:
+            cmd += ["--serial", str(serial)]
+        if heapsize:
+            cmd += ["--heapsize", str(heapsize)]
+        self.log_path = workdir / "device.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._queue.put(json.loads(line))
+        self._queue.put(None)
+
+    def set_radio(self, networks):
+        tmp = self.radio_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"networks": networks}))
+        os.replace(tmp, self.radio_path)
+
+    def wait_state(self, state, timeout=20, last_error=None):
+        """The next event with this state (and last_error, if given)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {state} within {timeout} s; events: {self.events}; "
+                                     f"log:\n{self.log_path.read_text()[-3000:]}") from None
+            if event is None:
+                raise AssertionError(f"device exited; log:\n{self.log_path.read_text()[-3000:]}")
+            self.events.append(event)
+            if event["state"] == state and last_error in (None, event["last_error"]):
+                return event
+
+    def wait_note(self, key, timeout=20):
+        """The next event carrying key (renewed, retry_in, message, ...)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no {key} within {timeout} s; events: {self.events}; "
+                                     f"log:\n{self.log_path.read_text()[-3000:]}") from None
+            if event is None:
+                raise AssertionError(f"device exited; log:\n{self.log_path.read_text()[-3000:]}")
+            self.events.append(event)
+            if key in event:
+                return event
+
+    def wait_message(self, topic, timeout=20):
+        while True:
+            event = self.wait_note("message", timeout)
+            if event["message"] == topic:
+                return event
+
+    def restarts(self):
+        """How often the device process was started again (a reboot)."""
+        return self.log_path.read_text().count("@boot ") - 1
+
+    def store_generation(self):
+        path = self.flash / "onboard.json"
+        return json.loads(path.read_text())["gen"] if path.exists() else 0
+
+    def store(self):
+        path = self.flash / "onboard.json"
+        return json.loads(path.read_text())["data"] if path.exists() else {}
+
+    def stop(self):
+        stop_process(self.proc)
+        self._log.close()
+
+
+DEFAULT_RADIO = [
+    {"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2/PSK", "ch": 6,
+     "password": "correct horse", "behaviour": "ok"},
+    {"ssid": "home", "bssid": "aa:bb:cc:00:00:02", "rssi": -71, "sec": "WPA2/PSK", "ch": 1,
+     "password": "correct horse", "behaviour": "ok"},
+    {"ssid": "cafe", "bssid": "aa:bb:cc:00:00:03", "rssi": -60, "sec": "OPEN", "ch": 11,
+     "password": "", "behaviour": "ok"},
+]
