@@ -145,8 +145,9 @@ def device(tmp_path):
 
     started = []
 
-    def start(**kw):
-        folder = tmp_path / f"device{len(started)}"
+    def start(same_as=None, **kw):
+        # same_as: boot again on that device's flash (after a kill or a stop)
+        folder = same_as.dir if same_as else tmp_path / f"device{len(started)}"
         folder.mkdir(exist_ok=True)
         d = Device(folder, **kw)
         started.append(d)
@@ -154,7 +155,8 @@ def device(tmp_path):
 
     yield start
     for d in started:
-        d.stop()
+        if d.proc.poll() is None:
+            d.stop()
 
 
 @pytest.fixture(scope="session")

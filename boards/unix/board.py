@@ -65,3 +65,26 @@ def uart():
     """The stream Improv speaks on: the pty of `onboard device run --serial`."""
     path = os.getenv("ONBOARD_SERIAL")
     return open(path, "r+b") if path else None
+
+
+_press = {"key": None, "at": 0, "ms": 0}
+
+
+def button():
+    """The simulated button, from the file $ONBOARD_BUTTON: "down" holds it;
+    "press <ms> <any>" is one press of that length, timed by the device."""
+    import time
+
+    path = os.getenv("ONBOARD_BUTTON")
+    try:
+        with open(path) as f:
+            text = f.read(64).strip()
+    except (OSError, TypeError):
+        return False
+    if text == "down":
+        return True
+    if text.startswith("press "):
+        if text != _press["key"]:
+            _press.update(key=text, at=time.ticks_ms(), ms=int(text.split()[1]))
+        return time.ticks_diff(time.ticks_ms(), _press["at"]) < _press["ms"]
+    return False

@@ -3,6 +3,7 @@
 # through apply(), whichever way they came. A cloud profile module
 # (onboard.clouds.<profile>) supplies the field checks and the online session.
 import asyncio
+import time
 from micropython import const
 
 from onboard import log, wifi
@@ -227,6 +228,7 @@ class Runtime:
     async def run(self):
         self.store.load()
         self.last_error = self.store.get("state").get("last_error", 0)
+        asyncio.create_task(self.watch_button())
         attempt = 0
         while True:
             if self.setup_requested or not wifi.saved(self.store):
@@ -254,14 +256,30 @@ class Runtime:
             await asyncio.sleep(delay)
 
     async def online(self):
-        """One cloud session. None when it ended by itself (reconfigure,
-        redirect, renewal) or the credentials were refused; else the
-        Retry-After seconds (0: none) before the next try."""
+        """One cloud session, run as a task so that a setup request (button,
+        reconfigure) or a lost network ends it at once. None when it ended by
+        itself (reconfigure, redirect, renewal) or the credentials were
+        refused; else the Retry-After seconds (0: none) before the next try."""
         from onboard.clouds import Rejected, Transient
         from onboard.errors import NetError, TLSError
 
+        task = asyncio.create_task(self.profile.session(self))
+        while not task.done():
+            lost = not self.station().isconnected()
+            if self.setup_requested or lost:
+                task.cancel()
+                try:
+                    await task
+                except BaseException:  # noqa: BLE001  CancelledError, or what it ended with
+                    pass
+                if lost:
+                    log.warn(_TAG, "network lost")
+                    self.set_error(ERR_NETWORK)
+                    return 0
+                return None
+            await asyncio.sleep_ms(100)
         try:
-            await self.profile.session(self)
+            await task
             return None
         except Rejected as e:
             log.warn(_TAG, "credentials refused at %s", e.args[0])
@@ -276,6 +294,30 @@ class Runtime:
             self.set_error(711 if isinstance(e, TLSError) else ERR_CLOUD)
             return 0
 
+    async def watch_button(self):
+        """Hold >= 10 s: reset the configuration. A 1-3 s press: setup mode,
+        keeping the stored credentials."""
+        pressed_at = None
+        while True:
+            await asyncio.sleep_ms(50)
+            down = self.board.button()
+            now = time.ticks_ms()
+            if pressed_at is None:
+                if down:
+                    pressed_at = now
+            elif down and time.ticks_diff(now, pressed_at) >= 10000:
+                pressed_at = None
+                self.set_state(RESET_CONFIG)
+                self.reset()
+                self.setup_requested = True
+                while self.board.button():
+                    await asyncio.sleep_ms(50)
+            elif not down:
+                held = time.ticks_diff(now, pressed_at)
+                pressed_at = None
+                if 1000 <= held <= 3000:
+                    log.info(_TAG, "button: setup mode")
+                    self.setup_requested = True
 
 def _mac(raw):
     return ":".join("%02x" % b for b in raw)

@@ -140,6 +140,7 @@ class Handler(BaseHTTPRequestHandler):
             kind = fault["kind"]
             if kind == "latency":
                 time.sleep(float(fault.get("seconds", 5)))
+                fault["finished"] = True  # tests can tell a stall that ended from one going on
             elif kind == "drop":
                 self.close_connection = True
                 return

@@ -45,6 +45,7 @@ def environment(args, flash, portal_port, dns_port):
         "ONBOARD_PORTAL_PORT": str(portal_port),
         "ONBOARD_DNS_PORT": str(dns_port),
         "ONBOARD_MAC": device_mac(flash),
+        "ONBOARD_BUTTON": str(flash.parent / "button"),
     })
     return env
 

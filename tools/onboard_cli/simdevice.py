@@ -39,8 +39,9 @@ class Device:
         if heapsize:
             cmd += ["--heapsize", str(heapsize)]
         self.log_path = workdir / "device.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self._log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True,
+                                     start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -67,6 +68,15 @@ class Device:
             self.events.append(event)
             if event["state"] == state and last_error in (None, event["last_error"]):
                 return event
+
+    def button(self, down):
+        """Hold (True) or release the simulated button."""
+        (self.dir / "button").write_text("down" if down else "up")
+
+    def press(self, ms):
+        """One press of the simulated button, ms long, timed by the device."""
+        self._presses = getattr(self, "_presses", 0) + 1
+        (self.dir / "button").write_text(f"press {ms} {self._presses}")
 
     def wait_note(self, key, timeout=20):
         """The next event carrying key (renewed, retry_in, message, ...)."""
@@ -100,6 +110,13 @@ class Device:
     def store(self):
         path = self.flash / "onboard.json"
         return json.loads(path.read_text())["data"] if path.exists() else {}
+
+    def kill(self):
+        """Power off: SIGKILL the device and its runner at once."""
+        import signal
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._log.close()
 
     def stop(self):
         stop_process(self.proc)

@@ -1,0 +1,81 @@
+"""The device's state machine: restarts, the button, Wi-Fi loss, idle setup
+mode, and an event loop that stays responsive while a cloud call stalls."""
+
+from test_portal import get
+from test_profiles import admin, api, blynk_config, configure
+
+from onboard_cli.simdevice import DEFAULT_RADIO
+
+
+def provision(cloudsim):
+    return api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
+               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
+
+
+def online_blynk(device, cloudsim, **config):
+    prov = provision(cloudsim)
+    d = device(config={**blynk_config(cloudsim), **config})
+    configure(d, blynk=prov["token"])
+    d.wait_state("RUNNING")
+    return d, prov
+
+
+def port_of(event):
+    return int(event["portal"].rsplit(":", 1)[1].strip("/"))
+
+
+def test_killed_device_comes_back_online_without_setup_and_without_a_boot_write(device,
+                                                                                 cloudsim):
+    d, _ = online_blynk(device, cloudsim)
+    generation = d.store_generation()
+    d.kill()
+    again = device(same_as=d, config=blynk_config(cloudsim))
+    again.wait_state("RUNNING")
+    assert [e["state"] for e in again.events] == ["CONNECTING_NET", "CONNECTING_CLOUD",
+                                                   "RUNNING"]
+    assert again.store_generation() == generation
+
+
+def test_holding_the_button_10s_resets_to_setup_with_the_store_cleared(device, cloudsim):
+    d, _ = online_blynk(device, cloudsim)
+    d.press(10500)
+    d.wait_state("RESET_CONFIG", timeout=20)
+    d.wait_state("WAIT_CONFIG")
+    assert "wifi" not in d.store() and "cloud" not in d.store()
+
+
+def test_short_press_opens_setup_and_idle_timeout_returns_to_the_same_credentials(device,
+                                                                                   cloudsim):
+    d, prov = online_blynk(device, cloudsim, portal={"idle_timeout_s": 2})
+    before = d.store()
+    d.press(2000)
+    d.wait_state("WAIT_CONFIG")
+    d.wait_state("RUNNING", timeout=30)
+    assert d.store()["wifi"] == before["wifi"]
+    assert d.store()["cloud"]["token"] == prov["token"]
+
+
+def test_wifi_down_for_a_while_backs_off_keeps_credentials_and_comes_back(device, cloudsim):
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 0.2, "cap": 1})
+    stored = d.store()
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    retries = [d.wait_note("retry_in") for _ in range(3)]
+    assert all(0 <= r["retry_in"] <= 1 for r in retries)
+    assert {r["last_error"] for r in retries} <= {701, 720}
+    assert d.store()["wifi"] == stored["wifi"] and d.store()["cloud"] == stored["cloud"]
+    d.set_radio(DEFAULT_RADIO)
+    d.wait_state("RUNNING", timeout=30)
+
+
+def test_portal_answers_and_button_is_seen_while_the_cloud_stalls_8s(device, cloudsim):
+    prov = provision(cloudsim)
+    stall = cloudsim.faults.add({"path": "/blynk/external/api/provision", "kind": "latency",
+                                 "seconds": 8})
+    d = device(config=blynk_config(cloudsim))
+    configure(d, blynk=prov["token"])
+    d.wait_state("CONNECTING_CLOUD")  # the activation is in flight, stalled
+    d.press(2000)
+    event = d.wait_state("WAIT_CONFIG")
+    status, _, _ = get(port_of(event), "/board_info.json")
+    assert status == 200
+    assert not stall.get("finished"), "the portal answered only after the stall ended"
