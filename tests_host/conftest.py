@@ -169,37 +169,66 @@ def cloudsim(tmp_path_factory):
     sim.stop()
 
 
-def broker_messages(sim, topic, count=1, timeout=10):
-    """Messages on a broker topic (cloudsim's own login), retained ones included."""
-    import socket
-    import struct
+class Subscription:
+    """A subscriber on the broker (cloudsim's own login), ready once made:
+    messages sent after it exists are never missed."""
 
-    from cloudsim.mqttfront import mqtt_string, packet
+    def __init__(self, sim, topic, timeout=10):
+        import socket
+        import struct
 
-    out = []
-    with socket.create_connection(("127.0.0.1", sim.broker.mqtt_port), timeout=timeout) as s:
+        from cloudsim.mqttfront import mqtt_string, packet
+
+        self.sock = socket.create_connection(("127.0.0.1", sim.broker.mqtt_port), timeout=timeout)
         user, password = sim.internal
-        s.sendall(packet(0x10, mqtt_string(b"MQTT") + bytes((4, 0xC2)) + struct.pack(">H", 60)
-                         + mqtt_string(b"test-reader") + mqtt_string(user.encode())
-                         + mqtt_string(password.encode())))
-        s.sendall(packet(0x82, b"\x00\x01" + mqtt_string(topic.encode()) + b"\x00"))
-        buf = b""
-        while len(out) < count:
-            part = s.recv(4096)
-            if not part:
+        self.sock.sendall(packet(0x10, mqtt_string(b"MQTT") + bytes((4, 0xC2))
+                                 + struct.pack(">H", 60) + mqtt_string(b"test-reader")
+                                 + mqtt_string(user.encode()) + mqtt_string(password.encode())))
+        self.sock.sendall(packet(0x82, b"\x00\x01" + mqtt_string(topic.encode()) + b"\x00"))
+        self.buf = b""
+        self.suback = False
+        while not self.suback:
+            self._read()
+
+    def _read(self):
+        import struct
+        part = self.sock.recv(4096)
+        if not part:
+            raise AssertionError("broker closed the test subscription")
+        self.buf += part
+        out = []
+        while len(self.buf) >= 2:
+            n, shift, i = 0, 0, 1
+            while self.buf[i] & 0x80:
+                n |= (self.buf[i] & 0x7F) << shift
+                shift += 7
+                i += 1
+            n |= self.buf[i] << shift
+            if len(self.buf) < i + 1 + n:
                 break
-            buf += part
-            while len(buf) >= 2:
-                n, shift, i = 0, 0, 1
-                while buf[i] & 0x80:
-                    n |= (buf[i] & 0x7F) << shift
-                    shift += 7
-                    i += 1
-                n |= buf[i] << shift
-                if len(buf) < i + 1 + n:
-                    break
-                first, body, buf = buf[0], buf[i + 1 : i + 1 + n], buf[i + 1 + n :]
-                if first >> 4 == 3:
-                    tl = struct.unpack(">H", body[:2])[0]
-                    out.append((body[2 : 2 + tl].decode(), body[2 + tl :]))
-    return out
+            first, body = self.buf[0], self.buf[i + 1 : i + 1 + n]
+            self.buf = self.buf[i + 1 + n :]
+            if first >> 4 == 9:
+                self.suback = True
+            if first >> 4 == 3:
+                tl = struct.unpack(">H", body[:2])[0]
+                out.append((body[2 : 2 + tl].decode(), body[2 + tl :]))
+        return out
+
+    def messages(self, count=1):
+        out = []
+        while len(out) < count:
+            out += self._read()
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
+def broker_messages(sim, topic, count=1, timeout=10):
+    """Retained messages on a broker topic (or ones that arrive within timeout)."""
+    sub = Subscription(sim, topic, timeout)
+    try:
+        return sub.messages(count)
+    finally:
+        sub.close()

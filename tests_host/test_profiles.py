@@ -5,7 +5,7 @@ import json
 import ssl
 import urllib.request
 
-from conftest import broker_messages
+from conftest import Subscription, broker_messages
 
 from onboard_cli.device import device_mac
 
@@ -92,3 +92,30 @@ def test_spokezone_device_token_goes_online_and_renews_before_expiry(device, clo
 def test_mac_of_a_simulated_device_is_stable_per_flash(tmp_path):
     assert device_mac(tmp_path) == device_mac(tmp_path)
     assert device_mac(tmp_path) != device_mac(tmp_path / "x")
+
+
+def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(device, cloudsim):
+    att = cloudsim.clouds["att"]
+    device_id = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
+    d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
+                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem")})
+    configure(d, device_id=device_id, token=att.devices[device_id]["token"])
+    d.wait_state("RUNNING")
+    states = Subscription(cloudsim, f"device/{device_id}/asset/led/state")
+    try:
+        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "att", "device": device_id,
+                                                 "name": "led", "payload": '{"value": true}'},
+            admin(cloudsim))
+        event = d.wait_message(f"device/{device_id}/asset/led/command")
+        assert event["state"] == "RUNNING"
+        (topic, payload), = states.messages(1)
+    finally:
+        states.close()
+    assert json.loads(payload) == {"value": True}
+
+
+def test_allthingstalk_wrong_token_is_703(device, cloudsim):
+    d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
+                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem")})
+    configure(d, device_id="nobody", token="maker-not-a-real-token")
+    d.wait_state("WAIT_CONFIG", last_error=703)

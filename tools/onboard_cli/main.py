@@ -52,6 +52,9 @@ def parser():
     i.add_argument("--password", default="")
     i.add_argument("--timeout", type=float, default=10)
 
+    from .clouds import add_parsers
+    add_parsers(sub)
+
     t = sub.add_parser("test-device", help="run tests_device/ on a board with mpremote")
     t.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
     t.add_argument("--timeout", type=float, default=120, help="seconds per script")
@@ -73,6 +76,12 @@ def main(argv=None):
             from .sim import main as run
         elif args.command == "improv":
             from .improv import main as run
+        elif args.command in ("imp", "blynk", "spokezone", "plgd", "att"):
+            from .clouds import COMMANDS
+            if args.command == "att" and not args.refresh_token and not (
+                    args.username and args.password and args.code):
+                raise ToolError("give --username, --password and --code, or --refresh-token")
+            run = COMMANDS[args.command]
         elif args.command == "device":
             from .device import main as run
         else:

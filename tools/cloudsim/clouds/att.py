@@ -37,6 +37,9 @@ class AllThingsTalk:
         self.sim.allow_mqtt("att", token, device_id)
         return device_id
 
+    def downlink_topic(self, device_id, name):
+        return f"device/{device_id}/asset/{name}/command", None
+
     def _tokens(self, username):
         lifetime = self.sim.lifetime("att")
         access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)

@@ -1,0 +1,71 @@
+"""The clouds' host commands against cloudsim."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def onboard(cloudsim, cloud, *args):
+    cmd = [str(Path(sys.executable).with_name("onboard")), cloud, *args,
+           "--api", f"https://127.0.0.1:{cloudsim.https_port}/{cloud}",
+           "--ca", str(cloudsim.dir / "ca.pem")]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return run
+
+
+def ok(run):
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+def test_imp_enroll_prints_canonical_tokens_and_reuses_a_plan(cloudsim):
+    first = ok(onboard(cloudsim, "imp", "enroll", "--api-key", cloudsim.admin_token))
+    assert len(first["plan_id"]) == 18 and len(first["token_id"]) == 18
+    again = ok(onboard(cloudsim, "imp", "enroll", "--api-key", cloudsim.admin_token,
+                       "--plan-id", first["plan_id"]))
+    assert again["plan_id"] == first["plan_id"]
+
+
+def test_imp_enroll_with_a_wrong_key_is_one_line_and_exit_1(cloudsim):
+    run = onboard(cloudsim, "imp", "enroll", "--api-key", "wrong")
+    assert run.returncode == 1
+    assert run.stderr.strip() == ("onboard imp: POST /v5/enroll: 401 "
+                                  "missing or wrong API key (Basic)")
+
+
+def test_blynk_provision_reconfigure_reprovision(cloudsim):
+    prov = ok(onboard(cloudsim, "blynk", "provision-token", "--token", cloudsim.admin_token,
+                      "--org", "1", "--owner", "1"))
+    assert ok(onboard(cloudsim, "blynk", "reconfigure", "--token", cloudsim.admin_token,
+                      "--device", str(prov["deviceId"]))) == {"deviceIsOffline": True}
+    again = ok(onboard(cloudsim, "blynk", "reprovision", "--token", cloudsim.admin_token,
+                       "--device", str(prov["deviceId"])))
+    assert again["deviceId"] == prov["deviceId"] and again["token"] != prov["token"]
+
+
+def test_spokezone_secrets_then_renew(cloudsim):
+    sz = cloudsim.clouds["spokezone"]
+    import uuid
+    device_id = uuid.uuid4().hex[:12]
+    sz.devices[device_id] = {"cpuId": "cpu-cli", "uuid": "uuid-cli", "name": "cli"}
+    sz.device_token(device_id)
+    secrets = ok(onboard(cloudsim, "spokezone", "secrets", "--device", device_id,
+                         "--access-token", cloudsim.admin_token))
+    renewed = ok(onboard(cloudsim, "spokezone", "renew", "--token", secrets["token"],
+                         "--cpu-id", "cpu-cli", "--uuid", "uuid-cli"))
+    assert renewed == {"renewed": False}  # a fresh 7-day token is still valid
+
+
+def test_plgd_onboard_prints_coapcloudconf_with_a_code_the_token_endpoint_accepts(cloudsim):
+    conf = ok(onboard(cloudsim, "plgd", "onboard", "--token", cloudsim.admin_token,
+                      "--device-id", "dev-cli"))
+    assert set(conf) == {"apn", "cis", "sid", "at"}
+    assert conf["at"] in cloudsim.clouds["plgd"].codes
+
+
+def test_att_login_with_password_and_mfa_then_refresh(cloudsim):
+    tokens = ok(onboard(cloudsim, "att", "login", "--username", "alice", "--password",
+                        "alice-password", "--code", "246810"))
+    again = ok(onboard(cloudsim, "att", "login", "--refresh-token", tokens["refresh_token"]))
+    assert again["access_token"] != tokens["access_token"]
