@@ -150,7 +150,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(429, {"error": "too many requests"},
                                   {"Retry-After": str(fault.get("seconds", 5))})
             elif kind == "shape":
-                return self._send(200, fault.get("body", ["not", "the", "expected", "shape"]))
+                return self._send(int(fault.get("status", 200)),
+                                  fault.get("body", ["not", "the", "expected", "shape"]))
         try:
             status, doc, headers = app.dispatch(req)
         except HttpError as e:

@@ -97,6 +97,22 @@ class Clock:
         return self.base + time.ticks_diff(time.ticks_ms(), self.at) // 1000
 
 
+def mqtt_client(rt, user, password, host=None, port=None):
+    """The profile's MQTT client: TLS against the config's CA unless "tls" is
+    false; host, port, keepalive_s and timeout_s from the config."""
+    from onboard.mqtt import MQTTClient
+
+    cfg = rt.config
+    ctx = None
+    if cfg.get("tls", True) is not False:
+        from onboard.http import tls_context
+
+        ctx = tls_context(cfg.get("ca"))
+    return MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 8883), user=user,
+                      password=password, keepalive=cfg.get("keepalive_s", 45), ssl=ctx,
+                      timeout=cfg.get("timeout_s", 10))
+
+
 async def online(rt, client, topics, until_ms=None):
     """Connect client, subscribe, and serve it until setup is requested or
     until_ms (ticks) passes. Rejected on CONNACK 4/5; OSError otherwise."""

@@ -39,21 +39,12 @@ def _command(rt, topic, msg):
 
 
 async def session(rt):
-    from onboard.clouds import ERR_CONFIG, Rejected, online
-    from onboard.mqtt import MQTTClient
+    from onboard.clouds import ERR_CONFIG, Rejected, mqtt_client, online
 
-    cfg = rt.config
     cloud = rt.store.get("cloud")
     if not cloud.get("token") or not cloud.get("device_id"):
         raise Rejected("config", ERR_CONFIG)
-    ctx = None
-    if cfg.get("tls", True) is not False:
-        from onboard.http import tls_context
-
-        ctx = tls_context(cfg.get("ca"))
-    token = cloud["token"]
-    client = MQTTClient(rt.uid(), cfg["host"], cfg.get("port", 8883), user=token,
-                        password=token, keepalive=45, ssl=ctx, timeout=10)
+    client = mqtt_client(rt, cloud["token"], cloud["token"])
     client.set_callback(lambda topic, msg: _command(rt, topic, msg))
     rt.reconnect = False
     rt.on_online = None

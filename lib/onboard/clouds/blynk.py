@@ -36,15 +36,6 @@ def check(fields, config):
     return cloud
 
 
-def _context(config):
-    # TLS unless the config says the broker is plain (a local test broker)
-    if config.get("tls", True) is False:
-        return None
-    from onboard.http import tls_context
-
-    return tls_context(config.get("ca"))
-
-
 def _redirect(rt, payload):
     # "host:port" or "mqtts://host:port": stored first, followed at once
     target = payload.decode().split("://")[-1].strip("/")
@@ -74,8 +65,7 @@ async def session(rt):
     import json
 
     from onboard import http
-    from onboard.clouds import ERR_CONFIG, Rejected, judge, online
-    from onboard.mqtt import MQTTClient
+    from onboard.clouds import ERR_CONFIG, Rejected, Transient, body, judge, mqtt_client, online
 
     cfg = rt.config
     cloud = rt.store.get("cloud")
@@ -85,11 +75,12 @@ async def session(rt):
     if not cloud.get("activated"):
         url = "%s/external/api/provision?token=%s&templateId=%s" % (
             cfg["api"], token, cfg.get("tmpl_id", ""))
-        judge(await http.arequest("GET", url, ca=cfg.get("ca"), timeout=10), "activation")
+        resp = judge(await http.arequest("GET", url, ca=cfg.get("ca"),
+                                         timeout=cfg.get("timeout_s", 10)), "activation")
+        if body(resp, "activation", "status") != ["ok"]:
+            raise Transient("activation", 0)
         rt.store.put("cloud", activated=True)
-    client = MQTTClient(rt.uid(), cloud.get("host") or cfg["host"],
-                        cloud.get("port") or cfg.get("port", 8883), user="device",
-                        password=token, keepalive=45, ssl=_context(cfg), timeout=10)
+    client = mqtt_client(rt, "device", token, cloud.get("host"), cloud.get("port"))
     client.set_callback(lambda topic, msg: _downlink(rt, topic, msg))
     rt.reconnect = False
 

@@ -33,7 +33,7 @@ async def renew(rt, clock):
     cloud = rt.store.get("cloud")
     token = cloud["token"]
     resp = await http.arequest(
-        "POST", cfg["api"] + "/loginDevice", ca=cfg.get("ca"), timeout=10,
+        "POST", cfg["api"] + "/loginDevice", ca=cfg.get("ca"), timeout=cfg.get("timeout_s", 10),
         headers={"x-access-token": token},
         json={"token": token, "cpu_id": cloud.get("cpu_id") or rt.uid(), "uuid": cloud["uuid"]})
     clock.learn(resp)
@@ -50,11 +50,9 @@ async def session(rt):
     online on MQTT with the current token, reconnect after each renewal."""
     import time
 
-    from onboard.clouds import ERR_CONFIG, Clock, Rejected, online, renew_margin
+    from onboard.clouds import ERR_CONFIG, Clock, Rejected, mqtt_client, online, renew_margin
     from onboard.jwt import claims
-    from onboard.mqtt import MQTTClient
 
-    cfg = rt.config
     if not rt.store.get("cloud").get("token"):
         raise Rejected("config", ERR_CONFIG)
     clock = Clock()
@@ -67,13 +65,7 @@ async def session(rt):
         if left < -_TWELVE_HOURS:
             raise Rejected("expired")
         due = time.ticks_add(time.ticks_ms(), max(0, left - renew_margin(lifetime)) * 1000)
-        ctx = None
-        if cfg.get("tls", True) is not False:
-            from onboard.http import tls_context
-
-            ctx = tls_context(cfg.get("ca"))
-        client = MQTTClient(rt.uid(), cfg["host"], cfg.get("port", 8883), user=token,
-                            password=token, keepalive=45, ssl=ctx, timeout=10)
+        client = mqtt_client(rt, token, token)
         prefix = c.get("prefix", "spokezone/" + c["sub"])
         client.set_callback(lambda topic, msg, p=prefix: _downlink(rt, p, topic, msg))
         rt.reconnect = False
