@@ -6,7 +6,8 @@ from ..web import HttpError
 
 
 def _hex64():
-    return "0x%016x" % secrets.randbits(64)
+    # the top bit set: every value is above 2**53, where JSON numbers lose digits
+    return "0x%016x" % (secrets.randbits(63) | 1 << 63)
 
 
 class Imp:
