@@ -187,8 +187,9 @@ class Subscription:
         self.sock.sendall(packet(0x82, b"\x00\x01" + mqtt_string(topic.encode()) + b"\x00"))
         self.buf = b""
         self.suback = False
+        self.pending = []  # messages that came with the SUBACK (retained ones)
         while not self.suback:
-            self._read()
+            self.pending += self._read()
 
     def _read(self):
         import struct
@@ -216,7 +217,7 @@ class Subscription:
         return out
 
     def messages(self, count=1):
-        out = []
+        out, self.pending = self.pending, []
         while len(out) < count:
             out += self._read()
         return out

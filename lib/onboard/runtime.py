@@ -119,7 +119,7 @@ class Runtime:
         # the cloud fields may be left out when the device already has a token
         if hasattr(self.profile, "check") and (
                 any(fields.get(n) for n in names) or not self.store.get("cloud").get("token")):
-            cloud = self.profile.check(fields, self.config)
+            cloud = self.profile.check(fields, self.config, self.store.get("cloud"))
         wifi.remember(self.store, ssid, password)
         if cloud:
             self.store.put("cloud", **cloud)

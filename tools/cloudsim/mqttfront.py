@@ -82,7 +82,7 @@ def parse_connect(body):
 
 
 def build_connect(c, client_id, username, password, prefix):
-    flags = (c["flags"] & 0x3C) | 0xC0  # keep clean session and will, set user and password
+    flags = (c["flags"] & 0x3E) | 0xC0  # keep clean session and will, set user and password
     body = mqtt_string(b"MQTT") + bytes((4, flags)) + struct.pack(">H", c["keepalive"])
     body += mqtt_string(client_id)
     if c["flags"] & 0x04:

@@ -6,7 +6,7 @@ import re
 FIELDS = (("device_id", "Device ID", False), ("token", "Device token", True))
 
 
-def check(fields, config):
+def check(fields, config, current=None):
     device_id = fields.get("device_id", "")
     token = fields.get("token", "")
     if not re.match("^[A-Za-z0-9_-]+$", device_id) or len(device_id) > 64:

@@ -26,7 +26,7 @@ def check_host(fields, cloud):
             cloud[name] = port
 
 
-def check(fields, config):
+def check(fields, config, current=None):
     """Cloud fields of a /config request, checked; ValueError names the field."""
     token = fields.get("blynk", "")
     if len(token) != _TOKEN_LEN or not _TOKEN.match(token):

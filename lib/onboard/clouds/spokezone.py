@@ -8,7 +8,7 @@ _TWELVE_HOURS = const(43200)
 FIELDS = (("token", "Spoke Zone device token", True), ("uuid", "Device UUID", False))
 
 
-def check(fields, config):
+def check(fields, config, current=None):
     from onboard.jwt import claims
 
     token = fields.get("token", "")

@@ -22,6 +22,8 @@ class Plgd:
         self.refresh = {}  # refresh token -> {"client_id", "device_id"}
         self.devices = {}  # device id -> {"onboarded": bool}
         self._seen = {}  # (subject, client address) -> [monotonic times]
+        self.pairs = set()  # (access, refresh) issued together
+        self.on_refresh = None  # test hook, called after a refresh grant is issued
 
     def routes(self, r):
         r.add("GET", "/plgd/authorize", self.authorize)
@@ -60,6 +62,7 @@ class Plgd:
         self.access[access] = {"device_id": device_id, "exp": self.sim.now() + lifetime}
         self.refresh[refresh] = {"client_id": client_id, "device_id": device_id}
         self.devices.setdefault(device_id, {"onboarded": True})
+        self.pairs.add((access, refresh))
         return 200, {"access_token": access, "refresh_token": refresh, "scope": SCOPE,
                      "expires_in": lifetime, "token_type": "Bearer"}
 
@@ -87,7 +90,10 @@ class Plgd:
                 if not held or held["client_id"] != client_id:
                     raise HttpError(401, "refresh_token: unknown or already used")
                 del self.refresh[refresh]  # rotated: each refresh token works once
-                return self._issue(client_id, held["device_id"])
+                issued = self._issue(client_id, held["device_id"])
+                if self.on_refresh:
+                    self.on_refresh()
+                return issued
         raise HttpError(400, "grant_type: authorization_code or refresh_token")
 
     def list_devices(self, req):
