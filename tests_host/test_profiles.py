@@ -119,3 +119,42 @@ def test_allthingstalk_wrong_token_is_703(device, cloudsim):
                        "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem")})
     configure(d, device_id="nobody", token="maker-not-a-real-token")
     d.wait_state("WAIT_CONFIG", last_error=703)
+
+
+def test_blynk_redirect_is_followed_and_persists_across_a_restart(device, cloudsim):
+    prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
+               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
+    d = device(config=blynk_config(cloudsim))
+    configure(d, blynk=prov["token"])
+    d.wait_state("RUNNING")
+    plain = cloudsim.front.logins["plain"]
+    api(cloudsim, "POST", "/_sim/downlink",
+        {"cloud": "blynk", "device": prov["deviceId"], "name": "redirect",
+         "payload": f"mqtt://127.0.0.1:{cloudsim.front.port}"}, admin(cloudsim))
+    d.wait_state("CONNECTING_CLOUD")
+    d.wait_state("RUNNING")
+    assert cloudsim.front.logins["plain"] == plain + 1
+    assert d.store()["cloud"]["port"] == cloudsim.front.port
+    d.kill()
+    again = device(same_as=d, config=blynk_config(cloudsim))
+    again.wait_state("RUNNING")
+    assert cloudsim.front.logins["plain"] == plain + 2
+
+
+def test_blynk_reprovision_refuses_the_old_token_and_the_new_one_works(device, cloudsim):
+    prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
+               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
+    d = device(config=blynk_config(cloudsim))
+    configure(d, blynk=prov["token"])
+    d.wait_state("RUNNING")
+    new = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/reprovision/token",
+              {"deviceId": prov["deviceId"]}, admin(cloudsim))
+    assert new["deviceId"] == prov["deviceId"]
+    event = d.wait_state("WAIT_CONFIG", last_error=703)  # kicked; the old token is refused
+    from test_portal import get
+    port = int(event["portal"].rsplit(":", 1)[1].strip("/"))
+    status, _, _ = get(port, "/config?" + urllib.parse.urlencode(
+        {"ssid": "home", "pass": "correct horse", "blynk": new["token"]}))
+    assert status == 200
+    d.wait_state("RUNNING")
+    assert d.store()["cloud"]["token"] == new["token"]

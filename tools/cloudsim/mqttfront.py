@@ -121,6 +121,7 @@ class BlynkFront:
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._tls.load_cert_chain(str(certfile), str(keyfile))
         self.port = self.tls_port = 0
+        self.logins = {"plain": 0, "tls": 0}  # accepted device logins per listener
 
     def start(self):
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
@@ -171,6 +172,7 @@ class BlynkFront:
             return
         user, password = await asyncio.get_running_loop().run_in_executor(
             None, self.credentials, device_id)
+        self.logins["tls" if writer.get_extra_info("sslcontext") else "plain"] += 1
         prefix = f"blynk/{device_id}/".encode()
         try:
             up_reader, up_writer = await asyncio.open_connection(

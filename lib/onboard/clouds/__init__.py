@@ -97,14 +97,14 @@ class Clock:
         return self.base + time.ticks_diff(time.ticks_ms(), self.at) // 1000
 
 
-def mqtt_client(rt, user, password, host=None, port=None):
+def mqtt_client(rt, user, password, host=None, port=None, tls=None):
     """The profile's MQTT client: TLS against the config's CA unless "tls" is
-    false; host, port, keepalive_s and timeout_s from the config."""
+    false (or tls=False); host, port, keepalive_s and timeout_s from the config."""
     from onboard.mqtt import MQTTClient
 
     cfg = rt.config
     ctx = None
-    if cfg.get("tls", True) is not False:
+    if (cfg.get("tls", True) if tls is None else tls) is not False:
         from onboard.http import tls_context
 
         ctx = tls_context(cfg.get("ca"))

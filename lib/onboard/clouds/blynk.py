@@ -32,20 +32,23 @@ def check(fields, config, current=None):
     if len(token) != _TOKEN_LEN or not _TOKEN.match(token):
         raise ValueError("blynk: must be 32 characters of A-Z a-z 0-9 - _")
     cloud = {"token": token}
+    if token != (current or {}).get("token"):
+        cloud["activated"] = None  # a new token is activated again
     check_host(fields, cloud)
     return cloud
 
 
 def _redirect(rt, payload):
-    # "host:port" or "mqtts://host:port": stored first, followed at once
-    target = payload.decode().split("://")[-1].strip("/")
-    host, _, port = target.rpartition(":")
+    # "host:port", "mqtts://host:port" or "mqtt://host:port": stored, then followed
+    text = payload.decode()
+    scheme, _, target = text.rpartition("://")
+    host, _, port = target.strip("/").rpartition(":")
     try:
         port = int(port)
     except ValueError:
         return
-    if host and 0 < port < 65536:
-        rt.store.put("cloud", host=host, port=port)
+    if host and 0 < port < 65536 and scheme in ("", "mqtt", "mqtts"):
+        rt.store.put("cloud", host=host, port=port, tls=scheme != "mqtt")
         rt.reconnect = True
 
 
@@ -80,7 +83,8 @@ async def session(rt):
         if body(resp, "activation", "status") != ["ok"]:
             raise Transient("activation", 0)
         rt.store.put("cloud", activated=True)
-    client = mqtt_client(rt, "device", token, cloud.get("host"), cloud.get("port"))
+    client = mqtt_client(rt, "device", token, cloud.get("host"), cloud.get("port"),
+                         cloud.get("tls"))
     client.set_callback(lambda topic, msg: _downlink(rt, topic, msg))
     rt.reconnect = False
 
