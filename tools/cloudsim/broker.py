@@ -117,17 +117,21 @@ class Broker:
         if not self.proc or self.proc.poll() is not None:
             return
         before = self._reloads()
-        self.proc.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 15
         while self._reloads() == before:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise BrokerError(f"mosquitto did not reload; see {self.log_path}")
-            # Mosquitto notices the signal when its event loop wakes: wake it
-            try:
-                socket.create_connection(("127.0.0.1", self.mqtt_port), timeout=1).close()
-            except OSError:
-                pass
-            time.sleep(0.01)
+            # a signal that lands while Mosquitto is still reloading is dropped: send
+            # again until a new reload shows in the log
+            self.proc.send_signal(signal.SIGHUP)
+            resend = time.monotonic() + 0.5
+            while self._reloads() == before and time.monotonic() < resend:
+                # Mosquitto notices the signal when its event loop wakes: wake it
+                try:
+                    socket.create_connection(("127.0.0.1", self.mqtt_port), timeout=1).close()
+                except OSError:
+                    pass
+                time.sleep(0.01)
 
     def allow(self, username, password):
         """Accept these credentials (replacing any password the user had)."""

@@ -46,6 +46,10 @@ def parser():
                     help="wait in setup mode for a person with a browser")
     sm.add_argument("--heapsize", help="the device's MicroPython heap, e.g. 64K")
 
+    fl = sub.add_parser("fleet", help="N simulated devices provisioned against cloudsim")
+    fl.add_argument("--devices", type=int, default=10)
+    fl.add_argument("--timeout", type=float, default=120, help="seconds per device step")
+
     i = sub.add_parser("improv", help="give a device its Wi-Fi over serial (Improv)")
     i.add_argument("--port", required=True, help="serial port or a simulated device's pty")
     i.add_argument("--ssid", help="network to join (without: only show the device)")
@@ -72,6 +76,8 @@ def main(argv=None):
             from cloudsim.cli import main as run
         elif args.command == "portal":
             from .portal import main as run
+        elif args.command == "fleet":
+            from .fleet import main as run
         elif args.command == "sim":
             from .sim import main as run
         elif args.command == "improv":
