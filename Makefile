@@ -10,10 +10,18 @@ MICROPYTHON ?= $(BIN)/micropython
 export MICROPYTHON
 STAMP := $(VENV)/.setup-done
 PORT ?=
+BOARD ?= esp32_generic
+CONFIG ?= firmware/config.example.json
+# a MicroPython source tree and ESP-IDF, for `make firmware`
+MICROPYTHON_DIR ?=
+IDF_PATH ?=
+FIRMWARE ?= build/firmware/$(BOARD)/firmware.bin
+# the classic ESP32 boots from 0x1000, the S3 and C3 from 0x0
+FLASH_OFFSET ?= $(if $(filter esp32_generic,$(BOARD)),0x1000,0x0)
 
 ARGS ?=
 
-.PHONY: help setup sim test lint typecheck build bench test-device
+.PHONY: help setup sim test lint typecheck build bench test-device deploy firmware flash fleet
 
 help:
 	@echo "make sim                    the whole life of a simulated device (ARGS=--interactive)"
@@ -22,6 +30,10 @@ help:
 	@echo "make bench                  speed, memory and size figures next to their goals"
 	@echo "make lint | typecheck       ruff; pyright of lib/ against the ESP32 stubs"
 	@echo "make test-device PORT=...   tests_device/ on a board through mpremote"
+	@echo "make deploy PORT=... [BOARD=esp32_generic CONFIG=...]   .mpy + firmware + config to a board"
+	@echo "make firmware BOARD=... MICROPYTHON_DIR=... IDF_PATH=...  a frozen build"
+	@echo "make flash PORT=... [BOARD=...]   write that build with esptool"
+	@echo "make fleet N=20             N simulated devices against cloudsim"
 	@echo "make setup                  the toolchain in .venv (every target runs it)"
 
 setup: $(STAMP)
@@ -57,3 +69,28 @@ bench: build
 test-device: build
 	@test -n "$(PORT)" || { echo "make test-device: say which board, e.g. PORT=/dev/ttyUSB0"; exit 2; }
 	$(BIN)/onboard test-device --port $(PORT)
+
+deploy: build
+	@test -n "$(PORT)" || { echo "make deploy: say which board, e.g. PORT=/dev/ttyUSB0"; exit 2; }
+	@test -f boards/$(BOARD)/board.py || { echo "make deploy: no board $(BOARD) in boards/"; exit 2; }
+	$(BIN)/mpremote connect $(PORT) fs cp -r build/onboard : + fs cp boards/$(BOARD)/board.py :board.py \
+		+ fs cp firmware/boot.py :boot.py + fs cp firmware/main.py :main.py \
+		+ fs cp $(CONFIG) :config.json + reset
+
+firmware: setup
+	@test -n "$(MICROPYTHON_DIR)" -a -d "$(MICROPYTHON_DIR)/ports/esp32" || { echo "make firmware: set MICROPYTHON_DIR to a MicroPython source tree (git clone of micropython)"; exit 2; }
+	@test -n "$(IDF_PATH)" -a -f "$(IDF_PATH)/export.sh" || { echo "make firmware: set IDF_PATH to an ESP-IDF checkout (and run its install.sh once)"; exit 2; }
+	. $(IDF_PATH)/export.sh && $(MAKE) -C $(MICROPYTHON_DIR)/ports/esp32 \
+		BOARD=$(shell echo $(BOARD) | tr a-z A-Z | sed 's/ESP32_S3/ESP32_GENERIC_S3/;s/ESP32_C3/ESP32_GENERIC_C3/') \
+		FROZEN_MANIFEST=$(CURDIR)/boards/$(BOARD)/manifest.py BUILD=$(CURDIR)/build/firmware/$(BOARD)
+	@echo "firmware: build/firmware/$(BOARD)/firmware.bin"
+
+flash: setup
+	@test -n "$(PORT)" || { echo "make flash: say which board, e.g. PORT=/dev/ttyUSB0"; exit 2; }
+	@test -f "$(FIRMWARE)" || { echo "make flash: no $(FIRMWARE); run make firmware BOARD=$(BOARD) first"; exit 2; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check esptool==5.6.0
+	$(BIN)/esptool --port $(PORT) --baud 460800 write-flash $(FLASH_OFFSET) $(FIRMWARE)
+
+N ?= 20
+fleet: setup
+	$(BIN)/onboard fleet --devices $(N)

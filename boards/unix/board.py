@@ -35,6 +35,10 @@ def reboot():
     sys.exit(3)  # `onboard device run` starts the device again on exit code 3
 
 
+def led(on):
+    pass  # the simulated device shows its state as events instead
+
+
 def config_path():
     return os.getenv("ONBOARD_CONFIG") or FLASH + "/config.json"
 

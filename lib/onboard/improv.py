@@ -60,11 +60,12 @@ class Improv:
 
     def __init__(self, rt, stream):
         self.rt = rt
-        self.stream = stream
+        # one stream both ways (a pty, a UART), or (read stream, write stream)
+        self.stream, self.out = stream if isinstance(stream, tuple) else (stream, stream)
         self.state = PROVISIONED if rt.state not in (None, "WAIT_CONFIG") else READY
 
     def send(self, raw):
-        self.stream.write(raw)
+        self.out.write(raw)
 
     def url(self):
         return self.rt.portal_url or "http://%s/" % self.rt.board.AP_ADDRESS

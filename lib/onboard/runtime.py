@@ -23,6 +23,10 @@ ERR_CLOUD = const(702)
 ERR_TOKEN = const(703)
 ERR_INTERNAL = const(704)
 _TAG = "runtime"
+# LED (on ms, off ms) per state: fast blink in setup, slow while connecting, on when online
+LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),
+       CONNECTING_CLOUD: (500, 500), RUNNING: (1000, 0), RESET_CONFIG: (50, 50),
+       ERROR: (50, 950)}
 
 
 def backoff_s(attempt, base=2, cap=64):
@@ -229,6 +233,7 @@ class Runtime:
         self.store.load()
         self.last_error = self.store.get("state").get("last_error", 0)
         asyncio.create_task(self.watch_button())
+        asyncio.create_task(self.blink())
         attempt = 0
         while True:
             if self.setup_requested or not wifi.saved(self.store):
@@ -293,6 +298,15 @@ class Runtime:
             log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
             self.set_error(711 if isinstance(e, TLSError) else ERR_CLOUD)
             return 0
+
+    async def blink(self):
+        """Show the state on the board's LED."""
+        on = False
+        while True:
+            on_ms, off_ms = LED.get(self.state or "", (0, 1000))
+            on = not on if off_ms and on_ms else bool(on_ms)
+            self.board.led(on)
+            await asyncio.sleep_ms(on_ms if on else off_ms or 1000)
 
     async def watch_button(self):
         """Hold >= 10 s: reset the configuration. A 1-3 s press: setup mode,

@@ -10,6 +10,7 @@ import subprocess
 from .paths import BUILD, TESTS_DEVICE, ToolError, tool
 
 HELPERS = ("tinytest.py", "ramblock.py")
+# test_https.py reads test_params.json on the board when there is one
 
 
 def main(args):

@@ -1,0 +1,3 @@
+# Frozen firmware for this board: `make firmware BOARD=<this folder>`.
+include("../../firmware/manifest.py")
+module("board.py")
