@@ -15,7 +15,8 @@ if sys.platform == "linux":
         json.dump({"networks": [
             {"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -70, "sec": "WPA2/PSK", "ch": 1},
             {"ssid": "home", "bssid": "aa:bb:cc:00:00:02", "rssi": -40, "sec": "WPA2/PSK", "ch": 6},
-            {"ssid": "cafe", "bssid": "aa:bb:cc:00:00:03", "rssi": -60, "sec": "OPEN", "ch": 11}]}, f)
+            {"ssid": "cafe", "bssid": "aa:bb:cc:00:00:03", "rssi": -60, "sec": "OPEN",
+             "ch": 11}]}, f)
     os.putenv("ONBOARD_RADIO", "radio_test.json")
 
 sta = network.WLAN(network.STA_IF)
