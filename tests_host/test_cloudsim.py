@@ -271,6 +271,12 @@ def test_spokezone_token_expired_11h_ago_renews_13h_ago_does_not(call, sim):
     assert login_device(call, b)["status"] == 401
 
 
+def test_spokezone_login_device_needs_the_token_in_x_access_token(call):
+    dev = sz_device(call, sz_user(call))
+    body = {"token": dev["token"], "cpu_id": dev["cpuId"], "uuid": dev["uuid"]}
+    assert call("POST", "/spokezone/loginDevice", json=body)["status"] == 401
+
+
 def test_spokezone_login_device_checks_fields_and_identity(call):
     dev = sz_device(call, sz_user(call))
     assert call("POST", "/spokezone/loginDevice", json={"token": dev["token"]})["status"] == 400

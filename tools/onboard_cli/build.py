@@ -3,28 +3,37 @@
 import json
 import subprocess
 
-from .paths import BUILD, LIB, ROOT, ToolError, tool
+from .paths import BOARD_UNIX, BUILD, LIB, ROOT, ToolError, tool
 
 
 def build(out=BUILD):
-    """Compile lib/**.py to out/**.mpy; return [(module path, bytes)]."""
+    """Compile lib/**.py to out/**.mpy (and the Unix board's modules to
+    out/board_unix/, for simulated devices run with --mpy); return
+    [(module path, bytes)] of lib/."""
     mpy_cross = tool("mpy-cross")
+    for src in sorted(BOARD_UNIX.glob("*.py")):
+        if src.name != "manifest.py":
+            compile_one(mpy_cross, src, src.name, out / "board_unix" / src.with_suffix(".mpy").name)
     sizes = []
     for src in sorted(LIB.rglob("*.py")):
         rel = src.relative_to(LIB)
         dst = out / rel.with_suffix(".mpy")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([mpy_cross, "-o", str(dst), "-s", str(rel), str(src)],
-                              capture_output=True, text=True)
-        if proc.returncode:
-            raise ToolError(f"mpy-cross failed on {rel}: {proc.stderr.strip()}")
+        compile_one(mpy_cross, src, str(rel), dst)
         sizes.append((str(rel.with_suffix(".mpy")), dst.stat().st_size))
     # a module deleted from lib/ must not linger in build/
     keep = {out / name for name, _ in sizes}
-    for stale in out.rglob("*.mpy"):
+    for stale in (out / "onboard").rglob("*.mpy"):
         if stale not in keep:
             stale.unlink()
     return sizes
+
+
+def compile_one(mpy_cross, src, name, dst):
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([mpy_cross, "-o", str(dst), "-s", name, str(src)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise ToolError(f"mpy-cross failed on {name}: {proc.stderr.strip()}")
 
 
 def size_table(sizes):

@@ -18,7 +18,7 @@ import time
 import tty
 from pathlib import Path
 
-from .paths import BOARD_UNIX, LIB, ROOT, ToolError, micropython
+from .paths import BOARD_UNIX, BUILD, LIB, ROOT, ToolError, micropython
 
 REBOOT = 3
 
@@ -38,7 +38,9 @@ def device_mac(flash):
 def environment(args, flash, portal_port, dns_port):
     env = dict(os.environ)
     env.update({
-        "MICROPYPATH": ":".join([".frozen", str(LIB), str(BOARD_UNIX)]),
+        # --mpy: the .mpy files of build/, as a device loads them, instead of lib/'s sources
+        "MICROPYPATH": ":".join([".frozen"] + ([str(BUILD), str(BUILD / "board_unix")]
+                                               if args.mpy else [str(LIB), str(BOARD_UNIX)])),
         "ONBOARD_FLASH": str(flash),
         "ONBOARD_CONFIG": str(Path(args.config).resolve()),
         "ONBOARD_RADIO": str(Path(args.radio).resolve()),

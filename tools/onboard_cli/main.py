@@ -30,6 +30,7 @@ def parser():
     r.add_argument("--portal-port", type=int, default=0)
     r.add_argument("--serial", help="link a pty here: the device's UART (Improv)")
     r.add_argument("--heapsize", help="MicroPython heap size, e.g. 64K")
+    r.add_argument("--mpy", action="store_true", help="load build/'s .mpy files, not lib/")
 
     pc = sub.add_parser("portal", help="talk to a device in setup mode").add_subparsers(
         dest="action", required=True)
@@ -45,6 +46,9 @@ def parser():
     sm.add_argument("--interactive", action="store_true",
                     help="wait in setup mode for a person with a browser")
     sm.add_argument("--heapsize", help="the device's MicroPython heap, e.g. 64K")
+    sm.add_argument("--mpy", action="store_true", help="the device loads build/'s .mpy files")
+    sm.add_argument("--report-heap", action="store_true",
+                    help="show the device's live heap at each state")
 
     fl = sub.add_parser("fleet", help="N simulated devices provisioned against cloudsim")
     fl.add_argument("--devices", type=int, default=10)

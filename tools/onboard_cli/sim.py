@@ -29,12 +29,12 @@ class Walk:
 
     def show(self):
         for event in self.device.events[self.seen:]:
-            extra = ""
+            extra = f"heap {event['heap']:>6} " if "heap" in event else ""
             if event.get("portal"):
-                extra = f"portal {event['portal']}"
+                extra += f"portal {event['portal']}"
             for key in ("renewed", "online", "retry_in", "message"):
                 if key in event:
-                    extra = f"{key} {event[key]}"
+                    extra += f"{key} {event[key]}"
             print(f"{event['t']:8.2f}s  {event['state']:<17} last_error {event['last_error']:<4}"
                   f" {extra}".rstrip(), flush=True)
         self.seen = len(self.device.events)
@@ -111,10 +111,11 @@ def main(args):
         try:
             config, fields, reconfigure = (blynk if args.profile == "blynk" else spokezone)(sim)
             config.update({"ca": str(sim.dir / "ca.pem"), "vendor": "Acme", "name": "Sensor",
-                           "portal": {"idle_timeout_s": 600}})
+                           "portal": {"idle_timeout_s": 600},
+                           "report_heap": bool(args.report_heap)})
             folder = Path(tmp) / "device"
             folder.mkdir()
-            device = Device(folder, config=config, heapsize=args.heapsize)
+            device = Device(folder, config=config, heapsize=args.heapsize, mpy=args.mpy)
             walk = Walk(sim, device)
             print(f"cloudsim {sim.ready_line()}\n"
                   f"device   {args.profile}, empty flash {device.flash}\n", flush=True)

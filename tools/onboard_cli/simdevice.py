@@ -18,7 +18,7 @@ class Device:
     from its stdout as they come."""
 
     def __init__(self, workdir, config=None, radio=None, serial=None, portal_port=0,
-                 heapsize=None):
+                 heapsize=None, mpy=False):
         self.dir = workdir
         self.flash = workdir / "flash"
         self.config = {"profile": "blynk", "vendor": "Acme", "name": "Sensor", "fw_ver": "1.0.0",
@@ -38,6 +38,8 @@ class Device:
             cmd += ["--serial", str(serial)]
         if heapsize:
             cmd += ["--heapsize", str(heapsize)]
+        if mpy:
+            cmd.append("--mpy")
         self.log_path = workdir / "device.log"
         self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True,

@@ -85,6 +85,9 @@ class SpokeZone:
 
     def login_device(self, req):
         token, cpu_id, dev_uuid = need(req.json(), "token", "cpu_id", "uuid")
+        # every API request carries its token in x-access-token
+        if req.headers.get("x-access-token") != token:
+            raise HttpError(401, "x-access-token: missing or not the token being renewed")
         claims = jwt.decode(token, self.key)
         dev = self.devices.get(claims.get("sub")) if claims else None
         if not dev or claims.get("type") != "device" or dev.get("token") != token:
