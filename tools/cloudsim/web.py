@@ -206,6 +206,7 @@ class Router:
 class HTTPSServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # a fleet's devices all come at once
 
     def __init__(self, app, port, certfile, keyfile):
         super().__init__(("127.0.0.1", port), Handler)
