@@ -70,12 +70,9 @@ test-device: build
 	@test -n "$(PORT)" || { echo "make test-device: say which board, e.g. PORT=/dev/ttyUSB0"; exit 2; }
 	$(BIN)/onboard test-device --port $(PORT)
 
-deploy: build
+deploy: setup
 	@test -n "$(PORT)" || { echo "make deploy: say which board, e.g. PORT=/dev/ttyUSB0"; exit 2; }
-	@test -f boards/$(BOARD)/board.py || { echo "make deploy: no board $(BOARD) in boards/"; exit 2; }
-	$(BIN)/mpremote connect $(PORT) fs cp -r build/onboard : + fs cp boards/$(BOARD)/board.py :board.py \
-		+ fs cp firmware/boot.py :boot.py + fs cp firmware/main.py :main.py \
-		+ fs cp $(CONFIG) :config.json + reset
+	$(BIN)/onboard deploy --port $(PORT) --board $(BOARD) --config $(CONFIG)
 
 firmware: setup
 	@test -n "$(MICROPYTHON_DIR)" -a -d "$(MICROPYTHON_DIR)/ports/esp32" || { echo "make firmware: set MICROPYTHON_DIR to a MicroPython source tree (git clone of micropython)"; exit 2; }

@@ -158,3 +158,21 @@ def test_blynk_reprovision_refuses_the_old_token_and_the_new_one_works(device, c
     assert status == 200
     d.wait_state("RUNNING")
     assert d.store()["cloud"]["token"] == new["token"]
+
+
+def test_device_log_and_events_never_show_a_secret(device, cloudsim):
+    prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
+               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
+    d = device(config={**blynk_config(cloudsim), "portal": {"pop": "pop-5ecret-42"}})
+    configure(d, blynk=prov["token"], pop="pop-5ecret-42")
+    d.wait_state("RUNNING")
+    api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
+                                             "name": "reconfigure"}, admin(cloudsim))
+    event = d.wait_state("WAIT_CONFIG")
+    from test_portal import get
+    port = int(event["portal"].rsplit(":", 1)[1].strip("/"))
+    get(port, "/config?ssid=home&pass=correct+horse&pop=wrong&blynk=" + prov["token"])
+    seen = d.log_path.read_text() + json.dumps(d.events)
+    for secret in (prov["token"], "correct horse", "pop-5ecret-42"):
+        assert secret not in seen
+    assert "state RUNNING" in seen  # the log was written

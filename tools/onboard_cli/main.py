@@ -50,6 +50,12 @@ def parser():
     sm.add_argument("--report-heap", action="store_true",
                     help="show the device's live heap at each state")
 
+    dp = sub.add_parser("deploy", help="onboard onto a board running MicroPython (mpremote)")
+    dp.add_argument("--port", required=True, help="the board's serial port")
+    dp.add_argument("--board", default="esp32_generic", help="a folder of boards/")
+    dp.add_argument("--config", default="firmware/config.example.json")
+    dp.add_argument("--ca", help="the CA file the device trusts (copied as /ca.pem)")
+
     fl = sub.add_parser("fleet", help="N simulated devices provisioned against cloudsim")
     fl.add_argument("--devices", type=int, default=10)
     fl.add_argument("--timeout", type=float, default=120, help="seconds per device step")
@@ -80,6 +86,8 @@ def main(argv=None):
             from cloudsim.cli import main as run
         elif args.command == "portal":
             from .portal import main as run
+        elif args.command == "deploy":
+            from .deploy import main as run
         elif args.command == "fleet":
             from .fleet import main as run
         elif args.command == "sim":
