@@ -21,3 +21,22 @@ class ProtocolError(NetError):
 
 def fail(kind, host, phase, why):
     return kind("%s: %s: %s" % (host, phase, why))
+
+
+TIMEOUT_ERRNOS = (11, 110, 116)  # EAGAIN, ETIMEDOUT (Linux, lwIP)
+
+
+def wrap(e, host, phase):
+    """e as the NetError that names host and phase: OSErrors by errno, and
+    the ValueError mbedTLS raises for a certificate that does not verify.
+    Anything else is returned as it is."""
+    if isinstance(e, NetError):
+        return e
+    if isinstance(e, ValueError):
+        return fail(TLSError, host, phase, "certificate did not verify") if phase == "tls" else e
+    if not isinstance(e, OSError):
+        return e
+    errno = e.args[0] if e.args else 0
+    if errno in TIMEOUT_ERRNOS:
+        return fail(Timeout, host, phase, "timed out")
+    return fail(TLSError if phase == "tls" else NetError, host, phase, "error %s" % errno)

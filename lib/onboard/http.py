@@ -7,13 +7,12 @@ import socket
 import time
 from micropython import const
 
-from onboard.errors import NetError, ProtocolError, Timeout, TLSError, fail
+from onboard.errors import NetError, ProtocolError, fail, wrap
 
 _MAX_HEAD = const(4096)
 _CHUNK = const(512)
 _MAX_REDIRECTS = const(3)
 _ETIMEDOUT = const(110)
-_TIMEOUT_ERRNOS = (11, 110, 116)  # EAGAIN, ETIMEDOUT (Linux, lwIP)
 
 
 class Response:
@@ -259,18 +258,6 @@ async def _reply(c, host, max_body, head_only, deadline):
         raise fail(ProtocolError, host, phase, why) from None
 
 
-def _error(e, host, phase):
-    if isinstance(e, NetError):
-        return e
-    if isinstance(e, ValueError):
-        # mbedTLS reports a certificate that does not verify as ValueError
-        return fail(TLSError, host, phase, "certificate did not verify") if phase == "tls" else e
-    errno = e.args[0] if e.args else 0
-    if errno in _TIMEOUT_ERRNOS:
-        return fail(Timeout, host, phase, "timed out")
-    return fail(TLSError if phase == "tls" else NetError, host, phase, "error %s" % errno)
-
-
 async def _request(io, method, url, json, data, headers, timeout, ca, insecure, max_body):
     if json is not None:
         import json as _json
@@ -303,7 +290,7 @@ async def _request(io, method, url, json, data, headers, timeout, ca, insecure, 
             phase = "reply"
             resp = await _reply(conn, host, max_body, method == "HEAD", deadline)
         except (OSError, ValueError) as e:
-            raise _error(e, host, phase) from None
+            raise wrap(e, host, phase) from None
         finally:
             conn.close()
         loc = resp.headers.get("location")

@@ -8,7 +8,7 @@ import socket
 import time
 from micropython import const
 
-from onboard.errors import NetError, ProtocolError, Timeout, TLSError, fail
+from onboard.errors import TIMEOUT_ERRNOS, NetError, ProtocolError, Timeout, fail, wrap
 
 _CONNECT = const(0x10)
 _PUBLISH = const(0x30)
@@ -18,7 +18,6 @@ _SUBACK = const(0x90)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 _DISCONNECT = const(0xE0)
-_TIMEOUT_ERRNOS = (11, 110, 116)  # EAGAIN, ETIMEDOUT (Linux, lwIP)
 
 
 class MQTTException(Exception):
@@ -66,17 +65,7 @@ class MQTTClient:
     def _fail(self, e, phase):
         # Any failure leaves the connection unusable: close it, say where.
         self._close()
-        if isinstance(e, (NetError, MQTTException)):
-            return e
-        if isinstance(e, ValueError) and phase == "tls":
-            return fail(TLSError, self.server, phase, "certificate did not verify")
-        if isinstance(e, OSError):
-            errno = e.args[0] if e.args else 0
-            if errno in _TIMEOUT_ERRNOS:
-                return fail(Timeout, self.server, phase, "timed out")
-            return fail(TLSError if phase == "tls" else NetError, self.server, phase,
-                        "error %s" % errno)
-        return e
+        return e if isinstance(e, MQTTException) else wrap(e, self.server, phase)
 
     def _close(self):
         for s in (self.sock, self._raw):
@@ -136,7 +125,7 @@ class MQTTClient:
         try:
             first = self.sock.recv(1)
         except OSError as e:
-            if e.args and e.args[0] in _TIMEOUT_ERRNOS:
+            if e.args and e.args[0] in TIMEOUT_ERRNOS:
                 return None
             raise
         if first is None:
