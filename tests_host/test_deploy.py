@@ -12,7 +12,8 @@ def test_deploy_copies_library_board_firmware_and_config_then_resets(tmp_path):
     cmd = commands("/dev/ttyUSB0", "esp32_s3", config, ca=tmp_path / "ca.pem")
     targets = [cmd[i + 1] for i, arg in enumerate(cmd) if arg.startswith(("/", "build")) and
                i + 1 < len(cmd) and cmd[i + 1].startswith(":")]
-    assert targets == [":", ":board.py", ":boot.py", ":main.py", ":config.json", ":ca.pem"]
+    assert targets == [":", ":board.py", ":esp32_common.py", ":boot.py", ":main.py",
+                       ":config.json", ":ca.pem"]
     assert cmd[cmd.index(":board.py") - 1].endswith("boards/esp32_s3/board.py")
     assert cmd[-1] == "reset"
 

@@ -17,6 +17,8 @@ def commands(port, board, config, ca=None):
         raise ToolError(f"--board {board}: no boards/{board}/board.py")
     cmd = [tool("mpremote"), "connect", port, "fs", "cp", "-r", str(BUILD / "onboard"), ":",
            "+", "fs", "cp", str(board_py), ":board.py",
+           *(["+", "fs", "cp", str(ROOT / "boards" / "esp32_common.py"), ":esp32_common.py"]
+             if board.startswith("esp32") else []),
            "+", "fs", "cp", str(ROOT / "firmware" / "boot.py"), ":boot.py",
            "+", "fs", "cp", str(ROOT / "firmware" / "main.py"), ":main.py",
            "+", "fs", "cp", str(config), ":config.json"]
