@@ -31,14 +31,28 @@ def configure(d, **fields):
     assert status == 200, body
 
 
+def provision(sim):
+    """A Blynk provision token and device id, made with the platform's admin token."""
+    return api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
+               {"orgId": 1, "ownerId": 1}, admin(sim))
+
+
+def blynk_online(device, sim, **config):
+    """A Blynk device configured through its portal and online."""
+    prov = provision(sim)
+    d = device(config={**blynk_config(sim), **config})
+    configure(d, blynk=prov["token"])
+    d.wait_state("RUNNING")
+    return d, prov
+
+
 def blynk_config(sim):
     return {"profile": "blynk", "api": f"https://127.0.0.1:{sim.https_port}/blynk",
             "host": "127.0.0.1", "port": sim.front.tls_port, "ca": str(sim.dir / "ca.pem")}
 
 
 def test_blynk_token_activates_goes_online_and_messages_flow_both_ways(device, cloudsim):
-    prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
-               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
+    prov = provision(cloudsim)
     d = device(config=blynk_config(cloudsim))
     configure(d, blynk=prov["token"])
     d.wait_state("CONNECTING_CLOUD")
@@ -122,11 +136,7 @@ def test_allthingstalk_wrong_token_is_703(device, cloudsim):
 
 
 def test_blynk_redirect_is_followed_and_persists_across_a_restart(device, cloudsim):
-    prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
-               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
-    d = device(config=blynk_config(cloudsim))
-    configure(d, blynk=prov["token"])
-    d.wait_state("RUNNING")
+    d, prov = blynk_online(device, cloudsim)
     plain = cloudsim.front.logins["plain"]
     api(cloudsim, "POST", "/_sim/downlink",
         {"cloud": "blynk", "device": prov["deviceId"], "name": "redirect",
@@ -142,11 +152,7 @@ def test_blynk_redirect_is_followed_and_persists_across_a_restart(device, clouds
 
 
 def test_blynk_reprovision_refuses_the_old_token_and_the_new_one_works(device, cloudsim):
-    prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
-               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
-    d = device(config=blynk_config(cloudsim))
-    configure(d, blynk=prov["token"])
-    d.wait_state("RUNNING")
+    d, prov = blynk_online(device, cloudsim)
     new = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/reprovision/token",
               {"deviceId": prov["deviceId"]}, admin(cloudsim))
     assert new["deviceId"] == prov["deviceId"]
@@ -161,8 +167,7 @@ def test_blynk_reprovision_refuses_the_old_token_and_the_new_one_works(device, c
 
 
 def test_device_log_and_events_never_show_a_secret(device, cloudsim):
-    prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
-               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
+    prov = provision(cloudsim)
     d = device(config={**blynk_config(cloudsim), "portal": {"pop": "pop-5ecret-42"}})
     configure(d, blynk=prov["token"], pop="pop-5ecret-42")
     d.wait_state("RUNNING")

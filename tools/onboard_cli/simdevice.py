@@ -56,20 +56,27 @@ class Device:
         tmp.write_text(json.dumps({"networks": networks}))
         os.replace(tmp, self.radio_path)
 
-    def wait_state(self, state, timeout=20, last_error=None):
-        """The next event with this state (and last_error, if given)."""
+    def wait_for(self, wanted, what, timeout=20):
+        """The next event for which wanted(event) is true; AssertionError
+        naming what when none comes within timeout or the device exits."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 event = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"no {state} within {timeout} s; events: {self.events}; "
+                raise AssertionError(f"no {what} within {timeout} s; events: {self.events}; "
                                      f"log:\n{self.log_path.read_text()[-3000:]}") from None
             if event is None:
                 raise AssertionError(f"device exited; log:\n{self.log_path.read_text()[-3000:]}")
             self.events.append(event)
-            if event["state"] == state and last_error in (None, event["last_error"]):
+            if wanted(event):
                 return event
+
+    def wait_state(self, state, timeout=20, last_error=None):
+        """The next event with this state (and last_error, if given)."""
+        def wanted(e):
+            return e["state"] == state and last_error in (None, e["last_error"])
+        return self.wait_for(wanted, state, timeout)
 
     def button(self, down):
         """Hold (True) or release the simulated button."""
@@ -82,18 +89,7 @@ class Device:
 
     def wait_note(self, key, timeout=20):
         """The next event carrying key (renewed, retry_in, message, ...)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                event = self._queue.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no {key} within {timeout} s; events: {self.events}; "
-                                     f"log:\n{self.log_path.read_text()[-3000:]}") from None
-            if event is None:
-                raise AssertionError(f"device exited; log:\n{self.log_path.read_text()[-3000:]}")
-            self.events.append(event)
-            if key in event:
-                return event
+        return self.wait_for(lambda e: key in e, key, timeout)
 
     def wait_message(self, topic, timeout=20):
         while True:
