@@ -48,10 +48,30 @@ def bound(attempt):
     return min(BACKOFF["cap"], BACKOFF["base"] * 2 ** (attempt - 1))
 
 
+def plgd_device(device, cloudsim, **config):
+    from test_plgd import onboard_fields
+    d = device(config={"profile": "plgd", "api": f"https://127.0.0.1:{cloudsim.https_port}/plgd",
+                       "ca": str(cloudsim.dir / "ca.pem"), **FAST, **config})
+    return d, onboard_fields(cloudsim, f"plgd-faults-{id(d)}")
+
+
+def att_device(device, cloudsim, **config):
+    att = cloudsim.clouds["att"]
+    device_id = next(iter(att.devices))
+    d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
+                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem"),
+                       **FAST, **config})
+    return d, {"device_id": device_id, "token": att.devices[device_id]["token"]}
+
+
 OPERATIONS = {
     "blynk-activation": (blynk_device, "/blynk/external/api/provision"),
     "spokezone-renewal": (spokezone_device, "/spokezone/loginDevice"),
+    "plgd-token-exchange": (plgd_device, "/plgd/oauth/token"),
 }
+# the stored fields that are credentials: what a transient fault must leave alone
+CREDENTIALS = {"blynk-activation": ("token",), "spokezone-renewal": ("token", "uuid"),
+               "plgd-token-exchange": ("at", "cis", "sid")}
 
 
 @pytest.mark.parametrize("fault", sorted(HTTP_FAULTS))
@@ -63,9 +83,18 @@ def test_http_fault(device, cloudsim, operation, fault):
     configure(d, **fields)
     d.wait_state("CONNECTING_CLOUD")
     stored = d.store()
-    if fault == "401":
+
+    def credentials():
+        cloud = d.store()["cloud"]
+        return {k: cloud.get(k) for k in CREDENTIALS[operation]}
+
+    kept = credentials()
+    assert all(kept.values())
+    if fault == "401" or (operation == "plgd-token-exchange" and fault == "truncated"):
+        # refused; or, for an authorization code, spent: the server used it up before the
+        # reply was cut, so the retry is refused and a person must fetch a new one
         d.wait_state("WAIT_CONFIG", last_error=703)
-        assert d.store()["cloud"] == stored["cloud"]  # kept: a person decides what replaces it
+        assert credentials() == kept  # kept: a person decides what replaces them
         return
     retry = d.wait_note("retry_in")
     assert retry["last_error"] == 702
@@ -73,7 +102,7 @@ def test_http_fault(device, cloudsim, operation, fault):
         assert 2 <= retry["retry_in"] <= max(2, bound(retry["attempt"]))
     else:
         assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
-    assert d.store()["cloud"] == stored["cloud"] and d.store()["wifi"] == stored["wifi"]
+    assert credentials() == kept and d.store()["wifi"] == stored["wifi"]
     d.wait_state("RUNNING", timeout=30)  # the fault was a single one: the retry gets through
 
 
@@ -92,13 +121,17 @@ class SilentBroker:
         self.sock.close()
 
 
+MQTT_PROFILES = {"blynk": blynk_device, "spokezone": spokezone_device,
+                 "allthingstalk": att_device}
+
+
 @pytest.mark.parametrize("fault", ["refused", "timeout"])
-@pytest.mark.parametrize("profile", ["blynk", "spokezone"])
+@pytest.mark.parametrize("profile", sorted(MQTT_PROFILES))
 def test_mqtt_connect_fault_keeps_credentials_and_backs_off(device, cloudsim, profile, fault):
     silent = SilentBroker()
     try:
         port = closed_port() if fault == "refused" else silent.port
-        make = blynk_device if profile == "blynk" else spokezone_device
+        make = MQTT_PROFILES[profile]
         d, fields = make(device, cloudsim, port=port, tls=False)
         configure(d, **fields)
         d.wait_state("CONNECTING_CLOUD")
@@ -111,14 +144,15 @@ def test_mqtt_connect_fault_keeps_credentials_and_backs_off(device, cloudsim, pr
     assert "wifi" in d.store()
 
 
-@pytest.mark.parametrize("profile", ["blynk", "spokezone"])
+@pytest.mark.parametrize("profile", sorted(MQTT_PROFILES))
 def test_mqtt_login_refused_is_703_and_setup_mode(device, cloudsim, profile, monkeypatch):
-    make = blynk_device if profile == "blynk" else spokezone_device
-    d, fields = make(device, cloudsim)
+    d, fields = MQTT_PROFILES[profile](device, cloudsim)
     if profile == "blynk":  # the token activates, but the broker login is refused
         monkeypatch.setattr(cloudsim.clouds["blynk"], "mqtt_login", lambda user, pw: None)
-    else:  # the HTTP API still knows the token, the broker no longer does
+    elif profile == "spokezone":  # the HTTP API still knows the token, the broker does not
         cloudsim.broker.revoke(fields["token"])
+    else:
+        fields = {**fields, "token": "maker-revoked-token-xyz"}
     configure(d, **fields)
     d.wait_state("CONNECTING_CLOUD")
     d.wait_state("WAIT_CONFIG", last_error=703)

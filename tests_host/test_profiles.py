@@ -181,3 +181,21 @@ def test_device_log_and_events_never_show_a_secret(device, cloudsim):
     for secret in (prov["token"], "correct horse", "pop-5ecret-42"):
         assert secret not in seen
     assert "state RUNNING" in seen  # the log was written
+
+
+def test_spokezone_messages_flow_both_ways(device, cloudsim):
+    user = api(cloudsim, "POST", "/spokezone/login",
+               {"username": "super", "password": "super-password"})["token"]
+    dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": "cpu-sz-2"},
+              {"x-access-token": user})
+    d = device(config={"profile": "spokezone",
+                       "api": f"https://127.0.0.1:{cloudsim.https_port}/spokezone",
+                       "host": "127.0.0.1", "port": cloudsim.broker.mqtts_port,
+                       "ca": str(cloudsim.dir / "ca.pem")})
+    configure(d, token=dev["token"], uuid=dev["uuid"], cpu_id="cpu-sz-2")
+    d.wait_state("RUNNING")
+    (topic, payload), = broker_messages(cloudsim, f"spokezone/{dev['id']}/status")
+    assert json.loads(payload) == {"status": "online", "fw": "1.0.0"}
+    api(cloudsim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
+                                             "name": "config", "payload": "{}"}, admin(cloudsim))
+    assert d.wait_message(f"spokezone/{dev['id']}/down/config")["state"] == "RUNNING"

@@ -101,13 +101,21 @@ class Device:
         """How often the device process was started again (a reboot)."""
         return self.log_path.read_text().count("@boot ") - 1
 
+    def _record(self):
+        # as the device's own load() does: the current file, else the previous
+        # generation (between a write's two renames only that one exists)
+        for name in ("onboard.json", "onboard.json.prev"):
+            try:
+                return json.loads((self.flash / name).read_text())
+            except (OSError, ValueError):
+                continue
+        return {"gen": 0, "data": {}}
+
     def store_generation(self):
-        path = self.flash / "onboard.json"
-        return json.loads(path.read_text())["gen"] if path.exists() else 0
+        return self._record()["gen"]
 
     def store(self):
-        path = self.flash / "onboard.json"
-        return json.loads(path.read_text())["data"] if path.exists() else {}
+        return self._record()["data"]
 
     def kill(self):
         """Power off: SIGKILL the device and its runner at once."""

@@ -69,7 +69,13 @@ async def session(rt):
         prefix = c.get("prefix", "spokezone/" + c["sub"])
         client.set_callback(lambda topic, msg, p=prefix: _downlink(rt, p, topic, msg))
         rt.reconnect = False
-        rt.on_online = None
+
+        def hello(client=client, prefix=prefix):
+            # a retained birth message: the cloud sees which firmware is online
+            client.publish(prefix + "/status", '{"status":"online","fw":"%s"}'
+                           % rt.config.get("fw_ver", ""), retain=True, qos=1)
+
+        rt.on_online = hello
         await online(rt, client, (prefix + "/down/#",), due)
         if rt.setup_requested or rt.reconnect:
             return
