@@ -79,3 +79,9 @@ def test_portal_answers_and_button_is_seen_while_the_cloud_stalls_8s(device, clo
     status, _, _ = get(port_of(event), "/board_info.json")
     assert status == 200
     assert not stall.get("finished"), "the portal answered only after the stall ended"
+
+
+def test_a_config_naming_no_known_profile_shows_error_700(device):
+    d = device(config={"profile": "no-such-cloud"})
+    event = d.wait_state("ERROR")
+    assert event["last_error"] == 700

@@ -343,9 +343,28 @@ def _mac(raw):
 
 
 def main(board, config_path=None):
-    """Load the config and run the device forever."""
+    """Load the config and run the device forever. A config it cannot use
+    shows ERROR with 700 and waits (rebooting would not help); anything
+    unexpected shows ERROR with 704 and reboots after 10 s."""
     import json
 
-    with open(config_path or board.config_path()) as f:
-        config = json.load(f)
-    asyncio.run(Runtime(config, board).run())
+    try:
+        with open(config_path or board.config_path()) as f:
+            config = json.load(f)
+        rt = Runtime(config, board)
+    except (OSError, ValueError, ImportError, AttributeError) as e:
+        log.error(_TAG, "config unusable: %s", type(e).__name__)
+        board.emit({"state": ERROR, "portal": None, "last_error": ERR_CONFIG})
+        while True:
+            board.led(True)
+            time.sleep_ms(50)
+            board.led(False)
+            time.sleep_ms(950)
+    try:
+        asyncio.run(rt.run())
+    except Exception as e:  # noqa: BLE001  the device must come back by itself
+        log.error(_TAG, "internal error: %s", type(e).__name__)
+        rt.set_error(ERR_INTERNAL)
+        rt.set_state(ERROR)
+        time.sleep(10)
+        board.reboot()
