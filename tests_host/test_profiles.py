@@ -199,3 +199,13 @@ def test_spokezone_messages_flow_both_ways(device, cloudsim):
     api(cloudsim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
                                              "name": "config", "payload": "{}"}, admin(cloudsim))
     assert d.wait_message(f"spokezone/{dev['id']}/down/config")["state"] == "RUNNING"
+
+
+def test_blynk_reconfigure_opens_setup_and_idle_timeout_returns_to_the_stored_token(device,
+                                                                                     cloudsim):
+    d, prov = blynk_online(device, cloudsim, portal={"idle_timeout_s": 2})
+    api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/reconfigure",
+        {"deviceId": prov["deviceId"]}, admin(cloudsim))
+    d.wait_state("WAIT_CONFIG")
+    d.wait_state("RUNNING", timeout=30)  # nobody configured: back with what was stored
+    assert d.store()["cloud"]["token"] == prov["token"]
