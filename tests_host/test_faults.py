@@ -6,6 +6,7 @@ last_error 703 and setup mode."""
 import socket
 
 import pytest
+import test_profiles as profiles
 from test_profiles import admin, api, configure
 
 BACKOFF = {"base": 0.2, "cap": 1}
@@ -32,15 +33,8 @@ def blynk_device(device, cloudsim, **config):
 
 
 def spokezone_device(device, cloudsim, **config):
-    user = api(cloudsim, "POST", "/spokezone/login",
-               {"username": "super", "password": "super-password"})["token"]
-    dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": "cpu-faults"},
-              {"x-access-token": user})
-    d = device(config={"profile": "spokezone",
-                       "api": f"https://127.0.0.1:{cloudsim.https_port}/spokezone",
-                       "host": "127.0.0.1", "port": cloudsim.broker.mqtts_port,
-                       "ca": str(cloudsim.dir / "ca.pem"), **FAST, **config})
-    return d, {"token": dev["token"], "uuid": dev["uuid"], "cpu_id": "cpu-faults"}
+    d, fields, _ = profiles.spokezone_device(device, cloudsim, "cpu-faults", **FAST, **config)
+    return d, fields
 
 
 def bound(attempt):

@@ -46,6 +46,19 @@ def blynk_online(device, sim, **config):
     return d, prov
 
 
+def spokezone_device(device, sim, cpu="cpu-sz", **config):
+    """A Spoke Zone device made through the API, a simulated device set up for
+    it, and the portal fields that configure it: (device, fields, api record)."""
+    user = api(sim, "POST", "/spokezone/login",
+               {"username": "super", "password": "super-password"})["token"]
+    dev = api(sim, "POST", "/spokezone/api/v2/devices", {"cpuId": cpu},
+              {"x-access-token": user})
+    d = device(config={"profile": "spokezone", "api": f"https://127.0.0.1:{sim.https_port}/spokezone",
+                       "host": "127.0.0.1", "port": sim.broker.mqtts_port,
+                       "ca": str(sim.dir / "ca.pem"), **config})
+    return d, {"token": dev["token"], "uuid": dev["uuid"], "cpu_id": cpu}, dev
+
+
 def blynk_config(sim):
     return {"profile": "blynk", "api": f"https://127.0.0.1:{sim.https_port}/blynk",
             "host": "127.0.0.1", "port": sim.front.tls_port, "ca": str(sim.dir / "ca.pem")}
@@ -132,7 +145,8 @@ def test_allthingstalk_wrong_token_is_703(device, cloudsim):
     d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
                        "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem")})
     configure(d, device_id="nobody", token="maker-not-a-real-token")
-    d.wait_state("WAIT_CONFIG", last_error=703)
+    event = d.wait_state("WAIT_CONFIG", last_error=703)
+    assert event["portal"]  # back in setup mode, portal open
 
 
 def test_blynk_redirect_is_followed_and_persists_across_a_restart(device, cloudsim):
@@ -184,15 +198,8 @@ def test_device_log_and_events_never_show_a_secret(device, cloudsim):
 
 
 def test_spokezone_messages_flow_both_ways(device, cloudsim):
-    user = api(cloudsim, "POST", "/spokezone/login",
-               {"username": "super", "password": "super-password"})["token"]
-    dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": "cpu-sz-2"},
-              {"x-access-token": user})
-    d = device(config={"profile": "spokezone",
-                       "api": f"https://127.0.0.1:{cloudsim.https_port}/spokezone",
-                       "host": "127.0.0.1", "port": cloudsim.broker.mqtts_port,
-                       "ca": str(cloudsim.dir / "ca.pem")})
-    configure(d, token=dev["token"], uuid=dev["uuid"], cpu_id="cpu-sz-2")
+    d, fields, dev = spokezone_device(device, cloudsim)
+    configure(d, **fields)
     d.wait_state("RUNNING")
     (topic, payload), = broker_messages(cloudsim, f"spokezone/{dev['id']}/status")
     assert json.loads(payload) == {"status": "online", "fw": "1.0.0"}
