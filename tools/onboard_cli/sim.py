@@ -100,6 +100,9 @@ def blynk(sim):
 
 def main(args):
     from cloudsim.app import Cloudsim
+
+    if args.profile is None:
+        args.profile = "blynk" if args.interactive else "spokezone"
     from cloudsim.broker import BrokerError
 
     with tempfile.TemporaryDirectory(prefix="onboard-sim-") as tmp:
