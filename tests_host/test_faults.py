@@ -65,7 +65,39 @@ OPERATIONS = {
 }
 # the stored fields that are credentials: what a transient fault must leave alone
 CREDENTIALS = {"blynk-activation": ("token",), "spokezone-renewal": ("token", "uuid"),
-               "plgd-token-exchange": ("at", "cis", "sid")}
+               "plgd-token-exchange": ("at", "cis", "sid"),
+               "plgd-refresh": ("access_token", "refresh_token")}
+
+
+# faults after which the server has spent a single-use grant (an authorization
+# code, a rotated refresh token) although the device never got the reply: the
+# retry is refused and a person must provide new credentials
+SPENT = {("plgd-token-exchange", "truncated"), ("plgd-refresh", "truncated")}
+
+
+def expect(d, operation, fault):
+    """What follows an injected fault: 703 and setup mode when refused (or the
+    grant was spent), else a retry inside the backoff bounds that gets through;
+    the stored credentials are untouched either way."""
+    def credentials():
+        cloud = d.store()["cloud"]
+        return {k: cloud.get(k) for k in CREDENTIALS[operation]}
+
+    wifi = d.store()["wifi"]
+    kept = credentials()
+    assert all(kept.values())
+    if fault == "401" or (operation, fault) in SPENT:
+        d.wait_state("WAIT_CONFIG", last_error=703)
+        assert credentials() == kept  # kept: a person decides what replaces them
+        return
+    retry = d.wait_note("retry_in")
+    assert retry["last_error"] == 702
+    if fault == "429":  # Retry-After: 2 outweighs the jitter
+        assert 2 <= retry["retry_in"] <= max(2, bound(retry["attempt"]))
+    else:
+        assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
+    assert credentials() == kept and d.store()["wifi"] == wifi
+    d.wait_state("RUNNING", timeout=30)  # the fault was a single one: the retry gets through
 
 
 @pytest.mark.parametrize("fault", sorted(HTTP_FAULTS))
@@ -76,28 +108,20 @@ def test_http_fault(device, cloudsim, operation, fault):
     cloudsim.faults.add({"path": path, **HTTP_FAULTS[fault]})
     configure(d, **fields)
     d.wait_state("CONNECTING_CLOUD")
-    stored = d.store()
+    expect(d, operation, fault)
 
-    def credentials():
-        cloud = d.store()["cloud"]
-        return {k: cloud.get(k) for k in CREDENTIALS[operation]}
 
-    kept = credentials()
-    assert all(kept.values())
-    if fault == "401" or (operation == "plgd-token-exchange" and fault == "truncated"):
-        # refused; or, for an authorization code, spent: the server used it up before the
-        # reply was cut, so the retry is refused and a person must fetch a new one
-        d.wait_state("WAIT_CONFIG", last_error=703)
-        assert credentials() == kept  # kept: a person decides what replaces them
-        return
-    retry = d.wait_note("retry_in")
-    assert retry["last_error"] == 702
-    if fault == "429":  # Retry-After: 2 outweighs the jitter
-        assert 2 <= retry["retry_in"] <= max(2, bound(retry["attempt"]))
-    else:
-        assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
-    assert credentials() == kept and d.store()["wifi"] == stored["wifi"]
-    d.wait_state("RUNNING", timeout=30)  # the fault was a single one: the retry gets through
+@pytest.mark.parametrize("fault", sorted(HTTP_FAULTS))
+def test_plgd_refresh_fault(device, cloudsim, fault):
+    # a registered device refreshes at boot: power it off, arm the fault, boot it
+    d, fields = plgd_device(device, cloudsim)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    d.kill()
+    cloudsim.faults.add({"path": "/plgd/oauth/token", **HTTP_FAULTS[fault]})
+    again = device(same_as=d, config=d.config)
+    again.wait_state("CONNECTING_CLOUD")
+    expect(again, "plgd-refresh", fault)
 
 
 def closed_port():
