@@ -74,13 +74,16 @@ class PortalProcess:
         return self.lines.get(timeout=timeout)
 
     def applied(self):
-        """Everything apply() received so far (after the replies came back)."""
+        """Everything apply() received before this call: a board_info request
+        prints a mark, and the lines are read up to it."""
+        assert get(self.port, "/board_info.json")[0] == 200
         out = []
-        while not self.lines.empty():
-            line = self.lines.get()
+        while True:
+            line = self.lines.get(timeout=10)
+            if line == "@info":
+                return out
             if line.startswith("@applied "):
                 out.append(json.loads(line[9:]))
-        return out
 
     def stop(self):
         self.proc.kill()
