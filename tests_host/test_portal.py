@@ -44,6 +44,11 @@ def http(port, raw, timeout=10):
     return int(lines[0].split()[1]), headers, body
 
 
+def port_of(event):
+    """The portal's port from a device event ({"portal": "http://127.0.0.1:P/"})."""
+    return int(event["portal"].rsplit(":", 1)[1].strip("/"))
+
+
 def get(port, path, host="127.0.0.1"):
     return http(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
 
@@ -106,7 +111,7 @@ def ok_reply(reply):
 
 def test_blynk_app_flow_gets_documented_replies_and_credentials_land_in_the_store(device):
     d = device()
-    port = int(d.wait_state("WAIT_CONFIG")["portal"].rsplit(":", 1)[1].strip("/"))
+    port = port_of(d.wait_state("WAIT_CONFIG"))
     status, _, body = get(port, "/board_info.json")
     info = json.loads(body)
     assert status == 200
@@ -131,7 +136,7 @@ def test_blynk_app_flow_gets_documented_replies_and_credentials_land_in_the_stor
 
 def test_wrong_wifi_password_shows_722_in_board_info(device):
     d = device()
-    port = int(d.wait_state("WAIT_CONFIG")["portal"].rsplit(":", 1)[1].strip("/"))
+    port = port_of(d.wait_state("WAIT_CONFIG"))
     query = urllib.parse.urlencode({"ssid": "home", "pass": "wrong password", "blynk": TOKEN})
     assert ok_reply(get(port, "/config?" + query))
     d.wait_state("WAIT_CONFIG", last_error=722)
@@ -140,7 +145,7 @@ def test_wrong_wifi_password_shows_722_in_board_info(device):
 
 def test_board_info_never_carries_a_secret(device):
     d = device(config={"portal": {"pop": "pop-5ecret-123", "ap_password": "ap-5ecret-123"}})
-    port = int(d.wait_state("WAIT_CONFIG")["portal"].rsplit(":", 1)[1].strip("/"))
+    port = port_of(d.wait_state("WAIT_CONFIG"))
     body = get(port, "/board_info.json")[2].decode()
     assert "5ecret" not in body and json.loads(body)["last_error"] == 0
 

@@ -6,6 +6,7 @@ import ssl
 import urllib.request
 
 from conftest import Subscription, broker_messages
+from test_portal import get, port_of
 
 from onboard_cli.device import device_mac
 
@@ -24,8 +25,7 @@ def admin(sim):
 
 
 def configure(d, **fields):
-    from test_portal import get
-    port = int(d.wait_state("WAIT_CONFIG")["portal"].rsplit(":", 1)[1].strip("/"))
+    port = port_of(d.wait_state("WAIT_CONFIG"))
     query = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse", **fields})
     status, _, body = get(port, "/config?" + query)
     assert status == 200, body
@@ -171,8 +171,7 @@ def test_blynk_reprovision_refuses_the_old_token_and_the_new_one_works(device, c
               {"deviceId": prov["deviceId"]}, admin(cloudsim))
     assert new["deviceId"] == prov["deviceId"]
     event = d.wait_state("WAIT_CONFIG", last_error=703)  # kicked; the old token is refused
-    from test_portal import get
-    port = int(event["portal"].rsplit(":", 1)[1].strip("/"))
+    port = port_of(event)
     status, _, _ = get(port, "/config?" + urllib.parse.urlencode(
         {"ssid": "home", "pass": "correct horse", "blynk": new["token"]}))
     assert status == 200
@@ -188,8 +187,7 @@ def test_device_log_and_events_never_show_a_secret(device, cloudsim):
     api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
                                              "name": "reconfigure"}, admin(cloudsim))
     event = d.wait_state("WAIT_CONFIG")
-    from test_portal import get
-    port = int(event["portal"].rsplit(":", 1)[1].strip("/"))
+    port = port_of(event)
     get(port, "/config?ssid=home&pass=correct+horse&pop=wrong&blynk=" + prov["token"])
     seen = d.log_path.read_text() + json.dumps(d.events)
     for secret in (prov["token"], "correct horse", "pop-5ecret-42"):

@@ -1,27 +1,11 @@
 """The device's state machine: restarts, the button, Wi-Fi loss, idle setup
 mode, and an event loop that stays responsive while a cloud call stalls."""
 
-from test_portal import get
-from test_profiles import admin, api, blynk_config, configure
+from test_portal import get, port_of
+from test_profiles import blynk_config, configure, provision
+from test_profiles import blynk_online as online_blynk
 
 from onboard_cli.simdevice import DEFAULT_RADIO
-
-
-def provision(cloudsim):
-    return api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
-               {"orgId": 1, "ownerId": 1}, admin(cloudsim))
-
-
-def online_blynk(device, cloudsim, **config):
-    prov = provision(cloudsim)
-    d = device(config={**blynk_config(cloudsim), **config})
-    configure(d, blynk=prov["token"])
-    d.wait_state("RUNNING")
-    return d, prov
-
-
-def port_of(event):
-    return int(event["portal"].rsplit(":", 1)[1].strip("/"))
 
 
 def test_killed_device_comes_back_online_without_setup_and_without_a_boot_write(device,
