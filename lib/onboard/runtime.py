@@ -68,6 +68,7 @@ class Runtime:
         self.on_online = None  # what the session does after each MQTT connect
         self.on_message = None  # the application's hook: f(topic, msg)
         self.mac = board.unique_id()
+        self.sta = None
         backoff = config.get("backoff", {})
         self.backoff = (backoff.get("base", 2), backoff.get("cap", 64))
 
@@ -150,23 +151,26 @@ class Runtime:
                 "tmpl_id": self.config.get("tmpl_id", ""),
                 "fw_type": self.config.get("fw_type", self.config.get("name", "onboard")),
                 "fw_ver": self.config.get("fw_ver", "0.0.0"),
-                "ssid": ap, "bssid": _mac(self.board.ap_mac()), "mac": _mac(self.mac),
+                "ssid": ap, "bssid": wifi.mac_text(self.board.ap_mac()),
+                "mac": wifi.mac_text(self.mac),
                 "last_error": self.last_error, "wifi_scan": True, "static_ip": False,
                 "vendor": self.config.get("vendor", ""), "uid": self.uid()}
 
     def uid(self):
-        return "".join("%02x" % b for b in self.mac)
+        return wifi.mac_text(self.mac, "")
 
     def ap_name(self):
         return ap_name(self.config.get("vendor", "onboard"), self.config.get("name", "device"),
                        self.mac)
 
     def station(self):
-        import network
+        # made active once; the online loop asks it every 100 ms
+        if self.sta is None:
+            import network
 
-        sta = network.WLAN(network.STA_IF)
-        sta.active(True)
-        return sta
+            self.sta = network.WLAN(network.STA_IF)
+            self.sta.active(True)
+        return self.sta
 
     def scan(self):
         try:
@@ -337,10 +341,6 @@ class Runtime:
                 if 1000 <= held <= 3000:
                     log.info(_TAG, "button: setup mode")
                     self.setup_requested = True
-
-def _mac(raw):
-    return ":".join("%02x" % b for b in raw)
-
 
 def main(board, config_path=None):
     """Load the config and run the device forever. A config it cannot use

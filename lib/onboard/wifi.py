@@ -53,6 +53,11 @@ SEC_NAMES = {0: "OPEN", 1: "WEP", 2: "WPA/PSK", 3: "WPA2/PSK", 4: "WPA/WPA2/PSK"
              6: "WPA3/PSK", 7: "WPA2/WPA3/PSK"}
 
 
+def mac_text(raw, sep=":"):
+    """A MAC or BSSID (bytes) as lower-case hex, "aa:bb:..." by default."""
+    return sep.join("%02x" % b for b in raw)
+
+
 def reason(status):
     """The last_error code for an ESP32 station status that ended a join."""
     if status in (201, 210, 211, 212):
@@ -76,7 +81,7 @@ def scan(sta, limit=15):
             continue
         if name not in best or rssi > best[name]["rssi"]:
             best[name] = {"ssid": name, "rssi": rssi, "ch": ch,
-                          "bssid": ":".join("%02x" % b for b in bssid),
+                          "bssid": mac_text(bssid),
                           "sec": SEC_NAMES.get(auth, "unknown")}
     nets = sorted(best.values(), key=lambda n: n["rssi"], reverse=True)
     return nets[:limit]

@@ -9,9 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from .broker import Broker
 from .clouds.att import AllThingsTalk
 from .clouds.blynk import Blynk
@@ -29,16 +26,11 @@ LIFETIMES = {"spokezone": 7 * 24 * 3600, "plgd": 3600, "att": 3599, "blynk": 0}
 def _load_or_make_ca(folder):
     # the CA survives restarts with the same --state-dir, so devices keep trusting it
     cert, key = folder / "ca.pem", folder / "ca.key"
-    ca = CA.__new__(CA)
     if cert.exists() and key.exists():
-        ca.cert = x509.load_pem_x509_certificate(cert.read_bytes())
-        ca.key = serialization.load_pem_private_key(key.read_bytes(), None)
-        return ca
+        return CA.load(cert.read_bytes(), key.read_bytes())
     ca = CA()
     cert.write_bytes(ca.pem())
-    key.write_bytes(ca.key.private_bytes(serialization.Encoding.PEM,
-                                         serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()))
+    key.write_bytes(ca.key_pem())
     key.chmod(0o600)
     return ca
 

@@ -20,6 +20,11 @@ def _validity(builder, days):
         now + datetime.timedelta(days=days))
 
 
+def _key_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
 class CA:
     """A CA whose certificate the device trusts; issues server certificates."""
 
@@ -34,6 +39,17 @@ class CA:
                           data_encipherment=False, key_agreement=False,
                           encipher_only=False, decipher_only=False), critical=True)
         self.cert = builder.sign(self.key, hashes.SHA256())
+
+    @classmethod
+    def load(cls, cert_pem, key_pem):
+        """A CA saved earlier with pem() and key_pem()."""
+        ca = cls.__new__(cls)
+        ca.cert = x509.load_pem_x509_certificate(cert_pem)
+        ca.key = serialization.load_pem_private_key(key_pem, None)
+        return ca
+
+    def key_pem(self):
+        return _key_pem(self.key)
 
     def pem(self):
         return self.cert.public_bytes(serialization.Encoding.PEM)
@@ -53,10 +69,7 @@ class CA:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
-        key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        return cert.public_bytes(serialization.Encoding.PEM), key_pem
+        return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
     def write_server(self, folder, stem="server", **kw):
         """Write <stem>.pem and <stem>.key into folder; return their paths."""

@@ -21,10 +21,9 @@ LIFETIME = 30  # seconds: a short token lifetime, so the renewal comes within th
 
 
 class Walk:
-    def __init__(self, sim, device):
-        self.sim, self.device = sim, device
+    def __init__(self, device):
+        self.device = device
         self.start = time.monotonic()
-        self.steps = []
         self.seen = 0
 
     def show(self):
@@ -50,7 +49,6 @@ class Walk:
         return event
 
     def step(self, text):
-        self.steps.append(text)
         print(f"{'':10}-- {text}", flush=True)
 
 
@@ -119,7 +117,7 @@ def main(args):
             folder = Path(tmp) / "device"
             folder.mkdir()
             device = Device(folder, config=config, heapsize=args.heapsize, mpy=args.mpy)
-            walk = Walk(sim, device)
+            walk = Walk(device)
             print(f"cloudsim {sim.ready_line()}\n"
                   f"device   {args.profile}, empty flash {device.flash}\n", flush=True)
             url = walk.state("WAIT_CONFIG", 30)["portal"]

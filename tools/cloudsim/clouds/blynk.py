@@ -80,9 +80,7 @@ class Blynk:
             old = dev["token"]
             dev["token"] = new_token()
             dev["active"] = False
-        self.sim.revoke_mqtt("blynk", old)
-        if self.sim.front:
-            self.sim.front.kick(device_id)
+        self.sim.revoke_mqtt("blynk", old)  # closes its MQTT sessions too
         return 200, {"token": dev["token"], "deviceId": device_id}
 
     def mqtt_login(self, username, password):
