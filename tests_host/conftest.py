@@ -108,6 +108,11 @@ def report():
     return _FIGURES.append
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "device_traceback: a device of this test is expected "
+                            "to print a traceback (its logs are not checked for one)")
+
+
 def pytest_terminal_summary(terminalreporter):
     if _FIGURES:
         terminalreporter.section("figures")
@@ -139,7 +144,7 @@ def broker(tmp_path_factory, pki_dir):
 
 
 @pytest.fixture
-def device(tmp_path):
+def device(tmp_path, request):
     """device(config=..., radio=...) starts a simulated device; all are stopped after."""
     from onboard_cli.simdevice import Device
 
@@ -157,6 +162,12 @@ def device(tmp_path):
     for d in started:
         if d.proc.poll() is None:
             d.stop()
+    if request.node.get_closest_marker("device_traceback"):
+        return
+    for d in started:
+        log = d.log_path.read_text()
+        for sign in ("Task exception wasn't retrieved", "Traceback (most recent call last)"):
+            assert sign not in log, f"{sign} in {d.log_path}:\n{log[-3000:]}"
 
 
 @pytest.fixture(scope="session")

@@ -175,3 +175,63 @@ def test_mqtt_login_refused_is_703_and_setup_mode(device, cloudsim, profile, mon
     d.wait_state("CONNECTING_CLOUD")
     d.wait_state("WAIT_CONFIG", last_error=703)
     assert "wifi" in d.store()
+
+
+# Replies with a well-formed status whose body has the wrong shape or types:
+# per cloud operation, (status, body). None of them may reach the store.
+BAD_BODIES = {
+    "blynk-activation": [(200, ["not", "an", "object"]), (200, {"status": 1}),
+                         (200, {"status": None})],
+    "spokezone-renewal": [(201, {"token": 12345}), (201, {"token": "not.a.jwt"}),
+                          (201, {"token": ""}), (201, {"token": ["a", "b"]})],
+    "plgd-token-exchange": [(200, {"access_token": "a", "refresh_token": "r",
+                                   "expires_in": "3600"}),
+                            (200, {"access_token": 7, "refresh_token": "r", "expires_in": 60}),
+                            (200, {"access_token": "a", "refresh_token": None,
+                                   "expires_in": 60})],
+}
+
+
+def credential_fields(d, operation):
+    cloud = d.store()["cloud"]
+    return {k: cloud.get(k) for k in CREDENTIALS[operation]}
+
+
+@pytest.mark.parametrize("case", range(3))
+@pytest.mark.parametrize("operation", sorted(BAD_BODIES))
+def test_reply_of_the_wrong_shape_keeps_credentials_retries_and_never_reboots(
+        device, cloudsim, operation, case):
+    bodies = BAD_BODIES[operation]
+    status, doc = bodies[case % len(bodies)]
+    make, path = OPERATIONS[operation]
+    d, fields = make(device, cloudsim)
+    cloudsim.faults.add({"path": path, "kind": "shape", "status": status, "body": doc})
+    configure(d, **fields)
+    d.wait_state("CONNECTING_CLOUD")
+    kept = credential_fields(d, operation)
+    retry = d.wait_note("retry_in")
+    assert retry["last_error"] == 702
+    assert credential_fields(d, operation) == kept
+    d.wait_state("RUNNING", timeout=30)
+    assert d.restarts() == 0
+    if operation == "spokezone-renewal":  # what the device uses is what the cloud issued
+        assert d.store()["cloud"]["token"] != doc.get("token")
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_refresh_reply_of_the_wrong_shape_keeps_the_pair_and_never_reboots(device, cloudsim,
+                                                                            case):
+    status, doc = BAD_BODIES["plgd-token-exchange"][case]
+    d, fields = plgd_device(device, cloudsim)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    d.kill()
+    kept = credential_fields(d, "plgd-refresh")
+    cloudsim.faults.add({"path": "/plgd/oauth/token", "kind": "shape", "status": status,
+                         "body": doc})
+    again = device(same_as=d, config=d.config)
+    retry = again.wait_note("retry_in")
+    assert retry["last_error"] == 702
+    assert credential_fields(again, "plgd-refresh") == kept
+    again.wait_state("RUNNING", timeout=30)
+    assert again.restarts() == 0

@@ -4,6 +4,7 @@ import os
 import select
 
 import pytest
+from test_portal import get, port_of
 
 from onboard_cli.improv import (
     ERROR,
@@ -78,7 +79,7 @@ def test_wifi_settings_with_the_right_password_provision_and_give_the_url(improv
     assert states[-2:] == [0x03, 0x04]  # provisioning, provisioned
     (url,) = parse_strings(seen[-1][1][2:])
     assert url.startswith("http://127.0.0.1:")
-    d.wait_state("CONNECTING_NET")
+    d.wait_state("CONNECTING_CLOUD")  # joined already: straight on to the cloud
     assert d.store()["wifi"]["networks"][0] == {"ssid": "home", "password": "correct horse"}
 
 
@@ -118,3 +119,13 @@ def test_device_ends_every_packet_with_a_newline(improv):
         assert select.select([port.fd], [], [], 5)[0]
         port.buf += os.read(port.fd, 1)
     assert port.buf.startswith(b"\n")
+
+
+def test_state_is_ready_again_in_setup_mode_after_fresh_credentials_failed(improv):
+    d, port = improv
+    wrong = "/config?ssid=home&pass=not+the+password&blynk=" + "a" * 32
+    status, _, _ = get(port_of(d.events[-1]), wrong)
+    assert status == 200
+    d.wait_state("WAIT_CONFIG", last_error=722)
+    port.send(rpc(GET_CURRENT_STATE))
+    assert until(port, STATE)[-1][1] == b"\x02"  # ready, never provisioned in setup mode

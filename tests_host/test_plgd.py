@@ -1,6 +1,7 @@
 """plgd: coapcloudconf write rules, token exchange, refresh and rotation."""
 
 import json
+import secrets
 import threading
 import urllib.parse
 
@@ -141,3 +142,22 @@ def test_killed_right_after_new_tokens_arrive_keeps_a_matching_pair(device, clou
     """)
     cloud = json.loads(run.lines[-1])
     assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
+
+
+def test_tokens_with_plus_slash_and_equals_are_form_encoded_on_refresh(device, cloudsim):
+    # base64 refresh tokens ("ab+c/d==") must reach the server as they were issued
+    plgd = cloudsim.clouds["plgd"]
+    plgd.mint = lambda: "ab+c/d==" + secrets.token_hex(6) + "+/="
+    try:
+        d = plgd_device(device, cloudsim)
+        configure(d, **onboard_fields(cloudsim, "plgd-dev-b64"))
+        d.wait_state("RUNNING")
+        first = d.store()["cloud"]["refresh_token"]
+        d.kill()
+        again = device(same_as=d, config=d.config)  # a registered device refreshes at boot
+        again.wait_note("renewed")
+    finally:
+        plgd.mint = lambda: secrets.token_urlsafe(24)
+    cloud = again.store()["cloud"]
+    assert cloud["refresh_token"] != first and "+" in cloud["refresh_token"]
+    assert (cloud["access_token"], cloud["refresh_token"]) in plgd.pairs

@@ -1,6 +1,9 @@
 """The device's state machine: restarts, the button, Wi-Fi loss, idle setup
 mode, and an event loop that stays responsive while a cloud call stalls."""
 
+import socket
+
+import pytest
 from test_portal import get, port_of
 from test_profiles import blynk_config, configure, provision
 from test_profiles import blynk_online as online_blynk
@@ -69,3 +72,24 @@ def test_a_config_naming_no_known_profile_shows_error_700(device):
     d = device(config={"profile": "no-such-cloud"})
     event = d.wait_state("ERROR")
     assert event["last_error"] == 700
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_button_opens_setup_while_a_silent_broker_holds_the_mqtt_connect(device, cloudsim, tls):
+    # a broker that accepts TCP and never says a word (no CONNACK, no TLS handshake)
+    silent = socket.create_server(("127.0.0.1", 0))
+    silent.settimeout(30)
+    try:
+        prov = provision(cloudsim)
+        d = device(config={**blynk_config(cloudsim), "port": silent.getsockname()[1],
+                           "tls": tls, "timeout_s": 120})
+        configure(d, blynk=prov["token"])
+        conn, _ = silent.accept()  # the device is inside its MQTT connect now
+        d.press(2000)
+        event = d.wait_state("WAIT_CONFIG")
+        status, _, _ = get(port_of(event), "/board_info.json")
+        assert status == 200
+        assert not [e for e in d.events if "retry_in" in e], "the connect gave up first"
+        conn.close()
+    finally:
+        silent.close()

@@ -7,6 +7,10 @@ class NetError(OSError):
     """The network failed: "<host>: <phase>: <why>"."""
 
 
+class DNSError(NetError):
+    """A name lookup failed."""
+
+
 class Timeout(NetError):
     """A phase did not finish within the timeout."""
 

@@ -56,19 +56,20 @@ def result(command, *items):
 
 
 class Improv:
-    """Improv on a stream; rt is the Runtime (credentials arrive through it)."""
+    """Improv on a stream. info: (firmware name, version, chip, device name);
+    scan() -> networks; join(ssid, password) -> awaitable 0 or last_error;
+    arrive(fields, joined=True) takes credentials that have joined (the
+    runtime's one door); url: where the device can be configured further.
+    It runs only in setup mode, so it starts READY whatever was stored."""
 
-    def __init__(self, rt, stream):
-        self.rt = rt
+    def __init__(self, stream, info, scan, join, arrive, url):
         # one stream both ways (a pty, a UART), or (read stream, write stream)
         self.stream, self.out = stream if isinstance(stream, tuple) else (stream, stream)
-        self.state = PROVISIONED if rt.state not in (None, "WAIT_CONFIG") else READY
+        self.info, self.scan, self.join, self.arrive, self.url = info, scan, join, arrive, url
+        self.state = READY
 
     def send(self, raw):
         self.out.write(raw)
-
-    def url(self):
-        return self.rt.portal_url or "http://%s/" % self.rt.board.AP_ADDRESS
 
     async def run(self):
         try:
@@ -105,13 +106,11 @@ class Improv:
         if command == GET_CURRENT_STATE:
             self.send(packet(_STATE, bytes((self.state,))))
             if self.state == PROVISIONED:
-                self.send(result(command, self.url()))
+                self.send(result(command, self.url))
         elif command == GET_DEVICE_INFO:
-            cfg = self.rt.config
-            self.send(result(command, cfg.get("name", "onboard"), cfg.get("fw_ver", "0.0.0"),
-                             self.rt.board.CHIP, self.rt.ap_name()))
+            self.send(result(command, *self.info))
         elif command == GET_WIFI_NETWORKS:
-            for net in self.rt.scan():
+            for net in self.scan():
                 self.send(result(command, net["ssid"], str(net["rssi"]),
                                  "NO" if net["sec"] == "OPEN" else "YES"))
             self.send(result(command))
@@ -134,14 +133,21 @@ class Improv:
             return
         self.state = PROVISIONING
         self.send(packet(_STATE, bytes((PROVISIONING,))))
-        code = await wifi.join(self.rt.station(), ssid, password)
+        code = await self.join(ssid, password)
         if code:
             log.info(_TAG, "could not join %s (%d)", ssid, code)
             self.state = READY
             self.send(packet(_ERROR, bytes((ERR_UNABLE_TO_CONNECT,))))
             self.send(packet(_STATE, bytes((READY,))))
             return
+        try:
+            self.arrive({"ssid": ssid, "pass": password}, True)
+        except ValueError as e:
+            log.info(_TAG, "not taken: %s", str(e))
+            self.state = READY
+            self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
+            self.send(packet(_STATE, bytes((READY,))))
+            return
         self.state = PROVISIONED
         self.send(packet(_STATE, bytes((PROVISIONED,))))
-        self.send(result(WIFI_SETTINGS, self.url()))
-        self.rt.wifi_arrived(ssid, password)
+        self.send(result(WIFI_SETTINGS, self.url))

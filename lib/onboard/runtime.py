@@ -1,28 +1,32 @@
 # The device state machine on one asyncio loop (Blynk.Edgent's state names).
-# Setup mode runs the portal, captive DNS and Improv; credentials "arrive"
-# through apply(), whichever way they came. A cloud profile module
-# (onboard.clouds.<profile>) supplies the field checks and the online session.
+# The runtime owns the states, last_error, the store writes that follow from
+# them and the cloud connection; a cloud profile (onboard.clouds.<profile>)
+# only checks fields and hands back outcomes. Credentials arrive through one
+# door, arrive(), whichever way they came (portal, Improv, ...).
 import asyncio
 import time
-from micropython import const
 
 from onboard import log, wifi
+from onboard.codes import (
+    CONFIGURING,
+    CONNECTING_CLOUD,
+    CONNECTING_NET,
+    ERR_CLOUD,
+    ERR_CONFIG,
+    ERR_DNS,
+    ERR_INTERNAL,
+    ERR_NETWORK,
+    ERR_TLS,
+    ERR_TOKEN,
+    ERROR,
+    RESET_CONFIG,
+    RUNNING,
+    WAIT_CONFIG,
+)
 from onboard.store import Store
 
-WAIT_CONFIG = "WAIT_CONFIG"
-CONFIGURING = "CONFIGURING"
-CONNECTING_NET = "CONNECTING_NET"
-CONNECTING_CLOUD = "CONNECTING_CLOUD"
-RUNNING = "RUNNING"
-RESET_CONFIG = "RESET_CONFIG"
-ERROR = "ERROR"
-
-ERR_CONFIG = const(700)
-ERR_NETWORK = const(701)
-ERR_CLOUD = const(702)
-ERR_TOKEN = const(703)
-ERR_INTERNAL = const(704)
 _TAG = "runtime"
+_OUTBOX = 8  # application messages queued while online, at most
 # LED (on ms, off ms) per state: fast blink in setup, slow while connecting, on when online
 LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),
        CONNECTING_CLOUD: (500, 500), RUNNING: (1000, 0), RESET_CONFIG: (50, 50),
@@ -50,6 +54,8 @@ def ap_name(vendor, name, mac):
 
 class Runtime:
     def __init__(self, config, board, store=None, profile=None):
+        from onboard.clouds import Clock
+
         self.config = config
         self.board = board
         self.store = store or Store(board.store_path())
@@ -57,15 +63,17 @@ class Runtime:
             profile = __import__("onboard.clouds." + config.get("profile", "blynk"), None, None,
                                  ["x"])
         self.profile = profile
+        self.clock = Clock()
         self.state = None
         self.last_error = 0
         self.portal_url = None
         self.arrived = asyncio.Event()
+        self.joined = False  # what arrived has already joined (Improv)
         self.fresh = False  # credentials from setup that have not worked yet
         self.setup_requested = False
-        self.reconnect = False  # the session asks to be started again at once
-        self.mqtt = None  # the online client, for publish()
-        self.on_online = None  # what the session does after each MQTT connect
+        self.session = None  # the running cloud session task
+        self.outbox = []  # (topic, msg, retain, qos) for the online loop to send
+        self.online = False
         self.on_message = None  # the application's hook: f(topic, msg)
         self.mac = board.unique_id()
         self.sta = None
@@ -93,30 +101,26 @@ class Runtime:
         event.update(fields)
         self.board.emit(event)
 
-    def deliver(self, topic, msg):
-        """A cloud-to-device message for the application (an event when none listens)."""
-        if self.on_message:
-            self.on_message(topic, msg)
-        else:
-            self.note(message=topic.decode())
-
-    def publish(self, topic, msg, retain=False, qos=0):
-        """Publish while online; False when offline (nothing is queued)."""
-        if not self.mqtt:
-            return False
-        self.mqtt.publish(topic, msg, retain, qos)
-        return True
-
     def set_error(self, code):
         self.last_error = code
         if self.store.get("state").get("last_error", 0) != code:
             self.store.put("state", last_error=code)  # one write per change
 
+    def publish(self, topic, msg, retain=False, qos=0):
+        """Queue a message for the cloud; False when offline or the queue is
+        full (nothing is kept for later)."""
+        if not self.online or len(self.outbox) >= _OUTBOX:
+            return False
+        self.outbox.append((topic, msg, retain, qos))
+        return True
+
     # -- credentials arriving ------------------------------------------------------
 
-    def apply(self, fields):
+    def arrive(self, fields, joined=False):
         """Credentials arrived (portal, Improv, ...): check all, then store all.
-        ValueError("<field>: <why>") stores nothing."""
+        ValueError("<field>: <why>") stores nothing. joined: the Wi-Fi in
+        fields has just been joined (Improv), so the cloud fields may be
+        left for later."""
         ssid = fields.get("ssid", "")
         password = fields.get("pass", fields.get("password", ""))
         try:
@@ -128,22 +132,25 @@ class Runtime:
         names = [f[0] for f in getattr(self.profile, "FIELDS", ())]
         # the cloud fields may be left out when the device already has a token
         if hasattr(self.profile, "check") and (
-                any(fields.get(n) for n in names) or not self.store.get("cloud").get("token")):
+                any(fields.get(n) for n in names)
+                or not (joined or self.store.get("cloud").get("token"))):
             cloud = self.profile.check(fields, self.config, self.store.get("cloud"))
         wifi.remember(self.store, ssid, password)
         if cloud:
             self.store.put("cloud", **cloud)
-        self.fresh = True
-        self.arrived.set()
-
-    def wifi_arrived(self, ssid, password):
-        """Wi-Fi credentials that already joined (Improv): store them, go online."""
-        wifi.remember(self.store, ssid, password)
+        self.fresh = not joined
+        self.joined = joined
         self.arrived.set()
 
     def reset(self):
         self.store.clear("wifi", "enrol", "cloud")
         self.set_error(0)
+
+    def request_setup(self):
+        """Open setup mode (button, cloud): the cloud session ends at once."""
+        self.setup_requested = True
+        if self.session:
+            self.session.cancel()
 
     def board_info(self):
         ap = self.ap_name()
@@ -178,6 +185,10 @@ class Runtime:
         except OSError:
             return []
 
+    def join(self, ssid, password):
+        """Join one network now (Improv): 0 or the last_error code."""
+        return wifi.join(self.station(), ssid, password)
+
     # -- setup mode ----------------------------------------------------------------
 
     async def setup_mode(self):
@@ -186,20 +197,24 @@ class Runtime:
 
         opts = self.config.get("portal", {})
         self.board.start_ap(self.ap_name(), opts.get("ap_password") or None)
-        portal = Portal(self.board_info, self.scan, self.apply, self.reset,
+        portal = Portal(self.board_info, self.scan, self.arrive, self.reset,
                         reboot=self.board.reboot, host=self.board.AP_ADDRESS,
                         port=self.board.PORTAL_PORT, pop=opts.get("pop") or None,
                         fields=getattr(self.profile, "FIELDS", ()),
                         title=self.ap_name())
         await portal.start()
+        self.portal_url = portal.root
         dns = CaptiveDNS(self.board.AP_ADDRESS, self.board.DNS_PORT)
         tasks = [asyncio.create_task(dns.run())]
-        improv = self.board.uart()
-        if improv:
+        uart = self.board.uart()
+        if uart:
             from onboard.improv import Improv
 
-            tasks.append(asyncio.create_task(Improv(self, improv).run()))
-        self.portal_url = portal.root
+            cfg = self.config
+            improv = Improv(uart, (cfg.get("name", "onboard"), cfg.get("fw_ver", "0.0.0"),
+                                   self.board.CHIP, self.ap_name()),
+                            self.scan, self.join, self.arrive, portal.root)
+            tasks.append(asyncio.create_task(improv.run()))
         self.arrived.clear()
         self.set_state(WAIT_CONFIG)
         idle_ms = int(opts.get("idle_timeout_s", 600)) * 1000
@@ -220,7 +235,8 @@ class Runtime:
             self.portal_url = None
         if self.arrived.is_set():
             self.set_state(CONFIGURING)
-            self.station().disconnect()  # join again, with what just arrived
+            if not self.joined:
+                self.station().disconnect()  # join again, with what just arrived
 
     # -- online ----------------------------------------------------------------------
 
@@ -253,60 +269,195 @@ class Runtime:
                 if self.fresh:
                     self.setup_requested = True  # new credentials failed: show the user why
                 else:
-                    delay = backoff_s(attempt, *self.backoff)
+                    await self.wait_retry(attempt, 0)
                     attempt += 1
-                    self.note(retry_in=delay, attempt=attempt)
-                    await asyncio.sleep(delay)
                 continue
             self.set_state(CONNECTING_CLOUD)
-            retry_after = await self.online()
+            retry_after = await self.go_online()
             if retry_after is None:
                 attempt = 0
                 continue
-            delay = max(backoff_s(attempt, *self.backoff), retry_after)
+            await self.wait_retry(attempt, retry_after)
             attempt += 1
-            log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt)
-            self.note(retry_in=delay, attempt=attempt)
-            await asyncio.sleep(delay)
 
-    async def online(self):
-        """One cloud session, run as a task so that a setup request (button,
-        reconfigure) or a lost network ends it at once. None when it ended by
-        itself (reconfigure, redirect, renewal) or the credentials were
-        refused; else the Retry-After seconds (0: none) before the next try."""
-        from onboard.clouds import Rejected, Transient
-        from onboard.errors import NetError, TLSError
+    async def wait_retry(self, attempt, retry_after):
+        """Sleep the full-jitter backoff, and at least Retry-After."""
+        delay = max(backoff_s(attempt, *self.backoff), retry_after)
+        log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
+        self.note(retry_in=delay, attempt=attempt + 1)
+        await asyncio.sleep(delay)
 
-        task = asyncio.create_task(self.profile.session(self))
-        while not task.done():
-            lost = not self.station().isconnected()
-            if self.setup_requested or lost:
-                task.cancel()
-                try:
-                    await task
-                except BaseException:  # noqa: BLE001  CancelledError, or what it ended with
-                    pass
-                if lost:
-                    log.warn(_TAG, "network lost")
-                    self.set_error(ERR_NETWORK)
-                    return 0
-                return None
-            await asyncio.sleep_ms(100)
+    async def go_online(self):
+        """One cloud session, awaited as a task that a setup request or a
+        lost network cancels at once. None when it ended by itself
+        (reconfigure, redirect) or the credentials were refused; else the
+        Retry-After seconds (0: none) before the next try."""
+        task = asyncio.create_task(self.cloud_session())
+        self.session = task
+        watch = asyncio.create_task(self.watch_network(task))
         try:
-            await task
+            return await task
+        except asyncio.CancelledError:
+            if self.setup_requested:
+                return None
+            log.warn(_TAG, "network lost")
+            self.set_error(ERR_NETWORK)
+            return 0
+        finally:
+            self.session = None
+            watch.cancel()
+
+    async def watch_network(self, task):
+        while self.station().isconnected():
+            await asyncio.sleep_ms(100)
+        task.cancel()
+
+    async def cloud_session(self):
+        """Outcomes of the profile, turned into states, errors and store
+        writes. Whatever goes wrong with a cloud's reply is transient: the
+        credentials stay as they are and the device never reboots for it."""
+        from onboard.clouds import Rejected, Transient
+        from onboard.errors import DNSError, NetError, TLSError
+
+        try:
+            await self.serve()
             return None
         except Rejected as e:
             log.warn(_TAG, "credentials refused at %s", e.args[0])
+            if len(e.args) > 2:
+                self.store.put("cloud", **e.args[2])
             self.set_error(e.args[1] if len(e.args) > 1 else ERR_TOKEN)
             self.setup_requested = True
             return None
         except Transient as e:
+            log.warn(_TAG, "cloud: %s failed, will retry", e.args[0])
             self.set_error(ERR_CLOUD)
-            return e.args[1]
+            return e.args[1] if len(e.args) > 1 else 0
         except OSError as e:
             log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
-            self.set_error(711 if isinstance(e, TLSError) else ERR_CLOUD)
+            self.set_error(ERR_TLS if isinstance(e, TLSError)
+                           else ERR_DNS if isinstance(e, DNSError) else ERR_CLOUD)
             return 0
+        except Exception as e:  # noqa: BLE001  a reply nobody expected: try again later
+            log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
+            self.set_error(ERR_CLOUD)
+            return 0
+
+    async def serve(self):
+        """Start the profile's link, store what it checked, stay online until
+        renewal is due (then again) or an outcome ends the session."""
+        from onboard import clouds
+
+        profile = self.profile
+        while True:
+            link = await profile.start(self)
+            if link.get("store"):
+                self.store.put("cloud", **link["store"])  # before it is used
+            if link.get("renewed"):
+                self.note(renewed=True)
+            renew_s = link.get("renew_s")
+            due = None if renew_s is None else time.ticks_add(time.ticks_ms(),
+                                                               int(renew_s * 1000))
+            if link.get("mqtt"):
+                outcome = await self.mqtt_session(link, due)
+            else:
+                self.now_online()
+                outcome = None
+                while due is not None and time.ticks_diff(due, time.ticks_ms()) > 0:
+                    await asyncio.sleep_ms(min(1000, time.ticks_diff(due, time.ticks_ms())))
+            if outcome is None:
+                if due is None:
+                    return  # nothing more to do
+                continue  # renewal due
+            kind = outcome[0]
+            if kind == clouds.RECONFIGURE:
+                self.setup_requested = True
+                return
+            if kind == clouds.REBOOT:
+                log.info(_TAG, "reboot asked by the cloud")
+                self.board.reboot()
+                return
+            if kind == clouds.REDIRECT:
+                self.store.put("cloud", **outcome[1])  # followed at the next start
+
+    def now_online(self):
+        self.set_error(0)
+        if self.state == RUNNING:
+            self.note(online=True)  # back online without leaving RUNNING (a renewal)
+        self.set_state(RUNNING)
+
+    def mqtt_client(self, user, password, host=None, port=None, tls=None):
+        """The profile's MQTT client: TLS against the config's CA unless "tls"
+        is false; host, port, keepalive_s and timeout_s from the config."""
+        from onboard.mqtt import MQTTClient
+        from onboard.net import tls_context
+
+        cfg = self.config
+        ctx = None
+        if (cfg.get("tls", True) if tls is None else tls) is not False:
+            ctx = tls_context(cfg.get("ca"))
+        return MQTTClient(self.uid(), host or cfg["host"], port or cfg.get("port", 8883),
+                          user=user, password=password, keepalive=cfg.get("keepalive_s", 45),
+                          ssl=ctx, timeout=cfg.get("timeout_s", 10))
+
+    async def mqtt_session(self, link, due):
+        """Connect, subscribe, say hello and serve the link until renewal is
+        due (None) or a downlink ends the session (its outcome)."""
+        from onboard.clouds import HANDLED, PUBLISH, Rejected, Transient
+        from onboard.mqtt import MQTTException
+
+        client = self.mqtt_client(*link["mqtt"])
+        got = []
+        cloud = self.store.get("cloud")
+
+        def arrived(topic, msg):
+            outcome = self.profile.downlink(cloud, topic, msg)
+            if outcome is None:
+                if self.on_message:
+                    self.on_message(topic, msg)
+                else:
+                    self.note(message=topic.decode())
+                    echo = getattr(self.profile, "echo", None)
+                    answer = echo and echo(cloud, topic, msg)
+                    if answer:
+                        outcome = (PUBLISH,) + answer
+            if outcome and outcome[0] != HANDLED:
+                got.append(outcome)
+
+        client.set_callback(arrived)
+        try:
+            try:
+                await client.aconnect()
+            except MQTTException as e:
+                if e.args and e.args[0] in (4, 5):
+                    raise Rejected("mqtt") from None
+                raise Transient("mqtt", 0) from None
+            for topic in link.get("topics", ()):
+                await client.asubscribe(topic, 1)
+            for topic, msg, retain in link.get("hello", ()):
+                await client.apublish(topic, msg, retain, 1)
+            self.outbox = []
+            self.online = True
+            self.now_online()
+            while True:
+                while self.outbox:
+                    await client.apublish(*self.outbox.pop(0))
+                while got:
+                    outcome = got.pop(0)
+                    if outcome[0] != PUBLISH:
+                        return outcome
+                    await client.apublish(outcome[1], outcome[2], False, 1)
+                wait = 1000
+                if due is not None:
+                    wait = min(wait, time.ticks_diff(due, time.ticks_ms()))
+                    if wait <= 0:
+                        return None
+                await client.await_msg(wait)
+        finally:
+            self.online = False
+            client.disconnect()
+
+    # -- the board -------------------------------------------------------------------
 
     async def blink(self):
         """Show the state on the board's LED."""
@@ -332,7 +483,7 @@ class Runtime:
                 pressed_at = None
                 self.set_state(RESET_CONFIG)
                 self.reset()
-                self.setup_requested = True
+                self.request_setup()
                 while self.board.button():
                     await asyncio.sleep_ms(50)
             elif not down:
@@ -340,7 +491,8 @@ class Runtime:
                 pressed_at = None
                 if 1000 <= held <= 3000:
                     log.info(_TAG, "button: setup mode")
-                    self.setup_requested = True
+                    self.request_setup()
+
 
 def main(board, config_path=None):
     """Load the config and run the device forever. A config it cannot use

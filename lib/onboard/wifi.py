@@ -2,6 +2,8 @@
 # first) and the checks every way of entering credentials shares.
 from micropython import const
 
+from onboard.codes import ERR_CONFIG, ERR_NETWORK, ERR_NO_IP, ERR_NOT_FOUND, ERR_WRONG_PASSWORD
+
 MAX_NETWORKS = const(8)
 _MAX_SSID = const(32)
 
@@ -41,12 +43,6 @@ def remember(store, ssid, password):
     return store.put("wifi", networks=nets[:MAX_NETWORKS])
 
 
-# last_error codes for a failed join (DESIGN.md section 9)
-ERR_CONFIG = const(700)
-ERR_NETWORK = const(701)
-ERR_NOT_FOUND = const(720)
-ERR_WRONG_PASSWORD = const(722)
-ERR_NO_IP = const(723)
 _GOT_IP = const(1010)
 _CONNECTING = const(1001)
 SEC_NAMES = {0: "OPEN", 1: "WEP", 2: "WPA/PSK", 3: "WPA2/PSK", 4: "WPA/WPA2/PSK",

@@ -20,12 +20,14 @@ BLYNK_PRODUCT = ("__init__", "runtime", "store", "log", "wifi", "portal", "dns",
 # A stand-in for the runtime, enough for a profile's renewal function.
 RENEW = """
 import asyncio, gc, micropython
+from onboard.clouds import Clock
 from onboard.store import Store
 
 class RT:
     def __init__(self, config):
         self.config = config
         self.store = Store("onboard.json")
+        self.clock = Clock()
         self.notes = 0
     def uid(self):
         return "bench-cpu"
@@ -38,11 +40,10 @@ rt.store.put("cloud", **CLOUD)
 """
 
 SPOKEZONE_RENEW = """
-from onboard.clouds import Clock
 from onboard.clouds.spokezone import renew
 gc.collect()
 base = micropython.mem_current()
-asyncio.run(renew(rt, Clock()))
+asyncio.run(renew(rt, rt.store.get("cloud")))
 print("PEAK", micropython.mem_peak() - base)
 """
 
@@ -50,18 +51,21 @@ PLGD_REFRESH = """
 from onboard.clouds import plgd
 gc.collect()
 base = micropython.mem_current()
-asyncio.run(plgd._token(rt, {"grant_type": "refresh_token", "client_id": "onboard-device",
-                             "refresh_token": CLOUD["refresh_token"]}))
+rt.store.put("cloud", **asyncio.run(plgd._token(
+    rt, {"grant_type": "refresh_token", "client_id": "onboard-device",
+         "refresh_token": CLOUD["refresh_token"]})))
 print("PEAK", micropython.mem_peak() - base)
 """
 
 DAY = """
 import sys
-from onboard.clouds import Clock
 from onboard.clouds.spokezone import renew
 before = rt.store.writes
 for hour in range(24):
-    asyncio.run(renew(rt, Clock()))
+    token, new = asyncio.run(renew(rt, rt.store.get("cloud")))
+    if new:  # as the runtime does: stored before it is used
+        rt.store.put("cloud", token=token)
+        rt.note(renewed=True)
     print("HOUR", hour)
     sys.stdin.readline()  # the host moves cloudsim's clock on by an hour
 print("WRITES", rt.store.writes - before, "NOTES", rt.notes)

@@ -1,31 +1,38 @@
 # One small module per cloud profile; import only the one a product uses.
-# This file holds what their sessions share: how a reply is judged, the
-# server's clock, renewal margins and the MQTT loop that keeps a device
-# online while the event loop stays free.
-import asyncio
-import time
+# A profile is data and a few functions; it never changes the runtime's
+# state or writes the store. It hands the runtime outcomes:
+#   check(fields, config, current) -> cloud fields from setup, checked
+#   async start(rt) -> a link (dict): what to store first (checked values),
+#       the MQTT login, topics and birth messages, and when to come back
+#       (renew_s); raises Rejected or Transient
+#   downlink(cloud, topic, msg) -> None (for the application) or an outcome
+# This file holds what they share: how a reply is judged, renewal margins.
 from micropython import const
 
-ERR_CONFIG = const(700)
-ERR_CLOUD = const(702)
-ERR_TOKEN = const(703)
+# downlink outcomes: (kind, ...)
+HANDLED = const(0)  # nothing more to do
+RECONFIGURE = const(1)  # open setup mode, keeping the credentials
+REBOOT = const(2)
+REDIRECT = const(3)  # (REDIRECT, cloud fields): store them, connect again
+PUBLISH = const(4)  # (PUBLISH, topic, msg): answer on MQTT
 
 
 class Rejected(Exception):
     """The cloud refused the device's credentials (HTTP 401/403, CONNACK 4/5):
-    back to setup mode with last_error 703. args[0] says which step."""
+    setup mode with last_error args[1] (703 by default). args[0] names the
+    step; args[2], when given, are cloud fields to store (a status)."""
 
 
 class Transient(Exception):
     """Worth retrying later; args: (step, Retry-After seconds or 0)."""
 
 
-def judge(resp, step):
+def judge(resp, step, refused=(401, 403)):
     """Raise Rejected or Transient unless the reply is a 2xx."""
     code = resp.status_code
     if 200 <= code < 300:
         return resp
-    if code in (401, 403):
+    if code in refused:
         raise Rejected(step)
     retry = 0
     if code in (429, 503):
@@ -45,6 +52,20 @@ def body(resp, step, *names):
         return [doc[n] for n in names]
     except (ValueError, KeyError, TypeError):
         raise Transient(step, 0) from None
+
+
+def text(value, step, limit=4096):
+    """A non-empty string from a reply, bounded; Transient otherwise."""
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise Transient(step, 0)
+    return value
+
+
+def seconds(value, step):
+    """A positive whole number of seconds from a reply; Transient otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1 << 31:
+        raise Transient(step, 0)
+    return int(value)
 
 
 def renew_margin(lifetime):
@@ -87,58 +108,24 @@ class Clock:
         self.at = 0
 
     def learn(self, resp):
+        import time
+
         unix = http_date(resp.headers.get("date", ""))
         if unix is not None:
             self.base, self.at = unix, time.ticks_ms()
 
     def now(self):
+        import time
+
         if self.base is None:
             return None
         return self.base + time.ticks_diff(time.ticks_ms(), self.at) // 1000
 
 
-def mqtt_client(rt, user, password, host=None, port=None, tls=None):
-    """The profile's MQTT client: TLS against the config's CA unless "tls" is
-    false (or tls=False); host, port, keepalive_s and timeout_s from the config."""
-    from onboard.mqtt import MQTTClient
+async def fetch(rt, method, path, **kw):
+    """One HTTPS request to the config's API with its CA and timeout."""
+    from onboard import http
 
     cfg = rt.config
-    ctx = None
-    if (cfg.get("tls", True) if tls is None else tls) is not False:
-        from onboard.http import tls_context
-
-        ctx = tls_context(cfg.get("ca"))
-    return MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 8883), user=user,
-                      password=password, keepalive=cfg.get("keepalive_s", 45), ssl=ctx,
-                      timeout=cfg.get("timeout_s", 10))
-
-
-async def online(rt, client, topics, until_ms=None):
-    """Connect client, subscribe, and serve it until setup is requested or
-    until_ms (ticks) passes. Rejected on CONNACK 4/5; OSError otherwise."""
-    from onboard.mqtt import MQTTException
-
-    try:
-        client.connect()
-    except MQTTException as e:
-        if e.args and e.args[0] in (4, 5):
-            raise Rejected("mqtt") from None
-        raise Transient("mqtt", 0) from None
-    try:
-        for topic in topics:
-            client.subscribe(topic, 1)
-        rt.mqtt = client
-        if rt.on_online:
-            rt.on_online()
-        rt.set_error(0)
-        if rt.state == "RUNNING":
-            rt.note(online=True)  # back online without leaving RUNNING (a renewal)
-        rt.set_state("RUNNING")
-        while not rt.setup_requested and not rt.reconnect:
-            client.check_msg()
-            if until_ms is not None and time.ticks_diff(until_ms, time.ticks_ms()) <= 0:
-                return
-            await asyncio.sleep_ms(50)
-    finally:
-        rt.mqtt = None
-        client.disconnect()
+    return await http.arequest(method, cfg["api"] + path, ca=cfg.get("ca"),
+                               timeout=cfg.get("timeout_s", 10), **kw)

@@ -16,36 +16,42 @@ def check(fields, config, current=None):
     return {"device_id": device_id, "token": token}
 
 
+def state_topic(device_id, asset):
+    return "device/%s/asset/%s/state" % (device_id, asset)
+
+
 def publish_state(rt, asset, value):
     """Report an asset's state; False when offline."""
     import json
 
     device_id = rt.store.get("cloud")["device_id"]
-    return rt.publish("device/%s/asset/%s/state" % (device_id, asset),
-                      json.dumps({"value": value}), qos=1)
+    return rt.publish(state_topic(device_id, asset), json.dumps({"value": value}), qos=1)
 
 
-def _command(rt, topic, msg):
-    rt.deliver(topic, msg)
-    if rt.on_message is None:
-        # no application: acknowledge like an actuator, reporting the commanded value
-        import json
-
-        try:
-            value = json.loads(msg)["value"]
-        except (ValueError, KeyError, TypeError):
-            return
-        publish_state(rt, topic.decode().split("/")[3], value)
+def downlink(cloud, topic, msg):
+    """A command is the application's; with none listening, the runtime
+    answers like an actuator with this (the commanded value as the state)."""
+    return None
 
 
-async def session(rt):
-    from onboard.clouds import ERR_CONFIG, Rejected, mqtt_client, online
+def echo(cloud, topic, msg):
+    """The state that acknowledges a command, or None."""
+    import json
+
+    try:
+        value = json.loads(msg)["value"]
+        asset = topic.decode().split("/")[3]
+    except (ValueError, KeyError, TypeError, IndexError, UnicodeError):
+        return None
+    return state_topic(cloud["device_id"], asset), json.dumps({"value": value})
+
+
+async def start(rt):
+    from onboard.clouds import Rejected
+    from onboard.codes import ERR_CONFIG
 
     cloud = rt.store.get("cloud")
     if not cloud.get("token") or not cloud.get("device_id"):
         raise Rejected("config", ERR_CONFIG)
-    client = mqtt_client(rt, cloud["token"], cloud["token"])
-    client.set_callback(lambda topic, msg: _command(rt, topic, msg))
-    rt.reconnect = False
-    rt.on_online = None
-    await online(rt, client, ("device/%s/asset/+/command" % cloud["device_id"],))
+    return {"mqtt": (cloud["token"], cloud["token"], None, None, None),
+            "topics": ("device/%s/asset/+/command" % cloud["device_id"],)}

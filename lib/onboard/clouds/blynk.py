@@ -38,60 +38,61 @@ def check(fields, config, current=None):
     return cloud
 
 
-def _redirect(rt, payload):
-    # "host:port", "mqtts://host:port" or "mqtt://host:port": stored, then followed
-    text = payload.decode()
+def redirect(payload):
+    """Cloud fields from a downlink/redirect: "host:port", "mqtts://host:port"
+    or "mqtt://host:port"; None when it is not one."""
+    try:
+        text = payload.decode()
+    except UnicodeError:
+        return None
     scheme, _, target = text.rpartition("://")
     host, _, port = target.strip("/").rpartition(":")
     try:
         port = int(port)
     except ValueError:
-        return
-    if host and 0 < port < 65536 and scheme in ("", "mqtt", "mqtts"):
-        rt.store.put("cloud", host=host, port=port, tls=scheme != "mqtt")
-        rt.reconnect = True
+        return None
+    if host and len(host) <= 64 and 0 < port < 65536 and scheme in ("", "mqtt", "mqtts"):
+        return {"host": host, "port": port, "tls": scheme != "mqtt"}
+    return None
 
 
-def _downlink(rt, topic, msg):
+def downlink(cloud, topic, msg):
+    from onboard.clouds import HANDLED, REBOOT, RECONFIGURE, REDIRECT
+
     if topic == b"downlink/redirect":
-        _redirect(rt, msg)
-    elif topic == b"downlink/reconfigure":
-        rt.setup_requested = True
-    elif topic == b"downlink/reboot":
-        rt.board.reboot()
-    elif topic != b"downlink/ping":
-        rt.deliver(topic, msg)
+        fields = redirect(msg)
+        return (REDIRECT, fields) if fields else (HANDLED,)
+    if topic == b"downlink/reconfigure":
+        return (RECONFIGURE,)
+    if topic == b"downlink/reboot":
+        return (REBOOT,)
+    if topic == b"downlink/ping":
+        return (HANDLED,)
+    return None
 
 
-async def session(rt):
-    """Activate the token once, then stay online on MQTT until told otherwise."""
+async def start(rt):
+    """Activate the token once; then MQTT as "device" with the token."""
     import json
 
-    from onboard import http
-    from onboard.clouds import ERR_CONFIG, Rejected, Transient, body, judge, mqtt_client, online
+    from onboard.clouds import Rejected, Transient, body, fetch, judge
+    from onboard.codes import ERR_CONFIG
 
     cfg = rt.config
     cloud = rt.store.get("cloud")
     token = cloud.get("token")
     if not token:
         raise Rejected("config", ERR_CONFIG)
+    link = {}
     if not cloud.get("activated"):
-        url = "%s/external/api/provision?token=%s&templateId=%s" % (
-            cfg["api"], token, cfg.get("tmpl_id", ""))
-        resp = judge(await http.arequest("GET", url, ca=cfg.get("ca"),
-                                         timeout=cfg.get("timeout_s", 10)), "activation")
+        path = "/external/api/provision?token=%s&templateId=%s" % (token, cfg.get("tmpl_id", ""))
+        resp = judge(await fetch(rt, "GET", path), "activation")
         if body(resp, "activation", "status") != ["ok"]:
             raise Transient("activation", 0)
-        rt.store.put("cloud", activated=True)
-    client = mqtt_client(rt, "device", token, cloud.get("host"), cloud.get("port"),
-                         cloud.get("tls"))
-    client.set_callback(lambda topic, msg: _downlink(rt, topic, msg))
-    rt.reconnect = False
-
-    def hello():
-        info = {"tmpl": cfg.get("tmpl_id", ""), "ver": cfg.get("fw_ver", "0.0.0"),
-                "build": cfg.get("build", ""), "type": cfg.get("name", ""), "rxbuff": 1024}
-        client.publish(b"info/mcu", json.dumps(info), retain=True, qos=1)
-
-    rt.on_online = hello
-    await online(rt, client, (b"downlink/#",))
+        link["store"] = {"activated": True}
+    info = {"tmpl": cfg.get("tmpl_id", ""), "ver": cfg.get("fw_ver", "0.0.0"),
+            "build": cfg.get("build", ""), "type": cfg.get("name", ""), "rxbuff": 1024}
+    link["mqtt"] = ("device", token, cloud.get("host"), cloud.get("port"), cloud.get("tls"))
+    link["topics"] = (b"downlink/#",)
+    link["hello"] = ((b"info/mcu", json.dumps(info), True),)
+    return link

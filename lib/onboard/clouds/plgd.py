@@ -36,53 +36,58 @@ def check(fields, config, current=None):
     return write_conf(current or {}, fields)
 
 
-async def _token(rt, form):
-    from onboard import http
-    from onboard.clouds import body, judge
+_SAFE = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
 
-    cfg = rt.config
-    data = "&".join("%s=%s" % (k, v) for k, v in form.items())
-    resp = await http.arequest("POST", cfg["api"] + "/oauth/token", data=data,
-                               headers={"Content-Type": "application/x-www-form-urlencoded"},
-                               ca=cfg.get("ca"), timeout=cfg.get("timeout_s", 10))
-    judge(resp, form["grant_type"])
+
+def form(fields):
+    """application/x-www-form-urlencoded, every byte outside the unreserved set escaped."""
+    out = []
+    for k, v in fields.items():
+        out.append(k + "=" + "".join(chr(b) if b in _SAFE else "%%%02X" % b
+                                     for b in str(v).encode()))
+    return "&".join(out)
+
+
+async def _token(rt, fields):
+    """The OAuth token endpoint: the new pair and its lifetime, checked."""
+    from onboard.clouds import body, fetch, judge, seconds, text
+
+    resp = await fetch(rt, "POST", "/oauth/token", data=form(fields),
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    judge(resp, fields["grant_type"])
     access, refresh, lifetime = body(resp, "token", "access_token", "refresh_token",
                                      "expires_in")
     # one write holds the new pair: never the new access token with the old refresh token
-    rt.store.put("cloud", access_token=access, refresh_token=refresh, expires_in=lifetime,
-                 at=None, cps="registered", clec="")
-    return lifetime
+    return {"access_token": text(access, "token"), "refresh_token": text(refresh, "token"),
+            "expires_in": seconds(lifetime, "token"), "at": None, "cps": "registered",
+            "clec": ""}
 
 
-async def session(rt):
-    """Register with the `at` (once), then keep a valid access token,
-    refreshing it before it expires."""
-    import asyncio
+async def start(rt):
+    """Register with the `at` (once), else refresh the stored pair; come back
+    to refresh it before it expires."""
+    from onboard.clouds import Rejected, renew_margin
+    from onboard.codes import ERR_CONFIG, ERR_TOKEN
 
-    from onboard.clouds import ERR_CONFIG, Rejected, renew_margin
-
-    cfg = rt.config
-    client_id = cfg.get("client_id", "onboard-device")
+    client_id = rt.config.get("client_id", "onboard-device")
     cloud = rt.store.get("cloud")
+    if cloud.get("refresh_token"):
+        fields = {"grant_type": "refresh_token", "client_id": client_id,
+                  "refresh_token": cloud["refresh_token"]}
+    elif cloud.get("at"):
+        fields = {"grant_type": "authorization_code", "client_id": client_id,
+                  "code": cloud["at"]}
+    else:
+        raise Rejected("config", ERR_CONFIG)
     try:
-        if cloud.get("refresh_token"):
-            form = {"grant_type": "refresh_token", "client_id": client_id,
-                    "refresh_token": cloud["refresh_token"]}
-        elif cloud.get("at"):
-            rt.store.put("cloud", cps="registering")
-            form = {"grant_type": "authorization_code", "client_id": client_id,
-                    "code": cloud["at"]}
-        else:
-            raise Rejected("config", ERR_CONFIG)
-        lifetime = await _token(rt, form)
-    except Rejected:
-        rt.store.put("cloud", cps="failed", clec="authorization refused")
-        raise
-    rt.set_error(0)
-    rt.set_state("RUNNING")
-    while not rt.setup_requested:
-        await asyncio.sleep(max(1, lifetime - renew_margin(lifetime)))
-        cloud = rt.store.get("cloud")
-        lifetime = await _token(rt, {"grant_type": "refresh_token", "client_id": client_id,
-                                     "refresh_token": cloud["refresh_token"]})
-        rt.note(renewed=True)
+        pair = await _token(rt, fields)
+    except Rejected as e:
+        raise Rejected(e.args[0], ERR_TOKEN,
+                       {"cps": "failed", "clec": "authorization refused"}) from None
+    lifetime = pair["expires_in"]
+    return {"store": pair, "renewed": "refresh_token" in fields,
+            "renew_s": max(1, lifetime - renew_margin(lifetime))}
+
+
+def downlink(cloud, topic, msg):
+    return None

@@ -1,6 +1,6 @@
 # Spoke Zone: a device JWT (x-access-token) whose claims give the device id
 # and the MQTT prefix; renewed with POST /loginDevice before it expires
-# (200: still valid, 201: a new token, stored before it is used).
+# (200: still valid, 201: a new token, checked, then stored before use).
 from micropython import const
 
 _TWELVE_HOURS = const(43200)
@@ -8,13 +8,41 @@ _TWELVE_HOURS = const(43200)
 FIELDS = (("token", "Spoke Zone device token", True), ("uuid", "Device UUID", False))
 
 
-def check(fields, config, current=None):
+def _number(value):
+    # a claim as a whole number, whatever its JSON type (int, float, digits)
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, str):
+        value = value.strip()
+    return int(float(value)) if isinstance(value, float) else int(value)
+
+
+def token_claims(token, field="token"):
+    """(exp, lifetime, device id text, MQTT prefix) of a device token, read
+    tolerantly; ValueError naming the field when it is not one."""
     from onboard.jwt import claims
 
+    c = claims(token, field)
+    try:
+        exp = _number(c["exp"])
+        sub = c.get("sub", c.get("id"))
+        if isinstance(sub, float):
+            sub = int(sub)
+        sub = str(sub)
+        if sub in ("", "None", "True", "False") or len(sub) > 64:
+            raise ValueError
+        iat = _number(c["iat"]) if "iat" in c else exp - 3600
+        prefix = c.get("prefix") or "spokezone/" + sub
+        if not isinstance(prefix, str) or len(prefix) > 128:
+            raise ValueError
+    except (KeyError, ValueError, TypeError):
+        raise ValueError("%s: not a Spoke Zone device token" % field) from None
+    return exp, max(1, exp - iat), sub, prefix
+
+
+def check(fields, config, current=None):
     token = fields.get("token", "")
-    c = claims(token, "token")
-    if not isinstance(c.get("sub"), str) or not isinstance(c.get("exp"), int):
-        raise ValueError("token: not a Spoke Zone device token")
+    token_claims(token)
     uuid = fields.get("uuid", "")
     if not 0 < len(uuid) <= 64:
         raise ValueError("uuid: required")
@@ -24,66 +52,55 @@ def check(fields, config, current=None):
     return out
 
 
-async def renew(rt, clock):
-    """POST /loginDevice; returns the token in use afterwards (stored when new)."""
-    from onboard import http
-    from onboard.clouds import body, judge
+async def renew(rt, cloud):
+    """POST /loginDevice: the token to use afterwards and whether it is new."""
+    from onboard.clouds import Transient, body, fetch, judge
 
-    cfg = rt.config
-    cloud = rt.store.get("cloud")
     token = cloud["token"]
-    resp = await http.arequest(
-        "POST", cfg["api"] + "/loginDevice", ca=cfg.get("ca"), timeout=cfg.get("timeout_s", 10),
-        headers={"x-access-token": token},
-        json={"token": token, "cpu_id": cloud.get("cpu_id") or rt.uid(), "uuid": cloud["uuid"]})
-    clock.learn(resp)
+    resp = await fetch(rt, "POST", "/loginDevice", headers={"x-access-token": token},
+                       json={"token": token, "cpu_id": cloud.get("cpu_id") or rt.uid(),
+                             "uuid": cloud["uuid"]})
+    rt.clock.learn(resp)
     judge(resp, "renewal")
-    if resp.status_code == 201:
-        (token,) = body(resp, "renewal", "token")
-        rt.store.put("cloud", token=token)  # stored before it is used
-        rt.note(renewed=True)
-    return token
+    if resp.status_code != 201:
+        return token, False
+    (new,) = body(resp, "renewal", "token")
+    try:
+        token_claims(new)
+    except ValueError:
+        raise Transient("renewal", 0) from None  # never store what does not check
+    return new, True
 
 
-async def session(rt):
-    """Renew when due (and once at start, which also sets the clock), stay
-    online on MQTT with the current token, reconnect after each renewal."""
-    import time
+async def start(rt):
+    """Renew (at start, which also sets the clock, and when due), then MQTT
+    with the current token under the token's prefix."""
+    from onboard.clouds import Rejected, renew_margin
+    from onboard.codes import ERR_CONFIG
 
-    from onboard.clouds import ERR_CONFIG, Clock, Rejected, mqtt_client, online, renew_margin
-    from onboard.jwt import claims
-
-    if not rt.store.get("cloud").get("token"):
+    cloud = rt.store.get("cloud")
+    if not cloud.get("token") or not cloud.get("uuid"):
         raise Rejected("config", ERR_CONFIG)
-    clock = Clock()
-    token = await renew(rt, clock)
-    while not rt.setup_requested:
-        c = claims(token)
-        lifetime = c["exp"] - c.get("iat", c["exp"] - 3600)
-        now = clock.now()
-        left = c["exp"] - now if now is not None else lifetime
-        if left < -_TWELVE_HOURS:
-            raise Rejected("expired")
-        due = time.ticks_add(time.ticks_ms(), max(0, left - renew_margin(lifetime)) * 1000)
-        client = mqtt_client(rt, token, token)
-        prefix = c.get("prefix", "spokezone/" + c["sub"])
-        client.set_callback(lambda topic, msg, p=prefix: _downlink(rt, p, topic, msg))
-        rt.reconnect = False
-
-        def hello(client=client, prefix=prefix):
+    token, renewed = await renew(rt, cloud)
+    exp, lifetime, _, prefix = token_claims(token)
+    now = rt.clock.now()
+    left = exp - now if now is not None else lifetime
+    if left < -_TWELVE_HOURS:
+        raise Rejected("expired")
+    link = {"mqtt": (token, token, None, None, None), "topics": (prefix + "/down/#",),
             # a retained birth message: the cloud sees which firmware is online
-            client.publish(prefix + "/status", '{"status":"online","fw":"%s"}'
-                           % rt.config.get("fw_ver", ""), retain=True, qos=1)
+            "hello": ((prefix + "/status", '{"status":"online","fw":"%s"}'
+                       % rt.config.get("fw_ver", ""), True),),
+            "renew_s": max(0, left - renew_margin(lifetime)), "prefix": prefix}
+    if renewed:
+        link["store"] = {"token": token}
+        link["renewed"] = True
+    return link
 
-        rt.on_online = hello
-        await online(rt, client, (prefix + "/down/#",), due)
-        if rt.setup_requested or rt.reconnect:
-            return
-        token = await renew(rt, clock)
 
+def downlink(cloud, topic, msg):
+    from onboard.clouds import RECONFIGURE
 
-def _downlink(rt, prefix, topic, msg):
-    if topic == (prefix + "/down/reconfigure").encode():
-        rt.setup_requested = True
-    else:
-        rt.deliver(topic, msg)
+    if topic.endswith(b"/down/reconfigure"):
+        return (RECONFIGURE,)
+    return None

@@ -24,6 +24,8 @@ class Plgd:
         self._seen = {}  # (subject, client address) -> [monotonic times]
         self.pairs = set()  # (access, refresh) issued together
         self.on_refresh = None  # test hook, called after a refresh grant is issued
+        # how tokens are made; a test may use base64 ones with "+/=" as real servers do
+        self.mint = lambda: secrets.token_urlsafe(24)
 
     def routes(self, r):
         r.add("GET", "/plgd/authorize", self.authorize)
@@ -58,7 +60,7 @@ class Plgd:
 
     def _issue(self, client_id, device_id):
         lifetime = self.sim.lifetime("plgd")
-        access, refresh = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        access, refresh = self.mint(), self.mint()
         self.access[access] = {"device_id": device_id, "exp": self.sim.now() + lifetime}
         self.refresh[refresh] = {"client_id": client_id, "device_id": device_id}
         self.devices.setdefault(device_id, {"onboarded": True})
