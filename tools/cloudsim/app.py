@@ -1,6 +1,7 @@
 """cloudsim: the five clouds' APIs on one HTTPS port, and Mosquitto."""
 
 import base64
+import collections
 import json
 import secrets
 import sys
@@ -58,6 +59,8 @@ class Cloudsim:
         self.internal = ("cloudsim", secrets.token_urlsafe(18))
         self.front = None
         self.faults = Faults()
+        # every HTTPS request as it arrived: (monotonic time, method, path), for tests
+        self.requests = collections.deque(maxlen=10000)
         self.router = Router()
         self.router.add("POST", "/_sim/faults", self._add_fault)
         self.router.add("DELETE", "/_sim/faults", self._clear_faults)
@@ -78,6 +81,10 @@ class Cloudsim:
 
     def now(self):
         return time.time() + self.clock_offset
+
+    def arrivals(self, path, method=None):
+        """Monotonic times at which requests for path arrived, oldest first."""
+        return [t for t, m, p in list(self.requests) if p == path and method in (None, m)]
 
     def lifetime(self, cloud):
         return self.lifetimes[cloud]

@@ -135,6 +135,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(413 if length > 0 else 400, {"error": "bad Content-Length"})
         body = self.rfile.read(length) if length else b""
         req = Request(self.command, self.path, self.headers, body, self.client_address[0])
+        app.requests.append((time.monotonic(), req.method, req.path))
         fault = app.faults.take(req.method, req.path)
         if fault:
             kind = fault["kind"]
