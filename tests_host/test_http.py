@@ -318,7 +318,7 @@ def test_redirect_to_another_scheme_is_refused(serve, call):
                          b"Content-Length: 0\r\n\r\n"))
     out = call(server.url())
     assert out["error"] == "NetError"
-    assert out["message"] == "127.0.0.1: redirect: to another scheme refused"
+    assert out["message"] == "127.0.0.1: redirect: to another origin refused"
 
 
 def test_redirect_303_turns_post_into_get_and_relative_location_works(serve, call):

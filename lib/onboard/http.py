@@ -59,18 +59,18 @@ def _split(url):
     return tls, host, port, slash + path
 
 
+async def _upto(c, sep, deadline, limit):
+    # bytes before sep (consumed with it); ValueError past limit or at EOF
+    while True:
+        i = c.buf.find(sep)
+        if i >= 0:
+            return c.cut(i, len(sep))
+        if len(c.buf) > limit or not await c.fill(deadline):
+            raise ValueError
+
+
 def _big(host, max_body):
     return fail(ProtocolError, host, "body", "larger than max_body %d" % max_body)
-
-
-def _digits(text, hex=False):
-    # int of text made of digits only: no sign, space, prefix or underscore
-    if not text:
-        raise ValueError
-    for c in text.lower():
-        if c not in "0123456789abcdef"[: 16 if hex else 10]:
-            raise ValueError
-    return int(text, 16 if hex else 10)
 
 
 async def _reply(c, host, max_body, head_only, deadline):
@@ -78,7 +78,7 @@ async def _reply(c, host, max_body, head_only, deadline):
     try:
         status = 100
         while status < 200:  # 1xx replies (100 Continue, 102) come before the final one
-            lines = (await c.upto(b"\r\n\r\n", deadline, _MAX_HEAD)).decode().split("\r\n")
+            lines = (await _upto(c, b"\r\n\r\n", deadline, _MAX_HEAD)).decode().split("\r\n")
             parts = lines[0].split(" ")
             status = int(parts[1])
             if not parts[0].startswith("HTTP/1.") or not 100 <= status <= 599:
@@ -99,7 +99,10 @@ async def _reply(c, host, max_body, head_only, deadline):
             pass
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             while True:
-                n = _digits((await c.upto(b"\r\n", deadline, 64)).split(b";")[0].decode(), True)
+                n = (await _upto(c, b"\r\n", deadline, 64)).split(b";")[0]
+                if not n or n.strip(b"0123456789abcdefABCDEF"):  # hex digits only
+                    raise ValueError
+                n = int(n, 16)
                 if len(body) + n > max_body:
                     raise _big(host, max_body)
                 if not n:
@@ -107,10 +110,13 @@ async def _reply(c, host, max_body, head_only, deadline):
                 body += await c.take(n, deadline)
                 if await c.take(2, deadline) != b"\r\n":
                     raise ValueError
-            while await c.upto(b"\r\n", deadline, 256):
+            while await _upto(c, b"\r\n", deadline, 256):
                 pass  # trailers
         elif "content-length" in headers:
-            n = _digits(headers["content-length"])
+            n = headers["content-length"]
+            if not n.isdigit():  # no sign, space, prefix or underscore
+                raise ValueError
+            n = int(n)
             if n > max_body:
                 raise _big(host, max_body)
             body = await c.take(n, deadline)
@@ -128,7 +134,8 @@ async def _reply(c, host, max_body, head_only, deadline):
         raise fail(ProtocolError, host, phase, why) from None
 
 
-async def _request(aio, method, url, json, data, headers, timeout, ca, insecure, max_body):
+async def _request(aio, method, url, json=None, data=None, headers=None, timeout=10, ca=None,
+                   insecure=False, max_body=16384):
     if json is not None:
         import json as _json
 
@@ -149,14 +156,13 @@ async def _request(aio, method, url, json, data, headers, timeout, ca, insecure,
         if _unsafe(method):
             raise ValueError("method: malformed")
         ctx = net.tls_context(ca, insecure) if tls else None
-        deadline = net.deadline(timeout * 1000)
+        deadline = net.deadline(timeout)
         phase = "connect"
-        conn = net.Conn(aio)
+        conn = net.Conn()
         try:
-            await conn.connect(host, port, ctx, deadline)
+            await conn.connect(host, port, ctx, deadline, aio)
             phase = "tls" if ctx else "send"
-            head = (head + "\r\n").encode()
-            await conn.send(deadline, head + body if body else head)
+            await conn.send(deadline, (head + "\r\n").encode(), body or b"")
             phase = "reply"
             resp = await _reply(conn, host, max_body, method == "HEAD", deadline)
         except (OSError, ValueError, EOFError) as e:
@@ -169,29 +175,27 @@ async def _request(aio, method, url, json, data, headers, timeout, ca, insecure,
         if loc.startswith("/"):
             loc = url[: len(url) - len(path)] + loc
         new = _split(loc)
-        if new[0] != tls:
-            raise fail(NetError, host, "redirect", "to another scheme refused")
         if resp.status_code == 303 or (resp.status_code < 303 and method == "POST"):
             method, body, json = "GET", None, None
-        # a body or the caller's headers (credentials) stay with the origin they were for
-        if (new[1].lower(), new[2]) != (host.lower(), port) and (body is not None or headers):
+        # never to another scheme; to another host or port only without a body
+        # or the caller's headers (credentials stay with the origin they were for)
+        if new[0] != tls or (new[1].lower(), new[2]) != (host.lower(), port) and (
+                body is not None or headers):
             raise fail(NetError, host, "redirect", "to another origin refused")
         url = loc
     raise fail(NetError, host, "redirect", "more than %d redirects" % _MAX_REDIRECTS)
 
 
-def request(method, url, *, json=None, data=None, headers=None, timeout=10, ca=None,
-            insecure=False, max_body=16384):
-    """One HTTP request; returns a Response with the whole body read."""
-    return net.run(_request(False, method, url, json, data, headers, timeout, ca,
-                            insecure, max_body))
+def request(method, url, **kw):
+    """request(method, url, *, json=None, data=None, headers=None, timeout=10,
+    ca=None, insecure=False, max_body=16384): one HTTP request; returns a
+    Response with the whole body read."""
+    return net.run(_request(False, method, url, **kw))
 
 
-async def arequest(method, url, *, json=None, data=None, headers=None, timeout=10, ca=None,
-                   insecure=False, max_body=16384):
+def arequest(method, url, **kw):
     """request() as a coroutine: the event loop keeps running meanwhile."""
-    return await _request(True, method, url, json, data, headers, timeout, ca, insecure,
-                          max_body)
+    return _request(True, method, url, **kw)
 
 
 def get(url, **kw):

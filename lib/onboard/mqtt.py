@@ -73,9 +73,6 @@ class MQTTClient:
             self._c.close(bye)
         self._c = None
 
-    def _deadline(self):
-        return net.deadline(self.timeout * 1000)
-
     async def _send(self, deadline, *parts):
         if not self._c:
             raise fail(NetError, self.server, "write", "not connected")
@@ -106,24 +103,20 @@ class MQTTClient:
                 if e.args and e.args[0] in TIMEOUT_ERRNOS:
                     return None
                 raise
-        deadline = self._deadline()
+        deadline = net.deadline(self.timeout)
+        op = c.cut(1)[0]
         n = shift = 0
-        i = 1
         while True:  # the remaining length: 7 bits a byte, at most 4 bytes
-            await c.need(i + 1, deadline)
-            n |= (c.buf[i] & 0x7F) << shift
-            if not c.buf[i] & 0x80:
+            b = (await c.take(1, deadline))[0]
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
                 break
             shift += 7
-            i += 1
-            if i > 4:
+            if shift > 21:
                 raise fail(ProtocolError, self.server, "read", "bad remaining length")
         if n > self.max_packet:
             raise fail(ProtocolError, self.server, "read", "packet over max_packet")
-        await c.need(i + 1 + n, deadline)
-        op = c.buf[0]
-        c.cut(0, i + 1)
-        return op, c.cut(n)
+        return op, await c.take(n, deadline)
 
     # -- operations ----------------------------------------------------------
 
@@ -132,20 +125,17 @@ class MQTTClient:
         Returns True when the broker kept a session."""
         if timeout is not None:
             self.timeout = timeout
-        return net.run(self._connect(net.Conn(), clean_session))
+        return net.run(self.aconnect(clean_session, False))
 
-    async def aconnect(self, clean_session=True):
-        """connect() on asyncio streams."""
-        return await self._connect(net.Conn(True), clean_session)
-
-    async def _connect(self, io, clean_session):
-        # one deadline bounds the whole: lookup, TCP, TLS, CONNECT, CONNACK
+    async def aconnect(self, clean_session=True, _aio=True):
+        """connect() on asyncio streams. One deadline bounds the whole: lookup,
+        TCP, TLS, CONNECT, CONNACK."""
         self._close()
         phase = "connect"
         try:
-            deadline = self._deadline()
-            self._c = io
-            await self._c.connect(self.server, self.port, self.ssl, deadline)
+            deadline = net.deadline(self.timeout)
+            self._c = net.Conn()
+            await self._c.connect(self.server, self.port, self.ssl, deadline, _aio)
             flags = 2 if clean_session else 0
             fields = [self.client_id]
             if self.lw_topic:
@@ -190,15 +180,11 @@ class MQTTClient:
 
     async def _ping(self):
         try:
-            await self._send(self._deadline(), b"\xc0\x00")
+            await self._send(net.deadline(self.timeout), b"\xc0\x00")
         except Exception as e:
             raise self._fail(e, "ping") from None
         if self._pong_due is None:
-            self._pong_due = self._deadline()
-
-    def _next_pid(self):
-        self.pid = self.pid % 65535 + 1
-        return self.pid
+            self._pong_due = net.deadline(self.timeout)
 
     def publish(self, topic, msg, retain=False, qos=0):
         """Send a message; with qos=1 wait up to the timeout for its PUBACK."""
@@ -211,8 +197,10 @@ class MQTTClient:
         if qos not in (0, 1):
             raise ValueError("qos: 0 or 1")
         try:
-            deadline = self._deadline()
-            pid = self._next_pid() if qos else 0
+            deadline = net.deadline(self.timeout)
+            pid = 0
+            if qos:
+                self.pid = pid = self.pid % 65535 + 1
             head = len(topic).to_bytes(2, "big") + topic
             if qos:
                 head += pid.to_bytes(2, "big")
@@ -230,8 +218,8 @@ class MQTTClient:
         """subscribe() after aconnect(); MQTTException(0x80) when refused."""
         topic = _bytes(topic)
         try:
-            deadline = self._deadline()
-            pid = self._next_pid()
+            deadline = net.deadline(self.timeout)
+            self.pid = pid = self.pid % 65535 + 1
             await self._send(deadline, self._header(_SUBSCRIBE, 5 + len(topic)),
                              pid.to_bytes(2, "big") + len(topic).to_bytes(2, "big") + topic,
                              bytes((qos,)))
@@ -274,7 +262,7 @@ class MQTTClient:
                     log.error("mqtt", "callback raised %s", type(e).__name__)
                     return op
             if qos:  # acknowledged once the application has it, as umqtt.simple does
-                await self._send(self._deadline(), b"\x40\x02", body[pos - 2 : pos])
+                await self._send(net.deadline(self.timeout), b"\x40\x02", body[pos - 2 : pos])
         elif op == _PINGRESP:
             self._pong_due = None
         elif op & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):

@@ -1,9 +1,10 @@
 # The transport onboard.http and onboard.mqtt share: name lookup, a TCP (and
 # TLS) connection with buffered reads, every call bounded by a deadline in
-# ticks. The protocol code is coroutines: over Blocking they never suspend and
-# run() drives them to the end in one step; over Streams (asyncio) the event
-# loop keeps running meanwhile. Either way the TLS handshake happens on the
-# first send, so nothing is sent before the certificate verifies.
+# ticks. The protocol code is coroutines: on a blocking Conn they never
+# suspend and run() drives them to the end in one step; on an asyncio Conn
+# the event loop keeps running meanwhile. Either way the TLS handshake runs on
+# the first send, so nothing is sent before the certificate verifies.
+# (Few functions on purpose: each costs RAM when the module is loaded.)
 import socket
 import time
 from micropython import const
@@ -14,21 +15,8 @@ _CHUNK = const(512)
 _ETIMEDOUT = const(110)
 
 
-def deadline(ms):
-    return time.ticks_add(time.ticks_ms(), int(ms))
-
-
-def _ms(deadline):
-    return time.ticks_diff(deadline, time.ticks_ms())
-
-
-def resolve(host, port):
-    """getaddrinfo's first TCP address; DNSError when the name does not resolve.
-    (MicroPython cannot bound a lookup: lwIP's own DNS timeout applies.)"""
-    try:
-        return socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-    except (OSError, IndexError):
-        raise fail(DNSError, host, "dns", "name lookup failed") from None
+def deadline(seconds):
+    return time.ticks_add(time.ticks_ms(), int(seconds * 1000))
 
 
 def run(coro):
@@ -42,7 +30,8 @@ def run(coro):
 
 def tls_context(ca, insecure=False):
     """An SSLContext trusting every certificate of ca (a path, or PEM or DER
-    bytes, one certificate or a bundle); an SSLContext is returned as it is."""
+    bytes: a PEM bundle, or one DER certificate); an SSLContext is returned as
+    it is."""
     import tls
 
     if hasattr(ca, "wrap_socket"):
@@ -61,7 +50,7 @@ def tls_context(ca, insecure=False):
     # trusted, so a PEM bundle is loaded one certificate at a time
     pems = ca.split(b"-----BEGIN CERTIFICATE-----")
     if len(pems) < 2:
-        ctx.load_verify_locations(ca)  # DER: one certificate
+        ctx.load_verify_locations(ca)  # DER
     from binascii import a2b_base64
 
     for p in pems[1:]:
@@ -70,32 +59,36 @@ def tls_context(ca, insecure=False):
 
 
 class Conn:
-    """A connection with buffered reads. aio: on asyncio streams, else on a
-    blocking socket whose timeout is set from the deadline before every call."""
+    """One connection with buffered reads: on asyncio streams (aio) or on a
+    blocking socket whose timeout is set from the deadline before each call."""
     eof = False
-    s = ctx = None  # the socket (TLS once the handshake ran) or the asyncio stream
-
-    def __init__(self, aio=False):
-        self.aio = aio
-        self.buf = bytearray()  # grows and shrinks in place
+    s = ctx = None  # the socket (TLS once the handshake ran), or the asyncio stream
 
     async def _wait(self, aw, deadline):
         import asyncio
 
         try:
-            return await asyncio.wait_for(aw, max(_ms(deadline), 0) / 1000)
+            return await asyncio.wait_for(
+                aw, max(time.ticks_diff(deadline, time.ticks_ms()), 0) / 1000)
         except asyncio.TimeoutError:
             raise OSError(_ETIMEDOUT) from None
 
-    def _timeout(self, deadline):
-        ms = _ms(deadline)
-        if ms <= 0:
+    def _timeout(self, deadline, poll=False):
+        # poll: past the deadline, one more read still takes what has arrived
+        ms = time.ticks_diff(deadline, time.ticks_ms())
+        if ms <= 0 and not poll:
             raise OSError(_ETIMEDOUT)
-        self.raw.settimeout(ms / 1000)
+        self.raw.settimeout(max(ms, 0) / 1000)
 
-    async def connect(self, host, port, ctx, deadline):
-        addr = resolve(host, port)
-        if self.aio:
+    async def connect(self, host, port, ctx, deadline, aio=False):
+        self.aio = aio
+        self.buf = bytearray()  # grows and shrinks in place
+        try:
+            addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        except (OSError, IndexError):
+            # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
+            raise fail(DNSError, host, "dns", "name lookup failed") from None
+        if aio:
             import asyncio
 
             sa = addr[-1]  # the address just resolved (a tuple on lwIP): no second lookup
@@ -119,15 +112,33 @@ class Conn:
         if self.aio:
             await self._wait(self.s.drain(), deadline)  # pyright: ignore
 
-    async def recv(self, deadline):
+    async def fill(self, deadline):
+        """Append what arrives before the deadline to buf; b"" at EOF."""
         if self.aio:
-            return await self._wait(self.s.read(_CHUNK), deadline)  # pyright: ignore
-        # past the deadline one read still takes what has already arrived
-        self.raw.settimeout(max(_ms(deadline), 0) / 1000)
-        # recv returns what has arrived; readinto would wait to fill its buffer
-        part = self.s.recv(_CHUNK)  # pyright: ignore
-        if part is None:  # the TLS layer would block: the timeout passed
-            raise OSError(_ETIMEDOUT)
+            part = await self._wait(self.s.read(_CHUNK), deadline)  # pyright: ignore
+        else:
+            self._timeout(deadline, True)
+            # recv returns what has arrived; readinto would wait to fill its buffer
+            part = self.s.recv(_CHUNK)  # pyright: ignore
+            if part is None:  # the TLS layer would block: the timeout passed
+                raise OSError(_ETIMEDOUT)
+        if part:
+            self.buf += part
+        else:
+            self.eof = True
+        return part
+
+    async def take(self, n, deadline):
+        """The next n bytes; EOFError when the peer closes first."""
+        while len(self.buf) < n:
+            if not await self.fill(deadline):
+                raise EOFError
+        return self.cut(n)
+
+    def cut(self, n, skip=0):
+        """The first n bytes of buf, dropping them and `skip` more."""
+        part = bytes(self.buf[:n])
+        self.buf[: n + skip] = b""  # in place (MicroPython has no del on slices)
         return part
 
     def close(self, bye=None):
@@ -142,36 +153,3 @@ class Conn:
                 pass
             s.close()
         self.s = None
-
-    async def fill(self, deadline):
-        part = await self.recv(deadline)
-        if part:
-            self.buf += part
-        else:
-            self.eof = True
-        return part
-
-    def cut(self, n, skip=0):
-        # the first n bytes, dropping them and `skip` more from the buffer
-        part = bytes(self.buf[:n])
-        self.buf[: n + skip] = b""  # in place (MicroPython has no del on slices)
-        return part
-
-    async def upto(self, sep, deadline, limit):
-        # bytes before sep (consumed with it); ValueError past limit or at EOF
-        while True:
-            i = self.buf.find(sep)
-            if i >= 0:
-                return self.cut(i, len(sep))
-            if len(self.buf) > limit or not await self.fill(deadline):
-                raise ValueError
-
-    async def need(self, n, deadline):
-        # at least n bytes buffered; EOFError when the peer closes first
-        while len(self.buf) < n:
-            if not await self.fill(deadline):
-                raise EOFError
-
-    async def take(self, n, deadline):
-        await self.need(n, deadline)
-        return self.cut(n)
