@@ -1,6 +1,7 @@
 """onboard.http under the Unix port against scripted loopback servers."""
 
 import json
+import socket
 import threading
 
 import pytest
@@ -29,13 +30,47 @@ print(json.dumps(out))
 """
 
 
+def issue_dated(ca, folder, stem, start_days, end_days):
+    """A server certificate for 127.0.0.1 valid from now+start_days to now+end_days."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca.cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=start_days))
+            .not_valid_after(now + datetime.timedelta(days=end_days))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(ca.key, hashes.SHA256()))
+    (folder / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{stem}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return folder / f"{stem}.pem", folder / f"{stem}.key"
+
+
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
     ca, other = CA(), CA("some other CA")
     (d / "ca.pem").write_bytes(ca.pem())
     (d / "ca.der").write_bytes(ca.der())
+    (d / "other-then-ca.pem").write_bytes(other.pem() + b"\n" + ca.pem())
+    (d / "ca-then-other.pem").write_bytes(ca.pem() + other.pem())
     return {
+        "other-then-ca": str(d / "other-then-ca.pem"),
+        "ca-then-other": str(d / "ca-then-other.pem"),
+        "expired": issue_dated(ca, d, "expired", -30, -1),
+        "not_yet_valid": issue_dated(ca, d, "not-yet-valid", 1, 30),
         "dir": d,
         "ca": str(d / "ca.pem"),
         "ca_der": str(d / "ca.der"),
@@ -95,6 +130,65 @@ def test_untrusted_or_misnamed_certificate_fails_before_anything_is_sent(serve, 
     assert out["message"].startswith("127.0.0.1: tls: ")
     assert server.received == []
     assert server.connections == 1
+
+
+@pytest.mark.parametrize("bundle", ["other-then-ca", "ca-then-other"])
+def test_every_certificate_of_a_ca_bundle_is_trusted(serve, call, pki, bundle):
+    server = serve(OK, tls=pki["good"])
+    assert call(server.url(), ca=pki[bundle])["status"] == 200
+
+
+@pytest.mark.parametrize("cert, reason", [("expired", "expired"),
+                                          ("not_yet_valid", "in the future")])
+def test_expired_or_not_yet_valid_certificate_is_a_tls_error(serve, call, pki, cert, reason):
+    server = serve(OK, tls=pki[cert])
+    out = call(server.url(), ca=pki["ca"], headers={"x-access-token": SECRET})
+    assert out["error"] == "TLSError"
+    assert out["message"].startswith("127.0.0.1: tls: certificate refused: ")
+    assert reason in out["message"]
+    assert server.received == []
+
+
+class HelloReader:
+    """A TCP server that reads the ClientHello of each connection, then answers
+    it with `answer` (bytes, or None to hang up) and closes."""
+
+    def __init__(self, answer):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.hellos = 0
+        threading.Thread(target=self._run, args=(answer,), daemon=True).start()
+
+    def _run(self, answer):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                if conn.recv(4096).startswith(b"\x16\x03"):  # a TLS handshake record
+                    self.hellos += 1
+                if answer:
+                    conn.sendall(answer)
+
+
+@pytest.mark.parametrize("answer", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"],
+                         ids=["peer-hangs-up", "not-tls"])
+def test_handshake_that_fails_without_a_certificate_verdict_is_a_net_error_not_tls(
+        call, pki, answer):
+    server = HelloReader(answer)
+    out = call(f"https://127.0.0.1:{server.port}/", ca=pki["ca"])
+    server.sock.close()
+    assert server.hellos == 1
+    assert out["error"] == "NetError"
+    assert out["message"].startswith("127.0.0.1: tls: error ")
+
+
+def test_server_silent_during_the_handshake_is_a_timeout(serve, call, pki):
+    server = serve(silent)
+    out = call(f"https://127.0.0.1:{server.port}/", ca=pki["ca"], timeout=2)
+    assert (out["error"], out["message"]) == ("Timeout", "127.0.0.1: tls: timed out")
+    assert out["s"] <= 3.0
 
 
 def test_https_without_a_ca_is_refused_unless_insecure_is_explicit(serve, call, pki):
@@ -224,7 +318,7 @@ def test_redirect_to_another_scheme_is_refused(serve, call):
                          b"Content-Length: 0\r\n\r\n"))
     out = call(server.url())
     assert out["error"] == "NetError"
-    assert out["message"] == "127.0.0.1: redirect: to another scheme refused"
+    assert out["message"] == "127.0.0.1: redirect: to another origin refused"
 
 
 def test_redirect_303_turns_post_into_get_and_relative_location_works(serve, call):
@@ -239,13 +333,61 @@ def test_redirect_303_turns_post_into_get_and_relative_location_works(serve, cal
     assert server.received[1].startswith(b"GET /result HTTP/1.1\r\n")
 
 
-def test_credentials_are_not_forwarded_to_another_host(serve, call):
+def redirect(location, status=307):
+    return reply(f"HTTP/1.1 {status} Moved\r\nLocation: {location}\r\n"
+                 "Content-Length: 0\r\n\r\n".encode())
+
+
+CARRIES = {"body": {"method": "POST", "json": {"token": SECRET}},
+           "Authorization": {"headers": {"Authorization": "Bearer " + SECRET}},
+           "x-access-token": {"headers": {"x-access-token": SECRET}},
+           "Cookie": {"headers": {"Cookie": "session=" + SECRET}},
+           "any caller header": {"headers": {"X-Device": "dev-1"}}}
+
+
+@pytest.mark.parametrize("carry", sorted(CARRIES))
+def test_redirect_to_another_port_is_not_followed_with_a_body_or_caller_headers(serve, call,
+                                                                               carry):
     target = serve(OK)
-    start = serve(reply(f"HTTP/1.1 307 Temporary\r\nLocation: http://localhost:{target.port}/x"
-                        "\r\nContent-Length: 0\r\n\r\n".encode()))
-    assert call(start.url(), headers={"x-access-token": SECRET})["status"] == 200
-    assert SECRET.encode() in start.received[0]
-    assert SECRET.encode() not in target.received[0]
+    start = serve(redirect(target.url("/x")))
+    out = call(start.url(), **CARRIES[carry])
+    assert (out["error"], out["message"]) == ("NetError",
+                                              "127.0.0.1: redirect: to another origin refused")
+    assert target.connections == 0 and target.received == []
+
+
+@pytest.mark.parametrize("status", [307, 308])
+def test_redirect_to_another_host_name_same_port_is_not_followed_with_a_body(serve, call,
+                                                                             status):
+    # localhost is this very server, so its request log shows whether the hop was made
+    def behaviour(conn, req):
+        redirect(f"http://localhost:{server.port}/x", status)(conn, req)
+    server = serve(behaviour)
+    out = call(server.url(), method="POST", json={"token": SECRET})
+    assert out["message"] == "127.0.0.1: redirect: to another origin refused"
+    assert len(server.received) == 1
+
+
+def test_redirect_to_another_origin_without_body_or_headers_is_followed(serve, call):
+    target = serve(OK)
+    out = call(serve(redirect(target.url("/x"), 308)).url())
+    assert out["status"] == 200
+    assert target.received[0].startswith(b"GET /x HTTP/1.1\r\n")
+
+
+def test_same_origin_307_keeps_method_body_and_credentials(serve, call):
+    def behaviour(conn, req):
+        if req.startswith(b"POST /start "):
+            redirect("/next")(conn, req)
+        else:
+            OK(conn, req)
+    server = serve(behaviour)
+    out = call(server.url("/start"), method="POST", json={"k": 1},
+               headers={"Authorization": "Basic abc"})
+    assert out["status"] == 200
+    second = server.received[1]
+    assert second.startswith(b"POST /next HTTP/1.1\r\n")
+    assert b"\r\nAuthorization: Basic abc\r\n" in second and second.endswith(b'{"k": 1}')
 
 
 @pytest.mark.parametrize("headers", [{"x-access-token": "a\r\nEvil: 1"}, {"Bad Name": "v"}])
@@ -262,6 +404,53 @@ def test_no_error_message_carries_a_secret(serve, call, pki):
                       reply(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n" + SECRET.encode()))]
     assert all("error" in o for o in outs)
     assert all(SECRET not in json.dumps(o) for o in outs)
+
+
+# Strict framing -------------------------------------------------------------
+
+@pytest.mark.parametrize("length", ["-3", "abc", "+5", "0x5", "1_0", ""])
+def test_content_length_that_is_not_plain_digits_is_a_protocol_error(serve, call, length):
+    out = call(serve(reply(f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n"
+                           "hello world".encode())).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: malformed")
+
+
+def test_two_different_content_lengths_are_a_protocol_error(serve, call):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 11\r\n"
+                           b"\r\nhello world")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: headers: malformed")
+
+
+def test_the_same_content_length_twice_is_accepted(serve, call):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n"
+                           b"\r\nhello")).url())
+    assert (out["status"], out["body"]) == (200, "hello")
+
+
+@pytest.mark.parametrize("interim", [b"HTTP/1.1 100 Continue\r\n\r\n",
+                                     b"HTTP/1.1 102 Processing\r\nX-Progress: 1\r\n\r\n"
+                                     b"HTTP/1.1 100 Continue\r\n\r\n"],
+                         ids=["100", "102-then-100"])
+def test_1xx_replies_are_skipped_and_the_final_reply_returned(serve, call, interim):
+    server = serve(reply(interim + b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"))
+    out = call(server.url(), method="POST", json={})
+    assert (out["status"], out["body"]) == (201, "ok")
+
+
+@pytest.mark.parametrize("size", [b"0x5", b"+5", b" 5", b"-1", b""])
+def test_chunk_size_that_is_not_pure_hex_is_a_protocol_error(serve, call, size):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           + size + b"\r\nhello\r\n0\r\n\r\n")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: malformed")
+
+
+# Name lookup ----------------------------------------------------------------
+
+def test_a_name_that_does_not_resolve_raises_dns_error(call):
+    # a 64-character label is refused by the resolver itself: no packet leaves the host
+    host = "a" * 64 + ".invalid"
+    out = call(f"http://{host}/", headers={"x-access-token": SECRET})
+    assert (out["error"], out["message"]) == ("DNSError", f"{host}: dns: name lookup failed")
 
 
 def test_read_request_helper_reads_head_and_body():

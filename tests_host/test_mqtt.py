@@ -5,21 +5,16 @@ import itertools
 import json
 import socket
 import threading
+import time
 
 import pytest
 
 _ids = itertools.count()
 
 CLIENT = """
-import json, time, tls
+import json, time
 from onboard.mqtt import MQTTClient, MQTTException
-from onboard.http import der
-
-def ctx(path):
-    c = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    c.verify_mode = tls.CERT_REQUIRED
-    c.load_verify_locations(der(open(path, "rb").read()))
-    return c
+from onboard.net import tls_context as ctx
 
 def result(**kw):
     print(json.dumps(kw))
@@ -146,6 +141,7 @@ class FakeBroker:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.script = script
+        self.got = b""  # what the client sent after the script ran
         self.done = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -153,10 +149,10 @@ class FakeBroker:
         conn, _ = self.sock.accept()
         try:
             conn.settimeout(30)
-            conn.recv(4096)
+            read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
             self.script(conn)
-            while conn.recv(4096):
-                pass
+            while part := conn.recv(4096):
+                self.got += part
         except OSError:
             pass
         finally:
@@ -165,6 +161,23 @@ class FakeBroker:
 
     def close(self):
         self.sock.close()
+
+
+def read_packet(conn):
+    """One MQTT packet from conn, however it was split (or what came before EOF);
+    a TLS ClientHello (record type 0x16) as its first read brought it."""
+    data = b""
+    while not data.startswith(b"\x16\x03"):
+        try:
+            (op, body), = packets(data)
+            return data
+        except (IndexError, ValueError):
+            pass
+        part = conn.recv(4096)
+        if not part:
+            return data
+        data += part
+    return data
 
 
 CONNACK = b"\x20\x02\x00\x00"
@@ -237,3 +250,310 @@ c = MQTTClient("dev", "127.0.0.1", 1883, user="u", password="pa55-5ecret")
 result(r=repr(c))
 """)
     assert out == [{"r": "<MQTTClient 127.0.0.1:1883>"}]
+
+
+def packets(data):
+    """[(first byte, body)] of a stream of MQTT packets."""
+    out = []
+    while data:
+        n = shift = 0
+        i = 1
+        while True:
+            n |= (data[i] & 0x7F) << shift
+            if not data[i] & 0x80:
+                break
+            shift += 7
+            i += 1
+        if len(data) < i + 1 + n:
+            raise ValueError("incomplete")
+        out.append((data[0], data[i + 1 : i + 1 + n]))
+        data = data[i + 1 + n :]
+    return out
+
+
+def publish(topic, payload, pid):
+    body = len(topic).to_bytes(2, "big") + topic + pid.to_bytes(2, "big") + payload
+    return bytes([0x32]) + remaining(len(body)) + body
+
+
+def remaining(n):
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+# the same client steps, blocking or on asyncio
+PATHS = {"sync": """
+def steps(c, n):
+    c.connect()
+    while len(got) < n:
+        c.wait_msg()
+    c.disconnect()
+""", "async": """
+import asyncio
+def steps(c, n):
+    async def main():
+        await c.aconnect()
+        while len(got) < n:
+            await c.await_msg(5000)
+        c.disconnect()
+    asyncio.run(main())
+"""}
+
+
+def test_qos1_message_is_acknowledged_after_the_callback_returns(mpy):
+    # the callback publishes "seen": on the wire that must come before the PUBACK
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"down", b"hello", 7)))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+def cb(t, m):
+    c.publish(b"seen", m)
+    got.append(m.decode())
+c.set_callback(cb)
+c.connect()
+c.wait_msg()
+c.disconnect()
+result(got=got)
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert out == [{"got": ["hello"]}]
+    sent = packets(broker.got)
+    assert [op for op, _ in sent] == [0x30, 0x40, 0xE0]  # PUBLISH "seen", PUBACK, DISCONNECT
+    assert sent[1][1] == b"\x00\x07"
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_callback_that_raises_is_logged_unacknowledged_and_the_session_stays(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"down", b"pay-5ecret", 7)
+                                            + publish(b"down", b"second", 8)))
+    out = mpy.run(CLIENT + PATHS[path] + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+def cb(t, m):
+    got.append(m.decode())
+    if len(got) == 1:
+        raise ValueError("bad payload " + m.decode())
+c.set_callback(cb)
+steps(c, 2)
+result(got=got)
+""").lines
+    assert broker.done.wait(10)
+    broker.close()
+    assert json.loads(out[-1]) == {"got": ["pay-5ecret", "second"]}
+    assert "E mqtt: callback raised ValueError" in out
+    assert "5ecret" not in "\n".join(out[:-1])
+    # only the second message is acknowledged: the broker will deliver the first again
+    assert packets(broker.got) == [(0x40, b"\x00\x08"), (0xE0, b"")]
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+@pytest.mark.parametrize("size", [20000, 2100000], ids=["3-byte-length", "4-byte-length"])
+def test_long_packets_split_across_reads_are_parsed(mpy, path, size):
+    payload = bytes(range(256)) * (size // 256) + b"end"
+    packet = publish(b"big", payload, 9)
+
+    def script(c):
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sendall(CONNACK)
+        # the fixed header a byte at a time, then the rest in uneven pieces
+        for i in range(5):
+            c.sendall(packet[i : i + 1])
+            time.sleep(0.05)
+        for i in range(5, len(packet), 70001):
+            c.sendall(packet[i : i + 70001])
+    broker = FakeBroker(script)
+    out = mpy.run(CLIENT + PATHS[path] + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=10, max_packet=3000000)
+got = []
+def cb(t, m):
+    got.append([t.decode(), len(m), m[:3].hex(), m[-3:].decode()])
+c.set_callback(cb)
+steps(c, 1)
+result(got=got)
+""", heapsize=32 * 1024 * 1024).lines
+    assert broker.done.wait(10)
+    broker.close()
+    assert json.loads(out[-1]) == {"got": [["big", len(payload), "000102", "end"]]}
+    assert packets(broker.got)[0] == (0x40, b"\x00\x09")
+
+
+@pytest.mark.parametrize("suback", [b"\x90\x02\x00\x01", b"\x90\x01\x00", b"\x90\x00"])
+def test_short_suback_is_a_protocol_error(mpy, suback):
+    def script(c):
+        c.sendall(CONNACK)
+        read_packet(c)  # SUBSCRIBE
+        c.sendall(suback)
+    broker = FakeBroker(script)
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.connect()
+attempt(lambda: c.subscribe("t", 1))
+""")
+    broker.close()
+    assert out[0]["error"] == "ProtocolError", out
+
+
+def test_short_puback_is_a_protocol_error(mpy):
+    def script(c):
+        c.sendall(CONNACK)
+        read_packet(c)  # PUBLISH
+        c.sendall(b"\x40\x01\x00")
+    broker = FakeBroker(script)
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.connect()
+attempt(lambda: c.publish("t", "x", qos=1))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("ProtocolError",
+                                                    "127.0.0.1: puback: short ack")
+
+
+def test_a_server_name_that_does_not_resolve_raises_dns_error(mpy):
+    host = "a" * 64 + ".invalid"  # refused by the resolver itself: no packet leaves the host
+    out = run(mpy, f"""
+c = MQTTClient("dev", {host!r}, 1883, user="u", password="p-5ecret", timeout=2)
+attempt(c.connect)
+""")
+    assert (out[0]["error"], out[0]["message"]) == ("DNSError",
+                                                    f"{host}: dns: name lookup failed")
+
+
+# The asyncio path ----------------------------------------------------------------
+
+ASYNC = """
+import asyncio
+def arun(coro):
+    async def timed():
+        t0 = time.ticks_ms()
+        try:
+            r = await coro
+            result(ok=repr(r), s=time.ticks_diff(time.ticks_ms(), t0) / 1000)
+        except Exception as e:
+            result(error=type(e).__name__, message=str(e),
+                   s=time.ticks_diff(time.ticks_ms(), t0) / 1000)
+    asyncio.run(timed())
+"""
+
+
+def test_async_connect_subscribe_publish_both_ways_through_mosquitto(mpy, broker, user):
+    out = run(mpy, ASYNC + f"""
+a = MQTTClient("dev-a", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r},
+               keepalive=30, timeout=5)
+b = MQTTClient("app-b", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r},
+               keepalive=30, timeout=5)
+got_a, got_b = [], []
+a.set_callback(lambda t, m: got_a.append([t.decode(), m.decode()]))
+b.set_callback(lambda t, m: got_b.append([t.decode(), m.decode()]))
+async def main():
+    await a.aconnect(); b.connect()
+    await a.asubscribe("down/a", qos=1); b.subscribe("up/a", qos=1)
+    await a.apublish("up/a", "q0 up"); await a.apublish("up/a", "q1 up", qos=1)
+    b.publish("down/a", "q0 down"); b.publish("down/a", "q1 down", qos=1)
+    while len(got_b) < 2: b.wait_msg()
+    while len(got_a) < 2: await a.await_msg(5000)
+    a.disconnect(); b.disconnect()
+asyncio.run(main())
+result(a=sorted(got_a), b=sorted(got_b))
+""")
+    assert out == [{"a": [["down/a", "q0 down"], ["down/a", "q1 down"]],
+                    "b": [["up/a", "q0 up"], ["up/a", "q1 up"]]}]
+
+
+def test_async_tls_connect_verifies_the_broker(mpy, broker, user, pki_dir, tmp_path):
+    from cloudsim.pki import CA
+    (tmp_path / "other.pem").write_bytes(CA("another").pem())
+    out = run(mpy, ASYNC + f"""
+for ca in ({str(pki_dir / "ca.pem")!r}, {str(tmp_path / "other.pem")!r}):
+    c = MQTTClient("dev-tls", "127.0.0.1", {broker.mqtts_port}, user={user!r},
+                   password={user!r}, ssl=ctx(ca), timeout=5)
+    arun(c.aconnect())
+    c.disconnect()
+""")
+    assert out[0]["ok"] == "0"
+    assert out[1]["error"] == "TLSError"
+    assert out[1]["message"].startswith("127.0.0.1: tls: certificate refused: ")
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_event_loop_runs_while_aconnect_waits_for_a_silent_broker(mpy, pki_dir, tls):
+    broker = FakeBroker(lambda c: None)  # accepts TCP, reads, never answers
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, user="u", password="p",
+               ssl=ctx({str(pki_dir / "ca.pem")!r}) if {tls} else None, timeout=2)
+order = []
+async def other():
+    order.append("other task ran")
+async def main():
+    asyncio.create_task(other())
+    try:
+        await c.aconnect()
+    except Exception as e:
+        order.append(type(e).__name__ + ": " + str(e))
+asyncio.run(main())
+result(order=order)
+""")
+    broker.close()
+    phase = "tls" if tls else "login"
+    assert out == [{"order": ["other task ran", f"Timeout: 127.0.0.1: {phase}: timed out"]}]
+
+
+def test_await_msg_sends_keepalive_pings_through_mosquitto(mpy, broker, user):
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev-aka", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r},
+               keepalive=1, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+async def main():
+    await c.aconnect()
+    await c.asubscribe("aka/self", qos=1)
+    pongs = 0
+    while pongs < 3:
+        if await c.await_msg(5000) == 0xD0:
+            pongs += 1
+    await c.apublish("aka/self", "still here", qos=1)
+    while not got:
+        await c.await_msg(5000)
+    c.disconnect()
+    return pongs
+arun(main())
+result(got=got)
+""")
+    assert out == [{"ok": "3", "s": out[0]["s"]}, {"got": ["still here"]}]
+
+
+@pytest.mark.parametrize("path", ["connect", "aconnect"])
+def test_disconnect_sends_disconnect_after_either_connect(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+if {path == "aconnect"}:
+    asyncio.run(c.aconnect())
+else:
+    c.connect()
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert broker.got == b"\xe0\x00"
+
+
+@pytest.mark.parametrize("path", ["connect", "aconnect"])
+def test_tls_handshake_cut_by_the_broker_is_a_net_error_not_tls(mpy, pki_dir, path):
+    broker = FakeBroker(lambda c: c.close())  # reads the ClientHello, hangs up
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, ssl=ctx({str(pki_dir / "ca.pem")!r}),
+               timeout=5)
+if {path == "aconnect"}:
+    arun(c.aconnect())
+else:
+    attempt(c.connect)
+""")
+    broker.close()
+    assert out[0]["error"] == "NetError"
+    assert out[0]["message"].startswith("127.0.0.1: tls: error ")

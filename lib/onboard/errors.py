@@ -8,7 +8,7 @@ class NetError(OSError):
 
 
 class DNSError(NetError):
-    """A name lookup failed."""
+    """The host name did not resolve (phase "dns")."""
 
 
 class Timeout(NetError):
@@ -16,7 +16,8 @@ class Timeout(NetError):
 
 
 class TLSError(NetError):
-    """The server's certificate or host name did not verify, or TLS failed."""
+    """The server's certificate or host name was refused (expired, not yet
+    valid, another CA, another name). A handshake cut short is a NetError."""
 
 
 class ProtocolError(NetError):
@@ -31,16 +32,19 @@ TIMEOUT_ERRNOS = (11, 110, 116)  # EAGAIN, ETIMEDOUT (Linux, lwIP)
 
 
 def wrap(e, host, phase):
-    """e as the NetError that names host and phase: OSErrors by errno, and
-    the ValueError mbedTLS raises for a certificate that does not verify.
-    Anything else is returned as it is."""
+    """e as the NetError that names host and phase: OSErrors by errno, the
+    ValueError mbedTLS raises for a certificate it refuses, EOFError as a
+    closed connection. Anything else is returned as it is."""
     if isinstance(e, NetError):
         return e
-    if isinstance(e, ValueError):
-        return fail(TLSError, host, phase, "certificate did not verify") if phase == "tls" else e
+    if isinstance(e, EOFError):
+        return fail(ProtocolError, host, phase, "connection closed")
+    if isinstance(e, ValueError) and phase == "tls":
+        # mbedTLS's reason ("The certificate validity has expired"): no secret
+        return fail(TLSError, host, phase, "certificate refused: %s" % str(e).strip())
     if not isinstance(e, OSError):
         return e
     errno = e.args[0] if e.args else 0
     if errno in TIMEOUT_ERRNOS:
         return fail(Timeout, host, phase, "timed out")
-    return fail(TLSError if phase == "tls" else NetError, host, phase, "error %s" % errno)
+    return fail(NetError, host, phase, "error %s" % errno)

@@ -3,16 +3,14 @@
 # One deadline of `timeout` seconds bounds the exchange (connect, TLS, send,
 # every read), so a server that trickles cannot hold the device. request()
 # blocks; arequest() is the same code on asyncio streams.
-import socket
-import time
 from micropython import const
 
+from onboard import net
 from onboard.errors import NetError, ProtocolError, fail, wrap
+from onboard.net import tls_context  # noqa: F401  (its old home, for callers)
 
 _MAX_HEAD = const(4096)
-_CHUNK = const(512)
 _MAX_REDIRECTS = const(3)
-_ETIMEDOUT = const(110)
 
 
 class Response:
@@ -35,114 +33,6 @@ class Response:
 
     def close(self):
         pass  # the body is read and the socket closed before request() returns
-
-
-def _left(deadline):
-    ms = time.ticks_diff(deadline, time.ticks_ms())
-    if ms <= 0:
-        raise OSError(_ETIMEDOUT)
-    return ms / 1000
-
-
-class _Conn:
-    # Buffered reading over recv(); subclasses supply connect/send/recv/close.
-    eof = False
-
-    def __init__(self):
-        self.buf = bytearray()  # grows and shrinks in place
-
-    async def fill(self, deadline):
-        part = await self.recv(deadline)  # pyright: ignore  (each subclass has recv)
-        if part:
-            self.buf += part
-        else:
-            self.eof = True
-        return part
-
-    def cut(self, n, skip=0):
-        # the first n bytes, dropping them and `skip` more from the buffer
-        part = bytes(self.buf[:n])
-        self.buf[: n + skip] = b""  # in place (MicroPython has no del on slices)
-        return part
-
-    async def upto(self, sep, deadline, limit):
-        # bytes before sep (consumed with it); ValueError past limit or at EOF
-        while True:
-            i = self.buf.find(sep)
-            if i >= 0:
-                return self.cut(i, len(sep))
-            if len(self.buf) > limit or not await self.fill(deadline):
-                raise ValueError
-
-    async def take(self, n, deadline):
-        while len(self.buf) < n:
-            if not await self.fill(deadline):
-                raise EOFError
-        return self.cut(n)
-
-
-class _Blocking(_Conn):
-    # A socket whose timeout is set from the deadline before every call. The
-    # coroutines never suspend, so request() drives them with one send().
-    raw = sock = None
-
-    async def connect(self, host, port, ctx, deadline):
-        # getaddrinfo cannot be bounded on MicroPython; lwIP's DNS timeout applies
-        addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-        self.raw = self.sock = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
-        self.raw.settimeout(_left(deadline))
-        self.raw.connect(addr[-1])
-        self.ctx, self.host = ctx, host
-
-    async def send(self, data, deadline):
-        self.raw.settimeout(_left(deadline))
-        if self.ctx:
-            self.sock = self.ctx.wrap_socket(self.raw, server_hostname=self.host)
-        self.sock.write(data)
-
-    async def recv(self, deadline):
-        self.raw.settimeout(_left(deadline))
-        # recv returns what has arrived; readinto would wait to fill its buffer
-        part = self.sock.recv(_CHUNK)
-        if part is None:  # the TLS layer would block: the timeout passed
-            raise OSError(_ETIMEDOUT)
-        return part
-
-    def close(self):
-        for s in (self.sock, self.raw):
-            if s:
-                s.close()
-
-
-class _Streams(_Conn):
-    # asyncio streams. With TLS the handshake runs on the first drain, so
-    # nothing is sent before the certificate verifies.
-    writer = None
-
-    async def _within(self, aw, deadline):
-        import asyncio
-
-        try:
-            return await asyncio.wait_for(aw, _left(deadline))
-        except asyncio.TimeoutError:
-            raise OSError(_ETIMEDOUT) from None
-
-    async def connect(self, host, port, ctx, deadline):
-        import asyncio
-
-        self.reader, self.writer = await self._within(
-            asyncio.open_connection(host, port, ssl=ctx, server_hostname=host), deadline)
-
-    async def send(self, data, deadline):
-        self.writer.write(data)
-        await self._within(self.writer.drain(), deadline)
-
-    async def recv(self, deadline):
-        return await self._within(self.reader.read(_CHUNK), deadline)
-
-    def close(self):
-        if self.writer:
-            self.writer.close()
 
 
 def _unsafe(text):
@@ -169,38 +59,14 @@ def _split(url):
     return tls, host, port, slash + path
 
 
-def der(cert):
-    """A certificate as DER; PEM is decoded (MicroPython's mbedTLS parses DER only)."""
-    i = cert.find(b"-----BEGIN CERTIFICATE-----")
-    if i < 0:
-        return cert
-    from binascii import a2b_base64
-
-    return a2b_base64(cert[i + 27 : cert.find(b"-----END", i)])
-
-
-def tls_context(ca, insecure=False):
-    """An SSLContext verifying against ca (path, PEM or DER), for reuse."""
-    return _context(ca, insecure)
-
-
-def _context(ca, insecure):
-    import tls
-
-    if hasattr(ca, "wrap_socket"):
-        return ca  # a ready SSLContext, reused across requests
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    if insecure:
-        ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
-        return ctx
-    if ca is None:
-        raise ValueError("ca: https needs a CA certificate (or insecure=True)")
-    if isinstance(ca, str):
-        with open(ca, "rb") as f:
-            ca = f.read()
-    ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
-    ctx.load_verify_locations(der(ca))
-    return ctx
+async def _upto(c, sep, deadline, limit):
+    # bytes before sep (consumed with it); ValueError past limit or at EOF
+    while True:
+        i = c.buf.find(sep)
+        if i >= 0:
+            return c.cut(i, len(sep))
+        if len(c.buf) > limit or not await c.fill(deadline):
+            raise ValueError
 
 
 def _big(host, max_body):
@@ -210,26 +76,33 @@ def _big(host, max_body):
 async def _reply(c, host, max_body, head_only, deadline):
     phase = "status"
     try:
-        lines = (await c.upto(b"\r\n\r\n", deadline, _MAX_HEAD)).decode().split("\r\n")
-        parts = lines[0].split(" ")
-        status = int(parts[1])
-        if not parts[0].startswith("HTTP/1.") or not 100 <= status <= 599:
-            raise ValueError
+        status = 100
+        while status < 200:  # 1xx replies (100 Continue, 102) come before the final one
+            lines = (await _upto(c, b"\r\n\r\n", deadline, _MAX_HEAD)).decode().split("\r\n")
+            parts = lines[0].split(" ")
+            status = int(parts[1])
+            if not parts[0].startswith("HTTP/1.") or not 100 <= status <= 599:
+                raise ValueError
         phase = "headers"
         headers = {}
         for line in lines[1:]:
             name, sep, value = line.partition(":")
-            if not sep:
+            name, value = name.strip().lower(), value.strip()
+            # a second, different Content-Length makes the body's end ambiguous
+            if not sep or name == "content-length" and headers.get(name, value) != value:
                 raise ValueError
-            headers[name.strip().lower()] = value.strip()
+            headers[name] = value
         del lines
         phase = "body"
         body = b""
-        if head_only or status in (204, 304) or status < 200:
+        if head_only or status in (204, 304):
             pass
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             while True:
-                n = int((await c.upto(b"\r\n", deadline, 64)).split(b";")[0], 16)
+                n = (await _upto(c, b"\r\n", deadline, 64)).split(b";")[0]
+                if not n or n.strip(b"0123456789abcdefABCDEF"):  # hex digits only
+                    raise ValueError
+                n = int(n, 16)
                 if len(body) + n > max_body:
                     raise _big(host, max_body)
                 if not n:
@@ -237,10 +110,13 @@ async def _reply(c, host, max_body, head_only, deadline):
                 body += await c.take(n, deadline)
                 if await c.take(2, deadline) != b"\r\n":
                     raise ValueError
-            while await c.upto(b"\r\n", deadline, 256):
+            while await _upto(c, b"\r\n", deadline, 256):
                 pass  # trailers
         elif "content-length" in headers:
-            n = int(headers["content-length"])
+            n = headers["content-length"]
+            if not n.isdigit():  # no sign, space, prefix or underscore
+                raise ValueError
+            n = int(n)
             if n > max_body:
                 raise _big(host, max_body)
             body = await c.take(n, deadline)
@@ -258,7 +134,8 @@ async def _reply(c, host, max_body, head_only, deadline):
         raise fail(ProtocolError, host, phase, why) from None
 
 
-async def _request(io, method, url, json, data, headers, timeout, ca, insecure, max_body):
+async def _request(aio, method, url, json=None, data=None, headers=None, timeout=10, ca=None,
+                   insecure=False, max_body=16384):
     if json is not None:
         import json as _json
 
@@ -278,18 +155,17 @@ async def _request(io, method, url, json, data, headers, timeout, ca, insecure, 
             head += "%s: %s\r\n" % (k, v)
         if _unsafe(method):
             raise ValueError("method: malformed")
-        ctx = _context(ca, insecure) if tls else None
-        deadline = time.ticks_add(time.ticks_ms(), int(timeout * 1000))
+        ctx = net.tls_context(ca, insecure) if tls else None
+        deadline = net.deadline(timeout)
         phase = "connect"
-        conn = io()
+        conn = net.Conn()
         try:
-            await conn.connect(host, port, ctx, deadline)
+            await conn.connect(host, port, ctx, deadline, aio)
             phase = "tls" if ctx else "send"
-            head = (head + "\r\n").encode()
-            await conn.send(head + body if body else head, deadline)
+            await conn.send(deadline, (head + "\r\n").encode(), body or b"")
             phase = "reply"
             resp = await _reply(conn, host, max_body, method == "HEAD", deadline)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError) as e:
             raise wrap(e, host, phase) from None
         finally:
             conn.close()
@@ -299,32 +175,27 @@ async def _request(io, method, url, json, data, headers, timeout, ca, insecure, 
         if loc.startswith("/"):
             loc = url[: len(url) - len(path)] + loc
         new = _split(loc)
-        if new[0] != tls:
-            raise fail(NetError, host, "redirect", "to another scheme refused")
-        if new[1] != host:
-            headers = None  # credentials in headers stay with the host they were meant for
         if resp.status_code == 303 or (resp.status_code < 303 and method == "POST"):
             method, body, json = "GET", None, None
+        # never to another scheme; to another host or port only without a body
+        # or the caller's headers (credentials stay with the origin they were for)
+        if new[0] != tls or (new[1].lower(), new[2]) != (host.lower(), port) and (
+                body is not None or headers):
+            raise fail(NetError, host, "redirect", "to another origin refused")
         url = loc
     raise fail(NetError, host, "redirect", "more than %d redirects" % _MAX_REDIRECTS)
 
 
-def request(method, url, *, json=None, data=None, headers=None, timeout=10, ca=None,
-            insecure=False, max_body=16384):
-    """One HTTP request; returns a Response with the whole body read."""
-    coro = _request(_Blocking, method, url, json, data, headers, timeout, ca, insecure, max_body)
-    try:
-        coro.send(None)
-    except StopIteration as done:
-        return done.value
-    raise RuntimeError  # unreachable: the blocking connection never suspends
+def request(method, url, **kw):
+    """request(method, url, *, json=None, data=None, headers=None, timeout=10,
+    ca=None, insecure=False, max_body=16384): one HTTP request; returns a
+    Response with the whole body read."""
+    return net.run(_request(False, method, url, **kw))
 
 
-async def arequest(method, url, *, json=None, data=None, headers=None, timeout=10, ca=None,
-                   insecure=False, max_body=16384):
+def arequest(method, url, **kw):
     """request() as a coroutine: the event loop keeps running meanwhile."""
-    return await _request(_Streams, method, url, json, data, headers, timeout, ca, insecure,
-                          max_body)
+    return _request(True, method, url, **kw)
 
 
 def get(url, **kw):

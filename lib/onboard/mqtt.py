@@ -4,10 +4,13 @@
 # packets from the broker are bounded and checked (never assert, never an
 # unbounded allocation), and wait_msg()/check_msg() send the keepalive ping
 # when one is due and notice a missing PINGRESP.
-import socket
+# One code path: the a* coroutines run on onboard.net's transport; the
+# blocking methods drive them over a blocking socket (connect()), the runtime
+# awaits them on asyncio streams (aconnect()) so its event loop never stops.
 import time
 from micropython import const
 
+from onboard import net
 from onboard.errors import TIMEOUT_ERRNOS, NetError, ProtocolError, Timeout, fail, wrap
 
 _CONNECT = const(0x10)
@@ -15,9 +18,7 @@ _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
 _SUBSCRIBE = const(0x82)
 _SUBACK = const(0x90)
-_PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
-_DISCONNECT = const(0xE0)
 
 
 class MQTTException(Exception):
@@ -40,7 +41,7 @@ class MQTTClient:
         self.ssl = ssl
         self.timeout = timeout
         self.max_packet = max_packet
-        self.sock = self._raw = None
+        self._c = None  # the connection (onboard.net)
         self.pid = 0
         self.cb = None
         self.lw_topic = None
@@ -67,43 +68,15 @@ class MQTTClient:
         self._close()
         return e if isinstance(e, MQTTException) else wrap(e, self.server, phase)
 
-    def _close(self):
-        for s in (self.sock, self._raw):
-            if s:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-        self.sock = self._raw = None
+    def _close(self, bye=None):
+        if self._c:
+            self._c.close(bye)
+        self._c = None
 
-    def _deadline(self):
-        return time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))
-
-    def _left(self, deadline):
-        ms = time.ticks_diff(deadline, time.ticks_ms())
-        if ms <= 0:
-            raise OSError(110)
-        self._raw.settimeout(ms / 1000)
-
-    def _read(self, n, deadline):
-        buf = b""
-        while len(buf) < n:
-            self._left(deadline)
-            part = self.sock.recv(n - len(buf))
-            if part is None:
-                raise OSError(110)
-            if not part:
-                raise fail(ProtocolError, self.server, "read", "connection closed")
-            buf += part
-        return buf
-
-    def _write(self, *parts):
-        if not self.sock:
+    async def _send(self, deadline, *parts):
+        if not self._c:
             raise fail(NetError, self.server, "write", "not connected")
-        deadline = self._deadline()
-        for p in parts:
-            self._left(deadline)
-            self.sock.write(p)
+        await self._c.send(deadline, *parts)
         self._sent = time.ticks_ms()
 
     def _header(self, op, length):
@@ -119,32 +92,31 @@ class MQTTClient:
             h[i] |= 0x80
             i += 1
 
-    def _packet(self, wait_ms):
-        # -> (op, body) or None when no packet starts within wait_ms
-        self._raw.settimeout(wait_ms / 1000)
-        try:
-            first = self.sock.recv(1)
-        except OSError as e:
-            if e.args and e.args[0] in TIMEOUT_ERRNOS:
-                return None
-            raise
-        if first is None:
-            return None
-        if not first:
-            raise fail(ProtocolError, self.server, "read", "connection closed")
-        deadline = self._deadline()
+    async def _packet(self, until):
+        # -> (op, body), or None when no packet starts before `until` (ticks)
+        c = self._c
+        if not c.buf:
+            try:
+                if not await c.fill(until):
+                    raise EOFError
+            except OSError as e:
+                if e.args and e.args[0] in TIMEOUT_ERRNOS:
+                    return None
+                raise
+        deadline = net.deadline(self.timeout)
+        op = c.cut(1)[0]
         n = shift = 0
-        for _ in range(4):
-            c = self._read(1, deadline)[0]
-            n |= (c & 0x7F) << shift
-            shift += 7
-            if not c & 0x80:
+        while True:  # the remaining length: 7 bits a byte, at most 4 bytes
+            b = (await c.take(1, deadline))[0]
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
                 break
-        else:
-            raise fail(ProtocolError, self.server, "read", "bad remaining length")
+            shift += 7
+            if shift > 21:
+                raise fail(ProtocolError, self.server, "read", "bad remaining length")
         if n > self.max_packet:
             raise fail(ProtocolError, self.server, "read", "packet over max_packet")
-        return first[0], self._read(n, deadline) if n else b""
+        return op, await c.take(n, deadline)
 
     # -- operations ----------------------------------------------------------
 
@@ -153,19 +125,17 @@ class MQTTClient:
         Returns True when the broker kept a session."""
         if timeout is not None:
             self.timeout = timeout
+        return net.run(self.aconnect(clean_session, False))
+
+    async def aconnect(self, clean_session=True, _aio=True):
+        """connect() on asyncio streams. One deadline bounds the whole: lookup,
+        TCP, TLS, CONNECT, CONNACK."""
         self._close()
         phase = "connect"
         try:
-            deadline = self._deadline()
-            addr = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
-            self._raw = self.sock = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
-            self._left(deadline)
-            self._raw.connect(addr[-1])
-            if self.ssl:
-                phase = "tls"
-                self._left(deadline)
-                self.sock = self.ssl.wrap_socket(self._raw, server_hostname=self.server)
-            phase = "login"
+            deadline = net.deadline(self.timeout)
+            self._c = net.Conn()
+            await self._c.connect(self.server, self.port, self.ssl, deadline, _aio)
             flags = 2 if clean_session else 0
             fields = [self.client_id]
             if self.lw_topic:
@@ -184,9 +154,11 @@ class MQTTClient:
             for f in fields:
                 body += len(f).to_bytes(2, "big")
                 body += f
-            self._write(self._header(_CONNECT, len(body)), body)
+            phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
+            await self._send(deadline, self._header(_CONNECT, len(body)), body)
             del body, fields
-            got = self._packet(self.timeout * 1000)
+            phase = "login"
+            got = await self._packet(deadline)
             if not got:
                 raise OSError(110)
             op, ack = got
@@ -200,85 +172,97 @@ class MQTTClient:
             raise self._fail(e, phase) from None
 
     def disconnect(self):
-        try:
-            self._write(b"\xe0\x00")
-        except OSError:
-            pass
-        finally:
-            self._close()
+        """Send DISCONNECT (best effort) and close; after either connect."""
+        self._close(b"\xe0\x00")
 
     def ping(self):
+        net.run(self._ping())
+
+    async def _ping(self):
         try:
-            self._write(b"\xc0\x00")
+            await self._send(net.deadline(self.timeout), b"\xc0\x00")
         except Exception as e:
             raise self._fail(e, "ping") from None
         if self._pong_due is None:
-            self._pong_due = self._deadline()
-
-    def _next_pid(self):
-        self.pid = self.pid % 65535 + 1
-        return self.pid
+            self._pong_due = net.deadline(self.timeout)
 
     def publish(self, topic, msg, retain=False, qos=0):
         """Send a message; with qos=1 wait up to the timeout for its PUBACK."""
+        net.run(self.apublish(topic, msg, retain, qos))
+
+    async def apublish(self, topic, msg, retain=False, qos=0):
+        """publish() after aconnect()."""
         topic = _bytes(topic)
         msg = _bytes(msg)
         if qos not in (0, 1):
             raise ValueError("qos: 0 or 1")
         try:
-            n = 2 + len(topic) + len(msg) + (2 if qos else 0)
-            pid = self._next_pid() if qos else 0
+            deadline = net.deadline(self.timeout)
+            pid = 0
+            if qos:
+                self.pid = pid = self.pid % 65535 + 1
             head = len(topic).to_bytes(2, "big") + topic
             if qos:
                 head += pid.to_bytes(2, "big")
-            self._write(self._header(_PUBLISH | qos << 1 | retain, n), head, msg)
+            await self._send(deadline, self._header(_PUBLISH | qos << 1 | retain,
+                                                    len(head) + len(msg)), head, msg)
             if qos:
-                self._until(_PUBACK, pid, "puback")
+                await self._until(_PUBACK, pid, "puback", deadline)
         except Exception as e:
             raise self._fail(e, "publish") from None
 
     def subscribe(self, topic, qos=0):
+        net.run(self.asubscribe(topic, qos))
+
+    async def asubscribe(self, topic, qos=0):
+        """subscribe() after aconnect(); MQTTException(0x80) when refused."""
         topic = _bytes(topic)
         try:
-            pid = self._next_pid()
-            self._write(self._header(_SUBSCRIBE, 5 + len(topic)),
-                        pid.to_bytes(2, "big") + len(topic).to_bytes(2, "big") + topic,
-                        bytes((qos,)))
-            ack = self._until(_SUBACK, pid, "suback")
+            deadline = net.deadline(self.timeout)
+            self.pid = pid = self.pid % 65535 + 1
+            await self._send(deadline, self._header(_SUBSCRIBE, 5 + len(topic)),
+                             pid.to_bytes(2, "big") + len(topic).to_bytes(2, "big") + topic,
+                             bytes((qos,)))
+            ack = await self._until(_SUBACK, pid, "suback", deadline)
             if ack[2] == 0x80:
                 raise MQTTException(0x80)
         except Exception as e:
             raise self._fail(e, "subscribe") from None
 
-    def _until(self, want, pid, phase):
-        # Handle packets until the ack `want` for pid arrives or the timeout ends.
-        deadline = self._deadline()
+    async def _until(self, want, pid, phase, deadline):
+        # Handle packets until the ack `want` for pid arrives or the deadline passes.
         while True:
-            ms = time.ticks_diff(deadline, time.ticks_ms())
-            got = self._packet(ms) if ms > 0 else None
+            got = await self._packet(deadline)
             if got is None:
                 raise fail(Timeout, self.server, phase, "timed out")
             op, body = got
             if op == want:
-                if len(body) < 2:
+                # PUBACK: packet id; SUBACK: packet id and one return code
+                if len(body) < (3 if want == _SUBACK else 2):
                     raise fail(ProtocolError, self.server, phase, "short ack")
                 if int.from_bytes(body[:2], "big") == pid:
                     return body
             else:
-                self._handle(op, body)
+                await self._handle(op, body)
 
-    def _handle(self, op, body):
+    async def _handle(self, op, body):
         if op & 0xF0 == _PUBLISH:
             qos = op >> 1 & 3
             tl = int.from_bytes(body[:2], "big")
             pos = 2 + tl + (2 if qos else 0)
             if qos > 1 or len(body) < pos:
                 raise fail(ProtocolError, self.server, "read", "malformed PUBLISH")
-            topic = body[2 : 2 + tl]
-            if qos:
-                self._write(b"\x40\x02", body[pos - 2 : pos])
             if self.cb:
-                self.cb(topic, body[pos:])
+                try:
+                    self.cb(body[2 : 2 + tl], body[pos:])
+                except Exception as e:
+                    # unacknowledged, so the broker delivers it again; the session stays
+                    from onboard import log
+
+                    log.error("mqtt", "callback raised %s", type(e).__name__)
+                    return op
+            if qos:  # acknowledged once the application has it, as umqtt.simple does
+                await self._send(net.deadline(self.timeout), b"\x40\x02", body[pos - 2 : pos])
         elif op == _PINGRESP:
             self._pong_due = None
         elif op & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
@@ -289,19 +273,24 @@ class MQTTClient:
         """Handle one packet from the broker, waiting up to the timeout for it
         (keepalive pings sent meanwhile). Returns the packet type, or None
         when nothing came."""
+        return net.run(self.await_msg(_wait_ms))
+
+    async def await_msg(self, wait_ms=None):
+        """wait_msg() after aconnect(): at most one packet that starts within
+        wait_ms (default: the timeout)."""
         try:
             now = time.ticks_ms()
             if self._pong_due is not None and time.ticks_diff(now, self._pong_due) >= 0:
                 raise fail(Timeout, self.server, "ping", "no PINGRESP")
-            wait = self.timeout * 1000 if _wait_ms is None else _wait_ms
+            wait = self.timeout * 1000 if wait_ms is None else wait_ms
             if self.keepalive:
                 due = self.keepalive * 500 - time.ticks_diff(now, self._sent)
                 if due <= 0:
-                    self.ping()
+                    await self._ping()
                     due = self.keepalive * 500
                 wait = min(wait, due)
-            got = self._packet(wait)
-            return self._handle(*got) if got else None
+            got = await self._packet(time.ticks_add(now, wait))
+            return await self._handle(*got) if got else None
         except Exception as e:
             raise self._fail(e, "wait") from None
 

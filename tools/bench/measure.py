@@ -1,9 +1,14 @@
 """Measuring lib/ as a device runs it: .mpy modules from build/, under the Unix port."""
 
+import os
 import tempfile
+from pathlib import Path
 
 from onboard_cli.paths import BUILD, TESTS_DEVICE, ToolError, run_micropython
 
+# ONBOARD_BENCH_BUILD=<folder of .mpy> measures another build (another commit's
+# lib/ compiled with mpy-cross) the same way, for before/after columns.
+BUILD = Path(os.environ.get("ONBOARD_BENCH_BUILD") or BUILD)
 PATH = [BUILD, TESTS_DEVICE]
 
 # Everything before MARK is set-up; the figure counts from MARK to the end.
@@ -48,9 +53,11 @@ def workdir():
     return tempfile.TemporaryDirectory(prefix="onboard-bench-")
 
 
-def mpy_size(module):
-    """Size in bytes of build/onboard/<module>.mpy."""
+def mpy_size(module, missing_ok=False):
+    """Size in bytes of build/onboard/<module>.mpy (0 if missing and missing_ok)."""
     path = BUILD / "onboard" / (module.replace(".", "/") + ".mpy")
     if not path.exists():
+        if missing_ok:
+            return 0
         raise ToolError(f"{path} missing: run `make build`")
     return path.stat().st_size

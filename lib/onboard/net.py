@@ -1,0 +1,155 @@
+# The transport onboard.http and onboard.mqtt share: name lookup, a TCP (and
+# TLS) connection with buffered reads, every call bounded by a deadline in
+# ticks. The protocol code is coroutines: on a blocking Conn they never
+# suspend and run() drives them to the end in one step; on an asyncio Conn
+# the event loop keeps running meanwhile. Either way the TLS handshake runs on
+# the first send, so nothing is sent before the certificate verifies.
+# (Few functions on purpose: each costs RAM when the module is loaded.)
+import socket
+import time
+from micropython import const
+
+from onboard.errors import DNSError, fail
+
+_CHUNK = const(512)
+_ETIMEDOUT = const(110)
+
+
+def deadline(seconds):
+    return time.ticks_add(time.ticks_ms(), int(seconds * 1000))
+
+
+def run(coro):
+    """The result of a coroutine that never suspends (one on a blocking Conn)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise RuntimeError  # it suspended: a blocking call on an asyncio connection
+
+
+def tls_context(ca, insecure=False):
+    """An SSLContext trusting every certificate of ca (a path, or PEM or DER
+    bytes: a PEM bundle, or one DER certificate); an SSLContext is returned as
+    it is."""
+    import tls
+
+    if hasattr(ca, "wrap_socket"):
+        return ca
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    if insecure:
+        ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
+        return ctx
+    if ca is None:
+        raise ValueError("ca: https needs a CA certificate (or insecure=True)")
+    if isinstance(ca, str):
+        with open(ca, "rb") as f:
+            ca = f.read()
+    ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
+    # mbedTLS here parses one DER certificate per call and adds it to those
+    # trusted, so a PEM bundle is loaded one certificate at a time
+    pems = ca.split(b"-----BEGIN CERTIFICATE-----")
+    if len(pems) < 2:
+        ctx.load_verify_locations(ca)  # DER
+    from binascii import a2b_base64
+
+    for p in pems[1:]:
+        ctx.load_verify_locations(a2b_base64(p[: p.find(b"-----")]))
+    return ctx
+
+
+class Conn:
+    """One connection with buffered reads: on asyncio streams (aio) or on a
+    blocking socket whose timeout is set from the deadline before each call."""
+    eof = False
+    s = ctx = None  # the socket (TLS once the handshake ran), or the asyncio stream
+
+    async def _wait(self, aw, deadline):
+        import asyncio
+
+        try:
+            return await asyncio.wait_for(
+                aw, max(time.ticks_diff(deadline, time.ticks_ms()), 0) / 1000)
+        except asyncio.TimeoutError:
+            raise OSError(_ETIMEDOUT) from None
+
+    def _timeout(self, deadline, poll=False):
+        # poll: past the deadline, one more read still takes what has arrived
+        ms = time.ticks_diff(deadline, time.ticks_ms())
+        if ms <= 0 and not poll:
+            raise OSError(_ETIMEDOUT)
+        self.raw.settimeout(max(ms, 0) / 1000)
+
+    async def connect(self, host, port, ctx, deadline, aio=False):
+        self.aio = aio
+        self.buf = bytearray()  # grows and shrinks in place
+        try:
+            addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        except (OSError, IndexError):
+            # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
+            raise fail(DNSError, host, "dns", "name lookup failed") from None
+        if aio:
+            import asyncio
+
+            sa = addr[-1]  # the address just resolved (a tuple on lwIP): no second lookup
+            self.s = (await self._wait(asyncio.open_connection(
+                sa[0] if isinstance(sa, tuple) else host, port, ssl=ctx, server_hostname=host),
+                deadline))[0]
+            return
+        self.raw = self.s = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
+        self._timeout(deadline)
+        self.raw.connect(addr[-1])
+        self.ctx, self.host = ctx, host
+
+    async def send(self, deadline, *parts):
+        if not self.aio:
+            self._timeout(deadline)
+            if self.ctx:
+                self.s = self.ctx.wrap_socket(self.raw, server_hostname=self.host)
+                self.ctx = None
+        for p in parts:
+            self.s.write(p)  # pyright: ignore
+        if self.aio:
+            await self._wait(self.s.drain(), deadline)  # pyright: ignore
+
+    async def fill(self, deadline):
+        """Append what arrives before the deadline to buf; b"" at EOF."""
+        if self.aio:
+            part = await self._wait(self.s.read(_CHUNK), deadline)  # pyright: ignore
+        else:
+            self._timeout(deadline, True)
+            # recv returns what has arrived; readinto would wait to fill its buffer
+            part = self.s.recv(_CHUNK)  # pyright: ignore
+            if part is None:  # the TLS layer would block: the timeout passed
+                raise OSError(_ETIMEDOUT)
+        if part:
+            self.buf += part
+        else:
+            self.eof = True
+        return part
+
+    async def take(self, n, deadline):
+        """The next n bytes; EOFError when the peer closes first."""
+        while len(self.buf) < n:
+            if not await self.fill(deadline):
+                raise EOFError
+        return self.cut(n)
+
+    def cut(self, n, skip=0):
+        """The first n bytes of buf, dropping them and `skip` more."""
+        part = bytes(self.buf[:n])
+        self.buf[: n + skip] = b""  # in place (MicroPython has no del on slices)
+        return part
+
+    def close(self, bye=None):
+        """Close; bye: a last packet sent first, best effort (MQTT's DISCONNECT)."""
+        s = self.s
+        if s:
+            try:
+                if bye and not self.ctx:
+                    # a stream's socket itself: closing cannot wait for a drain
+                    getattr(s, "s", s).write(bye)
+            except Exception:
+                pass
+            s.close()
+        self.s = None
