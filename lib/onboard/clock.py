@@ -141,7 +141,7 @@ async def _sntp(server, timeout_ms):
                     return None
             else:
                 unix = _reply_time(r, nonce, time.ticks_diff(time.ticks_ms(), sent))
-                if unix is not None and unix >= BUILD:
+                if unix is not None:
                     return unix
             if time.ticks_diff(time.ticks_ms(), sent) >= timeout_ms:
                 return None

@@ -19,7 +19,7 @@ SNTP_FAULTS = {
     "unsynchronised": "leap indicator 3 (clock not synchronised)",
     "zero": "transmit timestamp zero",
     "origin": "an originate timestamp that is not the request's transmit time",
-    "short": "a reply of 40 bytes",
+    "short": "a reply of 47 bytes",
     "early": "the time 2000-01-01 (before any firmware's build)",
     "silent": "no reply at all",
 }
@@ -100,7 +100,7 @@ class SntpServer:
         refid = b"RATE" if kind == "kiss" else socket.inet_aton("127.0.0.1")
         out = (bytes((li << 6 | version << 3 | mode, stratum, req[2], 0xEC))
                + struct.pack(">II", 0, 0) + refid + stamp + origin + stamp + transmit)
-        return out[:40] if kind == "short" else out
+        return out[:47] if kind == "short" else out
 
     def _serve(self):
         while not self._stopped.is_set():
