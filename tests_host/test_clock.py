@@ -342,3 +342,28 @@ def test_cloudsims_sntp_fault_control_makes_it_answer_badly(cloudsim, sync):
     finally:
         assert control("DELETE") == 200
     assert sync({"time": {"ntp": [f"127.0.0.1:{cloudsim.sntp.port}"]}})["ok"] is True
+
+
+# the build stamp ---------------------------------------------------------------------
+
+def test_onboard_build_stamps_the_build_time_into_the_package(tmp_path, mpy, monkeypatch):
+    from onboard_cli.build import build
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1705667130")  # 2024-01-19 12:25:30 UTC
+    build(out=tmp_path / "build")
+    out = mpy.run("""
+        import sys
+        sys.path.insert(0, %r)
+        from onboard import clock
+        print(clock.__file__)
+        print(clock.floor())
+        print(clock.build_date())
+    """ % str(tmp_path / "build")).lines
+    assert out[0].endswith(".mpy")  # the built package, not lib/
+    assert out[1:] == ["1705667130", "Jan 19 2024 12:25:30"]
+
+
+def test_the_build_date_pads_a_one_digit_day_as_cs_date_does():
+    from onboard_cli.build import stamp_text
+
+    assert "BUILD_DATE = 'Dec  1 2026 10:00:00'" in stamp_text(1796119200)
