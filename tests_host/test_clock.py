@@ -117,6 +117,13 @@ def test_sntp_follows_cloudsims_clock_once_it_is_moved(sntp, sync):
     assert abs(ahead_of_host(out) - (AHEAD + 7 * 86400)) <= 2
 
 
+def test_sntp_reads_a_time_after_the_2036_ntp_era_rollover(sntp, sync):
+    import calendar
+    offset = calendar.timegm((2040, 1, 1, 0, 0, 0)) - time.time()
+    out = sync(ntp(sntp(offset=offset)))
+    assert out["ok"] is True and abs(ahead_of_host(out) - offset) <= 2
+
+
 @pytest.mark.parametrize("kind", sorted(set(SNTP_FAULTS) - {"silent"}))
 def test_an_invalid_sntp_reply_is_refused(kind, sntp, sync):
     server = sntp({"kind": kind, "count": -1})

@@ -25,7 +25,8 @@ _board = None
 
 
 def attach(board):
-    """The board whose set_time(unix_seconds) sets the clock TLS reads."""
+    """The board whose set_time(unix_seconds) sets the clock TLS reads (the
+    runtime attaches its board; without one only now() learns the time)."""
     global _board
     _board = board
 
@@ -40,13 +41,9 @@ def build_date():
     return BUILD_DATE
 
 
-def _port():
-    return int(time.time()) + _EPOCH
-
-
 def now():
     """Unix seconds, or None while the time is unknown."""
-    return None if _delta is None else _port() + _delta
+    return None if _delta is None else (int(time.time()) + _EPOCH) + _delta
 
 
 def is_known():
@@ -57,15 +54,9 @@ def _set(unix):
     global _delta
     if unix is None or unix < BUILD:
         return False
-    board = _board
-    if board is None:
-        try:
-            import board  # the firmware's board module, when attach() was not called
-        except ImportError:
-            board = None
-    if board is not None and hasattr(board, "set_time"):
-        board.set_time(unix)
-    _delta = unix - _port()
+    if _board:
+        _board.set_time(unix)
+    _delta = unix - (int(time.time()) + _EPOCH)
     return True
 
 
@@ -100,59 +91,42 @@ def learn(text):
     return _set(unix)
 
 
-def _reply_time(r, nonce, rtt_ms):
-    # Unix seconds from an SNTP reply (RFC 4330), or None when it is refused
-    if len(r) < _NTP_LEN:
-        return None
-    mode, vn, li = r[0] & 7, r[0] >> 3 & 7, r[0] >> 6
-    if mode not in (4, 5) or vn not in (3, 4) or li == 3 or not 0 < r[1] < 16 \
-            or r[24:32] != nonce or not any(r[40:48]):
-        return None  # stratum 0 is a kiss-o'-death; the originate must echo ours
-    secs = int.from_bytes(r[40:44], "big")
-    # bit 0 clear: NTP era 1 (from 2036-02-07)
-    unix = secs - _NTP_1900 if secs & 0x80000000 else secs + (1 << 32) - _NTP_1900
-    return unix + (r[44] * 1000 // 256 + rtt_ms // 2 + 500) // 1000
-
-
-async def _sntp(server, timeout_ms):
+async def _sntp(host, port, timeout_ms):
+    # Unix seconds from one SNTP exchange (RFC 4330), or None. A reply that is
+    # refused is ignored: a spoofer cannot end the wait early with it.
     import asyncio
     import os
     import socket
 
-    host, _, port = server.partition(":")
-    if not host:
-        raise ValueError("time.ntp: a host or host:port")
     sock = None
     try:
-        addr = socket.getaddrinfo(host, int(port or _NTP_PORT), 0, socket.SOCK_DGRAM)[0][-1]
+        addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         sock.connect(addr)  # the stack drops datagrams from anyone else
-        # LI 0, version 4, mode 3 (client); a random transmit time that the
-        # server must echo as the originate time
-        nonce = os.urandom(8)
+        nonce = os.urandom(8)  # our transmit time: the reply must echo it as its originate
         sent = time.ticks_ms()
-        sock.send(b"\x23" + bytes(39) + nonce)
-        while True:
+        sock.send(b"\x23" + bytes(39) + nonce)  # LI 0, version 4, mode 3 (client)
+        while time.ticks_diff(time.ticks_ms(), sent) < timeout_ms:
+            await asyncio.sleep_ms(_POLL_MS)
             try:
                 r = sock.recv(_NTP_LEN + 16)
             except OSError as e:
                 if e.args[0] not in (11, 115):  # EAGAIN, EINPROGRESS: nothing yet
                     return None
-            else:
-                unix = _reply_time(r, nonce, time.ticks_diff(time.ticks_ms(), sent))
-                if unix is not None:
-                    return unix
-            if time.ticks_diff(time.ticks_ms(), sent) >= timeout_ms:
-                return None
-            await asyncio.sleep_ms(_POLL_MS)
-    except (OSError, ValueError, IndexError):
-        if not port.isdigit() and port:
-            raise ValueError("time.ntp: port of %s" % host) from None
-        return None
+                continue
+            # mode 4/5 (server, broadcast), version 3/4, not unsynchronised
+            # (LI 3), stratum 1-15 (0 is a kiss-o'-death), a transmit time
+            if len(r) >= _NTP_LEN and r[0] & 7 in (4, 5) and r[0] >> 3 & 7 in (3, 4) \
+                    and r[0] >> 6 != 3 and 0 < r[1] < 16 and r[24:32] == nonce and any(r[40:48]):
+                # modulo 2**32: NTP era 1 starts in 2036
+                return (int.from_bytes(r[40:44], "big") - _NTP_1900) % (1 << 32) + (r[44] >> 7)
+    except OSError:
+        pass
     finally:
         if sock:
             sock.close()
+    return None
 
 
 async def sync(config, timeout_ms=5000):
@@ -161,15 +135,16 @@ async def sync(config, timeout_ms=5000):
     source answered acceptably (retry later). ValueError names a bad field."""
     cfg = config.get("time") or {}
     servers = cfg.get("ntp", ("pool.ntp.org",))
-    if not isinstance(servers, (list, tuple)) or not all(isinstance(s, str) for s in servers):
-        raise ValueError("time.ntp: a list of host or host:port")
-    for server in servers:
-        if _set(await _sntp(server, timeout_ms)):
-            return True
     url = cfg.get("http")
+    if url and (type(url) is not str or not url.startswith("http://")):
+        raise ValueError("time.http: a plain http:// URL")
+    for server in servers if isinstance(servers, (list, tuple)) else (None,):
+        host, _, port = str(server).partition(":")
+        if type(server) is not str or not host or port and not port.isdigit():
+            raise ValueError("time.ntp: a list of host or host:port")
+        if _set(await _sntp(host, int(port or _NTP_PORT), timeout_ms)):
+            return True
     if url:
-        if not isinstance(url, str) or not url.startswith("http://"):
-            raise ValueError("time.http: a plain http:// URL")
         from onboard.http import arequest
 
         try:
