@@ -7,7 +7,7 @@ import time
 from micropython import const
 
 try:
-    from onboard._build import BUILD, BUILD_DATE  # stamped by `onboard build`
+    from onboard._build import BUILD, BUILD_DATE  # pyright: ignore  (written by `onboard build`)
 except ImportError:
     BUILD = 1793491200  # 2026-11-01: the floor of an unbuilt source tree
     BUILD_DATE = "Nov  1 2026 00:00:00"
@@ -149,7 +149,7 @@ async def sync(config, timeout_ms=5000):
 
         try:
             # HEAD: the headers are all we need, whatever the status
-            resp = await arequest("HEAD", url, timeout=timeout_ms / 1000)
+            resp = await arequest("HEAD", url, timeout=timeout_ms / 1000)  # pyright: ignore  (seconds, a float is fine)
         except (OSError, ValueError):
             return False
         return _set(http_date(resp.headers.get("date", "")))
