@@ -65,7 +65,7 @@ def http_date(text):
     GMT"), or None when it is not one."""
     try:
         wd, d, mon, y, hms, gmt = text.split(" ")
-        h, mi, s = (int(x) for x in hms.split(":"))
+        h, mi, s = map(int, hms.split(":"))
         m = _MONTHS.index(mon)
         d, y = int(d), int(y)
         if wd[-1] != "," or gmt != "GMT" or len(mon) != 3 or m % 3 or not 0 < d < 32 \
