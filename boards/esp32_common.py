@@ -67,3 +67,13 @@ def emit(event):
 
 def reboot():
     machine.reset()
+
+
+def set_time(unix):
+    """Set the RTC to Unix seconds (UTC): the clock mbedTLS reads for
+    certificate dates, and time.time() (counted from 2000 on the ESP32)."""
+    import time
+
+    # gmtime counts from the port's epoch: 2000 on the ESP32, 1970 where a port moved
+    t = time.gmtime(unix - (946684800 if time.gmtime(0)[0] == 2000 else 0))
+    machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))

@@ -18,6 +18,7 @@ from .clouds.plgd import Plgd
 from .clouds.spokezone import SpokeZone
 from .mqttfront import BlynkFront, publish
 from .pki import CA
+from .timesrc import DateServer, SntpServer
 from .web import Faults, HttpError, HTTPSServer, Router
 
 # Default token lifetimes in seconds; /_sim/lifetimes shortens them.
@@ -37,7 +38,8 @@ def _load_or_make_ca(folder):
 
 
 class Cloudsim:
-    def __init__(self, state_dir=None, https_port=0, mqtt_port=0, mqtts_port=0, log=None):
+    def __init__(self, state_dir=None, https_port=0, mqtt_port=0, mqtts_port=0, log=None,
+                 sntp_port=0, http_port=0, sntp_fault=None):
         self._tmp = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="cloudsim-")
@@ -73,6 +75,12 @@ class Cloudsim:
         for cloud in self.clouds.values():
             cloud.routes(self.router)
         self.server = None
+        # time sources for devices (never a public server): SNTP and a plain-HTTP Date
+        self.sntp = SntpServer(self.now, sntp_port, sntp_fault)
+        self.http_port = http_port
+        self.date_server = None
+        self.router.add("POST", "/_sim/sntp", self._sntp_fault)
+        self.router.add("DELETE", "/_sim/sntp", self._sntp_clear)
 
     # -- shared services for the cloud modules ---------------------------------
 
@@ -159,6 +167,18 @@ class Cloudsim:
             raise HttpError(400, "advance: seconds to move the clock forward (or reset: true)")
         return 200, {"now": self.now()}
 
+    def _sntp_fault(self, req):
+        self._admin(req)
+        try:
+            return 201, self.sntp.set_fault(req.json())
+        except ValueError as e:
+            raise HttpError(400, str(e)) from None
+
+    def _sntp_clear(self, req):
+        self._admin(req)
+        self.sntp.clear()
+        return 200, {"status": "cleared", "requests": self.sntp.requests}
+
     def _downlink(self, req):
         self._admin(req)
         doc = req.json()
@@ -192,6 +212,9 @@ class Cloudsim:
         self.server = HTTPSServer(self, self.https_port, self.certfile, self.keyfile)
         self.https_port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.sntp.start()
+        self.date_server = DateServer(self.now, self.http_port).start()
+        self.http_port = self.date_server.port
         return self
 
     def ready_line(self):
@@ -201,6 +224,8 @@ class Cloudsim:
             "mqtts": f"mqtts://127.0.0.1:{self.broker.mqtts_port}",
             "blynk_mqtt": f"mqtt://127.0.0.1:{self.front.port}",
             "blynk_mqtts": f"mqtts://127.0.0.1:{self.front.tls_port}",
+            "sntp": f"udp://127.0.0.1:{self.sntp.port}",
+            "http": f"http://127.0.0.1:{self.http_port}",
             "ca": str(self.dir / "ca.pem"),
             "admin_token": self.admin_token,
         })
@@ -211,6 +236,9 @@ class Cloudsim:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+        self.sntp.stop()
+        if self.date_server:
+            self.date_server.stop()
         self.broker.stop()
         if self._tmp:
             self._tmp.cleanup()

@@ -1,7 +1,11 @@
 """`onboard build`: every module of lib/ compiled with mpy-cross into build/."""
 
 import json
+import os
 import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 from .paths import BOARD_UNIX, BUILD, LIB, ROOT, ToolError, tool
 
@@ -20,12 +24,43 @@ def build(out=BUILD):
         dst = out / rel.with_suffix(".mpy")
         compile_one(mpy_cross, src, str(rel), dst)
         sizes.append((str(rel.with_suffix(".mpy")), dst.stat().st_size))
+    stamp = out / "onboard" / "_build.mpy"
+    stamp_build(mpy_cross, stamp)
     # a module deleted from lib/ must not linger in build/
-    keep = {out / name for name, _ in sizes}
+    keep = {out / name for name, _ in sizes} | {stamp}
     for stale in (out / "onboard").rglob("*.mpy"):
         if stale not in keep:
             stale.unlink()
     return sizes
+
+
+def build_time():
+    """The build's Unix time: SOURCE_DATE_EPOCH when set (reproducible builds), else now."""
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if text:
+        try:
+            return int(text)
+        except ValueError:
+            raise ToolError(f"SOURCE_DATE_EPOCH: not a number of seconds: {text!r}") from None
+    return int(time.time())
+
+
+def stamp_text(unix):
+    """onboard/_build.py for a build at unix: BUILD (Unix seconds, the floor of
+    onboard.clock) and BUILD_DATE as C's __DATE__ " " __TIME__, in UTC."""
+    t = time.gmtime(unix)
+    date = "%s %2d %d %s" % (time.strftime("%b", t), t.tm_mday, t.tm_year,
+                             time.strftime("%H:%M:%S", t))
+    return (f"# written by `onboard build`: the firmware's build time\n"
+            f"BUILD = {unix}\nBUILD_DATE = {date!r}\n")
+
+
+def stamp_build(mpy_cross, dst, unix=None):
+    """Compile the build stamp into dst (build/onboard/_build.mpy)."""
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "_build.py"
+        src.write_text(stamp_text(build_time() if unix is None else unix))
+        compile_one(mpy_cross, src, "onboard/_build.py", dst)
 
 
 def compile_one(mpy_cross, src, name, dst):
