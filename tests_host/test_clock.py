@@ -301,9 +301,7 @@ def test_the_product_default_stays_pool_ntp_org(mpy):
     assert '("pool.ntp.org",)' in source
 
 
-@pytest.mark.xfail(strict=True, reason="the lead gives simdevice.Device's default config a "
-                   "loopback time.ntp when the runtime starts calling clock.sync")
-def test_simulated_devices_point_time_at_loopback(tmp_path, monkeypatch):
+def test_a_simulated_device_asks_no_time_server_by_default(tmp_path, monkeypatch):
     import onboard_cli.simdevice as simdevice
 
     class Stop(Exception):
@@ -314,7 +312,20 @@ def test_simulated_devices_point_time_at_loopback(tmp_path, monkeypatch):
     monkeypatch.setattr(simdevice.subprocess, "Popen", no_process)
     with pytest.raises(Stop):
         simdevice.Device(tmp_path)
-    assert loopback_only(json.loads((tmp_path / "config.json").read_text()))
+    assert json.loads((tmp_path / "config.json").read_text())["time"]["ntp"] == []
+
+
+@pytest.mark.parametrize("time_cfg", [{"ntp": ["pool.ntp.org"]}, {}, {"ntp": ["127.0.0.1:9"],
+                                      "http": "http://example.com/"}])
+def test_a_simulated_device_refuses_a_time_server_off_loopback(tmp_path, time_cfg):
+    import onboard_cli.simdevice as simdevice
+
+    with pytest.raises(ValueError, match="not on loopback"):
+        simdevice.Device(tmp_path, config={"time": time_cfg})
+
+
+def test_cloudsims_time_config_is_loopback_only(cloudsim):
+    assert loopback_only({"time": cloudsim.time_config()})
 
 
 # cloudsim's time sources --------------------------------------------------------------

@@ -28,7 +28,8 @@ def blynk_device(device, cloudsim, **config):
                {"orgId": 1, "ownerId": 1}, admin(cloudsim))
     d = device(config={"profile": "blynk", "api": f"https://127.0.0.1:{cloudsim.https_port}/blynk",
                        "host": "127.0.0.1", "port": cloudsim.front.tls_port,
-                       "ca": str(cloudsim.dir / "ca.pem"), **FAST, **config})
+                       "ca": str(cloudsim.dir / "ca.pem"),
+                       "time": cloudsim.time_config(), **FAST, **config})
     return d, {"blynk": prov["token"]}
 
 
@@ -45,7 +46,8 @@ def bound(attempt):
 def plgd_device(device, cloudsim, **config):
     from test_plgd import onboard_fields
     d = device(config={"profile": "plgd", "api": f"https://127.0.0.1:{cloudsim.https_port}/plgd",
-                       "ca": str(cloudsim.dir / "ca.pem"), **FAST, **config})
+                       "ca": str(cloudsim.dir / "ca.pem"),
+                       "time": cloudsim.time_config(), **FAST, **config})
     return d, onboard_fields(cloudsim, f"plgd-faults-{id(d)}")
 
 
@@ -54,6 +56,7 @@ def att_device(device, cloudsim, **config):
     device_id = next(iter(att.devices))
     d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
                        "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem"),
+                       "time": cloudsim.time_config(),
                        **FAST, **config})
     return d, {"device_id": device_id, "token": att.devices[device_id]["token"]}
 

@@ -72,7 +72,8 @@ def plgd_code(cloudsim, device_id):
 
 def plgd_device(device, cloudsim, **config):
     return device(config={"profile": "plgd", "api": f"https://127.0.0.1:{cloudsim.https_port}/plgd",
-                          "ca": str(cloudsim.dir / "ca.pem"), "timeout_s": 2,
+                          "ca": str(cloudsim.dir / "ca.pem"),
+                          "time": cloudsim.time_config(), "timeout_s": 2,
                           "backoff": {"base": 0.2, "cap": 1}, **config})
 
 

@@ -55,13 +55,14 @@ def spokezone_device(device, sim, cpu="cpu-sz", **config):
               {"x-access-token": user})
     d = device(config={"profile": "spokezone", "api": f"https://127.0.0.1:{sim.https_port}/spokezone",
                        "host": "127.0.0.1", "port": sim.broker.mqtts_port,
-                       "ca": str(sim.dir / "ca.pem"), **config})
+                       "ca": str(sim.dir / "ca.pem"), "time": sim.time_config(), **config})
     return d, {"token": dev["token"], "uuid": dev["uuid"], "cpu_id": cpu}, dev
 
 
 def blynk_config(sim):
     return {"profile": "blynk", "api": f"https://127.0.0.1:{sim.https_port}/blynk",
-            "host": "127.0.0.1", "port": sim.front.tls_port, "ca": str(sim.dir / "ca.pem")}
+            "host": "127.0.0.1", "port": sim.front.tls_port, "ca": str(sim.dir / "ca.pem"),
+            "time": sim.time_config()}
 
 
 def test_blynk_token_activates_goes_online_and_messages_flow_both_ways(device, cloudsim):
@@ -101,7 +102,7 @@ def test_spokezone_device_token_goes_online_and_renews_before_expiry(device, clo
     d = device(config={"profile": "spokezone",
                        "api": f"https://127.0.0.1:{cloudsim.https_port}/spokezone",
                        "host": "127.0.0.1", "port": cloudsim.broker.mqtts_port,
-                       "ca": str(cloudsim.dir / "ca.pem")})
+                       "ca": str(cloudsim.dir / "ca.pem"), "time": cloudsim.time_config()})
     try:
         configure(d, token=dev["token"], uuid=dev["uuid"], cpu_id="cpu-sz-1")
         d.wait_state("RUNNING")
@@ -125,7 +126,8 @@ def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(devic
     att = cloudsim.clouds["att"]
     device_id = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
     d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
-                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem")})
+                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem"),
+                       "time": cloudsim.time_config()})
     configure(d, device_id=device_id, token=att.devices[device_id]["token"])
     d.wait_state("RUNNING")
     states = Subscription(cloudsim, f"device/{device_id}/asset/led/state")
@@ -143,7 +145,8 @@ def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(devic
 
 def test_allthingstalk_wrong_token_is_703(device, cloudsim):
     d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
-                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem")})
+                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem"),
+                       "time": cloudsim.time_config()})
     configure(d, device_id="nobody", token="maker-not-a-real-token")
     event = d.wait_state("WAIT_CONFIG", last_error=703)
     assert event["portal"]  # back in setup mode, portal open

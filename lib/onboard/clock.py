@@ -26,9 +26,13 @@ _board = None
 
 def attach(board):
     """The board whose set_time(unix_seconds) sets the clock TLS reads (the
-    runtime attaches its board; without one only now() learns the time)."""
+    runtime attaches its board; without one only now() learns the time).
+    A board clock that reads earlier than the build is set to the build time
+    (still unknown to now()): certificates older than the firmware verify."""
     global _board
     _board = board
+    if int(time.time()) + _EPOCH < BUILD:
+        board.set_time(BUILD)
 
 
 def floor():

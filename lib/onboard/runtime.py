@@ -6,7 +6,7 @@
 import asyncio
 import time
 
-from onboard import log, wifi
+from onboard import clock, log, wifi
 from onboard.codes import (
     CONFIGURING,
     CONNECTING_CLOUD,
@@ -54,8 +54,6 @@ def ap_name(vendor, name, mac):
 
 class Runtime:
     def __init__(self, config, board, store=None, profile=None):
-        from onboard.clouds import Clock
-
         self.config = config
         self.board = board
         self.store = store or Store(board.store_path())
@@ -63,7 +61,7 @@ class Runtime:
             profile = __import__("onboard.clouds." + config.get("profile", "blynk"), None, None,
                                  ["x"])
         self.profile = profile
-        self.clock = Clock()
+        clock.attach(board)  # the board's clock never reads earlier than the build
         self.state = None
         self.last_error = 0
         self.portal_url = None
@@ -320,6 +318,9 @@ class Runtime:
         from onboard.errors import DNSError, NetError, TLSError
 
         try:
+            if not clock.is_known() and not await clock.sync(self.config):
+                # TLS will check dates against the build time; SNTP again next time
+                log.warn(_TAG, "time unknown: no time source answered")
             await self.serve()
             return None
         except Rejected as e:
@@ -379,6 +380,7 @@ class Runtime:
                 return
             if kind == clouds.REDIRECT:
                 self.store.put("cloud", **outcome[1])  # followed at the next start
+                self.set_state(CONNECTING_CLOUD)
 
     def now_online(self):
         self.set_error(0)

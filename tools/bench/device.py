@@ -20,14 +20,12 @@ BLYNK_PRODUCT = ("__init__", "runtime", "store", "log", "wifi", "portal", "dns",
 # A stand-in for the runtime, enough for a profile's renewal function.
 RENEW = """
 import asyncio, gc, micropython
-from onboard.clouds import Clock
 from onboard.store import Store
 
 class RT:
     def __init__(self, config):
         self.config = config
         self.store = Store("onboard.json")
-        self.clock = Clock()
         self.notes = 0
     def uid(self):
         return "bench-cpu"

@@ -90,6 +90,10 @@ class Cloudsim:
     def now(self):
         return time.time() + self.clock_offset
 
+    def time_config(self):
+        """A device config's "time" section pointing at this cloudsim's sources."""
+        return {"ntp": [f"127.0.0.1:{self.sntp.port}"], "http": f"http://127.0.0.1:{self.http_port}/"}
+
     def arrivals(self, path, method=None):
         """Monotonic times at which requests for path arrived, oldest first."""
         return [t for t, m, p in list(self.requests) if p == path and method in (None, m)]

@@ -18,6 +18,7 @@ from .simdevice import Device
 def provision_one(sim, prov, folder, results, index, timeout):
     config = {"profile": "blynk", "api": f"https://127.0.0.1:{sim.https_port}/blynk",
               "host": "127.0.0.1", "port": sim.front.tls_port, "ca": str(sim.dir / "ca.pem"),
+              "time": sim.time_config(),
               "vendor": "Acme", "name": f"Fleet{index:03d}"}
     folder.mkdir()
     start = time.monotonic()

@@ -111,7 +111,8 @@ def main(args):
         device = None
         try:
             config, fields, reconfigure = (blynk if args.profile == "blynk" else spokezone)(sim)
-            config.update({"ca": str(sim.dir / "ca.pem"), "vendor": "Acme", "name": "Sensor",
+            config.update({"ca": str(sim.dir / "ca.pem"),
+                           "time": sim.time_config(), "vendor": "Acme", "name": "Sensor",
                            "portal": {"idle_timeout_s": 600},
                            "report_heap": bool(args.report_heap)})
             folder = Path(tmp) / "device"

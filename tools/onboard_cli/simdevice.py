@@ -12,6 +12,22 @@ import time
 
 from .paths import stop_process
 
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def check_time_sources(config):
+    """ValueError unless every time source of config is on loopback."""
+    import urllib.parse
+
+    time_cfg = config.get("time", {})
+    hosts = [str(s).split(":")[0] for s in time_cfg.get("ntp", ["pool.ntp.org"])]
+    if time_cfg.get("http"):
+        hosts.append(urllib.parse.urlsplit(time_cfg["http"]).hostname)
+    for host in hosts:
+        if host not in LOOPBACK:
+            raise ValueError(f"time: {host} is not on loopback; simulated devices only "
+                             "ask loopback time servers (cloudsim's)")
+
 
 class Device:
     """A simulated device run by `onboard device run`; events are collected
@@ -21,9 +37,12 @@ class Device:
                  heapsize=None, mpy=False):
         self.dir = workdir
         self.flash = workdir / "flash"
+        # no time server unless the config names one on loopback (cloudsim's):
+        # a simulated device never sends a packet to a public time server
         self.config = {"profile": "blynk", "vendor": "Acme", "name": "Sensor", "fw_ver": "1.0.0",
                        "tmpl_id": "TMPL1a2b3c4d", "portal": {"idle_timeout_s": 600},
-                       **(config or {})}
+                       "time": {"ntp": []}, **(config or {})}
+        check_time_sources(self.config)
         (workdir / "config.json").write_text(json.dumps(self.config))
         self.radio_path = workdir / "radio.json"
         self.set_radio(radio if radio is not None else DEFAULT_RADIO)

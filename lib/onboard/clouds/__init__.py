@@ -80,52 +80,13 @@ def renew_margin(lifetime):
     return lifetime // 2
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def http_date(text):
-    """Unix seconds from an HTTP Date header ("Sun, 22 Nov 2026 00:14:00 GMT"), or None."""
-    try:
-        _, d, mon, y, hms, _ = text.split(" ")
-        h, mi, s = (int(x) for x in hms.split(":"))
-        y, m, d = int(y), _MONTHS.index(mon) + 1, int(d)
-    except ValueError:
-        return None
-    # days since 1970-01-01 (civil calendar), independent of the device's epoch
-    y -= m <= 2
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    return days * 86400 + h * 3600 + mi * 60 + s
-
-
-class Clock:
-    """Unix time once a server has told it (Date header); None until then."""
-
-    def __init__(self):
-        self.base = None
-        self.at = 0
-
-    def learn(self, resp):
-        import time
-
-        unix = http_date(resp.headers.get("date", ""))
-        if unix is not None:
-            self.base, self.at = unix, time.ticks_ms()
-
-    def now(self):
-        import time
-
-        if self.base is None:
-            return None
-        return self.base + time.ticks_diff(time.ticks_ms(), self.at) // 1000
-
-
 async def fetch(rt, method, path, **kw):
-    """One HTTPS request to the config's API with its CA and timeout."""
-    from onboard import http
+    """One HTTPS request to the config's API with its CA and timeout; the
+    verified server's Date refines the clock."""
+    from onboard import clock, http
 
     cfg = rt.config
-    return await http.arequest(method, cfg["api"] + path, ca=cfg.get("ca"),
+    resp = await http.arequest(method, cfg["api"] + path, ca=cfg.get("ca"),
                                timeout=cfg.get("timeout_s", 10), **kw)
+    clock.learn(resp.headers.get("date"))
+    return resp

@@ -60,7 +60,6 @@ async def renew(rt, cloud):
     resp = await fetch(rt, "POST", "/loginDevice", headers={"x-access-token": token},
                        json={"token": token, "cpu_id": cloud.get("cpu_id") or rt.uid(),
                              "uuid": cloud["uuid"]})
-    rt.clock.learn(resp)
     judge(resp, "renewal")
     if resp.status_code != 201:
         return token, False
@@ -75,6 +74,7 @@ async def renew(rt, cloud):
 async def start(rt):
     """Renew (at start, which also sets the clock, and when due), then MQTT
     with the current token under the token's prefix."""
+    from onboard import clock
     from onboard.clouds import Rejected, renew_margin
     from onboard.codes import ERR_CONFIG
 
@@ -83,7 +83,7 @@ async def start(rt):
         raise Rejected("config", ERR_CONFIG)
     token, renewed = await renew(rt, cloud)
     exp, lifetime, _, prefix = token_claims(token)
-    now = rt.clock.now()
+    now = clock.now()
     left = exp - now if now is not None else lifetime
     if left < -_TWELVE_HOURS:
         raise Rejected("expired")
