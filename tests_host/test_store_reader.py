@@ -3,6 +3,7 @@ the end-to-end tests) is the product's own Store: a file it would refuse is
 refused by the reader too."""
 
 import pytest
+
 from onboard_cli.simdevice import read_store
 
 TWO_GENERATIONS = """
