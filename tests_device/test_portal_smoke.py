@@ -2,12 +2,14 @@
 # refused /config, through a socket from the same event loop.
 import asyncio
 import json
+import random
+import time
 
 from tinytest import summary, test
 
 from onboard.portal import Portal
 
-PORT = 8099
+PORT = None  # a free one, found by starting the portal (MicroPython has no getsockname)
 applied = []
 replies = {}
 
@@ -37,9 +39,21 @@ async def ask(path):
     return int(head.split(b" ")[1]), head, body
 
 
+async def start_portal():
+    global PORT
+    random.seed(time.ticks_us())
+    for _ in range(50):
+        PORT = 20000 + random.getrandbits(14)
+        try:
+            return await Portal(info, lambda: [], apply, lambda: None, host="127.0.0.1",
+                                port=PORT).start()
+        except OSError:  # in use: another one
+            continue
+    raise OSError("no free port")
+
+
 async def main():
-    portal = await Portal(info, lambda: [], apply, lambda: None, host="127.0.0.1",
-                          port=PORT).start()
+    portal = await start_portal()
     for path in ("/board_info.json", "/generate_204", "/config?pass=x"):
         replies[path] = await ask(path)
     portal.stop()
@@ -57,7 +71,7 @@ def board_info_is_served():
 @test
 def captive_probe_is_redirected():
     status, head, _ = replies["/generate_204"]
-    assert status == 302 and b"Location: http://127.0.0.1:8099/" in head
+    assert status == 302 and b"Location: http://127.0.0.1:%d/" % PORT in head
 
 
 @test

@@ -78,17 +78,20 @@ class PortalProcess:
     def next_line(self, timeout=5):
         return self.lines.get(timeout=timeout)
 
-    def applied(self):
-        """Everything apply() received before this call: a board_info request
-        prints a mark, and the lines are read up to it."""
+    def printed(self):
+        """Every line the server printed before this call: a board_info
+        request prints a mark, and the lines are read up to it."""
         assert get(self.port, "/board_info.json")[0] == 200
         out = []
         while True:
             line = self.lines.get(timeout=10)
             if line == "@info":
                 return out
-            if line.startswith("@applied "):
-                out.append(json.loads(line[9:]))
+            out.append(line)
+
+    def applied(self):
+        """Everything apply() received before this call."""
+        return [json.loads(x[9:]) for x in self.printed() if x.startswith("@applied ")]
 
     def stop(self):
         self.proc.kill()
@@ -184,10 +187,75 @@ def test_broken_percent_encoding_is_400_naming_the_field(portal, query):
     assert portal.applied() == []
 
 
+BAD_ESCAPES = ["%+5", "% 5", "%_1", "%-1", "%0x", "%5", "%"]  # int(x, 16) takes the first five
+
+
+@pytest.mark.parametrize("escape", BAD_ESCAPES)
+def test_percent_needs_exactly_two_hex_digits_else_400_naming_the_field(portal, escape):
+    body = f"ssid=home&pass=correct+horse{escape}&blynk={TOKEN}"
+    status, _, reply = post(portal.port, "/config", body)
+    assert (status, json.loads(reply)["msg"]) == (400, "pass: bad percent-encoding")
+    assert portal.applied() == []
+
+
+@pytest.mark.parametrize("escape", ["%+5", "% 5", "%_1"])
+def test_bad_percent_escape_stores_nothing_on_the_device(device, escape):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    body = f"ssid=home{escape}&pass=correct+horse&blynk={TOKEN}"  # "home\x05" were a valid SSID
+    status, _, reply = post(port, "/config", body)
+    assert (status, json.loads(reply)["msg"]) == (400, "ssid: bad percent-encoding")
+    assert ok_reply(get(port, "/config?ssid=cafe&pass=&blynk=" + TOKEN))
+    # the flash read back through Store: only the good request landed
+    assert d.store()["wifi"]["networks"] == [{"ssid": "cafe", "password": ""}]
+
+
 def test_ssid_manual_overrides_ssid(portal):
     query = "/config?ssid=home&ssidManual=hidden-net&pass=&blynk=" + TOKEN
     assert ok_reply(get(portal.port, query))
     assert portal.applied()[0]["ssid"] == "hidden-net"
+
+
+# JSON bodies ------------------------------------------------------------------------------
+
+def post_json(port, doc):
+    return post(port, "/config", json.dumps(doc), "application/json")
+
+
+def test_json_null_means_the_field_is_absent(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    assert ok_reply(post_json(port, {"ssid": "home", "pass": "correct horse", "blynk": TOKEN,
+                                     "host": None, "port": None}))
+    cloud = d.store()["cloud"]
+    assert cloud["token"] == TOKEN
+    assert "host" not in cloud and "port" not in cloud
+
+
+def test_json_null_removes_a_field_the_query_string_gave(portal):
+    assert ok_reply(post(portal.port, "/config?host=example", json.dumps(
+        {"ssid": "home", "pass": "correct horse", "host": None}), "application/json"))
+    assert portal.applied() == [{"ssid": "home", "pass": "correct horse"}]
+
+
+def test_json_number_is_taken_as_its_text(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    assert ok_reply(post_json(port, {"ssid": "home", "pass": "correct horse", "blynk": TOKEN,
+                                     "host": "127.0.0.1", "port": 8442}))
+    assert d.store()["cloud"]["port"] == 8442
+
+
+@pytest.mark.parametrize("field,value", [("ssid", True), ("pass", False),
+                                         ("pass", {"a": "bcdefghij"}), ("ssid", ["home"])])
+def test_json_boolean_list_or_object_is_400_naming_the_field_and_nothing_stored(
+        device, field, value):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    doc = {"ssid": "home", "pass": "correct horse", "blynk": TOKEN, field: value}
+    status, _, body = post_json(port, doc)
+    assert (status, json.loads(body)["msg"]) == (400, f"{field}: must be text or a number")
+    assert "wifi" not in d.store() and "cloud" not in d.store()
 
 
 def test_invalid_field_is_400_with_its_message_and_nothing_stored(portal):
@@ -273,6 +341,29 @@ def test_captive_probes_and_foreign_hosts_get_302_to_the_portal_root(portal, pat
     assert body  # never an empty reply
 
 
+def head(port, path, host="127.0.0.1"):
+    return http(port, f"HEAD {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+
+
+@pytest.mark.parametrize("path,host", [("/", "127.0.0.1"), ("/board_info.json", "127.0.0.1"),
+                                       ("/wifi_scan.json", "127.0.0.1"),
+                                       ("/generate_204", "127.0.0.1"),
+                                       ("/anything", "example.com"), ("/nothing", "127.0.0.1")])
+def test_head_gets_the_status_and_headers_of_get_and_no_body_bytes(portal, path, host):
+    got = get(portal.port, path, host)
+    status, headers, body = head(portal.port, path, host)  # every byte until the close
+    assert (status, headers) == got[:2]
+    assert int(headers["content-length"]) == len(got[2]) > 0
+    assert body == b""
+
+
+@pytest.mark.parametrize("path", ["/config?ssid=home&pass=&blynk=" + TOKEN, "/reset"])
+def test_head_on_config_or_reset_is_405_changes_nothing_and_has_no_body(portal, path):
+    status, headers, body = head(portal.port, path)
+    assert (status, headers["allow"], body) == (405, "GET, POST", b"")
+    assert portal.printed() == []  # neither "@applied" nor "@reset"
+
+
 def test_config_page_works_without_javascript_and_escapes_ssids(portal):
     status, headers, body = get(portal.port, "/")
     page = body.decode()
@@ -285,6 +376,24 @@ def test_config_page_works_without_javascript_and_escapes_ssids(portal):
 def test_reset_replies_as_blynk_does(portal):
     status, _, body = get(portal.port, "/reset")
     assert (status, json.loads(body)) == (200, {"status": "ok", "msg": "Configuration reset"})
+
+
+def test_reset_forgets_the_stored_configuration(device, mpy, tmp_path):
+    # a device that has a cloud token and an enrolment but no Wi-Fi: it boots into setup mode
+    flash = tmp_path / "device0" / "flash"  # where device() keeps its first device's flash
+    flash.mkdir(parents=True)
+    mpy.run(f"""
+        from onboard.store import Store
+        s = Store({str(flash / "onboard.json")!r})
+        s.put("cloud", token={TOKEN!r})
+        s.put("enrol", plan_id="plan-1", token="0x0000000000000001")
+    """)
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    assert {"cloud", "enrol"} <= set(d.store())
+    assert get(port, "/reset")[0] == 200
+    stored = d.store()
+    assert "cloud" not in stored and "enrol" not in stored
 
 
 # Proof of possession --------------------------------------------------------------------------

@@ -28,9 +28,19 @@ class Refused(Exception):
     """Ends a request with (status, message)."""
 
 
+def _hex(c):
+    # value of one hex digit (a byte), -1 when it is not one; int(x, 16)
+    # would also take a sign, a space, an underscore or a "0x"
+    if 0x30 <= c <= 0x39:
+        return c - 0x30
+    c |= 0x20
+    return c - 0x57 if 0x61 <= c <= 0x66 else -1
+
+
 def unquote(raw, field):
-    """Complete percent-decoding of a query or form value: + is a space, %XX
-    a byte, the result UTF-8. ValueError names the field."""
+    """Complete percent-decoding of a query or form value (bytes): + is a
+    space, % and exactly two hex digits a byte, the result UTF-8.
+    ValueError names the field."""
     out = bytearray()
     i, n = 0, len(raw)
     while i < n:
@@ -38,12 +48,11 @@ def unquote(raw, field):
         if c == 0x2B:  # +
             out.append(0x20)
         elif c == 0x25:  # %
-            try:
-                out.append(int(raw[i + 1 : i + 3], 16))
-            except (ValueError, IndexError):
-                raise ValueError("%s: bad percent-encoding" % field) from None
-            if len(raw[i + 1 : i + 3]) != 2:
+            hi = _hex(raw[i + 1]) if i + 1 < n else -1
+            lo = _hex(raw[i + 2]) if i + 2 < n else -1
+            if hi < 0 or lo < 0:
                 raise ValueError("%s: bad percent-encoding" % field)
+            out.append(hi << 4 | lo)
             i += 2
         else:
             out.append(c)
@@ -63,6 +72,21 @@ def parse_form(raw):
             name = unquote(key, "field name")
             fields[name] = unquote(value, name)
     return fields
+
+
+def _json_field(fields, name, value):
+    """Put one field of a JSON body into fields (str values): null means
+    absent, a number is its text; true/false, lists and objects are refused
+    naming the field."""
+    t = type(value)
+    if value is None:
+        fields.pop(name, None)
+    elif t is str:
+        fields[name] = value
+    elif t is int or t is float:
+        fields[name] = json.dumps(value)
+    else:
+        raise ValueError("%s: must be text or a number" % name)
 
 
 def escape(text):
@@ -115,12 +139,13 @@ class Portal:
 
     async def _serve(self, reader, writer):
         status, body, ctype, extra = 429, b"", "application/json", ""
+        method = [None]  # the request's method, once _handle has read it
         self.active += 1
         try:
             if self.active <= _MAX_CONN:
                 try:
                     status, body, ctype, extra = await asyncio.wait_for_ms(
-                        self._handle(reader), _REQUEST_MS)
+                        self._handle(reader, method), _REQUEST_MS)
                 except asyncio.TimeoutError:
                     status = 408
                 except Refused as e:
@@ -136,7 +161,8 @@ class Portal:
                           "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n"
                           % (status, _REASONS.get(status, "Error"), ctype, len(body), extra)
                           ).encode())
-            writer.write(body)
+            if method[0] != "HEAD":  # HEAD: GET's status and headers, no body
+                writer.write(body)
             await asyncio.wait_for_ms(writer.drain(), _REQUEST_MS)
         except Exception:  # noqa: BLE001  a client that vanished
             pass
@@ -148,7 +174,7 @@ class Portal:
             except OSError:
                 pass
 
-    async def _handle(self, reader):
+    async def _handle(self, reader, seen):
         head = b""
         while True:
             end = head.find(b"\r\n\r\n")
@@ -178,6 +204,7 @@ class Portal:
             raise Refused(400, "malformed request")
         if method not in ("GET", "POST", "HEAD"):
             raise Refused(405, "method not allowed")
+        seen[0] = method
         if "chunked" in headers.get("transfer-encoding", ""):
             raise Refused(411, "send a Content-Length")
         try:
@@ -212,6 +239,9 @@ class Portal:
             return 200, json.dumps(self.scan()[:15]), "application/json", ""
         if path not in ("/config", "/reset", "/reboot"):
             raise Refused(404, "not found")
+        if method == "HEAD":
+            # these act; a HEAD (a link checker, a prefetch) must change nothing
+            return 405, "method not allowed", "application/json", "Allow: GET, POST\r\n"
         try:
             fields = parse_form(query.encode())
             if body:
@@ -220,7 +250,7 @@ class Portal:
                     if not isinstance(doc, dict):
                         raise ValueError("body: must be a JSON object")
                     for k, v in doc.items():
-                        fields[k] = v if isinstance(v, str) else json.dumps(v)
+                        _json_field(fields, k, v)
                 else:
                     fields.update(parse_form(body))
         except ValueError as e:

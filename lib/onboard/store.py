@@ -38,8 +38,14 @@ def _check_value(value, field, depth=0):
     if value is None or value is True or value is False:
         return
     t = type(value)
-    if t is str or t is int or t is float:
+    if t is str or t is int:
         return
+    if t is float:
+        # json.dumps writes inf, -inf and nan as bare words, which no JSON
+        # reader (load() included) accepts; x - x is 0.0 only when x is finite
+        if value - value == 0:
+            return
+        raise ValueError("store: field %r holds a number that is not finite" % field)
     if depth < _MAX_DEPTH:
         if t is list or t is tuple:
             for v in value:
@@ -210,7 +216,7 @@ class Store:
             data[section] = new
         else:
             data.pop(section, None)
-        self._commit(data, False)
+        self._commit(data, False, section, fields)
         _register_secrets(new)
         return True
 
@@ -232,12 +238,13 @@ class Store:
         if section not in SECTIONS:
             raise ValueError("store: unknown section %r" % section)
 
-    def _commit(self, data, scrub_previous):
+    def _commit(self, data, scrub_previous, section=None, fields=()):
         gen = self._gen + 1
-        rest = '"v":%d,"gen":%d,"data":%s}' % (VERSION, gen, json.dumps(data))
+        # the bound is on the file's bytes (UTF-8), as load() reads it
+        rest = ('"v":%d,"gen":%d,"data":%s}' % (VERSION, gen, json.dumps(data))).encode()
         if len(rest) + _REST > MAX_BYTES:
-            raise ValueError("store: record larger than %d bytes" % MAX_BYTES)
-        rest = rest.encode()
+            raise ValueError("store: section %r (%s) would make the record %d bytes, over %d"
+                             % (section, ",".join(sorted(fields)), len(rest) + _REST, MAX_BYTES))
         tmp = self.path + ".tmp"
         prev = self.path + ".prev"
         try:

@@ -1,38 +1,180 @@
 """`onboard test-device --port P`: tests_device/ on a board through mpremote.
 
-Copies build/onboard and the test helpers to the board, runs every
-tests_device/test_*.py with `mpremote run`, and checks each ends with
-"N passed, 0 failed"."""
+Starts the local HTTPS servers tests_device/test_https.py checks against
+(their own throw-away CA, on this host's address), copies build/onboard, the
+test helpers and what the scripts need (test_params.json, the CA files) to
+the board, runs every tests_device/test_*.py with `mpremote run`, and
+checks each ends with "N passed, 0 failed" with N > 0, and that the HTTPS
+server saw the board's verified request."""
 
+import json
 import re
+import secrets
+import socket
+import ssl
 import subprocess
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
+from pathlib import Path
 
 from .paths import BUILD, TESTS_DEVICE, ToolError, tool
 
 HELPERS = ("tinytest.py", "ramblock.py")
-# test_https.py reads test_params.json on the board when there is one
+PATH = "/onboard-test-device"
+_SUMMARY = re.compile(r"(\d+) passed, (\d+) failed")
+
+
+def verdict(output):
+    """None when a script's output ends "N passed, 0 failed" with N > 0,
+    else why not."""
+    lines = output.strip().splitlines()
+    m = _SUMMARY.fullmatch(lines[-1].strip() if lines else "")
+    if not m:
+        return "no summary line"
+    if m[2] != "0":
+        return f"{m[2]} failed"
+    if m[1] == "0":
+        return "no test ran"
+    return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def setup(self):
+        # the TLS handshake here, in the request's thread, so a client that
+        # stalls or refuses the certificate never holds up the next one
+        self.request.settimeout(15)
+        self.request.do_handshake()
+        super().setup()
+
+    def do_GET(self):  # noqa: N802  (http.server's name)
+        self.server.requests.append(self.path)
+        ok = self.path == PATH
+        body = self.server.body if ok else b"not found"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # a handshake the client broke off (a certificate it refused)
+        with self.changed:
+            self.refused += 1
+            self.changed.notify_all()
+
+
+class HTTPSFixture:
+    """Two local HTTPS servers for tests_device/test_https.py, and the files
+    the script reads (test_params.json, test_ca.pem, test_stranger_ca.pem)
+    written to folder; .files lists them, .requests is what the right
+    server answered (its request log). A context manager: stops on exit."""
+
+    def __init__(self, folder, host="127.0.0.1", wifi=None):
+        from cloudsim.pki import CA
+
+        folder = Path(folder)
+        keys = folder / "server"  # never copied to the board
+        keys.mkdir(parents=True, exist_ok=True)
+        ca, stranger = CA("onboard test-device CA"), CA("onboard test-device stranger CA")
+        try:
+            ip_address(host)
+            names, ips = (), (host,)
+        except ValueError:
+            names, ips = (host,), ()
+        self.body = secrets.token_hex(8).encode()
+        self.servers = [self._start(host, *ca.write_server(keys, "right", names=names, ips=ips)),
+                        self._start(host, *ca.write_server(keys, "other", names=("other.invalid",),
+                                                           ips=()))]
+        self.requests = self.servers[0].requests
+        base = "https://%s:%%d%s" % (host, PATH)
+        params = {"url": base % self.servers[0].server_address[1],
+                  "other_name_url": base % self.servers[1].server_address[1],
+                  "ca": "test_ca.pem", "stranger_ca": "test_stranger_ca.pem",
+                  "body": self.body.decode()}
+        if wifi:
+            params["wifi"] = wifi
+        (folder / "test_ca.pem").write_bytes(ca.pem())
+        (folder / "test_stranger_ca.pem").write_bytes(stranger.pem())
+        (folder / "test_params.json").write_text(json.dumps(params))
+        self.files = [folder / n for n in ("test_params.json", "test_ca.pem",
+                                           "test_stranger_ca.pem")]
+
+    def _start(self, host, cert, key):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        server = _Server((host, 0), _Handler)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
+        server.requests, server.refused, server.body = [], 0, self.body
+        server.changed = threading.Condition()
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def wait_refused(self, counts, timeout=10):
+        """True once each server has seen at least counts[i] broken-off
+        handshakes, False if that has not happened within timeout."""
+        for server, n in zip(self.servers, counts):
+            with server.changed:
+                if not server.changed.wait_for(lambda s=server, n=n: s.refused >= n, timeout):
+                    return False
+        return True
+
+    def close(self):
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def lan_address():
+    """This host's address on its default route (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the route
+        except OSError:
+            raise ToolError("no network route: give --host, an address the board "
+                            "can reach") from None
+        return s.getsockname()[0]
 
 
 def main(args):
     mpremote = tool("mpremote")
     if not (BUILD / "onboard").is_dir():
         raise ToolError("build/onboard is missing: run `make build` first")
+    wifi = {"ssid": args.wifi_ssid, "password": args.wifi_password} if args.wifi_ssid else None
     base = [mpremote, "connect", args.port]
-    copy = base + ["fs", "cp", "-r", str(BUILD / "onboard"), ":"]
-    for helper in HELPERS:
-        copy += ["+", "fs", "cp", str(TESTS_DEVICE / helper), ":" + helper]
-    if subprocess.run(copy).returncode:
-        raise ToolError(f"could not copy onboard to the board on {args.port}")
-    failed = []
-    for script in sorted(TESTS_DEVICE.glob("test_*.py")):
-        proc = subprocess.run(base + ["run", str(script)], capture_output=True, text=True,
-                              timeout=args.timeout)
-        print(proc.stdout, end="")
-        lines = proc.stdout.strip().splitlines()
-        last = lines[-1] if lines else ""
-        m = re.fullmatch(r"(\d+) passed, (\d+) failed", last.strip())
-        if not m or m[2] != "0":
-            failed.append(script.name)
+    with tempfile.TemporaryDirectory() as tmp, \
+            HTTPSFixture(tmp, args.host or lan_address(), wifi) as https:
+        copy = base + ["fs", "cp", "-r", str(BUILD / "onboard"), ":"]
+        for path in [TESTS_DEVICE / h for h in HELPERS] + https.files:
+            copy += ["+", "fs", "cp", str(path), ":" + path.name]
+        if subprocess.run(copy).returncode:
+            raise ToolError(f"could not copy onboard to the board on {args.port}")
+        failed = []
+        for script in sorted(TESTS_DEVICE.glob("test_*.py")):
+            proc = subprocess.run(base + ["run", str(script)], capture_output=True, text=True,
+                                  timeout=args.timeout)
+            print(proc.stdout, end="")
+            why = verdict(proc.stdout)
+            if why is None and script.name == "test_https.py" and PATH not in https.requests:
+                why = "the HTTPS server saw no request"
+            if why:
+                failed.append(f"{script.name} ({why})")
     if failed:
         raise ToolError("failed on the board: " + ", ".join(failed))
     print("all device tests passed")

@@ -74,6 +74,10 @@ def parser():
     t = sub.add_parser("test-device", help="run tests_device/ on a board with mpremote")
     t.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
     t.add_argument("--timeout", type=float, default=120, help="seconds per script")
+    t.add_argument("--host", help="this host's address the board reaches for the HTTPS test "
+                   "(default: the address on the default route)")
+    t.add_argument("--wifi-ssid", help="network the board joins for the HTTPS test")
+    t.add_argument("--wifi-password", default="")
     return p
 
 

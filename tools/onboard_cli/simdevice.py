@@ -9,8 +9,31 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
-from .paths import stop_process
+from .paths import LIB, run_micropython, stop_process
+
+_READ_STORE = """
+import json
+from onboard import log
+from onboard.store import Store
+log.level = log.ERROR
+s = Store(%r)
+data = s.load()
+print("@store " + json.dumps({"gen": s._gen, "status": s.status, "data": data}))
+"""
+
+
+def read_store(flash):
+    """{"gen", "status", "data"} of the record in a flash folder, read by the
+    product's own Store on the Unix port (lib/): checksum, schema and the
+    fall back to the previous generation exactly as the device's load().
+    load() writes nothing, so a running device is not disturbed."""
+    run = run_micropython(_READ_STORE % str(Path(flash) / "onboard.json"), [LIB], timeout=60)
+    for line in run.stdout.splitlines():
+        if line.startswith("@store "):
+            return json.loads(line[7:])
+    raise AssertionError(f"the store reader failed:\n{run.stdout}{run.stderr}")
 
 LOOPBACK = ("127.0.0.1", "localhost")
 
@@ -121,19 +144,18 @@ class Device:
         return self.log_path.read_text().count("@boot ") - 1
 
     def _record(self):
-        # as the device's own load() does: the current file, else the previous
-        # generation (between a write's two renames only that one exists)
-        for name in ("onboard.json", "onboard.json.prev"):
-            try:
-                return json.loads((self.flash / name).read_text())
-            except (OSError, ValueError):
-                continue
-        return {"gen": 0, "data": {}}
+        return read_store(self.flash)
 
     def store_generation(self):
+        """The generation of the record Store loads from the flash (0: none)."""
         return self._record()["gen"]
 
+    def store_status(self):
+        """Store.status after a load: ok, previous, empty or damaged."""
+        return self._record()["status"]
+
     def store(self):
+        """The record as Store loads it from the device's flash."""
         return self._record()["data"]
 
     def kill(self):
