@@ -4,6 +4,7 @@ backoff bounds (and not before Retry-After); rejected credentials lead to
 last_error 703 and setup mode."""
 
 import socket
+import threading
 
 import pytest
 import test_profiles as profiles
@@ -241,3 +242,38 @@ def test_refresh_reply_of_the_wrong_shape_keeps_the_pair_and_never_reboots(devic
     assert credential_fields(again, "plgd-refresh") == kept
     again.wait_state("RUNNING", timeout=30)
     assert again.restarts() == 0
+
+
+# What the device shows for each way a connection can fail before any reply:
+# a name that does not resolve (710), a certificate it must refuse (711), and
+# a handshake cut short, which is the network's fault, not the certificate's (702).
+
+
+def first_retry(d, fields):
+    configure(d, **fields)
+    retry = d.wait_note("retry_in")
+    assert d.store()["cloud"]["token"] == fields["blynk"]  # transient: nothing forgotten
+    return retry["last_error"]
+
+
+def test_a_name_that_does_not_resolve_is_710(device, cloudsim):
+    # "a..b" is refused by the resolver itself: no packet leaves this machine
+    d, fields = blynk_device(device, cloudsim, api="https://a..b/blynk")
+    assert first_retry(d, fields) == 710
+
+
+def test_a_certificate_from_another_ca_is_711(device, cloudsim, pki_dir):
+    d, fields = blynk_device(device, cloudsim, ca=str(pki_dir / "ca.pem"))
+    assert first_retry(d, fields) == 711
+
+
+def test_a_tls_handshake_cut_short_is_702_not_711(device, cloudsim):
+    server = socket.create_server(("127.0.0.1", 0))
+    closer = threading.Thread(target=lambda: server.accept()[0].close(), daemon=True)
+    closer.start()
+    try:
+        port = server.getsockname()[1]
+        d, fields = blynk_device(device, cloudsim, api=f"https://127.0.0.1:{port}/blynk")
+        assert first_retry(d, fields) == 702
+    finally:
+        server.close()

@@ -84,6 +84,7 @@ class Device:
             cmd.append("--mpy")
         self.log_path = workdir / "device.log"
         self._log = open(self.log_path, "a")
+        self._log_start = self._log.tell()  # a device booted again on this flash logs here too
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True,
                                      start_new_session=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -141,7 +142,9 @@ class Device:
 
     def restarts(self):
         """How often the device process was started again (a reboot)."""
-        return self.log_path.read_text().count("@boot ") - 1
+        with open(self.log_path) as f:
+            f.seek(self._log_start)
+            return f.read().count("@boot ") - 1
 
     def _record(self):
         return read_store(self.flash)
