@@ -97,7 +97,7 @@ class MQTTClient:
         c = self._c
         if not c.buf:
             try:
-                if not await c.fill(until):
+                if not await c.fill(until, 2):
                     raise EOFError
             except OSError as e:
                 if e.args and e.args[0] in TIMEOUT_ERRNOS:

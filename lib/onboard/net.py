@@ -112,14 +112,16 @@ class Conn:
         if self.aio:
             await self._wait(self.s.drain(), deadline)  # pyright: ignore
 
-    async def fill(self, deadline):
-        """Append what arrives before the deadline to buf; b"" at EOF."""
+    async def fill(self, deadline, want=_CHUNK):
+        """Append what arrives before the deadline (up to want bytes, at most
+        _CHUNK: no bigger allocation) to buf; b"" at EOF."""
+        want = min(want, _CHUNK)
         if self.aio:
-            part = await self._wait(self.s.read(_CHUNK), deadline)  # pyright: ignore
+            part = await self._wait(self.s.read(want), deadline)  # pyright: ignore
         else:
             self._timeout(deadline, True)
             # recv returns what has arrived; readinto would wait to fill its buffer
-            part = self.s.recv(_CHUNK)  # pyright: ignore
+            part = self.s.recv(want)  # pyright: ignore
             if part is None:  # the TLS layer would block: the timeout passed
                 raise OSError(_ETIMEDOUT)
         if part:
@@ -131,13 +133,13 @@ class Conn:
     async def take(self, n, deadline):
         """The next n bytes; EOFError when the peer closes first."""
         while len(self.buf) < n:
-            if not await self.fill(deadline):
+            if not await self.fill(deadline, n - len(self.buf)):
                 raise EOFError
         return self.cut(n)
 
     def cut(self, n, skip=0):
         """The first n bytes of buf, dropping them and `skip` more."""
-        part = bytes(self.buf[:n])
+        part = bytes(memoryview(self.buf)[:n])  # one copy, not two
         self.buf[: n + skip] = b""  # in place (MicroPython has no del on slices)
         return part
 
