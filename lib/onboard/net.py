@@ -64,18 +64,17 @@ class Conn:
     eof = False
     s = ctx = None  # the socket (TLS once the handshake ran), or the asyncio stream
 
-    async def _wait(self, aw, deadline):
-        import asyncio
-
-        try:
-            return await asyncio.wait_for(
-                aw, max(time.ticks_diff(deadline, time.ticks_ms()), 0) / 1000)
-        except asyncio.TimeoutError:
-            raise OSError(_ETIMEDOUT) from None
-
-    def _timeout(self, deadline, poll=False):
-        # poll: past the deadline, one more read still takes what has arrived
+    async def _io(self, deadline, aw=None, poll=False):
+        # aw: an asyncio awaitable, bounded by the deadline; else the blocking
+        # socket's timeout set to what is left (poll: one more read past it)
         ms = time.ticks_diff(deadline, time.ticks_ms())
+        if aw:
+            import asyncio
+
+            try:
+                return await asyncio.wait_for(aw, max(ms, 0) / 1000)
+            except asyncio.TimeoutError:
+                raise OSError(_ETIMEDOUT) from None
         if ms <= 0 and not poll:
             raise OSError(_ETIMEDOUT)
         self.raw.settimeout(max(ms, 0) / 1000)
@@ -92,34 +91,33 @@ class Conn:
             import asyncio
 
             sa = addr[-1]  # the address just resolved (a tuple on lwIP): no second lookup
-            self.s = (await self._wait(asyncio.open_connection(
-                sa[0] if isinstance(sa, tuple) else host, port, ssl=ctx, server_hostname=host),
-                deadline))[0]
+            self.s = (await self._io(deadline, asyncio.open_connection(  # pyright: ignore
+                sa[0] if isinstance(sa, tuple) else host, port, ssl=ctx, server_hostname=host)))[0]
             return
         self.raw = self.s = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
-        self._timeout(deadline)
+        await self._io(deadline)
         self.raw.connect(addr[-1])
         self.ctx, self.host = ctx, host
 
     async def send(self, deadline, *parts):
         if not self.aio:
-            self._timeout(deadline)
+            await self._io(deadline)
             if self.ctx:
                 self.s = self.ctx.wrap_socket(self.raw, server_hostname=self.host)
                 self.ctx = None
         for p in parts:
             self.s.write(p)  # pyright: ignore
         if self.aio:
-            await self._wait(self.s.drain(), deadline)  # pyright: ignore
+            await self._io(deadline, self.s.drain())  # pyright: ignore
 
     async def fill(self, deadline, want=_CHUNK):
         """Append what arrives before the deadline (up to want bytes, at most
         _CHUNK: no bigger allocation) to buf; b"" at EOF."""
         want = min(want, _CHUNK)
         if self.aio:
-            part = await self._wait(self.s.read(want), deadline)  # pyright: ignore
+            part = await self._io(deadline, self.s.read(want))  # pyright: ignore
         else:
-            self._timeout(deadline, True)
+            await self._io(deadline, None, True)
             # recv returns what has arrived; readinto would wait to fill its buffer
             part = self.s.recv(want)  # pyright: ignore
             if part is None:  # the TLS layer would block: the timeout passed
