@@ -557,3 +557,25 @@ else:
     broker.close()
     assert out[0]["error"] == "NetError"
     assert out[0]["message"].startswith("127.0.0.1: tls: error ")
+
+
+def test_await_msg_0_handles_a_packet_that_has_already_arrived(mpy):
+    # CONNACK and PUBLISH leave in one segment: once the CONNACK is read, the
+    # PUBLISH is waiting in the socket, and await_msg(0) must take it
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"down", b"ready", 3)))
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+async def main():
+    await c.aconnect()
+    op = await c.await_msg(0)
+    c.disconnect()
+    return op
+arun(main())
+result(got=got)
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert out[0]["ok"] == str(0x32) and out[1] == {"got": ["ready"]}
+    assert packets(broker.got) == [(0x40, b"\x00\x03"), (0xE0, b"")]

@@ -115,7 +115,11 @@ class Conn:
         _CHUNK: no bigger allocation) to buf; b"" at EOF."""
         want = min(want, _CHUNK)
         if self.aio:
-            part = await self._io(deadline, self.s.read(want))  # pyright: ignore
+            # what has arrived, from the stream's socket without waiting (a
+            # wait_for at its deadline would not even start the read)
+            part = self.s.s.read(want)  # pyright: ignore
+            if part is None:
+                part = await self._io(deadline, self.s.read(want))  # pyright: ignore
         else:
             await self._io(deadline, None, True)
             # recv returns what has arrived; readinto would wait to fill its buffer
