@@ -579,3 +579,17 @@ result(got=got)
     broker.close()
     assert out[0]["ok"] == str(0x32) and out[1] == {"got": ["ready"]}
     assert packets(broker.got) == [(0x40, b"\x00\x03"), (0xE0, b"")]
+
+
+def test_blocking_call_after_aconnect_says_so(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+async def main():
+    await c.aconnect()
+    c.publish("t", "x")
+arun(main())
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("RuntimeError",
+                                                    "blocking call on an asyncio connection")

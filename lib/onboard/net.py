@@ -25,13 +25,12 @@ def run(coro):
         coro.send(None)
     except StopIteration as done:
         return done.value
-    raise RuntimeError  # it suspended: a blocking call on an asyncio connection
+    raise RuntimeError("blocking call on an asyncio connection")  # it suspended
 
 
 def tls_context(ca, insecure=False):
-    """An SSLContext trusting every certificate of ca (a path, or PEM or DER
-    bytes: a PEM bundle, or one DER certificate); an SSLContext is returned as
-    it is."""
+    """An SSLContext trusting every certificate of ca: a path, or PEM or DER
+    bytes, one certificate or several; an SSLContext is returned as it is."""
     import tls
 
     if hasattr(ca, "wrap_socket"):
@@ -48,13 +47,18 @@ def tls_context(ca, insecure=False):
     ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
     # mbedTLS here parses one DER certificate per call and adds it to those
     # trusted, so a PEM bundle is loaded one certificate at a time
-    pems = ca.split(b"-----BEGIN CERTIFICATE-----")
-    if len(pems) < 2:
-        ctx.load_verify_locations(ca)  # DER
     from binascii import a2b_base64
 
-    for p in pems[1:]:
-        ctx.load_verify_locations(a2b_base64(p[: p.find(b"-----")]))
+    try:
+        pems = ca.split(b"-----BEGIN CERTIFICATE-----")
+        while len(pems) < 2 and ca:  # DER, one certificate after another
+            n = 2 + (ca[1] & 0x7F) + int.from_bytes(ca[2 : 2 + (ca[1] & 0x7F)], "big")
+            ctx.load_verify_locations(ca[:n])  # a SEQUENCE: tag, length of length, length
+            ca = ca[n:]
+        for p in pems[1:]:
+            ctx.load_verify_locations(a2b_base64(p[: p.find(b"-----")]))
+    except (ValueError, IndexError, OverflowError):
+        raise ValueError("ca: not a PEM or DER certificate") from None
     return ctx
 
 
