@@ -64,7 +64,7 @@ async def _upto(c, sep, deadline, limit):
     while True:
         i = c.buf.find(sep)
         if i >= 0:
-            return c.cut(i, len(sep))
+            return await c.take(i, deadline, len(sep))
         if len(c.buf) > limit or not await c.fill(deadline):
             raise ValueError
 

@@ -69,24 +69,26 @@ class MQTTClient:
         self.disconnect(False)
         return e if isinstance(e, MQTTException) else wrap(e, self.server, phase)
 
-    async def _send(self, deadline, *parts):
+    async def _send(self, deadline, op, *parts):
+        # one packet: the fixed header (op, the length of parts) built in the
+        # preallocated buffer, then the parts
         if not self._c:
             raise fail(NetError, self.server, "write", "not connected")
-        await self._c.send(deadline, *parts)
-        self._sent = time.ticks_ms()
-
-    def _header(self, op, length):
-        # fixed header into the preallocated buffer; returns a view of it
+        n = 0
+        for p in parts:
+            n += len(p)
         h = self._hdr
         h[0] = op
         i = 1
         while True:
-            h[i] = length & 0x7F
-            length >>= 7
-            if not length:
-                return memoryview(h)[: i + 1]
+            h[i] = n & 0x7F
+            n >>= 7
+            if not n:
+                break
             h[i] |= 0x80
             i += 1
+        await self._c.send(deadline, memoryview(h)[: i + 1], *parts)
+        self._sent = time.ticks_ms()
 
     async def _packet(self, until):
         # -> (op, body), or None when no packet starts before `until` (ticks)
@@ -100,7 +102,7 @@ class MQTTClient:
                     return None
                 raise
         deadline = net.deadline(self.timeout)
-        op = c.cut(1)[0]
+        op = (await c.take(1, deadline))[0]
         n = shift = 0
         while True:  # the remaining length: 7 bits a byte, at most 4 bytes
             b = (await c.take(1, deadline))[0]
@@ -167,7 +169,7 @@ class MQTTClient:
                 body += len(f).to_bytes(2, "big")
                 body += f
             phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
-            await self._send(deadline, self._header(_CONNECT, len(body)), body)
+            await self._send(deadline, _CONNECT, body)
             del body, fields
             phase = "login"
             got = await self._packet(deadline)
@@ -191,12 +193,11 @@ class MQTTClient:
 
     async def aping(self):
         try:
-            await self._send(net.deadline(self.timeout), b"\xc0\x00")
+            await self._send(net.deadline(self.timeout), 0xC0)
         except Exception as e:
             raise self._fail(e, "ping") from None
         if self._pong_due is None:
             self._pong_due = net.deadline(self.timeout)
-
 
     async def apublish(self, topic, msg, retain=False, qos=0):
         """publish() after aconnect()."""
@@ -212,13 +213,11 @@ class MQTTClient:
             head = len(topic).to_bytes(2, "big") + topic
             if qos:
                 head += pid.to_bytes(2, "big")
-            await self._send(deadline, self._header(_PUBLISH | qos << 1 | retain,
-                                                    len(head) + len(msg)), head, msg)
+            await self._send(deadline, _PUBLISH | qos << 1 | retain, head, msg)
             if qos:
                 await self._until(_PUBACK, pid, "puback", deadline)
         except Exception as e:
             raise self._fail(e, "publish") from None
-
 
     async def asubscribe(self, topic, qos=0):
         """subscribe() after aconnect(); MQTTException(0x80) when refused."""
@@ -226,7 +225,7 @@ class MQTTClient:
         try:
             deadline = net.deadline(self.timeout)
             self.pid = pid = self.pid % 65535 + 1
-            await self._send(deadline, self._header(_SUBSCRIBE, 5 + len(topic)),
+            await self._send(deadline, _SUBSCRIBE,
                              pid.to_bytes(2, "big") + len(topic).to_bytes(2, "big") + topic,
                              bytes((qos,)))
             ack = await self._until(_SUBACK, pid, "suback", deadline)
@@ -268,13 +267,12 @@ class MQTTClient:
                     log.error("mqtt", "callback raised %s", type(e).__name__)
                     return op
             if qos:  # acknowledged once the application has it, as umqtt.simple does
-                await self._send(net.deadline(self.timeout), b"\x40\x02", body[pos - 2 : pos])
+                await self._send(net.deadline(self.timeout), _PUBACK, body[pos - 2 : pos])
         elif op == _PINGRESP:
             self._pong_due = None
         elif op & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
             raise fail(ProtocolError, self.server, "read", "unexpected packet %02x" % op)
         return op
-
 
     async def await_msg(self, wait_ms=None):
         """wait_msg() after aconnect(): at most one packet that starts within

@@ -136,15 +136,12 @@ class Conn:
             self.eof = True
         return part
 
-    async def take(self, n, deadline):
-        """The next n bytes; EOFError when the peer closes first."""
-        while len(self.buf) < n:
-            if not await self.fill(deadline, n - len(self.buf)):
+    async def take(self, n, deadline, skip=0):
+        """The next n bytes, dropping `skip` more after them; EOFError when the
+        peer closes first."""
+        while len(self.buf) < n + skip:
+            if not await self.fill(deadline, n + skip - len(self.buf)):
                 raise EOFError
-        return self.cut(n)
-
-    def cut(self, n, skip=0):
-        """The first n bytes of buf, dropping them and `skip` more."""
         part = bytes(memoryview(self.buf)[:n])  # one copy, not two
         self.buf[: n + skip] = b""  # in place (MicroPython has no del on slices)
         return part
