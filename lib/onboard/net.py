@@ -46,17 +46,21 @@ def tls_context(ca, insecure=False):
             ca = f.read()
     ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
     # mbedTLS here parses one DER certificate per call and adds it to those
-    # trusted, so a PEM bundle is loaded one certificate at a time
+    # trusted, so a bundle is loaded one certificate at a time (PEM decoded
+    # from a memoryview: no copy of the file's text)
     from binascii import a2b_base64
 
     try:
-        pems = ca.split(b"-----BEGIN CERTIFICATE-----")
-        while len(pems) < 2 and ca:  # DER, one certificate after another
+        i = ca.find(b"-----BEGIN CERTIFICATE-----")
+        while i < 0 and ca:  # DER, one certificate after another
             n = 2 + (ca[1] & 0x7F) + int.from_bytes(ca[2 : 2 + (ca[1] & 0x7F)], "big")
-            ctx.load_verify_locations(ca[:n])  # a SEQUENCE: tag, length of length, length
+            # a SEQUENCE: tag, length of length, length
+            ctx.load_verify_locations(ca[:n] if n < len(ca) else ca)
             ca = ca[n:]
-        for p in pems[1:]:
-            ctx.load_verify_locations(a2b_base64(p[: p.find(b"-----")]))
+        while i >= 0:
+            n = ca.find(b"-----END", i)
+            ctx.load_verify_locations(a2b_base64(memoryview(ca)[i + 27 : n]))  # pyright: ignore
+            i = ca.find(b"-----BEGIN CERTIFICATE-----", n)
     except (ValueError, IndexError, OverflowError):
         raise ValueError("ca: not a PEM or DER certificate") from None
     return ctx
