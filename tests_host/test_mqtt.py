@@ -593,3 +593,13 @@ arun(main())
     broker.close()
     assert (out[0]["error"], out[0]["message"]) == ("RuntimeError",
                                                     "blocking call on an asyncio connection")
+
+
+def test_aconnect_refused_by_connack_raises_mqtt_exception_with_the_code(mpy):
+    broker = FakeBroker(lambda c: c.sendall(b"\x20\x02\x00\x05"))
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, user="u", password="p-5ecret", timeout=5)
+arun(c.aconnect())
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("MQTTException", "5")
