@@ -66,7 +66,11 @@ def pki(tmp_path_factory):
     (d / "ca.der").write_bytes(ca.der())
     (d / "other-then-ca.pem").write_bytes(other.pem() + b"\n" + ca.pem())
     (d / "ca-then-other.pem").write_bytes(ca.pem() + other.pem())
+    (d / "other-then-ca.der").write_bytes(other.der() + ca.der())
+    (d / "ca-then-other.der").write_bytes(ca.der() + other.der())
     return {
+        "other-then-ca.der": str(d / "other-then-ca.der"),
+        "ca-then-other.der": str(d / "ca-then-other.der"),
         "other-then-ca": str(d / "other-then-ca.pem"),
         "ca-then-other": str(d / "ca-then-other.pem"),
         "expired": issue_dated(ca, d, "expired", -30, -1),
@@ -132,7 +136,8 @@ def test_untrusted_or_misnamed_certificate_fails_before_anything_is_sent(serve, 
     assert server.connections == 1
 
 
-@pytest.mark.parametrize("bundle", ["other-then-ca", "ca-then-other"])
+@pytest.mark.parametrize("bundle", ["other-then-ca", "ca-then-other", "other-then-ca.der",
+                                    "ca-then-other.der"])
 def test_every_certificate_of_a_ca_bundle_is_trusted(serve, call, pki, bundle):
     server = serve(OK, tls=pki["good"])
     assert call(server.url(), ca=pki[bundle])["status"] == 200
@@ -189,6 +194,18 @@ def test_server_silent_during_the_handshake_is_a_timeout(serve, call, pki):
     out = call(f"https://127.0.0.1:{server.port}/", ca=pki["ca"], timeout=2)
     assert (out["error"], out["message"]) == ("Timeout", "127.0.0.1: tls: timed out")
     assert out["s"] <= 3.0
+
+
+@pytest.mark.parametrize("content", [
+    b"x", b"not a certificate at all",
+    b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
+def test_a_ca_file_that_holds_no_certificate_is_a_value_error_naming_ca(serve, call, tmp_path,
+                                                                        content):
+    (tmp_path / "bad.pem").write_bytes(content)
+    server = serve(OK, tls=None)
+    out = call(server.url().replace("http:", "https:"), ca=str(tmp_path / "bad.pem"))
+    assert (out["error"], out["message"]) == ("ValueError", "ca: not a PEM or DER certificate")
+    assert server.connections == 0
 
 
 def test_https_without_a_ca_is_refused_unless_insecure_is_explicit(serve, call, pki):

@@ -557,3 +557,49 @@ else:
     broker.close()
     assert out[0]["error"] == "NetError"
     assert out[0]["message"].startswith("127.0.0.1: tls: error ")
+
+
+def test_await_msg_0_handles_a_packet_that_has_already_arrived(mpy):
+    # CONNACK and PUBLISH leave in one segment: once the CONNACK is read, the
+    # PUBLISH is waiting in the socket, and await_msg(0) must take it
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"down", b"ready", 3)))
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+async def main():
+    await c.aconnect()
+    op = await c.await_msg(0)
+    c.disconnect()
+    return op
+arun(main())
+result(got=got)
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert out[0]["ok"] == str(0x32) and out[1] == {"got": ["ready"]}
+    assert packets(broker.got) == [(0x40, b"\x00\x03"), (0xE0, b"")]
+
+
+def test_blocking_call_after_aconnect_says_so(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+async def main():
+    await c.aconnect()
+    c.publish("t", "x")
+arun(main())
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("RuntimeError",
+                                                    "blocking call on an asyncio connection")
+
+
+def test_aconnect_refused_by_connack_raises_mqtt_exception_with_the_code(mpy):
+    broker = FakeBroker(lambda c: c.sendall(b"\x20\x02\x00\x05"))
+    out = run(mpy, ASYNC + f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, user="u", password="p-5ecret", timeout=5)
+arun(c.aconnect())
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("MQTTException", "5")

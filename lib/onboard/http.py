@@ -64,13 +64,9 @@ async def _upto(c, sep, deadline, limit):
     while True:
         i = c.buf.find(sep)
         if i >= 0:
-            return c.cut(i, len(sep))
+            return await c.take(i, deadline, len(sep))
         if len(c.buf) > limit or not await c.fill(deadline):
             raise ValueError
-
-
-def _big(host, max_body):
-    return fail(ProtocolError, host, "body", "larger than max_body %d" % max_body)
 
 
 async def _reply(c, host, max_body, head_only, deadline):
@@ -104,7 +100,7 @@ async def _reply(c, host, max_body, head_only, deadline):
                     raise ValueError
                 n = int(n, 16)
                 if len(body) + n > max_body:
-                    raise _big(host, max_body)
+                    raise OverflowError
                 if not n:
                     break
                 body += await c.take(n, deadline)
@@ -118,15 +114,17 @@ async def _reply(c, host, max_body, head_only, deadline):
                 raise ValueError
             n = int(n)
             if n > max_body:
-                raise _big(host, max_body)
+                raise OverflowError
             body = await c.take(n, deadline)
         else:
             while not c.eof:
                 if len(c.buf) > max_body:
-                    raise _big(host, max_body)
+                    raise OverflowError
                 await c.fill(deadline)
             body = bytes(c.buf)
         return Response(status, headers, body)
+    except OverflowError:
+        raise fail(ProtocolError, host, "body", "larger than max_body %d" % max_body) from None
     except (ValueError, UnicodeError, EOFError, IndexError):
         why = "malformed"
         if c.eof:

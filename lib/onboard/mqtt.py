@@ -48,6 +48,7 @@ class MQTTClient:
         self._sent = 0  # ticks of the last packet sent
         self._pong_due = None
         self._hdr = bytearray(5)
+        self._blocking = False
 
     def __repr__(self):
         return "<MQTTClient %s:%d>" % (self.server, self.port)
@@ -65,46 +66,43 @@ class MQTTClient:
 
     def _fail(self, e, phase):
         # Any failure leaves the connection unusable: close it, say where.
-        self._close()
+        self.disconnect(False)
         return e if isinstance(e, MQTTException) else wrap(e, self.server, phase)
 
-    def _close(self, bye=None):
-        if self._c:
-            self._c.close(bye)
-        self._c = None
-
-    async def _send(self, deadline, *parts):
+    async def _send(self, deadline, op, *parts):
+        # one packet: the fixed header (op, the length of parts) built in the
+        # preallocated buffer, then the parts
         if not self._c:
             raise fail(NetError, self.server, "write", "not connected")
-        await self._c.send(deadline, *parts)
-        self._sent = time.ticks_ms()
-
-    def _header(self, op, length):
-        # fixed header into the preallocated buffer; returns a view of it
+        n = 0
+        for p in parts:
+            n += len(p)
         h = self._hdr
         h[0] = op
         i = 1
         while True:
-            h[i] = length & 0x7F
-            length >>= 7
-            if not length:
-                return memoryview(h)[: i + 1]
+            h[i] = n & 0x7F
+            n >>= 7
+            if not n:
+                break
             h[i] |= 0x80
             i += 1
+        await self._c.send(deadline, memoryview(h)[: i + 1], *parts)
+        self._sent = time.ticks_ms()
 
     async def _packet(self, until):
         # -> (op, body), or None when no packet starts before `until` (ticks)
         c = self._c
         if not c.buf:
             try:
-                if not await c.fill(until):
+                if not await c.fill(until, 2):
                     raise EOFError
             except OSError as e:
                 if e.args and e.args[0] in TIMEOUT_ERRNOS:
                     return None
                 raise
         deadline = net.deadline(self.timeout)
-        op = c.cut(1)[0]
+        op = (await c.take(1, deadline))[0]
         n = shift = 0
         while True:  # the remaining length: 7 bits a byte, at most 4 bytes
             b = (await c.take(1, deadline))[0]
@@ -120,22 +118,38 @@ class MQTTClient:
 
     # -- operations ----------------------------------------------------------
 
-    def connect(self, clean_session=True, timeout=None):
-        """Connect and log in; raises MQTTException(code) when refused.
-        Returns True when the broker kept a session."""
+    def __getattr__(self, name):
+        # umqtt.simple's blocking methods connect(clean_session=True,
+        # timeout=None), subscribe, publish, wait_msg, check_msg and ping: each
+        # runs its coroutine (aconnect, asubscribe, apublish, await_msg, aping)
+        # to the end on a blocking socket. One function instead of six, as
+        # each costs RAM once the module is loaded.
+        first = ()
+        if name == "check_msg":  # wait_msg() without waiting: None when nothing came
+            name, first = "wait_msg", (0,)
+        if name not in ("connect", "subscribe", "publish", "wait_msg", "ping"):
+            raise AttributeError(name)
+        f = getattr(self, "a" + name)
+
+        def blocking(*a, **k):
+            self._blocking = name == "connect"  # aconnect reads it: a blocking socket
+            return net.run(f(*(first + a), **k))
+        return blocking
+
+    async def aconnect(self, clean_session=True, timeout=None):
+        """Connect and log in on asyncio streams (connect(): blocking); raises
+        MQTTException(code) when refused, a NetError otherwise. Returns True
+        when the broker kept a session. One deadline bounds the whole: lookup,
+        TCP, TLS, CONNECT, CONNACK."""
+        blocking, self._blocking = self._blocking, False
         if timeout is not None:
             self.timeout = timeout
-        return net.run(self.aconnect(clean_session, False))
-
-    async def aconnect(self, clean_session=True, _aio=True):
-        """connect() on asyncio streams. One deadline bounds the whole: lookup,
-        TCP, TLS, CONNECT, CONNACK."""
-        self._close()
+        self.disconnect(False)
         phase = "connect"
         try:
             deadline = net.deadline(self.timeout)
             self._c = net.Conn()
-            await self._c.connect(self.server, self.port, self.ssl, deadline, _aio)
+            await self._c.connect(self.server, self.port, self.ssl, deadline, not blocking)
             flags = 2 if clean_session else 0
             fields = [self.client_id]
             if self.lw_topic:
@@ -155,7 +169,7 @@ class MQTTClient:
                 body += len(f).to_bytes(2, "big")
                 body += f
             phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
-            await self._send(deadline, self._header(_CONNECT, len(body)), body)
+            await self._send(deadline, _CONNECT, body)
             del body, fields
             phase = "login"
             got = await self._packet(deadline)
@@ -171,24 +185,19 @@ class MQTTClient:
         except Exception as e:
             raise self._fail(e, phase) from None
 
-    def disconnect(self):
+    def disconnect(self, _bye=True):
         """Send DISCONNECT (best effort) and close; after either connect."""
-        self._close(b"\xe0\x00")
+        if self._c:
+            self._c.close(b"\xe0\x00" if _bye else None)  # _bye=False: after a failure
+        self._c = None
 
-    def ping(self):
-        net.run(self._ping())
-
-    async def _ping(self):
+    async def aping(self):
         try:
-            await self._send(net.deadline(self.timeout), b"\xc0\x00")
+            await self._send(net.deadline(self.timeout), 0xC0)
         except Exception as e:
             raise self._fail(e, "ping") from None
         if self._pong_due is None:
             self._pong_due = net.deadline(self.timeout)
-
-    def publish(self, topic, msg, retain=False, qos=0):
-        """Send a message; with qos=1 wait up to the timeout for its PUBACK."""
-        net.run(self.apublish(topic, msg, retain, qos))
 
     async def apublish(self, topic, msg, retain=False, qos=0):
         """publish() after aconnect()."""
@@ -204,15 +213,11 @@ class MQTTClient:
             head = len(topic).to_bytes(2, "big") + topic
             if qos:
                 head += pid.to_bytes(2, "big")
-            await self._send(deadline, self._header(_PUBLISH | qos << 1 | retain,
-                                                    len(head) + len(msg)), head, msg)
+            await self._send(deadline, _PUBLISH | qos << 1 | retain, head, msg)
             if qos:
                 await self._until(_PUBACK, pid, "puback", deadline)
         except Exception as e:
             raise self._fail(e, "publish") from None
-
-    def subscribe(self, topic, qos=0):
-        net.run(self.asubscribe(topic, qos))
 
     async def asubscribe(self, topic, qos=0):
         """subscribe() after aconnect(); MQTTException(0x80) when refused."""
@@ -220,7 +225,7 @@ class MQTTClient:
         try:
             deadline = net.deadline(self.timeout)
             self.pid = pid = self.pid % 65535 + 1
-            await self._send(deadline, self._header(_SUBSCRIBE, 5 + len(topic)),
+            await self._send(deadline, _SUBSCRIBE,
                              pid.to_bytes(2, "big") + len(topic).to_bytes(2, "big") + topic,
                              bytes((qos,)))
             ack = await self._until(_SUBACK, pid, "suback", deadline)
@@ -262,18 +267,12 @@ class MQTTClient:
                     log.error("mqtt", "callback raised %s", type(e).__name__)
                     return op
             if qos:  # acknowledged once the application has it, as umqtt.simple does
-                await self._send(net.deadline(self.timeout), b"\x40\x02", body[pos - 2 : pos])
+                await self._send(net.deadline(self.timeout), _PUBACK, body[pos - 2 : pos])
         elif op == _PINGRESP:
             self._pong_due = None
         elif op & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
             raise fail(ProtocolError, self.server, "read", "unexpected packet %02x" % op)
         return op
-
-    def wait_msg(self, _wait_ms=None):
-        """Handle one packet from the broker, waiting up to the timeout for it
-        (keepalive pings sent meanwhile). Returns the packet type, or None
-        when nothing came."""
-        return net.run(self.await_msg(_wait_ms))
 
     async def await_msg(self, wait_ms=None):
         """wait_msg() after aconnect(): at most one packet that starts within
@@ -286,7 +285,7 @@ class MQTTClient:
             if self.keepalive:
                 due = self.keepalive * 500 - time.ticks_diff(now, self._sent)
                 if due <= 0:
-                    await self._ping()
+                    await self.aping()
                     due = self.keepalive * 500
                 wait = min(wait, due)
             got = await self._packet(time.ticks_add(now, wait))
@@ -294,6 +293,3 @@ class MQTTClient:
         except Exception as e:
             raise self._fail(e, "wait") from None
 
-    def check_msg(self):
-        """wait_msg() without waiting: None when nothing has arrived."""
-        return self.wait_msg(0)

@@ -25,13 +25,12 @@ def run(coro):
         coro.send(None)
     except StopIteration as done:
         return done.value
-    raise RuntimeError  # it suspended: a blocking call on an asyncio connection
+    raise RuntimeError("blocking call on an asyncio connection")  # it suspended
 
 
 def tls_context(ca, insecure=False):
-    """An SSLContext trusting every certificate of ca (a path, or PEM or DER
-    bytes: a PEM bundle, or one DER certificate); an SSLContext is returned as
-    it is."""
+    """An SSLContext trusting every certificate of ca: a path, or PEM or DER
+    bytes, one certificate or several; an SSLContext is returned as it is."""
     import tls
 
     if hasattr(ca, "wrap_socket"):
@@ -47,14 +46,23 @@ def tls_context(ca, insecure=False):
             ca = f.read()
     ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
     # mbedTLS here parses one DER certificate per call and adds it to those
-    # trusted, so a PEM bundle is loaded one certificate at a time
-    pems = ca.split(b"-----BEGIN CERTIFICATE-----")
-    if len(pems) < 2:
-        ctx.load_verify_locations(ca)  # DER
+    # trusted, so a bundle is loaded one certificate at a time (PEM decoded
+    # from a memoryview: no copy of the file's text)
     from binascii import a2b_base64
 
-    for p in pems[1:]:
-        ctx.load_verify_locations(a2b_base64(p[: p.find(b"-----")]))
+    try:
+        i = ca.find(b"-----BEGIN CERTIFICATE-----")
+        while i < 0 and ca:  # DER, one certificate after another
+            n = 2 + (ca[1] & 0x7F) + int.from_bytes(ca[2 : 2 + (ca[1] & 0x7F)], "big")
+            # a SEQUENCE: tag, length of length, length
+            ctx.load_verify_locations(ca[:n] if n < len(ca) else ca)
+            ca = ca[n:]
+        while i >= 0:
+            n = ca.find(b"-----END", i)
+            ctx.load_verify_locations(a2b_base64(memoryview(ca)[i + 27 : n]))  # pyright: ignore
+            i = ca.find(b"-----BEGIN CERTIFICATE-----", n)
+    except (ValueError, IndexError, OverflowError):
+        raise ValueError("ca: not a PEM or DER certificate") from None
     return ctx
 
 
@@ -64,18 +72,17 @@ class Conn:
     eof = False
     s = ctx = None  # the socket (TLS once the handshake ran), or the asyncio stream
 
-    async def _wait(self, aw, deadline):
-        import asyncio
-
-        try:
-            return await asyncio.wait_for(
-                aw, max(time.ticks_diff(deadline, time.ticks_ms()), 0) / 1000)
-        except asyncio.TimeoutError:
-            raise OSError(_ETIMEDOUT) from None
-
-    def _timeout(self, deadline, poll=False):
-        # poll: past the deadline, one more read still takes what has arrived
+    async def _io(self, deadline, aw=None, poll=False):
+        # aw: an asyncio awaitable, bounded by the deadline; else the blocking
+        # socket's timeout set to what is left (poll: one more read past it)
         ms = time.ticks_diff(deadline, time.ticks_ms())
+        if aw:
+            import asyncio
+
+            try:
+                return await asyncio.wait_for(aw, max(ms, 0) / 1000)
+            except asyncio.TimeoutError:
+                raise OSError(_ETIMEDOUT) from None
         if ms <= 0 and not poll:
             raise OSError(_ETIMEDOUT)
         self.raw.settimeout(max(ms, 0) / 1000)
@@ -92,34 +99,39 @@ class Conn:
             import asyncio
 
             sa = addr[-1]  # the address just resolved (a tuple on lwIP): no second lookup
-            self.s = (await self._wait(asyncio.open_connection(
-                sa[0] if isinstance(sa, tuple) else host, port, ssl=ctx, server_hostname=host),
-                deadline))[0]
+            self.s = (await self._io(deadline, asyncio.open_connection(  # pyright: ignore
+                sa[0] if isinstance(sa, tuple) else host, port, ssl=ctx, server_hostname=host)))[0]
             return
         self.raw = self.s = socket.socket(addr[0], socket.SOCK_STREAM, addr[2])
-        self._timeout(deadline)
+        await self._io(deadline)
         self.raw.connect(addr[-1])
         self.ctx, self.host = ctx, host
 
     async def send(self, deadline, *parts):
         if not self.aio:
-            self._timeout(deadline)
+            await self._io(deadline)
             if self.ctx:
                 self.s = self.ctx.wrap_socket(self.raw, server_hostname=self.host)
                 self.ctx = None
         for p in parts:
             self.s.write(p)  # pyright: ignore
         if self.aio:
-            await self._wait(self.s.drain(), deadline)  # pyright: ignore
+            await self._io(deadline, self.s.drain())  # pyright: ignore
 
-    async def fill(self, deadline):
-        """Append what arrives before the deadline to buf; b"" at EOF."""
+    async def fill(self, deadline, want=_CHUNK):
+        """Append what arrives before the deadline (up to want bytes, at most
+        _CHUNK: no bigger allocation) to buf; b"" at EOF."""
+        want = min(want, _CHUNK)
         if self.aio:
-            part = await self._wait(self.s.read(_CHUNK), deadline)  # pyright: ignore
+            # what has arrived, from the stream's socket without waiting (a
+            # wait_for at its deadline would not even start the read)
+            part = self.s.s.read(want)  # pyright: ignore
+            if part is None:
+                part = await self._io(deadline, self.s.read(want))  # pyright: ignore
         else:
-            self._timeout(deadline, True)
+            await self._io(deadline, None, True)
             # recv returns what has arrived; readinto would wait to fill its buffer
-            part = self.s.recv(_CHUNK)  # pyright: ignore
+            part = self.s.recv(want)  # pyright: ignore
             if part is None:  # the TLS layer would block: the timeout passed
                 raise OSError(_ETIMEDOUT)
         if part:
@@ -128,16 +140,13 @@ class Conn:
             self.eof = True
         return part
 
-    async def take(self, n, deadline):
-        """The next n bytes; EOFError when the peer closes first."""
-        while len(self.buf) < n:
-            if not await self.fill(deadline):
+    async def take(self, n, deadline, skip=0):
+        """The next n bytes, dropping `skip` more after them; EOFError when the
+        peer closes first."""
+        while len(self.buf) < n + skip:
+            if not await self.fill(deadline, n + skip - len(self.buf)):
                 raise EOFError
-        return self.cut(n)
-
-    def cut(self, n, skip=0):
-        """The first n bytes of buf, dropping them and `skip` more."""
-        part = bytes(self.buf[:n])
+        part = bytes(memoryview(self.buf)[:n])  # one copy, not two
         self.buf[: n + skip] = b""  # in place (MicroPython has no del on slices)
         return part
 
