@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from onboard_cli import esp32
-from onboard_cli.paths import ROOT, ToolError
+from onboard_cli.paths import ToolError
 
 ONBOARD = str(Path(sys.executable).with_name("onboard"))
 BANNER = re.compile(r"MicroPython v1\.25\.0 on \S+; .*ESP32")

@@ -9,7 +9,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-
 # the addresses a device reaches cloudsim by: loopback on the host, and the
 # address the emulated ESP32 dials for a forwarded host port (onboard esp32 run)
 SERVER_NAMES = ("localhost",)

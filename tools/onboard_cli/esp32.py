@@ -325,7 +325,7 @@ def connect_serial(port, qemu_proc, timeout=30):
             return socket.create_connection(("127.0.0.1", port), timeout=2)
         except OSError:
             if qemu_proc.poll() is not None:
-                raise ToolError(f"QEMU exited ({qemu_proc.returncode}) before it started")
+                raise ToolError(f"QEMU exited ({qemu_proc.returncode}) before it started") from None
             if time.monotonic() > deadline:
                 raise ToolError("QEMU's serial port did not open") from None
             time.sleep(0.05)
