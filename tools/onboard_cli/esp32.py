@@ -70,13 +70,14 @@ def make_flash(flash, firmware):
         raise ToolError(f"esptool could not make {flash}: {proc.stderr.strip()[-300:]}")
 
 
-def _littlefs(buffer):
+def _littlefs(buffer, disk_version=0):
     from littlefs import LittleFS, UserContext
 
-    # MicroPython's VfsLfs2 on the ESP32: 32-byte reads and programs; on-disk version 2.0
+    # MicroPython's VfsLfs2 on the ESP32: 32-byte reads and programs. It writes on-disk
+    # version 2.1 (upgrading a 2.0 filesystem at its first write); disk_version 0 reads any.
     return LittleFS(UserContext(buffer=buffer), mount=False, block_size=BLOCK_SIZE,
                     block_count=VFS_SIZE // BLOCK_SIZE, read_size=32, prog_size=32,
-                    lookahead_size=32, disk_version=0x00020000)
+                    lookahead_size=32, disk_version=disk_version)
 
 
 def mount(flash):
@@ -125,7 +126,7 @@ def deploy_files(board, config, ca=None):
 
 def write_files(flash, files):
     """Format the flash image's filesystem with these files (offline, before boot)."""
-    fs = _littlefs(bytearray(b"\xff" * VFS_SIZE))
+    fs = _littlefs(bytearray(b"\xff" * VFS_SIZE), disk_version=0x00020000)  # the oldest v2
     fs.format()
     fs.mount()
     for name, src in files.items():
