@@ -309,9 +309,13 @@ def test_a_power_cut_during_store_writes_leaves_the_old_or_the_new_record(tmp_pa
         threading.Thread(target=board.mpremote, args=("run", str(script)),
                          kwargs={"timeout": 600}, daemon=True).start()
         assert board.wait_state("WRITING")["from"] == last  # this boot reads what the host read
-        # cut while it writes: after its k-th write since this boot, k = 1..6
-        target = last + random.randint(1, 6)
-        stored = board.wait_state("WROTE", until=lambda e, t=target: e["n"] >= t)["n"]
+        # cut while it writes, at a random moment of a write: after its k-th and (k+1)-th
+        # writes since this boot (k = 1..5), within the time one write has just taken
+        target = last + random.randint(1, 5)
+        one = board.wait_state("WROTE", until=lambda e, t=target: e["n"] >= t)
+        two = board.wait_state("WROTE", until=lambda e, t=one["n"]: e["n"] > t)
+        time.sleep(random.uniform(0, two["t"] - one["t"]))
+        stored = two["n"]
         assert board.power_cut() != 0
         out = tmp_path / f"files{cycle}"
         esp32.extract(flash, out)
