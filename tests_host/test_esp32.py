@@ -276,6 +276,19 @@ def test_a_forwarded_host_port_is_reached_from_the_board(tmp_path, boards):
     assert "b'host says hi'" in proc.stdout, proc.stdout + proc.stderr
 
 
+@emulated
+def test_an_esp32_run_killed_outright_takes_its_emulator_with_it(tmp_path, boards):
+    board = boards(tmp_path / "flash.bin", "--bare")
+    pid = board.ready["qemu_pid"]
+    assert qemu_alive(pid)
+    board.proc.kill()  # SIGKILL: no cleanup of its own runs
+    board.proc.wait(30)
+    deadline = time.monotonic() + 60
+    while qemu_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not qemu_alive(pid)
+
+
 # -- power cuts (make test-esp32-cuts) ----------------------------------------------------------
 
 WRITER = """
