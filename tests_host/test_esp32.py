@@ -64,7 +64,9 @@ class Board:
         threading.Thread(target=self._read, args=(self.proc.stderr, self.log.append),
                          daemon=True).start()
         self.ready = self.next_line(timeout)
-        assert self.ready and "repl" in self.ready, "no ready line: " + self.log_text()
+        if not (self.ready and "repl" in self.ready):
+            self.close()  # never leave an emulator behind
+            raise AssertionError("no ready line: " + self.log_text())
 
     @staticmethod
     def _read(stream, put):
