@@ -182,6 +182,15 @@ def test_files_written_into_a_flash_image_read_back(tmp_path):
     assert flash.stat().st_size == esp32.FLASH_SIZE
 
 
+def test_files_written_into_a_flash_image_keep_the_files_it_held(tmp_path):
+    flash = tmp_path / "flash.bin"
+    flash.write_bytes(b"\xff" * esp32.FLASH_SIZE)
+    (tmp_path / "a").write_text("a")
+    esp32.write_files(flash, {"mine.txt": tmp_path / "a"})
+    esp32.write_files(flash, {"main.py": tmp_path / "a"})
+    assert esp32.extract(flash, tmp_path / "out") == ["main.py", "mine.txt"]
+
+
 def test_the_relay_carries_both_ways_and_closes(tmp_path):
     # what QEMU does for a guestfwd: the board's connection on stdin/stdout
     server = socket.create_server(("127.0.0.1", 0))

@@ -125,10 +125,13 @@ def deploy_files(board, config, ca=None):
 
 
 def write_files(flash, files):
-    """Format the flash image's filesystem with these files (offline, before boot)."""
-    fs = _littlefs(bytearray(b"\xff" * VFS_SIZE), disk_version=0x00020000)  # the oldest v2
-    fs.format()
-    fs.mount()
+    """Write these files into the flash image's filesystem (offline, before boot),
+    beside what it holds; a flash without one gets a new filesystem."""
+    fs = mount(flash)
+    if fs is None:
+        fs = _littlefs(bytearray(b"\xff" * VFS_SIZE), disk_version=0x00020000)  # the oldest v2
+        fs.format()
+        fs.mount()
     for name, src in files.items():
         parts = name.split("/")
         for i in range(1, len(parts)):
