@@ -20,8 +20,18 @@ FIRMWARE ?= build/firmware/$(BOARD)/firmware.bin
 FLASH_OFFSET ?= $(if $(filter esp32_generic,$(BOARD)),0x1000,0x0)
 
 ARGS ?=
+# the emulated ESP32: ../shared/tools/esp32-qemu beside the repository, or your own copies
+ESP32_QEMU ?= $(CURDIR)/../shared/tools/esp32-qemu
+QEMU ?= $(ESP32_QEMU)/qemu-system-xtensa
+QEMU_ROMS ?= $(ESP32_QEMU)
+ESP32_FIRMWARE ?= $(ESP32_QEMU)/ESP32_GENERIC-20250415-v1.25.0.bin
+export QEMU QEMU_ROMS ESP32_FIRMWARE
+ESP32_FLASH ?= build/esp32/flash.bin
+HAVE_EMULATOR := test -x "$(QEMU)" -a -f "$(QEMU_ROMS)/esp32-v3-rom.bin" -a -f "$(ESP32_FIRMWARE)"
+NO_EMULATOR = no emulated ESP32 at $(ESP32_QEMU) (set QEMU=, QEMU_ROMS=, ESP32_FIRMWARE=)
 
-.PHONY: help setup sim test lint typecheck build bench test-device deploy firmware flash fleet
+.PHONY: help setup sim test lint typecheck build bench test-device deploy firmware flash fleet \
+	esp32 test-esp32 test-esp32-cuts
 
 help:
 	@echo "make sim                    the whole life of a simulated device (ARGS=--interactive)"
@@ -34,6 +44,9 @@ help:
 	@echo "make firmware BOARD=... MICROPYTHON_DIR=... IDF_PATH=...  a frozen build"
 	@echo "make flash PORT=... [BOARD=...]   write that build with esptool"
 	@echo "make fleet N=20             N simulated devices against cloudsim"
+	@echo "make esp32 [ESP32_FLASH=...] the emulated ESP32 with onboard deployed (QEMU)"
+	@echo "make test-esp32             tests_device/ and end-to-end cases on the emulated ESP32"
+	@echo "make test-esp32-cuts        power cuts during store writes on the emulated ESP32"
 	@echo "make setup                  the toolchain in .venv (every target runs it)"
 
 setup: $(STAMP)
@@ -53,6 +66,8 @@ sim: setup
 
 test: setup lint typecheck
 	$(PYTHON) -m pytest -q
+	@if $(HAVE_EMULATOR); then $(MAKE) --no-print-directory test-esp32; \
+	else echo "make test: skipped test-esp32: $(NO_EMULATOR)"; fi
 
 lint: setup
 	$(BIN)/ruff check .
@@ -91,3 +106,18 @@ flash: setup
 N ?= 20
 fleet: setup
 	$(BIN)/onboard fleet --devices $(N)
+
+esp32: setup
+	@$(HAVE_EMULATOR) || { echo "make esp32: $(NO_EMULATOR)"; exit 2; }
+	@$(BIN)/onboard build >/dev/null
+	$(BIN)/onboard esp32 run --flash $(ESP32_FLASH) --config $(CONFIG) $(ARGS)
+
+test-esp32: setup
+	@$(HAVE_EMULATOR) || { echo "make test-esp32: $(NO_EMULATOR)"; exit 2; }
+	@$(BIN)/onboard build >/dev/null
+	ONBOARD_ESP32=1 $(PYTHON) -m pytest -q -s tests_host/test_esp32.py
+
+test-esp32-cuts: setup
+	@$(HAVE_EMULATOR) || { echo "make test-esp32-cuts: $(NO_EMULATOR)"; exit 2; }
+	@$(BIN)/onboard build >/dev/null
+	ONBOARD_ESP32_CUTS=1 $(PYTHON) -m pytest -q tests_host/test_esp32.py -k power_cut

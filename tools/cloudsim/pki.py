@@ -9,6 +9,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+# the addresses a device reaches cloudsim by: loopback on the host, and the
+# address the emulated ESP32 dials for a forwarded host port (onboard esp32 run)
+SERVER_NAMES = ("localhost",)
+SERVER_IPS = ("127.0.0.1", "192.168.4.100")
+
 
 def _name(common):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
@@ -57,7 +62,7 @@ class CA:
     def der(self):
         return self.cert.public_bytes(serialization.Encoding.DER)
 
-    def issue(self, names=("localhost",), ips=("127.0.0.1",)):
+    def issue(self, names=SERVER_NAMES, ips=SERVER_IPS):
         """(cert PEM, key PEM) for a server known by these DNS names and IPs."""
         key = ec.generate_private_key(ec.SECP256R1())
         alt = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i))

@@ -70,6 +70,8 @@ def parser():
 
     from .clouds import add_parsers
     add_parsers(sub)
+    from .esp32 import add_parsers as add_esp32_parsers
+    add_esp32_parsers(sub)
 
     t = sub.add_parser("test-device", help="run tests_device/ on a board with mpremote")
     t.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
@@ -108,6 +110,8 @@ def main(argv=None):
             run = COMMANDS[args.command]
         elif args.command == "device":
             from .device import main as run
+        elif args.command == "esp32":
+            from .esp32 import main as run
         else:
             from .device_tests import main as run
         code = run(args)

@@ -1,0 +1,351 @@
+"""`onboard esp32 run`: onboard on the emulated ESP32 (QEMU, stock MicroPython v1.25.0).
+
+The tests that boot the emulator run under `make test-esp32` (ONBOARD_ESP32=1),
+the power cuts there too and alone under `make test-esp32-cuts`
+(ONBOARD_ESP32_CUTS=1); the others run everywhere. The emulator's speed
+follows the host's load: nothing here asserts a duration, everything waits
+for an event with a generous overall timeout."""
+
+import ipaddress
+import json
+import os
+import queue
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from onboard_cli import esp32
+from onboard_cli.paths import ROOT, ToolError
+
+ONBOARD = str(Path(sys.executable).with_name("onboard"))
+BANNER = re.compile(r"MicroPython v1\.25\.0 on \S+; .*ESP32")
+
+
+def _emulator_missing():
+    try:
+        esp32.emulator()
+    except ToolError as e:
+        return str(e)
+    return None
+
+
+def _needs(variables, target):
+    missing = _emulator_missing()
+    return pytest.mark.skipif(
+        not any(os.environ.get(v) == "1" for v in variables) or bool(missing),
+        reason=missing or f"boots the emulator: run by `make {target}`")
+
+
+emulated = _needs(("ONBOARD_ESP32",), "test-esp32")
+cuts = _needs(("ONBOARD_ESP32", "ONBOARD_ESP32_CUTS"), "test-esp32 or make test-esp32-cuts")
+
+
+class Board:
+    """One `onboard esp32 run` in the background: its ready line, events and log."""
+
+    def __init__(self, flash, *args, timeout=240):
+        self.proc = subprocess.Popen([ONBOARD, "esp32", "run", "--flash", str(flash), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)
+        self.lines = queue.Queue()
+        self.events = []
+        self.log = []
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.lines.put),
+                         daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.log.append),
+                         daemon=True).start()
+        self.ready = self.next_line(timeout)
+        if not (self.ready and "repl" in self.ready):
+            self.close()  # never leave an emulator behind
+            raise AssertionError("no ready line: " + self.log_text())
+
+    @staticmethod
+    def _read(stream, put):
+        for line in stream:
+            put(line.rstrip("\n"))
+        put(None)
+
+    def log_text(self):
+        return "\n".join(self.log[-60:])
+
+    def next_line(self, timeout):
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if line is None:
+            return None
+        value = json.loads(line)
+        if "state" in value:
+            self.events.append(value)
+        return value
+
+    def wait_state(self, state, timeout=240, until=lambda event: True):
+        """The first event in this state for which until(event) holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events:
+                if event["state"] == state and until(event):
+                    return event
+            left = deadline - time.monotonic()
+            assert left > 0 and self.next_line(left) is not None, (
+                f"no {state}; events {self.events[-5:]}; log:\n{self.log_text()}")
+
+    def mpremote(self, *args, timeout=180):
+        return subprocess.run([str(Path(sys.executable).with_name("mpremote")), "connect",
+                               self.ready["repl"], *args], capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def power_cut(self):
+        """SIGKILL QEMU, then wait for this run to end: the flash is as the board left it."""
+        os.kill(self.ready["qemu_pid"], signal.SIGKILL)
+        return self.proc.wait(60)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def qemu_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+def boards():
+    started = []
+
+    def start(flash, *args, **kw):
+        board = Board(flash, *args, **kw)
+        started.append(board)
+        return board
+
+    yield start
+    for board in started:
+        board.close()
+        assert not qemu_alive(board.ready["qemu_pid"]), "an emulator outlived its run"
+
+
+# -- everywhere: the pieces that need no emulator -------------------------------------------
+
+def test_cloudsim_certificates_name_the_address_the_emulated_board_dials():
+    from cryptography import x509
+
+    from cloudsim.pki import CA
+
+    cert = x509.load_pem_x509_certificate(CA().issue()[0])
+    alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(alt.get_values_for_type(x509.IPAddress)) >= {
+        ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("192.168.4.100")}
+    assert "localhost" in alt.get_values_for_type(x509.DNSName)
+
+
+def test_a_forward_without_a_port_is_refused_naming_the_option():
+    with pytest.raises(ToolError, match="--forward mqtts: give NAME=HOSTPORT"):
+        esp32.parse_forwards(["mqtts"])
+
+
+def test_each_forward_is_a_guestfwd_at_the_fixed_guest_address():
+    cmd = esp32.qemu_command("qemu", "roms", "f.bin", 1, 2, {"mqtts": 8883, "https": 8443})
+    nic = cmd[cmd.index("-nic") + 1]
+    assert "guestfwd=tcp:192.168.4.100:8883-cmd:" in nic
+    assert "guestfwd=tcp:192.168.4.100:8443-cmd:" in nic
+    assert "hostfwd=tcp:127.0.0.1:2-192.168.4.15:80" in nic
+
+
+def test_files_written_into_a_flash_image_read_back(tmp_path):
+    flash = tmp_path / "flash.bin"
+    flash.write_bytes(b"\xff" * esp32.FLASH_SIZE)
+    (tmp_path / "a.json").write_text('{"x": 1}')
+    esp32.write_files(flash, {"onboard/store.mpy": tmp_path / "a.json",
+                              "config.json": tmp_path / "a.json"})
+    out = tmp_path / "out"
+    assert esp32.extract(flash, out) == ["config.json", "onboard/store.mpy"]
+    assert (out / "onboard" / "store.mpy").read_text() == '{"x": 1}'
+    assert flash.stat().st_size == esp32.FLASH_SIZE
+
+
+def test_files_written_into_a_flash_image_keep_the_files_it_held(tmp_path):
+    flash = tmp_path / "flash.bin"
+    flash.write_bytes(b"\xff" * esp32.FLASH_SIZE)
+    (tmp_path / "a").write_text("a")
+    esp32.write_files(flash, {"mine.txt": tmp_path / "a"})
+    esp32.write_files(flash, {"main.py": tmp_path / "a"})
+    assert esp32.extract(flash, tmp_path / "out") == ["main.py", "mine.txt"]
+
+
+def test_the_relay_carries_both_ways_and_closes(tmp_path):
+    # what QEMU does for a guestfwd: the board's connection on stdin/stdout
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    got = []
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while not data.endswith(b"\n"):
+                data += conn.recv(100)
+            got.append(data)
+            conn.sendall(b"pong\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    board, relay_end = socket.socketpair()
+    proc = subprocess.Popen([sys.executable, "-m", "onboard_cli.esp32", "relay", str(port)],
+                            stdin=relay_end, stdout=relay_end, stderr=relay_end)
+    relay_end.close()
+    board.sendall(b"ping\n")
+    board.shutdown(socket.SHUT_WR)
+    reply = b""
+    board.settimeout(30)
+    while chunk := board.recv(100):
+        reply += chunk
+    assert (got, reply) == ([b"ping\n"], b"pong\n")
+    assert proc.wait(30) == 0
+    server.close()
+
+
+def test_without_the_emulator_esp32_run_says_so_in_one_line(tmp_path):
+    env = dict(os.environ, QEMU=str(tmp_path / "nothing"))
+    proc = subprocess.run([ONBOARD, "esp32", "run", "--flash", str(tmp_path / "f.bin")],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"onboard esp32: no emulator at {tmp_path / 'nothing'}: set QEMU= (and QEMU_ROMS=, "
+        "ESP32_FIRMWARE=)"]
+
+
+# -- on the emulated board (make test-esp32) ----------------------------------------------------
+
+@emulated
+def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(tmp_path, boards):
+    board = boards(tmp_path / "flash.bin", "--bare")
+    proc = subprocess.run([ONBOARD, "test-device", "--port", board.ready["repl"]],
+                          capture_output=True, text=True, timeout=600)
+    print(proc.stdout[-3000:], proc.stderr[-2000:])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    passed = [int(n) for n in re.findall(r"^(\d+) passed, 0 failed$", proc.stdout, re.M)]
+    assert sum(passed) > 0, "no device test ran"
+    banner = [line for line in board.log if BANNER.search(line)]
+    print("the board's banner:", banner[:1])
+    assert banner, "no firmware banner in the board's output:\n" + board.log_text()
+
+
+@emulated
+def test_deployed_through_mpremote_the_board_serves_its_portal_on_the_host(tmp_path, boards):
+    config = json.loads((ROOT / "firmware" / "config.example.json").read_text())
+    config.update(vendor="Emulated", name="Board")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    board = boards(tmp_path / "flash.bin", "--config", tmp_path / "config.json", timeout=600)
+    event = board.wait_state("WAIT_CONFIG")
+    assert event["portal"] == board.ready["portal"]
+    with urllib.request.urlopen(board.ready["portal"] + "board_info.json", timeout=60) as r:
+        info = json.load(r)
+    assert info["ssid"].startswith("Emulated Board-")  # the deployed config's vendor and name
+    print(*[line for line in board.log if "deployed in" in line])
+
+
+@emulated
+def test_a_forwarded_host_port_is_reached_from_the_board(tmp_path, boards):
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    board = boards(tmp_path / "flash.bin", "--offline", "--forward", f"echo={port}")
+    assert board.ready["forwards"] == {"echo": f"192.168.4.100:{port}"}
+    board.wait_state("WAIT_CONFIG")  # the station has joined the emulator's network
+    got = []
+
+    def serve():
+        server.settimeout(120)
+        conn, _ = server.accept()
+        with conn:
+            got.append(conn.recv(100))
+            conn.sendall(b"host says hi")
+
+    threading.Thread(target=serve, daemon=True).start()
+    proc = board.mpremote("exec", "import socket\n"
+                          f"s = socket.socket(); s.connect(('192.168.4.100', {port}))\n"
+                          "s.send(b'board says hi'); print(s.recv(100)); s.close()")
+    server.close()
+    assert got == [b"board says hi"]
+    assert "b'host says hi'" in proc.stdout, proc.stdout + proc.stderr
+
+
+@emulated
+def test_an_esp32_run_killed_outright_takes_its_emulator_with_it(tmp_path, boards):
+    board = boards(tmp_path / "flash.bin", "--bare")
+    pid = board.ready["qemu_pid"]
+    assert qemu_alive(pid)
+    board.proc.kill()  # SIGKILL: no cleanup of its own runs
+    board.proc.wait(30)
+    deadline = time.monotonic() + 60
+    while qemu_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not qemu_alive(pid)
+
+
+# -- power cuts (make test-esp32-cuts) ----------------------------------------------------------
+
+WRITER = """
+import board
+from onboard.store import Store
+s = Store(board.store_path())
+n = s.get('cloud').get('n', 0)
+print('@event {"state": "WRITING", "from": %d}' % n)
+while True:
+    n += 1
+    s.put('cloud', n=n, token='tok%d' % n)
+    print('@event {"state": "WROTE", "n": %d}' % n)  # put() returned: this one is stored
+"""
+CUTS = 4
+READ_BACK = """
+from onboard.store import Store
+cloud = Store(%r).get('cloud')
+print(cloud.get('n', 0), cloud.get('token'))
+"""
+
+
+@cuts
+def test_a_power_cut_during_store_writes_leaves_the_old_or_the_new_record(tmp_path, boards, mpy):
+    flash = tmp_path / "flash.bin"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    last = 0
+    for cycle in range(CUTS):
+        board = boards(flash, "--offline")
+        board.wait_state("WAIT_CONFIG")
+        threading.Thread(target=board.mpremote, args=("run", str(script)),
+                         kwargs={"timeout": 600}, daemon=True).start()
+        assert board.wait_state("WRITING")["from"] == last  # this boot reads what the host read
+        # cut while it writes, at a random moment of a write: after its k-th and (k+1)-th
+        # writes since this boot (k = 1..5), within the time one write has just taken
+        target = last + random.randint(1, 5)
+        one = board.wait_state("WROTE", until=lambda e, t=target: e["n"] >= t)
+        two = board.wait_state("WROTE", until=lambda e, t=one["n"]: e["n"] > t)
+        time.sleep(random.uniform(0, two["t"] - one["t"]))
+        stored = two["n"]
+        assert board.power_cut() != 0
+        out = tmp_path / f"files{cycle}"
+        esp32.extract(flash, out)
+        n, token = mpy.run(READ_BACK % str(out / "onboard.json")).lines[-1].split()
+        # the record is whole (its two fields from one write), and it is the last write that
+        # returned before the cut or one after it (in flight when the power went)
+        assert token == f"tok{n}", f"cycle {cycle}: a torn record: n={n} token={token}"
+        assert int(n) >= stored, f"cycle {cycle}: the store holds {n}, {stored} was stored"
+        last = int(n)
