@@ -226,6 +226,10 @@ class Runtime:
                     log.info(_TAG, "setup idle: back to the stored credentials")
                     break
         finally:
+            # let the reply to what ended setup mode go out before the AP goes down
+            t0 = time.ticks_ms()
+            while portal.active and time.ticks_diff(time.ticks_ms(), t0) < 3000:
+                await asyncio.sleep_ms(20)
             portal.stop()
             for t in tasks:
                 t.cancel()
