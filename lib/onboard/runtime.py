@@ -52,6 +52,21 @@ def ap_name(vendor, name, mac):
             prefix = prefix[:-1]  # never cut a UTF-8 character in half
 
 
+def forget(*names):
+    """Let go of onboard modules that are no longer needed (their code is in
+    RAM when loaded from a filesystem); imported again when needed."""
+    import gc
+    import sys
+
+    import onboard
+
+    for name in names:
+        sys.modules.pop("onboard." + name, None)
+        if name in onboard.__dict__:
+            delattr(onboard, name)
+    gc.collect()
+
+
 class Runtime:
     def __init__(self, config, board, store=None, profile=None):
         self.config = config
@@ -266,6 +281,8 @@ class Runtime:
             if self.setup_requested or not wifi.saved(self.store):
                 self.setup_requested = False
                 await self.setup_mode()
+                await asyncio.sleep_ms(0)  # the cancelled setup tasks end
+                forget("portal", "dns", "improv")  # setup mode's code leaves RAM
                 attempt = 0
             if not await self.connect_net():
                 if self.fresh:
