@@ -19,9 +19,11 @@ _LOCK_MS = const(60000)
 _TAG = "portal"
 PROBES = ("/generate_204", "/gen_204", "/hotspot-detect.html", "/connecttest.txt",
           "/ncsi.txt", "/success.txt", "/canonical.html", "/library/test/success.html")
+API = ("/board_info.json", "/wifi_scan.json", "/config", "/reset", "/reboot")
 _REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
             405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
-            413: "Payload Too Large", 429: "Too Many Requests", 431: "Header Too Large"}
+            413: "Payload Too Large", 429: "Too Many Requests", 431: "Header Too Large",
+            500: "Internal Server Error"}
 
 
 class Refused(Exception):
@@ -109,12 +111,14 @@ class Portal:
     apply(fields) stores credentials and raises ValueError("<field>: <why>")
     before storing anything when a field is invalid; reset() forgets the
     configuration; reboot() restarts. fields names the extra form fields of
-    the active cloud profile: [(name, label, secret?)]."""
+    the active cloud profile: [(name, label, secret?)]. captive: phone probes
+    and pages of other hosts get a 302 to the portal (the API paths answer
+    whatever the Host)."""
 
     def __init__(self, info, scan, apply, reset, reboot=None, host="192.168.4.1", port=80,
-                 pop=None, fields=(), title="Device setup"):
+                 pop=None, fields=(), title="Device setup", captive=True):
         self.info, self.scan, self.apply, self.reset, self.reboot = info, scan, apply, reset, reboot
-        self.host, self.port, self.pop = host, port, pop
+        self.host, self.port, self.pop, self.captive = host, port, pop, captive
         self.fields, self.title = fields, title
         self.root = "http://%s%s/" % (host, "" if port == 80 else ":%d" % port)
         self.active = 0
@@ -222,7 +226,8 @@ class Portal:
         self.served += 1
         path, _, query = target.partition("?")
         host = headers.get("host", self.host).split(":")[0]
-        if path in PROBES or host != self.host:
+        if self.captive and path not in API and (
+                path in PROBES or host not in (self.host, "blynk.setup")):
             return self._redirect()
         return self._route(method, path, query, headers, body[:length])
 
@@ -253,7 +258,7 @@ class Portal:
                         _json_field(fields, k, v)
                 else:
                     fields.update(parse_form(body))
-        except ValueError as e:
+        except ValueError as e:  # a request that does not parse (a value refused: 500, below)
             return self._reply(400, str(e) if ":" in str(e) else "body: malformed", {})
         html = fields.pop("ui", None) == "1"
         if path == "/reboot":
@@ -266,14 +271,17 @@ class Portal:
         if path == "/reset":
             self.reset()
             return self._reply(200, "Configuration reset", fields, html)
+        if fields.get("if", "wifi") != "wifi":  # the newer Edgent names the interface
+            return self._reply(500, "if: only wifi", fields, html)
         if fields.get("ssidManual"):
             fields["ssid"] = fields.pop("ssidManual")
         try:
             self.apply(fields)
         except ValueError as e:
             log.info(_TAG, "config refused: %s", str(e))
-            return self._reply(400, str(e), fields, html)
-        return self._reply(200, "Trying to connect...", fields, html)
+            return self._reply(500, str(e), fields, html)  # Edgent's status for a bad value
+        return self._reply(200, "Configuration saved" if fields.get("save", "0") not in ("", "0")
+                           else "Trying to connect...", fields, html)
 
     async def _later(self, fn):
         await asyncio.sleep_ms(200)  # let the reply go out first
