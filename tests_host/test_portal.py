@@ -60,10 +60,10 @@ def post(port, path, body, ctype="application/x-www-form-urlencoded"):
 
 
 class PortalProcess:
-    def __init__(self, pop=None):
+    def __init__(self, pop=None, captive=True):
         self.port = free_port()
         args = [micropython_binary(), str(Path(__file__).parent / "mpy" / "portal_server.py"),
-                str(self.port)] + ([pop] if pop else [])
+                str(self.port), pop or ""] + ([] if captive else ["app-only"])
         env = dict(os.environ, MICROPYPATH=":".join(MICROPYPATH))
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)
@@ -340,6 +340,57 @@ def test_captive_probes_and_foreign_hosts_get_302_to_the_portal_root(portal, pat
     assert status == 302
     assert headers["location"] == f"http://127.0.0.1:{portal.port}/"
     assert body  # never an empty reply
+
+
+@pytest.mark.parametrize("path", ["/board_info.json", "/wifi_scan.json"])
+@pytest.mark.parametrize("host", ["blynk.setup", "192.168.4.1", "example.com"])
+def test_api_paths_answer_json_whatever_the_host(portal, path, host):
+    status, headers, body = get(portal.port, path, host=host)
+    assert status == 200 and headers["content-type"] == "application/json"
+    json.loads(body)
+
+
+def test_config_addressed_to_blynk_setup_is_applied_not_redirected(portal):
+    assert ok_reply(get(portal.port, "/config?ssid=home&pass=correct+horse&blynk=" + TOKEN,
+                        host="blynk.setup"))
+    assert portal.applied() == [{"ssid": "home", "pass": "correct horse", "blynk": TOKEN}]
+
+
+def test_the_page_on_blynk_setup_is_served_not_redirected(portal):
+    status, _, body = get(portal.port, "/", host="blynk.setup")
+    assert status == 200 and b"<form" in body
+
+
+@pytest.fixture
+def app_only_portal():
+    p = PortalProcess(captive=False)
+    yield p
+    p.stop()
+
+
+@pytest.mark.parametrize("path,host", [("/generate_204", "127.0.0.1"),
+                                       ("/anything", "example.com")])
+def test_without_captive_mode_probes_and_foreign_hosts_are_not_redirected(app_only_portal,
+                                                                          path, host):
+    status, _, _ = get(app_only_portal.port, path, host=host)
+    assert status == 404
+
+
+def test_without_captive_mode_the_page_is_served_on_any_host(app_only_portal):
+    status, _, body = get(app_only_portal.port, "/", host="example.com")
+    assert status == 200 and b"<form" in body
+
+
+def test_save_1_answers_configuration_saved(portal):
+    status, _, body = get(portal.port, "/config?ssid=home&pass=correct+horse&save=1&blynk=" + TOKEN)
+    assert status == 200
+    assert json.loads(body) == {"status": "ok", "msg": "Configuration saved"}
+
+
+def test_an_interface_other_than_wifi_is_refused_naming_if(portal):
+    status, _, body = get(portal.port, "/config?if=eth&ssid=home&pass=correct+horse&blynk=" + TOKEN)
+    assert (status, json.loads(body)["msg"]) == (500, "if: only wifi")
+    assert portal.applied() == []
 
 
 def head(port, path, host="127.0.0.1"):

@@ -28,8 +28,8 @@ AUTH_WPA2_PSK = const(3)
 AUTH_WPA_WPA2_PSK = const(4)
 AUTH_WPA3_PSK = const(6)
 
-SEC_AUTH = {"OPEN": 0, "WEP": 1, "WPA": 2, "WPA2": 3, "WPA+WPA2": 4, "WPA2-EAP": 5, "WPA3": 6,
-            "WPA2+WPA3": 7, "WAPI": 8}
+SEC_NAMES = ("OPEN", "WEP", "WPA", "WPA2", "WPA+WPA2", "WPA2-EAP", "WPA3", "WPA2+WPA3", "WAPI")
+SEC_AUTH = {name: i for i, name in enumerate(SEC_NAMES)}  # Edgent's name -> ESP32 authmode
 _ASSOCIATE_MS = const(150)  # "ok": association and DHCP
 _SLOW_MS = const(3000)  # "slow"
 _WRONG_MS = const(400)  # a wrong password is reported after the 4-way handshake
@@ -52,7 +52,7 @@ def radio():
         for n in nets:
             if n.get("sec", "OPEN") not in SEC_AUTH:
                 raise ValueError("radio file %s: network %r: sec %r is not one of %s"
-                                 % (path, n.get("ssid"), n.get("sec"), ", ".join(SEC_AUTH)))
+                                 % (path, n.get("ssid"), n.get("sec"), ", ".join(SEC_NAMES)))
         _radio["networks"] = nets
     return _radio["networks"]
 
