@@ -210,10 +210,11 @@ def test_bad_percent_escape_stores_nothing_on_the_device(device, escape):
     assert d.store()["wifi"]["networks"] == [{"ssid": "cafe", "password": ""}]
 
 
-def test_ssid_manual_overrides_ssid(portal):
-    query = "/config?ssid=home&ssidManual=hidden-net&pass=&blynk=" + TOKEN
-    assert ok_reply(get(portal.port, query))
-    assert portal.applied()[0]["ssid"] == "hidden-net"
+def test_ssid_manual_overrides_ssid(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    assert ok_reply(get(port, "/config?ssid=home&ssidManual=hidden-net&pass=&blynk=" + TOKEN))
+    assert d.store()["wifi"]["networks"][0]["ssid"] == "hidden-net"
 
 
 # JSON bodies ------------------------------------------------------------------------------
@@ -387,10 +388,12 @@ def test_save_1_answers_configuration_saved(portal):
     assert json.loads(body) == {"status": "ok", "msg": "Configuration saved"}
 
 
-def test_an_interface_other_than_wifi_is_refused_naming_if(portal):
-    status, _, body = get(portal.port, "/config?if=eth&ssid=home&pass=correct+horse&blynk=" + TOKEN)
+def test_an_interface_other_than_wifi_is_refused_naming_if(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, body = get(port, "/config?if=eth&ssid=home&pass=correct+horse&blynk=" + TOKEN)
     assert (status, json.loads(body)["msg"]) == (500, "if: only wifi")
-    assert portal.applied() == []
+    assert d.store() == {}
 
 
 def head(port, path, host="127.0.0.1"):

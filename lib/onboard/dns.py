@@ -30,12 +30,10 @@ def answer(query, ip, captive=True):
     end = i + 5
     if end > len(query):
         return None
-    qtype = query[i + 1 : i + 3]
-    if not captive and query[12 : i + 1].lower() != _NAME:
-        return query[:2] + b"\x81\x82" + query[4:6] + bytes(6) + query[12:end]  # SERVFAIL
-    head = query[:2] + b"\x81\x80" + query[4:6]
-    if qtype != b"\x00\x01":  # not A: say so with no answer
-        return head + b"\x00\x00\x00\x00\x00\x00" + query[12:end]
+    ok = captive or query[12 : i + 1].lower() == _NAME
+    head = query[:2] + (b"\x81\x80" if ok else b"\x81\x82") + query[4:6]  # else SERVFAIL
+    if not ok or query[i + 1 : i + 3] != b"\x00\x01":  # or not A: say so with no answer
+        return head + bytes(6) + query[12:end]
     return (head + b"\x00\x01\x00\x00\x00\x00" + query[12:end]
             + b"\xc0\x0c\x00\x01\x00\x01" + _TTL.to_bytes(4, "big") + b"\x00\x04"
             + bytes(int(x) for x in ip.split(".")))

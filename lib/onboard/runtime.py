@@ -123,7 +123,9 @@ class Runtime:
         the request has no save=1, the new settings wait in the store as
         pending and replace the working ones only once they have worked
         (Wi-Fi joined, cloud reached); else they are stored at once."""
-        ssid = fields.get("ssid", "")
+        if fields.get("if", "wifi") != "wifi":  # the newer Edgent names the interface
+            raise ValueError("if: only wifi")
+        ssid = fields.get("ssidManual") or fields.get("ssid", "")
         password = fields.get("pass", fields.get("password", ""))
         try:
             wifi.check_credentials(ssid, password)
@@ -278,8 +280,9 @@ class Runtime:
         timeout = int(self.config.get("wifi_timeout_s", 15)) * 1000
         if self.trial():
             p = self.real.get("state")["pending"]
-            ssid = p["ssid"]
-            code = await wifi.join(sta, ssid, p["password"], timeout, p.get("ip"))
+            ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
+            code = await wifi.join(sta, ssid, p["password"], timeout,  # pyright: ignore
+                                   p.get("ip"))  # pyright: ignore
             if code:
                 self.end_trial(code)
                 return False
@@ -297,7 +300,7 @@ class Runtime:
         state = self.store.get("state")
         self.last_error = state.get("last_error", 0)
         pending = state.get("pending")
-        if pending and pending.get("ok"):
+        if pending and pending.get("ok"):  # pyright: ignore  (a dict: the store's JSON)
             switch(self.store)  # a power cut came during the switch: finish it
         elif pending:
             self.store = Trial(self.store)  # a power cut came during the trial: again
