@@ -148,6 +148,17 @@ def test_a_wrong_wifi_password_shows_722_then_the_device_is_back_on_its_working_
     assert "pending" not in now.get("state", {})
 
 
+def test_after_a_wrong_password_a_short_press_takes_the_device_back_to_its_working_setup(
+        device, cloudsim):
+    d, prov = blynk_online(device, cloudsim)  # idle timeout 600 s: only the button ends setup
+    kept = d.store()
+    reconfigure(d, ssid="home", **{"pass": "wrong horse!"}, blynk=prov["token"])
+    d.wait_state("WAIT_CONFIG", last_error=722)
+    d.press(2000)
+    d.wait_state("RUNNING")
+    assert d.store()["wifi"] == kept["wifi"]
+
+
 def test_a_refused_token_shows_703_then_the_device_is_back_on_its_working_setup(device,
                                                                                cloudsim):
     d, prov = blynk_online(device, cloudsim, portal={"idle_timeout_s": 3})

@@ -256,8 +256,11 @@ class Runtime:
                     await asyncio.wait_for_ms(self.arrived.wait(), 500)
                 except asyncio.TimeoutError:
                     pass
-                if portal.idle_ms() >= idle_ms and (wifi.saved(self.store) or self.trial()):
-                    log.info(_TAG, "setup idle: back to the stored credentials")
+                # idle, or a short press of the button: back to the stored credentials
+                if (portal.idle_ms() >= idle_ms or self.setup_requested) and (
+                        wifi.saved(self.store) or self.trial()):
+                    log.info(_TAG, "setup ends: back to the stored credentials")
+                    self.setup_requested = False
                     break
         finally:
             portal.stop()

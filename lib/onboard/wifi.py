@@ -114,7 +114,13 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None):
     sta.active(True)
     sta.disconnect()
     # the radio takes ip, mask, gw and one DNS server; dns2 is kept, not applied
-    sta.ifconfig(tuple(ip[:4]) if ip else "dhcp")
+    if ip:
+        sta.ifconfig(tuple(ip[:4]))
+    else:
+        try:
+            sta.ifconfig("dhcp")  # back to DHCP after a network with a static address
+        except (OSError, ValueError):
+            pass  # DHCP on already, or a port without the switch
     sta.connect(ssid, password)
     start = time.ticks_ms()
     status = sta.status()
