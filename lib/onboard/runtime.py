@@ -248,6 +248,7 @@ class Runtime:
                             self.scan, self.join, self.arrive, portal.root)
             tasks.append(asyncio.create_task(improv.run()))
         self.arrived.clear()
+        await asyncio.sleep_ms(0)  # the DNS (and Improv) start before WAIT_CONFIG says so
         self.set_state(WAIT_CONFIG)
         idle_ms = int(opts.get("idle_timeout_s", 600)) * 1000
         try:
