@@ -75,9 +75,9 @@ def captive_probe_is_redirected():
 
 
 @test
-def invalid_config_is_400_and_stores_nothing():
+def invalid_config_is_edgents_500_and_stores_nothing():
     status, _, body = replies["/config?pass=x"]
-    assert status == 400 and json.loads(body)["msg"] == "ssid: required"
+    assert status == 500 and json.loads(body)["msg"] == "ssid: required"
     assert applied == []
 
 

@@ -105,8 +105,14 @@ def expect(d, operation, fault):
         assert second - first >= 2
 
 
-@pytest.mark.parametrize("fault", sorted(HTTP_FAULTS))
-@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+# Blynk's activation documents no body: any 2xx activates, so a 2xx of
+# another shape and a cut empty body are no faults there (test_blynk_app.py)
+NO_FAULT = {("blynk-activation", "truncated"), ("blynk-activation", "wrong-shape")}
+
+
+@pytest.mark.parametrize("operation,fault", [(o, f) for o in sorted(OPERATIONS)
+                                             for f in sorted(HTTP_FAULTS)
+                                             if (o, f) not in NO_FAULT])
 def test_http_fault(device, cloudsim, operation, fault):
     make, path = OPERATIONS[operation]
     d, fields = make(device, cloudsim)
@@ -187,8 +193,6 @@ def test_mqtt_login_refused_is_703_and_setup_mode(device, cloudsim, profile, mon
 # Replies with a well-formed status whose body has the wrong shape or types:
 # per cloud operation, (status, body). None of them may reach the store.
 BAD_BODIES = {
-    "blynk-activation": [(200, ["not", "an", "object"]), (200, {"status": 1}),
-                         (200, {"status": None})],
     "spokezone-renewal": [(201, {"token": 12345}), (201, {"token": "not.a.jwt"}),
                           (201, {"token": ""}), (201, {"token": ["a", "b"]})],
     "plgd-token-exchange": [(200, {"access_token": "a", "refresh_token": "r",

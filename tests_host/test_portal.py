@@ -60,10 +60,10 @@ def post(port, path, body, ctype="application/x-www-form-urlencoded"):
 
 
 class PortalProcess:
-    def __init__(self, pop=None):
+    def __init__(self, pop=None, captive=True):
         self.port = free_port()
         args = [micropython_binary(), str(Path(__file__).parent / "mpy" / "portal_server.py"),
-                str(self.port)] + ([pop] if pop else [])
+                str(self.port), pop or ""] + ([] if captive else ["app-only"])
         env = dict(os.environ, MICROPYPATH=":".join(MICROPYPATH))
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env=env)
@@ -121,12 +121,12 @@ def test_blynk_app_flow_gets_documented_replies_and_credentials_land_in_the_stor
     assert {"board", "tmpl_id", "fw_type", "fw_ver", "ssid", "bssid", "mac", "last_error",
             "wifi_scan", "static_ip", "vendor", "uid"} <= set(info)
     assert info["ssid"].startswith("Acme Sensor-") and len(info["ssid"].encode()) <= 32
-    assert (info["wifi_scan"], info["static_ip"], info["last_error"]) == (True, False, 0)
+    assert (info["wifi_scan"], info["static_ip"], info["last_error"]) == (True, True, 0)
     status, _, body = get(port, "/wifi_scan.json")
     scan = json.loads(body)
     assert [n["ssid"] for n in scan] == ["home", "cafe"]  # de-duplicated, strongest first
     assert scan[0] == {"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50,
-                       "sec": "WPA2/PSK", "ch": 6}
+                       "sec": "WPA2", "ch": 6}
     query = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse", "blynk": TOKEN,
                                     "host": "127.0.0.1"})
     assert ok_reply(get(port, "/config?" + query))
@@ -210,10 +210,11 @@ def test_bad_percent_escape_stores_nothing_on_the_device(device, escape):
     assert d.store()["wifi"]["networks"] == [{"ssid": "cafe", "password": ""}]
 
 
-def test_ssid_manual_overrides_ssid(portal):
-    query = "/config?ssid=home&ssidManual=hidden-net&pass=&blynk=" + TOKEN
-    assert ok_reply(get(portal.port, query))
-    assert portal.applied()[0]["ssid"] == "hidden-net"
+def test_ssid_manual_overrides_ssid(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    assert ok_reply(get(port, "/config?ssid=home&ssidManual=hidden-net&pass=&blynk=" + TOKEN))
+    assert d.store()["wifi"]["networks"][0]["ssid"] == "hidden-net"
 
 
 # JSON bodies ------------------------------------------------------------------------------
@@ -243,7 +244,8 @@ def test_json_number_is_taken_as_its_text(device):
     port = port_of(d.wait_state("WAIT_CONFIG"))
     assert ok_reply(post_json(port, {"ssid": "home", "pass": "correct horse", "blynk": TOKEN,
                                      "host": "127.0.0.1", "port": 8442}))
-    assert d.store()["cloud"]["port"] == 8442
+    cloud = d.store()["cloud"]
+    assert cloud["app_port"] == 8442 and "port" not in cloud  # the app's port, not MQTT's
 
 
 @pytest.mark.parametrize("field,value", [("ssid", True), ("pass", False),
@@ -258,9 +260,9 @@ def test_json_boolean_list_or_object_is_400_naming_the_field_and_nothing_stored(
     assert "wifi" not in d.store() and "cloud" not in d.store()
 
 
-def test_invalid_field_is_400_with_its_message_and_nothing_stored(portal):
+def test_invalid_field_is_edgents_500_with_its_message_and_nothing_stored(portal):
     status, _, body = get(portal.port, "/config?ssid=refuse-me&pass=x")
-    assert status == 400
+    assert status == 500
     assert json.loads(body) == {"status": "error", "msg": "ssid: refused by the test"}
     assert portal.applied() == []
 
@@ -339,6 +341,59 @@ def test_captive_probes_and_foreign_hosts_get_302_to_the_portal_root(portal, pat
     assert status == 302
     assert headers["location"] == f"http://127.0.0.1:{portal.port}/"
     assert body  # never an empty reply
+
+
+@pytest.mark.parametrize("path", ["/board_info.json", "/wifi_scan.json"])
+@pytest.mark.parametrize("host", ["blynk.setup", "192.168.4.1", "example.com"])
+def test_api_paths_answer_json_whatever_the_host(portal, path, host):
+    status, headers, body = get(portal.port, path, host=host)
+    assert status == 200 and headers["content-type"] == "application/json"
+    json.loads(body)
+
+
+def test_config_addressed_to_blynk_setup_is_applied_not_redirected(portal):
+    assert ok_reply(get(portal.port, "/config?ssid=home&pass=correct+horse&blynk=" + TOKEN,
+                        host="blynk.setup"))
+    assert portal.applied() == [{"ssid": "home", "pass": "correct horse", "blynk": TOKEN}]
+
+
+def test_the_page_on_blynk_setup_is_served_not_redirected(portal):
+    status, _, body = get(portal.port, "/", host="blynk.setup")
+    assert status == 200 and b"<form" in body
+
+
+@pytest.fixture
+def app_only_portal():
+    p = PortalProcess(captive=False)
+    yield p
+    p.stop()
+
+
+@pytest.mark.parametrize("path,host", [("/generate_204", "127.0.0.1"),
+                                       ("/anything", "example.com")])
+def test_without_captive_mode_probes_and_foreign_hosts_are_not_redirected(app_only_portal,
+                                                                          path, host):
+    status, _, _ = get(app_only_portal.port, path, host=host)
+    assert status == 404
+
+
+def test_without_captive_mode_the_page_is_served_on_any_host(app_only_portal):
+    status, _, body = get(app_only_portal.port, "/", host="example.com")
+    assert status == 200 and b"<form" in body
+
+
+def test_save_1_answers_configuration_saved(portal):
+    status, _, body = get(portal.port, "/config?ssid=home&pass=correct+horse&save=1&blynk=" + TOKEN)
+    assert status == 200
+    assert json.loads(body) == {"status": "ok", "msg": "Configuration saved"}
+
+
+def test_an_interface_other_than_wifi_is_refused_naming_if(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, body = get(port, "/config?if=eth&ssid=home&pass=correct+horse&blynk=" + TOKEN)
+    assert (status, json.loads(body)["msg"]) == (500, "if: only wifi")
+    assert d.store() == {}
 
 
 def head(port, path, host="127.0.0.1"):

@@ -2,6 +2,7 @@
 portal, against cloudsim (HTTPS API, Mosquitto)."""
 
 import json
+import re
 import ssl
 import urllib.request
 
@@ -68,12 +69,17 @@ def blynk_config(sim):
 def test_blynk_token_activates_goes_online_and_messages_flow_both_ways(device, cloudsim):
     prov = provision(cloudsim)
     d = device(config=blynk_config(cloudsim))
+    mcu = Subscription(cloudsim, f"blynk/{prov['deviceId']}/info/mcu")  # sent unretained
     configure(d, blynk=prov["token"])
     d.wait_state("CONNECTING_CLOUD")
     d.wait_state("RUNNING")
     assert cloudsim.clouds["blynk"].devices[prov["deviceId"]]["active"]
-    (topic, payload), = broker_messages(cloudsim, f"blynk/{prov['deviceId']}/info/mcu")
-    assert json.loads(payload)["tmpl"] == "TMPL1a2b3c4d"
+    (topic, payload), = mcu.messages()
+    mcu.close()
+    info = json.loads(payload)
+    # type: fw_type, by default the template ID; build: the firmware's build date
+    assert (info["tmpl"], info["type"], info["ver"]) == ("TMPL1a2b3c4d",) * 2 + ("1.0.0",)
+    assert re.fullmatch(r"[A-Z][a-z]{2} [ 1-3]\d \d{4} \d\d:\d\d:\d\d", info["build"])
     api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
                                              "name": "ds/led", "payload": "1"}, admin(cloudsim))
     event = d.wait_message("downlink/ds/led")

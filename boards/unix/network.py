@@ -2,6 +2,7 @@
 # radio file (JSON, path in $ONBOARD_RADIO):
 #   {"networks": [{"ssid", "bssid", "rssi", "sec", "ch", "password",
 #                  "behaviour": "ok" | "no_ip" | "slow"}]}
+# "sec" is one of Edgent's names (SEC_AUTH); any other is refused, loudly.
 # The file is re-read every 250 ms, so a test can take a network away under
 # a running device. Association is asynchronous, as on the ESP32:
 # connect() returns at once and status() moves on with time.
@@ -27,7 +28,8 @@ AUTH_WPA2_PSK = const(3)
 AUTH_WPA_WPA2_PSK = const(4)
 AUTH_WPA3_PSK = const(6)
 
-SEC_AUTH = {"OPEN": 0, "WEP": 1, "WPA/PSK": 2, "WPA2/PSK": 3, "WPA/WPA2/PSK": 4, "WPA3/PSK": 6}
+SEC_NAMES = ("OPEN", "WEP", "WPA", "WPA2", "WPA+WPA2", "WPA2-EAP", "WPA3", "WPA2+WPA3", "WAPI")
+SEC_AUTH = {name: i for i, name in enumerate(SEC_NAMES)}  # Edgent's name -> ESP32 authmode
 _ASSOCIATE_MS = const(150)  # "ok": association and DHCP
 _SLOW_MS = const(3000)  # "slow"
 _WRONG_MS = const(400)  # a wrong password is reported after the 4-way handshake
@@ -46,7 +48,12 @@ def radio():
         except (OSError, ValueError, AttributeError):
             nets = []  # no file, or one being rewritten: no networks this time
         _radio["read"] = now
-        _radio["networks"] = nets if isinstance(nets, list) else []
+        nets = nets if isinstance(nets, list) else []
+        for n in nets:
+            if n.get("sec", "OPEN") not in SEC_AUTH:
+                raise ValueError("radio file %s: network %r: sec %r is not one of %s"
+                                 % (path, n.get("ssid"), n.get("sec"), ", ".join(SEC_NAMES)))
+        _radio["networks"] = nets
     return _radio["networks"]
 
 
@@ -80,6 +87,7 @@ class WLAN:
         self._key = None
         self._since = 0
         self._status = STAT_IDLE
+        self._static = None  # (ip, mask, gw, dns) set by ifconfig(), None: DHCP
         self._config = {"essid": "", "password": "", "authmode": AUTH_OPEN, "channel": 1,
                         "reconnects": -1, "hostname": "onboard",
                         "mac": _mac_bytes(os.getenv("ONBOARD_MAC") or "02:0b:0a:0d:00:01")}
@@ -99,7 +107,7 @@ class WLAN:
         if not self._active or self.interface != STA_IF:
             raise OSError("STA must be active")
         return [(n.get("ssid", "").encode(), _mac_bytes(n.get("bssid", "00:00:00:00:00:00")),
-                 n.get("ch", 1), n.get("rssi", -90), SEC_AUTH.get(n.get("sec", "OPEN"), 0), False)
+                 n.get("ch", 1), n.get("rssi", -90), SEC_AUTH[n.get("sec", "OPEN")], False)
                 for n in radio()]
 
     def connect(self, ssid=None, key=None, *, bssid=None):
@@ -146,10 +154,20 @@ class WLAN:
         return self.status() == STAT_GOT_IP if self.interface == STA_IF else self._active
 
     def ifconfig(self, config=None):
+        if config is not None:
+            # as the ESP32: a 4-tuple of addresses is a static address, "dhcp" DHCP
+            if config == "dhcp":
+                self._static = None
+            elif len(config) != 4 or not all(isinstance(a, str) and a.count(".") == 3
+                                             for a in config):
+                raise ValueError("ifconfig: (ip, mask, gw, dns) or 'dhcp'")
+            else:
+                self._static = tuple(config)
+            return None
         if self.interface == AP_IF:
             return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
         if self.isconnected():
-            return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
+            return self._static or ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
         return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
 
     def config(self, *args, **kw):

@@ -1,6 +1,8 @@
-# Captive DNS: every A query is answered with the access point's address
-# (TTL 60), so any name a phone looks up leads to the portal. Anything that
-# is not a well-formed single-question query is dropped.
+# Captive DNS: blynk.setup (Edgent's name) and, in captive mode, every other
+# A query is answered with the access point's address (TTL 60), so any name
+# a phone looks up leads to the portal; out of captive mode other names get
+# SERVFAIL, as Edgent's. Anything that is not a well-formed single-question
+# query is dropped.
 import socket
 from micropython import const
 
@@ -8,7 +10,10 @@ _TTL = const(60)
 _MAX_NAME = const(255)
 
 
-def answer(query, ip):
+_NAME = b"\x05blynk\x05setup\x00"
+
+
+def answer(query, ip, captive=True):
     """The reply to a DNS query (bytes), or None to drop it."""
     if len(query) < 17 or query[2] & 0xF8 or query[4:6] != b"\x00\x01":
         return None  # a response, not a standard query, or not exactly one question
@@ -25,19 +30,20 @@ def answer(query, ip):
     end = i + 5
     if end > len(query):
         return None
-    qtype = query[i + 1 : i + 3]
-    head = query[:2] + b"\x81\x80" + query[4:6]
-    if qtype != b"\x00\x01":  # not A: say so with no answer
-        return head + b"\x00\x00\x00\x00\x00\x00" + query[12:end]
+    ok = captive or query[12 : i + 1].lower() == _NAME
+    head = query[:2] + (b"\x81\x80" if ok else b"\x81\x82") + query[4:6]  # else SERVFAIL
+    if not ok or query[i + 1 : i + 3] != b"\x00\x01":  # or not A: say so with no answer
+        return head + bytes(6) + query[12:end]
     return (head + b"\x00\x01\x00\x00\x00\x00" + query[12:end]
             + b"\xc0\x0c\x00\x01\x00\x01" + _TTL.to_bytes(4, "big") + b"\x00\x04"
             + bytes(int(x) for x in ip.split(".")))
 
 
 class CaptiveDNS:
-    def __init__(self, ip, port=53):
+    def __init__(self, ip, port=53, captive=True):
         self.ip = ip
         self.port = port
+        self.captive = captive
         self.answered = 0
         self.dropped = 0
         self.sock = None
@@ -58,7 +64,7 @@ class CaptiveDNS:
                     query, addr = s.recvfrom(512)
                 except OSError:
                     continue
-                reply = answer(query, self.ip)
+                reply = answer(query, self.ip, self.captive)
                 if reply is None:
                     self.dropped += 1
                     continue

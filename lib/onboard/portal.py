@@ -17,11 +17,9 @@ _REQUEST_MS = const(5000)
 _POP_TRIES = const(5)
 _LOCK_MS = const(60000)
 _TAG = "portal"
-PROBES = ("/generate_204", "/gen_204", "/hotspot-detect.html", "/connecttest.txt",
-          "/ncsi.txt", "/success.txt", "/canonical.html", "/library/test/success.html")
-_REASONS = {200: "OK", 302: "Found", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
-            413: "Payload Too Large", 429: "Too Many Requests", 431: "Header Too Large"}
+# phone probes that may come addressed to the portal itself (other hosts are redirected anyway)
+PROBES = ("/generate_204", "/hotspot-detect.html", "/connecttest.txt", "/ncsi.txt")
+API = ("/board_info.json", "/wifi_scan.json", "/config", "/reset", "/reboot")
 
 
 class Refused(Exception):
@@ -109,12 +107,14 @@ class Portal:
     apply(fields) stores credentials and raises ValueError("<field>: <why>")
     before storing anything when a field is invalid; reset() forgets the
     configuration; reboot() restarts. fields names the extra form fields of
-    the active cloud profile: [(name, label, secret?)]."""
+    the active cloud profile: [(name, label, secret?)]. captive: phone probes
+    and pages of other hosts get a 302 to the portal (the API paths answer
+    whatever the Host)."""
 
     def __init__(self, info, scan, apply, reset, reboot=None, host="192.168.4.1", port=80,
-                 pop=None, fields=(), title="Device setup"):
+                 pop=None, fields=(), title="Device setup", captive=True):
         self.info, self.scan, self.apply, self.reset, self.reboot = info, scan, apply, reset, reboot
-        self.host, self.port, self.pop = host, port, pop
+        self.host, self.port, self.pop, self.captive = host, port, pop, captive
         self.fields, self.title = fields, title
         self.root = "http://%s%s/" % (host, "" if port == 80 else ":%d" % port)
         self.active = 0
@@ -138,7 +138,7 @@ class Portal:
         return time.ticks_diff(time.ticks_ms(), self.last_request)
 
     async def _serve(self, reader, writer):
-        status, body, ctype, extra = 429, b"", "application/json", ""
+        status, body, ctype, extra = 429, "too many connections", "application/json", ""
         method = [None]  # the request's method, once _handle has read it
         self.active += 1
         try:
@@ -147,20 +147,21 @@ class Portal:
                     status, body, ctype, extra = await asyncio.wait_for_ms(
                         self._handle(reader, method), _REQUEST_MS)
                 except asyncio.TimeoutError:
-                    status = 408
+                    status, body = 408, "request timeout"
                 except Refused as e:
                     status, body = e.args
                 except Exception as e:  # noqa: BLE001  the portal must keep serving
                     log.warn(_TAG, "request failed: %s", type(e).__name__)
                     status, body = 400, "bad request"
             if status >= 400 and ctype == "application/json" and not str(body).startswith("{"):
-                body = json.dumps({"status": "error", "msg": body or _REASONS[status]})
+                body = json.dumps({"status": "error", "msg": body})
             if isinstance(body, str):
                 body = body.encode()
+            # the reason phrase is for people; clients read the status code
             writer.write(("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
                           "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n"
-                          % (status, _REASONS.get(status, "Error"), ctype, len(body), extra)
-                          ).encode())
+                          % (status, "OK" if status < 300 else "Found" if status < 400
+                             else "Error", ctype, len(body), extra)).encode())
             if method[0] != "HEAD":  # HEAD: GET's status and headers, no body
                 writer.write(body)
             await asyncio.wait_for_ms(writer.drain(), _REQUEST_MS)
@@ -222,7 +223,8 @@ class Portal:
         self.served += 1
         path, _, query = target.partition("?")
         host = headers.get("host", self.host).split(":")[0]
-        if path in PROBES or host != self.host:
+        if self.captive and path not in API and (
+                path in PROBES or host not in (self.host, "blynk.setup")):
             return self._redirect()
         return self._route(method, path, query, headers, body[:length])
 
@@ -253,7 +255,7 @@ class Portal:
                         _json_field(fields, k, v)
                 else:
                     fields.update(parse_form(body))
-        except ValueError as e:
+        except ValueError as e:  # a request that does not parse (a value refused: 500, below)
             return self._reply(400, str(e) if ":" in str(e) else "body: malformed", {})
         html = fields.pop("ui", None) == "1"
         if path == "/reboot":
@@ -266,14 +268,12 @@ class Portal:
         if path == "/reset":
             self.reset()
             return self._reply(200, "Configuration reset", fields, html)
-        if fields.get("ssidManual"):
-            fields["ssid"] = fields.pop("ssidManual")
         try:
             self.apply(fields)
         except ValueError as e:
-            log.info(_TAG, "config refused: %s", str(e))
-            return self._reply(400, str(e), fields, html)
-        return self._reply(200, "Trying to connect...", fields, html)
+            return self._reply(500, str(e), fields, html)  # Edgent's status for a bad value
+        return self._reply(200, "Configuration saved" if fields.get("save", "0") not in ("", "0")
+                           else "Trying to connect...", fields, html)
 
     async def _later(self, fn):
         await asyncio.sleep_ms(200)  # let the reply go out first

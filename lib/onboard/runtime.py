@@ -71,7 +71,8 @@ class Runtime:
     def __init__(self, config, board, store=None, profile=None):
         self.config = config
         self.board = board
-        self.store = store or Store(board.store_path())
+        # the store; while new settings are on trial self.store is a Trial over it
+        self.real = self.store = store or Store(board.store_path())
         if profile is None:
             profile = __import__("onboard.clouds." + config.get("profile", "blynk"), None, None,
                                  ["x"])
@@ -130,33 +131,62 @@ class Runtime:
     # -- credentials arriving ------------------------------------------------------
 
     def arrive(self, fields, joined=False):
-        """Credentials arrived (portal, Improv, ...): check all, then store all.
+        """Credentials arrived (portal, Improv, ...): check all, then store.
         ValueError("<field>: <why>") stores nothing. joined: the Wi-Fi in
         fields has just been joined (Improv), so the cloud fields may be
-        left for later."""
-        ssid = fields.get("ssid", "")
+        left for later. When the device already has a working network and
+        the request has no save=1, the new settings wait in the store as
+        pending and replace the working ones only once they have worked
+        (Wi-Fi joined, cloud reached); else they are stored at once."""
+        if fields.get("if", "wifi") != "wifi":  # the newer Edgent names the interface
+            raise ValueError("if: only wifi")
+        ssid = fields.get("ssidManual") or fields.get("ssid", "")
         password = fields.get("pass", fields.get("password", ""))
         try:
             wifi.check_credentials(ssid, password)
         except ValueError as e:
             msg = str(e)
             raise ValueError("pass" + msg[8:] if msg.startswith("password") else msg) from None
+        ip = wifi.check_ip(fields)
+        store = self.real
         cloud = {}
         names = [f[0] for f in getattr(self.profile, "FIELDS", ())]
         # the cloud fields may be left out when the device already has a token
         if hasattr(self.profile, "check") and (
                 any(fields.get(n) for n in names)
-                or not (joined or self.store.get("cloud").get("token"))):
-            cloud = self.profile.check(fields, self.config, self.store.get("cloud"))
-        wifi.remember(self.store, ssid, password)
-        if cloud:
-            self.store.put("cloud", **cloud)
+                or not (joined or store.get("cloud").get("token"))):
+            cloud = self.profile.check(fields, self.config, store.get("cloud"))
+        if joined or fields.get("save", "0") not in ("", "0") or not wifi.saved(store):
+            self.store = store
+            store.put("state", pending=None)
+            wifi.remember(store, ssid, password, ip)
+            if cloud:
+                store.put("cloud", **cloud)
+        else:
+            store.put("state", pending={"ssid": ssid, "password": password, "ip": ip,
+                                        "cloud": cloud})
+            self.store = Trial(store)
         self.fresh = not joined
         self.joined = joined
         self.arrived.set()
 
+    def trial(self):
+        return self.store is not self.real
+
+    def end_trial(self, code):
+        """Pending settings failed: forget them, keep the working ones and
+        show why in setup mode (one store write)."""
+        log.warn(_TAG, "new settings failed (%d): back to the working ones", code)
+        self.store = self.real
+        self.last_error = code
+        self.real.put("state", pending=None, last_error=code)
+        self.setup_requested = True
+        self.fresh = False
+
     def reset(self):
+        self.store = self.real
         self.store.clear("wifi", "enrol", "cloud")
+        self.store.put("state", pending=None)
         self.set_error(0)
 
     def request_setup(self):
@@ -167,14 +197,18 @@ class Runtime:
 
     def board_info(self):
         ap = self.ap_name()
-        return {"board": self.config.get("name", "onboard"),
-                "tmpl_id": self.config.get("tmpl_id", ""),
-                "fw_type": self.config.get("fw_type", self.config.get("name", "onboard")),
+        mac = wifi.mac_text(self.mac)
+        tmpl = self.config.get("tmpl_id", "")
+        return {"board": self.config.get("name", "onboard"), "tmpl_id": tmpl,
+                "fw_type": self.config.get("fw_type") or tmpl,
                 "fw_ver": self.config.get("fw_ver", "0.0.0"),
-                "ssid": ap, "bssid": wifi.mac_text(self.board.ap_mac()),
-                "mac": wifi.mac_text(self.mac),
-                "last_error": self.last_error, "wifi_scan": True, "static_ip": False,
-                "vendor": self.config.get("vendor", ""), "uid": self.uid()}
+                "ssid": ap, "bssid": wifi.mac_text(self.board.ap_mac()), "mac": mac,
+                "last_error": self.last_error, "wifi_scan": True, "static_ip": True,
+                "vendor": self.config.get("vendor", ""), "uid": self.uid(),
+                # the newer Edgent's schema, beside the classic one
+                "name": self.config.get("name", "onboard"),
+                "ifs": [{"name": "wifi", "mac": mac, "scan": True, "5ghz": False,
+                         "static_ip": True}]}
 
     def uid(self):
         return wifi.mac_text(self.mac, "")
@@ -214,10 +248,10 @@ class Runtime:
                         reboot=self.board.reboot, host=self.board.AP_ADDRESS,
                         port=self.board.PORTAL_PORT, pop=opts.get("pop") or None,
                         fields=getattr(self.profile, "FIELDS", ()),
-                        title=self.ap_name())
+                        title=self.ap_name(), captive=opts.get("captive", True))
         await portal.start()
         self.portal_url = portal.root
-        dns = CaptiveDNS(self.board.AP_ADDRESS, self.board.DNS_PORT)
+        dns = CaptiveDNS(self.board.AP_ADDRESS, self.board.DNS_PORT, opts.get("captive", True))
         tasks = [asyncio.create_task(dns.run())]
         uart = self.board.uart()
         if uart:
@@ -229,6 +263,7 @@ class Runtime:
                             self.scan, self.join, self.arrive, portal.root)
             tasks.append(asyncio.create_task(improv.run()))
         self.arrived.clear()
+        await asyncio.sleep_ms(0)  # the DNS (and Improv) start before WAIT_CONFIG says so
         self.set_state(WAIT_CONFIG)
         idle_ms = int(opts.get("idle_timeout_s", 600)) * 1000
         try:
@@ -237,8 +272,11 @@ class Runtime:
                     await asyncio.wait_for_ms(self.arrived.wait(), 500)
                 except asyncio.TimeoutError:
                     pass
-                if portal.idle_ms() >= idle_ms and wifi.saved(self.store):
-                    log.info(_TAG, "setup idle: back to the stored credentials")
+                # idle, or a short press of the button: back to the stored credentials
+                if (portal.idle_ms() >= idle_ms or self.setup_requested) and (
+                        wifi.saved(self.store) or self.trial()):
+                    log.info(_TAG, "setup ends: back to the stored credentials")
+                    self.setup_requested = False
                     break
         finally:
             # let the reply to what ended setup mode go out before the AP goes down
@@ -262,30 +300,45 @@ class Runtime:
         if sta.isconnected():
             return True
         self.set_state(CONNECTING_NET)
-        code, ssid = await wifi.join_saved(self.store, self.station(),
-                                           int(self.config.get("wifi_timeout_s", 15)) * 1000)
-        if code:
-            self.set_error(code)
-            return False
-        log.info(_TAG, "joined %s", ssid)
+        timeout = int(self.config.get("wifi_timeout_s", 15)) * 1000
+        if self.trial():
+            p = self.real.get("state")["pending"]
+            ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
+            code = await wifi.join(sta, ssid, p["password"], timeout,  # pyright: ignore
+                                   p.get("ip"))  # pyright: ignore
+            if code:
+                self.end_trial(code)
+                return False
+        else:
+            code, ssid = await wifi.join_saved(self.store, sta, timeout)
+            if code:
+                self.set_error(code)
+                return False
+        log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
         self.fresh = False
         return True
 
     async def run(self):
         self.store.load()
-        self.last_error = self.store.get("state").get("last_error", 0)
+        state = self.store.get("state")
+        self.last_error = state.get("last_error", 0)
+        pending = state.get("pending")
+        if pending and pending.get("ok"):  # pyright: ignore  (a dict: the store's JSON)
+            switch(self.store)  # a power cut came during the switch: finish it
+        elif pending:
+            self.store = Trial(self.store)  # a power cut came during the trial: again
         asyncio.create_task(self.watch_button())
         asyncio.create_task(self.blink())
         attempt = 0
         while True:
-            if self.setup_requested or not wifi.saved(self.store):
+            if self.setup_requested or not (wifi.saved(self.store) or self.trial()):
                 self.setup_requested = False
                 await self.setup_mode()
                 await asyncio.sleep_ms(0)  # the cancelled setup tasks end
                 forget("portal", "dns", "improv")  # setup mode's code leaves RAM
                 attempt = 0
             if not await self.connect_net():
-                if self.fresh:
+                if self.fresh or self.setup_requested:
                     self.setup_requested = True  # new credentials failed: show the user why
                 else:
                     await self.wait_retry(attempt, 0)
@@ -320,6 +373,9 @@ class Runtime:
             if self.setup_requested:
                 return None
             log.warn(_TAG, "network lost")
+            if self.trial():
+                self.end_trial(ERR_NETWORK)
+                return None
             self.set_error(ERR_NETWORK)
             return 0
         finally:
@@ -346,6 +402,9 @@ class Runtime:
             return None
         except Rejected as e:
             log.warn(_TAG, "credentials refused at %s", e.args[0])
+            if self.trial():
+                self.end_trial(e.args[1] if len(e.args) > 1 else ERR_TOKEN)
+                return None
             if len(e.args) > 2:
                 self.store.put("cloud", **e.args[2])
             self.set_error(e.args[1] if len(e.args) > 1 else ERR_TOKEN)
@@ -353,17 +412,19 @@ class Runtime:
             return None
         except Transient as e:
             log.warn(_TAG, "cloud: %s failed, will retry", e.args[0])
-            self.set_error(ERR_CLOUD)
-            return e.args[1] if len(e.args) > 1 else 0
+            code, retry = ERR_CLOUD, e.args[1] if len(e.args) > 1 else 0
         except OSError as e:
             log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
-            self.set_error(ERR_TLS if isinstance(e, TLSError)
-                           else ERR_DNS if isinstance(e, DNSError) else ERR_CLOUD)
-            return 0
+            code, retry = (ERR_TLS if isinstance(e, TLSError)
+                           else ERR_DNS if isinstance(e, DNSError) else ERR_CLOUD), 0
         except Exception as e:  # noqa: BLE001  a reply nobody expected: try again later
             log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
-            self.set_error(ERR_CLOUD)
-            return 0
+            code, retry = ERR_CLOUD, 0
+        if self.trial():  # new settings that did not reach the cloud: the working ones again
+            self.end_trial(code)
+            return None
+        self.set_error(code)
+        return retry
 
     async def serve(self):
         """Start the profile's link, store what it checked, stay online until
@@ -404,6 +465,10 @@ class Runtime:
                 self.set_state(CONNECTING_CLOUD)
 
     def now_online(self):
+        if self.trial():
+            log.info(_TAG, "new settings worked: they replace the working ones")
+            self.store = self.real
+            switch(self.store)
         self.set_error(0)
         if self.state == RUNNING:
             self.note(online=True)  # back online without leaving RUNNING (a renewal)
@@ -515,6 +580,52 @@ class Runtime:
                 if 1000 <= held <= 3000:
                     log.info(_TAG, "button: setup mode")
                     self.request_setup()
+
+
+class Trial:
+    """The store as settings on trial see it: the pending cloud fields over
+    the stored ones; cloud writes go to the pending record (state.pending),
+    everything else to the store."""
+
+    def __init__(self, store):
+        self.real = store
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def get(self, section):
+        got = self.real.get(section)
+        if section == "cloud":
+            for k, v in self.real.get("state")["pending"]["cloud"].items():
+                if v is None:
+                    got.pop(k, None)
+                else:
+                    got[k] = v
+        return got
+
+    def put(self, section, **fields):
+        if section != "cloud":
+            return self.real.put(section, **fields)
+        p = self.real.get("state")["pending"]
+        p["cloud"].update(fields)
+        return self.real.put("state", pending=p)
+
+
+def switch(store):
+    """Pending settings that worked replace the working ones. Each step is
+    one store write and can be done again, so a power cut at any instant
+    leaves the old settings with the pending ones (tried again at boot) or
+    the switch marked ok (finished at boot)."""
+    p = store.get("state").get("pending")
+    if not p:
+        return
+    if not p.get("ok"):
+        p["ok"] = True
+        store.put("state", pending=p)
+    wifi.remember(store, p["ssid"], p["password"], p.get("ip"))
+    if p["cloud"]:
+        store.put("cloud", **p["cloud"])
+    store.put("state", pending=None)
 
 
 def main(board, config_path=None):

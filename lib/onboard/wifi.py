@@ -22,11 +22,29 @@ def check_credentials(ssid, password):
             if c not in "0123456789abcdefABCDEF":
                 raise ValueError("password: 64 characters must all be hex digits")
         return
-    if not 8 <= n <= 63:
-        raise ValueError("password: must be 8-63 characters, 64 hex digits, or empty")
+    # 5 or 13: a WEP key as text (10 or 26 hex digits fall in 8-63 anyway)
+    if not (8 <= n <= 63 or n in (5, 13)):
+        raise ValueError("password: must be 8-63 characters, 64 hex digits, a WEP key, or empty")
     for c in password:
         if not " " <= c <= "~":
             raise ValueError("password: must be printable ASCII")
+
+
+def check_ip(fields):
+    """The static address of a setup request: None (DHCP: no "ip"), else
+    [ip, mask, gw, dns, dns2] checked; ValueError names the field. mask,
+    gw are needed with ip; dns defaults to gw, dns2 to dns."""
+    if not fields.get("ip"):
+        return None
+    out = []
+    for name in ("ip", "mask", "gw", "dns", "dns2"):
+        v = fields.get(name) or (out[-1] if name[0] == "d" else "")
+        parts = v.split(".")
+        if len(v) > 15 or len(parts) != 4 or not all(
+                p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
+            raise ValueError("%s: must be an IPv4 address like 192.168.1.20" % name)
+        out.append(v)
+    return out
 
 
 def saved(store):
@@ -34,19 +52,23 @@ def saved(store):
     return store.get("wifi").get("networks", [])
 
 
-def remember(store, ssid, password):
+def remember(store, ssid, password, ip=None):
     """Put a network first in the saved list (one store write, none when it
-    is already first with the same password)."""
+    is already first with the same password and address). ip: its static
+    address (check_ip), None for DHCP."""
     check_credentials(ssid, password)
     nets = [n for n in saved(store) if n.get("ssid") != ssid]
-    nets.insert(0, {"ssid": ssid, "password": password})
+    net = {"ssid": ssid, "password": password}
+    if ip:
+        net["ip"] = ip
+    nets.insert(0, net)
     return store.put("wifi", networks=nets[:MAX_NETWORKS])
 
 
 _GOT_IP = const(1010)
 _CONNECTING = const(1001)
-SEC_NAMES = {0: "OPEN", 1: "WEP", 2: "WPA/PSK", 3: "WPA2/PSK", 4: "WPA/WPA2/PSK",
-             6: "WPA3/PSK", 7: "WPA2/WPA3/PSK"}
+# Edgent's names, indexed by the ESP32's authmode
+SEC_NAMES = ("OPEN", "WEP", "WPA", "WPA2", "WPA+WPA2", "WPA2-EAP", "WPA3", "WPA2+WPA3", "WAPI")
 
 
 def mac_text(raw, sep=":"):
@@ -78,18 +100,27 @@ def scan(sta, limit=15):
         if name not in best or rssi > best[name]["rssi"]:
             best[name] = {"ssid": name, "rssi": rssi, "ch": ch,
                           "bssid": mac_text(bssid),
-                          "sec": SEC_NAMES.get(auth, "unknown")}
+                          "sec": SEC_NAMES[auth] if 0 <= auth < 9 else "unknown"}
     nets = sorted(best.values(), key=lambda n: n["rssi"], reverse=True)
     return nets[:limit]
 
 
-async def join(sta, ssid, password, timeout_ms=15000):
-    """Join one network: 0 when an address came, else its last_error code."""
+async def join(sta, ssid, password, timeout_ms=15000, ip=None):
+    """Join one network: 0 when an address came, else its last_error code.
+    ip: [ip, mask, gw, dns, dns2] for a static address, None for DHCP."""
     import asyncio
     import time
 
     sta.active(True)
     sta.disconnect()
+    # the radio takes ip, mask, gw and one DNS server; dns2 is kept, not applied
+    if ip:
+        sta.ifconfig(tuple(ip[:4]))
+    else:
+        try:
+            sta.ifconfig("dhcp")  # back to DHCP after a network with a static address
+        except (OSError, ValueError):
+            pass  # DHCP on already, or a port without the switch
     sta.connect(ssid, password)
     start = time.ticks_ms()
     status = sta.status()
@@ -109,9 +140,9 @@ async def join_saved(store, sta, timeout_ms=15000):
     joins (it moves to the front of the list), else (last_error, None)."""
     error = ERR_CONFIG  # nothing saved
     for net in saved(store):
-        code = await join(sta, net["ssid"], net["password"], timeout_ms)
+        code = await join(sta, net["ssid"], net["password"], timeout_ms, net.get("ip"))
         if not code:
-            remember(store, net["ssid"], net["password"])
+            remember(store, net["ssid"], net["password"], net.get("ip"))
             return 0, net["ssid"]
         error = code
     return error, None

@@ -1,6 +1,6 @@
 # A portal on its own, for the host tests: stub callbacks that print what
 # arrives ("@applied {json}", "@reset") and a fixed board_info / scan.
-# argv: port [pop]
+# argv: port [pop] [app-only]  (app-only: portal.captive off)
 import asyncio
 import json
 import sys
@@ -27,16 +27,17 @@ def info():
 
 
 def scan():
-    return [{"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2/PSK",
+    return [{"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2",
              "ch": 6}, {"ssid": "<script>alert(1)</script>", "bssid": "aa:bb:cc:00:00:09",
                         "rssi": -80, "sec": "OPEN", "ch": 1}]
 
 
 async def main():
     port = int(sys.argv[1])
-    pop = sys.argv[2] if len(sys.argv) > 2 else None
+    pop = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
     portal = Portal(info, scan, apply, reset, host="127.0.0.1", port=port, pop=pop,
-                    fields=(("blynk", "Blynk auth token", True),))
+                    fields=(("blynk", "Blynk auth token", True),),
+                    captive=sys.argv[3:] != ["app-only"])
     await portal.start()
     print("@ready")
     while True:

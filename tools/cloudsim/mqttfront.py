@@ -17,6 +17,7 @@ import threading
 
 CONNECT, CONNACK, PUBLISH, SUBSCRIBE, UNSUBSCRIBE = 1, 2, 3, 8, 10
 MAX_PACKET = 256 * 1024
+MAX_MESSAGE = 1024  # Blynk's limit on a device's message (payload bytes)
 
 
 def encode_length(n):
@@ -165,11 +166,17 @@ class BlynkFront:
         device_id = self.sim.clouds["blynk"].mqtt_login(
             (c["username"] or b"").decode(errors="replace"),
             (c["password"] or b"").decode(errors="replace"))
+        token = (c["password"] or b"").decode(errors="replace")
+        self.sim.log(f"blynk mqtt login as {(c['username'] or b'').decode(errors='replace')!r} "
+                     f"token {token[:2]}…({len(token)} chars): "
+                     + ("refused" if device_id is None else f"device {device_id}"))
         if device_id is None:
             writer.write(packet(0x20, b"\x00\x05"))  # CONNACK: not authorised
             await writer.drain()
             writer.close()
             return
+        for old in list(self.sessions.get(device_id, ())):
+            old.close()  # one connection per token: a new login drops the old one
         user, password = await asyncio.get_running_loop().run_in_executor(
             None, self.credentials, device_id)
         self.logins["tls" if writer.get_extra_info("sslcontext") else "plain"] += 1
@@ -184,14 +191,15 @@ class BlynkFront:
                                       password.encode(), prefix))
         self.sessions.setdefault(device_id, set()).add(writer)
         try:
-            await asyncio.gather(self._pump(reader, up_writer, prefix, True),
-                                 self._pump(up_reader, writer, prefix, False))
+            await asyncio.gather(self._pump(reader, up_writer, prefix, True, writer),
+                                 self._pump(up_reader, writer, prefix, False, device_id))
         finally:
             self.sessions[device_id].discard(writer)
             for w in (writer, up_writer):
                 w.close()
 
-    async def _pump(self, reader, writer, prefix, upstream):
+    async def _pump(self, reader, writer, prefix, upstream, other):
+        # other: the device's writer (upstream) or its device id (downstream)
         try:
             while True:
                 got = await read_packet(reader)
@@ -200,7 +208,21 @@ class BlynkFront:
                 first, body = got
                 kind = first >> 4
                 out = packet(first, body)
-                if kind == PUBLISH:
+                if upstream and kind == PUBLISH and message_size(first, body) > MAX_MESSAGE:
+                    self.sim.log("blynk mqtt: message over 1024 bytes, connection closed")
+                    break
+                if upstream and kind == SUBSCRIBE and not all(
+                        f.startswith(b"downlink/") for f in filters(body)):
+                    # only downlink/ is the device's: every filter refused, none forwarded
+                    other.write(packet(0x90, body[:2] + b"\x80" * len(filters(body))))
+                    await other.drain()
+                    continue
+                if not upstream and kind == CONNACK and body[1:2] == b"\x00":
+                    writer.write(out)
+                    target = self.sim.clouds["blynk"].redirects.pop(other, None)
+                    out = None if target is None else packet(
+                        0x30, mqtt_string(b"downlink/redirect") + target.encode())
+                elif kind == PUBLISH:
                     out = rewrite_publish(first, body, b"" if upstream else prefix,
                                           prefix if upstream else b"")
                 elif upstream and kind in (SUBSCRIBE, UNSUBSCRIBE):
@@ -213,6 +235,22 @@ class BlynkFront:
             pass
         finally:
             writer.close()
+
+
+def filters(body):
+    """The topic filters of a SUBSCRIBE body."""
+    out, pos = [], 2
+    while pos < len(body):
+        (n,) = struct.unpack_from(">H", body, pos)
+        out.append(body[pos + 2 : pos + 2 + n])
+        pos += 3 + n
+    return out
+
+
+def message_size(first, body):
+    """Payload bytes of a PUBLISH."""
+    (n,) = struct.unpack_from(">H", body, 0)
+    return len(body) - 2 - n - (2 if first & 0x06 else 0)
 
 
 def publish(port, username, password, topic, payload, retain=False):

@@ -2,7 +2,9 @@
 
 The device's flash is a folder; its radio is a JSON file (see
 boards/unix/network.py). Each device event is printed as one JSON line on
-stdout with "t", the seconds since start; the device's log goes to stderr.
+stdout with "t", the seconds since start, and "dns", the UDP port of its
+captive DNS (answering while it is in setup mode); the device's log goes
+to stderr.
 A device that reboots (exit code 3) is started again."""
 
 import hashlib
@@ -87,7 +89,8 @@ def main(args):
         if not Path(getattr(args, name)).is_file():
             raise ToolError(f"--{name} {getattr(args, name)}: no such file")
     portal_port = args.portal_port or free_port()
-    env = environment(args, flash, portal_port, free_port(socket.SOCK_DGRAM))
+    dns_port = free_port(socket.SOCK_DGRAM)
+    env = environment(args, flash, portal_port, dns_port)
     if args.serial:
         env["ONBOARD_SERIAL"] = open_serial(args.serial)
     cmd = [micropython()]
@@ -118,8 +121,9 @@ def main(args):
                 except ValueError:
                     sys.stderr.write(line)
                     continue
-                print(json.dumps({"t": round(time.monotonic() - start, 3), **event}),
-                      flush=True)
+                # dns: the captive DNS's UDP port, for a client to query
+                print(json.dumps({"t": round(time.monotonic() - start, 3), "dns": dns_port,
+                                  **event}), flush=True)
             else:
                 sys.stderr.write(line)
         code = proc.wait()

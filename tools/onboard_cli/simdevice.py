@@ -174,9 +174,9 @@ class Device:
 
 
 DEFAULT_RADIO = [
-    {"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2/PSK", "ch": 6,
+    {"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2", "ch": 6,
      "password": "correct horse", "behaviour": "ok"},
-    {"ssid": "home", "bssid": "aa:bb:cc:00:00:02", "rssi": -71, "sec": "WPA2/PSK", "ch": 1,
+    {"ssid": "home", "bssid": "aa:bb:cc:00:00:02", "rssi": -71, "sec": "WPA2", "ch": 1,
      "password": "correct horse", "behaviour": "ok"},
     {"ssid": "cafe", "bssid": "aa:bb:cc:00:00:03", "rssi": -60, "sec": "OPEN", "ch": 11,
      "password": "", "behaviour": "ok"},

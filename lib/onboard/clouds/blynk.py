@@ -10,11 +10,15 @@ FIELDS = (("blynk", "Blynk auth token", True),)
 
 
 def check_host(fields, cloud):
+    # host: the MQTT host from now on (a redirect's port and scheme are
+    # forgotten). port, port_ssl: the app's Blynk-protocol ports, kept as
+    # app_port, app_port_ssl; never the MQTT port (the config's, 8883).
     host = fields.get("host", "")
     if host:
         if len(host) > 64 or not re.match("^[-.a-zA-Z0-9]+$", host):
             raise ValueError("host: not a host name")
         cloud["host"] = host
+        cloud["port"] = cloud["tls"] = None
     for name in ("port", "port_ssl"):
         if fields.get(name):
             try:
@@ -23,7 +27,7 @@ def check_host(fields, cloud):
                 port = 0
             if not 0 < port < 65536:
                 raise ValueError("%s: not a port number" % name)
-            cloud[name] = port
+            cloud["app_" + name] = port
 
 
 def check(fields, config, current=None):
@@ -75,7 +79,8 @@ async def start(rt):
     """Activate the token once; then MQTT as "device" with the token."""
     import json
 
-    from onboard.clouds import Rejected, Transient, body, fetch, judge
+    from onboard import clock
+    from onboard.clouds import Rejected, fetch, judge
     from onboard.codes import ERR_CONFIG
 
     cfg = rt.config
@@ -84,15 +89,16 @@ async def start(rt):
     if not token:
         raise Rejected("config", ERR_CONFIG)
     link = {}
+    tmpl = cfg.get("tmpl_id", "")
     if not cloud.get("activated"):
-        path = "/external/api/provision?token=%s&templateId=%s" % (token, cfg.get("tmpl_id", ""))
-        resp = judge(await fetch(rt, "GET", path), "activation")
-        if body(resp, "activation", "status") != ["ok"]:
-            raise Transient("activation", 0)
+        # any 2xx activates, whatever its body (the cloud documents none);
+        # 400/401/403/404 refuse the token (703); the rest is worth a retry
+        path = "/external/api/provision?token=%s&templateId=%s" % (token, tmpl)
+        judge(await fetch(rt, "GET", path), "activation", (400, 401, 403, 404))
         link["store"] = {"activated": True}
-    info = {"tmpl": cfg.get("tmpl_id", ""), "ver": cfg.get("fw_ver", "0.0.0"),
-            "build": cfg.get("build", ""), "type": cfg.get("name", ""), "rxbuff": 1024}
+    info = {"tmpl": tmpl, "ver": cfg.get("fw_ver", "0.0.0"), "build": clock.build_date(),
+            "type": cfg.get("fw_type") or tmpl, "rxbuff": 1024}
     link["mqtt"] = ("device", token, cloud.get("host"), cloud.get("port"), cloud.get("tls"))
     link["topics"] = (b"downlink/#",)
-    link["hello"] = ((b"info/mcu", json.dumps(info), True),)
+    link["hello"] = ((b"info/mcu", json.dumps(info), False),)
     return link

@@ -28,7 +28,7 @@ def info():
 
 
 def scan():
-    return [{"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2/PSK",
+    return [{"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2",
              "ch": 6}]
 
 

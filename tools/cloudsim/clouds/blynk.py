@@ -28,6 +28,12 @@ class Blynk:
         self.devices = {}  # id -> {"owner", "org", "token", "active", "template"}
         self.next_id = 101
         self.sent = []  # (device id, downlink) for the device's MQTT topics
+        self.redirects = {}  # device id -> payload of a downlink/redirect at its next login
+
+    def redirect_next_login(self, device_id, target):
+        """Send downlink/redirect (target: "host:port" or "mqtt[s]://host:port")
+        right after the device's next MQTT login, once."""
+        self.redirects[int(device_id)] = target
 
     def routes(self, r):
         r.add("POST", P + "/token", self.provision_token)
@@ -102,17 +108,16 @@ class Blynk:
         return None, None
 
     def activate(self, req):
+        # as Blynk documents it: 200 with no body; 400 {"error":{"message":...}}
         token = req.query.get("token", "")
         template = req.query.get("templateId", "")
-        if not token or not template:
-            raise HttpError(400, "token and templateId are required")
-        if not template.startswith("TMPL"):
-            raise HttpError(400, "templateId: must start with TMPL")
         device_id, dev = self.by_token(token)
         if dev is None:
-            raise HttpError(401, "token: unknown or revoked")
+            return 400, {"error": {"message": "Invalid token."}}
+        if not template.startswith("TMPL"):
+            return 400, {"error": {"message": "Invalid template id."}}
         with self.sim.lock:
             dev["active"] = True
             dev["template"] = template
         self.sim.allow_mqtt("blynk", token, device_id)
-        return 200, {"status": "ok", "deviceId": device_id}
+        return 200, None

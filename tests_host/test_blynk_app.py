@@ -1,0 +1,429 @@
+"""Blynk as the real Blynk app and cloud behave (issue 10): the app's own
+provisioning script against a simulated device and cloudsim's Blynk, which
+answers as Blynk documents; reconfiguration that cannot lose a working
+setup (also across a power cut); static IP; Edgent's sec strings."""
+
+import json
+import socket
+import ssl
+import struct
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+from test_dns import query
+from test_portal import get, port_of
+from test_profiles import admin, api, blynk_config, blynk_online, provision
+
+from cloudsim.mqttfront import mqtt_string, packet
+
+ACTIVATION = "/blynk/external/api/provision"
+BAD_TOKEN = "Zz" * 16  # 32 characters of the right alphabet that no device has
+
+
+def app_setup(port, token, newer=False, host="127.0.0.1", **extra):
+    """Exactly what the Blynk app does: board_info, wifi_scan, /config, then
+    poll until the device's access point is gone. (board_info, networks)."""
+    status, _, body = get(port, "/board_info.json")
+    assert status == 200
+    info = json.loads(body)
+    status, _, body = get(port, "/wifi_scan.json")
+    assert status == 200
+    nets = json.loads(body)
+    fields = {"host": host, "port": 80, "port_ssl": 443, "blynk": token,
+              "ssid": nets[0]["ssid"], "pass": "correct horse", **extra}
+    if newer:
+        fields["if"] = "wifi"
+    status, _, body = get(port, "/config?" + urllib.parse.urlencode(fields))
+    assert (status, json.loads(body)) == (200, {"status": "ok", "msg": "Trying to connect..."})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the app polls; the AP going away is the answer
+        try:
+            get(port, "/board_info.json")
+        except OSError:
+            return info, nets
+        time.sleep(0.2)
+    raise AssertionError("the device's access point never went away")
+
+
+def activations(sim):
+    return len(sim.arrivals(ACTIVATION))
+
+
+# The app's flows ---------------------------------------------------------------------------
+
+def test_the_blynk_apps_script_brings_the_device_online_on_the_mqtt_port(device, cloudsim):
+    prov = provision(cloudsim)
+    # the config's host does not resolve: online only if the app's host is honoured
+    d = device(config={**blynk_config(cloudsim), "host": "a..b"})
+    tls = cloudsim.front.logins["tls"]
+    info, nets = app_setup(port_of(d.wait_state("WAIT_CONFIG")), prov["token"])
+    assert nets[0]["ssid"] == "home" and nets[0]["sec"] == "WPA2"
+    assert info["fw_type"] == info["tmpl_id"] == "TMPL1a2b3c4d"  # fw_type: the template ID
+    assert info["static_ip"] is True
+    d.wait_state("RUNNING")
+    assert cloudsim.front.logins["tls"] == tls + 1  # MQTT over TLS to the config's port
+    cloud = d.store()["cloud"]
+    assert (cloud["host"], cloud["app_port"], cloud["app_port_ssl"]) == ("127.0.0.1", 80, 443)
+
+
+def test_the_newer_edgent_board_info_and_if_wifi_flow_brings_the_device_online(device,
+                                                                                cloudsim):
+    prov = provision(cloudsim)
+    d = device(config=blynk_config(cloudsim))
+    info, _ = app_setup(port_of(d.wait_state("WAIT_CONFIG")), prov["token"], newer=True)
+    assert info["name"] == "Sensor" and info["uid"] == info["mac"].replace(":", "")
+    assert info["ifs"] == [{"name": "wifi", "mac": info["mac"], "scan": True, "5ghz": False,
+                            "static_ip": True}]
+    d.wait_state("RUNNING")
+
+
+def test_the_captive_dns_port_is_in_the_events_and_answers_blynk_setup(device):
+    d = device()
+    event = d.wait_state("WAIT_CONFIG")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(10)
+        s.sendto(query(0x5E70, "blynk.setup"), ("127.0.0.1", event["dns"]))
+        reply = s.recv(512)
+    assert reply[:2] == b"\x5e\x70" and reply[-4:] == bytes([127, 0, 0, 1])
+
+
+# Activation as Blynk documents it ----------------------------------------------------------
+
+def test_an_invalid_token_is_703_and_setup_mode_after_exactly_one_activation(device,
+                                                                             cloudsim):
+    d = device(config=blynk_config(cloudsim))
+    before = activations(cloudsim)
+    app_setup(port_of(d.wait_state("WAIT_CONFIG")), BAD_TOKEN)
+    event = d.wait_state("WAIT_CONFIG", last_error=703)
+    assert event["portal"]
+    assert activations(cloudsim) == before + 1
+    assert not [e for e in d.events if "retry_in" in e]
+
+
+def test_cloudsim_answers_an_invalid_token_as_documented(cloudsim):
+    ctx = ssl.create_default_context(cafile=str(cloudsim.dir / "ca.pem"))
+    url = f"https://127.0.0.1:{cloudsim.https_port}{ACTIVATION}?token={BAD_TOKEN}&templateId=TMPL1"
+    with pytest.raises(urllib.error.HTTPError) as got:
+        urllib.request.urlopen(url, context=ctx, timeout=10)
+    assert got.value.code == 400
+    assert json.loads(got.value.read()) == {"error": {"message": "Invalid token."}}
+
+
+def test_a_200_with_an_empty_body_activates(device, cloudsim):
+    prov = provision(cloudsim)
+    ctx = ssl.create_default_context(cafile=str(cloudsim.dir / "ca.pem"))
+    url = (f"https://127.0.0.1:{cloudsim.https_port}{ACTIVATION}"
+           f"?token={prov['token']}&templateId=TMPL1a2b3c4d")
+    with urllib.request.urlopen(url, context=ctx, timeout=10) as resp:
+        assert (resp.status, resp.read()) == (200, b"")  # what the device gets as well
+    d = device(config=blynk_config(cloudsim))
+    before = activations(cloudsim)
+    app_setup(port_of(d.wait_state("WAIT_CONFIG")), prov["token"])
+    d.wait_state("RUNNING")
+    assert activations(cloudsim) == before + 1
+    assert d.store()["cloud"]["activated"] is True
+
+
+# Reconfiguration that cannot lose a working setup -----------------------------------------
+
+def reconfigure(d, **fields):
+    """Open setup mode with a short press and send new settings."""
+    d.press(2000)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, body = get(port, "/config?" + urllib.parse.urlencode(fields))
+    assert status == 200, body
+
+
+def test_a_wrong_wifi_password_shows_722_then_the_device_is_back_on_its_working_setup(
+        device, cloudsim):
+    d, prov = blynk_online(device, cloudsim, portal={"idle_timeout_s": 3})
+    kept = d.store()
+    reconfigure(d, ssid="home", **{"pass": "wrong horse!"}, blynk=prov["token"])
+    d.wait_state("WAIT_CONFIG", last_error=722)  # the reason, shown in setup mode
+    d.wait_state("RUNNING", timeout=40)  # idle timeout: the working setup again
+    now = d.store()
+    assert now["wifi"] == kept["wifi"] and now["cloud"] == kept["cloud"]
+    assert "pending" not in now.get("state", {})
+
+
+def test_after_a_wrong_password_a_short_press_takes_the_device_back_to_its_working_setup(
+        device, cloudsim):
+    d, prov = blynk_online(device, cloudsim)  # idle timeout 600 s: only the button ends setup
+    kept = d.store()
+    reconfigure(d, ssid="home", **{"pass": "wrong horse!"}, blynk=prov["token"])
+    d.wait_state("WAIT_CONFIG", last_error=722)
+    d.press(2000)
+    d.wait_state("RUNNING")
+    assert d.store()["wifi"] == kept["wifi"]
+
+
+def test_a_refused_token_shows_703_then_the_device_is_back_on_its_working_setup(device,
+                                                                               cloudsim):
+    d, prov = blynk_online(device, cloudsim, portal={"idle_timeout_s": 3})
+    kept = d.store()
+    before = activations(cloudsim)
+    reconfigure(d, ssid="home", **{"pass": "correct horse"}, blynk=BAD_TOKEN)
+    d.wait_state("WAIT_CONFIG", last_error=703)
+    assert activations(cloudsim) == before + 1
+    d.wait_state("RUNNING", timeout=40)
+    assert d.store()["cloud"] == kept["cloud"]
+    assert activations(cloudsim) == before + 1  # the working token needs no activation
+
+
+def test_new_settings_that_work_replace_the_working_ones(device, cloudsim):
+    d, prov = blynk_online(device, cloudsim)
+    new = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/reprovision/token",
+              {"deviceId": prov["deviceId"]}, admin(cloudsim))
+    port = port_of(d.wait_state("WAIT_CONFIG", last_error=703))
+    status, _, _ = get(port, "/config?" + urllib.parse.urlencode(
+        {"ssid": "cafe", "pass": "", "blynk": new["token"]}))
+    assert status == 200
+    d.wait_state("RUNNING")
+    store = d.store()
+    assert store["cloud"]["token"] == new["token"]
+    assert [n["ssid"] for n in store["wifi"]["networks"]] == ["cafe", "home"]
+    assert "pending" not in store.get("state", {})
+
+
+def test_save_1_stores_the_settings_at_once(device, cloudsim):
+    d, prov = blynk_online(device, cloudsim)
+    d.press(2000)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, body = get(port, "/config?" + urllib.parse.urlencode(
+        {"ssid": "cafe", "pass": "", "blynk": prov["token"], "save": "1"}))
+    assert json.loads(body)["msg"] == "Configuration saved"
+    assert d.store()["wifi"]["networks"][0]["ssid"] == "cafe"
+
+
+SWITCH = """
+import json
+import powercut
+import ramblock
+from onboard import runtime
+from onboard.store import Store
+
+OLD = {"ssid": "old", "password": "old-pass-1"}
+NEW = {"ssid": "new", "password": "new-pass-2", "ip": ["10.0.0.9", "255.0.0.0", "10.0.0.1",
+                                                     "10.0.0.1", "10.0.0.1"]}
+
+def prepare(s):
+    s.put("wifi", networks=[OLD])
+    s.put("cloud", token="O" * 32, activated=True, host="old.example")
+    s.put("state", last_error=0, pending=dict(NEW, cloud={"token": "N" * 32, "activated": True,
+                                                          "host": None}))
+
+def which(s):
+    # what a device booting on this record has: both setups, or the new one working
+    state = s.get("state")
+    pending = state.get("pending")
+    if pending and pending.get("ok"):
+        runtime.switch(s)  # what Runtime.run does at boot
+        state = s.get("state")
+        pending = state.get("pending")
+    wifi = s.get("wifi")["networks"]
+    cloud = s.get("cloud")
+    if pending:
+        ok = (wifi == [OLD] and cloud == {"token": "O" * 32, "activated": True,
+                                          "host": "old.example"}
+              and pending["ssid"] == "new" and pending["cloud"]["token"] == "N" * 32)
+        return "both" if ok else "lost"
+    ok = wifi == [NEW, OLD] and cloud == {"token": "N" * 32, "activated": True}
+    return "new" if ok else "lost"
+
+kind = KIND
+dev = powercut._fresh(kind)
+ramblock.mount(dev, powercut._fs(kind), powercut.WHERE)
+prepare(Store(powercut.PATH))
+ramblock.umount(powercut.WHERE)
+d = powercut._reopen(dev, kind)
+s = Store(powercut.PATH)
+s.load()
+before = d.writes
+runtime.switch(s)
+total = d.writes - before
+ramblock.umount(powercut.WHERE)
+for n in range(total + 1):
+    d = powercut._reopen(dev, kind)
+    s = Store(powercut.PATH)
+    s.load()
+    d.cut_after(n)
+    try:
+        runtime.switch(s)
+    except OSError:
+        pass
+    ramblock.umount(powercut.WHERE)
+    after = powercut._reopen(d, kind)
+    after.restore_power()
+    r = Store(powercut.PATH)
+    r.load()
+    print(json.dumps({"cut": n, "got": which(r)}))
+    ramblock.umount(powercut.WHERE)
+"""
+
+
+@pytest.mark.parametrize("kind", ["lfs", "lfs4k", "fat"])
+def test_a_power_cut_at_every_write_of_the_switch_loses_neither_setup(mpy, report, kind):
+    points = [json.loads(line) for line in mpy.run(SWITCH.replace("KIND", repr(kind))).lines
+              if line.startswith("{")]
+    got = [p["got"] for p in points]
+    assert "lost" not in got, points
+    assert got[0] == "both" and got[-1] == "new"
+    report(f"power cut {kind:5} pending->working switch: {len(points)} cut points checked")
+
+
+# Static IP -----------------------------------------------------------------------------------
+
+def test_a_static_address_is_what_the_joined_interface_reports(device, cloudsim):
+    prov = provision(cloudsim)
+    d = device(config=blynk_config(cloudsim))
+    app_setup(port_of(d.wait_state("WAIT_CONFIG")), prov["token"], ip="192.168.1.50",
+              mask="255.255.255.0", gw="192.168.1.1", dns="192.168.1.1")
+    d.wait_state("RUNNING")
+    assert "joined home at 192.168.1.50" in d.log_path.read_text()
+    assert d.store()["wifi"]["networks"][0]["ip"] == ["192.168.1.50", "255.255.255.0",
+                                                     "192.168.1.1", "192.168.1.1", "192.168.1.1"]
+
+
+def test_the_unix_radio_reports_a_static_address_once_joined(mpy, tmp_path):
+    radio = tmp_path / "radio.json"
+    radio.write_text(json.dumps({"networks": [{"ssid": "home", "sec": "WPA2",
+                                               "password": "correct horse"}]}))
+    out = mpy.run(f"""
+        import os, asyncio, network
+        os.putenv("ONBOARD_RADIO", {str(radio)!r})
+        from onboard import wifi
+        sta = network.WLAN(network.STA_IF)
+        ip = ["10.1.2.3", "255.255.0.0", "10.1.0.1", "10.1.0.2", "10.1.0.3"]
+        print(asyncio.run(wifi.join(sta, "home", "correct horse", 5000, ip)), sta.ifconfig())
+        print(asyncio.run(wifi.join(sta, "home", "correct horse", 5000)), sta.ifconfig()[0])
+    """).lines
+    assert out == ["0 ('10.1.2.3', '255.255.0.0', '10.1.0.1', '10.1.0.2')", "0 127.0.0.1"]
+
+
+@pytest.mark.parametrize("field,value", [("ip", "192.168.1.300"), ("mask", "255.255.255"),
+                                         ("gw", "a.b.c.d"), ("dns", "1.2.3.4 "),
+                                         ("dns2", "01.2.3.4.5")])
+def test_a_malformed_address_is_refused_naming_the_field_and_nothing_stored(device, field,
+                                                                           value):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    fields = {"ssid": "home", "pass": "correct horse", "blynk": "a" * 32, "ip": "192.168.1.50",
+              "mask": "255.255.255.0", "gw": "192.168.1.1", field: value}
+    status, _, body = get(port, "/config?" + urllib.parse.urlencode(fields))
+    assert status == 500  # Edgent's status for an invalid configuration
+    assert json.loads(body)["msg"].startswith(field + ": ")
+    assert d.store() == {}
+
+
+# Edgent's sec strings ------------------------------------------------------------------------
+
+def test_the_unix_radio_refuses_an_unknown_sec_with_a_clear_error(mpy, tmp_path):
+    radio = tmp_path / "radio.json"
+    radio.write_text(json.dumps({"networks": [{"ssid": "home", "sec": "WPA2/PSK"}]}))
+    run = mpy.run(f"""
+        import os, network
+        os.putenv("ONBOARD_RADIO", {str(radio)!r})
+        sta = network.WLAN(network.STA_IF)
+        sta.active(True)
+        try:
+            sta.scan()
+        except ValueError as e:
+            print("refused:", e)
+    """)
+    assert run.lines == [f"refused: radio file {radio}: network 'home': sec 'WPA2/PSK' is not "
+                         "one of OPEN, WEP, WPA, WPA2, WPA+WPA2, WPA2-EAP, WPA3, WPA2+WPA3, WAPI"]
+
+
+def test_wep_keys_are_accepted_as_edgent_does(mpy):
+    out = mpy.run("""
+        from onboard import wifi
+        for key in ("abcde", "abcdefghijklm", "0123456789", "0123456789abcdef0123456789"):
+            wifi.check_credentials("net", key)
+        for key in ("abcd", "abcdef"):
+            try:
+                wifi.check_credentials("net", key)
+            except ValueError as e:
+                print(e)
+    """).lines
+    assert len(out) == 2 and all(line.startswith("password: ") for line in out)
+
+
+# cloudsim's Blynk MQTT as the real one -------------------------------------------------------
+
+def mqtt_login(sim, token):
+    """A raw MQTT connection to cloudsim's Blynk front (plain port), logged in."""
+    s = socket.create_connection(("127.0.0.1", sim.front.port), timeout=10)
+    body = mqtt_string(b"MQTT") + bytes((4, 0xC2)) + struct.pack(">H", 60)
+    body += mqtt_string(b"raw") + mqtt_string(b"device") + mqtt_string(token.encode())
+    s.sendall(packet(0x10, body))
+    assert s.recv(4) == b"\x20\x02\x00\x00"
+    return s
+
+
+def active_token(sim):
+    prov = provision(sim)
+    ctx = ssl.create_default_context(cafile=str(sim.dir / "ca.pem"))
+    url = (f"https://127.0.0.1:{sim.https_port}{ACTIVATION}"
+           f"?token={prov['token']}&templateId=TMPL1a2b3c4d")
+    urllib.request.urlopen(url, context=ctx, timeout=10).close()
+    return prov
+
+
+def closed(s):
+    try:
+        return s.recv(64) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_second_login_with_the_same_token_drops_the_first(cloudsim):
+    prov = active_token(cloudsim)
+    first = mqtt_login(cloudsim, prov["token"])
+    second = mqtt_login(cloudsim, prov["token"])
+    assert closed(first)
+    second.sendall(b"\xc0\x00")  # PINGREQ: the second is served
+    assert second.recv(2) == b"\xd0\x00"
+    first.close()
+    second.close()
+
+
+def test_a_message_over_1024_bytes_closes_the_connection(cloudsim):
+    s = mqtt_login(cloudsim, active_token(cloudsim)["token"])
+    s.sendall(packet(0x30, mqtt_string(b"ds/big") + b"x" * 1025))
+    assert closed(s)
+    s.close()
+
+
+def test_a_subscription_outside_downlink_is_refused(cloudsim):
+    s = mqtt_login(cloudsim, active_token(cloudsim)["token"])
+    s.sendall(packet(0x82, b"\x00\x07" + mqtt_string(b"ds/#") + b"\x01"))
+    assert s.recv(5) == b"\x90\x03\x00\x07\x80"
+    s.sendall(packet(0x82, b"\x00\x08" + mqtt_string(b"downlink/#") + b"\x01"))
+    assert s.recv(5) == b"\x90\x03\x00\x08\x01"
+    s.close()
+
+
+def test_mqtt_logins_are_logged_with_the_token_masked(cloudsim, monkeypatch):
+    prov = active_token(cloudsim)
+    lines = []
+    monkeypatch.setattr(cloudsim, "_log", lines.append)
+    mqtt_login(cloudsim, prov["token"]).close()
+    logins = [line for line in lines if "mqtt login" in line]
+    assert logins and f"device {prov['deviceId']}" in logins[0]
+    assert not any(prov["token"] in line for line in lines)
+
+
+def test_a_redirect_right_after_connect_is_followed(device, cloudsim):
+    d, prov = blynk_online(device, cloudsim)
+    plain = cloudsim.front.logins["plain"]
+    cloudsim.clouds["blynk"].redirect_next_login(prov["deviceId"],
+                                                 f"mqtt://127.0.0.1:{cloudsim.front.port}")
+    d.kill()
+    again = device(same_as=d, config=d.config)
+    again.wait_state("RUNNING")
+    again.wait_state("CONNECTING_CLOUD")
+    again.wait_state("RUNNING")
+    assert cloudsim.front.logins["plain"] == plain + 1
+    assert again.store()["cloud"]["port"] == cloudsim.front.port
