@@ -43,7 +43,10 @@ def tls_context(ca, insecure=False):
         raise ValueError("ca: https needs a CA certificate (or insecure=True)")
     if isinstance(ca, str):
         with open(ca, "rb") as f:
-            ca = f.read()
+            # its size first: read() without one grows its buffer (peaks at twice)
+            n = f.seek(0, 2)
+            f.seek(0)
+            ca = f.read(n)
     ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
     # mbedTLS here parses one DER certificate per call and adds it to those
     # trusted, so a bundle is loaded one certificate at a time (PEM decoded
