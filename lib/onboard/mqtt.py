@@ -194,7 +194,7 @@ class MQTTClient:
                              self.keepalive.to_bytes(2, "big"), body)
             del body
             phase = "login"
-            ack = await self._next(deadline, _CONNACK, 0, phase)
+            ack: bytes = await self._next(deadline, _CONNACK, 0, phase)  # pyright: ignore
             if ack[1]:
                 raise MQTTException(ack[1])
             self._pong_due = None
@@ -226,8 +226,8 @@ class MQTTClient:
                 pid = self.pid.to_bytes(2, "big")
             topic = _field(topic)
             await self._send(deadline, op, pid + topic if want == _SUBACK else topic + pid, tail)
-            if want and (await self._next(deadline, want, self.pid, phase[0] + "uback"))[2:3] \
-                    == b"\x80":
+            if want and (await self._next(  # pyright: ignore  (an ack: bytes)
+                    deadline, want, self.pid, phase[0] + "uback"))[2:3] == b"\x80":
                 raise MQTTException(0x80)
         except Exception as e:
             raise self._fail(e, phase) from None
