@@ -2,9 +2,15 @@
 # connection (MQTT without TLS, http://) does not load this code.
 
 
-def load(ctx, ca):
-    """Make ctx trust every certificate of ca: PEM or DER bytes, one
-    certificate or several (net.tls_context reads a path)."""
+def load(ctx, ca, insecure):
+    """ctx, trusting every certificate of ca: PEM or DER bytes, one
+    certificate or several (net.tls_context reads a path); or none."""
+    import tls
+
+    if insecure:
+        ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
+        return ctx
+    ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
     if ca is None:
         raise ValueError("ca: https needs a CA certificate (or insecure=True)")
     # mbedTLS here parses one DER certificate per call and adds it to those
@@ -25,3 +31,4 @@ def load(ctx, ca):
             i = ca.find(b"-----BEGIN CERTIFICATE-----", n)
     except (ValueError, IndexError, OverflowError):
         raise ValueError("ca: not a PEM or DER certificate") from None
+    return ctx

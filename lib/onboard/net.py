@@ -31,17 +31,13 @@ def run(coro):
 def tls_context(ca, insecure=False):
     """An SSLContext trusting every certificate of ca: a path, or PEM or DER
     bytes, one certificate or several; an SSLContext is returned as it is."""
-    import tls
-
     if hasattr(ca, "wrap_socket"):
         return ca
+    import tls
+
     # the context first: mbedTLS wants one large block, easier to find early
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    if insecure:
-        ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
-        return ctx
-    ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
-    if isinstance(ca, str):
+    if isinstance(ca, str) and not insecure:
         with open(ca, "rb") as f:
             # its size first: read() without one grows its buffer (peaks at twice)
             n = f.seek(0, 2)
@@ -49,8 +45,7 @@ def tls_context(ca, insecure=False):
             ca = f.read(n)
     from onboard.ca import load  # (a module of its own: a plain connection does not load it)
 
-    load(ctx, ca)
-    return ctx
+    return load(ctx, ca, insecure)
 
 
 class Conn:
