@@ -160,7 +160,7 @@ async def _request(aio, method, url, json=None, data=None, headers=None, timeout
         try:
             await conn.connect(host, port, ctx, deadline, aio)
             phase = "tls" if ctx else "send"
-            await conn.send(deadline, head, "\r\n", body or b"")  # no copy of head
+            await conn.send(deadline, (head + "\r\n").encode(), body or b"")
             phase = "reply"
             resp = await _reply(conn, host, max_body, method == "HEAD", deadline)
         except (OSError, ValueError, EOFError) as e:
