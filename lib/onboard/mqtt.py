@@ -7,18 +7,17 @@
 # One code path: the a* coroutines run on onboard.net's transport; the
 # blocking methods drive them over a blocking socket (connect()), the runtime
 # awaits them on asyncio streams (aconnect()) so its event loop never stops.
+# (Few functions and names on purpose: each costs RAM once loaded.)
 import time
 from micropython import const
 
 from onboard import net
 from onboard.errors import TIMEOUT_ERRNOS, NetError, ProtocolError, Timeout, fail, wrap
 
-_CONNECT = const(0x10)
+_CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
-_SUBSCRIBE = const(0x82)
 _SUBACK = const(0x90)
-_PINGRESP = const(0xD0)
 
 
 class MQTTException(Exception):
@@ -27,6 +26,12 @@ class MQTTException(Exception):
 
 def _bytes(s):
     return s.encode() if isinstance(s, str) else s
+
+
+def _field(s):
+    # a string field: its length (2 bytes) and its bytes
+    s = _bytes(s)
+    return len(s).to_bytes(2, "big") + s
 
 
 class MQTTClient:
@@ -41,13 +46,8 @@ class MQTTClient:
         self.ssl = ssl
         self.timeout = timeout
         self.max_packet = max_packet
-        self._c = None  # the connection (onboard.net)
-        self.pid = 0
-        self.cb = None
-        self.lw_topic = None
-        self._sent = 0  # ticks of the last packet sent
-        self._pong_due = None
-        self._hdr = bytearray(5)
+        self._c = self.cb = self.lw_topic = self._pong_due = None  # _c: onboard.net's Conn
+        self.pid = self._sent = 0  # _sent: ticks of the last packet sent
         self._blocking = False
 
     def __repr__(self):
@@ -62,68 +62,11 @@ class MQTTClient:
         self.lw_qos = qos
         self.lw_retain = retain
 
-    # -- transport ---------------------------------------------------------
-
-    def _fail(self, e, phase):
-        # Any failure leaves the connection unusable: close it, say where.
-        self.disconnect(False)
-        return e if isinstance(e, MQTTException) else wrap(e, self.server, phase)
-
-    async def _send(self, deadline, op, *parts):
-        # one packet: the fixed header (op, the length of parts) built in the
-        # preallocated buffer, then the parts
-        if not self._c:
-            raise fail(NetError, self.server, "write", "not connected")
-        n = 0
-        for p in parts:
-            n += len(p)
-        h = self._hdr
-        h[0] = op
-        i = 1
-        while True:
-            h[i] = n & 0x7F
-            n >>= 7
-            if not n:
-                break
-            h[i] |= 0x80
-            i += 1
-        await self._c.send(deadline, memoryview(h)[: i + 1], *parts)
-        self._sent = time.ticks_ms()
-
-    async def _packet(self, until):
-        # -> (op, body), or None when no packet starts before `until` (ticks)
-        c = self._c
-        if not c.buf:
-            try:
-                if not await c.fill(until, 2):
-                    raise EOFError
-            except OSError as e:
-                if e.args and e.args[0] in TIMEOUT_ERRNOS:
-                    return None
-                raise
-        deadline = net.deadline(self.timeout)
-        op = (await c.take(1, deadline))[0]
-        n = shift = 0
-        while True:  # the remaining length: 7 bits a byte, at most 4 bytes
-            b = (await c.take(1, deadline))[0]
-            n |= (b & 0x7F) << shift
-            if not b & 0x80:
-                break
-            shift += 7
-            if shift > 21:
-                raise fail(ProtocolError, self.server, "read", "bad remaining length")
-        if n > self.max_packet:
-            raise fail(ProtocolError, self.server, "read", "packet over max_packet")
-        return op, await c.take(n, deadline)
-
-    # -- operations ----------------------------------------------------------
-
     def __getattr__(self, name):
         # umqtt.simple's blocking methods connect(clean_session=True,
         # timeout=None), subscribe, publish, wait_msg, check_msg and ping: each
         # runs its coroutine (aconnect, asubscribe, apublish, await_msg, aping)
-        # to the end on a blocking socket. One function instead of six, as
-        # each costs RAM once the module is loaded.
+        # to the end on a blocking socket. One function instead of six.
         first = ()
         if name == "check_msg":  # wait_msg() without waiting: None when nothing came
             name, first = "wait_msg", (0,)
@@ -135,6 +78,91 @@ class MQTTClient:
             self._blocking = name == "connect"  # aconnect reads it: a blocking socket
             return net.run(f(*(first + a), **k))
         return blocking
+
+    def _fail(self, e, phase):
+        # Any failure leaves the connection unusable: close it, say where.
+        self.disconnect(False)
+        return e if isinstance(e, MQTTException) else wrap(e, self.server, phase)
+
+    async def _send(self, deadline, op, *parts):
+        # one packet: the fixed header (op, the remaining length), then parts
+        if not self._c:
+            raise fail(NetError, self.server, "write", "not connected")
+        n = 0
+        for p in parts:
+            n += len(p)
+        h = bytearray((op,))
+        while True:
+            h.append(n & 0x7F | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                break
+        await self._c.send(deadline, h, *parts)
+        self._sent = time.ticks_ms()
+
+    async def _next(self, until, want=None, pid=0, phase="read"):
+        # Handle the broker's packets until the ack `want` for pid arrives (its
+        # body) or, with want None, one packet (its type; None when none starts
+        # before `until`, ticks). _CONNACK: the first packet must be it.
+        c = self._c
+        while True:
+            if not c.buf:
+                try:
+                    if not await c.fill(until, 2):
+                        raise EOFError
+                except OSError as e:
+                    if e.args and e.args[0] in TIMEOUT_ERRNOS:
+                        if want:
+                            raise fail(Timeout, self.server, phase, "timed out") from None
+                        return None
+                    raise
+            deadline = net.deadline(self.timeout)
+            op = (await c.take(1, deadline))[0]
+            n = shift = 0
+            while True:  # the remaining length: 7 bits a byte, at most 4 bytes
+                b = (await c.take(1, deadline))[0]
+                n |= (b & 0x7F) << shift
+                if not b & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    raise fail(ProtocolError, self.server, "read", "bad remaining length")
+            if n > self.max_packet:
+                raise fail(ProtocolError, self.server, "read", "packet over max_packet")
+            body = await c.take(n, deadline)
+            if want == _CONNACK:
+                if op != want or n != 2:
+                    raise fail(ProtocolError, self.server, phase, "no CONNACK")
+                return body
+            if op == want:
+                # PUBACK: packet id; SUBACK: packet id and one return code
+                if n < (3 if want == _SUBACK else 2):
+                    raise fail(ProtocolError, self.server, phase, "short ack")
+                if int.from_bytes(body[:2], "big") == pid:
+                    return body
+            elif op & 0xF0 == _PUBLISH:
+                qos = op >> 1 & 3
+                tl = int.from_bytes(body[:2], "big")
+                pos = 2 + tl + (2 if qos else 0)
+                if qos > 1 or n < pos:
+                    raise fail(ProtocolError, self.server, "read", "malformed PUBLISH")
+                if self.cb:
+                    try:
+                        self.cb(body[2 : 2 + tl], body[pos:])
+                    except Exception as e:
+                        # unacknowledged, so the broker delivers it again; the session stays
+                        from onboard import log
+
+                        log.error("mqtt", "callback raised %s", type(e).__name__)
+                        qos = 0
+                if qos:  # acknowledged once the application has it, as umqtt.simple does
+                    await self._send(net.deadline(self.timeout), _PUBACK, body[pos - 2 : pos])
+            elif op == 0xD0:  # PINGRESP
+                self._pong_due = None
+            elif op & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
+                raise fail(ProtocolError, self.server, "read", "unexpected packet %02x" % op)
+            if not want:
+                return op
 
     async def aconnect(self, clean_session=True, timeout=None):
         """Connect and log in on asyncio streams (connect(): blocking); raises
@@ -151,33 +179,22 @@ class MQTTClient:
             self._c = net.Conn()
             await self._c.connect(self.server, self.port, self.ssl, deadline, not blocking)
             flags = 2 if clean_session else 0
-            fields = [self.client_id]
+            body = _field(self.client_id)
             if self.lw_topic:
-                flags |= 0x4 | (self.lw_qos & 1) << 3 | (self.lw_qos & 2) << 3 \
-                    | (0x20 if self.lw_retain else 0)
-                fields += [self.lw_topic, self.lw_msg]
+                flags |= 0x4 | (self.lw_qos & 3) << 3 | (0x20 if self.lw_retain else 0)
+                body += _field(self.lw_topic) + _field(self.lw_msg)
             if self.user is not None:
                 flags |= 0x80
-                fields.append(_bytes(self.user))
+                body += _field(self.user)
                 if self.pswd is not None:
                     flags |= 0x40
-                    fields.append(_bytes(self.pswd))
-            body = bytearray(b"\x00\x04MQTT\x04")
-            body.append(flags)
-            body += self.keepalive.to_bytes(2, "big")
-            for f in fields:
-                body += len(f).to_bytes(2, "big")
-                body += f
+                    body += _field(self.pswd)
             phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
-            await self._send(deadline, _CONNECT, body)
-            del body, fields
+            await self._send(deadline, 0x10, b"\x00\x04MQTT\x04", bytes((flags,)),
+                             self.keepalive.to_bytes(2, "big"), body)
+            del body
             phase = "login"
-            got = await self._packet(deadline)
-            if not got:
-                raise OSError(110)
-            op, ack = got
-            if op != 0x20 or len(ack) != 2:
-                raise fail(ProtocolError, self.server, phase, "no CONNACK")
+            ack: bytes = await self._next(deadline, _CONNACK, 0, phase)  # pyright: ignore
             if ack[1]:
                 raise MQTTException(ack[1])
             self._pong_due = None
@@ -199,80 +216,32 @@ class MQTTClient:
         if self._pong_due is None:
             self._pong_due = net.deadline(self.timeout)
 
-    async def apublish(self, topic, msg, retain=False, qos=0):
-        """publish() after aconnect()."""
-        topic = _bytes(topic)
-        msg = _bytes(msg)
-        if qos not in (0, 1):
-            raise ValueError("qos: 0 or 1")
+    async def _ask(self, phase, op, topic, tail, want):
+        # PUBLISH or SUBSCRIBE; with want, wait for its ack (a packet id first)
         try:
             deadline = net.deadline(self.timeout)
-            pid = 0
-            if qos:
-                self.pid = pid = self.pid % 65535 + 1
-            head = len(topic).to_bytes(2, "big") + topic
-            if qos:
-                head += pid.to_bytes(2, "big")
-            await self._send(deadline, _PUBLISH | qos << 1 | retain, head, msg)
-            if qos:
-                await self._until(_PUBACK, pid, "puback", deadline)
+            pid = b""
+            if want:
+                self.pid = self.pid % 65535 + 1
+                pid = self.pid.to_bytes(2, "big")
+            topic = _field(topic)
+            await self._send(deadline, op, pid + topic if want == _SUBACK else topic + pid, tail)
+            if want and (await self._next(  # pyright: ignore  (an ack: bytes)
+                    deadline, want, self.pid, phase[0] + "uback"))[2:3] == b"\x80":
+                raise MQTTException(0x80)
         except Exception as e:
-            raise self._fail(e, "publish") from None
+            raise self._fail(e, phase) from None
+
+    async def apublish(self, topic, msg, retain=False, qos=0):
+        """publish() after aconnect()."""
+        if qos not in (0, 1):
+            raise ValueError("qos: 0 or 1")
+        await self._ask("publish", _PUBLISH | qos << 1 | retain, topic, _bytes(msg),
+                        qos and _PUBACK)
 
     async def asubscribe(self, topic, qos=0):
         """subscribe() after aconnect(); MQTTException(0x80) when refused."""
-        topic = _bytes(topic)
-        try:
-            deadline = net.deadline(self.timeout)
-            self.pid = pid = self.pid % 65535 + 1
-            await self._send(deadline, _SUBSCRIBE,
-                             pid.to_bytes(2, "big") + len(topic).to_bytes(2, "big") + topic,
-                             bytes((qos,)))
-            ack = await self._until(_SUBACK, pid, "suback", deadline)
-            if ack[2] == 0x80:
-                raise MQTTException(0x80)
-        except Exception as e:
-            raise self._fail(e, "subscribe") from None
-
-    async def _until(self, want, pid, phase, deadline):
-        # Handle packets until the ack `want` for pid arrives or the deadline passes.
-        while True:
-            got = await self._packet(deadline)
-            if got is None:
-                raise fail(Timeout, self.server, phase, "timed out")
-            op, body = got
-            if op == want:
-                # PUBACK: packet id; SUBACK: packet id and one return code
-                if len(body) < (3 if want == _SUBACK else 2):
-                    raise fail(ProtocolError, self.server, phase, "short ack")
-                if int.from_bytes(body[:2], "big") == pid:
-                    return body
-            else:
-                await self._handle(op, body)
-
-    async def _handle(self, op, body):
-        if op & 0xF0 == _PUBLISH:
-            qos = op >> 1 & 3
-            tl = int.from_bytes(body[:2], "big")
-            pos = 2 + tl + (2 if qos else 0)
-            if qos > 1 or len(body) < pos:
-                raise fail(ProtocolError, self.server, "read", "malformed PUBLISH")
-            if self.cb:
-                try:
-                    self.cb(body[2 : 2 + tl], body[pos:])
-                except Exception as e:
-                    # unacknowledged, so the broker delivers it again; the session stays
-                    from onboard import log
-
-                    log.error("mqtt", "callback raised %s", type(e).__name__)
-                    return op
-            if qos:  # acknowledged once the application has it, as umqtt.simple does
-                await self._send(net.deadline(self.timeout), _PUBACK, body[pos - 2 : pos])
-        elif op == _PINGRESP:
-            self._pong_due = None
-        elif op & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
-            raise fail(ProtocolError, self.server, "read", "unexpected packet %02x" % op)
-        return op
+        await self._ask("subscribe", 0x82, topic, bytes((qos,)), _SUBACK)
 
     async def await_msg(self, wait_ms=None):
         """wait_msg() after aconnect(): at most one packet that starts within
@@ -288,8 +257,6 @@ class MQTTClient:
                     await self.aping()
                     due = self.keepalive * 500
                 wait = min(wait, due)
-            got = await self._packet(time.ticks_add(now, wait))
-            return await self._handle(*got) if got else None
+            return await self._next(time.ticks_add(now, wait))
         except Exception as e:
             raise self._fail(e, "wait") from None
-

@@ -11,7 +11,7 @@ from micropython import const
 
 from onboard.errors import DNSError, fail
 
-_CHUNK = const(512)
+_CHUNK = const(256)
 _ETIMEDOUT = const(110)
 
 
@@ -31,39 +31,21 @@ def run(coro):
 def tls_context(ca, insecure=False):
     """An SSLContext trusting every certificate of ca: a path, or PEM or DER
     bytes, one certificate or several; an SSLContext is returned as it is."""
-    import tls
-
     if hasattr(ca, "wrap_socket"):
         return ca
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    if insecure:
-        ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
-        return ctx
-    if ca is None:
-        raise ValueError("ca: https needs a CA certificate (or insecure=True)")
-    if isinstance(ca, str):
-        with open(ca, "rb") as f:
-            ca = f.read()
-    ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
-    # mbedTLS here parses one DER certificate per call and adds it to those
-    # trusted, so a bundle is loaded one certificate at a time (PEM decoded
-    # from a memoryview: no copy of the file's text)
-    from binascii import a2b_base64
+    import tls
 
-    try:
-        i = ca.find(b"-----BEGIN CERTIFICATE-----")
-        while i < 0 and ca:  # DER, one certificate after another
-            n = 2 + (ca[1] & 0x7F) + int.from_bytes(ca[2 : 2 + (ca[1] & 0x7F)], "big")
-            # a SEQUENCE: tag, length of length, length
-            ctx.load_verify_locations(ca[:n] if n < len(ca) else ca)
-            ca = ca[n:]
-        while i >= 0:
-            n = ca.find(b"-----END", i)
-            ctx.load_verify_locations(a2b_base64(memoryview(ca)[i + 27 : n]))  # pyright: ignore
-            i = ca.find(b"-----BEGIN CERTIFICATE-----", n)
-    except (ValueError, IndexError, OverflowError):
-        raise ValueError("ca: not a PEM or DER certificate") from None
-    return ctx
+    # the context first: mbedTLS wants one large block, easier to find early
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    if isinstance(ca, str) and not insecure:
+        with open(ca, "rb") as f:
+            # its size first: read() without one grows its buffer (peaks at twice)
+            n = f.seek(0, 2)
+            f.seek(0)
+            ca = f.read(n)
+    from onboard.ca import load  # (a module of its own: a plain connection does not load it)
+
+    return load(ctx, ca, insecure)
 
 
 class Conn:

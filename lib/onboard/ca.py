@@ -1,0 +1,34 @@
+# The certificates of net.tls_context, in a module of its own: a plain
+# connection (MQTT without TLS, http://) does not load this code.
+
+
+def load(ctx, ca, insecure):
+    """ctx, trusting every certificate of ca: PEM or DER bytes, one
+    certificate or several (net.tls_context reads a path); or none."""
+    import tls
+
+    if insecure:
+        ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
+        return ctx
+    ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
+    if ca is None:
+        raise ValueError("ca: https needs a CA certificate (or insecure=True)")
+    # mbedTLS here parses one DER certificate per call and adds it to those
+    # trusted, so a bundle is loaded one certificate at a time (PEM decoded
+    # from a memoryview: no copy of the file's text)
+    from binascii import a2b_base64
+
+    try:
+        i = ca.find(b"-----BEGIN CERTIFICATE-----")
+        while i < 0 and ca:  # DER, one certificate after another
+            n = 2 + (ca[1] & 0x7F) + int.from_bytes(ca[2 : 2 + (ca[1] & 0x7F)], "big")
+            # a SEQUENCE: tag, length of length, length
+            ctx.load_verify_locations(ca[:n] if n < len(ca) else ca)
+            ca = ca[n:]
+        while i >= 0:
+            n = ca.find(b"-----END", i)
+            ctx.load_verify_locations(a2b_base64(memoryview(ca)[i + 27 : n]))  # pyright: ignore
+            i = ca.find(b"-----BEGIN CERTIFICATE-----", n)
+    except (ValueError, IndexError, OverflowError):
+        raise ValueError("ca: not a PEM or DER certificate") from None
+    return ctx
