@@ -21,7 +21,7 @@ FLASH_OFFSET ?= $(if $(filter esp32_generic,$(BOARD)),0x1000,0x0)
 
 ARGS ?=
 
-.PHONY: help setup sim test lint typecheck build bench test-device deploy firmware flash fleet
+.PHONY: help setup sim test lint typecheck build bench test-device deploy firmware flash fleet mutate
 
 help:
 	@echo "make sim                    the whole life of a simulated device (ARGS=--interactive)"
@@ -34,6 +34,7 @@ help:
 	@echo "make firmware BOARD=... MICROPYTHON_DIR=... IDF_PATH=...  a frozen build"
 	@echo "make flash PORT=... [BOARD=...]   write that build with esptool"
 	@echo "make fleet N=20             N simulated devices against cloudsim"
+	@echo "make mutate ARGS='--module store --max 30'   mutation check of lib/ (slow, not in make test)"
 	@echo "make setup                  the toolchain in .venv (every target runs it)"
 
 setup: $(STAMP)
@@ -91,3 +92,6 @@ flash: setup
 N ?= 20
 fleet: setup
 	$(BIN)/onboard fleet --devices $(N)
+
+mutate: setup
+	$(BIN)/onboard mutate $(ARGS)
