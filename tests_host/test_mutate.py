@@ -113,6 +113,23 @@ def test_equivalent_file_needs_a_reason_on_every_line(tmp_path):
         mutate.read_equivalent(bad)
 
 
+def test_tests_cover_what_they_name_what_that_imports_and_devices_cover_all(tmp_path):
+    lib, tests = tmp_path / "lib", tmp_path / "tests"
+    (lib / "onboard").mkdir(parents=True)
+    tests.mkdir()
+    (lib / "onboard" / "a.py").write_text("from onboard import b\n")
+    (lib / "onboard" / "b.py").write_text("X = 1\n")
+    (lib / "onboard" / "c.py").write_text("Y = 2\n")
+    (tests / "test_a.py").write_text('RUN = "from onboard.a import thing"\n')
+    (tests / "test_c.py").write_text('RUN = "import onboard.c"\n')
+    (tests / "test_dev.py").write_text("def test_x(device):\n    device(config=1)\n")
+    (tests / "test_none.py").write_text("def test_y():\n    pass\n")
+    found = {m: [t.rsplit("/", 1)[-1] for t in ts] for m, ts in
+             mutate.test_map(lib, tests, tmp_path / "none.json").items()}
+    assert found == {"a": ["test_a.py", "test_dev.py"], "b": ["test_a.py", "test_dev.py"],
+                     "c": ["test_c.py", "test_dev.py"]}
+
+
 TOY_TEST = '''\
 import os
 import sys

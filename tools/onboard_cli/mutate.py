@@ -405,11 +405,12 @@ def _imports(path):
     return out
 
 
+# a test that runs whole simulated devices (fixture, class, or the CLI's sim/fleet/device)
 _DEVICE = re.compile(r"\bdevice\(|\bDevice\(|simdevice|onboard_cli\.(sim|fleet|device)\b|"
-                     r"\"device\", \"run\"")
+                     r"\"device\", \"run\"|\bonboard, \"(sim|fleet|device)\"")
 
 
-def test_map(lib=LIB, tests=TESTS):
+def test_map(lib=LIB, tests=TESTS, overrides=TEST_MAP):
     """{module: [test files]}: a test file covers a module it names (onboard.x,
     onboard/x.py, or through a MicroPython helper of tests_host/mpy or
     tests_device it runs), a module those import, and every module when it
@@ -432,8 +433,9 @@ def test_map(lib=LIB, tests=TESTS):
     for t in sorted(tests.glob("test_*.py")):
         text = t.read_text()
         named = set()
-        for source in [text] + [helpers[h].read_text() for h in helpers
-                                if re.search(rf"\b{h}\b", text)]:
+        used = [p for h, p in helpers.items() if re.search(rf"\b{h}\b", text)
+                or re.search(rf"\b{p.parent.name}/test_\*", text) and h.startswith("test_")]
+        for source in [text] + [p.read_text() for p in used]:
             named |= {n.replace("/", ".") for n in
                       re.findall(rf"\b{PACKAGE}[./]((?:clouds[./])?\w+)", source)}
         named &= set(known)
@@ -446,10 +448,13 @@ def test_map(lib=LIB, tests=TESTS):
             whole.append(rel)
     out = {}
     for m in known:
+        # a test file named after the module first: with -x a killed mutant stops early
         ordered = direct[m] + indirect[m] + whole
+        own = re.compile(rf"test_{m.split('.')[-1]}(_|$)")
+        ordered = [t for t in ordered if own.match(Path(t).stem)] + ordered
         out[m] = list(dict.fromkeys(ordered))
-    if TEST_MAP.exists():
-        out.update(json.loads(TEST_MAP.read_text()))
+    if overrides.exists():
+        out.update(json.loads(overrides.read_text()))
     return out
 
 
