@@ -183,6 +183,14 @@ def test_mutants_are_killed_or_survive_by_the_tests_against_a_copy(toy_lib):
     assert (lib / "toy.py").read_text() == COUNT  # the original is never written
 
 
+def test_the_killing_test_is_read_whole_from_the_summary():
+    out = ("....\n=== short test summary info ===\n"
+           'ERROR tests_host/test_hex64.py::test_ok["0x1A 2B"] - Failed: MicroPython exited\n')
+    assert mutate.first_failure(out) == 'tests_host/test_hex64.py::test_ok["0x1A 2B"]'
+    assert mutate.first_failure("FAILED t.py::test_x\n") == "t.py::test_x"
+    assert mutate.first_failure("1 passed\n") == ""
+
+
 def test_a_mutant_that_hangs_is_timed_out_not_killed(toy_lib):
     lib, command = toy_lib
     hang = [m for m in mutate.generate("toy", "lib/toy.py", COUNT)

@@ -480,11 +480,18 @@ def _kill_group(proc):
             continue
 
 
+def first_failure(text):
+    """The first test named in pytest's -rfE summary ("FAILED tests_host/x.py::test_y[p] -
+    message", ERROR for a fixture that failed), or ""."""
+    found = re.search(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", text, re.M)
+    return found.group(1) if found else ""
+
+
 def run_tests(tests, lib_copy, timeout, log_path=None, command=None):
     """Run the test files against lib_copy: ("passed"|"failed"|"timeout"|"error",
     seconds, the first failing test or "")."""
     cmd = command or [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                      "--no-header", "-rf", *tests]
+                      "--no-header", "-rfE", *tests]
     env = dict(os.environ, ONBOARD_LIB=str(lib_copy), PYTHONDONTWRITEBYTECODE="1")
     began = time.monotonic()
     # a process group of its own: a timed-out run takes its MicroPython and
@@ -505,12 +512,12 @@ def run_tests(tests, lib_copy, timeout, log_path=None, command=None):
         log_path.write_text(text)
     if code is None:
         return "timeout", seconds, ""
-    first = re.search(r"^FAILED (\S+)", text, re.M) or re.search(r"^ERROR (\S+)", text, re.M)
+    first = first_failure(text)
     if code == 0:
         return "passed", seconds, ""
     if code == 1:
-        return "failed", seconds, first.group(1) if first else ""
-    return "error", seconds, (first.group(1) if first else f"pytest exit {code}")
+        return "failed", seconds, first
+    return "error", seconds, first or f"pytest exit {code}"
 
 
 class Workspace:
