@@ -1,6 +1,8 @@
 """onboard mutate: the mutants it makes of a toy module, and how it judges them."""
 
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -197,6 +199,33 @@ def test_a_mutant_that_hangs_is_timed_out_not_killed(toy_lib):
             if m.change == "i += 1 -> pass"]
     results = judge(lib, command, hang, timeout=2)
     assert results[hang[0].id]["status"] == "timed out"
+
+
+SPAWNER = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                         start_new_session=True)
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _gone(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def test_a_timed_out_run_is_stopped_with_what_it_started_in_a_session_of_its_own():
+    proc = subprocess.Popen([sys.executable, "-c", SPAWNER], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    child = int(proc.stdout.readline())
+    assert not _gone(child)
+    mutate._kill_tree(proc)
+    assert proc.poll() is not None
+    assert _gone(child)
 
 
 def test_summary_lists_survivors_with_file_line_and_change_and_accepted_ones_apart():

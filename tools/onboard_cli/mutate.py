@@ -467,17 +467,54 @@ def direct_tests(module, tests=TESTS):
 
 # -- running
 
-def _kill_group(proc):
+def _processes():
+    """{pid: (parent pid, start time)} from /proc."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            out[int(stat.parent.name)] = (int(fields[1]), fields[19])
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _descendants(pid):
+    """{pid: start time} of every process below pid, including the ones that
+    made a session of their own (simulated devices do)."""
+    procs = _processes()
+    out, todo = {}, [pid]
+    while todo:
+        parent = todo.pop()
+        for child, (ppid, started) in procs.items():
+            if ppid == parent and child not in out:
+                out[child] = started
+                todo.append(child)
+    return out
+
+
+def _kill_tree(proc):
+    """A timed-out test run: it, its process group and everything it started;
+    a process is signalled only while it is the same one (pid and start time)."""
+    below = _descendants(proc.pid)  # before any dies and is reparented
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
-            return
+            pass
+        alive = _processes()
+        for pid, started in below.items():
+            if alive.get(pid, (None, None))[1] == started:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
         try:
             proc.wait(5)
-            return
         except subprocess.TimeoutExpired:
-            continue
+            pass
+        if sig == signal.SIGTERM:
+            time.sleep(1)  # the others end too, or get the SIGKILL round
 
 
 def first_failure(text):
@@ -502,7 +539,7 @@ def run_tests(tests, lib_copy, timeout, log_path=None, command=None):
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            _kill_tree(proc)
             code = None
         seconds = time.monotonic() - began
         out.seek(0)
