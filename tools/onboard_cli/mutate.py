@@ -527,8 +527,10 @@ def first_failure(text):
 def run_tests(tests, lib_copy, timeout, log_path=None, command=None):
     """Run the test files against lib_copy: ("passed"|"failed"|"timeout"|"error",
     seconds, the first failing test or "")."""
+    # --basetemp: pytest's folders beside the copy, apart from any other pytest run here
     cmd = command or [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                      "--no-header", "-rfE", *tests]
+                      "--no-header", "-rfE", "--basetemp", str(Path(lib_copy).parent / "pytest"),
+                      *tests]
     env = dict(os.environ, ONBOARD_LIB=str(lib_copy), PYTHONDONTWRITEBYTECODE="1")
     began = time.monotonic()
     # a process group of its own: a timed-out run takes its MicroPython and
