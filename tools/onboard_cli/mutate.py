@@ -766,7 +766,14 @@ def main(args):
         timeout = args.timeout or max(60.0, 2 * seconds + 30)
         print(f"  unmutated: passed in {seconds:.0f} s; per-mutant timeout {timeout:.0f} s",
               flush=True)
-        _canary(name, path, tests, timeout)
+        try:
+            _canary(name, path, tests, timeout)
+        except ToolError as e:
+            print(f"{e}; skipped")
+            exit_code = 1
+            continue
+        for old in log_dir.glob(f"{name}-*.log"):
+            old.unlink()
         results = run_mutants(mutants, {name: path}, {name: tests}, jobs=args.jobs,
                               timeout=timeout, log_dir=log_dir,
                               progress=lambda line: print(line, flush=True))
@@ -783,7 +790,8 @@ def main(args):
 
 
 def named_mutants(known):
-    """[(name, module, mutant or None)] for the NAMED patterns, in lib/ as it is now."""
+    """[(title, module, [mutants])] for the NAMED patterns in lib/ as it is now
+    (no mutant: the pattern is not found)."""
     out = []
     for title, module, op, func, pattern in NAMED:
         path = known.get(module)
