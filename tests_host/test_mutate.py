@@ -115,6 +115,10 @@ def test_equivalent_file_needs_a_reason_on_every_line(tmp_path):
         mutate.read_equivalent(bad)
 
 
+def test_these_tests_of_the_tool_cover_no_module_of_lib():
+    assert not [m for m, tests in mutate.test_map().items() if "tests_host/test_mutate.py" in tests]
+
+
 def test_tests_cover_what_they_name_what_that_imports_and_devices_cover_all(tmp_path):
     lib, tests = tmp_path / "lib", tmp_path / "tests"
     (lib / "onboard").mkdir(parents=True)
