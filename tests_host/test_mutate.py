@@ -157,35 +157,48 @@ def count(n):
 '''
 
 
+FLAKY_TEST = '''
+from pathlib import Path
+
+
+def test_fails_the_first_time_only():
+    marker = Path(os.environ["ONBOARD_LIB"]).parent / "ran"
+    if not marker.exists():
+        marker.write_text("")
+        raise AssertionError("flaky")
+'''
+
+
 @pytest.fixture
 def toy_lib(tmp_path):
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / "toy.py").write_text(COUNT)
-    test = tmp_path / "test_toy.py"
-    test.write_text(TOY_TEST)
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-               "--rootdir", str(tmp_path), str(test)]
-    return lib, command
+    (tmp_path / "test_toy.py").write_text(TOY_TEST)
+    (tmp_path / "test_flaky.py").write_text(TOY_TEST + FLAKY_TEST)
+    return lib
 
 
-def judge(lib, command, mutants, timeout):
-    return mutate.run_mutants(mutants, {"toy": lib / "toy.py"}, {"toy": []}, timeout=timeout,
-                              command=command, progress=lambda line: None, lib=lib)
+def judge(lib, mutants, timeout, test="test_toy.py", confirm=False):
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-rfE",
+               "--rootdir", str(lib.parent)]
+    return mutate.run_mutants(mutants, {"toy": lib / "toy.py"}, {"toy": [test]},
+                              timeout=timeout, command=command, progress=lambda line: None,
+                              lib=lib, confirm=confirm, cwd=lib.parent)
 
 
 def test_mutants_are_killed_or_survive_by_the_tests_against_a_copy(toy_lib):
-    lib, command = toy_lib
+    lib = toy_lib
     chosen = ("i < n -> i <= n", "return i -> return None", "i = 0 -> i = 1")
     mutants = [m for m in mutate.generate("toy", "lib/toy.py", COUNT) if m.change in chosen]
     assert len(mutants) == 3
-    results = judge(lib, command, mutants, timeout=300)
+    results = judge(lib, mutants, timeout=300)
     status = {m.change: results[m.id]["status"] for m in mutants}
     assert status["i < n -> i <= n"] == "killed"
     assert status["return i -> return None"] == "killed"
     assert status["i = 0 -> i = 1"] == "survived"  # count(3) is 3 from 1 as well
     killer = next(m for m in mutants if m.change == "i < n -> i <= n")
-    assert results[killer.id]["killed_by"].endswith("test_toy.py::test_count_to_three")
+    assert results[killer.id]["killed_by"] == "test_toy.py::test_count_to_three"
     assert (lib / "toy.py").read_text() == COUNT  # the original is never written
 
 
@@ -198,11 +211,21 @@ def test_the_killing_test_is_read_whole_from_the_summary():
 
 
 def test_a_mutant_that_hangs_is_timed_out_not_killed(toy_lib):
-    lib, command = toy_lib
+    lib = toy_lib
     hang = [m for m in mutate.generate("toy", "lib/toy.py", COUNT)
             if m.change == "i += 1 -> pass"]
-    results = judge(lib, command, hang, timeout=2)
+    results = judge(lib, hang, timeout=2)
     assert results[hang[0].id]["status"] == "timed out"
+
+
+def test_a_kill_by_a_test_that_fails_once_only_is_unconfirmed(toy_lib):
+    chosen = ("i < n -> i <= n", "i = 0 -> i = 1")
+    mutants = [m for m in mutate.generate("toy", "lib/toy.py", COUNT) if m.change in chosen]
+    results = judge(toy_lib, mutants, 300, test="test_flaky.py", confirm=True)
+    status = {m.change: (results[m.id]["status"], results[m.id]["killed_by"]) for m in mutants}
+    assert status["i < n -> i <= n"] == ("killed", "test_flaky.py::test_count_to_three")
+    assert status["i = 0 -> i = 1"] == (
+        "unconfirmed", "test_flaky.py::test_fails_the_first_time_only")
 
 
 SPAWNER = """

@@ -527,19 +527,20 @@ def first_failure(text):
     return found.group(1) if found else ""
 
 
-def run_tests(tests, lib_copy, timeout, log_path=None, command=None):
-    """Run the test files against lib_copy: ("passed"|"failed"|"timeout"|"error",
-    seconds, the first failing test or "")."""
+def run_tests(tests, lib_copy, timeout, log_path=None, command=None, cwd=ROOT):
+    """Run the test files (or test ids) against lib_copy: ("passed"|"failed"|
+    "timeout"|"error", seconds, the first failing test or ""). command: what
+    runs them (default pytest, stopping at the first failure)."""
     # --basetemp: pytest's folders beside the copy, apart from any other pytest run here
-    cmd = command or [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                      "--no-header", "-rfE", "--basetemp", str(Path(lib_copy).parent / "pytest"),
-                      *tests]
+    cmd = [*(command or [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+                         "--no-header", "-rfE", "--basetemp",
+                         str(Path(lib_copy).parent / "pytest")]), *tests]
     env = dict(os.environ, ONBOARD_LIB=str(lib_copy), PYTHONDONTWRITEBYTECODE="1")
     began = time.monotonic()
     # a process group of its own: a timed-out run takes its MicroPython and
     # broker processes with it
     with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
             code = proc.wait(timeout)
@@ -619,11 +620,35 @@ def equivalent_reason(m, accepted):
 
 
 def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, command=None,
-                progress=print, lib=LIB):
-    """Run each mutant in a workspace of its own worker; returns {id: result}."""
+                progress=print, lib=LIB, confirm=False, cwd=ROOT):
+    """Run each mutant in a workspace of its own worker; returns {id: result}.
+
+    confirm: a kill counts only when the killing test fails again on the
+    mutant and passes without it; otherwise it is "unconfirmed" (a flaky
+    test, not this mutant, failed)."""
     results, lock = {}, threading.Lock()
     pending = list(enumerate(mutants, 1))
     work = [Workspace(lib) for _ in range(max(1, min(jobs, len(mutants))))]
+
+    def judge(ws, m, n):
+        src_path = sources[m.module]
+        log_path = log_dir / f"{m.module}-{n}.log" if log_dir else None
+        ws.write(src_path, m.apply(src_path.read_text()))
+        again = None
+        try:
+            status, seconds, by = run_tests(tests[m.module], ws.copy, timeout, log_path,
+                                            command, cwd)
+            if status == "failed" and confirm and by:
+                again = run_tests([by], ws.copy, timeout, None, command, cwd)[0]
+        finally:
+            ws.restore(src_path)
+        if status == "failed" and confirm and by:
+            without = run_tests([by], ws.copy, timeout, None, command, cwd)[0]
+            if again != "failed" or without != "passed":
+                status = "unconfirmed"
+        status = {"failed": "killed", "passed": "survived", "timeout": "timed out",
+                  "unconfirmed": "unconfirmed"}.get(status, "error")
+        return status, seconds, by
 
     def worker(ws):
         while True:
@@ -631,16 +656,7 @@ def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, c
                 if not pending:
                     return
                 n, m = pending.pop(0)
-            src_path = sources[m.module]
-            ws.write(src_path, m.apply(src_path.read_text()))
-            try:
-                log_path = log_dir / f"{m.module}-{n}.log" if log_dir else None
-                status, seconds, by = run_tests(tests[m.module], ws.copy, timeout, log_path,
-                                                command)
-            finally:
-                ws.restore(src_path)
-            status = {"failed": "killed", "passed": "survived", "timeout": "timed out"}.get(
-                status, "error")
+            status, seconds, by = judge(ws, m, n)
             with lock:
                 results[m.id] = {"status": status, "line": m.line, "change": m.change,
                                  "op": m.op, "where": m.where, "path": m.path,
@@ -661,8 +677,9 @@ def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, c
 
 def summary(module, mutants, results, accepted, previous=None):
     """The lines printed for one module."""
-    counts = {"killed": 0, "survived": 0, "timed out": 0, "error": 0, "equivalent": 0}
-    survivors, equivalents, slow, errors = [], [], [], []
+    counts = {"killed": 0, "survived": 0, "timed out": 0, "unconfirmed": 0, "error": 0,
+              "equivalent": 0}
+    survivors, equivalents, slow, errors, flaky = [], [], [], [], []
     for m in mutants:
         r = results[m.id]
         status = r["status"]
@@ -676,12 +693,17 @@ def summary(module, mutants, results, accepted, previous=None):
             slow.append(f"    {m.path}:{m.line}  {m.op}: {m.change}")
         elif status == "error":
             errors.append(f"    {m.path}:{m.line}  {m.op}: {m.change}  ({r['killed_by']})")
+        elif status == "unconfirmed":
+            flaky.append(f"    {m.path}:{m.line}  {m.op}: {m.change}  "
+                         f"({r['killed_by']} failed, but not again, or without the mutant too)")
         counts[status] += 1
     lines = [f"{module}: {len(mutants)} mutants, {counts['killed']} killed, "
              f"{counts['survived']} survived, {counts['timed out']} timed out"
              + (f", {counts['equivalent']} accepted equivalent" if counts["equivalent"] else "")
+             + (f", {counts['unconfirmed']} unconfirmed kills" if counts["unconfirmed"] else "")
              + (f", {counts['error']} errors" if counts["error"] else "")]
     for title, rows in (("survived", survivors), ("timed out (counted apart)", slow),
+                        ("unconfirmed kills (a flaky test?)", flaky),
                         ("accepted equivalent", equivalents), ("errors", errors)):
         if rows:
             lines += [f"  {title}:", *rows]
@@ -778,7 +800,7 @@ def main(args):
         for old in log_dir.glob(f"{name}-*.log"):
             old.unlink()
         results = run_mutants(mutants, {name: path}, {name: tests}, jobs=args.jobs,
-                              timeout=timeout, log_dir=log_dir,
+                              timeout=timeout, log_dir=log_dir, confirm=not args.no_confirm,
                               progress=lambda line: print(line, flush=True))
         previous = data["modules"].get(name)
         lines, counts = summary(name, mutants, results, accepted, previous)
@@ -828,6 +850,7 @@ def check_named(args, known):
     sources = {m.module: known[m.module] for _, m in chosen}
     results = run_mutants([m for _, m in chosen], sources, tests, jobs=args.jobs,
                           timeout=args.timeout or 1800, log_dir=RESULTS.parent / "logs",
+                          confirm=not args.no_confirm,
                           progress=lambda line: print(line, flush=True))
     print("named mutants:")
     for title, m in chosen:
@@ -853,5 +876,8 @@ def add_parser(sub):
     p.add_argument("--tests", nargs="+", help="run these test files instead of the mapped ones")
     p.add_argument("--direct", action="store_true",
                    help="only the test files that name the module (faster, weaker)")
+    p.add_argument("--no-confirm", action="store_true",
+                   help="count a kill without running the killing test again on the mutant "
+                        "and without it (faster; a flaky test then counts as a kill)")
     p.add_argument("--check-named", action="store_true",
                    help="only the three mutants issue 13 names (PUBACK, /reset, Retry-After)")
