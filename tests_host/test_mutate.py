@@ -89,6 +89,13 @@ def test_every_mutant_compiles_and_changes_the_source():
         compile(out, "toy.py", "exec")
 
 
+def test_positions_hold_after_non_ascii_text_and_odd_line_breaks():
+    source = 'def f(a):\n    s = "é\x0c\u2028"  # ü\n    if a < 2:\n        g(a)\n'
+    found = {m.change: m.apply(source) for m in mutate.generate("toy", "lib/toy.py", source)}
+    assert found["a < 2 -> a <= 2"] == source.replace("a < 2", "a <= 2")
+    assert found["g(a) -> pass"] == source.replace("g(a)", "pass")
+
+
 def test_ids_stay_the_same_when_other_code_moves():
     before = {m.id: m.line for m in mutate.generate("toy", "lib/toy.py", TOY)}
     moved = TOY.replace("def count(n):", "def other():\n    pass\n\n\ndef count(n):")

@@ -7,8 +7,9 @@ returns at once or returns None, `max(a, b)` / `min(a, b)` reduced to one
 argument. The mutated module is written into a temporary copy of lib/ (the
 working tree's lib/ is never written) and the host tests that cover the
 module run against that copy (ONBOARD_LIB, read by tests_host/conftest.py
-and onboard_cli.paths). A mutant is killed when a test fails, survived when
-they all pass, timed out when they outlast the per-mutant timeout.
+and onboard_cli.paths). A mutant is killed when a test fails (and, checked,
+fails again on the mutant and passes without it), survived when they all
+pass, timed out when they outlast the per-mutant timeout.
 
 Mutants are generated from the source deterministically; a mutant's id
 names its file, function and change but no line number, so it stays the
@@ -102,7 +103,8 @@ class _Source:
 
     def __init__(self, text):
         self.text = text
-        self.lines = text.splitlines(keepends=True)
+        # only "\n" ends a line for ast (str.splitlines would also split at \x0c, \u2028, ...)
+        self.lines = re.findall(r"[^\n]*\n|[^\n]+$", text)
         self.starts = [0]
         for line in self.lines:
             self.starts.append(self.starts[-1] + len(line))
