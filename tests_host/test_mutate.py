@@ -147,8 +147,15 @@ TOY_TEST = '''\
 import os
 import sys
 
+import pytest
+
 sys.path.insert(0, os.environ["ONBOARD_LIB"])
 from toy import count
+
+
+@pytest.mark.parametrize("n", ["2 - 1 ]"])
+def test_count_to(n):
+    assert count(eval(n.rstrip(" ]"))) == 1
 
 
 def test_count_to_three():
@@ -187,8 +194,8 @@ def toy_lib(tmp_path):
 
 
 def judge(lib, mutants, timeout, test="test_toy.py", confirm=False):
-    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-rfE",
-               "--rootdir", str(lib.parent)]
+    command = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+               "-p", "onboard_cli.mutate", "--rootdir", str(lib.parent)]
     return mutate.run_mutants(mutants, {"toy": lib / "toy.py"}, {"toy": [test]},
                               timeout=timeout, command=command, progress=lambda line: None,
                               lib=lib, confirm=confirm, cwd=lib.parent)
@@ -205,7 +212,8 @@ def test_mutants_are_killed_or_survive_by_the_tests_against_a_copy(toy_lib):
     assert status["return i -> return None"] == "killed"
     assert status["i = 0 -> i = 1"] == "survived"  # count(3) is 3 from 1 as well
     killer = next(m for m in mutants if m.change == "i < n -> i <= n")
-    assert results[killer.id]["killed_by"] == "test_toy.py::test_count_to_three"
+    # the whole id, though the parameter has " - " and "]" in it, as pytest's summary does
+    assert results[killer.id]["killed_by"] == "test_toy.py::test_count_to[2 - 1 ]]"
     assert (lib / "toy.py").read_text() == COUNT  # the original is never written
 
 
@@ -230,7 +238,7 @@ def test_a_kill_by_a_test_that_fails_once_only_is_unconfirmed(toy_lib):
     mutants = [m for m in mutate.generate("toy", "lib/toy.py", COUNT) if m.change in chosen]
     results = judge(toy_lib, mutants, 300, test="test_flaky.py", confirm=True)
     status = {m.change: (results[m.id]["status"], results[m.id]["killed_by"]) for m in mutants}
-    assert status["i < n -> i <= n"] == ("killed", "test_flaky.py::test_count_to_three")
+    assert status["i < n -> i <= n"] == ("killed", "test_flaky.py::test_count_to[2 - 1 ]]")
     assert status["i = 0 -> i = 1"] == (
         "unconfirmed", "test_flaky.py::test_fails_the_first_time_only")
 
@@ -274,6 +282,17 @@ def test_summary_lists_survivors_with_file_line_and_change_and_accepted_ones_apa
     assert f"lib/toy.py:{survivor.line}  {survivor.op}: {survivor.change}" in text
     assert "cannot matter" in text
     assert f"new survivor  lib/toy.py:{survivor.line}" in text
+
+
+def test_only_a_confirmed_kill_of_a_former_survivor_is_newly_killed():
+    mutants = mutate.generate("toy", "lib/toy.py", COUNT)[:2]
+    now = {mutants[0].id: {"status": "killed", "killed_by": "t"},
+           mutants[1].id: {"status": "unconfirmed", "killed_by": "t"}}
+    was = {"mutants": {m.id: {"status": "survived"} for m in mutants}}
+    text = "\n".join(mutate.summary("toy", mutants, now, {}, was)[0])
+    assert "1 newly killed" in text
+    assert f"newly killed  lib/toy.py:{mutants[0].line}  {mutants[0].change}" in text
+    assert mutants[1].change not in text.split("newly killed")[-1]
 
 
 def test_the_three_named_mutants_are_found_in_lib():

@@ -522,6 +522,14 @@ def _kill_tree(proc):
             time.sleep(1)  # the others end too, or get the SIGKILL round
 
 
+def pytest_runtest_logreport(report):
+    """pytest hook, loaded with `-p onboard_cli.mutate`: the first failing test's
+    id (setup errors too) to the file ONBOARD_MUTATE_FAILED names."""
+    path = os.environ.get("ONBOARD_MUTATE_FAILED")
+    if path and report.failed and not os.path.getsize(path):
+        Path(path).write_text(report.nodeid)
+
+
 def first_failure(text):
     """The first test named in pytest's -rfE summary ("FAILED tests_host/x.py::test_y[p] -
     message", ERROR for a fixture that failed), or ""."""
@@ -535,9 +543,12 @@ def run_tests(tests, lib_copy, timeout, log_path=None, command=None, cwd=ROOT):
     runs them (default pytest, stopping at the first failure)."""
     # --basetemp: pytest's folders beside the copy, apart from any other pytest run here
     cmd = [*(command or [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                         "--no-header", "-rfE", "--basetemp",
+                         "-p", "onboard_cli.mutate", "--no-header", "-rfE", "--basetemp",
                          str(Path(lib_copy).parent / "pytest")]), *tests]
-    env = dict(os.environ, ONBOARD_LIB=str(lib_copy), PYTHONDONTWRITEBYTECODE="1")
+    failed = Path(lib_copy).parent / "failed"
+    failed.write_text("")
+    env = dict(os.environ, ONBOARD_LIB=str(lib_copy), PYTHONDONTWRITEBYTECODE="1",
+               ONBOARD_MUTATE_FAILED=str(failed))
     began = time.monotonic()
     # a process group of its own: a timed-out run takes its MicroPython and
     # broker processes with it
@@ -557,7 +568,8 @@ def run_tests(tests, lib_copy, timeout, log_path=None, command=None, cwd=ROOT):
         log_path.write_text(text)
     if code is None:
         return "timeout", seconds, ""
-    first = first_failure(text)
+    # the id the hook above wrote (exact), else the one in pytest's summary
+    first = failed.read_text() or first_failure(text)
     if code == 0:
         return "passed", seconds, ""
     if code == 1:
@@ -713,8 +725,8 @@ def summary(module, mutants, results, accepted, previous=None):
         was = previous.get("mutants", {})
         common = [m for m in mutants if m.id in was]
         new_surv = [m for m in common if results[m.id]["status"] == "survived"
-                    and was[m.id]["status"] != "survived"]
-        new_kill = [m for m in common if results[m.id]["status"] != "survived"
+                    and was[m.id]["status"] in ("killed", "timed out")]
+        new_kill = [m for m in common if results[m.id]["status"] in ("killed", "timed out")
                     and was[m.id]["status"] == "survived"]
         lines.append(f"  compared with {previous.get('when', 'the last run')}: "
                      f"{len(common)} mutants in both, {len(new_surv)} new survivors, "
