@@ -413,11 +413,13 @@ _DEVICE = re.compile(r"\bdevice\(|\bDevice\(|simdevice|onboard_cli\.(sim|fleet|d
                      r"\"device\", \"run\"|\bonboard, \"(sim|fleet|device)\"")
 
 
-def test_map(lib=LIB, tests=TESTS, overrides=TEST_MAP):
+def test_map(lib=LIB, tests=TESTS, overrides=TEST_MAP, direct_only=False):
     """{module: [test files]}: a test file covers a module it names (onboard.x,
     onboard/x.py, or through a MicroPython helper of tests_host/mpy or
     tests_device it runs), a module those import, and every module when it
-    runs a whole simulated device. Direct ones first. TEST_MAP overrides."""
+    runs a whole simulated device. The module's own test file first, then
+    the ones that name it. TEST_MAP overrides. direct_only: only the ones
+    that name it."""
     known = modules(lib)
     graph = {m: {i for i in _imports(p) if i in known} for m, p in known.items()}
 
@@ -454,20 +456,13 @@ def test_map(lib=LIB, tests=TESTS, overrides=TEST_MAP):
     out = {}
     for m in known:
         # a test file named after the module first: with -x a killed mutant stops early
-        ordered = direct[m] + indirect[m] + whole
+        ordered = direct[m] if direct_only else direct[m] + indirect[m] + whole
         own = re.compile(rf"test_{m.split('.')[-1]}(_|$)")
         ordered = [t for t in ordered if own.match(Path(t).stem)] + ordered
         out[m] = list(dict.fromkeys(ordered))
     if overrides.exists():
         out.update(json.loads(overrides.read_text()))
     return out
-
-
-def direct_tests(module, tests=TESTS):
-    """Only the test files that name the module (onboard.x / onboard/x)."""
-    pattern = re.compile(rf"\b{PACKAGE}[./]{module.replace('.', '[./]')}\b")
-    return [str(t.relative_to(ROOT)) for t in sorted(tests.glob("test_*.py"))
-            if t.name not in NOT_COVERING and pattern.search(t.read_text())]
 
 
 # -- running
@@ -537,6 +532,9 @@ def first_failure(text):
     return found.group(1) if found else ""
 
 
+_RUNNING, _LOCK = set(), threading.Lock()  # test runs under way, stopped on Ctrl-C
+
+
 def run_tests(tests, lib_copy, timeout, log_path=None, command=None, cwd=ROOT):
     """Run the test files (or test ids) against lib_copy: ("passed"|"failed"|
     "timeout"|"error", seconds, the first failing test or ""). command: what
@@ -555,11 +553,19 @@ def run_tests(tests, lib_copy, timeout, log_path=None, command=None, cwd=ROOT):
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        with _LOCK:
+            _RUNNING.add(proc)
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
             _kill_tree(proc)
             code = None
+        except KeyboardInterrupt:
+            _kill_tree(proc)
+            raise
+        finally:
+            with _LOCK:
+                _RUNNING.discard(proc)
         seconds = time.monotonic() - began
         out.seek(0)
         text = out.read()
@@ -640,7 +646,7 @@ def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, c
     confirm: a kill counts only when the killing test fails again on the
     mutant and passes without it; otherwise it is "unconfirmed" (a flaky
     test, not this mutant, failed)."""
-    results, lock = {}, threading.Lock()
+    results, lock, stopping = {}, threading.Lock(), []
     pending = list(enumerate(mutants, 1))
     work = [Workspace(lib) for _ in range(max(1, min(jobs, len(mutants))))]
 
@@ -652,11 +658,11 @@ def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, c
         try:
             status, seconds, by = run_tests(tests[m.module], ws.copy, timeout, log_path,
                                             command, cwd)
-            if status == "failed" and confirm and by:
+            if status == "failed" and confirm and by and not stopping:
                 again = run_tests([by], ws.copy, timeout, None, command, cwd)[0]
         finally:
             ws.restore(src_path)
-        if status == "failed" and confirm and by:
+        if status == "failed" and confirm and by and not stopping:
             without = run_tests([by], ws.copy, timeout, None, command, cwd)[0]
             if again != "failed" or without != "passed":
                 status = "unconfirmed"
@@ -681,8 +687,19 @@ def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, c
 
     try:
         with ThreadPoolExecutor(len(work)) as pool:
-            for f in [pool.submit(worker, ws) for ws in work]:
-                f.result()
+            futures = [pool.submit(worker, ws) for ws in work]
+            try:
+                for f in futures:
+                    f.result()
+            except KeyboardInterrupt:
+                with lock:
+                    pending.clear()
+                    stopping.append(True)
+                with _LOCK:
+                    running = list(_RUNNING)
+                for proc in running:
+                    _kill_tree(proc)
+                raise
     finally:
         for ws in work:
             ws.close()
@@ -769,11 +786,9 @@ def main(args):
     if args.check_named:
         return check_named(args, known)
     names = [module_name(m, known) for m in args.module] if args.module else list(known)
-    mapping = test_map()
+    mapping = test_map(direct_only=args.direct)
     if args.tests:
         mapping = {m: list(args.tests) for m in names}
-    elif args.direct:
-        mapping = {m: direct_tests(m) for m in names}
     accepted = read_equivalent()
     data = load_results()
     log_dir = RESULTS.parent / "logs"
