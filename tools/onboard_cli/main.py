@@ -73,6 +73,9 @@ def parser():
     from .esp32 import add_parsers as add_esp32_parsers
     add_esp32_parsers(sub)
 
+    from .mutate import add_parser as add_mutate
+    add_mutate(sub)
+
     t = sub.add_parser("test-device", help="run tests_device/ on a board with mpremote")
     t.add_argument("--port", required=True, help="the board's serial port, e.g. /dev/ttyUSB0")
     t.add_argument("--timeout", type=float, default=120, help="seconds per script")
@@ -112,6 +115,8 @@ def main(argv=None):
             from .device import main as run
         elif args.command == "esp32":
             from .esp32 import main as run
+        elif args.command == "mutate":
+            from .mutate import main as run
         else:
             from .device_tests import main as run
         code = run(args)

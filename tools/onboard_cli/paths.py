@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LIB = ROOT / "lib"
+LIB = Path(os.environ.get("ONBOARD_LIB") or ROOT / "lib")  # onboard mutate: a copy
 BUILD = ROOT / "build"
 TESTS_DEVICE = ROOT / "tests_device"
 BOARD_UNIX = ROOT / "boards" / "unix"
