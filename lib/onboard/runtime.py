@@ -417,6 +417,8 @@ class Runtime:
             log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
             code, retry = (ERR_TLS if isinstance(e, TLSError)
                            else ERR_DNS if isinstance(e, DNSError) else ERR_CLOUD), 0
+        except MemoryError:
+            raise  # not the cloud's doing: a fragmented heap is mended by a reboot (704)
         except Exception as e:  # noqa: BLE001  a reply nobody expected: try again later
             log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
             code, retry = ERR_CLOUD, 0
