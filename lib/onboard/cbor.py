@@ -1,0 +1,152 @@
+# CBOR (RFC 8949), the subset OCF bodies use: maps, arrays, text and byte
+# strings, integers (to 64 bits, negative too), booleans, null, floats.
+#   dumps(obj) -> bytes    (floats as single when exact, else double)
+#   loads(data) -> object  (half, single and double floats decoded)
+# Bad input raises ValueError("cbor: <why>") and nothing else: lengths are
+# checked against the data before anything is allocated (so an allocation
+# never exceeds the input's size), nesting is bounded to _DEPTH, indefinite
+# lengths, tags and other simple values are refused, trailing bytes too.
+import struct
+from micropython import const
+
+_DEPTH = const(16)
+
+
+def _err(why):
+    return ValueError("cbor: " + why)
+
+
+def _head(b, major, n):
+    major <<= 5
+    if n < 24:
+        b.append(major | n)
+        return
+    for ai, w in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n >> (w * 8) == 0:
+            b.append(major | ai)
+            b.extend(n.to_bytes(w, "big"))
+            return
+    raise _err("integer too large")
+
+
+def _enc(b, o, depth):
+    if depth > _DEPTH:
+        raise _err("too deep")
+    if o is None:
+        b.append(0xF6)
+    elif o is True or o is False:
+        b.append(0xF5 if o else 0xF4)
+    elif isinstance(o, int):
+        if o < 0:
+            _head(b, 1, -1 - o)
+        else:
+            _head(b, 0, o)
+    elif isinstance(o, float):
+        s = struct.pack(">f", o)
+        if struct.unpack(">f", s)[0] == o:
+            b.append(0xFA)
+            b.extend(s)
+        else:
+            b.append(0xFB)
+            b.extend(struct.pack(">d", o))
+    elif isinstance(o, str):
+        o = o.encode()
+        _head(b, 3, len(o))
+        b.extend(o)
+    elif isinstance(o, (bytes, bytearray)):
+        _head(b, 2, len(o))
+        b.extend(o)
+    elif isinstance(o, (list, tuple)):
+        _head(b, 4, len(o))
+        for x in o:
+            _enc(b, x, depth + 1)
+    elif isinstance(o, dict):
+        _head(b, 5, len(o))
+        for k in o:
+            _enc(b, k, depth + 1)
+            _enc(b, o[k], depth + 1)
+    else:
+        raise _err("cannot encode %s" % type(o).__name__)
+
+
+def dumps(obj):
+    b = bytearray()
+    _enc(b, obj, 0)
+    return bytes(b)
+
+
+def _dec(d, i, depth):
+    # the item at d[i]: (object, index after it)
+    if depth > _DEPTH:
+        raise _err("too deep")
+    end = len(d)
+    if i >= end:
+        raise _err("truncated")
+    mt = d[i] >> 5
+    n = d[i] & 31
+    i += 1
+    if n > 27:
+        raise _err("indefinite length" if n == 31 else "reserved length")
+    if n > 23:
+        w = 1 << (n - 24)
+        if i + w > end:
+            raise _err("truncated")
+        raw = bytes(d[i : i + w])
+        i += w
+        if mt == 7:
+            if w == 2:  # half precision
+                h = int.from_bytes(raw, "big")
+                e = (h >> 10) & 31
+                m = h & 1023
+                v = float("inf") if m == 0 else float("nan")
+                if e < 31:
+                    v = m * 2.0**-24 if e == 0 else (m + 1024) * 2.0 ** (e - 25)
+                return (-v if h & 0x8000 else v), i
+            if w > 2:
+                return struct.unpack(">f" if w == 4 else ">d", raw)[0], i
+            raise _err("unsupported simple value")
+        n = int.from_bytes(raw, "big")
+    if mt == 0:
+        return n, i
+    if mt == 1:
+        return -1 - n, i
+    if mt < 4:
+        if n > end - i:
+            raise _err("truncated")
+        s = bytes(d[i : i + n])
+        if mt == 3:
+            try:
+                s = s.decode()
+            except Exception:
+                raise _err("bad UTF-8") from None
+        return s, i + n
+    if mt < 6:
+        # each item takes a byte at least: a count past the data is refused
+        # before the container grows
+        if n > end - i:
+            raise _err("truncated")
+        if mt == 4:
+            o = []
+            for _ in range(n):
+                x, i = _dec(d, i, depth + 1)
+                o.append(x)
+            return o, i
+        o = {}
+        for _ in range(n):
+            k, i = _dec(d, i, depth + 1)
+            if isinstance(k, (list, dict)):
+                raise _err("bad map key")
+            o[k], i = _dec(d, i, depth + 1)
+        return o, i
+    if mt == 6:
+        raise _err("tags unsupported")
+    if n in (20, 21, 22):
+        return (False, True, None)[n - 20], i
+    raise _err("unsupported simple value")
+
+
+def loads(data):
+    o, i = _dec(data, 0, 0)
+    if i != len(data):
+        raise _err("trailing bytes")
+    return o
