@@ -10,7 +10,8 @@ SAMPLES = [
     True, False, None,
     1.5, -0.0, 0.1, 1e300, -2.5e-10, 3.4028234663852886e38,
     "", "a", "héllo ✓", "x" * 300, b"", b"\x00\xff", bytes(range(256)) * 2,
-    [], [1, "two", b"3", [4.0, None]], {}, {"di": "abc", "n": 5, "links": [{"href": "/a", "rt": ["x"]}]},
+    [], [1, "two", b"3", [4.0, None]], {},
+    {"di": "abc", "n": 5, "links": [{"href": "/a", "rt": ["x"]}]},
     {1: "int key", b"k": False},
     [[[[[[[[[[[[[[[1]]]]]]]]]]]]]]],
 ]
@@ -38,14 +39,16 @@ def test_cbor2_encodings_decode_and_reencode_to_the_same_values(mpy):
     lines = [cbor2.dumps(o).hex() for o in SAMPLES]
     # the shortest float forms too (half and single precision)
     lines += [cbor2.dumps(o, canonical=True).hex() for o in SAMPLES]
-    out = run_lines(mpy, "            print(binascii.hexlify(cbor.dumps(cbor.loads(d))).decode())", lines)
+    out = run_lines(mpy, "            print(binascii.hexlify(cbor.dumps(cbor.loads(d))).decode())",
+                    lines)
     assert len(out) == 2 * len(SAMPLES)
     for o, ours in zip(SAMPLES + SAMPLES, out, strict=True):
         assert cbor2.loads(bytes.fromhex(ours)) == o
 
 
 def test_half_precision_floats_decode_to_their_values(mpy):
-    halves = [0.0, 1.0, -2.0, 65504.0, 5.960464477539063e-08, 6.103515625e-05, float("inf"), float("-inf")]
+    halves = [0.0, 1.0, -2.0, 65504.0, 5.960464477539063e-08, 6.103515625e-05,
+              float("inf"), float("-inf")]
     lines = [cbor2.dumps(h, canonical=True).hex() for h in halves]
     assert all(line.startswith("f9") for line in lines)
     out = run_lines(mpy, "            print(repr(cbor.loads(d)))", lines)
@@ -84,7 +87,8 @@ def test_nesting_past_the_bound_is_refused_both_ways(mpy):
 def test_indefinite_lengths_and_huge_counts_are_refused_without_allocating(mpy):
     out = mpy.run("""
         from onboard import cbor
-        for d in (b"\\x9f\\x01\\xff", b"\\x5f\\xff", b"\\x9b\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x00",
+        for d in (b"\\x9f\\x01\\xff", b"\\x5f\\xff",
+                  b"\\x9b\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x00",
                   b"\\x5a\\xff\\xff\\xff\\xff", b"\\x63ab"):
             try:
                 cbor.loads(d)

@@ -49,7 +49,10 @@ def _err(why):
 
 
 def _uint(n):
-    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+    b = n.to_bytes(4, "big")
+    while b and not b[0]:
+        b = b[1:]
+    return b
 
 
 def _ext(n):
@@ -64,15 +67,15 @@ def _ext(n):
 
 
 def encode(code, token, opts=(), payload=b""):
-    """One message as bytes; opts: (number, bytes, str or int), any order."""
+    """One message as bytes; opts: (number, bytes, str or int) by number."""
     body = bytearray()
     last = 0
-    for n, v in sorted(opts, key=lambda o: o[0]):
+    for n, v in opts:
         v = _uint(v) if isinstance(v, int) else v.encode() if isinstance(v, str) else v
         d, dx = _ext(n - last)
         ln, lx = _ext(len(v))
-        if d > 14 or ln > 14:
-            raise _err("option too large")
+        if d > 14 or ln > 14 or n < last:
+            raise _err("bad option")
         body.append(d << 4 | ln)
         body.extend(dx)
         body.extend(lx)
@@ -234,11 +237,13 @@ class Conn:
 
     async def request(self, code, path, payload=b"", query=(), content_format=None,
                       accept=None, observe=None, timeout_ms=10000, token=None):
-        opts = [(URI_PATH, p) for p in path.split("/") if p]
+        opts = [] if observe is None else [(OBSERVE, observe)]
+        opts += [(URI_PATH, p) for p in path.split("/") if p]
+        if content_format is not None:
+            opts.append((CONTENT_FORMAT, content_format))
         opts += [(URI_QUERY, q) for q in query]
-        for n, v in ((CONTENT_FORMAT, content_format), (ACCEPT, accept), (OBSERVE, observe)):
-            if v is not None:
-                opts.append((n, v))
+        if accept is not None:
+            opts.append((ACCEPT, accept))
         return await self._ask(code, opts, payload, timeout_ms, token)
 
     async def ping(self, timeout_ms=10000):

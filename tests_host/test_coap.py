@@ -1,0 +1,343 @@
+"""onboard.coap under the Unix port against aiocoap (another CoAP over TCP
+implementation), both roles, directly and through a relay that re-chunks
+the byte stream; and its parser against 20,000 malformed messages."""
+
+import asyncio
+import random
+import select
+import socket
+import subprocess
+import threading
+
+import cbor2
+import pytest
+from aiocoap import CHANGED, CONTENT, GET, POST, Context, Message, resource
+from aiocoap.optiontypes import UintOption
+from conftest import micropython_binary
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Echo(resource.Resource):
+    """POST: a CBOR map of what arrived; GET: a CBOR body."""
+
+    async def render_post(self, request):
+        cf = request.opt.content_format
+        # (the Site routed it here by its Uri-Path: what this sees is the rest, none)
+        body = {"query": list(request.opt.uri_query),
+                "cf": None if cf is None else int(cf), "payload": request.payload}
+        return Message(code=CHANGED, payload=cbor2.dumps(body), content_format=10000)
+
+    async def render_get(self, request):
+        return Message(code=CONTENT, payload=cbor2.dumps({"n": 7, "big": "x" * 600}),
+                       content_format=10000)
+
+
+class Loop:
+    """An asyncio loop in a thread, for aiocoap."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout=20):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def aio():
+    lp = Loop()
+    yield lp
+    lp.stop()
+
+
+@pytest.fixture(scope="module")
+def aiocoap_server(aio):
+    site = resource.Site()
+    site.add_resource(["echo", "x"], Echo())
+    port = free_port()
+    ctx = aio.run(Context.create_server_context(site, bind=("127.0.0.1", port),
+                                                transports=["tcpserver"]))
+    yield port
+    aio.run(ctx.shutdown())
+
+
+class Relay:
+    """A TCP relay on loopback that re-chunks what passes: "split" sends
+    every byte as a segment of its own, "merge" holds bytes until none came
+    for a moment and sends them in one. Records each segment sent."""
+
+    def __init__(self, target_port, mode):
+        self.target, self.mode = target_port, mode
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(4)
+        self.port = self.lsock.getsockname()[1]
+        self.segments = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target))
+            for s in (a, b):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._pump, args=(b, a), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self.mode == "split":
+                    for k in range(len(data)):
+                        dst.sendall(data[k:k + 1])
+                    self.segments.append(len(data))
+                    continue
+                while select.select([src], [], [], 0.05)[0]:
+                    more = src.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                dst.sendall(data)
+                self.segments.append(len(data))
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.lsock.close()
+
+
+CLIENT = """
+import asyncio, sys
+from onboard import cbor, coap
+
+async def main(port):
+    c = await coap.connect("127.0.0.1", port, timeout_ms=5000)
+    print("peer_max", c.peer_max)
+    code, opts, payload = await c.request(coap.POST, "/echo/x", cbor.dumps({"di": "d1"}),
+                                          query=("a=1", "b=2"), content_format=10000)
+    print("post", hex(code), coap.opt(opts, coap.CONTENT_FORMAT), repr(cbor.loads(payload)))
+    # several requests in flight at once (the relay's "merge" puts them in one segment)
+    res = await asyncio.gather(*[c.request(coap.GET, "echo/x", accept=10000) for _ in range(4)])
+    print("gets", [hex(r[0]) for r in res], [cbor.loads(r[2])["n"] for r in res])
+    await c.ping(3000)
+    print("pong")
+    code, opts, payload = await c.request(coap.GET, "/nothing")
+    print("missing", hex(code))
+    c.close()
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+REST = ["gets ['0x45', '0x45', '0x45', '0x45'] [7, 7, 7, 7]", "pong", "missing 0x84"]
+
+
+def _client(mpy, port):
+    (mpy.workdir / "client.py").write_text(CLIENT)
+    return mpy.run(file=mpy.workdir / "client.py", args=(port,), timeout=30).lines
+
+
+def test_our_client_talks_to_aiocoaps_tcp_server(mpy, aiocoap_server):
+    lines = _client(mpy, aiocoap_server)
+    assert lines[0] == "peer_max 1048576"  # aiocoap's CSM read
+    code, cf, body = lines[1].split(" ", 3)[1:]
+    assert (code, cf) == ("0x44", "b\"'\\x10\"")  # 2.04, application/vnd.ocf+cbor
+    # what the server saw, as MicroPython printed it
+    assert eval(body) == {"query": ["a=1", "b=2"], "cf": 10000,
+                          "payload": cbor2.dumps({"di": "d1"})}
+    assert lines[2:] == REST
+
+
+@pytest.mark.parametrize("mode", ["split", "merge"])
+def test_our_client_through_a_rechunking_relay(mpy, aiocoap_server, mode):
+    relay = Relay(aiocoap_server, mode)
+    try:
+        lines = _client(mpy, relay.port)
+    finally:
+        relay.close()
+    assert lines[2:] == REST
+    if mode == "split":
+        assert max(relay.segments) > 600  # the 600-byte body went out byte by byte
+    else:
+        assert max(relay.segments) > 2 * 700  # several responses in one segment
+
+
+SERVER = """
+import asyncio, sys
+from onboard import cbor, coap
+
+def handler(code, opts, payload):
+    if coap.path(opts) == "fail":
+        raise RuntimeError("handler bug")
+    body = {"code": code, "path": coap.path(opts),
+            "query": [v.decode() for n, v in opts if n == coap.URI_QUERY],
+            "cf": coap.opt(opts, coap.CONTENT_FORMAT), "payload": payload}
+    return 0x45, ((coap.CONTENT_FORMAT, 10000),), cbor.dumps(body)
+
+async def serve(r, w):
+    c = coap.Conn(r, w, handler)
+    try:
+        await c.start(5000)
+    except Exception as e:
+        print("start failed", repr(e))
+
+async def main(port):
+    await asyncio.start_server(serve, "127.0.0.1", port)
+    print("ready")
+    await asyncio.sleep(30)
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+@pytest.fixture
+def our_server(mpy):
+    (mpy.workdir / "server.py").write_text(SERVER)
+    port = free_port()
+    proc = subprocess.Popen([micropython_binary(), str(mpy.workdir / "server.py"),
+                             str(port)], stdout=subprocess.PIPE, text=True, env=mpy.env(),
+                            cwd=mpy.workdir)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        yield port
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def _aiocoap_requests(port):
+    ctx = await Context.create_client_context(transports=["tcpclient"])
+    try:
+        base = f"coap+tcp://127.0.0.1:{port}"
+        post = await ctx.request(Message(code=POST, uri=base + "/oic/rd?a=1",
+                                         payload=cbor2.dumps({"x": 1}),
+                                         content_format=10000)).response
+        gets = await asyncio.gather(*[ctx.request(Message(code=GET, uri=base + f"/r/{k}")).response
+                                      for k in range(4)])
+        fail = await ctx.request(Message(code=GET, uri=base + "/fail")).response
+        return post, gets, fail
+    finally:
+        await ctx.shutdown()
+
+
+def _check_server_answers(post, gets, fail):
+    assert post.code == CONTENT
+    assert cbor2.loads(post.payload) == {"code": 2, "path": "oic/rd", "query": ["a=1"],
+                                          "cf": b"\x27\x10", "payload": cbor2.dumps({"x": 1})}
+    assert [cbor2.loads(g.payload)["path"] for g in gets] == ["r/0", "r/1", "r/2", "r/3"]
+    assert str(fail.code).startswith("5.00")
+
+
+def test_aiocoaps_client_talks_to_our_server_role(aio, our_server):
+    _check_server_answers(*aio.run(_aiocoap_requests(our_server)))
+
+
+@pytest.mark.parametrize("mode", ["split", "merge"])
+def test_aiocoaps_client_to_our_server_through_a_rechunking_relay(aio, our_server, mode):
+    relay = Relay(our_server, mode)
+    try:
+        _check_server_answers(*aio.run(_aiocoap_requests(relay.port)))
+    finally:
+        relay.close()
+    assert relay.segments
+
+
+def _samples():
+    """Valid messages as aiocoap writes them on TCP."""
+    from aiocoap.numbers.codes import Code
+    from aiocoap.transports.tcp import _serialize
+
+    csm = Message(code=Code.CSM)
+    csm.opt.add_option(UintOption(2, 1152))
+    get = Message(code=GET, uri_path=("oic", "sec", "account"), accept=10000,
+                  token=b"\x01\x02\x03\x04")
+    post = Message(code=POST, uri_path=("oic", "rd"), uri_query=("a=1",), content_format=10000,
+                   payload=cbor2.dumps({"di": "x" * 300}), token=b"\x09")
+    return [_serialize(m) for m in (csm, get, post)]
+
+
+def _mutations(valid, n, seed=8323):
+    rnd = random.Random(seed)
+    out = []
+    for k in range(n):
+        if k % 2:
+            out.append(rnd.randbytes(rnd.randrange(0, 48)))
+            continue
+        m = bytearray(rnd.choice(valid))
+        for _ in range(rnd.randrange(1, 4)):
+            op = rnd.randrange(3)
+            if op == 0 and m:
+                m[rnd.randrange(len(m))] = rnd.randrange(256)
+            elif op == 1 and m:
+                del m[rnd.randrange(len(m)):]
+            else:
+                m.insert(rnd.randrange(len(m) + 1), rnd.randrange(256))
+        out.append(bytes(m))
+    return out
+
+
+def test_aiocoaps_messages_parse_and_ours_encode_the_same_bytes(mpy):
+    hexes = [m.hex() for m in _samples()]
+    out = mpy.run(f"""
+        from onboard import coap
+        for h in {hexes!r}:
+            code, token, opts, payload = coap.parse(bytes.fromhex(h))
+            print(code, token.hex(), opts, len(payload))
+            print(coap.encode(code, token, opts, payload).hex())
+    """).lines
+    assert out[0] == "225  [(2, b'\\x04\\x80')] 0"  # CSM, Max-Message-Size 1152
+    assert out[2] == ("1 01020304 [(11, b'oic'), (11, b'sec'), (11, b'account'), "
+                      "(17, b\"'\\x10\")] 0")
+    assert out[4].startswith("2 09 [(11, b'oic'), (11, b'rd'), (12, b\"'\\x10\"), (15, b'a=1')] 3")
+    assert [out[1], out[3], out[5]] == hexes
+
+
+def test_twenty_thousand_malformed_messages_raise_only_value_error(mpy):
+    valid = _samples()
+    blob = bytearray()
+    for m in _mutations(valid, 20000):
+        blob += len(m).to_bytes(2, "big") + m
+    (mpy.workdir / "fuzz.bin").write_bytes(blob)
+    out = mpy.run(f"""
+        from onboard import coap
+        d = open("fuzz.bin", "rb").read()
+        i = n = bad = 0
+        while i < len(d):
+            ln = int.from_bytes(d[i:i + 2], "big")
+            m = d[i + 2:i + 2 + ln]
+            i += 2 + ln
+            n += 1
+            try:
+                coap.parse(m)
+            except ValueError as e:
+                assert str(e).startswith("coap: "), e
+                bad += 1
+        print(n, bad)
+        print(coap.parse(bytes.fromhex("{valid[1].hex()}")))
+    """, heapsize="4m", timeout=60).lines
+    n, bad = map(int, out[0].split())
+    assert n == 20000 and bad > 10000
+    assert out[1] == ("(1, b'\\x01\\x02\\x03\\x04', [(11, b'oic'), (11, b'sec'), (11, b'account'), "
+                      "(17, b\"'\\x10\")], b'')")
