@@ -48,13 +48,6 @@ def _err(why):
     return ValueError("coap: " + why)
 
 
-def _uint(n):
-    b = n.to_bytes(4, "big")
-    while b and not b[0]:
-        b = b[1:]
-    return b
-
-
 def _ext(n):
     # (nibble, extension bytes) for a length or an option delta
     if n < 13:
@@ -71,81 +64,74 @@ def encode(code, token, opts=(), payload=b""):
     body = bytearray()
     last = 0
     for n, v in opts:
-        v = _uint(v) if isinstance(v, int) else v.encode() if isinstance(v, str) else v
+        if isinstance(v, int):
+            v = v.to_bytes(4, "big")
+            while v and not v[0]:
+                v = v[1:]
+        elif isinstance(v, str):
+            v = v.encode()
         d, dx = _ext(n - last)
         ln, lx = _ext(len(v))
         if d > 14 or ln > 14 or n < last:
             raise _err("bad option")
         body.append(d << 4 | ln)
-        body.extend(dx)
-        body.extend(lx)
-        body.extend(v)
+        body += dx + lx + v
         last = n
     if payload:
         body.append(0xFF)
-        body.extend(payload)
+        body += payload
     ln, lx = _ext(len(body))
     return bytes((ln << 4 | len(token),)) + lx + bytes((code,)) + token + body
 
 
-def head(b0):
-    """Bytes of the header after its first byte b0 (extended length + code)."""
-    return (0, 0, 1, 2, 4)[max((b0 >> 4) - 11, 0)] + 1
-
-
-def parse(m, max_size=65536):
-    """(code, token, opts, payload) of one whole message m, or ValueError."""
-    end = len(m)
-    if not end:
-        raise _err("empty")
-    ln, tkl = m[0] >> 4, m[0] & 15
-    i = head(m[0])
-    if tkl > 8:
-        raise _err("bad token length")
-    if end < i + 1:
+def _size(m, max_size):
+    # (index of the code byte, length of options and payload) from the header
+    ln = m[0] >> 4
+    i = b"\x01\x02\x03\x05"[max(ln - 12, 0)]
+    if len(m) <= i:
         raise _err("truncated")
     if ln > 12:
         ln = int.from_bytes(m[1:i], "big") + (13, 269, 65805)[ln - 13]
     if ln > max_size:
-        raise _err("message too large")
+        raise _err("too large")
+    return i, ln
+
+
+def parse(m, max_size=65536):
+    """(code, token, opts, payload) of one whole message m, or ValueError."""
+    if not m:
+        raise _err("empty")
+    i, ln = _size(m, max_size)
+    tkl = m[0] & 15
+    end = len(m)
+    if tkl > 8 or end != i + 1 + tkl + ln:
+        raise _err("bad length")
     code = m[i]
-    i += 1
-    if end != i + tkl + ln:
-        raise _err("length mismatch")
-    token = bytes(m[i : i + tkl])
-    i += tkl
+    i += 1 + tkl
+    token = bytes(m[i - tkl : i])
     opts = []
     n = 0
-    payload = b""
     while i < end:
         b = m[i]
         i += 1
         if b == 0xFF:
             if i == end:
                 raise _err("empty payload")
-            payload = bytes(m[i:end])
             break
-        d, ol = b >> 4, b & 15
+        x = [b >> 4, b & 15]
         for k in (0, 1):
-            x = d if k == 0 else ol
-            if x > 12:
-                if x == 15:
+            w = x[k] - 12
+            if w > 0:
+                if w > 2 or i + w > end:
                     raise _err("bad option")
-                w = x - 12
-                if i + w > end:
-                    raise _err("truncated")
-                x = int.from_bytes(m[i : i + w], "big") + (13, 269)[w - 1]
+                x[k] = int.from_bytes(m[i : i + w], "big") + (13, 269)[w - 1]
                 i += w
-            if k == 0:
-                d = x
-            else:
-                ol = x
-        if i + ol > end:
+        n += x[0]
+        i += x[1]
+        if i > end:
             raise _err("truncated")
-        n += d
-        opts.append((n, bytes(m[i : i + ol])))
-        i += ol
-    return code, token, opts, payload
+        opts.append((n, bytes(m[i - x[1] : i])))
+    return code, token, opts, bytes(m[i:end])
 
 
 def opt(opts, number, default=None):
@@ -195,13 +181,11 @@ class Conn:
     async def _read(self, timeout_ms):
         try:
             while True:
-                b0 = (await self.r.readexactly(1))[0]
-                m = bytes((b0,)) + await _wait(self.r.readexactly(head(b0)), timeout_ms)
-                ln = m[0] >> 4
-                ln = int.from_bytes(m[1:-1], "big") + (13, 269, 65805)[ln - 13] if ln > 12 else ln
-                if ln > self.max_size:
-                    raise _err("message too large")
-                m += await _wait(self.r.readexactly((b0 & 15) + ln), timeout_ms)
+                m = await self.r.readexactly(1)
+                m += await _wait(self.r.readexactly(b"\x01\x02\x03\x05"[max(m[0] // 16 - 12, 0)]),
+                                 timeout_ms)
+                i, ln = _size(m, self.max_size)
+                m += await _wait(self.r.readexactly(i + 1 + (m[0] & 15) + ln - len(m)), timeout_ms)
                 code, token, opts, payload = parse(m, self.max_size)
                 if code == _CSM:
                     self.peer_max = int.from_bytes(opt(opts, 2, b"\x04\x80"), "big")
@@ -224,7 +208,7 @@ class Conn:
                                 res = await res
                         except Exception:
                             res = (0xA0, (), b"")  # 5.00
-                    await self.send(res[0], token, *res[1:])
+                    await self.send(res[0], token, res[1], res[2])
         except ValueError as e:
             try:
                 await self.send(_ABORT, b"", (), str(e).encode())
