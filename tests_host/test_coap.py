@@ -135,15 +135,15 @@ from onboard import cbor, coap
 async def main(port):
     c = await coap.connect("127.0.0.1", port, timeout_ms=5000)
     print("peer_max", c.peer_max)
-    code, opts, payload = await c.request(coap.POST, "/echo/x", cbor.dumps({"di": "d1"}),
+    code, opts, payload = await c.request(2, "/echo/x", cbor.dumps({"di": "d1"}),
                                           query=("a=1", "b=2"), content_format=10000)
-    print("post", hex(code), coap.opt(opts, coap.CONTENT_FORMAT), repr(cbor.loads(payload)))
+    print("post", hex(code), coap.opt(opts, 12), repr(cbor.loads(payload)))
     # several requests in flight at once (the relay's "merge" puts them in one segment)
-    res = await asyncio.gather(*[c.request(coap.GET, "echo/x", accept=10000) for _ in range(4)])
+    res = await asyncio.gather(*[c.request(1, "echo/x", accept=10000) for _ in range(4)])
     print("gets", [hex(r[0]) for r in res], [cbor.loads(r[2])["n"] for r in res])
-    await c.ping(3000)
+    await c.request(0xE2, "", timeout_ms=3000)  # a Ping
     print("pong")
-    code, opts, payload = await c.request(coap.GET, "/nothing")
+    code, opts, payload = await c.request(1, "/nothing")
     print("missing", hex(code))
     c.close()
 
@@ -188,13 +188,16 @@ SERVER = """
 import asyncio, sys
 from onboard import cbor, coap
 
+def path(opts):
+    return "/".join(v.decode() for n, v in opts if n == 11)
+
 def handler(code, opts, payload):
-    if coap.path(opts) == "fail":
+    if path(opts) == "fail":
         raise RuntimeError("handler bug")
-    body = {"code": code, "path": coap.path(opts),
-            "query": [v.decode() for n, v in opts if n == coap.URI_QUERY],
-            "cf": coap.opt(opts, coap.CONTENT_FORMAT), "payload": payload}
-    return 0x45, ((coap.CONTENT_FORMAT, 10000),), cbor.dumps(body)
+    body = {"code": code, "path": path(opts),
+            "query": [v.decode() for n, v in opts if n == 15],
+            "cf": coap.opt(opts, 12), "payload": payload}
+    return 0x45, ((12, 10000),), cbor.dumps(body)
 
 async def serve(r, w):
     c = coap.Conn(r, w, handler)

@@ -3,45 +3,39 @@
 #
 #   conn = await coap.connect(host, port, ssl=None, handler=None, timeout_ms=10000)
 #       (ssl: an SSLContext, e.g. onboard.net.tls_context(ca), for coaps+tcp)
-#   conn = await coap.Conn(reader, writer, handler).start(timeout_ms)
-#       (a connection accepted by asyncio.start_server: the server role)
+#   conn = await coap.Conn(reader, writer, handler, max_size=2048).start(timeout_ms)
+#       (e.g. a connection asyncio.start_server accepted: the server role)
 #   code, opts, payload = await conn.request(code, path, payload=b"", query=(),
 #       content_format=None, accept=None, observe=None, timeout_ms=10000)
-#   await conn.ping(timeout_ms)       a Ping answered by a Pong, or Timeout
-#   await conn.send(code, token, opts, payload)   any message (a notification)
-#   conn.close()
+#   await conn.request(0xE2, "")      a Ping, answered by a Pong (0xE3)
+#   await conn.send(code, token, opts=(), payload=b"", timeout_ms=10000)
+#       any message (an Observe notification on a request's token)
+#   conn.close()                      also what a failed start() does
 # start() sends our CSM (Max-Message-Size = max_size) and waits for the
-# peer's. A reader task then answers Pings, matches responses to requests by
-# token and calls handler(code, opts, payload) for each request (a function
-# or a coroutine function, run in the reader task: it must not wait for
-# another response on this connection) whose (code, opts, payload) is sent
-# back with the request's token. Codes are bytes as on the wire: GET=1,
-# POST=2, PUT=3, DELETE=4, 2.05 = 0x45 (class << 5 | detail). opts is a list
-# of (number, value) with values bytes as received; sending, a value may be
-# an int or a str too. opt(opts, n) is the first value of option n, path(opts)
-# the Uri-Path joined by "/".
-# Errors: malformed or oversized input -> ValueError("coap: <why>") (parse)
-# and the connection aborted; no answer in time -> onboard.errors.Timeout;
-# connection lost -> ProtocolError. Nothing waits without a bound but the
-# reader waiting for the first byte of the next message.
+# peer's (conn.peer_max: what we may send, 1152 until it came). A reader task
+# then answers Pings, matches responses to requests by token and calls
+# handler(code, opts, payload) for each request (a function or a coroutine
+# function, run in the reader task: it must not wait for a response on this
+# connection); the (code, opts, payload) it returns is sent back with the
+# request's token (4.04 without a handler, 5.00 when it raises).
+# Codes are bytes as on the wire, class << 5 | detail: GET 1, POST 2, PUT 3,
+# DELETE 4, 2.04 = 0x44, 2.05 = 0x45, 4.01 = 0x81. Options: Observe 6,
+# Uri-Path 11, Content-Format 12, Uri-Query 15, Accept 17. opts is a list of
+# (number, value), values bytes as received; sending, in ascending number
+# order, a value bytes, str, int (a uint) or None (left out).
+# opt(opts, n) is the first value of option n (or None).
+# Errors: a malformed or oversized message -> ValueError("coap: <why>") from
+# parse() and encode(), and the connection closed when one arrives; no answer
+# in time -> onboard.errors.Timeout; the connection lost -> ProtocolError.
+# Nothing waits unbounded but the reader for the first byte of a message.
 import asyncio
 from micropython import const
 
 from onboard.errors import ProtocolError, Timeout
 
-GET = const(1)
-POST = const(2)
-PUT = const(3)
-DELETE = const(4)
-OBSERVE = const(6)
-URI_PATH = const(11)
-CONTENT_FORMAT = const(12)
-URI_QUERY = const(15)
-ACCEPT = const(17)
 _CSM = const(0xE1)
 _PING = const(0xE2)
 _PONG = const(0xE3)
-_ABORT = const(0xE5)
 
 
 def _err(why):
@@ -64,6 +58,8 @@ def encode(code, token, opts=(), payload=b""):
     body = bytearray()
     last = 0
     for n, v in opts:
+        if v is None:  # (an option not given)
+            continue
         if isinstance(v, int):
             v = v.to_bytes(4, "big")
             while v and not v[0]:
@@ -134,15 +130,10 @@ def parse(m, max_size=65536):
     return code, token, opts, bytes(m[i:end])
 
 
-def opt(opts, number, default=None):
+def opt(opts, number):
     for n, v in opts:
         if n == number:
             return v
-    return default
-
-
-def path(opts):
-    return "/".join(v.decode() for n, v in opts if n == URI_PATH)
 
 
 async def _wait(aw, ms):
@@ -164,21 +155,26 @@ class Conn:
         self.csm = asyncio.Event()
 
     async def start(self, timeout_ms=10000):
-        await self.send(_CSM, b"", ((2, self.max_size),))
-        self.task = asyncio.create_task(self._read(timeout_ms))
-        await _wait(self.csm.wait(), timeout_ms)
-        if not self.w:
-            raise ProtocolError("coap: connection closed")
-        return self
+        try:
+            await self.send(_CSM, b"", ((2, self.max_size),))
+            self.task = asyncio.create_task(self._read(timeout_ms))
+            await _wait(self.csm.wait(), timeout_ms)
+            if self.w:
+                return self
+            raise ProtocolError("coap: closed")
+        except BaseException:
+            self.close()
+            raise
 
     async def send(self, code, token, opts=(), payload=b"", timeout_ms=10000):
         m = encode(code, token, opts, payload)
         if len(m) > self.peer_max:
-            raise _err("message too large for the peer")
+            raise _err("too large for the peer")
         self.w.write(m)
         await _wait(self.w.drain(), timeout_ms)
 
     async def _read(self, timeout_ms):
+        # until the connection closes, fails or sends something malformed
         try:
             while True:
                 m = await self.r.readexactly(1)
@@ -188,7 +184,7 @@ class Conn:
                 m += await _wait(self.r.readexactly(i + 1 + (m[0] & 15) + ln - len(m)), timeout_ms)
                 code, token, opts, payload = parse(m, self.max_size)
                 if code == _CSM:
-                    self.peer_max = int.from_bytes(opt(opts, 2, b"\x04\x80"), "big")
+                    self.peer_max = int.from_bytes(opt(opts, 2) or b"\x04\x80", "big")
                     self.csm.set()
                 elif code == _PING:
                     await self.send(_PONG, token)
@@ -209,44 +205,32 @@ class Conn:
                         except Exception:
                             res = (0xA0, (), b"")  # 5.00
                     await self.send(res[0], token, res[1], res[2])
-        except ValueError as e:
-            try:
-                await self.send(_ABORT, b"", (), str(e).encode())
-            except Exception:
-                pass
         except Exception:
             pass
         finally:
             self.close()
 
     async def request(self, code, path, payload=b"", query=(), content_format=None,
-                      accept=None, observe=None, timeout_ms=10000, token=None):
-        opts = [] if observe is None else [(OBSERVE, observe)]
-        opts += [(URI_PATH, p) for p in path.split("/") if p]
-        if content_format is not None:
-            opts.append((CONTENT_FORMAT, content_format))
-        opts += [(URI_QUERY, q) for q in query]
-        if accept is not None:
-            opts.append((ACCEPT, accept))
-        return await self._ask(code, opts, payload, timeout_ms, token)
-
-    async def ping(self, timeout_ms=10000):
-        await self._ask(_PING, (), b"", timeout_ms)
-
-    async def _ask(self, code, opts, payload, timeout_ms, token=None):
-        if not self.w:
-            raise ProtocolError("coap: connection closed")
-        if token is None:
-            self.tok = (self.tok + 1) & 0xFFFFFFFF
-            token = self.tok.to_bytes(4, "big")
+                      accept=None, observe=None, timeout_ms=10000):
+        opts = [(6, observe)]
+        for p in path.split("/"):
+            opts.append((11, p or None))
+        opts.append((12, content_format))
+        for q in query:
+            opts.append((15, q))
+        opts.append((17, accept))
+        self.tok += 1
+        token = self.tok.to_bytes(4, "big")
         w = self.waits[token] = [asyncio.Event(), None]
         try:
+            if not self.w:
+                raise ProtocolError("coap: closed")
             await self.send(code, token, opts, payload, timeout_ms)
             await _wait(w[0].wait(), timeout_ms)
         finally:
-            self.waits.pop(token, None)
+            self.waits.pop(token)
         if not w[1]:
-            raise ProtocolError("coap: connection closed")
+            raise ProtocolError("coap: closed")
         return w[1]
 
     def close(self):
@@ -261,12 +245,6 @@ class Conn:
             t.cancel()
 
 
-async def connect(host, port, ssl=None, handler=None, timeout_ms=10000, max_size=2048):
-    r, w = await _wait(asyncio.open_connection(host, port, ssl=ssl, server_hostname=host)
-                       if ssl else asyncio.open_connection(host, port), timeout_ms)
-    c = Conn(r, w, handler, max_size)
-    try:
-        return await c.start(timeout_ms)
-    except BaseException:
-        c.close()
-        raise
+async def connect(host, port, ssl=None, handler=None, timeout_ms=10000):
+    rw = await _wait(asyncio.open_connection(host, port, ssl=ssl, server_hostname=host), timeout_ms)
+    return await Conn(rw[0], rw[1], handler).start(timeout_ms)
