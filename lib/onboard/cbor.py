@@ -1,6 +1,6 @@
 # CBOR (RFC 8949), the subset OCF bodies use: maps, arrays, text and byte
 # strings, integers (to 64 bits, negative too), booleans, null, floats.
-#   dumps(obj) -> bytes    (floats as single when exact, else double)
+#   dumps(obj) -> bytes    (floats as double)
 #   loads(data) -> object  (half, single and double floats decoded)
 # Bad input raises ValueError("cbor: <why>") and nothing else: lengths are
 # checked against the data before anything is allocated (so an allocation
@@ -17,16 +17,16 @@ def _err(why):
 
 
 def _head(b, major, n):
-    major <<= 5
     if n < 24:
-        b.append(major | n)
+        b.append(major << 5 | n)
         return
-    for ai, w in ((24, 1), (25, 2), (26, 4), (27, 8)):
-        if n >> (w * 8) == 0:
-            b.append(major | ai)
-            b.extend(n.to_bytes(w, "big"))
-            return
-    raise _err("integer too large")
+    ai = 24
+    while n >> (8 << (ai - 24)):
+        ai += 1
+    if ai > 27:
+        raise _err("integer too large")
+    b.append(major << 5 | ai)
+    b.extend(n.to_bytes(1 << (ai - 24), "big"))
 
 
 def _enc(b, o, depth):
@@ -42,13 +42,8 @@ def _enc(b, o, depth):
         else:
             _head(b, 0, o)
     elif isinstance(o, float):
-        s = struct.pack(">f", o)
-        if struct.unpack(">f", s)[0] == o:
-            b.append(0xFA)
-            b.extend(s)
-        else:
-            b.append(0xFB)
-            b.extend(struct.pack(">d", o))
+        b.append(0xFB)
+        b.extend(struct.pack(">d", o))
     elif isinstance(o, str):
         o = o.encode()
         _head(b, 3, len(o))
@@ -94,16 +89,8 @@ def _dec(d, i, depth):
         raw = bytes(d[i : i + w])
         i += w
         if mt == 7:
-            if w == 2:  # half precision
-                h = int.from_bytes(raw, "big")
-                e = (h >> 10) & 31
-                m = h & 1023
-                v = float("inf") if m == 0 else float("nan")
-                if e < 31:
-                    v = m * 2.0**-24 if e == 0 else (m + 1024) * 2.0 ** (e - 25)
-                return (-v if h & 0x8000 else v), i
-            if w > 2:
-                return struct.unpack(">f" if w == 4 else ">d", raw)[0], i
+            if w > 1:  # a half, single or double float
+                return struct.unpack(">" + "-e-f---d"[w - 1], raw)[0], i
             raise _err("unsupported simple value")
         n = int.from_bytes(raw, "big")
     if mt == 0:

@@ -61,9 +61,7 @@ def encode(code, token, opts=(), payload=b""):
         if v is None:  # (an option not given)
             continue
         if isinstance(v, int):
-            v = v.to_bytes(4, "big")
-            while v and not v[0]:
-                v = v[1:]
+            v = v.to_bytes(4, "big").lstrip(b"\0")
         elif isinstance(v, str):
             v = v.encode()
         d, dx = _ext(n - last)
@@ -82,7 +80,7 @@ def encode(code, token, opts=(), payload=b""):
 
 def _size(m, max_size):
     # (index of the code byte, length of options and payload) from the header
-    ln = m[0] >> 4
+    ln = m[0] >> 4 if m else 15  # (nothing: truncated)
     i = b"\x01\x02\x03\x05"[max(ln - 12, 0)]
     if len(m) <= i:
         raise _err("truncated")
@@ -95,8 +93,6 @@ def _size(m, max_size):
 
 def parse(m, max_size=65536):
     """(code, token, opts, payload) of one whole message m, or ValueError."""
-    if not m:
-        raise _err("empty")
     i, ln = _size(m, max_size)
     tkl = m[0] & 15
     end = len(m)
@@ -112,7 +108,7 @@ def parse(m, max_size=65536):
         i += 1
         if b == 0xFF:
             if i == end:
-                raise _err("empty payload")
+                raise _err("bad payload")
             break
         x = [b >> 4, b & 15]
         for k in (0, 1):
@@ -144,14 +140,15 @@ async def _wait(aw, ms):
 
 
 class Conn:
+    tok = 0
+    task = None
+
     def __init__(self, reader, writer, handler=None, max_size=2048):
         self.r, self.w = reader, writer
         self.handler = handler
         self.max_size = max_size
         self.peer_max = 1152  # RFC 8323's default until the peer's CSM
         self.waits = {}  # token -> [Event, message or None]
-        self.tok = 0
-        self.task = None
         self.csm = asyncio.Event()
 
     async def start(self, timeout_ms=10000):
@@ -188,9 +185,7 @@ class Conn:
                     self.csm.set()
                 elif code == _PING:
                     await self.send(_PONG, token)
-                elif code > _PONG:  # Release, Abort
-                    break
-                elif code > 31:  # a response (or a Pong)
+                elif code > 31:  # a response or a Pong (after Release or Abort the peer closes)
                     w = self.waits.get(token)
                     if w:
                         w[1] = (code, opts, payload)
@@ -208,6 +203,7 @@ class Conn:
         except Exception:
             pass
         finally:
+            self.task = None  # (not cancelled: ending)
             self.close()
 
     async def request(self, code, path, payload=b"", query=(), content_format=None,
@@ -241,7 +237,7 @@ class Conn:
             x[0].set()  # woken with no message: closed
         self.csm.set()
         t, self.task = self.task, None
-        if t and t is not asyncio.current_task():
+        if t:
             t.cancel()
 
 
