@@ -61,7 +61,7 @@ def _enc(b, o, depth):
             _enc(b, k, depth + 1)
             _enc(b, o[k], depth + 1)
     else:
-        raise _err("cannot encode %s" % type(o).__name__)
+        raise _err("unsupported type")
 
 
 def dumps(obj):
@@ -88,18 +88,18 @@ def _dec(d, i, depth):
             raise _err("truncated")
         raw = bytes(d[i : i + w])
         i += w
-        if mt == 7:
-            if w > 1:  # a half, single or double float
-                return struct.unpack(">" + "-e-f---d"[w - 1], raw)[0], i
-            raise _err("unsupported simple value")
+        if mt == 7 and w > 1:  # a half, single or double float
+            return struct.unpack(">" + "-e-f---d"[w - 1], raw)[0], i
         n = int.from_bytes(raw, "big")
     if mt == 0:
         return n, i
     if mt == 1:
         return -1 - n, i
+    # a string's bytes, or a container's items (a byte each at least): a
+    # count past the data is refused before anything is allocated
+    if mt < 6 and n > end - i:
+        raise _err("truncated")
     if mt < 4:
-        if n > end - i:
-            raise _err("truncated")
         s = bytes(d[i : i + n])
         if mt == 3:
             try:
@@ -108,10 +108,6 @@ def _dec(d, i, depth):
                 raise _err("bad UTF-8") from None
         return s, i + n
     if mt < 6:
-        # each item takes a byte at least: a count past the data is refused
-        # before the container grows
-        if n > end - i:
-            raise _err("truncated")
         if mt == 4:
             o = []
             for _ in range(n):
@@ -125,11 +121,9 @@ def _dec(d, i, depth):
                 raise _err("bad map key")
             o[k], i = _dec(d, i, depth + 1)
         return o, i
-    if mt == 6:
-        raise _err("tags unsupported")
-    if n in (20, 21, 22):
+    if mt == 7 and 19 < n < 23:
         return (False, True, None)[n - 20], i
-    raise _err("unsupported simple value")
+    raise _err("unsupported tag or simple value")
 
 
 def loads(data):

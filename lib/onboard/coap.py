@@ -14,10 +14,10 @@
 # start() sends our CSM (Max-Message-Size = max_size) and waits for the
 # peer's (conn.peer_max: what we may send, 1152 until it came). A reader task
 # then answers Pings, matches responses to requests by token and calls
-# handler(code, opts, payload) for each request (a function or a coroutine
-# function, run in the reader task: it must not wait for a response on this
-# connection); the (code, opts, payload) it returns is sent back with the
-# request's token (4.04 without a handler, 5.00 when it raises).
+# handler(code, opts, payload) for each request (a plain function, run in the
+# reader task: it must not wait); the (code, opts, payload) it returns is
+# sent back with the request's token (4.04 without a handler, 5.00 when it
+# raises).
 # Codes are bytes as on the wire, class << 5 | detail: GET 1, POST 2, PUT 3,
 # DELETE 4, 2.04 = 0x44, 2.05 = 0x45, 4.01 = 0x81. Options: Observe 6,
 # Uri-Path 11, Content-Format 12, Uri-Query 15, Accept 17. opts is a list of
@@ -166,7 +166,7 @@ class Conn:
     async def send(self, code, token, opts=(), payload=b"", timeout_ms=10000):
         m = encode(code, token, opts, payload)
         if len(m) > self.peer_max:
-            raise _err("too large for the peer")
+            raise _err("too large")
         self.w.write(m)
         await _wait(self.w.drain(), timeout_ms)
 
@@ -177,8 +177,9 @@ class Conn:
                 m = await self.r.readexactly(1)
                 m += await _wait(self.r.readexactly(b"\x01\x02\x03\x05"[max(m[0] // 16 - 12, 0)]),
                                  timeout_ms)
-                i, ln = _size(m, self.max_size)
-                m += await _wait(self.r.readexactly(i + 1 + (m[0] & 15) + ln - len(m)), timeout_ms)
+                # the token, options and payload (refused when over max_size)
+                m += await _wait(self.r.readexactly((m[0] & 15) + _size(m, self.max_size)[1]),
+                                 timeout_ms)
                 code, token, opts, payload = parse(m, self.max_size)
                 if code == _CSM:
                     self.peer_max = int.from_bytes(opt(opts, 2) or b"\x04\x80", "big")
@@ -195,8 +196,6 @@ class Conn:
                     if self.handler:
                         try:
                             res = self.handler(code, opts, payload)
-                            if hasattr(res, "send"):
-                                res = await res
                         except Exception:
                             res = (0xA0, (), b"")  # 5.00
                     await self.send(res[0], token, res[1], res[2])
@@ -219,10 +218,9 @@ class Conn:
         token = self.tok.to_bytes(4, "big")
         w = self.waits[token] = [asyncio.Event(), None]
         try:
-            if not self.w:
-                raise ProtocolError("coap: closed")
-            await self.send(code, token, opts, payload, timeout_ms)
-            await _wait(w[0].wait(), timeout_ms)
+            if self.w:  # (else: closed, below)
+                await self.send(code, token, opts, payload, timeout_ms)
+                await _wait(w[0].wait(), timeout_ms)
         finally:
             self.waits.pop(token)
         if not w[1]:
