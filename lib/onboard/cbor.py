@@ -24,7 +24,7 @@ def _head(b, major, n):
     while n >> (8 << (ai - 24)):
         ai += 1
     if ai > 27:
-        raise _err("integer too large")
+        raise _err("too large")
     b.append(major << 5 | ai)
     b.extend(n.to_bytes(1 << (ai - 24), "big"))
 
@@ -123,7 +123,7 @@ def _dec(d, i, depth):
         return o, i
     if mt == 7 and 19 < n < 23:
         return (False, True, None)[n - 20], i
-    raise _err("unsupported tag or simple value")
+    raise _err("unsupported item")
 
 
 def loads(data):
