@@ -344,3 +344,52 @@ def test_twenty_thousand_malformed_messages_raise_only_value_error(mpy):
     assert n == 20000 and bad > 10000
     assert out[1] == ("(1, b'\\x01\\x02\\x03\\x04', [(11, b'oic'), (11, b'sec'), (11, b'account'), "
                       "(17, b\"'\\x10\")], b'')")
+
+
+def _raw(port, *messages):
+    """Send messages on one connection; return every message received until
+    the server's answers to all of them came or it closed."""
+    from aiocoap.transports.tcp import _decode_message, _extract_message_size
+
+    got, buf = [], b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"".join(messages))
+        while len(got) < len(messages):
+            try:
+                data = s.recv(4096)
+            except ConnectionResetError:  # closed with our bytes unread
+                data = b""
+            if not data:
+                got.append("closed")
+                break
+            buf += data
+            while (size := _extract_message_size(buf)) and len(buf) >= sum(size):
+                got.append(_decode_message(buf[:sum(size)]))
+                buf = buf[sum(size):]
+    return got
+
+
+def _csm(max_size=1152):
+    from aiocoap.numbers.codes import Code
+    from aiocoap.transports.tcp import _serialize
+
+    m = Message(code=Code.CSM)
+    m.opt.add_option(UintOption(2, max_size))
+    return _serialize(m)
+
+
+def test_our_server_answers_a_ping_with_a_pong_on_its_token(our_server):
+    from aiocoap.numbers.codes import Code
+    from aiocoap.transports.tcp import _serialize
+
+    got = _raw(our_server, _csm(), _serialize(Message(code=Code.PING, token=b"\x42\x43")))
+    assert [str(m.code) for m in got] == ["7.01 Csm", "7.03 Pong"]
+    assert int.from_bytes(got[0].opt.get_option(2)[0].value, "big") == 2048  # our Max-Message-Size
+    assert got[1].token == b"\x42\x43"
+
+
+def test_our_server_closes_on_a_message_over_its_max_size(our_server):
+    from aiocoap.transports.tcp import _serialize
+
+    big = _serialize(Message(code=POST, uri_path=("x",), payload=b"y" * 3000, token=b"\x01"))
+    assert _raw(our_server, _csm(1 << 20), big)[1:] == ["closed"]

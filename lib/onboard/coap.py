@@ -230,7 +230,7 @@ class Conn:
     def close(self):
         w, self.w = self.w, None
         if w:
-            w.close()
+            w.s.close()  # pyright: ignore  (MicroPython's Stream.close() does nothing)
         for x in self.waits.values():
             x[0].set()  # woken with no message: closed
         self.csm.set()
