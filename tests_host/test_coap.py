@@ -71,6 +71,25 @@ def aiocoap_server(aio):
     aio.run(ctx.shutdown())
 
 
+@pytest.fixture(scope="module")
+def aiocoap_tls_server(aio, pki_dir):
+    import ssl
+
+    site = resource.Site()
+    site.add_resource(["echo", "x"], Echo())
+    sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sslctx.load_cert_chain(pki_dir / "server.pem", pki_dir / "server.key")
+    port = free_port()
+    # (aiocoap's TLS server listens on the bound port + 1, as 5684 is 5683 + 1)
+    ctx = aio.run(Context.create_server_context(site, bind=("127.0.0.1", port - 1),
+                                                transports=["tlsserver"], _ssl_context=sslctx))
+    yield port
+    try:
+        aio.run(ctx.shutdown())
+    except AttributeError:
+        pass  # aiocoap 0.4.17 cannot name a connection whose handshake failed (refused CA test)
+
+
 class Relay:
     """A TCP relay on loopback that re-chunks what passes: "split" sends
     every byte as a segment of its own, "merge" holds bytes until none came
@@ -132,8 +151,8 @@ CLIENT = """
 import asyncio, sys
 from onboard import cbor, coap
 
-async def main(port):
-    c = await coap.connect("127.0.0.1", port, timeout_ms=5000)
+async def main(port, c=None):
+    c = c or await coap.connect("127.0.0.1", port, timeout_ms=5000)
     print("peer_max", c.peer_max)
     code, opts, payload = await c.request(2, "/echo/x", cbor.dumps({"di": "d1"}),
                                           query=("a=1", "b=2"), content_format=10000)
@@ -147,16 +166,28 @@ async def main(port):
     print("missing", hex(code))
     c.close()
 
-asyncio.run(main(int(sys.argv[1])))
+async def tls(port, ca):
+    from onboard.net import tls_context
+    try:
+        c = await coap.connect("127.0.0.1", port, ssl=tls_context(ca), timeout_ms=5000)
+    except Exception as e:
+        print("refused", type(e).__name__, e)
+        return
+    await main(port, c)
+
+if len(sys.argv) > 2:
+    asyncio.run(tls(int(sys.argv[1]), sys.argv[2]))
+else:
+    asyncio.run(main(int(sys.argv[1])))
 """
 
 
 REST = ["gets ['0x45', '0x45', '0x45', '0x45'] [7, 7, 7, 7]", "pong", "missing 0x84"]
 
 
-def _client(mpy, port):
+def _client(mpy, port, *ca):
     (mpy.workdir / "client.py").write_text(CLIENT)
-    return mpy.run(file=mpy.workdir / "client.py", args=(port,), timeout=30).lines
+    return mpy.run(file=mpy.workdir / "client.py", args=(port, *ca), timeout=30).lines
 
 
 def test_our_client_talks_to_aiocoaps_tcp_server(mpy, aiocoap_server):
@@ -168,6 +199,22 @@ def test_our_client_talks_to_aiocoaps_tcp_server(mpy, aiocoap_server):
     assert eval(body) == {"query": ["a=1", "b=2"], "cf": 10000,
                           "payload": cbor2.dumps({"di": "d1"})}
     assert lines[2:] == REST
+
+
+def test_our_client_talks_to_aiocoaps_tls_server_trusting_its_ca(mpy, aiocoap_tls_server,
+                                                                  pki_dir):
+    lines = _client(mpy, aiocoap_tls_server, pki_dir / "ca.pem")
+    assert lines[1].startswith("post 0x44 ")
+    assert lines[2:] == REST
+
+
+def test_our_client_refuses_a_tls_server_of_another_ca(mpy, aiocoap_tls_server, tmp_path):
+    from cloudsim.pki import CA
+
+    (tmp_path / "other.pem").write_bytes(CA("another CA").pem())
+    out = "\n".join(_client(mpy, aiocoap_tls_server, tmp_path / "other.pem"))
+    # (mbedTLS's ValueError: onboard.errors.wrap(e, host, "tls") makes it a TLSError)
+    assert out.startswith("refused ValueError") and "not correctly signed by the trusted CA" in out
 
 
 @pytest.mark.parametrize("mode", ["split", "merge"])
