@@ -254,7 +254,12 @@ async def serve(r, w):
         print("start failed", repr(e))
 
 async def main(port):
-    await asyncio.start_server(serve, "127.0.0.1", port)
+    ctx = None
+    if len(sys.argv) > 2:  # coaps+tcp: the server's certificate and key (DER files)
+        import tls
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read())
+    await asyncio.start_server(serve, "127.0.0.1", port, ssl=ctx)
     print("ready")
     await asyncio.sleep(30)
 
@@ -262,13 +267,12 @@ asyncio.run(main(int(sys.argv[1])))
 """
 
 
-@pytest.fixture
-def our_server(mpy):
+def _start_our_server(mpy, *tls_files):
     (mpy.workdir / "server.py").write_text(SERVER)
     port = free_port()
     proc = subprocess.Popen([micropython_binary(), str(mpy.workdir / "server.py"),
-                             str(port)], stdout=subprocess.PIPE, text=True, env=mpy.env(),
-                            cwd=mpy.workdir)
+                             str(port), *map(str, tls_files)], stdout=subprocess.PIPE, text=True,
+                            env=mpy.env(), cwd=mpy.workdir)
     try:
         assert proc.stdout.readline().strip() == "ready"
         yield port
@@ -277,10 +281,32 @@ def our_server(mpy):
         proc.wait()
 
 
-async def _aiocoap_requests(port):
-    ctx = await Context.create_client_context(transports=["tcpclient"])
+@pytest.fixture
+def our_server(mpy):
+    yield from _start_our_server(mpy)
+
+
+@pytest.fixture
+def our_tls_server(mpy, pki_dir):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization as ser
+
+    # DER, as MicroPython's mbedTLS reads a key
+    cert = x509.load_pem_x509_certificate((pki_dir / "server.pem").read_bytes())
+    key = ser.load_pem_private_key((pki_dir / "server.key").read_bytes(), None)
+    (mpy.workdir / "server.der").write_bytes(cert.public_bytes(ser.Encoding.DER))
+    (mpy.workdir / "server.key.der").write_bytes(key.private_bytes(
+        ser.Encoding.DER, ser.PrivateFormat.PKCS8, ser.NoEncryption()))
+    yield from _start_our_server(mpy, mpy.workdir / "server.der", mpy.workdir / "server.key.der")
+
+
+async def _aiocoap_requests(port, ca=None):
+    ctx = await Context.create_client_context(transports=["tlsclient" if ca else "tcpclient"])
+    if ca:
+        ctx.client_credentials.load_from_dict({f"coaps+tcp://127.0.0.1:{port}/*": {"tlscert": {
+            "certfile": str(ca)}}})
     try:
-        base = f"coap+tcp://127.0.0.1:{port}"
+        base = f"coap{'s' if ca else ''}+tcp://127.0.0.1:{port}"
         post = await ctx.request(Message(code=POST, uri=base + "/oic/rd?a=1",
                                          payload=cbor2.dumps({"x": 1}),
                                          content_format=10000)).response
@@ -302,6 +328,10 @@ def _check_server_answers(post, gets, fail):
 
 def test_aiocoaps_client_talks_to_our_server_role(aio, our_server):
     _check_server_answers(*aio.run(_aiocoap_requests(our_server)))
+
+
+def test_aiocoaps_tls_client_talks_to_our_server_role_over_tls(aio, our_tls_server, pki_dir):
+    _check_server_answers(*aio.run(_aiocoap_requests(our_tls_server, pki_dir / "ca.pem")))
 
 
 @pytest.mark.parametrize("mode", ["split", "merge"])
