@@ -15,6 +15,9 @@ from aiocoap import CHANGED, CONTENT, GET, POST, Context, Message, resource
 from aiocoap.optiontypes import UintOption
 from conftest import micropython_binary
 
+# aiocoap 0.4.17 warns about its own use of a deprecated argument
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 
 def free_port():
     with socket.socket() as s:
@@ -470,3 +473,39 @@ def test_our_server_closes_on_a_message_over_its_max_size(our_server):
 
     big = _serialize(Message(code=POST, uri_path=("x",), payload=b"y" * 3000, token=b"\x01"))
     assert _raw(our_server, _csm(1 << 20), big)[1:] == ["closed"]
+
+
+def test_our_client_refuses_to_send_past_the_peers_max_message_size(mpy):
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        got = []
+
+        def peer():  # a CoAP peer that allows 64-byte messages, records what arrives
+            conn, _ = srv.accept()
+            with conn:
+                conn.sendall(_csm(64))
+                while data := conn.recv(4096):
+                    got.append(data)
+
+        t = threading.Thread(target=peer, daemon=True)
+        t.start()
+        out = mpy.run(f"""
+            import asyncio
+            from onboard import coap
+
+            async def main():
+                c = await coap.connect("127.0.0.1", {port}, timeout_ms=5000)
+                print(c.peer_max)
+                try:
+                    await c.request(2, "big", b"x" * 100, timeout_ms=2000)
+                except ValueError as e:
+                    print(e)
+                c.close()
+
+            asyncio.run(main())
+        """).lines
+        t.join(10)
+    assert out == ["64", "coap: too large"]
+    assert b"".join(got) == bytes.fromhex("30e1220800")  # our CSM only: nothing else was sent
