@@ -509,3 +509,39 @@ def test_our_client_refuses_to_send_past_the_peers_max_message_size(mpy):
         t.join(10)
     assert out == ["64", "coap: too large"]
     assert b"".join(got) == bytes.fromhex("30e1220800")  # our CSM only: nothing else was sent
+
+
+@pytest.mark.parametrize("sends_csm", [True, False])
+def test_a_silent_peer_ends_in_timeout_not_a_hang(mpy, sends_csm):
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        done = threading.Event()
+
+        def peer():  # sends its CSM (or not), then answers nothing
+            conn, _ = srv.accept()
+            with conn:
+                if sends_csm:
+                    conn.sendall(_csm())
+                done.wait(20)
+
+        threading.Thread(target=peer, daemon=True).start()
+        try:
+            out = mpy.run(f"""
+                import asyncio
+                from onboard import coap
+
+                async def main():
+                    try:
+                        c = await coap.connect("127.0.0.1", {port}, timeout_ms=500)
+                        print("connected")
+                        await c.request(1, "x", timeout_ms=500)
+                    except Exception as e:
+                        print(type(e).__name__, e)
+
+                asyncio.run(main())
+            """).lines
+        finally:
+            done.set()
+    assert out == (["connected"] if sends_csm else []) + ["Timeout coap: timed out"]
