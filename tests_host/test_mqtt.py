@@ -603,3 +603,31 @@ arun(c.aconnect())
 """)
     broker.close()
     assert (out[0]["error"], out[0]["message"]) == ("MQTTException", "5")
+
+
+@pytest.mark.parametrize("path", ["connect", "aconnect"])
+def test_disconnect_closes_the_socket_while_the_client_lives_on(mpy, path):
+    # an asyncio Stream's close() only marks it on MicroPython: the socket must close too
+    import subprocess
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    script = mpy.workdir / "live_on.py"
+    script.write_text(CLIENT + ASYNC + f"""
+import sys
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+if {path == "aconnect"}:
+    asyncio.run(c.aconnect())
+else:
+    c.connect()
+c.disconnect()
+print("DISCONNECTED")
+sys.stdin.readline()  # alive until the test has looked
+""")
+    proc = subprocess.Popen([mpy.binary, str(script)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=mpy.env(), cwd=mpy.workdir)
+    try:
+        assert proc.stdout.readline().strip() == "DISCONNECTED"
+        assert broker.done.wait(10), "the broker never saw the connection close"
+        assert proc.poll() is None  # closed by disconnect(), not by the process ending
+    finally:
+        proc.communicate("\n", timeout=10)
+        broker.close()

@@ -134,12 +134,12 @@ class Conn:
 
     def close(self, bye=None):
         """Close; bye: a last packet sent first, best effort (MQTT's DISCONNECT)."""
-        s = self.s
+        # an asyncio stream's own socket: Stream.close() only marks the stream
+        s = self.s and getattr(self.s, "s", self.s)
         if s:
             try:
                 if bye and not self.ctx:
-                    # a stream's socket itself: closing cannot wait for a drain
-                    getattr(s, "s", s).write(bye)
+                    s.write(bye)  # closing cannot wait for a drain
             except Exception:
                 pass
             s.close()
