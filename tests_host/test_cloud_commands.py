@@ -46,11 +46,10 @@ def test_blynk_provision_reconfigure_reprovision(cloudsim):
 
 def test_spokezone_secrets_then_renew(cloudsim):
     sz = cloudsim.clouds["spokezone"]
-    import uuid
-    device_id = uuid.uuid4().hex[:12]
+    device_id = 4242
     sz.devices[device_id] = {"cpuId": "cpu-cli", "uuid": "uuid-cli", "name": "cli"}
     sz.device_token(device_id)
-    secrets = ok(onboard(cloudsim, "spokezone", "secrets", "--device", device_id,
+    secrets = ok(onboard(cloudsim, "spokezone", "secrets", "--device", str(device_id),
                          "--access-token", cloudsim.admin_token))
     renewed = ok(onboard(cloudsim, "spokezone", "renew", "--token", secrets["token"],
                          "--cpu-id", "cpu-cli", "--uuid", "uuid-cli"))

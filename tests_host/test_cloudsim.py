@@ -202,6 +202,12 @@ def test_spokezone_login_gives_a_user_jwt(call):
     assert sz_user(call).count(".") == 2
 
 
+def test_spokezone_login_answers_token_and_expires(call, sim):
+    r = call("POST", "/spokezone/login", json={"username": "super", "password": "super-password"})
+    assert set(r["body"]) == {"token", "expires"}
+    assert r["body"]["expires"] > sim.now()
+
+
 def test_spokezone_login_checks_fields_and_password(call):
     assert call("POST", "/spokezone/login", json={"username": "super"})["status"] == 400
     assert call("POST", "/spokezone/login",
@@ -271,10 +277,50 @@ def test_spokezone_token_expired_11h_ago_renews_13h_ago_does_not(call, sim):
     assert login_device(call, b)["status"] == 401
 
 
-def test_spokezone_login_device_needs_the_token_in_x_access_token(call):
+def test_spokezone_login_device_needs_no_x_access_token_header(call, sim):
     dev = sz_device(call, sz_user(call))
+    advance(call, sim, 7 * 24 * 3600 - 11 * 3600)
     body = {"token": dev["token"], "cpu_id": dev["cpuId"], "uuid": dev["uuid"]}
-    assert call("POST", "/spokezone/loginDevice", json=body)["status"] == 401
+    assert call("POST", "/spokezone/loginDevice", json=body)["status"] == 201
+
+
+def test_spokezone_login_device_renews_with_an_earlier_token_expired_under_12h(call, sim):
+    dev = sz_device(call, sz_user(call))
+    advance(call, sim, 7 * 24 * 3600 - 11 * 3600)
+    newer = login_device(call, dev)["body"]["token"]
+    assert newer != dev["token"]
+    advance(call, sim, 17 * 3600)  # the first token expired 6 h ago, the newer lives on
+    again = login_device(call, dev)
+    assert again["status"] == 201 and again["body"]["token"] not in (dev["token"], newer)
+
+
+def test_spokezone_login_device_refuses_an_earlier_token_expired_over_12h(call, sim):
+    dev = sz_device(call, sz_user(call))
+    advance(call, sim, 7 * 24 * 3600 - 11 * 3600)
+    assert login_device(call, dev)["status"] == 201
+    advance(call, sim, 24 * 3600)  # the first token expired 13 h ago
+    assert login_device(call, dev)["status"] == 401
+
+
+def test_spokezone_login_device_refuses_a_token_not_signed_by_it(call, sim):
+    from cloudsim import jwt
+    dev = sz_device(call, sz_user(call))
+    claims = {"type": "device", "sub": dev["id"], "prefix": f"mrs/d/{dev['id']}",
+              "iat": int(sim.now()), "exp": int(sim.now()) + 3600}
+    forged = jwt.encode(claims, b"k" * 32)
+    assert login_device(call, dev, token=forged)["status"] == 401
+
+
+def test_spokezone_login_device_is_400_for_a_malformed_body(call):
+    dev = sz_device(call, sz_user(call))
+    assert call("POST", "/spokezone/loginDevice", data=b"{not json")["status"] == 400
+    assert call("POST", "/spokezone/loginDevice", json=[dev["token"]])["status"] == 400
+    assert login_device(call, dev, uuid=7)["status"] == 400
+
+
+def test_spokezone_device_ids_are_positive_integers(call):
+    dev = sz_device(call, sz_user(call))
+    assert isinstance(dev["id"], int) and dev["id"] > 0
 
 
 def test_spokezone_login_device_checks_fields_and_identity(call):

@@ -208,11 +208,11 @@ def test_spokezone_messages_flow_both_ways(device, cloudsim):
     d, fields, dev = spokezone_device(device, cloudsim)
     configure(d, **fields)
     d.wait_state("RUNNING")
-    (topic, payload), = broker_messages(cloudsim, f"spokezone/{dev['id']}/status")
+    (topic, payload), = broker_messages(cloudsim, f"mrs/d/{dev['id']}/status")
     assert json.loads(payload) == {"status": "online", "fw": "1.0.0"}
     api(cloudsim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
                                              "name": "config", "payload": "{}"}, admin(cloudsim))
-    assert d.wait_message(f"spokezone/{dev['id']}/down/config")["state"] == "RUNNING"
+    assert d.wait_message(f"mrs/d/{dev['id']}/down/config")["state"] == "RUNNING"
 
 
 def test_blynk_reconfigure_opens_setup_and_idle_timeout_returns_to_the_stored_token(device,

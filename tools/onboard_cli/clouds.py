@@ -89,8 +89,7 @@ def blynk(args):
 def spokezone(args):
     if args.action == "renew":
         status, doc = request(args, "POST", "/loginDevice",
-                              {"token": args.token, "cpu_id": args.cpu_id, "uuid": args.uuid},
-                              {"x-access-token": args.token})
+                              {"token": args.token, "cpu_id": args.cpu_id, "uuid": args.uuid})
         show({"renewed": status == 201, **(doc if status == 201 else {})})
     else:
         body = {"cpuId": args.cpu_id} if args.cpu_id else None
