@@ -27,6 +27,14 @@ def test_imp_enroll_prints_canonical_tokens_and_reuses_a_plan(cloudsim):
     assert again["plan_id"] == first["plan_id"]
 
 
+def test_imp_enroll_sends_key_colon_and_an_empty_body_and_gets_a_new_plan(cloudsim):
+    imp = cloudsim.clouds["imp"]
+    plans = set(imp.plans)
+    got = ok(onboard(cloudsim, "imp", "enroll", "--api-key", cloudsim.admin_token))
+    assert imp.seen[-1] == {"colon": True, "empty": True}  # as the server saw the request
+    assert got["plan_id"] not in plans
+
+
 def test_imp_enroll_with_a_wrong_key_is_one_line_and_exit_1(cloudsim):
     run = onboard(cloudsim, "imp", "enroll", "--api-key", "wrong")
     assert run.returncode == 1

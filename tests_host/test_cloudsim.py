@@ -94,8 +94,23 @@ def test_imp_enroll_without_the_api_key_is_401(call, headers):
                 headers=headers)["status"] == 401
 
 
-@pytest.mark.parametrize("body", [{}, {"type": "development"}, {"type": "production_token",
-                                                                 "plan_id": "0xzz"}])
+@pytest.mark.parametrize("key", ["{}:", "{}"], ids=["key-colon", "key-alone"])
+def test_imp_enroll_accepts_the_key_with_a_colon_and_alone(call, sim, key):
+    r = call("POST", ENROLL, json={"type": "production_token"},
+             headers=basic(key.format(sim.admin_token)))
+    assert r["status"] == 201
+
+
+@pytest.mark.parametrize("body", [b"", b"{}"], ids=["no-body", "empty-object"])
+def test_imp_enroll_with_an_empty_body_creates_a_new_plan(call, sim, body):
+    plans = set(sim.clouds["imp"].plans)
+    r = call("POST", ENROLL, data=body, headers=basic(sim.admin_token + ":"))
+    assert r["status"] == 201
+    assert r["body"]["plan_id"] not in plans and r["body"]["plan_id"] in sim.clouds["imp"].plans
+
+
+@pytest.mark.parametrize("body", [{"type": "development"}, {"type": "production_token",
+                                                            "plan_id": "0xzz"}])
 def test_imp_enroll_with_a_bad_body_is_400(call, sim, body):
     assert call("POST", ENROLL, json=body, headers=basic(sim.admin_token))["status"] == 400
 

@@ -57,10 +57,10 @@ def write_to_device(port, code):
 
 
 def imp(args):
-    body = {"type": "production_token"}
-    if args.plan_id:
-        body["plan_id"] = canonical(args.plan_id)
-    key = base64.b64encode(args.api_key.encode()).decode()
+    # an empty body asks for a new plan; the Basic credential is "<api key>:"
+    body = {"type": "production_token", "plan_id": canonical(args.plan_id)} \
+        if args.plan_id else None
+    key = base64.b64encode(args.api_key.encode() + b":").decode()
     _, doc = request(args, "POST", "/v5/enroll", body, {"Authorization": f"Basic {key}"})
     plan, token = canonical(doc["plan_id"]), canonical(doc["token_id"])
     if args.port:
