@@ -487,6 +487,30 @@ def test_att_device_token_reads_only_its_device(call, sim):
     assert call("GET", f"/att/device/{mine}")["status"] == 401
 
 
+def test_att_device_tokens_read_maker_colon(sim):
+    assert all(v["token"].startswith("maker:") for v in sim.clouds["att"].devices.values())
+
+
+def test_att_asset_put_creates_with_its_profile_then_updates(call, sim):
+    att = sim.clouds["att"]
+    mine = att.add_device("ground-1", "assets")
+    token = att.devices[mine]["token"]
+    body = {"title": "Temperature", "is": "sensor", "profile": {"type": "number"}}
+    first = call("PUT", f"/att/device/{mine}/asset/temp", json=body, headers=bearer(token))
+    again = call("PUT", f"/att/device/{mine}/asset/temp", json=body, headers=bearer(token))
+    assert (first["status"], again["status"]) == (201, 200)
+    assert att.devices[mine]["assets"]["temp"]["profile"] == {"type": "number"}
+
+
+@pytest.mark.parametrize("body", [{"is": "gadget", "profile": {"type": "number"}},
+                                  {"is": "sensor"}, {"is": "sensor", "profile": "number"}])
+def test_att_asset_put_with_a_bad_body_is_400(call, sim, body):
+    att = sim.clouds["att"]
+    mine = next(iter(att.devices))
+    assert call("PUT", f"/att/device/{mine}/asset/x", json=body,
+                headers=bearer(att.devices[mine]["token"]))["status"] == 400
+
+
 def test_att_ground_token_reads_every_device_of_its_ground_and_nothing_else(call, sim):
     att = sim.clouds["att"]
     token = att.grounds["ground-1"]

@@ -66,8 +66,8 @@ def att_device(device, cloudsim, **config):
     att = cloudsim.clouds["att"]
     device_id = next(iter(att.devices))
     d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
-                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem"),
-                       "time": cloudsim.time_config(),
+                       "port": cloudsim.broker.login_tls_port,
+                       "ca": str(cloudsim.dir / "ca.pem"), "time": cloudsim.time_config(),
                        **FAST, **config})
     return d, {"device_id": device_id, "token": att.devices[device_id]["token"]}
 
