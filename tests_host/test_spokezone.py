@@ -97,3 +97,44 @@ def test_a_token_expired_13h_ago_gives_703_after_one_request(device, sz):
     d.wait_state("WAIT_CONFIG", last_error=703)
     assert renewals(sz) == before + 1
     assert d.store()["cloud"]["token"] == fields["token"]
+
+
+def test_kill_at_20_moments_of_a_renewal_every_device_comes_back_online(device, sz,
+                                                                       monkeypatch):
+    """Power cut at 20 moments spread from the credentials' arrival to online
+    (the renewal between): each device, booted again on its flash, comes
+    back online by itself. The server's reply leaves 0.5 s after it saved
+    the new token (a slow network), so some cuts land after the server
+    saved it and before the device stored it. The moments are the
+    experiment's variable, so they are delays; what is asserted waits for
+    events."""
+    import time
+
+    cloud = sz.clouds["spokezone"]
+    issue = cloud.device_token
+
+    def slow_reply(*args, **kw):
+        token = issue(*args, **kw)
+        time.sleep(0.5)
+        return token
+
+    monkeypatch.setattr(cloud, "device_token", slow_reply)
+
+    probe, fields, _, _ = make(device, sz, lifetime=11 * HOUR, cpu="cpu-kill-probe")
+    configure(probe, **fields)
+    t0 = probe.wait_state("CONFIGURING")["t"]
+    span = probe.wait_state("RUNNING")["t"] - t0  # the device's own clock, seconds
+    probe.stop()
+    outcomes = []
+    for k in range(20):
+        d, fields, _, config = make(device, sz, lifetime=11 * HOUR, cpu=f"cpu-kill-{k}")
+        configure(d, **fields)
+        d.wait_state("CONFIGURING")
+        time.sleep(span * k / 19)
+        d.kill()
+        again = device(same_as=d, config=config)
+        end = again.wait_for(lambda e: e["state"] in ("RUNNING", "WAIT_CONFIG"),
+                             "online or setup mode", timeout=60)
+        outcomes.append((k, end["state"], end["last_error"]))
+        again.stop()
+    assert [o for o in outcomes if o[1] != "RUNNING"] == []
