@@ -27,6 +27,14 @@ def test_imp_enroll_prints_canonical_tokens_and_reuses_a_plan(cloudsim):
     assert again["plan_id"] == first["plan_id"]
 
 
+def test_imp_enroll_sends_key_colon_and_an_empty_body_and_gets_a_new_plan(cloudsim):
+    imp = cloudsim.clouds["imp"]
+    plans = set(imp.plans)
+    got = ok(onboard(cloudsim, "imp", "enroll", "--api-key", cloudsim.admin_token))
+    assert imp.seen[-1] == {"colon": True, "empty": True}  # as the server saw the request
+    assert got["plan_id"] not in plans
+
+
 def test_imp_enroll_with_a_wrong_key_is_one_line_and_exit_1(cloudsim):
     run = onboard(cloudsim, "imp", "enroll", "--api-key", "wrong")
     assert run.returncode == 1
@@ -46,11 +54,10 @@ def test_blynk_provision_reconfigure_reprovision(cloudsim):
 
 def test_spokezone_secrets_then_renew(cloudsim):
     sz = cloudsim.clouds["spokezone"]
-    import uuid
-    device_id = uuid.uuid4().hex[:12]
+    device_id = 4242
     sz.devices[device_id] = {"cpuId": "cpu-cli", "uuid": "uuid-cli", "name": "cli"}
     sz.device_token(device_id)
-    secrets = ok(onboard(cloudsim, "spokezone", "secrets", "--device", device_id,
+    secrets = ok(onboard(cloudsim, "spokezone", "secrets", "--device", str(device_id),
                          "--access-token", cloudsim.admin_token))
     renewed = ok(onboard(cloudsim, "spokezone", "renew", "--token", secrets["token"],
                          "--cpu-id", "cpu-cli", "--uuid", "uuid-cli"))

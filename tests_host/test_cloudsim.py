@@ -94,8 +94,23 @@ def test_imp_enroll_without_the_api_key_is_401(call, headers):
                 headers=headers)["status"] == 401
 
 
-@pytest.mark.parametrize("body", [{}, {"type": "development"}, {"type": "production_token",
-                                                                 "plan_id": "0xzz"}])
+@pytest.mark.parametrize("key", ["{}:", "{}"], ids=["key-colon", "key-alone"])
+def test_imp_enroll_accepts_the_key_with_a_colon_and_alone(call, sim, key):
+    r = call("POST", ENROLL, json={"type": "production_token"},
+             headers=basic(key.format(sim.admin_token)))
+    assert r["status"] == 201
+
+
+@pytest.mark.parametrize("body", [b"", b"{}"], ids=["no-body", "empty-object"])
+def test_imp_enroll_with_an_empty_body_creates_a_new_plan(call, sim, body):
+    plans = set(sim.clouds["imp"].plans)
+    r = call("POST", ENROLL, data=body, headers=basic(sim.admin_token + ":"))
+    assert r["status"] == 201
+    assert r["body"]["plan_id"] not in plans and r["body"]["plan_id"] in sim.clouds["imp"].plans
+
+
+@pytest.mark.parametrize("body", [{"type": "development"}, {"type": "production_token",
+                                                            "plan_id": "0xzz"}])
 def test_imp_enroll_with_a_bad_body_is_400(call, sim, body):
     assert call("POST", ENROLL, json=body, headers=basic(sim.admin_token))["status"] == 400
 
@@ -202,6 +217,12 @@ def test_spokezone_login_gives_a_user_jwt(call):
     assert sz_user(call).count(".") == 2
 
 
+def test_spokezone_login_answers_token_and_expires(call, sim):
+    r = call("POST", "/spokezone/login", json={"username": "super", "password": "super-password"})
+    assert set(r["body"]) == {"token", "expires"}
+    assert r["body"]["expires"] > sim.now()
+
+
 def test_spokezone_login_checks_fields_and_password(call):
     assert call("POST", "/spokezone/login", json={"username": "super"})["status"] == 400
     assert call("POST", "/spokezone/login",
@@ -271,10 +292,50 @@ def test_spokezone_token_expired_11h_ago_renews_13h_ago_does_not(call, sim):
     assert login_device(call, b)["status"] == 401
 
 
-def test_spokezone_login_device_needs_the_token_in_x_access_token(call):
+def test_spokezone_login_device_needs_no_x_access_token_header(call, sim):
     dev = sz_device(call, sz_user(call))
+    advance(call, sim, 7 * 24 * 3600 - 11 * 3600)
     body = {"token": dev["token"], "cpu_id": dev["cpuId"], "uuid": dev["uuid"]}
-    assert call("POST", "/spokezone/loginDevice", json=body)["status"] == 401
+    assert call("POST", "/spokezone/loginDevice", json=body)["status"] == 201
+
+
+def test_spokezone_login_device_renews_with_an_earlier_token_expired_under_12h(call, sim):
+    dev = sz_device(call, sz_user(call))
+    advance(call, sim, 7 * 24 * 3600 - 11 * 3600)
+    newer = login_device(call, dev)["body"]["token"]
+    assert newer != dev["token"]
+    advance(call, sim, 17 * 3600)  # the first token expired 6 h ago, the newer lives on
+    again = login_device(call, dev)
+    assert again["status"] == 201 and again["body"]["token"] not in (dev["token"], newer)
+
+
+def test_spokezone_login_device_refuses_an_earlier_token_expired_over_12h(call, sim):
+    dev = sz_device(call, sz_user(call))
+    advance(call, sim, 7 * 24 * 3600 - 11 * 3600)
+    assert login_device(call, dev)["status"] == 201
+    advance(call, sim, 24 * 3600)  # the first token expired 13 h ago
+    assert login_device(call, dev)["status"] == 401
+
+
+def test_spokezone_login_device_refuses_a_token_not_signed_by_it(call, sim):
+    from cloudsim import jwt
+    dev = sz_device(call, sz_user(call))
+    claims = {"type": "device", "sub": dev["id"], "prefix": f"mrs/d/{dev['id']}",
+              "iat": int(sim.now()), "exp": int(sim.now()) + 3600}
+    forged = jwt.encode(claims, b"k" * 32)
+    assert login_device(call, dev, token=forged)["status"] == 401
+
+
+def test_spokezone_login_device_is_400_for_a_malformed_body(call):
+    dev = sz_device(call, sz_user(call))
+    assert call("POST", "/spokezone/loginDevice", data=b"{not json")["status"] == 400
+    assert call("POST", "/spokezone/loginDevice", json=[dev["token"]])["status"] == 400
+    assert login_device(call, dev, uuid=7)["status"] == 400
+
+
+def test_spokezone_device_ids_are_positive_integers(call):
+    dev = sz_device(call, sz_user(call))
+    assert isinstance(dev["id"], int) and dev["id"] > 0
 
 
 def test_spokezone_login_device_checks_fields_and_identity(call):
@@ -424,6 +485,30 @@ def test_att_device_token_reads_only_its_device(call, sim):
     assert call("GET", f"/att/device/{mine}", headers=bearer(token))["status"] == 200
     assert call("GET", f"/att/device/{other}", headers=bearer(token))["status"] == 403
     assert call("GET", f"/att/device/{mine}")["status"] == 401
+
+
+def test_att_device_tokens_read_maker_colon(sim):
+    assert all(v["token"].startswith("maker:") for v in sim.clouds["att"].devices.values())
+
+
+def test_att_asset_put_creates_with_its_profile_then_updates(call, sim):
+    att = sim.clouds["att"]
+    mine = att.add_device("ground-1", "assets")
+    token = att.devices[mine]["token"]
+    body = {"title": "Temperature", "is": "sensor", "profile": {"type": "number"}}
+    first = call("PUT", f"/att/device/{mine}/asset/temp", json=body, headers=bearer(token))
+    again = call("PUT", f"/att/device/{mine}/asset/temp", json=body, headers=bearer(token))
+    assert (first["status"], again["status"]) == (201, 200)
+    assert att.devices[mine]["assets"]["temp"]["profile"] == {"type": "number"}
+
+
+@pytest.mark.parametrize("body", [{"is": "gadget", "profile": {"type": "number"}},
+                                  {"is": "sensor"}, {"is": "sensor", "profile": "number"}])
+def test_att_asset_put_with_a_bad_body_is_400(call, sim, body):
+    att = sim.clouds["att"]
+    mine = next(iter(att.devices))
+    assert call("PUT", f"/att/device/{mine}/asset/x", json=body,
+                headers=bearer(att.devices[mine]["token"]))["status"] == 400
 
 
 def test_att_ground_token_reads_every_device_of_its_ground_and_nothing_else(call, sim):

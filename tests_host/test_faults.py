@@ -39,6 +39,16 @@ def spokezone_device(device, cloudsim, **config):
     return d, fields
 
 
+def spokezone_renewing(device, cloudsim, **config):
+    # a token with 11 h left: the device renews it before it goes online
+    cloudsim.lifetimes["spokezone"] = 11 * 3600
+    try:
+        d, fields, _ = profiles.spokezone_device(device, cloudsim, "cpu-faults", **FAST, **config)
+    finally:
+        cloudsim.lifetimes["spokezone"] = 7 * 24 * 3600
+    return d, fields
+
+
 def bound(attempt):
     """The full-jitter backoff's upper bound for this attempt."""
     return min(BACKOFF["cap"], BACKOFF["base"] * 2 ** (attempt - 1))
@@ -56,15 +66,15 @@ def att_device(device, cloudsim, **config):
     att = cloudsim.clouds["att"]
     device_id = next(iter(att.devices))
     d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
-                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem"),
-                       "time": cloudsim.time_config(),
+                       "port": cloudsim.broker.login_tls_port,
+                       "ca": str(cloudsim.dir / "ca.pem"), "time": cloudsim.time_config(),
                        **FAST, **config})
     return d, {"device_id": device_id, "token": att.devices[device_id]["token"]}
 
 
 OPERATIONS = {
     "blynk-activation": (blynk_device, "/blynk/external/api/provision"),
-    "spokezone-renewal": (spokezone_device, "/spokezone/loginDevice"),
+    "spokezone-renewal": (spokezone_renewing, "/spokezone/loginDevice"),
     "plgd-token-exchange": (plgd_device, "/plgd/oauth/token"),
 }
 # the stored fields that are credentials: what a transient fault must leave alone

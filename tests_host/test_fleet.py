@@ -1,4 +1,5 @@
-"""`onboard fleet --devices 20`: every device online, none needing setup twice."""
+"""`onboard fleet`: every device online, none needing setup twice, also in a
+storm of injected faults."""
 
 import json
 import subprocess
@@ -14,3 +15,30 @@ def test_fleet_of_20_all_online_none_needing_setup_mode_twice():
     assert run.returncode == 0, run.stdout + run.stderr
     assert (summary["online"], summary["failures"], summary["setup_twice"]) == (20, 0, 0)
     assert run.stderr == ""
+
+
+def test_fleet_of_50_through_503s_and_429s_all_online_honouring_retry_after():
+    onboard = str(Path(sys.executable).with_name("onboard"))
+    path = "/blynk/external/api/provision"
+    run = subprocess.run([onboard, "fleet", "--devices", "50", "--fault", f"{path}:503:20",
+                          "--fault", f"{path}:429=3:10"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert (summary["online"], summary["failures"]) == (50, 0)
+    # every fault was served: 30 requests more than devices, each one a device's retry
+    assert summary["server_requests"][path] == 50 + 30
+    assert sum(summary["requests"].values()) == 80
+    assert sum(1 for s in summary["retry_in_s"] if s >= 3) >= 10  # Retry-After: 3
+    per_device = [line for line in lines if line.startswith("device ")]
+    assert len(per_device) == 50
+    assert all(" s, " in line and " requests (" in line for line in per_device)
+
+
+def test_fleet_refuses_a_malformed_fault_naming_it():
+    onboard = str(Path(sys.executable).with_name("onboard"))
+    run = subprocess.run([onboard, "fleet", "--devices", "1", "--fault", "/x:teapot"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "--fault '/x:teapot'" in run.stderr and "KIND" in run.stderr

@@ -128,12 +128,63 @@ def test_mac_of_a_simulated_device_is_stable_per_flash(tmp_path):
     assert device_mac(tmp_path) != device_mac(tmp_path / "x")
 
 
+def att_config(sim, **config):
+    """An AllThingsTalk device's config: the broker's login front (maker: user names)."""
+    return {"profile": "allthingstalk", "host": "127.0.0.1", "port": sim.broker.login_tls_port,
+            "ca": str(sim.dir / "ca.pem"), "time": sim.time_config(), **config}
+
+
+LED = {"led": {"is": "actuator", "type": "boolean", "title": "LED"}}
+
+
+def test_allthingstalk_maker_token_makes_its_asset_then_gets_a_command(device, cloudsim):
+    att = cloudsim.clouds["att"]
+    ground = api(cloudsim, "GET", "/att/ground/ground-1/devices", None,
+                 {"Authorization": "Bearer " + att.grounds["ground-1"]})
+    device_id = ground[0]["id"]
+    token = att.devices[device_id]["token"]
+    assert token.startswith("maker:")
+    d = device(config=att_config(cloudsim, api=f"https://127.0.0.1:{cloudsim.https_port}/att",
+                                 assets=LED))
+    configure(d, device_id=device_id, token=token)
+    d.wait_state("RUNNING")
+    assert (token, True) in cloudsim.broker.front.logins  # the maker: user name, as given
+    assets = api(cloudsim, "GET", f"/att/device/{device_id}/assets", None,
+                 {"Authorization": "Bearer " + token})
+    assert assets == [{"name": "led", "title": "LED", "is": "actuator",
+                       "profile": {"type": "boolean"}}]
+    states = Subscription(cloudsim, f"device/{device_id}/asset/led/state")
+    try:
+        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "att", "device": device_id,
+                                                 "name": "led", "payload": '{"value": false}'},
+            admin(cloudsim))
+        d.wait_message(f"device/{device_id}/asset/led/command")
+        (topic, payload), = states.messages(1)
+    finally:
+        states.close()
+    assert json.loads(payload) == {"value": False}
+
+
+def test_allthingstalk_assets_are_made_once_not_at_every_boot(device, cloudsim):
+    att = cloudsim.clouds["att"]
+    device_id = att.add_device("ground-1", "once")
+    path = f"/att/device/{device_id}/asset/led"
+    config = att_config(cloudsim, api=f"https://127.0.0.1:{cloudsim.https_port}/att", assets=LED)
+    d = device(config=config)
+    configure(d, device_id=device_id, token=att.devices[device_id]["token"])
+    d.wait_state("RUNNING")
+    assert len(cloudsim.arrivals(path, "PUT")) == 1
+    d.kill()
+    again = device(same_as=d, config=config)
+    again.wait_state("RUNNING")
+    assert len(cloudsim.arrivals(path, "PUT")) == 1
+    assert again.store()["cloud"]["assets"] == ["led"]
+
+
 def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(device, cloudsim):
     att = cloudsim.clouds["att"]
     device_id = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
-    d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
-                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem"),
-                       "time": cloudsim.time_config()})
+    d = device(config=att_config(cloudsim))
     configure(d, device_id=device_id, token=att.devices[device_id]["token"])
     d.wait_state("RUNNING")
     states = Subscription(cloudsim, f"device/{device_id}/asset/led/state")
@@ -150,9 +201,7 @@ def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(devic
 
 
 def test_allthingstalk_wrong_token_is_703(device, cloudsim):
-    d = device(config={"profile": "allthingstalk", "host": "127.0.0.1",
-                       "port": cloudsim.broker.mqtts_port, "ca": str(cloudsim.dir / "ca.pem"),
-                       "time": cloudsim.time_config()})
+    d = device(config=att_config(cloudsim))
     configure(d, device_id="nobody", token="maker-not-a-real-token")
     event = d.wait_state("WAIT_CONFIG", last_error=703)
     assert event["portal"]  # back in setup mode, portal open
@@ -208,11 +257,11 @@ def test_spokezone_messages_flow_both_ways(device, cloudsim):
     d, fields, dev = spokezone_device(device, cloudsim)
     configure(d, **fields)
     d.wait_state("RUNNING")
-    (topic, payload), = broker_messages(cloudsim, f"spokezone/{dev['id']}/status")
+    (topic, payload), = broker_messages(cloudsim, f"mrs/d/{dev['id']}/status")
     assert json.loads(payload) == {"status": "online", "fw": "1.0.0"}
     api(cloudsim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
                                              "name": "config", "payload": "{}"}, admin(cloudsim))
-    assert d.wait_message(f"spokezone/{dev['id']}/down/config")["state"] == "RUNNING"
+    assert d.wait_message(f"mrs/d/{dev['id']}/down/config")["state"] == "RUNNING"
 
 
 def test_blynk_reconfigure_opens_setup_and_idle_timeout_returns_to_the_stored_token(device,

@@ -2,15 +2,29 @@
 
 Issued device credentials go into a password file (PBKDF2-SHA512, the
 format mosquitto_passwd writes); revoking or replacing one rewrites the file
-and sends SIGHUP, after which Mosquitto refuses the old credentials."""
+and sends SIGHUP, after which Mosquitto refuses the old credentials.
 
+A password file cannot hold a user name with a colon (AllThingsTalk's
+"maker:..." device tokens), and it always checks the password (AllThingsTalk
+takes any). Mosquitto's dynamic-security plugin lifts the first limit but
+not the second (a client it knows must give its password), so such logins
+go through a small login front instead (login_port, login_tls_port): it
+reads the CONNECT, accepts the user name if it was allowed with
+password=None (any password), and logs in to Mosquitto as that user's
+internal alias from the password file; then it only passes bytes along.
+Any other login passes through the front unchanged."""
+
+import asyncio
 import base64
 import getpass
 import hashlib
 import os
+import secrets
 import shutil
 import signal
 import socket
+import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -68,6 +82,9 @@ class Broker:
         self.mqtts_port = mqtts_port or free_port()
         self.certfile, self.keyfile = certfile, keyfile
         self._users = {}  # username -> password hash
+        self.aliases = {}  # user name taking any password -> (internal alias, its secret)
+        self.front = None
+        self.login_port = self.login_tls_port = 0
         self._lock = threading.Lock()
         self.proc = None
         self.log_path = self.dir / "mosquitto.log"
@@ -102,6 +119,8 @@ class Broker:
         if not (wait_port(self.mqtt_port, self.proc) and wait_port(self.mqtts_port, self.proc)):
             self.stop()
             raise BrokerError(f"mosquitto did not start; see {self.log_path}")
+        self.front = LoginFront(self)
+        self.login_port, self.login_tls_port = self.front.start()
         return self
 
     def _reloads(self):
@@ -134,17 +153,94 @@ class Broker:
                 time.sleep(0.01)
 
     def allow(self, username, password):
-        """Accept these credentials (replacing any password the user had)."""
+        """Accept these credentials (replacing any password the user had);
+        password None: any password, through the login front."""
         with self._lock:
-            self._users[username] = password_hash(password)
+            if password is None:
+                alias = "any-" + hashlib.sha256(username.encode()).hexdigest()[:32]
+                secret = secrets.token_urlsafe(18)
+                self.aliases[username] = (alias, secret)
+                self._users[alias] = password_hash(secret)
+            else:
+                self._users[username] = password_hash(password)
             self._reload()
 
     def revoke(self, username):
         with self._lock:
-            if self._users.pop(username, None) is not None:
+            alias = self.aliases.pop(username, (username,))[0]
+            if self._users.pop(alias, None) is not None:
                 self._reload()
 
     def stop(self):
+        if self.front:
+            self.front.stop()
         stop_process(self.proc)
         if getattr(self, "_log", None):
             self._log.close()
+
+
+class LoginFront:
+    """Logins Mosquitto's password file cannot hold, in front of its plain
+    listener (plain and TLS here)."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.loop = asyncio.new_event_loop()
+        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._tls.load_cert_chain(str(broker.certfile), str(broker.keyfile))
+        self.logins = []  # (user name as given, accepted): what the front saw
+
+    def start(self):
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+        async def listen():
+            plain = await asyncio.start_server(self._client, "127.0.0.1", 0)
+            tls = await asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self._tls)
+            return plain.sockets[0].getsockname()[1], tls.sockets[0].getsockname()[1]
+
+        return asyncio.run_coroutine_threadsafe(listen(), self.loop).result()
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    async def _client(self, reader, writer):
+        from .mqttfront import CONNECT, build_connect, packet, parse_connect, read_packet
+
+        up_writer = None
+        try:
+            got = await asyncio.wait_for(read_packet(reader), 10)
+            if not got or got[0] >> 4 != CONNECT:
+                return
+            c = parse_connect(got[1])
+            user = (c["username"] or b"").decode(errors="replace")
+            alias = self.broker.aliases.get(user)
+            self.logins.append((user, alias is not None))
+            first = packet(got[0], got[1])  # not one of ours: Mosquitto judges it as it came
+            if alias:
+                first = build_connect(c, c["client_id"], alias[0].encode(), alias[1].encode(),
+                                      b"")
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1",
+                                                                 self.broker.mqtt_port)
+            up_writer.write(first)
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except (ValueError, struct.error, IndexError, asyncio.TimeoutError,
+                asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, OSError):
+            pass
+        finally:
+            for w in (writer, up_writer):
+                if w:
+                    w.close()
+
+
+async def _pipe(reader, writer):
+    try:
+        while True:
+            data = await reader.read(4096)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, ssl.SSLError, OSError):
+        pass
+    finally:
+        writer.close()

@@ -57,10 +57,10 @@ def write_to_device(port, code):
 
 
 def imp(args):
-    body = {"type": "production_token"}
-    if args.plan_id:
-        body["plan_id"] = canonical(args.plan_id)
-    key = base64.b64encode(args.api_key.encode()).decode()
+    # an empty body asks for a new plan; the Basic credential is "<api key>:"
+    body = {"type": "production_token", "plan_id": canonical(args.plan_id)} \
+        if args.plan_id else None
+    key = base64.b64encode(args.api_key.encode() + b":").decode()
     _, doc = request(args, "POST", "/v5/enroll", body, {"Authorization": f"Basic {key}"})
     plan, token = canonical(doc["plan_id"]), canonical(doc["token_id"])
     if args.port:
@@ -89,8 +89,7 @@ def blynk(args):
 def spokezone(args):
     if args.action == "renew":
         status, doc = request(args, "POST", "/loginDevice",
-                              {"token": args.token, "cpu_id": args.cpu_id, "uuid": args.uuid},
-                              {"x-access-token": args.token})
+                              {"token": args.token, "cpu_id": args.cpu_id, "uuid": args.uuid})
         show({"renewed": status == 201, **(doc if status == 201 else {})})
     else:
         body = {"cpuId": args.cpu_id} if args.cpu_id else None

@@ -61,6 +61,9 @@ def parser():
     fl = sub.add_parser("fleet", help="N simulated devices provisioned against cloudsim")
     fl.add_argument("--devices", type=int, default=10)
     fl.add_argument("--timeout", type=float, default=120, help="seconds per device step")
+    fl.add_argument("--fault", action="append", metavar="PATH:KIND[:COUNT]",
+                    help="a cloud fault for the storm (repeatable): KIND an HTTP status "
+                         "(503), 429=S (Retry-After S s), latency=S, drop, truncate or shape")
 
     i = sub.add_parser("improv", help="give a device its Wi-Fi over serial (Improv)")
     i.add_argument("--port", required=True, help="serial port or a simulated device's pty")

@@ -1,8 +1,14 @@
-# AllThingsTalk: a device id and a device token; MQTT with the token as the
-# user name; states on device/{id}/asset/{name}/state as {"value": ...},
-# commands from device/{id}/asset/{name}/command.
+# AllThingsTalk: a device id and a device token ("maker:..."); MQTT with the
+# token as the user name (any password). The product's assets (config
+# "assets": {name: {"is", "type", "title"}}) are made once with
+# PUT {api}/device/{id}/asset/{name} before the first publish; states go to
+# device/{id}/asset/{name}/state as {"value": ...} or, several at once, to
+# device/{id}/state as {name: {"value": ...}}; commands come from
+# device/{id}/asset/{name}/command.
 import re
+from micropython import const
 
+_ASSETS = const(16)  # at most this many assets in a config
 FIELDS = (("device_id", "Device ID", False), ("token", "Device token", True))
 
 
@@ -13,7 +19,7 @@ def check(fields, config, current=None):
         raise ValueError("device_id: letters, digits, - and _ only")
     if not 8 <= len(token) <= 256:
         raise ValueError("token: must be 8-256 characters")
-    return {"device_id": device_id, "token": token}
+    return {"device_id": device_id, "token": token, "assets": None}  # made again for it
 
 
 def state_topic(device_id, asset):
@@ -26,6 +32,16 @@ def publish_state(rt, asset, value):
 
     device_id = rt.store.get("cloud")["device_id"]
     return rt.publish(state_topic(device_id, asset), json.dumps({"value": value}), qos=1)
+
+
+def publish_states(rt, values):
+    """Report several assets' states in one message ({name: value}); False
+    when offline."""
+    import json
+
+    device_id = rt.store.get("cloud")["device_id"]
+    doc = {k: {"value": v} for k, v in values.items()}
+    return rt.publish("device/%s/state" % device_id, json.dumps(doc), qos=1)
 
 
 def downlink(cloud, topic, msg):
@@ -46,6 +62,23 @@ def echo(cloud, topic, msg):
     return state_topic(cloud["device_id"], asset), json.dumps({"value": value})
 
 
+async def make_assets(rt, cloud, assets):
+    """PUT each asset not yet made; the names made, in config order."""
+    from onboard.clouds import fetch, judge
+
+    done = cloud.get("assets") or []
+    auth = {"Authorization": "Bearer " + cloud["token"]}
+    for name, spec in assets.items():
+        if name in done:
+            continue
+        resp = await fetch(rt, "PUT", "/device/%s/asset/%s" % (cloud["device_id"], name),
+                           headers=auth,
+                           json={"title": spec.get("title", name), "is": spec.get("is", "sensor"),
+                                 "profile": {"type": spec.get("type", "string")}})
+        judge(resp, "asset")
+    return list(assets)
+
+
 async def start(rt):
     from onboard.clouds import Rejected
     from onboard.codes import ERR_CONFIG
@@ -53,5 +86,11 @@ async def start(rt):
     cloud = rt.store.get("cloud")
     if not cloud.get("token") or not cloud.get("device_id"):
         raise Rejected("config", ERR_CONFIG)
-    return {"mqtt": (cloud["token"], cloud["token"], None, None, None),
+    assets = rt.config.get("assets") or {}
+    if not isinstance(assets, dict) or len(assets) > _ASSETS or (assets and "api" not in rt.config):
+        raise Rejected("config", ERR_CONFIG)
+    link = {"mqtt": (cloud["token"], "x", None, None, None),
             "topics": ("device/%s/asset/+/command" % cloud["device_id"],)}
+    if assets and cloud.get("assets") != list(assets):
+        link["store"] = {"assets": await make_assets(rt, cloud, assets)}
+    return link

@@ -1,6 +1,9 @@
-# Spoke Zone: a device JWT (x-access-token) whose claims give the device id
-# and the MQTT prefix; renewed with POST /loginDevice before it expires
-# (200: still valid, 201: a new token, checked, then stored before use).
+# Spoke Zone: a device JWT whose claims give the device id (a positive
+# integer) and the MQTT prefix. Renewed with POST /loginDevice once less than
+# 12 h are left (200: still valid, 201: a new token, checked, then stored
+# before use); network errors, 429 and 5xx are retried, 401/403 (or a token
+# expired over 12 h ago) is 703. When the next renewal is due is stored
+# beside the token ("renew": [exp, at]), so a reboot does not renew again.
 from micropython import const
 
 _TWELVE_HOURS = const(43200)
@@ -14,30 +17,29 @@ def _number(value):
         raise ValueError
     if isinstance(value, str):
         value = value.strip()
-    return int(float(value)) if isinstance(value, float) else int(value)
+        if "." in value:
+            value = float(value)
+    return int(value)
 
 
 def token_claims(token, field="token"):
-    """(exp, lifetime, device id text, MQTT prefix) of a device token, read
+    """(exp, lifetime, device id, MQTT prefix) of a device token, read
     tolerantly; ValueError naming the field when it is not one."""
     from onboard.jwt import claims
 
     c = claims(token, field)
     try:
         exp = _number(c["exp"])
-        sub = c.get("sub", c.get("id"))
-        if isinstance(sub, float):
-            sub = int(sub)
-        sub = str(sub)
-        if sub in ("", "None", "True", "False") or len(sub) > 64:
+        device_id = _number(c["sub"] if "sub" in c else c["id"])
+        if not 0 < device_id < 1 << 53:
             raise ValueError
         iat = _number(c["iat"]) if "iat" in c else exp - 3600
-        prefix = c.get("prefix") or "spokezone/" + sub
+        prefix = c.get("prefix") or "mrs/d/%d" % device_id
         if not isinstance(prefix, str) or len(prefix) > 128:
             raise ValueError
     except (KeyError, ValueError, TypeError):
         raise ValueError("%s: not a Spoke Zone device token" % field) from None
-    return exp, max(1, exp - iat), sub, prefix
+    return exp, max(1, exp - iat), device_id, prefix
 
 
 def check(fields, config, current=None):
@@ -46,22 +48,36 @@ def check(fields, config, current=None):
     uuid = fields.get("uuid", "")
     if not 0 < len(uuid) <= 64:
         raise ValueError("uuid: required")
-    out = {"token": token, "uuid": uuid}
+    out = {"token": token, "uuid": uuid, "renew": None}  # a new token: its own schedule
     if fields.get("cpu_id"):
         out["cpu_id"] = fields["cpu_id"][:64]
     return out
 
 
+def due(cloud, exp):
+    """When the stored token is to be renewed (Unix time): what was stored for
+    it, else as soon as it is less than 12 h from expiry."""
+    r = cloud.get("renew")
+    if isinstance(r, list) and len(r) == 2 and r[0] == exp and isinstance(r[1], int):
+        return r[1]
+    return exp - _TWELVE_HOURS
+
+
 async def renew(rt, cloud):
-    """POST /loginDevice: the token to use afterwards and whether it is new."""
-    from onboard.clouds import Transient, body, fetch, judge
+    """POST /loginDevice (no x-access-token): the token to use afterwards and
+    whether it is new."""
+    from onboard.clouds import Rejected, Transient, body, fetch, judge
+    from onboard.codes import ERR_CONFIG
 
     token = cloud["token"]
-    resp = await fetch(rt, "POST", "/loginDevice", headers={"x-access-token": token},
+    resp = await fetch(rt, "POST", "/loginDevice",
                        json={"token": token, "cpu_id": cloud.get("cpu_id") or rt.uid(),
                              "uuid": cloud["uuid"]})
+    code = resp.status_code
+    if 400 <= code < 500 and code not in (401, 403, 408, 429):
+        raise Rejected("renewal", ERR_CONFIG)  # not worth retrying: the request is wrong
     judge(resp, "renewal")
-    if resp.status_code != 201:
+    if code != 201:
         return token, False
     (new,) = body(resp, "renewal", "token")
     try:
@@ -72,8 +88,8 @@ async def renew(rt, cloud):
 
 
 async def start(rt):
-    """Renew (at start, which also sets the clock, and when due), then MQTT
-    with the current token under the token's prefix."""
+    """Renew when due (or while the time is unknown: the reply's Date sets
+    it), then MQTT with the current token under the token's prefix."""
     from onboard import clock
     from onboard.clouds import Rejected, renew_margin
     from onboard.codes import ERR_CONFIG
@@ -81,20 +97,30 @@ async def start(rt):
     cloud = rt.store.get("cloud")
     if not cloud.get("token") or not cloud.get("uuid"):
         raise Rejected("config", ERR_CONFIG)
-    token, renewed = await renew(rt, cloud)
+    token = cloud["token"]
     exp, lifetime, _, prefix = token_claims(token)
+    at = due(cloud, exp)
     now = clock.now()
-    left = exp - now if now is not None else lifetime
-    if left < -_TWELVE_HOURS:
-        raise Rejected("expired")
-    link = {"mqtt": (token, token, None, None, None), "topics": (prefix + "/down/#",),
-            # a retained birth message: the cloud sees which firmware is online
-            "hello": ((prefix + "/status", '{"status":"online","fw":"%s"}'
-                       % rt.config.get("fw_ver", ""), True),),
-            "renew_s": max(0, left - renew_margin(lifetime)), "prefix": prefix}
-    if renewed:
-        link["store"] = {"token": token}
-        link["renewed"] = True
+    link = {}
+    if now is None or now >= at:
+        token, renewed = await renew(rt, cloud)
+        exp, lifetime, _, prefix = token_claims(token)
+        now = clock.now()
+        margin = renew_margin(lifetime)
+        # a new token: 12 h before its end, or near its end when it lives less
+        # than that; one the server still calls valid: near its end
+        at = exp - _TWELVE_HOURS if renewed else exp - margin
+        if now is None or at <= now:
+            at = exp - margin
+        link["store"] = {"token": token, "renew": [exp, at]} if renewed \
+            else {"renew": [exp, at]}
+        link["renewed"] = renewed
+    left = at - now if now is not None else lifetime - renew_margin(lifetime)
+    link.update({"mqtt": (token, token, None, None, None), "topics": (prefix + "/down/#",),
+                 # a retained birth message: the cloud sees which firmware is online
+                 "hello": ((prefix + "/status", '{"status":"online","fw":"%s"}'
+                            % rt.config.get("fw_ver", ""), True),),
+                 "renew_s": max(0, left), "prefix": prefix})
     return link
 
 

@@ -1,5 +1,7 @@
 """AllThingsTalk: OAuth2 password login with an MFA step and refresh tokens
-for users; device tokens and ground tokens with their scopes."""
+for users; device tokens ("maker:...", the MQTT user name with any password)
+and ground tokens with their scopes; assets made with
+PUT /device/{id}/asset/{name} {title, is, profile: {type}}."""
 
 import secrets
 from email.utils import formatdate
@@ -28,13 +30,18 @@ class AllThingsTalk:
         r.add("GET", r"/att/device/(?P<device_id>[^/]+)", self.device)
         r.add("GET", r"/att/ground/(?P<ground>[^/]+)/devices", self.ground_devices)
         r.add("POST", r"/att/ground/(?P<ground>[^/]+)/devices", self.create_device)
+        r.add("PUT", r"/att/device/(?P<device_id>[^/]+)/asset/(?P<name>[A-Za-z0-9_-]{1,64})",
+              self.put_asset)
+        r.add("GET", r"/att/device/(?P<device_id>[^/]+)/assets", self.assets)
 
     def add_device(self, ground, name):
         device_id = secrets.token_hex(6)
-        # real ones read "maker:..."; a colon cannot stand in a Mosquitto password file
-        token = "maker-" + secrets.token_urlsafe(24)
-        self.devices[device_id] = {"ground": ground, "token": token, "name": name}
-        self.sim.allow_mqtt("att", token, device_id)
+        token = "maker:" + secrets.token_urlsafe(24)
+        self.devices[device_id] = {"ground": ground, "token": token, "name": name,
+                                   "assets": {}}
+        # the token is the broker's user name, any password (the broker's login front)
+        self.sim.mqtt_identities[("att", token)] = device_id
+        self.sim.broker.allow(token, None)
         return device_id
 
     def downlink_topic(self, device_id, name):
@@ -104,6 +111,38 @@ class AllThingsTalk:
         if not allowed:
             raise HttpError(403, "this token has no access to that device")
         return 200, {"id": device_id, "name": dev["name"], "ground": dev["ground"]}
+
+    def _device_access(self, req, device_id):
+        kind, who = self._who(req)
+        dev = self.devices.get(device_id)
+        if not dev or not (kind == "user" or (kind == "ground" and dev["ground"] == who)
+                           or (kind == "device" and who == device_id)):
+            raise HttpError(403, "this token has no access to that device")
+        return dev
+
+    def put_asset(self, req, device_id, name):
+        """Create or update an asset: 201 when new, 200 when it was there."""
+        dev = self._device_access(req, device_id)
+        doc = req.json()
+        kind, profile = doc.get("is"), doc.get("profile")
+        if kind not in ("sensor", "actuator", "virtual"):
+            raise HttpError(400, "is: sensor, actuator or virtual")
+        if not isinstance(profile, dict) or not isinstance(profile.get("type"), str):
+            raise HttpError(400, "profile: an object with a type")
+        title = doc.get("title", name)
+        if not isinstance(title, str) or len(title) > 128:
+            raise HttpError(400, "title: text up to 128 characters")
+        with self.sim.lock:
+            new = name not in dev["assets"]
+            asset = dev["assets"].setdefault(name, {"puts": 0})
+            asset.update({"name": name, "title": title, "is": kind, "profile": profile})
+            asset["puts"] += 1
+        return (201 if new else 200), {k: v for k, v in asset.items() if k != "puts"}
+
+    def assets(self, req, device_id):
+        dev = self._device_access(req, device_id)
+        return 200, [{k: v for k, v in a.items() if k != "puts"}
+                     for a in dev["assets"].values()]
 
     def ground_devices(self, req, ground):
         kind, who = self._who(req)

@@ -1,6 +1,9 @@
-"""Spoke Zone: user and device JWTs in x-access-token, device creation,
-device secrets, and /loginDevice renewal with its 12-hour rules."""
+"""Spoke Zone: user and device JWTs in x-access-token, device creation
+(positive integer ids), device secrets, and /loginDevice renewal with its
+12-hour rules: any token of the device signed here and expired no longer
+than 12 h ago renews (earlier tokens too), with no x-access-token header."""
 
+import itertools
 import secrets
 import uuid
 
@@ -15,26 +18,34 @@ class SpokeZone:
     def __init__(self, sim):
         self.sim = sim
         self.key = secrets.token_bytes(32)
-        self.devices = {}  # id -> {"cpuId", "uuid", "token"}
+        self.devices = {}  # id (int) -> {"cpuId", "uuid", "token"}
+        self._ids = itertools.count(1001)
 
     def routes(self, r):
         r.add("POST", "/spokezone/login", self.login)
         r.add("POST", "/spokezone/loginDevice", self.login_device)
         r.add("POST", "/spokezone/api/v2/devices", self.create_device)
-        r.add("GET", r"/spokezone/api/v2/devices/(?P<device_id>[^/]+)/secrets", self.secrets)
+        r.add("GET", r"/spokezone/api/v2/devices/(?P<device_id>\d{1,12})/secrets", self.secrets)
+
+    @staticmethod
+    def prefix(device_id):
+        return f"mrs/d/{device_id}"
 
     def downlink_topic(self, device_id, name):
-        return f"spokezone/{device_id}/down/{name}", None
+        return f"{self.prefix(device_id)}/down/{name}", None
 
-    def device_token(self, device_id):
+    def device_token(self, device_id, rotate=False):
+        """A new token for the device. rotate (new secrets): earlier tokens
+        can no longer log in to the broker; a renewal leaves them be until
+        they expire, as a device may come back with one of them."""
         now = int(self.sim.now())
-        claims = {"type": "device", "sub": device_id, "prefix": f"spokezone/{device_id}",
+        claims = {"type": "device", "sub": device_id, "prefix": self.prefix(device_id),
                   "iat": now, "exp": now + self.sim.lifetime("spokezone"),
                   "jti": secrets.token_hex(8)}  # two tokens issued in one second differ
         token = jwt.encode(claims, self.key)
         old = self.devices[device_id].get("token")
         self.devices[device_id]["token"] = token
-        if old:
+        if old and rotate:
             self.sim.revoke_mqtt("spokezone", old)
         self.sim.allow_mqtt("spokezone", token, device_id)
         return token
@@ -56,14 +67,14 @@ class SpokeZone:
         now = int(self.sim.now())
         token = jwt.encode({"type": "user", "sub": username, "role": user[1], "iat": now,
                             "exp": now + 24 * 3600}, self.key)
-        return 200, {"token": token}
+        return 200, {"token": token, "expires": now + 24 * 3600}
 
     def create_device(self, req):
         self._user(req)
         doc = req.json()
         (cpu_id,) = need(doc, "cpuId")
-        device_id = uuid.uuid4().hex[:12]
         with self.sim.lock:
+            device_id = next(self._ids)
             self.devices[device_id] = {"cpuId": cpu_id, "uuid": str(uuid.uuid4()),
                                        "name": doc.get("name", device_id)}
             token = self.device_token(device_id)
@@ -72,6 +83,7 @@ class SpokeZone:
 
     def secrets(self, req, device_id):
         _, role = self._user(req)
+        device_id = int(device_id)
         dev = self.devices.get(device_id)
         if dev is None:
             raise HttpError(404, "no such device")
@@ -80,18 +92,19 @@ class SpokeZone:
             if cpu_id != dev["cpuId"]:
                 raise HttpError(403, "cpuId does not match the device")
         with self.sim.lock:
-            token = self.device_token(device_id)
+            token = self.device_token(device_id, rotate=True)
         return 200, {"cpuId": dev["cpuId"], "uuid": dev["uuid"], "token": token}
 
     def login_device(self, req):
-        token, cpu_id, dev_uuid = need(req.json(), "token", "cpu_id", "uuid")
-        # every API request carries its token in x-access-token
-        if req.headers.get("x-access-token") != token:
-            raise HttpError(401, "x-access-token: missing or not the token being renewed")
-        claims = jwt.decode(token, self.key)
-        dev = self.devices.get(claims.get("sub")) if claims else None
-        if not dev or claims.get("type") != "device" or dev.get("token") != token:
-            raise HttpError(401, "token: not a current device token")
+        doc = req.json()
+        if not isinstance(doc, dict):
+            raise HttpError(400, "body: a JSON object with token, cpu_id and uuid")
+        token, cpu_id, dev_uuid = need(doc, "token", "cpu_id", "uuid")
+        claims = jwt.decode(token, self.key)  # signed here, or None
+        sub = claims.get("sub") if claims else None
+        dev = self.devices.get(sub) if isinstance(sub, int) else None
+        if not dev or claims.get("type") != "device":
+            raise HttpError(401, "token: not a device token of this service")
         if dev["cpuId"] != cpu_id or dev["uuid"] != dev_uuid:
             raise HttpError(401, "cpu_id or uuid does not match the device")
         left = claims["exp"] - self.sim.now()
@@ -100,4 +113,4 @@ class SpokeZone:
         if left < -TWELVE_HOURS:
             raise HttpError(401, "token expired more than 12 hours ago")
         with self.sim.lock:
-            return 201, {"token": self.device_token(claims["sub"])}
+            return 201, {"token": self.device_token(sub)}
