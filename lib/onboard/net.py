@@ -160,5 +160,7 @@ class Conn:
                     getattr(s, "s", s).write(bye)
             except Exception:
                 pass
-            s.close()
+            # the socket itself: asyncio's Stream.close() does nothing (wait_closed()
+            # closes), so a TLS socket kept its mbedTLS buffers until collected
+            (s.s if self.aio else s).close()
         self.s = None
