@@ -47,7 +47,7 @@ help:
 	@echo "make esp32 [ESP32_FLASH=...] the emulated ESP32 with onboard deployed (QEMU)"
 	@echo "make test-esp32             tests_device/ and end-to-end cases on the emulated ESP32"
 	@echo "make test-esp32-cuts        power cuts during store writes on the emulated ESP32"
-	@echo "make test-esp32-lives       Blynk and Spoke Zone lives, certificate dates (711) on it"
+	@echo "make test-esp32-lives       only the Blynk and Spoke Zone lives and certificate dates (711)"
 	@echo "make setup                  the toolchain in .venv (every target runs it)"
 
 setup: $(STAMP)
