@@ -162,5 +162,5 @@ class Conn:
                 pass
             # the socket itself: asyncio's Stream.close() does nothing (wait_closed()
             # closes), so a TLS socket kept its mbedTLS buffers until collected
-            (s.s if self.aio else s).close()
+            (s.s if self.aio else s).close()  # pyright: ignore  (a Stream when aio)
         self.s = None
