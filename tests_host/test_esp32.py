@@ -415,9 +415,26 @@ def board_config(sim, profile, **extra):
     return config
 
 
+FIRMWARE_BUILT = 1744675200  # 2025-04-15, the stock firmware's date: onboard's clock floor
+
+
 def start_board(boards, tmp_path, sim, config, flash=None, extra=()):
+    """An emulated board with onboard on its flash (written offline the first time),
+    built as if with the firmware, in April 2025: its clock floor is older than
+    cloudsim's certificates, so only a clock set from the network verifies them."""
+    from onboard_cli.build import stamp_build
+    from onboard_cli.paths import tool
+
     (tmp_path / "config.json").write_text(json.dumps(config))
-    return boards(flash or tmp_path / "flash.bin", "--offline", "--config",
+    flash = flash or tmp_path / "flash.bin"
+    if not flash.exists():
+        esp32.make_flash(flash, esp32.emulator()[2])
+        files = esp32.deploy_files(esp32.DEFAULT_BOARD, tmp_path / "config.json",
+                                   sim.dir / "ca.pem")
+        stamp_build(tool("mpy-cross"), tmp_path / "_build.mpy", FIRMWARE_BUILT)
+        files["onboard/_build.mpy"] = tmp_path / "_build.mpy"
+        esp32.write_files(flash, files)
+    return boards(flash, "--offline", "--config",
                   tmp_path / "config.json", "--ca", sim.dir / "ca.pem", *forwards(sim), *extra)
 
 
