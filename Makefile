@@ -31,7 +31,7 @@ HAVE_EMULATOR := test -x "$(QEMU)" -a -f "$(QEMU_ROMS)/esp32-v3-rom.bin" -a -f "
 NO_EMULATOR = no emulated ESP32 at $(ESP32_QEMU) (set QEMU=, QEMU_ROMS=, ESP32_FIRMWARE=)
 
 .PHONY: help setup sim test lint typecheck build bench test-device deploy firmware flash fleet \
-	esp32 test-esp32 test-esp32-cuts mutate
+	esp32 test-esp32 test-esp32-cuts test-esp32-lives mutate
 
 help:
 	@echo "make sim                    the whole life of a simulated device (ARGS=--interactive)"
@@ -48,6 +48,7 @@ help:
 	@echo "make test-esp32             tests_device/ and end-to-end cases on the emulated ESP32"
 	@echo "make test-esp32-cuts        power cuts during store writes on the emulated ESP32"
 	@echo "make mutate ARGS='--module store --max 30'   mutation check of lib/ (slow, not in make test)"
+	@echo "make test-esp32-lives       only the Blynk and Spoke Zone lives and certificate dates (711)"
 	@echo "make setup                  the toolchain in .venv (every target runs it)"
 
 setup: $(STAMP)
@@ -124,3 +125,8 @@ test-esp32-cuts: setup
 	ONBOARD_ESP32_CUTS=1 $(PYTHON) -m pytest -q tests_host/test_esp32.py -k power_cut
 mutate: setup
 	$(BIN)/onboard mutate $(ARGS)
+
+test-esp32-lives: setup
+	@$(HAVE_EMULATOR) || { echo "make test-esp32-lives: $(NO_EMULATOR)"; exit 2; }
+	@$(BIN)/onboard build >/dev/null
+	ONBOARD_ESP32_LIVES=1 $(PYTHON) -m pytest -q -s tests_host/test_esp32.py -k "life or 711"

@@ -47,6 +47,9 @@ def _needs(variables, target):
 
 emulated = _needs(("ONBOARD_ESP32",), "test-esp32")
 cuts = _needs(("ONBOARD_ESP32", "ONBOARD_ESP32_CUTS"), "test-esp32 or make test-esp32-cuts")
+# whole lives (portal, Wi-Fi, clock, TLS, cloud) and the certificate dates: in
+# test-esp32, and alone under `make test-esp32-lives`
+lives = _needs(("ONBOARD_ESP32", "ONBOARD_ESP32_LIVES"), "test-esp32 or make test-esp32-lives")
 
 
 class Board:
@@ -75,7 +78,8 @@ class Board:
         put(None)
 
     def log_text(self):
-        return "\n".join(self.log[-60:])
+        lines = self.log if len(self.log) <= 120 else self.log[:80] + ["..."] + self.log[-40:]
+        return "\n".join(lines)
 
     def next_line(self, timeout):
         try:
@@ -98,7 +102,8 @@ class Board:
                     return event
             left = deadline - time.monotonic()
             assert left > 0 and self.next_line(left) is not None, (
-                f"no {state}; events {self.events[-5:]}; log:\n{self.log_text()}")
+                f"no {state}; events {[e for e in self.events if 'retry_in' not in e][-8:]} "
+                f"{self.events[-3:]}; log:\n{self.log_text()}")
 
     def mpremote(self, *args, timeout=180):
         return subprocess.run([str(Path(sys.executable).with_name("mpremote")), "connect",
@@ -155,6 +160,29 @@ def test_cloudsim_certificates_name_the_address_the_emulated_board_dials():
     assert set(alt.get_values_for_type(x509.IPAddress)) >= {
         ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("192.168.4.100")}
     assert "localhost" in alt.get_values_for_type(x509.DNSName)
+
+
+def test_cloudsim_issues_a_certificate_with_the_validity_dates_asked_for():
+    import datetime
+
+    from cryptography import x509
+
+    from cloudsim.pki import CA
+
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+    end = datetime.datetime(2021, 1, 1, tzinfo=datetime.timezone.utc)
+    cert = x509.load_pem_x509_certificate(CA().issue(not_before=start, not_after=end)[0])
+    assert (cert.not_valid_before_utc, cert.not_valid_after_utc) == (start, end)
+
+
+def test_a_certificate_ending_before_it_starts_is_refused_naming_not_after():
+    import datetime
+
+    from cloudsim.pki import CA
+
+    day = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+    with pytest.raises(ValueError, match="not_after"):
+        CA().issue(not_before=day, not_after=day)
 
 
 def test_a_forward_without_a_port_is_refused_naming_the_option():
@@ -236,8 +264,17 @@ def test_without_the_emulator_esp32_run_says_so_in_one_line(tmp_path):
 
 @emulated
 def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(tmp_path, boards):
-    board = boards(tmp_path / "flash.bin", "--bare")
-    proc = subprocess.run([ONBOARD, "test-device", "--port", board.ready["repl"]],
+    # the HTTPS script's servers, reached from the board through forwards
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    board = boards(tmp_path / "flash.bin", "--bare", "--forward", f"https={ports[0]}",
+                   "--forward", f"https_other={ports[1]}")
+    proc = subprocess.run([ONBOARD, "test-device", "--port", board.ready["repl"],
+                           "--host", "192.168.4.100", "--https-ports", "%d,%d" % tuple(ports),
+                           "--wifi-ssid", "Espressif"],
                           capture_output=True, text=True, timeout=600)
     print(proc.stdout[-3000:], proc.stderr[-2000:])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -349,3 +386,243 @@ def test_a_power_cut_during_store_writes_leaves_the_old_or_the_new_record(tmp_pa
         assert token == f"tok{n}", f"cycle {cycle}: a torn record: n={n} token={token}"
         assert int(n) >= stored, f"cycle {cycle}: the store holds {n}, {stored} was stored"
         last = int(n)
+
+
+# -- whole lives on the emulated board: portal, Wi-Fi, clock, TLS, cloud (make test-esp32) ------
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    """A cloudsim for the emulated boards, whose log is kept for the tests."""
+    from cloudsim.app import Cloudsim
+
+    log = []
+    s = Cloudsim(tmp_path_factory.mktemp("cloudsim"), log=log.append).start()
+    s.lines = log
+    yield s
+    s.stop()
+
+
+def forwards(sim):
+    """--forward options: cloudsim's HTTPS API, Blynk's MQTT front, the broker's MQTTS,
+    its plain-HTTP Date port (the emulator forwards only TCP from the board: no SNTP)."""
+    ports = {"https": sim.https_port, "blynk": sim.front.tls_port,
+             "mqtts": sim.broker.mqtts_port, "date": sim.http_port}
+    return [a for name, port in ports.items() for a in ("--forward", f"{name}={port}")]
+
+
+def board_config(sim, profile, **extra):
+    """A config for the emulated board: cloudsim reached at 192.168.4.100, no public time
+    server (ntp an explicit empty list), the time from cloudsim's plain-HTTP Date."""
+    host = esp32.GUEST_HOST
+    config = {"profile": profile, "vendor": "Acme", "name": "Sensor", "fw_ver": "1.0.0",
+              "tmpl_id": "TMPL1a2b3c4d", "ca": "/ca.pem", "wifi_timeout_s": 60,
+              "host": host, "api": f"https://{host}:{sim.https_port}/{profile}",
+              "port": sim.front.tls_port if profile == "blynk" else sim.broker.mqtts_port,
+              "time": {"ntp": [], "http": f"http://{host}:{sim.http_port}/"},
+              "backoff": {"base": 1, "cap": 4}, "report_heap": True}
+    config.update(extra)
+    return config
+
+
+FIRMWARE_BUILT = 1744675200  # 2025-04-15, the stock firmware's date: onboard's clock floor
+
+
+def start_board(boards, tmp_path, sim, config, flash=None, extra=()):
+    """An emulated board with onboard on its flash (written offline the first time),
+    built as if with the firmware, in April 2025: its clock floor is older than
+    cloudsim's certificates, so only a clock set from the network verifies them."""
+    from onboard_cli.build import stamp_build
+    from onboard_cli.paths import tool
+
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    flash = flash or tmp_path / "flash.bin"
+    if not flash.exists():
+        esp32.make_flash(flash, esp32.emulator()[2])
+        files = esp32.deploy_files(esp32.DEFAULT_BOARD, tmp_path / "config.json",
+                                   sim.dir / "ca.pem")
+        stamp_build(tool("mpy-cross"), tmp_path / "_build.mpy", FIRMWARE_BUILT)
+        files["onboard/_build.mpy"] = tmp_path / "_build.mpy"
+        esp32.write_files(flash, files)
+    return boards(flash, "--offline", "--config",
+                  tmp_path / "config.json", "--ca", sim.dir / "ca.pem", *forwards(sim), *extra)
+
+
+def portal_get(board, path):
+    with urllib.request.urlopen(board.ready["portal"] + path.lstrip("/"), timeout=120) as r:
+        return r.status, r.read()
+
+
+def configure_like_the_app(board, **fields):
+    """What the Blynk app does with a board in setup mode: its info, the networks it
+    sees, then /config with the network and the cloud's fields."""
+    board.wait_state("WAIT_CONFIG")
+    status, body = portal_get(board, "/board_info.json")
+    assert status == 200 and json.loads(body)["ssid"]
+    status, body = portal_get(board, "/wifi_scan.json")
+    assert status == 200 and any(n.get("ssid") == "Espressif" for n in json.loads(body))
+    query = urllib.parse.urlencode({"ssid": "Espressif", "pass": "", **fields})
+    status, body = portal_get(board, "/config?" + query)
+    assert status == 200, body
+
+
+def sim_api(sim, method, path, body=None, headers=None):
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(sim.dir / "ca.pem"))
+    req = urllib.request.Request(f"https://127.0.0.1:{sim.https_port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def retained(sim, topic):
+    from conftest import broker_messages
+
+    return broker_messages(sim, topic, timeout=30)
+
+
+@lives
+def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards, sim):
+    prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
+                   {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
+    dates = sim.date_server.requests
+    configure_like_the_app(board, blynk=prov["token"])
+    board.wait_state("CONNECTING_CLOUD")
+    board.wait_state("RUNNING")
+    assert sim.date_server.requests > dates  # it asked cloudsim the time
+    assert sim.clouds["blynk"].devices[prov["deviceId"]]["active"]
+    (topic, payload), = retained(sim, f"blynk/{prov['deviceId']}/info/mcu")
+    assert json.loads(payload)["tmpl"] == "TMPL1a2b3c4d"
+    assert sim.front.logins["tls"] >= 1
+
+
+class CertProxy:
+    """A TLS server on the host presenting the certificate of kind `current` (expired,
+    not_yet_valid, valid), each signed by cloudsim's CA; a connection whose
+    handshake succeeds is carried on to cloudsim's HTTPS API. `handshakes` lists
+    (certificate kind, "ok" or the handshake's error) as they happened."""
+
+    def __init__(self, sim, tmp_path, current):
+        import datetime
+        import ssl
+
+        day = datetime.timedelta(days=1)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        dates = {"expired": (now - 30 * day, now - day),
+                 "not_yet_valid": (now + day, now + 30 * day), "valid": (None, None)}
+        self.contexts = {}
+        for kind in dates:
+            cert, key = sim.ca.issue(not_before=dates[kind][0], not_after=dates[kind][1])
+            (tmp_path / f"{kind}.pem").write_bytes(cert)
+            (tmp_path / f"{kind}.key").write_bytes(key)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tmp_path / f"{kind}.pem", tmp_path / f"{kind}.key")
+            self.contexts[kind] = ctx
+        self.upstream = ssl.create_default_context(cafile=str(sim.dir / "ca.pem"))
+        self.sim = sim
+        self.current = current
+        self.handshakes = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            kind = self.current
+            threading.Thread(target=self._one, args=(conn, kind), daemon=True).start()
+
+    def _one(self, conn, kind):
+        import ssl
+
+        conn.settimeout(120)
+        try:
+            tls = self.contexts[kind].wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            self.handshakes.append((kind, type(e).__name__))
+            conn.close()
+            return
+        self.handshakes.append((kind, "ok"))
+        up = self.upstream.wrap_socket(socket.create_connection(("127.0.0.1", self.sim.https_port)),
+                                       server_hostname="127.0.0.1")
+
+        def pipe(a, b):
+            try:
+                while data := a.recv(16384):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (a, b):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pipe, args=(up, tls), daemon=True).start()
+        pipe(tls, up)
+
+    def close(self):
+        self.server.close()
+
+
+@lives
+def test_a_certificate_expired_or_not_yet_valid_is_711_after_boot_and_later(tmp_path, boards,
+                                                                             sim):
+    prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
+                   {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    proxy = CertProxy(sim, tmp_path, "expired")
+    config = board_config(sim, "blynk", api=f"https://{esp32.GUEST_HOST}:{proxy.port}/blynk")
+    flash = tmp_path / "flash.bin"
+    try:
+        board = start_board(boards, tmp_path, sim, config, flash,
+                            ("--forward", f"proxy={proxy.port}"))
+        configure_like_the_app(board, blynk=prov["token"])
+        # later: the board has run its setup, joined, set its clock; the expired one is refused
+        board.wait_state("CONNECTING_CLOUD",
+                         until=lambda e: e["last_error"] == 711 and "retry_in" in e)
+        assert proxy.handshakes[:1] == [("expired", "SSLError")]
+        assert not sim.clouds["blynk"].devices[prov["deviceId"]]["active"]
+        board.power_cut()
+        proxy.current = "not_yet_valid"
+        # right after boot, on the stored credentials: the not-yet-valid one is refused
+        board = start_board(boards, tmp_path, sim, config, flash,
+                            ("--forward", f"proxy={proxy.port}"))
+        # (a retry note of this boot: the stored last_error shows in its first events too)
+        board.wait_state("CONNECTING_CLOUD",
+                         until=lambda e: e["last_error"] == 711 and "retry_in" in e)
+        assert ("not_yet_valid", "SSLError") in proxy.handshakes
+        assert not any(kind == "valid" or ok == "ok" for kind, ok in proxy.handshakes)
+        proxy.current = "valid"
+        board.wait_state("RUNNING")  # and the right certificate works
+        assert proxy.handshakes[-1] == ("valid", "ok")
+        assert sim.clouds["blynk"].devices[prov["deviceId"]]["active"]
+    finally:
+        proxy.close()
+
+
+def spokezone_device(sim, cpu):
+    """A Spoke Zone device made through cloudsim's API: its record (token, uuid, id)."""
+    user = sim_api(sim, "POST", "/spokezone/login",
+                   {"username": "super", "password": "super-password"})["token"]
+    return sim_api(sim, "POST", "/spokezone/api/v2/devices", {"cpuId": cpu},
+                   {"x-access-token": user})
+
+
+@lives
+def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards, sim):
+    dev = spokezone_device(sim, "cpu-esp32-life")
+    board = start_board(boards, tmp_path, sim, board_config(sim, "spokezone"))
+    dates = sim.date_server.requests
+    configure_like_the_app(board, token=dev["token"], uuid=dev["uuid"], cpu_id="cpu-esp32-life")
+    board.wait_state("CONNECTING_CLOUD")
+    board.wait_state("RUNNING")
+    assert sim.date_server.requests > dates  # it asked cloudsim the time
+    (topic, payload), = retained(sim, f"spokezone/{dev['id']}/status")
+    assert json.loads(payload)["status"] == "online"
+    assert "/loginDevice" in " ".join(p for _, _, p in sim.requests)

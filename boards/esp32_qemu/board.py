@@ -38,3 +38,18 @@ def start_ap(essid, password=None):
 def stop_ap():
     # leave SETUP_NETWORK, so the runtime joins the stored networks afresh
     network.WLAN(network.STA_IF).disconnect()
+
+
+def emit(event):
+    """As on a board; with the config's report_heap (the runtime adds "heap", the GC
+    heap's live bytes) also the GC heap free and the ESP-IDF data heap free, for the
+    benchmarks (make bench)."""
+    import json
+
+    if "heap" in event:
+        import esp32
+        import gc
+
+        event["gc_free"] = gc.mem_free()
+        event["idf_free"] = sum(h[1] for h in esp32.idf_heap_info(esp32.HEAP_DATA))
+    print("@event " + json.dumps(event))

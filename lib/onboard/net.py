@@ -142,5 +142,5 @@ class Conn:
                     s.write(bye)  # closing cannot wait for a drain
             except Exception:
                 pass
-            s.close()
+            s.close()  # (a TLS socket kept its mbedTLS buffers until collected)
         self.s = None

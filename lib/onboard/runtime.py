@@ -27,6 +27,9 @@ from onboard.store import Store
 
 _TAG = "runtime"
 _OUTBOX = 8  # application messages queued while online, at most
+# the longest wait before a renewal: ticks_add() refuses more than 2**29 ms (6.2
+# days) on the ESP32, less than a 7-day token's wait; a renewal comes early instead
+_MAX_WAIT_MS = 1 << 28
 # LED (on ms, off ms) per state: fast blink in setup, slow while connecting, on when online
 LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),
        CONNECTING_CLOUD: (500, 500), RUNNING: (1000, 0), RESET_CONFIG: (50, 50),
@@ -441,8 +444,8 @@ class Runtime:
             if link.get("renewed"):
                 self.note(renewed=True)
             renew_s = link.get("renew_s")
-            due = None if renew_s is None else time.ticks_add(time.ticks_ms(),
-                                                               int(renew_s * 1000))
+            due = None if renew_s is None else time.ticks_add(
+                time.ticks_ms(), min(int(renew_s * 1000), _MAX_WAIT_MS))
             if link.get("mqtt"):
                 outcome = await self.mqtt_session(link, due)
             else:

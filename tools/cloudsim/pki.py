@@ -19,10 +19,12 @@ def _name(common):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def _validity(builder, days):
+def _validity(builder, days, not_before=None, not_after=None):
+    # not_before, not_after: datetimes (UTC) chosen by the caller, e.g. a certificate
+    # that has expired or is not yet valid; else from an hour ago for `days` days
     now = datetime.datetime.now(datetime.timezone.utc)
-    return builder.not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(
-        now + datetime.timedelta(days=days))
+    return builder.not_valid_before(not_before or now - datetime.timedelta(hours=1)) \
+        .not_valid_after(not_after or now + datetime.timedelta(days=days))
 
 
 def _key_pem(key):
@@ -62,13 +64,16 @@ class CA:
     def der(self):
         return self.cert.public_bytes(serialization.Encoding.DER)
 
-    def issue(self, names=SERVER_NAMES, ips=SERVER_IPS):
-        """(cert PEM, key PEM) for a server known by these DNS names and IPs."""
+    def issue(self, names=SERVER_NAMES, ips=SERVER_IPS, not_before=None, not_after=None):
+        """(cert PEM, key PEM) for a server known by these DNS names and IPs, valid
+        from not_before to not_after (UTC datetimes; default: an hour ago, 825 days)."""
+        if not_before and not_after and not_after <= not_before:
+            raise ValueError("not_after: must be later than not_before")
         key = ec.generate_private_key(ec.SECP256R1())
         alt = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i))
                                                   for i in ips]
         builder = x509.CertificateBuilder().subject_name(_name((list(names) or list(ips))[0]))
-        builder = _validity(builder.issuer_name(self.cert.subject), 825)
+        builder = _validity(builder.issuer_name(self.cert.subject), 825, not_before, not_after)
         builder = builder.serial_number(x509.random_serial_number()).public_key(key.public_key())
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
         builder = builder.add_extension(

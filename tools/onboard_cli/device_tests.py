@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
@@ -79,7 +80,9 @@ class HTTPSFixture:
     written to folder; .files lists them, .requests is what the right
     server answered (its request log). A context manager: stops on exit."""
 
-    def __init__(self, folder, host="127.0.0.1", wifi=None):
+    def __init__(self, folder, host="127.0.0.1", wifi=None, ports=(0, 0), bind=None):
+        # ports, bind: where the servers listen when the board reaches them by
+        # a forward (the emulated ESP32 dials host:port, relayed to bind:port)
         from cloudsim.pki import CA
 
         folder = Path(folder)
@@ -92,15 +95,18 @@ class HTTPSFixture:
         except ValueError:
             names, ips = (host,), ()
         self.body = secrets.token_hex(8).encode()
-        self.servers = [self._start(host, *ca.write_server(keys, "right", names=names, ips=ips)),
-                        self._start(host, *ca.write_server(keys, "other", names=("other.invalid",),
-                                                           ips=()))]
+        bind = bind or host
+        self.servers = [self._start((bind, ports[0]),
+                                    *ca.write_server(keys, "right", names=names, ips=ips)),
+                        self._start((bind, ports[1]),
+                                    *ca.write_server(keys, "other", names=("other.invalid",),
+                                                     ips=()))]
         self.requests = self.servers[0].requests
         base = "https://%s:%%d%s" % (host, PATH)
         params = {"url": base % self.servers[0].server_address[1],
                   "other_name_url": base % self.servers[1].server_address[1],
                   "ca": "test_ca.pem", "stranger_ca": "test_stranger_ca.pem",
-                  "body": self.body.decode()}
+                  "body": self.body.decode(), "now": int(time.time())}
         if wifi:
             params["wifi"] = wifi
         (folder / "test_ca.pem").write_bytes(ca.pem())
@@ -109,10 +115,10 @@ class HTTPSFixture:
         self.files = [folder / n for n in ("test_params.json", "test_ca.pem",
                                            "test_stranger_ca.pem")]
 
-    def _start(self, host, cert, key):
+    def _start(self, address, cert, key):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
-        server = _Server((host, 0), _Handler)
+        server = _Server(address, _Handler)
         server.socket = ctx.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)
         server.requests, server.refused, server.body = [], 0, self.body
@@ -152,6 +158,17 @@ def lan_address():
         return s.getsockname()[0]
 
 
+def https_ports(args):
+    """(ports, bind) for --https-ports P1,P2: servers on loopback at those ports."""
+    if not getattr(args, "https_ports", None):
+        return (0, 0), None
+    try:
+        right, other = (int(p) for p in args.https_ports.split(","))
+    except ValueError:
+        raise ToolError("--https-ports: give two port numbers, e.g. 8443,8444") from None
+    return (right, other), "127.0.0.1"
+
+
 def main(args):
     mpremote = tool("mpremote")
     if not (BUILD / "onboard").is_dir():
@@ -159,7 +176,7 @@ def main(args):
     wifi = {"ssid": args.wifi_ssid, "password": args.wifi_password} if args.wifi_ssid else None
     base = [mpremote, "connect", args.port]
     with tempfile.TemporaryDirectory() as tmp, \
-            HTTPSFixture(tmp, args.host or lan_address(), wifi) as https:
+            HTTPSFixture(tmp, args.host or lan_address(), wifi, *https_ports(args)) as https:
         copy = base + ["fs", "cp", "-r", str(BUILD / "onboard"), ":"]
         for path in [TESTS_DEVICE / h for h in HELPERS] + https.files:
             copy += ["+", "fs", "cp", str(path), ":" + path.name]

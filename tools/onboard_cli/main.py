@@ -85,6 +85,8 @@ def parser():
     t.add_argument("--host", help="this host's address the board reaches for the HTTPS test "
                    "(default: the address on the default route)")
     t.add_argument("--wifi-ssid", help="network the board joins for the HTTPS test")
+    t.add_argument("--https-ports", help="P1,P2: the HTTPS test's servers listen on loopback "
+                   "at these ports (a board that reaches this host through forwards)")
     t.add_argument("--wifi-password", default="")
     return p
 
