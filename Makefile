@@ -67,7 +67,7 @@ sim: setup
 	$(BIN)/onboard sim $(ARGS)
 
 test: setup lint typecheck
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 3
 	@if $(HAVE_EMULATOR); then $(MAKE) --no-print-directory test-esp32; \
 	else echo "make test: skipped test-esp32: $(NO_EMULATOR)"; fi
 
