@@ -297,7 +297,7 @@ def loopback_only(config):
 def test_the_product_default_stays_pool_ntp_org(mpy):
     shipped = json.loads((ROOT / "firmware" / "config.example.json").read_text())
     assert shipped.get("time", {}).get("ntp", ["pool.ntp.org"]) == ["pool.ntp.org"]
-    source = (ROOT / "lib" / "onboard" / "clock.py").read_text()
+    source = (ROOT / "lib" / "onboard" / "timesync.py").read_text()
     assert '("pool.ntp.org",)' in source
 
 

@@ -4,7 +4,6 @@
 # now() is None, on the Unix port too: the host's clock is not trusted.
 # Nothing earlier than the firmware's build time is ever accepted.
 import time
-from micropython import const
 
 try:
     from onboard._build import BUILD, BUILD_DATE  # pyright: ignore  (written by `onboard build`)
@@ -12,10 +11,6 @@ except ImportError:
     BUILD = 1793491200  # 2026-11-01: the floor of an unbuilt source tree
     BUILD_DATE = "Nov  1 2026 00:00:00"
 
-_NTP_PORT = const(123)
-_NTP_LEN = const(48)
-_NTP_1900 = 2208988800  # seconds from 1900 (NTP era 0) to 1970
-_POLL_MS = const(20)
 _MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec"
 # seconds the port's time.time() counts from 1970 to its epoch (2000 on ESP32)
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -95,66 +90,11 @@ def learn(text):
     return _set(unix)
 
 
-async def _sntp(host, port, timeout_ms):
-    # Unix seconds from one SNTP exchange (RFC 4330), or None. A reply that is
-    # refused is ignored: a spoofer cannot end the wait early with it.
-    import asyncio
-    import os
-    import socket
-
-    sock = None
-    try:
-        addr = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM)[0][-1]
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setblocking(False)
-        sock.connect(addr)  # the stack drops datagrams from anyone else
-        nonce = os.urandom(8)  # our transmit time: the reply must echo it as its originate
-        sent = time.ticks_ms()
-        sock.send(b"\x23" + bytes(39) + nonce)  # LI 0, version 4, mode 3 (client)
-        while time.ticks_diff(time.ticks_ms(), sent) < timeout_ms:
-            await asyncio.sleep_ms(_POLL_MS)
-            try:
-                r = sock.recv(_NTP_LEN + 16)
-            except OSError as e:
-                if e.args[0] not in (11, 115):  # EAGAIN, EINPROGRESS: nothing yet
-                    return None
-                continue
-            # mode 4/5 (server, broadcast), version 3/4, not unsynchronised
-            # (LI 3), stratum 1-15 (0 is a kiss-o'-death), a transmit time
-            if len(r) >= _NTP_LEN and r[0] & 7 in (4, 5) and r[0] >> 3 & 7 in (3, 4) \
-                    and r[0] >> 6 != 3 and 0 < r[1] < 16 and r[24:32] == nonce and any(r[40:48]):
-                # modulo 2**32: NTP era 1 starts in 2036
-                return (int.from_bytes(r[40:44], "big") - _NTP_1900) % (1 << 32) + (r[44] >> 7)
-    except OSError:
-        pass
-    finally:
-        if sock:
-            sock.close()
-    return None
-
-
 async def sync(config, timeout_ms=5000):
     """Set the clock from SNTP (config time.ntp, default pool.ntp.org), else
     from the Date of a plain-HTTP time.http URL. True once set; False when no
-    source answered acceptably (retry later). ValueError names a bad field."""
-    cfg = config.get("time") or {}
-    servers = cfg.get("ntp", ("pool.ntp.org",))
-    url = cfg.get("http")
-    if url and (type(url) is not str or not url.startswith("http://")):
-        raise ValueError("time.http: a plain http:// URL")
-    for server in servers if isinstance(servers, (list, tuple)) else (None,):
-        host, _, port = str(server).partition(":")
-        if type(server) is not str or not host or port and not port.isdigit():
-            raise ValueError("time.ntp: a list of host or host:port")
-        if _set(await _sntp(host, int(port or _NTP_PORT), timeout_ms)):
-            return True
-    if url:
-        from onboard.http import arequest
+    source answered acceptably (retry later). ValueError names a bad field.
+    (The code is onboard.timesync's: loaded for this, let go of afterwards.)"""
+    from onboard.timesync import sync
 
-        try:
-            # HEAD: the headers are all we need, whatever the status
-            resp = await arequest("HEAD", url, timeout=timeout_ms / 1000)  # pyright: ignore  (seconds, a float is fine)
-        except (OSError, ValueError):
-            return False
-        return _set(http_date(resp.headers.get("date", "")))
-    return False
+    return await sync(config, timeout_ms)

@@ -398,9 +398,11 @@ class Runtime:
         from onboard.errors import DNSError, NetError, TLSError
 
         try:
-            if not clock.is_known() and not await clock.sync(self.config):
-                # TLS will check dates against the build time; SNTP again next time
-                log.warn(_TAG, "time unknown: no time source answered")
+            if not clock.is_known():
+                if not await clock.sync(self.config):
+                    # TLS will check dates against the build time; SNTP again next time
+                    log.warn(_TAG, "time unknown: no time source answered")
+                forget("timesync")
             await self.serve()
             return None
         except Rejected as e:
@@ -439,6 +441,7 @@ class Runtime:
         profile = self.profile
         while True:
             link = await profile.start(self)
+            forget("http")  # the profile's HTTPS is over until the next renewal
             if link.get("store"):
                 self.store.put("cloud", **link["store"])  # before it is used
             if link.get("renewed"):
@@ -482,8 +485,8 @@ class Runtime:
     def mqtt_client(self, user, password, host=None, port=None, tls=None):
         """The profile's MQTT client: TLS against the config's CA unless "tls"
         is false; host, port, keepalive_s and timeout_s from the config."""
+        from onboard.ca import tls_context
         from onboard.mqtt import MQTTClient
-        from onboard.net import tls_context
 
         cfg = self.config
         ctx = None
@@ -500,6 +503,7 @@ class Runtime:
         from onboard.mqtt import MQTTException
 
         client = self.mqtt_client(*link["mqtt"])
+        forget("ca")  # the TLS context holds the certificates now
         got = []
         cloud = self.store.get("cloud")
 
