@@ -99,13 +99,11 @@ def mpy_in(tmp_path_factory):
     return lambda name: MicroPython(tmp_path_factory.mktemp(name))
 
 
-_FIGURES = []
-
-
 @pytest.fixture
-def report():
-    """report(text): a line shown in the test run's closing summary."""
-    return _FIGURES.append
+def report(request):
+    """report(text): a line shown in the test run's closing summary (carried
+    in the test's report, so it reaches the summary from pytest-xdist workers)."""
+    return lambda text: request.node.user_properties.append(("figure", text))
 
 
 def pytest_configure(config):
@@ -114,9 +112,12 @@ def pytest_configure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _FIGURES:
+    figures = [text for reports in terminalreporter.stats.values() for r in reports
+               if getattr(r, "when", None) == "call"
+               for key, text in getattr(r, "user_properties", ()) if key == "figure"]
+    if figures:
         terminalreporter.section("figures")
-        for line in _FIGURES:
+        for line in sorted(figures):
             terminalreporter.write_line(line)
 
 
