@@ -170,7 +170,7 @@ async def main(port, c=None):
     c.close()
 
 async def tls(port, ca):
-    from onboard.ca import tls_context
+    from onboard.net import tls_context
     try:
         c = await coap.connect("127.0.0.1", port, ssl=tls_context(ca), timeout_ms=5000)
     except Exception as e:

@@ -14,7 +14,7 @@ _ids = itertools.count()
 CLIENT = """
 import json, time
 from onboard.mqtt import MQTTClient, MQTTException
-from onboard.ca import tls_context as ctx
+from onboard.net import tls_context as ctx
 
 def result(**kw):
     print(json.dumps(kw))

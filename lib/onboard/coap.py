@@ -2,7 +2,7 @@
 # roles on one connection.
 #
 #   conn = await coap.connect(host, port, ssl=None, handler=None, timeout_ms=10000)
-#       (ssl: an SSLContext, e.g. onboard.ca.tls_context(ca), for coaps+tcp)
+#       (ssl: an SSLContext, e.g. onboard.net.tls_context(ca), for coaps+tcp)
 #   conn = await coap.Conn(reader, writer, handler, max_size=2048).start(timeout_ms)
 #       (e.g. a connection asyncio.start_server accepted: the server role)
 #   code, opts, payload = await conn.request(code, path, payload=b"", query=(),

@@ -7,6 +7,7 @@ from micropython import const
 
 from onboard import net
 from onboard.errors import NetError, ProtocolError, fail, wrap
+from onboard.net import tls_context  # noqa: F401  (its old home, for callers)
 
 _MAX_HEAD = const(4096)
 _MAX_REDIRECTS = const(3)
@@ -152,11 +153,7 @@ async def _request(aio, method, url, json=None, data=None, headers=None, timeout
             head += "%s: %s\r\n" % (k, v)
         if _unsafe(method):
             raise ValueError("method: malformed")
-        ctx = None
-        if tls:
-            from onboard.ca import tls_context
-
-            ctx = tls_context(ca, insecure)
+        ctx = net.tls_context(ca, insecure) if tls else None
         deadline = net.deadline(timeout)
         phase = "connect"
         conn = net.Conn()

@@ -28,6 +28,26 @@ def run(coro):
     raise RuntimeError("blocking call on an asyncio connection")  # it suspended
 
 
+def tls_context(ca, insecure=False):
+    """An SSLContext trusting every certificate of ca: a path, or PEM or DER
+    bytes, one certificate or several; an SSLContext is returned as it is."""
+    if hasattr(ca, "wrap_socket"):
+        return ca
+    import tls
+
+    # the context first: mbedTLS wants one large block, easier to find early
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    if isinstance(ca, str) and not insecure:
+        with open(ca, "rb") as f:
+            # its size first: read() without one grows its buffer (peaks at twice)
+            n = f.seek(0, 2)
+            f.seek(0)
+            ca = f.read(n)
+    from onboard.ca import load  # (a module of its own: a plain connection does not load it)
+
+    return load(ctx, ca, insecure)
+
+
 class Conn:
     """One connection with buffered reads: on asyncio streams (aio) or on a
     blocking socket whose timeout is set from the deadline before each call."""

@@ -485,8 +485,8 @@ class Runtime:
     def mqtt_client(self, user, password, host=None, port=None, tls=None):
         """The profile's MQTT client: TLS against the config's CA unless "tls"
         is false; host, port, keepalive_s and timeout_s from the config."""
-        from onboard.ca import tls_context
         from onboard.mqtt import MQTTClient
+        from onboard.net import tls_context
 
         cfg = self.config
         ctx = None

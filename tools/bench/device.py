@@ -1,6 +1,5 @@
 """Figures of the cloud profiles and the whole device: renewal heap, .mpy
-sizes, store writes over a simulated day, make sim under a small heap, heap
-per state, and a fleet of 100."""
+sizes, store writes over a simulated day and a fleet of 100 (heap: bench.heap)."""
 
 import json
 import re
@@ -73,11 +72,6 @@ print("WRITES", rt.store.writes - before, "NOTES", rt.notes)
 def onboard(*args, timeout=600):
     return subprocess.run([str(Path(sys.executable).with_name("onboard")), *args],
                           capture_output=True, text=True, timeout=timeout)
-
-
-def sim_ok(heapsize):
-    run = onboard("sim", "--profile", "blynk", "--mpy", "--heapsize", heapsize, timeout=120)
-    return run.returncode == 0 and "states" in run.stdout
 
 
 def spokezone_device(sim):
@@ -161,29 +155,6 @@ def size_rows():
     return rows
 
 
-def heap_rows():
-    rows = [("device", "make sim (Blynk, .mpy) under -X heapsize=64K",
-             "yes" if sim_ok("64K") else "no", "", "yes")]
-    low, high = 64, 256
-    if not sim_ok(f"{high}K"):
-        rows.append(("device", "smallest heapsize for make sim", f"> {high}K", "", ""))
-    else:
-        while high - low > 8:
-            mid = (low + high) // 2 // 8 * 8
-            if sim_ok(f"{mid}K"):
-                high = mid
-            else:
-                low = mid
-        rows.append(("device", "smallest heapsize for make sim (to 8 KB)", f"{high}K", "", ""))
-    run = onboard("sim", "--profile", "blynk", "--mpy", "--report-heap", timeout=120)
-    per_state = {}
-    for m in re.finditer(r"\s([A-Z_]+)\s+last_error \d+\s+heap\s+(\d+)", run.stdout):
-        per_state[m[1]] = max(per_state.get(m[1], 0), int(m[2]))
-    for state, heap in per_state.items():
-        rows.append(("device", f"  live heap in {state} (.mpy loaded)", heap, "B", ""))
-    return rows
-
-
 def fleet_rows(devices=100):
     run = onboard("fleet", "--devices", str(devices), timeout=1200)
     try:
@@ -210,7 +181,6 @@ def figures():
             rows += day_rows(sim, d)
         finally:
             sim.stop()
-    rows += heap_rows()
     rows += fleet_rows()
     return rows
 

@@ -65,14 +65,14 @@ CA = {ca!r}
 TLS = {tls}
 """
 
-# TLS context as the cloud profiles make it: onboard.ca's tls_context (on a
+# TLS context as the cloud profiles make it: onboard.net's tls_context (on a
 # build without onboard.net, the one onboard.http had).
 ONBOARD_MQTT = """
 from onboard.mqtt import MQTTClient
 ctx = None
 if TLS:
     try:
-        from onboard.ca import tls_context
+        from onboard.net import tls_context
     except ImportError:
         from onboard.http import tls_context
     ctx = tls_context(CA)

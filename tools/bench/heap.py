@@ -1,0 +1,134 @@
+"""Heap figures, on the 64-bit Unix port and, when ../shared/tools/micropython32
+exists (or MICROPYTHON32 names one), on a 32-bit build whose 4-byte pointers
+and 16-byte blocks are an ESP32's: the smallest working -X heapsize (bisected
+in 256-byte steps) of whole device lives (`onboard sim --mpy`), of one HTTPS
+POST and of one MQTT connect + QoS 1 publish, and the live heap in each state.
+
+The goals: issue 9's figures of d2af53e (64-bit, measured the same way) and
+issue 14's for the 32-bit build."""
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from onboard_cli.paths import ROOT
+
+from . import network as N
+from .measure import smallest_heap, workdir
+
+STEP = 256
+# d2af53e, 64-bit, measured as below (issue 9: none may grow)
+BEFORE_64 = {"life blynk": 105_984, "https": 25_043, "mqtt plain": 15_334, "mqtt tls": 31_941}
+GOALS_32 = {"life blynk": "<= 40,960 B (issue 14)"}
+
+
+def micropython32():
+    path = os.environ.get("MICROPYTHON32") or ROOT.parent / "shared" / "tools" / "micropython32"
+    return Path(path) if Path(path).is_file() and os.access(path, os.X_OK) else None
+
+
+@contextmanager
+def interpreter(path):
+    """Everything in the block (and the processes it starts) runs on path."""
+    old = os.environ.get("MICROPYTHON")
+    if path:
+        os.environ["MICROPYTHON"] = str(path)
+    try:
+        yield
+    finally:
+        if path:
+            if old is None:
+                os.environ.pop("MICROPYTHON", None)
+            else:
+                os.environ["MICROPYTHON"] = old
+
+
+def onboard(*args, timeout=300):
+    return subprocess.run([str(Path(sys.executable).with_name("onboard")), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def life_ok(profile, heapsize):
+    run = onboard("sim", "--profile", profile, "--mpy", "--heapsize", str(heapsize))
+    return run.returncode == 0 and "states" in run.stdout
+
+
+def smallest_life(profile, low=32_768, high=196_608):
+    """The smallest heapsize (to 256 B) under which the whole life completes."""
+    if not life_ok(profile, high):
+        return f"> {high:,}"
+    while high - low > STEP:
+        mid = (low + high) // 2 // STEP * STEP
+        if life_ok(profile, mid):
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def live_per_state(profile):
+    run = onboard("sim", "--profile", profile, "--mpy", "--report-heap")
+    per_state = {}
+    for m in re.finditer(r"\s([A-Z_]+)\s+last_error \d+\s+heap\s+(\d+)", run.stdout):
+        per_state[m[1]] = max(per_state.get(m[1], 0), int(m[2]))
+    return per_state
+
+
+def exchanges(sim, d):
+    """Smallest heaps of one HTTPS POST and one MQTT connect + publish."""
+    ca = str(sim.dir / "ca.pem")
+    (sim.dir / "ca.der").write_bytes(sim.ca.der())
+    setup = N.HTTPS_SETUP.format(
+        url=f"https://127.0.0.1:{sim.https_port}/imp/v5/enroll", ca=ca,
+        auth="Basic " + base64.b64encode(sim.admin_token.encode()).decode())
+    out = {"https": smallest_heap(setup + N.ONBOARD_HTTPS, cwd=d)}
+    token = "bench-heap-" + base64.b16encode(sim.admin_token[:6].encode()).decode()
+    sim.broker.allow(token, token)
+    for tls, port in ((False, sim.broker.mqtt_port), (True, sim.broker.mqtts_port)):
+        setup = N.MQTT_SETUP.format(port=port, token=token, ca=ca, tls=tls)
+        out["mqtt tls" if tls else "mqtt plain"] = smallest_heap(setup + N.ONBOARD_MQTT, cwd=d)
+    return out
+
+
+def figures():
+    from cloudsim.app import Cloudsim
+
+    builds = [("64-bit", None)]
+    m32 = micropython32()
+    rows = []
+    if m32:
+        builds.append(("32-bit", m32))
+    else:
+        rows.append(("heap", "32-bit build", "absent", "",
+                     "../shared/tools/micropython32 (or MICROPYTHON32=)"))
+    for bits, path in builds:
+        with interpreter(path):
+            figs = {}
+            for profile in ("blynk", "spokezone"):
+                figs["life " + profile] = smallest_life(profile)
+            with workdir() as d:
+                sim = Cloudsim(Path(d) / "cloudsim", log=lambda line: None).start()
+                try:
+                    figs.update(exchanges(sim, d))
+                finally:
+                    sim.stop()
+            names = {"life blynk": "whole Blynk life (make sim)",
+                     "life spokezone": "whole Spoke Zone life",
+                     "https": "one HTTPS POST (import + request)",
+                     "mqtt plain": "MQTT connect + QoS 1 publish 64 B, plain",
+                     "mqtt tls": "MQTT connect + QoS 1 publish 64 B, TLS"}
+            for key, name in names.items():
+                if bits == "64-bit":
+                    goal = f"<= {BEFORE_64[key]:,} B (d2af53e)" if key in BEFORE_64 else ""
+                else:
+                    goal = GOALS_32.get(key, "")
+                rows.append(("heap", f"{bits}: {name}: smallest -X heapsize", figs[key], "B",
+                             goal))
+            for state, live in live_per_state("blynk").items():
+                rows.append(("heap", f"{bits}:   live heap in {state}, Blynk life", live, "B",
+                             ""))
+    return rows
