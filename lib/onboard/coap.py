@@ -15,7 +15,8 @@
 # peer's (conn.peer_max: what we may send, 1152 until it came). A reader task
 # then answers Pings, matches responses to requests by token and calls
 # handler(code, opts, payload) for each request (a plain function, run in the
-# reader task: it must not wait); the (code, opts, payload) it returns is
+# reader task: it must not wait; conn.last is the request's token); the
+# (code, opts, payload) it returns is
 # sent back with the request's token (4.04 without a handler, 5.00 when it
 # raises).
 # Codes are bytes as on the wire, class << 5 | detail: GET 1, POST 2, PUT 3,
@@ -191,7 +192,8 @@ class Conn:
                     if w:
                         w[1] = (code, opts, payload)
                         w[0].set()
-                elif code:  # a request
+                elif code:  # a request (its token in self.last for the handler)
+                    self.last = token
                     res = (0x84, (), b"")  # 4.04 without a handler
                     if self.handler:
                         try:
