@@ -437,7 +437,7 @@ def test_plgd_token_requests_are_throttled_per_token_and_address(call):
 def test_plgd_device_list_needs_the_access_token(call, sim):
     tokens = plgd_tokens(call, sim)
     r = call("GET", "/plgd/api/v1/devices", headers=bearer(tokens["access_token"]))
-    assert r["status"] == 200 and isinstance(r["body"], list) and r["body"]
+    assert r["status"] == 200 and isinstance(r["body"], list)
     assert call("GET", "/plgd/api/v1/devices")["status"] == 401
 
 

@@ -5,11 +5,15 @@ faults. Observed from outside: the gateway's events, the C2C API, the flash
 read back through Store."""
 
 import json
-import urllib.error
+import shutil
+import threading
 import urllib.parse
 
 import pytest
+from test_portal import get, port_of
 from test_profiles import admin, api, configure
+
+from onboard_cli.simdevice import read_store
 
 RULES = """
 import json
@@ -186,3 +190,181 @@ def test_a_c2c_write_reaches_the_applications_setter(device, tmp_path, cloudsim)
     res = {r["href"]: r for r in {x["id"]: x for x in c2c(cloudsim)}[di]["resources"]}
     assert res["/light/1"]["content"] == {"value": True}
 
+
+
+# -- refresh, kills ---------------------------------------------------------------------
+
+def test_refresh_comes_before_expiry_and_the_new_pair_is_stored_in_one_write_before_use(
+        device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    cloudsim.lifetimes["plgd"] = 22  # IoTivity-Lite's margin for > 20 s: 10 s before
+    seen = {}
+    try:
+        d = online(device, tmp_path, cloudsim, timeout_s=5)
+        di = device_id(cloudsim, d)
+        first = d.store()["cloud"]
+        expiry = gw.access[first["access_token"]]["exp"]
+        generation = d.store_generation()
+
+        def hook(path, doc):
+            if doc and doc.get("di") == di:
+                if path == "/oic/sec/tokenrefresh":
+                    seen.setdefault("refresh_at", cloudsim.now())
+                elif path == "/oic/sec/session" and "refresh_at" in seen and "flash" not in seen:
+                    # the flash as the new access token is first used
+                    seen["presented"] = doc["accesstoken"]
+                    seen["flash"] = shutil.copytree(d.flash, tmp_path / "at-sign-in")
+        gw.on_request = hook
+        d.wait_note("renewed", timeout=30)
+        d.wait_note("online")
+    finally:
+        gw.on_request = None
+        cloudsim.lifetimes["plgd"] = 3600
+    assert seen["refresh_at"] < expiry
+    at_use = read_store(seen["flash"])
+    assert at_use["data"]["cloud"]["access_token"] == seen["presented"] != first["access_token"]
+    assert at_use["gen"] == generation + 1  # one write: the pair and its lifetime together
+    cloud = d.store()["cloud"]
+    assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
+
+
+@pytest.mark.parametrize("moment", ["the refresh arrives", "the new pair signs in"])
+def test_a_kill_during_a_refresh_leaves_a_device_that_comes_back(device, tmp_path, cloudsim,
+                                                                  moment):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    killed = threading.Event()
+
+    def hook(path, doc):
+        if killed.is_set() or not doc or doc.get("di") != di:
+            return
+        if path == "/oic/sec/tokenrefresh":
+            if moment == "the refresh arrives":
+                d.kill()  # the gateway rotates the pair the device will never get
+                killed.set()
+            else:
+                hook.refreshed = True
+        elif path == "/oic/sec/session" and getattr(hook, "refreshed", False):
+            d.kill()  # the new pair is stored: this sign-in uses it
+            killed.set()
+    gw.on_request = hook
+    try:
+        assert gw.kick(di)  # the device connects again: refresh, then sign-in
+        assert killed.wait(20)
+    finally:
+        gw.on_request = None
+    signups = events(cloudsim, di).count("signup")
+    again = device(same_as=d, config=d.config)
+    if moment == "the new pair signs in":
+        again.wait_state("RUNNING")
+        assert events(cloudsim, di).count("signup") == signups  # by itself
+        return
+    # the cloud spent the refresh token the device kept: 703, and a new code works
+    ev = again.wait_state("WAIT_CONFIG", last_error=703)
+    cloud = again.store()["cloud"]
+    assert cloud["cps"] == "failed" and "refresh_token" not in cloud
+    status, _, body = get(port_of(ev), "/config?" + urllib.parse.urlencode(
+        {"ssid": "home", "pass": "correct horse", **fields(cloudsim)}))
+    assert status == 200, body
+    again.wait_state("RUNNING")
+    assert events(cloudsim, di).count("signup") == signups + 1
+    assert again.store()["cloud"]["cps"] == "registered"
+
+
+# -- faults -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", [{"kind": "drop"}, {"kind": "status", "status": 503},
+                                   {"kind": "latency", "seconds": 4}],
+                         ids=["closes", "5.03", "silent"])
+def test_a_transient_gateway_fault_shows_702_and_keeps_the_registration(device, tmp_path,
+                                                                        cloudsim, fault):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    cloudsim.faults.add({"path": "/oic/sec/session", "method": "POST", **fault})
+    assert gw.kick(di)
+    d.wait_for(lambda e: e["last_error"] == 702, "last_error 702")
+    cloud = d.store()["cloud"]
+    assert cloud["cps"] == "registered" and cloud["refresh_token"] in gw.refresh
+    d.wait_state("RUNNING")
+    assert events(cloudsim, di).count("signup") == 1
+
+
+@pytest.mark.parametrize("path", ["/oic/sec/session", "/oic/sec/tokenrefresh"],
+                         ids=["sign-in", "refresh"])
+def test_a_401_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(
+        device, tmp_path, cloudsim, path):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    cloudsim.faults.add({"path": path, "method": "POST", "kind": "status", "status": 401})
+    assert gw.kick(di)
+    ev = d.wait_state("WAIT_CONFIG", last_error=703)
+    cloud = d.store()["cloud"]
+    assert cloud["cps"] == "failed" and cloud["clec"] == 4 and "access_token" not in cloud
+    status, _, body = get(port_of(ev), "/config?" + urllib.parse.urlencode(
+        {"ssid": "home", "pass": "correct horse", **fields(cloudsim)}))
+    assert status == 200, body
+    d.wait_state("RUNNING")
+    assert events(cloudsim, di).count("signup") == 2
+    assert d.store()["cloud"]["cps"] == "registered"
+
+
+def test_a_gateway_certificate_from_another_ca_is_refused_with_711(device, tmp_path, cloudsim,
+                                                                  pki_dir):
+    signups = sum(e == "signup" for _, e, _ in list(cloudsim.gateway.events))
+    d = plgd_device(device, tmp_path, cloudsim, ca=pki_dir / "ca.pem")
+    configure(d, **fields(cloudsim))
+    d.wait_for(lambda e: e["last_error"] == 711, "last_error 711")
+    cloud = d.store()["cloud"]
+    assert cloud["at"] and cloud["cps"] == "readytoregister"  # the code is kept for a retry
+    assert sum(e == "signup" for _, e, _ in list(cloudsim.gateway.events)) == signups
+
+
+# -- setup mode: Wi-Fi only, reset, redirect -------------------------------------------------
+
+def test_a_wifi_only_change_through_the_portal_keeps_the_registration(device, tmp_path,
+                                                                      cloudsim):
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    d.press(1500)
+    ev = d.wait_state("WAIT_CONFIG")
+    status, _, body = get(port_of(ev), "/config?" + urllib.parse.urlencode(
+        {"ssid": "cafe", "pass": "", "apn": "", "cis": "", "sid": "", "at": ""}))
+    assert status == 200, body
+    d.wait_state("RUNNING")
+    store = d.store()
+    assert store["wifi"]["networks"][0]["ssid"] == "cafe"
+    assert store["cloud"]["cps"] == "registered"
+    assert events(cloudsim, di).count("signup") == 1
+
+
+def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    gone = threading.Event()
+    gw.on_request = lambda path, doc: path == "/oic/sec/account" and doc is None and gone.set()
+    try:
+        d.press(1500)
+        ev = d.wait_state("WAIT_CONFIG")
+        assert get(port_of(ev), "/reset")[0] == 200
+        assert gone.wait(10)
+    finally:
+        gw.on_request = None
+    assert events(cloudsim, di)[-2:] == ["signout", "deregister"]
+    assert di not in [x["id"] for x in c2c(cloudsim)]
+    assert "cloud" not in d.store()
+
+
+def test_a_redirecturi_from_sign_up_is_followed_and_kept(device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    target = f"coap+tcp://127.0.0.1:{gw.port}"
+    api(cloudsim, "POST", "/_sim/plgd", {"redirect": target}, admin(cloudsim))
+    d = plgd_device(device, tmp_path, cloudsim)
+    configure(d, **fields(cloudsim, tls=True))
+    d.wait_state("RUNNING")
+    di = device_id(cloudsim, d)
+    assert d.store()["cloud"]["cis"] == target
+    assert gw.devices[di]["ctx"] is gw.contexts[False]  # signed in where it was sent

@@ -71,6 +71,7 @@ class Cloudsim:
         self.router.add("POST", "/_sim/clock", self._clock)
         self.router.add("GET", "/_sim/state", self._state)
         self.router.add("POST", "/_sim/downlink", self._downlink)
+        self.router.add("POST", "/_sim/plgd", self._plgd)
         self.clouds = {"imp": Imp(self), "blynk": Blynk(self), "spokezone": SpokeZone(self),
                        "plgd": Plgd(self), "att": AllThingsTalk(self)}
         for cloud in self.clouds.values():
@@ -196,6 +197,17 @@ class Cloudsim:
             raise HttpError(400, "cloud (blynk, spokezone, att), device and name are required")
         online = self.downlink(cloud, doc["device"], doc["name"], str(doc.get("payload", "")))
         return 200, {"online": online}
+
+    def _plgd(self, req):
+        self._admin(req)
+        doc = req.json()
+        if isinstance(doc.get("kick"), str):
+            return 200, {"kicked": self.gateway.kick(doc["kick"])}
+        if isinstance(doc.get("redirect"), str):
+            self.gateway.redirect = doc["redirect"]
+            return 200, {"redirect": doc["redirect"]}
+        raise HttpError(400, "kick: a device id (closes its connection), or redirect: a URI "
+                             "for the next sign-up's redirecturi")
 
     def _state(self, req):
         self._admin(req)

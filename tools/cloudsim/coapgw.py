@@ -83,7 +83,9 @@ class Gateway:
         # (monotonic time, event, di): signup, signin, signout, refresh, publish, deregister,
         # and each refusal as "<event> refused"
         self.events = collections.deque(maxlen=10000)
-        self.on_refresh = None  # test hook: f(stage) at "arrived" and "issued"
+        # test hook: f(path, doc) as each request arrives (after its fault), in the
+        # gateway's loop: a test can act at an observed moment (kill the device)
+        self.on_request = None
         self.redirect = None  # a URI sent as redirecturi at the next sign-up
         self.loop = None
         self.contexts = {}
@@ -145,6 +147,8 @@ class Gateway:
                 await asyncio.sleep(float(fault.get("seconds", 5)))
         try:
             if method == "DELETE" and path == "/oic/sec/account":
+                if self.on_request:
+                    self.on_request(path, None)
                 return self.deregister(request)
             if method != "POST":
                 return Message(code=Code.METHOD_NOT_ALLOWED)
@@ -154,6 +158,8 @@ class Gateway:
                 doc = None
             if not isinstance(doc, dict) or not isinstance(doc.get("di"), str):
                 raise _Refused(Code.BAD_REQUEST, "body: a CBOR map with di")
+            if self.on_request:
+                self.on_request(path, doc)
             with self.sim.lock:
                 reply = {"/oic/sec/account": self.sign_up, "/oic/sec/session": self.session,
                          "/oic/sec/tokenrefresh": self.token_refresh,
@@ -209,16 +215,12 @@ class Gateway:
 
     def token_refresh(self, doc, request, tls):
         di = doc["di"]
-        if self.on_refresh:
-            self.on_refresh("arrived")
         held = self.refresh.get(doc.get("refreshtoken"))
         if not held or held["di"] != di or held["uid"] != doc.get("uid"):
             raise _Refused(Code.UNAUTHORIZED, "refreshtoken: unknown or already used")
         del self.refresh[doc["refreshtoken"]]  # rotated: each works once
         reply = self._issue(di, held["uid"])
         self.log("refresh", di)
-        if self.on_refresh:
-            self.on_refresh("issued")
         return reply
 
     def publish(self, doc, request, tls):
@@ -251,6 +253,14 @@ class Gateway:
         return Message(code=Code.DELETED)
 
     # -- the gateway as a client of the device ---------------------------------------
+
+    def kick(self, di):
+        """Close the device's connection (as a gateway restarting would)."""
+        dev = self.devices.get(di)
+        if dev and dev["remote"] and dev["remote"]._transport:
+            self.loop.call_soon_threadsafe(dev["remote"]._transport.abort)
+            return True
+        return False
 
     def online(self, di):
         dev = self.devices.get(di)

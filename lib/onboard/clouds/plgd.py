@@ -145,7 +145,7 @@ async def _session(rt, di):
     import asyncio
     import time
 
-    from onboard.clouds import renew_margin, seconds
+    from onboard.clouds import Transient, renew_margin, seconds
 
     c = rt.store.get("cloud")
     if not _live.w:  # (redirected)
@@ -170,6 +170,8 @@ async def _session(rt, di):
         ping = 0
         while True:
             left = time.ticks_diff(due, time.ticks_ms())
+            if not conn.w:
+                raise Transient("closed", 0)
             if left <= 0:
                 return None  # refresh due: start() again, on this connection
             while _dirty:
