@@ -17,18 +17,19 @@ from onboard_cli.simdevice import read_store
 
 RULES = """
 import json
-from onboard.clouds.plgd import write_conf, read_conf, check
+from onboard.clouds.plgd import check
+from onboard.ocf import write_conf, read_conf
 FULL = {"apn": "plgd", "cis": "coaps+tcp://127.0.0.1:5684", "sid": "sid-1", "at": "code-1"}
 REG = {"cps": "registered", "cis": "coap+tcp://h:1", "refresh_token": "r"}
 cases = [
-    ("empty cis deregisters", lambda: write_conf(REG, {"cis": ""})),
-    ("cis+at+sid accepted", lambda: write_conf({}, FULL)),
-    ("cis alone rejected", lambda: write_conf({}, {"cis": "coaps+tcp://h:1"})),
-    ("cis+sid without at rejected", lambda: write_conf({}, {"cis": "coap+tcp://h:1", "sid": "s"})),
-    ("at alone rejected", lambda: write_conf({}, {"at": "a"})),
-    ("a write naming cps rejected", lambda: write_conf({}, dict(FULL, cps="registered"))),
-    ("an http cis rejected", lambda: write_conf({}, dict(FULL, cis="https://h"))),
-    ("a new code accepted after a failure", lambda: write_conf({"cps": "failed"}, FULL)),
+    ("empty cis deregisters", lambda: write_conf({"cis": ""})),
+    ("cis+at+sid accepted", lambda: write_conf(FULL)),
+    ("cis alone rejected", lambda: write_conf({"cis": "coaps+tcp://h:1"})),
+    ("cis+sid without at rejected", lambda: write_conf({"cis": "coap+tcp://h:1", "sid": "s"})),
+    ("at alone rejected", lambda: write_conf({"at": "a"})),
+    ("a write naming cps rejected", lambda: write_conf(dict(FULL, cps="registered"))),
+    ("an http cis rejected", lambda: write_conf(dict(FULL, cis="https://h"))),
+    ("a new code accepted after a failure", lambda: check(FULL, {}, {"cps": "failed"})),
     ("wifi only keeps the registration",
      lambda: check({"ssid": "x", "cis": "", "at": ""}, {}, REG)),
 ]
@@ -84,14 +85,14 @@ def test_a_wifi_only_change_keeps_the_registration(rules):
 
 APP = """
 import json
-from onboard.clouds import plgd
+from onboard import ocf
 light = {"value": False}
 def _set(doc):
     light["value"] = doc.get("value")
     with open("light.json", "w") as f:  # (the flash: what the test reads back)
         json.dump(light, f)
-plgd.resource("/light/1", "oic.r.switch.binary", lambda: dict(light), _set)
-plgd.resource("/sensor/1", "oic.r.temperature", lambda: {"temperature": 21.5})
+ocf.resource("/light/1", "oic.r.switch.binary", lambda: dict(light), _set)
+ocf.resource("/sensor/1", "oic.r.temperature", lambda: {"temperature": 21.5})
 """
 
 
