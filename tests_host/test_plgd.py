@@ -193,6 +193,15 @@ def test_a_c2c_write_reaches_the_applications_setter(device, tmp_path, cloudsim)
 
 
 
+
+def test_a_change_reaches_the_gateways_observation_as_a_notification(device, tmp_path,
+                                                                     cloudsim):
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 5})
+    assert cloudsim.gateway.wait_event(di, "notified /light/1")
+    assert cloudsim.gateway.devices[di]["links"]["/light/1"]["content"] == {"value": 5}
+
 # -- refresh, kills ---------------------------------------------------------------------
 
 def test_refresh_comes_before_expiry_and_the_new_pair_is_stored_in_one_write_before_use(
@@ -344,18 +353,12 @@ def test_a_wifi_only_change_through_the_portal_keeps_the_registration(device, tm
 
 
 def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim):
-    gw = cloudsim.gateway
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
-    gone = threading.Event()
-    gw.on_request = lambda path, doc: path == "/oic/sec/account" and doc is None and gone.set()
-    try:
-        d.press(1500)
-        ev = d.wait_state("WAIT_CONFIG")
-        assert get(port_of(ev), "/reset")[0] == 200
-        assert gone.wait(10)
-    finally:
-        gw.on_request = None
+    d.press(1500)
+    ev = d.wait_state("WAIT_CONFIG")
+    assert get(port_of(ev), "/reset")[0] == 200
+    assert cloudsim.gateway.wait_event(di, "deregister")
     assert events(cloudsim, di)[-2:] == ["signout", "deregister"]
     assert di not in [x["id"] for x in c2c(cloudsim)]
     assert "cloud" not in d.store()

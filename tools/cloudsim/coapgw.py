@@ -87,6 +87,7 @@ class Gateway:
         # gateway's loop: a test can act at an observed moment (kill the device)
         self.on_request = None
         self.redirect = None  # a URI sent as redirecturi at the next sign-up
+        self.changed = threading.Condition()
         self.loop = None
         self.contexts = {}
 
@@ -129,8 +130,16 @@ class Gateway:
     # -- the device's requests ---------------------------------------------------
 
     def log(self, event, di):
-        self.events.append((time.monotonic(), event, di))
+        with self.changed:
+            self.events.append((time.monotonic(), event, di))
+            self.changed.notify_all()
         self.sim.log(f"plgd gateway: {event} {di}")
+
+    def wait_event(self, di, event, timeout=20):
+        """True once the gateway logged this event for the device (tests)."""
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: any(e == event and who == di for _, e, who in self.events), timeout)
 
     async def handle(self, path, tls, request):
         method = request.code.name  # POST, DELETE, ...
@@ -184,7 +193,7 @@ class Gateway:
         if not grant or grant["client_id"] != DEVICE_CLIENT:
             raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown or used code")
         del self.plgd.codes[code]  # a code works once
-        self.devices[di] = {"uid": USER, "links": {}, "remote": None, "ctx": None}
+        self.devices[di] = {"di": di, "uid": USER, "links": {}, "remote": None, "ctx": None}
         reply = {**self._issue(di, USER), "uid": USER}
         if self.redirect:
             reply["redirecturi"], self.redirect = self.redirect, None
@@ -278,6 +287,7 @@ class Gateway:
             self._content(dev, href, first)
             async for note in req.observation:
                 self._content(dev, href, note)
+                self.log(f"notified {href}", dev["di"])
         except Exception:  # noqa: BLE001  the device went away or answered badly
             pass
 
