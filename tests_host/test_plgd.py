@@ -352,12 +352,17 @@ def test_a_wifi_only_change_through_the_portal_keeps_the_registration(device, tm
     assert events(cloudsim, di).count("signup") == 1
 
 
-def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim):
+@pytest.mark.parametrize("how", ["portal", "button"])
+def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim, how):
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
-    d.press(1500)
-    ev = d.wait_state("WAIT_CONFIG")
-    assert get(port_of(ev), "/reset")[0] == 200
+    if how == "portal":  # in setup mode, offline
+        d.press(1500)
+        ev = d.wait_state("WAIT_CONFIG")
+        assert get(port_of(ev), "/reset")[0] == 200
+    else:  # a 10 s hold while online: the session is cancelled at the same time
+        d.press(10500)
+        d.wait_state("RESET_CONFIG", timeout=30)
     assert cloudsim.gateway.wait_event(di, "deregister")
     assert events(cloudsim, di)[-2:] == ["signout", "deregister"]
     assert di not in [x["id"] for x in c2c(cloudsim)]
@@ -374,3 +379,41 @@ def test_a_redirecturi_from_sign_up_is_followed_and_kept(device, tmp_path, cloud
     di = device_id(cloudsim, d)
     assert d.store()["cloud"]["cis"] == target
     assert gw.devices[di]["ctx"] is gw.contexts[False]  # signed in where it was sent
+
+
+# -- the gateway alone (aiocoap's client as the device) -----------------------------------
+
+def sign_up(sim, code, di="00000000-0000-4000-8000-00000000beef"):
+    import asyncio
+
+    import cbor2
+    from aiocoap import POST, Context, Message
+
+    async def go():
+        ctx = await Context.create_client_context(transports=["tcpclient"])
+        try:
+            msg = Message(code=POST, uri=f"coap+tcp://127.0.0.1:{sim.gateway.port}/oic/sec/account",
+                          payload=cbor2.dumps({"di": di, "authprovider": "plgd",
+                                               "accesstoken": code}), content_format=10000)
+            return str((await ctx.request(msg).response).code)
+        finally:
+            await ctx.shutdown()
+    return asyncio.run(go())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_gateway_takes_a_portal_code_once(cloudsim):
+    code = onboard_code(cloudsim)
+    assert sign_up(cloudsim, code).startswith("2.04")
+    assert sign_up(cloudsim, code).startswith("4.01")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_gateway_refuses_a_code_it_did_not_issue_for_devices(cloudsim):
+    from test_cloudsim import CALLBACK, browser_get
+    _, location = browser_get(cloudsim, "/plgd/authorize?" + urllib.parse.urlencode(
+        {"response_type": "code", "client_id": "test-app", "redirect_uri": CALLBACK}),
+        admin(cloudsim))
+    app_code = dict(urllib.parse.parse_qsl(location.split("?", 1)[1]))["code"]
+    assert sign_up(cloudsim, app_code).startswith("4.01")  # an application's code
+    assert sign_up(cloudsim, "made-up-code").startswith("4.01")

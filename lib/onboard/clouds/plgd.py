@@ -127,6 +127,9 @@ async def _session(rt):
 async def bye(rt, cloud):
     """Sign out and deregister (DELETE /oic/sec/account), best effort: the
     configuration is being reset."""
+    import asyncio
+
+    await asyncio.sleep_ms(100)  # the session, cancelled, closes its connection first
     try:
         await _ask(rt, cloud["cis"], "/oic/sec/session", {"uid": cloud["uid"], "login": False})
         await _ask(rt, cloud["cis"], "/oic/sec/account", {}, None, 4, (
