@@ -303,6 +303,27 @@ def test_a_transient_gateway_fault_shows_702_and_keeps_the_registration(device, 
     assert events(cloudsim, di).count("signup") == 1
 
 
+@pytest.mark.parametrize("body", [
+    {"accesstoken": 7, "refreshtoken": "r", "expiresin": 60},
+    {"accesstoken": "a", "refreshtoken": None, "expiresin": 60},
+    ["not", "a", "map"], None], ids=["number", "null", "list", "not-cbor"])
+def test_a_refresh_reply_of_the_wrong_shape_shows_702_and_keeps_the_pair(device, tmp_path,
+                                                                         cloudsim, body):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    kept = d.store()["cloud"]
+    fault = {"path": "/oic/sec/tokenrefresh", "method": "POST", "kind": "shape"}
+    cloudsim.faults.add(fault if body is None else {**fault, "body": body})
+    assert gw.kick(di)
+    d.wait_for(lambda e: e["last_error"] == 702, "last_error 702")
+    cloud = d.store()["cloud"]
+    assert (cloud["access_token"], cloud["refresh_token"]) == (kept["access_token"],
+                                                               kept["refresh_token"])
+    d.wait_state("RUNNING")  # the pair it kept still refreshes
+    assert d.restarts() == 0
+
+
 @pytest.mark.parametrize("path", ["/oic/sec/session", "/oic/sec/tokenrefresh"],
                          ids=["sign-in", "refresh"])
 def test_a_401_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(

@@ -17,7 +17,8 @@ publishResource.go) and IoTivity-Lite's cloud manager use it:
 Refused credentials get 4.01, a malformed body 4.00. Faults from
 /_sim/faults match a path here ("/oic/sec/session", ...): "drop" closes the
 connection, "status" answers that status (503 -> 5.03, 401 -> 4.01),
-"latency" stays silent for "seconds"."""
+"latency" stays silent for "seconds", "shape" answers 2.04 with "body" (as
+CBOR; without one, bytes that are not CBOR)."""
 
 import asyncio
 import collections
@@ -152,6 +153,9 @@ class Gateway:
                 return Message(code=Code.SERVICE_UNAVAILABLE)  # (never sent: closed)
             if kind == "status":
                 return Message(code=coap_code(int(fault.get("status", 503))))
+            if kind == "shape":  # 2.04 with a body of another shape (not CBOR without one)
+                return Message(code=Code.CHANGED, content_format=OCF_CBOR, payload=cbor2.dumps(
+                    fault["body"]) if "body" in fault else b"\xff not cbor")
             if kind == "latency":
                 await asyncio.sleep(float(fault.get("seconds", 5)))
         try:
