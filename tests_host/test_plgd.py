@@ -430,6 +430,16 @@ def test_the_gateway_takes_a_portal_code_once(cloudsim):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_code_onboard_plgd_onboard_prints_signs_up_at_the_gateway(cloudsim):
+    from test_cloud_commands import ok
+    from test_cloud_commands import onboard as cli
+    cis = f"coaps+tcp://127.0.0.1:{cloudsim.gateway.tls_port}"
+    conf = ok(cli(cloudsim, "plgd", "onboard", "--token", cloudsim.admin_token, "--cis", cis))
+    assert conf["cis"] == cis and conf["apn"] == "plgd"
+    assert sign_up(cloudsim, conf["at"]).startswith("2.04")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_the_gateway_refuses_a_code_it_did_not_issue_for_devices(cloudsim):
     from test_cloudsim import CALLBACK, browser_get
     _, location = browser_get(cloudsim, "/plgd/authorize?" + urllib.parse.urlencode(
