@@ -29,6 +29,8 @@ cases = [
     ("at alone rejected", lambda: write_conf({"at": "a"})),
     ("a write naming cps rejected", lambda: write_conf(dict(FULL, cps="registered"))),
     ("an http cis rejected", lambda: write_conf(dict(FULL, cis="https://h"))),
+    ("a cis without a port rejected", lambda: write_conf(dict(FULL, cis="coap+tcp://h"))),
+    ("a cis without a scheme rejected", lambda: write_conf(dict(FULL, cis="h:5683"))),
     ("a new code accepted after a failure", lambda: check(FULL, {}, {"cps": "failed"})),
     ("wifi only keeps the registration",
      lambda: check({"ssid": "x", "cis": "", "at": ""}, {}, REG)),
@@ -56,6 +58,8 @@ def rules(mpy_in):
     ("at alone rejected", "rejected", "cis: "),
     ("a write naming cps rejected", "rejected", "cps: "),
     ("an http cis rejected", "rejected", "cis: "),
+    ("a cis without a port rejected", "rejected", "cis: "),
+    ("a cis without a scheme rejected", "rejected", "cis: "),
     ("a new code accepted after a failure", "accepted", "readytoregister"),
 ])
 def test_coapcloudconf_write_rules(rules, case, outcome, detail):
@@ -353,6 +357,55 @@ def test_a_gateway_certificate_from_another_ca_is_refused_with_711(device, tmp_p
     cloud = d.store()["cloud"]
     assert cloud["at"] and cloud["cps"] == "readytoregister"  # the code is kept for a retry
     assert sum(e == "signup" for _, e, _ in list(cloudsim.gateway.events)) == signups
+
+
+class Blackhole:
+    """A TCP relay to the gateway that can stop passing bytes, both ways,
+    while both connections stay open (a link gone silent)."""
+
+    def __init__(self, port):
+        import socket
+        self.target, self.silent = port, threading.Event()
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target))
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while data := src.recv(65536):
+                if not self.silent.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+
+    def close(self):
+        self.lsock.close()
+
+
+def test_a_link_gone_silent_is_found_by_the_keepalive_ping_and_left(device, tmp_path,
+                                                                   cloudsim):
+    relay = Blackhole(cloudsim.gateway.port)
+    try:
+        d = plgd_device(device, tmp_path, cloudsim, keepalive_s=1)
+        configure(d, **{**fields(cloudsim), "cis": f"coap+tcp://127.0.0.1:{relay.port}"})
+        d.wait_state("RUNNING")
+        relay.silent.set()  # nothing passes, nothing closes: only a Ping finds out
+        d.wait_for(lambda e: e["last_error"] == 702, "last_error 702")
+        relay.silent.clear()
+        d.wait_state("RUNNING")  # a new connection through the relay
+    finally:
+        relay.close()
 
 
 # -- setup mode: Wi-Fi only, reset, redirect -------------------------------------------------

@@ -31,8 +31,9 @@ def write_conf(props):
             if not v or len(v) > 512:
                 raise ValueError(n + ": cis, at and sid together")
             out[n] = v
-        if cis.split("://")[0] not in ("coap+tcp", "coaps+tcp"):  # pyright: ignore
-            raise ValueError("cis: coap+tcp:// or coaps+tcp://")
+        p = cis.partition("://")  # pyright: ignore
+        if p[0] not in ("coap+tcp", "coaps+tcp") or not p[2].rpartition(":")[2].isdigit():
+            raise ValueError("cis: coap+tcp://host:port or coaps+tcp://host:port")
         out["cps"] = "readytoregister"
     return out
 

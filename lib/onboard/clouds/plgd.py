@@ -112,11 +112,12 @@ async def _session(rt):
         due = time.ticks_add(time.ticks_ms(),
                              (life - (renew_margin(life) if life > 20 else 0)) * 1000)
         t = 0
+        ka = rt.config.get("keepalive_s", 20) * 2  # a Ping every 20 s, as IoTivity-Lite's
         while time.ticks_diff(due, time.ticks_ms()) > 0:
             await ocf.notify(_live)
             await asyncio.sleep_ms(500)
             t += 1
-            if not (_live.w and t % 40):  # a Ping every 20 s (as IoTivity-Lite), or closed
+            if not (_live.w and t % ka):  # (on a closed connection: ProtocolError)
                 await _live.request(0xE2, "", timeout_ms=5000)
         return None  # refresh due: start() again, on this connection
     except BaseException:
