@@ -203,7 +203,7 @@ def test_a_change_reaches_the_gateways_observation_as_a_notification(device, tmp
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
     c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 5})
-    assert cloudsim.gateway.wait_event(di, "notified /light/1")
+    assert cloudsim.gateway.wait_event(di, "notified /light/1"), events(cloudsim, di)
     assert cloudsim.gateway.devices[di]["links"]["/light/1"]["content"] == {"value": 5}
 
 # -- refresh, kills ---------------------------------------------------------------------
@@ -388,6 +388,8 @@ class Blackhole:
                     dst.sendall(data)
         except OSError:
             pass
+        finally:  # one side closed: so does the other
+            dst.close()
 
     def close(self):
         self.lsock.close()

@@ -78,6 +78,7 @@ class Gateway:
         self.certfile, self.keyfile = certfile, keyfile
         self.port = port or free_port()
         self.tls_port = tls_port or free_port(pair=True)
+        self.fixed = {False: bool(port), True: bool(tls_port)}
         self.devices = {}  # di -> {"uid", "links": {href: {"rt", "content"}}, "remote", "ctx"}
         self.access = {}  # device access token -> {"di", "uid", "exp"}
         self.refresh = {}  # device refresh token -> {"di", "uid"}
@@ -107,13 +108,23 @@ class Gateway:
             site = resource.Site()
             for path in ("oic/sec/account", "oic/sec/session", "oic/sec/tokenrefresh", "oic/rd"):
                 site.add_resource(path.split("/"), _Endpoint(self, "/" + path, tls))
-            if tls:  # (aiocoap's TLS server listens one above the port it is given)
-                self.contexts[tls] = await Context.create_server_context(
-                    site, bind=("127.0.0.1", self.tls_port - 1), transports=["tlsserver"],
-                    _ssl_context=sslctx)
-            else:
-                self.contexts[tls] = await Context.create_server_context(
-                    site, bind=("127.0.0.1", self.port), transports=["tcpserver"])
+            for attempt in range(20):  # a free port taken meanwhile: another one
+                try:
+                    if tls:  # (aiocoap's TLS server listens one above the port it is given)
+                        self.contexts[tls] = await Context.create_server_context(
+                            site, bind=("127.0.0.1", self.tls_port - 1),
+                            transports=["tlsserver"], _ssl_context=sslctx)
+                    else:
+                        self.contexts[tls] = await Context.create_server_context(
+                            site, bind=("127.0.0.1", self.port), transports=["tcpserver"])
+                    break
+                except OSError:
+                    if attempt == 19 or self.fixed[tls]:
+                        raise
+                    if tls:
+                        self.tls_port = free_port(pair=True)
+                    else:
+                        self.port = free_port()
 
     def run(self, coro, timeout=10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -313,27 +324,27 @@ class Gateway:
         self._content(dev, href, res)
         return res.code, (cbor2.loads(res.payload) if res.payload else None)
 
-    def retrieve(self, di, href):
-        """The resource's content: asked of the device when online, else the last known."""
-        if self.online(di):
+    async def _ask_all(self, asks):
+        async def one(di, href):
             try:
-                self.run(self._ask(di, GET, href))
-            except Exception:  # noqa: BLE001
+                await asyncio.wait_for(self._ask(di, GET, href), 2)
+            except Exception:  # noqa: BLE001  (the last known content stays)
                 pass
-        return self.devices[di]["links"][href]["content"]
+        await asyncio.gather(*(one(di, href) for di, href in asks))
 
     def update(self, di, href, body):
         """(code, content) of a POST to the device's resource."""
         return self.run(self._ask(di, POST, href, body))
 
     def listing(self):
-        """The devices as the C2C API shows them."""
-        out = []
-        for di in list(self.devices):
-            dev = self.devices[di]
-            online = self.online(di)
-            out.append({"id": di, "onboarded": True,
-                        "metadata": {"connection": {"status": "ONLINE" if online else "OFFLINE"}},
-                        "resources": [{"href": h, "rt": v["rt"], "content": self.retrieve(di, h)}
-                                      for h, v in list(dev["links"].items())]})
-        return out
+        """The devices as the C2C API shows them: each online device's resources
+        asked at once (2 s at most), the last known content otherwise."""
+        devices = list(self.devices.items())
+        online = {di: self.online(di) for di, _ in devices}
+        self.run(self._ask_all([(di, h) for di, dev in devices if online[di]
+                                for h in list(dev["links"])]))
+        return [{"id": di, "onboarded": True,
+                 "metadata": {"connection": {"status": "ONLINE" if online[di] else "OFFLINE"}},
+                 "resources": [{"href": h, "rt": v["rt"], "content": v["content"]}
+                               for h, v in list(dev["links"].items())]}
+                for di, dev in devices]
