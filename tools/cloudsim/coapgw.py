@@ -298,9 +298,12 @@ class Gateway:
             msg = Message(code=GET, uri_path=href.strip("/").split("/"), observe=0)
             msg.remote = dev["remote"]
             req = dev["ctx"].request(msg)
+            # listening before the first response: a notification right after it is not missed
+            notes = req.observation.__aiter__()
             first = await asyncio.wait_for(req.response, 10)
             self._content(dev, href, first)
-            async for note in req.observation:
+            while True:
+                note = await notes.__anext__()  # (StopAsyncIteration: the observation ended)
                 self._content(dev, href, note)
                 self.log(f"notified {href}", dev["di"])
         except Exception:  # noqa: BLE001  the device went away or answered badly
