@@ -3,4 +3,9 @@ import board
 
 from onboard.runtime import main
 
+try:
+    import app  # noqa: F401  the product's own code on the flash (its plgd resources, hooks)
+except ImportError:
+    pass
+
 main(board)

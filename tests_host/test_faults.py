@@ -54,14 +54,6 @@ def bound(attempt):
     return min(BACKOFF["cap"], BACKOFF["base"] * 2 ** (attempt - 1))
 
 
-def plgd_device(device, cloudsim, **config):
-    from test_plgd import onboard_fields
-    d = device(config={"profile": "plgd", "api": f"https://127.0.0.1:{cloudsim.https_port}/plgd",
-                       "ca": str(cloudsim.dir / "ca.pem"),
-                       "time": cloudsim.time_config(), **FAST, **config})
-    return d, onboard_fields(cloudsim, f"plgd-faults-{id(d)}")
-
-
 def att_device(device, cloudsim, **config):
     att = cloudsim.clouds["att"]
     device_id = next(iter(att.devices))
@@ -75,24 +67,16 @@ def att_device(device, cloudsim, **config):
 OPERATIONS = {
     "blynk-activation": (blynk_device, "/blynk/external/api/provision"),
     "spokezone-renewal": (spokezone_renewing, "/spokezone/loginDevice"),
-    "plgd-token-exchange": (plgd_device, "/plgd/oauth/token"),
 }
 # the stored fields that are credentials: what a transient fault must leave alone
-CREDENTIALS = {"blynk-activation": ("token",), "spokezone-renewal": ("token", "uuid"),
-               "plgd-token-exchange": ("at", "cis", "sid"),
-               "plgd-refresh": ("access_token", "refresh_token")}
-
-
-# faults after which the server has spent a single-use grant (an authorization
-# code, a rotated refresh token) although the device never got the reply: the
-# retry is refused and a person must provide new credentials
-SPENT = {("plgd-token-exchange", "truncated"), ("plgd-refresh", "truncated")}
+# (plgd speaks CoAP to its gateway: its fault matrix is in test_plgd.py)
+CREDENTIALS = {"blynk-activation": ("token",), "spokezone-renewal": ("token", "uuid")}
 
 
 def expect(d, operation, fault):
-    """What follows an injected fault: 703 and setup mode when refused (or the
-    grant was spent), else a retry inside the backoff bounds that gets through;
-    the stored credentials are untouched either way."""
+    """What follows an injected fault: 703 and setup mode when refused, else a
+    retry inside the backoff bounds that gets through; the stored credentials
+    are untouched either way."""
     def credentials():
         cloud = d.store()["cloud"]
         return {k: cloud.get(k) for k in CREDENTIALS[operation]}
@@ -100,7 +84,7 @@ def expect(d, operation, fault):
     wifi = d.store()["wifi"]
     kept = credentials()
     assert all(kept.values())
-    if fault == "401" or (operation, fault) in SPENT:
+    if fault == "401":
         d.wait_state("WAIT_CONFIG", last_error=703)
         assert credentials() == kept  # kept: a person decides what replaces them
         return
@@ -131,20 +115,6 @@ def test_http_fault(device, cloudsim, operation, fault):
     configure(d, **fields)
     d.wait_state("CONNECTING_CLOUD")
     expect(d, operation, fault)
-
-
-@pytest.mark.parametrize("fault", sorted(HTTP_FAULTS))
-def test_plgd_refresh_fault(device, cloudsim, fault):
-    # a registered device refreshes at boot: power it off, arm the fault, boot it
-    d, fields = plgd_device(device, cloudsim)
-    configure(d, **fields)
-    d.wait_state("RUNNING")
-    d.kill()
-    cloudsim.faults.add({"path": "/plgd/oauth/token", **HTTP_FAULTS[fault]})
-    again = device(same_as=d, config=d.config)
-    again.sim, again.fault_path = cloudsim, "/plgd/oauth/token"
-    again.wait_state("CONNECTING_CLOUD")
-    expect(again, "plgd-refresh", fault)
 
 
 def closed_port():
@@ -205,11 +175,6 @@ def test_mqtt_login_refused_is_703_and_setup_mode(device, cloudsim, profile, mon
 BAD_BODIES = {
     "spokezone-renewal": [(201, {"token": 12345}), (201, {"token": "not.a.jwt"}),
                           (201, {"token": ""}), (201, {"token": ["a", "b"]})],
-    "plgd-token-exchange": [(200, {"access_token": "a", "refresh_token": "r",
-                                   "expires_in": "3600"}),
-                            (200, {"access_token": 7, "refresh_token": "r", "expires_in": 60}),
-                            (200, {"access_token": "a", "refresh_token": None,
-                                   "expires_in": 60})],
 }
 
 
@@ -237,25 +202,6 @@ def test_reply_of_the_wrong_shape_keeps_credentials_retries_and_never_reboots(
     assert d.restarts() == 0
     if operation == "spokezone-renewal":  # what the device uses is what the cloud issued
         assert d.store()["cloud"]["token"] != doc.get("token")
-
-
-@pytest.mark.parametrize("case", range(3))
-def test_refresh_reply_of_the_wrong_shape_keeps_the_pair_and_never_reboots(device, cloudsim,
-                                                                            case):
-    status, doc = BAD_BODIES["plgd-token-exchange"][case]
-    d, fields = plgd_device(device, cloudsim)
-    configure(d, **fields)
-    d.wait_state("RUNNING")
-    d.kill()
-    kept = credential_fields(d, "plgd-refresh")
-    cloudsim.faults.add({"path": "/plgd/oauth/token", "kind": "shape", "status": status,
-                         "body": doc})
-    again = device(same_as=d, config=d.config)
-    retry = again.wait_note("retry_in")
-    assert retry["last_error"] == 702
-    assert credential_fields(again, "plgd-refresh") == kept
-    again.wait_state("RUNNING", timeout=30)
-    assert again.restarts() == 0
 
 
 # What the device shows for each way a connection can fail before any reply:

@@ -1,31 +1,44 @@
-"""plgd: coapcloudconf write rules, token exchange, refresh and rotation."""
+"""plgd as a real plgd device: coapcloudconf write rules, then a simulated
+device configured through its portal against cloudsim's CoAP gateway
+(aiocoap): sign-up, sign-in, publish, the C2C API, refresh, kills and
+faults. Observed from outside: the gateway's events, the C2C API, the flash
+read back through Store."""
 
 import json
-import secrets
+import shutil
 import threading
 import urllib.parse
 
 import pytest
-from test_profiles import configure
+from test_portal import get, port_of
+from test_profiles import admin, api, configure
+
+from onboard_cli.simdevice import read_store
 
 RULES = """
 import json
-from onboard.clouds.plgd import write_conf, read_conf
+from onboard.clouds.plgd import check
+from onboard.ocf import write_conf, read_conf
 FULL = {"apn": "plgd", "cis": "coaps+tcp://127.0.0.1:5684", "sid": "sid-1", "at": "code-1"}
+REG = {"cps": "registered", "cis": "coap+tcp://h:1", "refresh_token": "r"}
 cases = [
-    ("empty cis resets", {"cps": "registered", "cis": "x", "at": "a"}, {"cis": ""}),
-    ("cis+at+sid accepted", {}, FULL),
-    ("cis alone rejected", {}, {"cis": "coaps+tcp://h"}),
-    ("cis+sid without at rejected", {}, {"cis": "c", "sid": "s"}),
-    ("at alone rejected", {}, {"at": "a"}),
-    ("rejected while registering", {"cps": "registering"}, FULL),
-    ("rejected while registered", {"cps": "registered"}, FULL),
-    ("reset accepted while registered", {"cps": "registered"}, {"cis": ""}),
+    ("empty cis deregisters", lambda: write_conf({"cis": ""})),
+    ("cis+at+sid accepted", lambda: write_conf(FULL)),
+    ("cis alone rejected", lambda: write_conf({"cis": "coaps+tcp://h:1"})),
+    ("cis+sid without at rejected", lambda: write_conf({"cis": "coap+tcp://h:1", "sid": "s"})),
+    ("at alone rejected", lambda: write_conf({"at": "a"})),
+    ("a write naming cps rejected", lambda: write_conf(dict(FULL, cps="registered"))),
+    ("an http cis rejected", lambda: write_conf(dict(FULL, cis="https://h"))),
+    ("a cis without a port rejected", lambda: write_conf(dict(FULL, cis="coap+tcp://h"))),
+    ("a cis without a scheme rejected", lambda: write_conf(dict(FULL, cis="h:5683"))),
+    ("a new code accepted after a failure", lambda: check(FULL, {}, {"cps": "failed"})),
+    ("wifi only keeps the registration",
+     lambda: check({"ssid": "x", "cis": "", "at": ""}, {}, REG)),
 ]
-for name, current, props in cases:
+for name, f in cases:
     try:
-        out = write_conf(current, props)
-        print(json.dumps([name, "accepted", out.get("cps"), read_conf(out)]))
+        out = f()
+        print(json.dumps([name, "accepted", out, read_conf(out)]))
     except ValueError as e:
         print(json.dumps([name, "rejected", str(e), None]))
 """
@@ -37,21 +50,30 @@ def rules(mpy_in):
     return {row[0]: row[1:] for row in map(json.loads, run.lines)}
 
 
-@pytest.mark.parametrize("case,outcome,cps", [
-    ("empty cis resets", "accepted", "uninitialized"),
-    ("cis+at+sid accepted", "accepted", "readyToRegister"),
-    ("cis alone rejected", "rejected", None),
-    ("cis+sid without at rejected", "rejected", None),
-    ("at alone rejected", "rejected", None),
-    ("rejected while registering", "rejected", None),
-    ("rejected while registered", "rejected", None),
-    ("reset accepted while registered", "accepted", "uninitialized"),
+@pytest.mark.parametrize("case,outcome,detail", [
+    ("empty cis deregisters", "accepted", "uninitialized"),
+    ("cis+at+sid accepted", "accepted", "readytoregister"),
+    ("cis alone rejected", "rejected", "at: "),
+    ("cis+sid without at rejected", "rejected", "at: "),
+    ("at alone rejected", "rejected", "cis: "),
+    ("a write naming cps rejected", "rejected", "cps: "),
+    ("an http cis rejected", "rejected", "cis: "),
+    ("a cis without a port rejected", "rejected", "cis: "),
+    ("a cis without a scheme rejected", "rejected", "cis: "),
+    ("a new code accepted after a failure", "accepted", "readytoregister"),
 ])
-def test_coapcloudconf_write_rules(rules, case, outcome, cps):
-    got, detail, _ = rules[case]
+def test_coapcloudconf_write_rules(rules, case, outcome, detail):
+    got, out, _ = rules[case]
     assert got == outcome
     if outcome == "accepted":
-        assert detail == cps
+        assert out["cps"] == detail and out["clec"] == 0
+    else:
+        assert out.startswith(detail)
+
+
+def test_an_empty_cis_clears_the_tokens(rules):
+    _, out, read = rules["empty cis deregisters"]
+    assert out["refresh_token"] is None and read["cis"] is None
 
 
 def test_at_is_never_returned_by_a_read(rules):
@@ -59,106 +81,425 @@ def test_at_is_never_returned_by_a_read(rules):
     assert reads and all("at" not in read for read in reads)
 
 
-def plgd_code(cloudsim, device_id):
+def test_a_wifi_only_change_keeps_the_registration(rules):
+    assert rules["wifi only keeps the registration"][:2] == ["accepted", {}]
+
+
+# -- a device against the gateway ----------------------------------------------------
+
+APP = """
+import json
+from onboard import ocf
+light = {"value": False}
+def _set(doc):
+    light["value"] = doc.get("value")
+    with open("light.json", "w") as f:  # (the flash: what the test reads back)
+        json.dump(light, f)
+ocf.resource("/light/1", "oic.r.switch.binary", lambda: dict(light), _set)
+ocf.resource("/sensor/1", "oic.r.temperature", lambda: {"temperature": 21.5})
+"""
+
+
+def onboard_code(sim):
+    """The portal's "Onboard Device" code, as `onboard plgd onboard` prints it."""
     from test_cloudsim import CALLBACK, browser_get
     status, location = browser_get(
-        cloudsim, "/plgd/authorize?" + urllib.parse.urlencode(
-            {"response_type": "code", "client_id": "onboard-device", "redirect_uri": CALLBACK,
-             "device_id": device_id}),
-        {"Authorization": f"Bearer {cloudsim.admin_token}"})
+        sim, "/plgd/authorize?" + urllib.parse.urlencode(
+            {"response_type": "code", "client_id": "onboard-device", "redirect_uri": CALLBACK}),
+        admin(sim))
     assert status == 302
     return dict(urllib.parse.parse_qsl(location.split("?", 1)[1]))["code"]
 
 
-def plgd_device(device, cloudsim, **config):
-    return device(config={"profile": "plgd", "api": f"https://127.0.0.1:{cloudsim.https_port}/plgd",
-                          "ca": str(cloudsim.dir / "ca.pem"),
-                          "time": cloudsim.time_config(), "timeout_s": 2,
+def user_token(sim):
+    """An application's access token (authorization code grant), for the C2C API."""
+    from test_cloudsim import CALLBACK, browser_get
+    _, location = browser_get(
+        sim, "/plgd/authorize?" + urllib.parse.urlencode(
+            {"response_type": "code", "client_id": "test-app", "redirect_uri": CALLBACK}),
+        admin(sim))
+    code = dict(urllib.parse.parse_qsl(location.split("?", 1)[1]))["code"]
+    return api(sim, "POST", "/plgd/oauth/token", {
+        "grant_type": "authorization_code", "client_id": "test-app",
+        "client_secret": "test-app-secret", "code": code})["access_token"]
+
+
+def c2c(sim, method="GET", path="", body=None):
+    return api(sim, method, "/plgd/api/v1/devices" + path, body,
+               {"Authorization": "Bearer " + user_token(sim)})
+
+
+def plgd_device(device, tmp_path, sim, n=0, ca=None, **config):
+    flash = tmp_path / f"device{n}" / "flash"  # (the device fixture's folder for the n-th)
+    flash.mkdir(parents=True, exist_ok=True)
+    (flash / "app.py").write_text(APP)
+    return device(config={"profile": "plgd", "ca": str(ca or sim.dir / "ca.pem"),
+                          "time": sim.time_config(), "timeout_s": 2,
                           "backoff": {"base": 0.2, "cap": 1}, **config})
 
 
-def onboard_fields(cloudsim, device_id):
-    return {"apn": "plgd", "cis": "coaps+tcp://127.0.0.1:5684", "sid": "sid-1",
-            "at": plgd_code(cloudsim, device_id)}
+def fields(sim, tls=True):
+    gw = sim.gateway
+    cis = f"coaps+tcp://127.0.0.1:{gw.tls_port}" if tls else f"coap+tcp://127.0.0.1:{gw.port}"
+    return {"apn": "plgd", "cis": cis, "sid": "sid-1", "at": onboard_code(sim)}
 
 
-def test_at_is_exchanged_for_tokens_and_the_device_runs(device, cloudsim):
-    d = plgd_device(device, cloudsim)
-    configure(d, **onboard_fields(cloudsim, "plgd-dev-1"))
+def events(sim, di):
+    return [e for _, e, who in list(sim.gateway.events) if who == di]
+
+
+def online(device, tmp_path, sim, tls=True, **config):
+    d = plgd_device(device, tmp_path, sim, **config)
+    configure(d, **fields(sim, tls))
     d.wait_state("RUNNING")
+    return d
+
+
+def device_id(sim, d):
+    # the device's di, as the gateway saw it sign up
+    cloud = d.store()["cloud"]
+    pairs = {v["di"] for k, v in sim.gateway.access.items() if k == cloud["access_token"]}
+    assert len(pairs) == 1
+    return pairs.pop()
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["coaps+tcp", "coap+tcp"])
+def test_a_portal_configured_device_signs_up_signs_in_and_publishes(device, tmp_path, cloudsim,
+                                                                    tls):
+    d = online(device, tmp_path, cloudsim, tls)
+    di = device_id(cloudsim, d)
+    assert events(cloudsim, di)[:3] == ["signup", "signin", "publish"]
     cloud = d.store()["cloud"]
     assert cloud["cps"] == "registered" and "at" not in cloud
     assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
 
 
-def test_refresh_before_expiry_rotates_the_pair_with_one_write(device, cloudsim):
-    cloudsim.lifetimes["plgd"] = 30
+def test_the_c2c_api_lists_the_device_online_with_its_resources_content(device, tmp_path,
+                                                                        cloudsim):
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    listed = {x["id"]: x for x in c2c(cloudsim)}[di]
+    assert listed["metadata"]["connection"]["status"] == "ONLINE"
+    res = {r["href"]: r for r in listed["resources"]}
+    assert res["/sensor/1"]["content"] == {"temperature": 21.5}
+    assert res["/sensor/1"]["rt"] == ["oic.r.temperature"]
+    assert res["/oic/d"]["content"]["di"] == di
+
+
+def test_a_c2c_write_reaches_the_applications_setter(device, tmp_path, cloudsim):
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    reply = c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": True})
+    assert reply["content"] == {"value": True}
+    assert json.loads((d.flash / "light.json").read_text()) == {"value": True}
+    res = {r["href"]: r for r in {x["id"]: x for x in c2c(cloudsim)}[di]["resources"]}
+    assert res["/light/1"]["content"] == {"value": True}
+
+
+
+
+def test_a_change_reaches_the_gateways_observation_as_a_notification(device, tmp_path,
+                                                                     cloudsim):
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 5})
+    assert cloudsim.gateway.wait_event(di, "notified /light/1"), events(cloudsim, di)
+    assert cloudsim.gateway.devices[di]["links"]["/light/1"]["content"] == {"value": 5}
+
+# -- refresh, kills ---------------------------------------------------------------------
+
+def test_refresh_comes_before_expiry_and_the_new_pair_is_stored_in_one_write_before_use(
+        device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    cloudsim.lifetimes["plgd"] = 22  # IoTivity-Lite's margin for > 20 s: 10 s before
+    seen = {}
     try:
-        d = plgd_device(device, cloudsim)
-        configure(d, **onboard_fields(cloudsim, "plgd-dev-2"))
-        d.wait_state("RUNNING")
+        d = online(device, tmp_path, cloudsim, timeout_s=5)
+        di = device_id(cloudsim, d)
         first = d.store()["cloud"]
+        expiry = gw.access[first["access_token"]]["exp"]
         generation = d.store_generation()
-        d.wait_note("renewed", timeout=40)
+
+        def hook(path, doc):
+            if doc and doc.get("di") == di:
+                if path == "/oic/sec/tokenrefresh":
+                    seen.setdefault("refresh_at", cloudsim.now())
+                elif path == "/oic/sec/session" and "refresh_at" in seen and "flash" not in seen:
+                    # the flash as the new access token is first used
+                    seen["presented"] = doc["accesstoken"]
+                    seen["flash"] = shutil.copytree(d.flash, tmp_path / "at-sign-in")
+        gw.on_request = hook
+        d.wait_note("renewed", timeout=30)
+        d.wait_note("online")
     finally:
+        gw.on_request = None
         cloudsim.lifetimes["plgd"] = 3600
+    # 10 s before expiry by the device's ticks; more than 5 s by the gateway's clock
+    # (a late device loses some, a device without the margin had 1 s at most)
+    assert expiry - seen["refresh_at"] > 5
+    at_use = read_store(seen["flash"])
+    assert at_use["data"]["cloud"]["access_token"] == seen["presented"] != first["access_token"]
+    assert at_use["gen"] == generation + 1  # one write: the pair and its lifetime together
     cloud = d.store()["cloud"]
-    assert cloud["refresh_token"] != first["refresh_token"]
     assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
-    assert d.store_generation() == generation + 1
 
 
-def test_429_with_retry_after_is_waited_out(device, cloudsim):
-    cloudsim.faults.add({"path": "/plgd/oauth/token", "kind": "retry_after", "seconds": 2})
-    d = plgd_device(device, cloudsim)
-    configure(d, **onboard_fields(cloudsim, "plgd-dev-3"))
-    d.wait_state("RUNNING", timeout=20)
-    first, second = cloudsim.arrivals("/plgd/oauth/token")[-2:]
-    assert second - first >= 2  # the server saw the retry no sooner than it asked
-
-
-def test_killed_right_after_new_tokens_arrive_keeps_a_matching_pair(device, cloudsim, mpy):
-    cloudsim.lifetimes["plgd"] = 12
-    d = plgd_device(device, cloudsim)
+@pytest.mark.parametrize("moment", ["the refresh arrives", "the new pair signs in"])
+def test_a_kill_during_a_refresh_leaves_a_device_that_comes_back(device, tmp_path, cloudsim,
+                                                                  moment):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
     killed = threading.Event()
 
-    def kill_soon():
-        if not killed.is_set():
+    def hook(path, doc):
+        if killed.is_set() or not doc or doc.get("di") != di:
+            return
+        if path == "/oic/sec/tokenrefresh":
+            if moment == "the refresh arrives":
+                d.kill()  # the gateway rotates the pair the device will never get
+                killed.set()
+            else:
+                hook.refreshed = True
+        elif path == "/oic/sec/session" and getattr(hook, "refreshed", False):
+            d.kill()  # the new pair is stored: this sign-in uses it
             killed.set()
-            threading.Timer(0.005, d.kill).start()
+    gw.on_request = hook
     try:
-        configure(d, **onboard_fields(cloudsim, "plgd-dev-4"))
-        d.wait_state("RUNNING")
-        cloudsim.clouds["plgd"].on_refresh = kill_soon
-        assert killed.wait(30)
-        d.proc.wait(10)
+        assert gw.kick(di)  # the device connects again: refresh, then sign-in
+        assert killed.wait(20)
     finally:
-        cloudsim.clouds["plgd"].on_refresh = None
-        cloudsim.lifetimes["plgd"] = 3600
-    # what the device loads when it boots again
-    run = mpy.run(f"""
-        import json
-        from onboard.store import Store
-        print(json.dumps(Store({str(d.flash / "onboard.json")!r}).load()["cloud"]))
-    """)
-    cloud = json.loads(run.lines[-1])
-    assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
-
-
-def test_tokens_with_plus_slash_and_equals_are_form_encoded_on_refresh(device, cloudsim):
-    # base64 refresh tokens ("ab+c/d==") must reach the server as they were issued
-    plgd = cloudsim.clouds["plgd"]
-    plgd.mint = lambda: "ab+c/d==" + secrets.token_hex(6) + "+/="
-    try:
-        d = plgd_device(device, cloudsim)
-        configure(d, **onboard_fields(cloudsim, "plgd-dev-b64"))
-        d.wait_state("RUNNING")
-        first = d.store()["cloud"]["refresh_token"]
-        d.kill()
-        again = device(same_as=d, config=d.config)  # a registered device refreshes at boot
-        again.wait_note("renewed")
-    finally:
-        plgd.mint = lambda: secrets.token_urlsafe(24)
+        gw.on_request = None
+    signups = events(cloudsim, di).count("signup")
+    again = device(same_as=d, config=d.config)
+    if moment == "the new pair signs in":
+        again.wait_state("RUNNING")
+        assert events(cloudsim, di).count("signup") == signups  # by itself
+        return
+    # the cloud spent the refresh token the device kept: 703, and a new code works
+    ev = again.wait_state("WAIT_CONFIG", last_error=703)
     cloud = again.store()["cloud"]
-    assert cloud["refresh_token"] != first and "+" in cloud["refresh_token"]
-    assert (cloud["access_token"], cloud["refresh_token"]) in plgd.pairs
+    assert cloud["cps"] == "failed" and "refresh_token" not in cloud
+    status, _, body = get(port_of(ev), "/config?" + urllib.parse.urlencode(
+        {"ssid": "home", "pass": "correct horse", **fields(cloudsim)}))
+    assert status == 200, body
+    again.wait_state("RUNNING")
+    assert events(cloudsim, di).count("signup") == signups + 1
+    assert again.store()["cloud"]["cps"] == "registered"
+
+
+# -- faults -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fault", [{"kind": "drop"}, {"kind": "status", "status": 503},
+                                   {"kind": "latency", "seconds": 4}],
+                         ids=["closes", "5.03", "silent"])
+def test_a_transient_gateway_fault_shows_702_and_keeps_the_registration(device, tmp_path,
+                                                                        cloudsim, fault):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    cloudsim.faults.add({"path": "/oic/sec/session", "method": "POST", **fault})
+    assert gw.kick(di)
+    d.wait_for(lambda e: e["last_error"] == 702, "last_error 702")
+    cloud = d.store()["cloud"]
+    assert cloud["cps"] == "registered" and cloud["refresh_token"] in gw.refresh
+    d.wait_state("RUNNING")
+    assert events(cloudsim, di).count("signup") == 1
+
+
+@pytest.mark.parametrize("body", [
+    {"accesstoken": 7, "refreshtoken": "r", "expiresin": 60},
+    {"accesstoken": "a", "refreshtoken": None, "expiresin": 60},
+    ["not", "a", "map"], None], ids=["number", "null", "list", "not-cbor"])
+def test_a_refresh_reply_of_the_wrong_shape_shows_702_and_keeps_the_pair(device, tmp_path,
+                                                                         cloudsim, body):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    kept = d.store()["cloud"]
+    fault = {"path": "/oic/sec/tokenrefresh", "method": "POST", "kind": "shape"}
+    cloudsim.faults.add(fault if body is None else {**fault, "body": body})
+    assert gw.kick(di)
+    d.wait_for(lambda e: e["last_error"] == 702, "last_error 702")
+    cloud = d.store()["cloud"]
+    assert (cloud["access_token"], cloud["refresh_token"]) == (kept["access_token"],
+                                                               kept["refresh_token"])
+    d.wait_state("RUNNING")  # the pair it kept still refreshes
+    assert d.restarts() == 0
+
+
+@pytest.mark.parametrize("path", ["/oic/sec/session", "/oic/sec/tokenrefresh"],
+                         ids=["sign-in", "refresh"])
+def test_a_401_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(
+        device, tmp_path, cloudsim, path):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    cloudsim.faults.add({"path": path, "method": "POST", "kind": "status", "status": 401})
+    assert gw.kick(di)
+    ev = d.wait_state("WAIT_CONFIG", last_error=703)
+    cloud = d.store()["cloud"]
+    assert cloud["cps"] == "failed" and cloud["clec"] == 4 and "access_token" not in cloud
+    status, _, body = get(port_of(ev), "/config?" + urllib.parse.urlencode(
+        {"ssid": "home", "pass": "correct horse", **fields(cloudsim)}))
+    assert status == 200, body
+    d.wait_state("RUNNING")
+    assert events(cloudsim, di).count("signup") == 2
+    assert d.store()["cloud"]["cps"] == "registered"
+
+
+def test_a_gateway_certificate_from_another_ca_is_refused_with_711(device, tmp_path, cloudsim,
+                                                                  pki_dir):
+    signups = sum(e == "signup" for _, e, _ in list(cloudsim.gateway.events))
+    d = plgd_device(device, tmp_path, cloudsim, ca=pki_dir / "ca.pem")
+    configure(d, **fields(cloudsim))
+    d.wait_for(lambda e: e["last_error"] == 711, "last_error 711")
+    cloud = d.store()["cloud"]
+    assert cloud["at"] and cloud["cps"] == "readytoregister"  # the code is kept for a retry
+    assert sum(e == "signup" for _, e, _ in list(cloudsim.gateway.events)) == signups
+
+
+class Blackhole:
+    """A TCP relay to the gateway that can stop passing bytes, both ways,
+    while both connections stay open (a link gone silent)."""
+
+    def __init__(self, port):
+        import socket
+        self.target, self.silent = port, threading.Event()
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(("127.0.0.1", self.target))
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while data := src.recv(65536):
+                if not self.silent.is_set():
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:  # one side closed: so does the other
+            dst.close()
+
+    def close(self):
+        self.lsock.close()
+
+
+def test_a_link_gone_silent_is_found_by_the_keepalive_ping_and_left(device, tmp_path,
+                                                                   cloudsim):
+    relay = Blackhole(cloudsim.gateway.port)
+    try:
+        d = plgd_device(device, tmp_path, cloudsim, keepalive_s=1)
+        configure(d, **{**fields(cloudsim), "cis": f"coap+tcp://127.0.0.1:{relay.port}"})
+        d.wait_state("RUNNING")
+        relay.silent.set()  # nothing passes, nothing closes: only a Ping finds out
+        d.wait_for(lambda e: e["last_error"] == 702, "last_error 702")
+        relay.silent.clear()
+        d.wait_state("RUNNING")  # a new connection through the relay
+    finally:
+        relay.close()
+
+
+# -- setup mode: Wi-Fi only, reset, redirect -------------------------------------------------
+
+def test_a_wifi_only_change_through_the_portal_keeps_the_registration(device, tmp_path,
+                                                                      cloudsim):
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    d.press(1500)
+    ev = d.wait_state("WAIT_CONFIG")
+    status, _, body = get(port_of(ev), "/config?" + urllib.parse.urlencode(
+        {"ssid": "cafe", "pass": "", "apn": "", "cis": "", "sid": "", "at": ""}))
+    assert status == 200, body
+    d.wait_state("RUNNING")
+    store = d.store()
+    assert store["wifi"]["networks"][0]["ssid"] == "cafe"
+    assert store["cloud"]["cps"] == "registered"
+    assert events(cloudsim, di).count("signup") == 1
+
+
+@pytest.mark.parametrize("how", ["portal", "button"])
+def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim, how):
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    if how == "portal":  # in setup mode, offline
+        d.press(1500)
+        ev = d.wait_state("WAIT_CONFIG")
+        assert get(port_of(ev), "/reset")[0] == 200
+    else:  # a 10 s hold while online: the session is cancelled at the same time
+        d.press(10500)
+        d.wait_state("RESET_CONFIG", timeout=30)
+    assert cloudsim.gateway.wait_event(di, "deregister")
+    assert events(cloudsim, di)[-2:] == ["signout", "deregister"]
+    assert di not in [x["id"] for x in c2c(cloudsim)]
+    assert "cloud" not in d.store()
+
+
+def test_a_redirecturi_from_sign_up_is_followed_and_kept(device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    target = f"coap+tcp://127.0.0.1:{gw.port}"
+    api(cloudsim, "POST", "/_sim/plgd", {"redirect": target}, admin(cloudsim))
+    d = plgd_device(device, tmp_path, cloudsim)
+    configure(d, **fields(cloudsim, tls=True))
+    d.wait_state("RUNNING")
+    di = device_id(cloudsim, d)
+    assert d.store()["cloud"]["cis"] == target
+    assert gw.devices[di]["ctx"] is gw.contexts[False]  # signed in where it was sent
+
+
+# -- the gateway alone (aiocoap's client as the device) -----------------------------------
+
+def sign_up(sim, code, di="00000000-0000-4000-8000-00000000beef"):
+    import asyncio
+
+    import cbor2
+    from aiocoap import POST, Context, Message
+
+    async def go():
+        ctx = await Context.create_client_context(transports=["tcpclient"])
+        try:
+            msg = Message(code=POST, uri=f"coap+tcp://127.0.0.1:{sim.gateway.port}/oic/sec/account",
+                          payload=cbor2.dumps({"di": di, "authprovider": "plgd",
+                                               "accesstoken": code}), content_format=10000)
+            return str((await ctx.request(msg).response).code)
+        finally:
+            await ctx.shutdown()
+    return asyncio.run(go())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_gateway_takes_a_portal_code_once(cloudsim):
+    code = onboard_code(cloudsim)
+    assert sign_up(cloudsim, code).startswith("2.04")
+    assert sign_up(cloudsim, code).startswith("4.01")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_code_onboard_plgd_onboard_prints_signs_up_at_the_gateway(cloudsim):
+    from test_cloud_commands import ok
+    from test_cloud_commands import onboard as cli
+    cis = f"coaps+tcp://127.0.0.1:{cloudsim.gateway.tls_port}"
+    conf = ok(cli(cloudsim, "plgd", "onboard", "--token", cloudsim.admin_token, "--cis", cis))
+    assert conf["cis"] == cis and conf["apn"] == "plgd"
+    assert sign_up(cloudsim, conf["at"]).startswith("2.04")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_gateway_refuses_a_code_it_did_not_issue_for_devices(cloudsim):
+    from test_cloudsim import CALLBACK, browser_get
+    _, location = browser_get(cloudsim, "/plgd/authorize?" + urllib.parse.urlencode(
+        {"response_type": "code", "client_id": "test-app", "redirect_uri": CALLBACK}),
+        admin(cloudsim))
+    app_code = dict(urllib.parse.parse_qsl(location.split("?", 1)[1]))["code"]
+    assert sign_up(cloudsim, app_code).startswith("4.01")  # an application's code
+    assert sign_up(cloudsim, "made-up-code").startswith("4.01")

@@ -1,6 +1,6 @@
 # CBOR (RFC 8949), the subset OCF bodies use: maps, arrays, text and byte
 # strings, integers (to 64 bits, negative too), booleans, null, floats.
-#   dumps(obj) -> bytes    (floats as double)
+#   dumps(obj) -> bytearray    (floats as double)
 #   loads(data) -> object  (half, single and double floats decoded)
 # Bad input raises ValueError("cbor: <why>") and nothing else: lengths are
 # checked against the data before anything is allocated (so an allocation
@@ -35,7 +35,7 @@ def _enc(b, o, depth):
     if o is None:
         b.append(0xF6)
     elif o is True or o is False:
-        b.append(0xF5 if o else 0xF4)
+        b.append(0xF4 + o)
     elif isinstance(o, int):
         if o < 0:
             _head(b, 1, -1 - o)
@@ -61,13 +61,13 @@ def _enc(b, o, depth):
             _enc(b, k, depth + 1)
             _enc(b, o[k], depth + 1)
     else:
-        raise _err("unsupported type")
+        raise _err("unsupported")
 
 
 def dumps(obj):
-    b = bytearray()
+    b = bytearray()  # (returned as it is: no copy)
     _enc(b, obj, 0)
-    return bytes(b)
+    return b
 
 
 def _dec(d, i, depth):
@@ -81,7 +81,7 @@ def _dec(d, i, depth):
     n = d[i] & 31
     i += 1
     if n > 27:
-        raise _err("indefinite length" if n == 31 else "reserved length")
+        raise _err("indefinite length")  # (or a reserved one)
     if n > 23:
         w = 1 << (n - 24)
         if i + w > end:
@@ -118,12 +118,12 @@ def _dec(d, i, depth):
         for _ in range(n):
             k, i = _dec(d, i, depth + 1)
             if isinstance(k, (list, dict)):
-                raise _err("bad map key")
+                raise _err("unsupported")  # (a container as a map key)
             o[k], i = _dec(d, i, depth + 1)
         return o, i
     if mt == 7 and 19 < n < 23:
         return (False, True, None)[n - 20], i
-    raise _err("unsupported item")
+    raise _err("unsupported")
 
 
 def loads(data):

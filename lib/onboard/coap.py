@@ -15,7 +15,8 @@
 # peer's (conn.peer_max: what we may send, 1152 until it came). A reader task
 # then answers Pings, matches responses to requests by token and calls
 # handler(code, opts, payload) for each request (a plain function, run in the
-# reader task: it must not wait); the (code, opts, payload) it returns is
+# reader task: it must not wait; conn.last is the request's token); the
+# (code, opts, payload) it returns is
 # sent back with the request's token (4.04 without a handler, 5.00 when it
 # raises).
 # Codes are bytes as on the wire, class << 5 | detail: GET 1, POST 2, PUT 3,
@@ -108,7 +109,7 @@ def parse(m, max_size=65536):
         i += 1
         if b == 0xFF:
             if i == end:
-                raise _err("bad payload")
+                raise _err("bad option")  # (a payload marker, no payload)
             break
         x = [b >> 4, b & 15]
         for k in (0, 1):
@@ -148,15 +149,15 @@ class Conn:
         self.handler = handler
         self.max_size = max_size
         self.peer_max = 1152  # RFC 8323's default until the peer's CSM
-        self.waits = {}  # token -> [Event, message or None]
-        self.csm = asyncio.Event()
+        self.waits = {}  # token (the CSM: _CSM) -> [Event, message or None]
 
     async def start(self, timeout_ms=10000):
         try:
+            w = self.waits[_CSM] = [asyncio.Event(), None]
             await self.send(_CSM, b"", ((2, self.max_size),))
             self.task = asyncio.create_task(self._read(timeout_ms))
-            await _wait(self.csm.wait(), timeout_ms)
-            if self.w:
+            await _wait(w[0].wait(), timeout_ms)
+            if w[1]:
                 return self
             raise ProtocolError("coap: closed")
         except BaseException:
@@ -183,21 +184,20 @@ class Conn:
                 code, token, opts, payload = parse(m, self.max_size)
                 if code == _CSM:
                     self.peer_max = int.from_bytes(opt(opts, 2) or b"\x04\x80", "big")
-                    self.csm.set()
-                elif code == _PING:
+                    token = _CSM  # (start() waits for it)
+                if code == _PING:
                     await self.send(_PONG, token)
                 elif code > 31:  # a response or a Pong (after Release or Abort the peer closes)
                     w = self.waits.get(token)
                     if w:
                         w[1] = (code, opts, payload)
                         w[0].set()
-                elif code:  # a request
-                    res = (0x84, (), b"")  # 4.04 without a handler
-                    if self.handler:
-                        try:
-                            res = self.handler(code, opts, payload)
-                        except Exception:
-                            res = (0xA0, (), b"")  # 5.00
+                elif code:  # a request (its token in self.last for the handler)
+                    self.last = token
+                    try:  # 4.04 without a handler, 5.00 when it fails
+                        res = self.handler(code, opts, payload) if self.handler else (0x84, (), b"")
+                    except Exception:
+                        res = (0xA0, (), b"")
                     await self.send(res[0], token, res[1], res[2])
         except Exception:
             pass
@@ -233,7 +233,6 @@ class Conn:
             w.s.close()  # pyright: ignore  (MicroPython's Stream.close() does nothing)
         for x in self.waits.values():
             x[0].set()  # woken with no message: closed
-        self.csm.set()
         t, self.task = self.task, None
         if t:
             t.cancel()

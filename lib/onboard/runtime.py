@@ -187,6 +187,9 @@ class Runtime:
         self.fresh = False
 
     def reset(self):
+        bye = getattr(self.profile, "bye", None)
+        if bye:  # the cloud is told first (plgd: sign out, deregister)
+            asyncio.create_task(bye(self, self.real.get("cloud")))
         self.store = self.real
         self.store.clear("wifi", "enrol", "cloud")
         self.store.put("state", pending=None)
@@ -449,7 +452,11 @@ class Runtime:
             renew_s = link.get("renew_s")
             due = None if renew_s is None else time.ticks_add(
                 time.ticks_ms(), min(int(renew_s * 1000), _MAX_WAIT_MS))
-            if link.get("mqtt"):
+            if link.get("serve"):  # a session of the profile's own (plgd's CoAP)
+                outcome = await link["serve"]
+                if outcome is None:
+                    continue  # its renewal is due
+            elif link.get("mqtt"):
                 outcome = await self.mqtt_session(link, due)
             else:
                 self.now_online()

@@ -44,16 +44,6 @@ asyncio.run(renew(rt, rt.store.get("cloud")))
 print("PEAK", micropython.mem_peak() - base)
 """
 
-PLGD_REFRESH = """
-from onboard.clouds import plgd
-gc.collect()
-base = micropython.mem_current()
-rt.store.put("cloud", **asyncio.run(plgd._token(
-    rt, {"grant_type": "refresh_token", "client_id": "onboard-device",
-         "refresh_token": CLOUD["refresh_token"]})))
-print("PEAK", micropython.mem_peak() - base)
-"""
-
 DAY = """
 import sys
 from onboard.clouds.spokezone import renew
@@ -92,15 +82,7 @@ def renewal_rows(sim, d):
     peak = re.search(r"PEAK (\d+)", out.stdout)
     rows.append(("profiles", "one renewal, spokezone (mem_peak)",
                  int(peak[1]) if peak else f"failed: {out.stdout[-200:]}", "B", ""))
-    plgd = sim.clouds["plgd"]
-    _, issued = plgd._issue("onboard-device", "bench")
-    setup = (f"CONFIG = {{'api': {api + '/plgd'!r}, 'ca': {ca!r}}}\n"
-             f"CLOUD = {{'refresh_token': {issued['refresh_token']!r}}}\n")
-    (Path(d) / "onboard.json").unlink(missing_ok=True)
-    out = run_micropython(setup + RENEW.format(op=PLGD_REFRESH), PATH, cwd=d)
-    peak = re.search(r"PEAK (\d+)", out.stdout)
-    rows.append(("profiles", "one refresh, plgd (mem_peak)",
-                 int(peak[1]) if peak else f"failed: {out.stdout[-200:]}", "B", ""))
+    # (plgd's refresh is a CoAP exchange now: the plgd group measures it)
     return rows
 
 

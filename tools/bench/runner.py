@@ -5,7 +5,7 @@ import time
 
 from onboard_cli.build import build
 
-GROUPS = ["store", "network", "heap", "setup_mode", "device", "esp32"]
+GROUPS = ["store", "network", "heap", "setup_mode", "device", "plgd", "esp32"]
 
 
 def table(rows):

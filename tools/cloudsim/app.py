@@ -16,6 +16,7 @@ from .clouds.blynk import Blynk
 from .clouds.imp import Imp
 from .clouds.plgd import Plgd
 from .clouds.spokezone import SpokeZone
+from .coapgw import Gateway
 from .mqttfront import BlynkFront, publish
 from .pki import CA
 from .timesrc import DateServer, SntpServer
@@ -39,7 +40,7 @@ def _load_or_make_ca(folder):
 
 class Cloudsim:
     def __init__(self, state_dir=None, https_port=0, mqtt_port=0, mqtts_port=0, log=None,
-                 sntp_port=0, http_port=0, sntp_fault=None):
+                 sntp_port=0, http_port=0, sntp_fault=None, coap_port=0, coaps_port=0):
         self._tmp = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="cloudsim-")
@@ -70,10 +71,14 @@ class Cloudsim:
         self.router.add("POST", "/_sim/clock", self._clock)
         self.router.add("GET", "/_sim/state", self._state)
         self.router.add("POST", "/_sim/downlink", self._downlink)
+        self.router.add("POST", "/_sim/plgd", self._plgd)
         self.clouds = {"imp": Imp(self), "blynk": Blynk(self), "spokezone": SpokeZone(self),
                        "plgd": Plgd(self), "att": AllThingsTalk(self)}
         for cloud in self.clouds.values():
             cloud.routes(self.router)
+        # plgd's devices reach the hub through its CoAP gateway (coap+tcp, coaps+tcp)
+        self.gateway = Gateway(self, self.clouds["plgd"], self.certfile, self.keyfile,
+                               coap_port, coaps_port)
         self.server = None
         # time sources for devices (never a public server): SNTP and a plain-HTTP Date
         self.sntp = SntpServer(self.now, sntp_port, sntp_fault)
@@ -193,6 +198,17 @@ class Cloudsim:
         online = self.downlink(cloud, doc["device"], doc["name"], str(doc.get("payload", "")))
         return 200, {"online": online}
 
+    def _plgd(self, req):
+        self._admin(req)
+        doc = req.json()
+        if isinstance(doc.get("kick"), str):
+            return 200, {"kicked": self.gateway.kick(doc["kick"])}
+        if isinstance(doc.get("redirect"), str):
+            self.gateway.redirect = doc["redirect"]
+            return 200, {"redirect": doc["redirect"]}
+        raise HttpError(400, "kick: a device id (closes its connection), or redirect: a URI "
+                             "for the next sign-up's redirecturi")
+
     def _state(self, req):
         self._admin(req)
         return 200, {
@@ -201,7 +217,10 @@ class Cloudsim:
             "att": {"devices": self.clouds["att"].devices,
                     "grounds": self.clouds["att"].grounds},
             "imp": {"enrolments": self.clouds["imp"].enrolments},
-            "plgd": {"devices": self.clouds["plgd"].devices},
+            "plgd": {"devices": {di: {"online": self.gateway.online(di),
+                                      "links": sorted(d["links"])}
+                                 for di, d in list(self.gateway.devices.items())},
+                     "events": [e for _, e, _ in list(self.gateway.events)]},
         }
 
     def dispatch(self, req):
@@ -218,6 +237,7 @@ class Cloudsim:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.sntp.start()
         self.date_server = DateServer(self.now, self.http_port).start()
+        self.gateway.start()
         self.http_port = self.date_server.port
         return self
 
@@ -230,6 +250,8 @@ class Cloudsim:
             "blynk_mqtts": f"mqtts://127.0.0.1:{self.front.tls_port}",
             "sntp": f"udp://127.0.0.1:{self.sntp.port}",
             "http": f"http://127.0.0.1:{self.http_port}",
+            "coap": f"coap+tcp://127.0.0.1:{self.gateway.port}",
+            "coaps": f"coaps+tcp://127.0.0.1:{self.gateway.tls_port}",
             "ca": str(self.dir / "ca.pem"),
             "admin_token": self.admin_token,
         })
@@ -241,6 +263,7 @@ class Cloudsim:
             self.server.shutdown()
             self.server.server_close()
         self.sntp.stop()
+        self.gateway.stop()
         if self.date_server:
             self.date_server.stop()
         self.broker.stop()

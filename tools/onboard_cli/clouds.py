@@ -103,9 +103,11 @@ def plgd(args):
     import http.client
     ctx = ssl.create_default_context(cafile=args.ca) if args.ca else ssl.create_default_context()
     url = urllib.parse.urlsplit(args.api)
-    query = urllib.parse.urlencode({"response_type": "code", "client_id": args.client_id,
-                                    "redirect_uri": "http://localhost/callback",
-                                    "device_id": args.device_id, "state": "onboard"})
+    query = {"response_type": "code", "client_id": args.client_id,
+             "redirect_uri": "http://localhost/callback", "state": "onboard"}
+    if args.device_id:
+        query["device_id"] = args.device_id
+    query = urllib.parse.urlencode(query)
     conn = http.client.HTTPSConnection(url.hostname, url.port or 443, context=ctx,
                                        timeout=args.timeout)
     try:
@@ -183,9 +185,10 @@ def add_parsers(sub):
         dest="action", required=True).add_parser("onboard", help="coapcloudconf for a device")
     common(p, "https://auth.plgd.cloud")
     p.add_argument("--token", required=True, help="the portal user's Bearer token")
-    p.add_argument("--device-id", required=True)
+    p.add_argument("--device-id", help="(optional: a code is the user's, for any device)")
     p.add_argument("--client-id", default="onboard-device")
-    p.add_argument("--cis", default="coaps+tcp://try.plgd.cloud:5684")
+    p.add_argument("--cis", default="coaps+tcp://try.plgd.cloud:5684",
+                   help="the CoAP gateway (cloudsim's: the ready line's coaps)")
     p.add_argument("--sid", default="adebc667-1f2b-41e3-bf5c-6d6eabc68cc6")
 
     p = sub.add_parser("att", help="AllThingsTalk user login").add_subparsers(

@@ -42,7 +42,8 @@ def environment(args, flash, portal_port, dns_port):
     env.update({
         # --mpy: the .mpy files of build/, as a device loads them, instead of lib/'s sources
         "MICROPYPATH": ":".join([".frozen"] + ([str(BUILD), str(BUILD / "board_unix")]
-                                               if args.mpy else [str(LIB), str(BOARD_UNIX)])),
+                                               if args.mpy else [str(LIB), str(BOARD_UNIX)])
+                                + [str(flash)]),  # (files on the flash import, as on a board)
         "ONBOARD_FLASH": str(flash),
         "ONBOARD_CONFIG": str(Path(args.config).resolve()),
         "ONBOARD_RADIO": str(Path(args.radio).resolve()),

@@ -1,93 +1,141 @@
-# plgd: the device's coapcloudconf resource (apn, cis, sid, at; cps status
-# and clec last error), the authorization code `at` exchanged for tokens at
-# the OAuth token endpoint, and refresh before expiry. A rotated refresh
-# token and its access token are stored in one write, so a power cut leaves
-# the old pair or the new pair, never a mix.
+# plgd: the device as IoTivity-Lite's cloud manager makes one. The
+# coapcloudconf fields (apn, cis, sid, at; cps and clec read-only; their
+# rules in onboard.ocf.write_conf) arrive from setup; then CoAP over TCP (TLS
+# for coaps+tcp, the config's CA the only trust anchor) to cis, CBOR bodies:
+# sign-up with the code `at` (once), else refresh the stored pair; the
+# runtime stores the new pair in one write, then the link's session signs
+# in, publishes /oic/d and the application's resources (onboard.ocf), serves
+# the gateway's requests on them, Pings every 20 s and comes back when the
+# refresh is due (IoTivity-Lite's margins), on the same connection. 4.01 on
+# sign-up, sign-in or refresh: 703 (cps failed, clec 4, the tokens gone).
+from onboard import ocf
+
 FIELDS = (("apn", "Authorization provider", False), ("cis", "Cloud URL", False),
           ("sid", "Cloud ID", False), ("at", "Authorization code", True))
-READABLE = ("apn", "cis", "sid", "cps", "clec")  # `at` is write-only
+_live = None  # the open connection, kept by a session for the next refresh
 
 
-def write_conf(current, props):
-    """The cloud section after a coapcloudconf write, or ValueError.
-    Accepted: an empty cis (reset), or cis, at and sid together, and only
-    while the device is not registering or registered."""
-    if props.get("cis", None) == "":
-        return {"apn": None, "cis": None, "sid": None, "at": None, "cps": "uninitialized",
-                "clec": "", "access_token": None, "refresh_token": None, "expires_in": None}
-    if current.get("cps") in ("registering", "registered"):
-        raise ValueError("cps: already %s; reset first (empty cis)" % current["cps"])
-    for name in ("cis", "at", "sid"):
-        if not props.get(name):
-            raise ValueError("%s: cis, at and sid must be written together" % name)
-    out = {"cis": props["cis"], "at": props["at"], "sid": props["sid"],
-           "cps": "readyToRegister", "clec": ""}
-    if props.get("apn"):
-        out["apn"] = props["apn"]
-    return out
+def check(fields, config, current):
+    if current.get("refresh_token") and not any(fields.get(f[0]) for f in FIELDS):
+        return {}  # Wi-Fi only: the registration stays
+    return ocf.write_conf(fields)
 
 
-def read_conf(cloud):
-    """coapcloudconf as a reader sees it: never the `at`."""
-    return {k: cloud.get(k) for k in READABLE}
+def _di(rt):
+    return "00000000-0000-4000-8000-" + rt.uid()  # (a UUID from the MAC)
 
 
-def check(fields, config, current=None):
-    return write_conf(current or {}, fields)
+async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
+    # a request on the open connection (to cis, connected first): its CBOR map reply
+    global _live
+    from onboard import cbor
+    from onboard.clouds import Rejected, Transient
 
+    ms = rt.config.get("timeout_s", 10) * 1000
+    if not (_live and _live.w):
+        from onboard import coap
+        from onboard.errors import wrap
+        from onboard.net import tls_context
 
-_SAFE = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
-
-
-def form(fields):
-    """application/x-www-form-urlencoded, every byte outside the unreserved set escaped."""
-    out = []
-    for k, v in fields.items():
-        out.append(k + "=" + "".join(chr(b) if b in _SAFE else "%%%02X" % b
-                                     for b in str(v).encode()))
-    return "&".join(out)
-
-
-async def _token(rt, fields):
-    """The OAuth token endpoint: the new pair and its lifetime, checked."""
-    from onboard.clouds import body, fetch, judge, seconds, text
-
-    resp = await fetch(rt, "POST", "/oauth/token", data=form(fields),
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
-    judge(resp, fields["grant_type"])
-    access, refresh, lifetime = body(resp, "token", "access_token", "refresh_token",
-                                     "expires_in")
-    # one write holds the new pair: never the new access token with the old refresh token
-    return {"access_token": text(access, "token"), "refresh_token": text(refresh, "token"),
-            "expires_in": seconds(lifetime, "token"), "at": None, "cps": "registered",
-            "clec": ""}
+        host, _, port = cis.split("://")[1].rpartition(":")
+        try:
+            _live = ocf.conn = await coap.connect(host, int(port), tls_context(
+                rt.config.get("ca")) if cis[4] == "s" else None, ocf.serve, ms)
+        except ValueError as e:  # mbedTLS refusing the certificate
+            raise wrap(e, host, "tls") from None
+    doc["di"] = _di(rt)
+    code, _, body = await _live.request(code, path, cbor.dumps(doc),  # pyright: ignore
+                                        query, 10000, 10000, timeout_ms=ms)
+    if not step:
+        return
+    if code == 0x81:  # 4.01: the code or the tokens are refused
+        raise Rejected(step, 703, {"cps": "failed", "clec": 4, "at": None,
+                                   "access_token": None, "refresh_token": None})
+    try:
+        doc = cbor.loads(body)
+        if code >> 5 == 2 and isinstance(doc, dict):
+            return doc
+    except ValueError:
+        pass
+    raise Transient(step, 0)
 
 
 async def start(rt):
-    """Register with the `at` (once), else refresh the stored pair; come back
-    to refresh it before it expires."""
-    from onboard.clouds import Rejected, renew_margin
-    from onboard.codes import ERR_CONFIG, ERR_TOKEN
+    """Sign up with the `at` (once), else refresh the stored pair; the link's
+    session signs in with what the runtime stored."""
+    from onboard.clouds import Rejected, text
 
-    client_id = rt.config.get("client_id", "onboard-device")
-    cloud = rt.store.get("cloud")
-    if cloud.get("refresh_token"):
-        fields = {"grant_type": "refresh_token", "client_id": client_id,
-                  "refresh_token": cloud["refresh_token"]}
-    elif cloud.get("at"):
-        fields = {"grant_type": "authorization_code", "client_id": client_id,
-                  "code": cloud["at"]}
-    else:
-        raise Rejected("config", ERR_CONFIG)
+    c = rt.store.get("cloud")
     try:
-        pair = await _token(rt, fields)
-    except Rejected as e:
-        raise Rejected(e.args[0], ERR_TOKEN,
-                       {"cps": "failed", "clec": "authorization refused"}) from None
-    lifetime = pair["expires_in"]
-    return {"store": pair, "renewed": "refresh_token" in fields,
-            "renew_s": max(1, lifetime - renew_margin(lifetime))}
+        if c.get("at"):
+            doc = await _ask(rt, c["cis"], "/oic/sec/account", {
+                "authprovider": c.get("apn") or "plgd", "accesstoken": c["at"]}, "sign-up")
+            new = {"uid": text(doc.get("uid"), "sign-up"), "at": None, "cps": "registered",
+                   "clec": 0}
+            uri = doc.get("redirecturi")
+            if uri and uri != c["cis"]:  # followed from now on, and kept
+                new["cis"] = ocf.write_conf({"cis": uri, "at": "-", "sid": "-"})["cis"]
+                _live.close()
+        elif c.get("refresh_token"):
+            doc = await _ask(rt, c["cis"], "/oic/sec/tokenrefresh", {
+                "uid": c["uid"], "refreshtoken": c["refresh_token"]}, "refresh")
+            new = {}
+        else:
+            raise Rejected("config", 700)
+        new["access_token"] = text(doc.get("accesstoken"), "token")
+        new["refresh_token"] = text(doc.get("refreshtoken"), "token")
+    except BaseException:
+        if _live:
+            _live.close()
+        raise
+    return {"store": new, "renewed": not c.get("at"), "serve": _session(rt)}
 
 
-def downlink(cloud, topic, msg):
-    return None
+async def _session(rt):
+    import asyncio
+    import time
+
+    from onboard.clouds import renew_margin
+
+    c = rt.store.get("cloud")  # (what the runtime stored from start())
+    cis = c["cis"]
+    try:
+        life = (await _ask(rt, cis, "/oic/sec/session", {
+            "uid": c["uid"], "accesstoken": c["access_token"], "login": True},
+            "sign-in")).get("expiresin")
+        if type(life) is not int or not 0 < life < 1 << 19:
+            life = 1 << 19  # a token that does not expire: at most 6 days a wait
+        await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links(
+            _di(rt), rt.config.get("name"))}, "publish")
+        rt.now_online()
+        # refresh with IoTivity-Lite's margins (none at 20 s or less)
+        due = time.ticks_add(time.ticks_ms(),
+                             (life - (renew_margin(life) if life > 20 else 0)) * 1000)
+        t = 0
+        ka = rt.config.get("keepalive_s", 20) * 2  # a Ping every 20 s, as IoTivity-Lite's
+        while time.ticks_diff(due, time.ticks_ms()) > 0:
+            await ocf.notify(_live)
+            await asyncio.sleep_ms(500)
+            t += 1
+            if not (_live.w and t % ka):  # (on a closed connection: ProtocolError)
+                await _live.request(0xE2, "", timeout_ms=5000)
+        return None  # refresh due: start() again, on this connection
+    except BaseException:
+        _live.close()
+        raise
+
+
+async def bye(rt, cloud):
+    """Sign out and deregister (DELETE /oic/sec/account), best effort: the
+    configuration is being reset."""
+    import asyncio
+
+    await asyncio.sleep_ms(100)  # the session, cancelled, closes its connection first
+    try:
+        await _ask(rt, cloud["cis"], "/oic/sec/session", {"uid": cloud["uid"], "login": False})
+        await _ask(rt, cloud["cis"], "/oic/sec/account", {}, None, 4, (
+            "di=" + _di(rt), "accesstoken=" + cloud["access_token"]))
+    except Exception:  # noqa: BLE001  (offline, never registered: the cloud forgets in time)
+        pass
+    if _live:
+        _live.close()

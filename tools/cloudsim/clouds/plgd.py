@@ -1,5 +1,7 @@
 """plgd: OAuth2 authorization code and refresh token grants (with throttling
-per token and client address), and the C2C device list."""
+per token and client address) for applications, the codes devices sign up
+with at the CoAP gateway (coapgw.py), and the C2C API over the gateway's
+devices."""
 
 import secrets
 import time
@@ -20,7 +22,6 @@ class Plgd:
         self.codes = {}  # code -> {"client_id", "redirect_uri", "device_id"}
         self.access = {}  # access token -> {"device_id", "exp"}
         self.refresh = {}  # refresh token -> {"client_id", "device_id"}
-        self.devices = {}  # device id -> {"onboarded": bool}
         self._seen = {}  # (subject, client address) -> [monotonic times]
         self.pairs = set()  # (access, refresh) issued together
         self.on_refresh = None  # test hook, called after a refresh grant is issued
@@ -31,6 +32,7 @@ class Plgd:
         r.add("GET", "/plgd/authorize", self.authorize)
         r.add("POST", "/plgd/oauth/token", self.token)
         r.add("GET", "/plgd/api/v1/devices", self.list_devices)
+        r.add("PUT", "/plgd/api/v1/devices/(?P<di>[^/]+)(?P<href>/.+)", self.update_resource)
 
     def authorize(self, req):
         # the signed-in user of the portal: the admin token stands in for its session
@@ -63,7 +65,6 @@ class Plgd:
         access, refresh = self.mint(), self.mint()
         self.access[access] = {"device_id": device_id, "exp": self.sim.now() + lifetime}
         self.refresh[refresh] = {"client_id": client_id, "device_id": device_id}
-        self.devices.setdefault(device_id, {"onboarded": True})
         self.pairs.add((access, refresh))
         return 200, {"access_token": access, "refresh_token": refresh, "scope": SCOPE,
                      "expires_in": lifetime, "token_type": "Bearer"}
@@ -98,8 +99,29 @@ class Plgd:
                 return issued
         raise HttpError(400, "grant_type: authorization_code or refresh_token")
 
-    def list_devices(self, req):
+    def _user(self, req):
         held = self.access.get(req.bearer() or "")
         if not held or held["exp"] < self.sim.now():
             raise HttpError(401, "missing, invalid or expired Bearer token")
-        return 200, [{"id": d, "onboarded": v["onboarded"]} for d, v in self.devices.items()]
+
+    def list_devices(self, req):
+        """The devices signed up at the gateway: online or not, and the
+        content of each published resource (asked of the device when online)."""
+        self._user(req)
+        return 200, self.sim.gateway.listing()
+
+    def update_resource(self, req, di, href):
+        """A JSON body written to a device's resource (a CoAP POST to the device)."""
+        self._user(req)
+        gw = self.sim.gateway
+        if href not in gw.devices.get(di, {}).get("links", {}):
+            raise HttpError(404, "device or resource not found")
+        if not gw.online(di):
+            raise HttpError(503, "device offline")
+        try:
+            code, content = gw.update(di, href, req.json())
+        except Exception:  # noqa: BLE001  timed out or the connection went
+            raise HttpError(504, "the device did not answer") from None
+        if not code.is_successful():
+            raise HttpError(400, f"the device answered {code}")
+        return 200, {"content": content}

@@ -1,0 +1,353 @@
+"""plgd's CoAP gateway, the device side of plgd hub, on aiocoap: CoAP over
+TCP (coap+tcp) and TLS (coaps+tcp) with CBOR bodies (content format 10000).
+
+As plgd hub's coap-gateway (service/signUp.go, signIn.go, refreshToken.go,
+publishResource.go) and IoTivity-Lite's cloud manager use it:
+- POST /oic/sec/account {di, authprovider, accesstoken}: sign-up with an
+  authorization code the OAuth server issued (once) for the user ->
+  {accesstoken, refreshtoken, uid, expiresin[, redirecturi]}
+- DELETE /oic/sec/account?di=&accesstoken=: deregistration (sign-off)
+- POST /oic/sec/session {di, uid, accesstoken, login}: sign-in (-> {expiresin})
+  or, with login false, sign-out
+- POST /oic/sec/tokenrefresh {di, uid, refreshtoken} -> {accesstoken,
+  refreshtoken, expiresin}; refresh tokens rotate (each works once)
+- POST /oic/rd {di, links, ttl}: publish, only on a signed-in connection; the
+  gateway then GETs and observes each published resource over the same
+  connection (a device is a CoAP server too).
+Refused credentials get 4.01, a malformed body 4.00. Faults from
+/_sim/faults match a path here ("/oic/sec/session", ...): "drop" closes the
+connection, "status" answers that status (503 -> 5.03, 401 -> 4.01),
+"latency" stays silent for "seconds", "shape" answers 2.04 with "body" (as
+CBOR; without one, bytes that are not CBOR)."""
+
+import asyncio
+import collections
+import socket
+import ssl
+import threading
+import time
+
+import cbor2
+from aiocoap import GET, POST, Context, Message, resource
+from aiocoap.numbers.codes import Code
+
+OCF_CBOR = 10000
+USER = "user-admin"  # the portal's signed-in user (the admin token's session)
+DEVICE_CLIENT = "onboard-device"  # the OAuth client whose codes onboard devices
+
+
+def free_port(pair=False):
+    """A free TCP port on loopback (pair: and the one below it free too)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not pair:
+            return port
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port - 1))
+            return port
+        except OSError:
+            continue
+
+
+def coap_code(status):
+    """503 -> 5.03: an HTTP-like status as a CoAP code."""
+    return Code((status // 100) << 5 | status % 100)
+
+
+class _Refused(Exception):
+    def __init__(self, code, why):
+        super().__init__(why)
+        self.code = code
+
+
+class _Endpoint(resource.Resource):
+    def __init__(self, gw, path, tls):
+        super().__init__()
+        self.gw, self.path, self.tls = gw, path, tls
+
+    async def render(self, request):
+        return await self.gw.handle(self.path, self.tls, request)
+
+
+class Gateway:
+    def __init__(self, sim, plgd, certfile, keyfile, port=0, tls_port=0):
+        self.sim, self.plgd = sim, plgd
+        self.certfile, self.keyfile = certfile, keyfile
+        self.port = port or free_port()
+        self.tls_port = tls_port or free_port(pair=True)
+        self.fixed = {False: bool(port), True: bool(tls_port)}
+        self.devices = {}  # di -> {"uid", "links": {href: {"rt", "content"}}, "remote", "ctx"}
+        self.access = {}  # device access token -> {"di", "uid", "exp"}
+        self.refresh = {}  # device refresh token -> {"di", "uid"}
+        # (monotonic time, event, di): signup, signin, signout, refresh, publish, deregister,
+        # and each refusal as "<event> refused"
+        self.events = collections.deque(maxlen=10000)
+        # test hook: f(path, doc) as each request arrives (after its fault), in the
+        # gateway's loop: a test can act at an observed moment (kill the device)
+        self.on_request = None
+        self.redirect = None  # a URI sent as redirecturi at the next sign-up
+        self.changed = threading.Condition()
+        self.loop = None
+        self.contexts = {}
+
+    # -- life cycle --------------------------------------------------------------
+
+    def start(self):
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        self.run(self._start())
+        return self
+
+    async def _start(self):
+        sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sslctx.load_cert_chain(str(self.certfile), str(self.keyfile))
+        for tls in (False, True):
+            site = resource.Site()
+            for path in ("oic/sec/account", "oic/sec/session", "oic/sec/tokenrefresh", "oic/rd"):
+                site.add_resource(path.split("/"), _Endpoint(self, "/" + path, tls))
+            for attempt in range(20):  # a free port taken meanwhile: another one
+                try:
+                    if tls:  # (aiocoap's TLS server listens one above the port it is given)
+                        self.contexts[tls] = await Context.create_server_context(
+                            site, bind=("127.0.0.1", self.tls_port - 1),
+                            transports=["tlsserver"], _ssl_context=sslctx)
+                    else:
+                        self.contexts[tls] = await Context.create_server_context(
+                            site, bind=("127.0.0.1", self.port), transports=["tcpserver"])
+                    break
+                except OSError:
+                    if attempt == 19 or self.fixed[tls]:
+                        raise
+                    if tls:
+                        self.tls_port = free_port(pair=True)
+                    else:
+                        self.port = free_port()
+
+    def run(self, coro, timeout=10):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self):
+        if not self.loop:
+            return
+        for ctx in self.contexts.values():
+            try:
+                self.run(ctx.shutdown(), 5)
+            except Exception:  # noqa: BLE001  (a connection whose handshake failed)
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+    # -- the device's requests ---------------------------------------------------
+
+    def log(self, event, di):
+        with self.changed:
+            self.events.append((time.monotonic(), event, di))
+            self.changed.notify_all()
+        self.sim.log(f"plgd gateway: {event} {di}")
+
+    def wait_event(self, di, event, timeout=20):
+        """True once the gateway logged this event for the device (tests)."""
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: any(e == event and who == di for _, e, who in self.events), timeout)
+
+    async def handle(self, path, tls, request):
+        method = request.code.name  # POST, DELETE, ...
+        fault = self.sim.faults.take(method, path)
+        if fault:
+            kind = fault["kind"]
+            if kind == "drop":
+                request.remote._transport.abort()
+                await asyncio.sleep(1)
+                return Message(code=Code.SERVICE_UNAVAILABLE)  # (never sent: closed)
+            if kind == "status":
+                return Message(code=coap_code(int(fault.get("status", 503))))
+            if kind == "shape":  # 2.04 with a body of another shape (not CBOR without one)
+                return Message(code=Code.CHANGED, content_format=OCF_CBOR, payload=cbor2.dumps(
+                    fault["body"]) if "body" in fault else b"\xff not cbor")
+            if kind == "latency":
+                await asyncio.sleep(float(fault.get("seconds", 5)))
+        try:
+            if method == "DELETE" and path == "/oic/sec/account":
+                if self.on_request:
+                    self.on_request(path, None)
+                return self.deregister(request)
+            if method != "POST":
+                return Message(code=Code.METHOD_NOT_ALLOWED)
+            try:
+                doc = cbor2.loads(request.payload)
+            except Exception:  # noqa: BLE001
+                doc = None
+            if not isinstance(doc, dict) or not isinstance(doc.get("di"), str):
+                raise _Refused(Code.BAD_REQUEST, "body: a CBOR map with di")
+            if self.on_request:
+                self.on_request(path, doc)
+            with self.sim.lock:
+                reply = {"/oic/sec/account": self.sign_up, "/oic/sec/session": self.session,
+                         "/oic/sec/tokenrefresh": self.token_refresh,
+                         "/oic/rd": self.publish}[path](doc, request, tls)
+            return Message(code=Code.CHANGED, payload=cbor2.dumps(reply),
+                           content_format=OCF_CBOR)
+        except _Refused as e:
+            self.log(f"{path} refused: {e}", "?")
+            return Message(code=e.code, payload=str(e).encode())
+
+    def _issue(self, di, uid):
+        lifetime = self.sim.lifetime("plgd")
+        access, refresh = self.plgd.mint(), self.plgd.mint()
+        self.access[access] = {"di": di, "uid": uid, "exp": self.sim.now() + lifetime}
+        self.refresh[refresh] = {"di": di, "uid": uid}
+        self.plgd.pairs.add((access, refresh))
+        return {"accesstoken": access, "refreshtoken": refresh, "expiresin": lifetime}
+
+    def sign_up(self, doc, request, tls):
+        di, code = doc["di"], doc.get("accesstoken")
+        grant = self.plgd.codes.get(code) if isinstance(code, str) else None
+        if not grant or grant["client_id"] != DEVICE_CLIENT:
+            raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown or used code")
+        del self.plgd.codes[code]  # a code works once
+        self.devices[di] = {"di": di, "uid": USER, "links": {}, "remote": None, "ctx": None}
+        reply = {**self._issue(di, USER), "uid": USER}
+        if self.redirect:
+            reply["redirecturi"], self.redirect = self.redirect, None
+        self.log("signup", di)
+        return reply
+
+    def _device(self, di):
+        dev = self.devices.get(di)
+        if not dev:
+            raise _Refused(Code.UNAUTHORIZED, "di: not signed up")
+        return dev
+
+    def session(self, doc, request, tls):
+        di = doc["di"]
+        dev = self._device(di)
+        if doc.get("login") is False:
+            if dev["remote"] is request.remote:
+                dev["remote"] = None
+            self.log("signout", di)
+            return {}
+        held = self.access.get(doc.get("accesstoken"))
+        if not held or held["di"] != di or held["uid"] != doc.get("uid") \
+                or held["exp"] < self.sim.now() or doc.get("login") is not True:
+            raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown or expired")
+        dev["remote"], dev["ctx"] = request.remote, self.contexts[tls]
+        self.log("signin", di)
+        return {"expiresin": int(held["exp"] - self.sim.now())}
+
+    def token_refresh(self, doc, request, tls):
+        di = doc["di"]
+        held = self.refresh.get(doc.get("refreshtoken"))
+        if not held or held["di"] != di or held["uid"] != doc.get("uid"):
+            raise _Refused(Code.UNAUTHORIZED, "refreshtoken: unknown or already used")
+        del self.refresh[doc["refreshtoken"]]  # rotated: each works once
+        reply = self._issue(di, held["uid"])
+        self.log("refresh", di)
+        return reply
+
+    def publish(self, doc, request, tls):
+        di = doc["di"]
+        dev = self._device(di)
+        if dev["remote"] is not request.remote:
+            raise _Refused(Code.UNAUTHORIZED, "sign in first")
+        links = doc.get("links")
+        if not isinstance(links, list) or not all(
+                isinstance(k, dict) and isinstance(k.get("href"), str) for k in links):
+            raise _Refused(Code.BAD_REQUEST, "links: a list of links with href")
+        for link in links:
+            dev["links"][link["href"]] = {"rt": link.get("rt", []), "content": None}
+            asyncio.get_running_loop().create_task(self._observe(dev, link["href"]))
+        self.log("publish", di)
+        return {"di": di, "links": links, "ttl": doc.get("ttl", 0)}
+
+    def deregister(self, request):
+        query = dict(q.split("=", 1) for q in request.opt.uri_query if "=" in q)
+        di = query.get("di", "")
+        held = self.access.get(query.get("accesstoken", ""))
+        with self.sim.lock:
+            if not held or held["di"] != di:
+                raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown")
+            self.devices.pop(di, None)
+            for table in (self.access, self.refresh):
+                for token in [t for t, v in table.items() if v["di"] == di]:
+                    del table[token]
+        self.log("deregister", di)
+        return Message(code=Code.DELETED)
+
+    # -- the gateway as a client of the device ---------------------------------------
+
+    def kick(self, di):
+        """Close the device's connection (as a gateway restarting would)."""
+        dev = self.devices.get(di)
+        if dev and dev["remote"] and dev["remote"]._transport:
+            self.loop.call_soon_threadsafe(dev["remote"]._transport.abort)
+            return True
+        return False
+
+    def online(self, di):
+        dev = self.devices.get(di)
+        remote = dev and dev["remote"]
+        transport = remote and remote._transport
+        return bool(transport) and not transport.is_closing()
+
+    async def _observe(self, dev, href):
+        # as plgd hub does: observe each published resource, keep its content
+        try:
+            msg = Message(code=GET, uri_path=href.strip("/").split("/"), observe=0)
+            msg.remote = dev["remote"]
+            req = dev["ctx"].request(msg)
+            # listening before the first response: a notification right after it is not missed
+            notes = req.observation.__aiter__()
+            first = await asyncio.wait_for(req.response, 10)
+            self._content(dev, href, first)
+            while True:
+                note = await notes.__anext__()  # (StopAsyncIteration: the observation ended)
+                self._content(dev, href, note)
+                self.log(f"notified {href}", dev["di"])
+        except Exception:  # noqa: BLE001  the device went away or answered badly
+            pass
+
+    @staticmethod
+    def _content(dev, href, msg):
+        if msg.code.is_successful() and href in dev["links"]:
+            try:
+                dev["links"][href]["content"] = cbor2.loads(msg.payload)
+            except Exception:  # noqa: BLE001
+                pass
+
+    async def _ask(self, di, code, href, body=None):
+        dev = self.devices[di]
+        msg = Message(code=code, uri_path=href.strip("/").split("/"))
+        msg.remote = dev["remote"]
+        if body is not None:
+            msg.payload, msg.opt.content_format = cbor2.dumps(body), OCF_CBOR
+        res = await asyncio.wait_for(dev["ctx"].request(msg).response, 5)
+        self._content(dev, href, res)
+        return res.code, (cbor2.loads(res.payload) if res.payload else None)
+
+    async def _ask_all(self, asks):
+        async def one(di, href):
+            try:
+                await asyncio.wait_for(self._ask(di, GET, href), 2)
+            except Exception:  # noqa: BLE001  (the last known content stays)
+                pass
+        await asyncio.gather(*(one(di, href) for di, href in asks))
+
+    def update(self, di, href, body):
+        """(code, content) of a POST to the device's resource."""
+        return self.run(self._ask(di, POST, href, body))
+
+    def listing(self):
+        """The devices as the C2C API shows them: each online device's resources
+        asked at once (2 s at most), the last known content otherwise."""
+        devices = list(self.devices.items())
+        online = {di: self.online(di) for di, _ in devices}
+        self.run(self._ask_all([(di, h) for di, dev in devices if online[di]
+                                for h in list(dev["links"])]))
+        return [{"id": di, "onboarded": True,
+                 "metadata": {"connection": {"status": "ONLINE" if online[di] else "OFFLINE"}},
+                 "resources": [{"href": h, "rt": v["rt"], "content": v["content"]}
+                               for h, v in list(dev["links"].items())]}
+                for di, dev in devices]
