@@ -130,7 +130,10 @@ async def bye(rt, cloud):
     configuration is being reset."""
     import asyncio
 
-    await asyncio.sleep_ms(100)  # the session, cancelled, closes its connection first
+    for _ in range(200):  # the session, cancelled, ends (closing its connection) first
+        if not rt.session:
+            break
+        await asyncio.sleep_ms(10)
     try:
         await _ask(rt, cloud["cis"], "/oic/sec/session", {"uid": cloud["uid"], "login": False})
         await _ask(rt, cloud["cis"], "/oic/sec/account", {}, None, 4, (
