@@ -1,8 +1,8 @@
 """onboard.cbor under the Unix port, checked against cbor2 (another implementation)."""
 
-import random
 
 import cbor2
+from fuzz import mutations
 
 SAMPLES = [
     0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1,
@@ -101,24 +101,7 @@ def test_indefinite_lengths_and_huge_counts_are_refused_without_allocating(mpy):
 
 
 def _mutations(n, seed=12):
-    rnd = random.Random(seed)
-    valid = [cbor2.dumps(o) for o in SAMPLES]
-    out = []
-    for k in range(n):
-        if k % 2:
-            out.append(rnd.randbytes(rnd.randrange(0, 40)))
-            continue
-        m = bytearray(rnd.choice(valid))
-        for _ in range(rnd.randrange(1, 4)):
-            op = rnd.randrange(3)
-            if op == 0 and m:
-                m[rnd.randrange(len(m))] = rnd.randrange(256)
-            elif op == 1 and m:
-                del m[rnd.randrange(len(m)):]
-            else:
-                m.insert(rnd.randrange(len(m) + 1), rnd.randrange(256))
-        out.append(bytes(m))
-    return out
+    return mutations([cbor2.dumps(o) for o in SAMPLES], n, seed)
 
 
 def test_twenty_thousand_malformed_inputs_raise_only_value_error(mpy):

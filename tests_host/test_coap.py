@@ -3,7 +3,6 @@ implementation), both roles, directly and through a relay that re-chunks
 the byte stream; and its parser against 20,000 malformed messages."""
 
 import asyncio
-import random
 import select
 import socket
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 from aiocoap import CHANGED, CONTENT, GET, POST, Context, Message, resource
 from aiocoap.optiontypes import UintOption
 from conftest import micropython_binary
+from fuzz import mutations
 
 # aiocoap 0.4.17 warns about its own use of a deprecated argument
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -362,23 +362,7 @@ def _samples():
 
 
 def _mutations(valid, n, seed=8323):
-    rnd = random.Random(seed)
-    out = []
-    for k in range(n):
-        if k % 2:
-            out.append(rnd.randbytes(rnd.randrange(0, 48)))
-            continue
-        m = bytearray(rnd.choice(valid))
-        for _ in range(rnd.randrange(1, 4)):
-            op = rnd.randrange(3)
-            if op == 0 and m:
-                m[rnd.randrange(len(m))] = rnd.randrange(256)
-            elif op == 1 and m:
-                del m[rnd.randrange(len(m)):]
-            else:
-                m.insert(rnd.randrange(len(m) + 1), rnd.randrange(256))
-        out.append(bytes(m))
-    return out
+    return mutations(valid, n, seed, 48)
 
 
 def test_aiocoaps_messages_parse_and_ours_encode_the_same_bytes(mpy):

@@ -41,8 +41,10 @@ def user(broker):
     return name
 
 
-def test_connect_subscribe_and_qos0_qos1_both_ways_through_mosquitto(mpy, broker, user):
-    out = run(mpy, f"""
+def two_clients(broker, user):
+    """Source for a device client a and an application client b, each
+    recording what reaches it in got_a / got_b."""
+    return f"""
 a = MQTTClient("dev-a", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r},
                keepalive=30, timeout=5)
 b = MQTTClient("app-b", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r},
@@ -50,6 +52,11 @@ b = MQTTClient("app-b", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password
 got_a, got_b = [], []
 a.set_callback(lambda t, m: got_a.append([t.decode(), m.decode()]))
 b.set_callback(lambda t, m: got_b.append([t.decode(), m.decode()]))
+"""
+
+
+def test_connect_subscribe_and_qos0_qos1_both_ways_through_mosquitto(mpy, broker, user):
+    out = run(mpy, two_clients(broker, user) + """
 a.connect(); b.connect()
 a.subscribe("down/a", qos=1); b.subscribe("up/a", qos=1)
 a.publish("up/a", "q0 up"); a.publish("up/a", "q1 up", qos=1)
@@ -442,14 +449,7 @@ def arun(coro):
 
 
 def test_async_connect_subscribe_publish_both_ways_through_mosquitto(mpy, broker, user):
-    out = run(mpy, ASYNC + f"""
-a = MQTTClient("dev-a", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r},
-               keepalive=30, timeout=5)
-b = MQTTClient("app-b", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r},
-               keepalive=30, timeout=5)
-got_a, got_b = [], []
-a.set_callback(lambda t, m: got_a.append([t.decode(), m.decode()]))
-b.set_callback(lambda t, m: got_b.append([t.decode(), m.decode()]))
+    out = run(mpy, ASYNC + two_clients(broker, user) + """
 async def main():
     await a.aconnect(); b.connect()
     await a.asubscribe("down/a", qos=1); b.subscribe("up/a", qos=1)

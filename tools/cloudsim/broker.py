@@ -179,18 +179,17 @@ class Broker:
             self._log.close()
 
 
-class LoginFront:
-    """Logins Mosquitto's password file cannot hold, in front of its plain
-    listener (plain and TLS here)."""
+class LoopbackFront:
+    """An asyncio server on its own thread, one plain and one TLS listener on
+    free loopback ports, each connection handed to self._client(reader, writer)."""
 
-    def __init__(self, broker):
-        self.broker = broker
+    def __init__(self, certfile, keyfile):
         self.loop = asyncio.new_event_loop()
         self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._tls.load_cert_chain(str(broker.certfile), str(broker.keyfile))
-        self.logins = []  # (user name as given, accepted): what the front saw
+        self._tls.load_cert_chain(str(certfile), str(keyfile))
 
-    def start(self):
+    def listen(self):
+        """Start; returns (plain port, TLS port)."""
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
         async def listen():
@@ -200,8 +199,24 @@ class LoginFront:
 
         return asyncio.run_coroutine_threadsafe(listen(), self.loop).result()
 
+    async def _client(self, reader, writer):
+        raise NotImplementedError
+
     def stop(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+class LoginFront(LoopbackFront):
+    """Logins Mosquitto's password file cannot hold, in front of its plain
+    listener (plain and TLS here)."""
+
+    def __init__(self, broker):
+        super().__init__(broker.certfile, broker.keyfile)
+        self.broker = broker
+        self.logins = []  # (user name as given, accepted): what the front saw
+
+    def start(self):
+        return self.listen()
 
     async def _client(self, reader, writer):
         from .mqttfront import CONNECT, build_connect, packet, parse_connect, read_packet

@@ -13,7 +13,8 @@ import secrets
 import socket
 import ssl
 import struct
-import threading
+
+from .broker import LoopbackFront
 
 CONNECT, CONNACK, PUBLISH, SUBSCRIBE, UNSUBSCRIBE = 1, 2, 3, 8, 10
 MAX_PACKET = 256 * 1024
@@ -113,30 +114,18 @@ def rewrite_filters(first, body, prefix, with_qos):
     return packet(first, bytes(out))
 
 
-class BlynkFront:
+class BlynkFront(LoopbackFront):
     def __init__(self, sim, certfile, keyfile):
+        super().__init__(certfile, keyfile)
         self.sim = sim
         self.sessions = {}  # device id -> set of writers
         self.internal = {}  # device id -> internal broker password
-        self.loop = asyncio.new_event_loop()
-        self._tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._tls.load_cert_chain(str(certfile), str(keyfile))
         self.port = self.tls_port = 0
         self.logins = {"plain": 0, "tls": 0}  # accepted device logins per listener
 
     def start(self):
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-
-        async def listen():
-            plain = await asyncio.start_server(self._client, "127.0.0.1", 0)
-            tls = await asyncio.start_server(self._client, "127.0.0.1", 0, ssl=self._tls)
-            return plain.sockets[0].getsockname()[1], tls.sockets[0].getsockname()[1]
-
-        self.port, self.tls_port = asyncio.run_coroutine_threadsafe(listen(), self.loop).result()
+        self.port, self.tls_port = self.listen()
         return self
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
     def online(self, device_id):
         return bool(self.sessions.get(device_id))
