@@ -117,7 +117,7 @@ esp32: setup
 test-esp32: setup
 	@$(HAVE_EMULATOR) || { echo "make test-esp32: $(NO_EMULATOR)"; exit 2; }
 	@$(BIN)/onboard build >/dev/null
-	ONBOARD_ESP32=1 $(PYTHON) -m pytest -q -s tests_host/test_esp32.py -k "not life"
+	ONBOARD_ESP32=1 $(PYTHON) -m pytest -q -s tests_host/test_esp32.py
 
 test-esp32-cuts: setup
 	@$(HAVE_EMULATOR) || { echo "make test-esp32-cuts: $(NO_EMULATOR)"; exit 2; }

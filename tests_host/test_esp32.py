@@ -18,6 +18,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -448,8 +450,11 @@ def start_board(boards, tmp_path, sim, config, flash=None, extra=()):
 
 
 def portal_get(board, path):
-    with urllib.request.urlopen(board.ready["portal"] + path.lstrip("/"), timeout=120) as r:
-        return r.status, r.read()
+    try:
+        with urllib.request.urlopen(board.ready["portal"] + path.lstrip("/"), timeout=120) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read() + ("\nthe board's log:\n" + board.log_text()).encode()
 
 
 def configure_like_the_app(board, **fields):
@@ -482,18 +487,30 @@ def retained(sim, topic):
     return broker_messages(sim, topic, timeout=30)
 
 
+def subscribe(sim, topic):
+    """A subscriber on the broker from now on: it sees messages sent unretained."""
+    from conftest import Subscription
+
+    return Subscription(sim, topic, timeout=120)
+
+
 @lives
 def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards, sim):
     prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
                    {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
     board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
     dates = sim.date_server.requests
-    configure_like_the_app(board, blynk=prov["token"])
-    board.wait_state("CONNECTING_CLOUD")
-    board.wait_state("RUNNING")
-    assert sim.date_server.requests > dates  # it asked cloudsim the time
-    assert sim.clouds["blynk"].devices[prov["deviceId"]]["active"]
-    (topic, payload), = retained(sim, f"blynk/{prov['deviceId']}/info/mcu")
+    # info/mcu is sent unretained, as Blynk's devices do: listen before the board is online
+    mcu = subscribe(sim, f"blynk/{prov['deviceId']}/info/mcu")
+    try:
+        configure_like_the_app(board, blynk=prov["token"])
+        board.wait_state("CONNECTING_CLOUD")
+        board.wait_state("RUNNING")
+        assert sim.date_server.requests > dates  # it asked cloudsim the time
+        assert sim.clouds["blynk"].devices[prov["deviceId"]]["active"]
+        (topic, payload), = mcu.messages()
+    finally:
+        mcu.close()
     assert json.loads(payload)["tmpl"] == "TMPL1a2b3c4d"
     assert sim.front.logins["tls"] >= 1
 
@@ -623,6 +640,328 @@ def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boa
     board.wait_state("CONNECTING_CLOUD")
     board.wait_state("RUNNING")
     assert sim.date_server.requests > dates  # it asked cloudsim the time
-    (topic, payload), = retained(sim, f"spokezone/{dev['id']}/status")
-    assert json.loads(payload)["status"] == "online"
-    assert "/loginDevice" in " ".join(p for _, _, p in sim.requests)
+    # its retained birth message, through the broker's MQTTS port (a 7-day token is not
+    # renewed at the first start: no HTTPS request of its own)
+    (topic, payload), = retained(sim, f"mrs/d/{dev['id']}/status")
+    assert json.loads(payload) == {"status": "online", "fw": "1.0.0"}
+
+
+# -- power cuts over a credential write and over a token renewal (make test-esp32-cuts) -----
+#
+# Spoke Zone on the emulated board, against a cloudsim of its own whose device tokens live
+# SPOKEZONE_LIFETIME seconds, so the board renews every ~20 s (10 s before expiry). Each cut
+# is a SIGKILL of QEMU at a moment of the step, chosen by counting the emulator's writes to
+# the flash image file (inotify) from an observed start: the renewal request arriving at
+# cloudsim, or the portal's /config sent. The moments are spread from 0 writes to past the
+# last write of the step (then the cut comes once the step is over: back online). After
+# each cut the flash is read back with Store on the Unix port, then the board boots on it
+# and must come back online by itself: a new birth message of its own on the broker.
+
+SPOKEZONE_LIFETIME = 30
+MOMENTS = 10  # per step: 10 over a token renewal, 10 over a credential write
+long_cuts = _needs(("ONBOARD_ESP32_CUTS",), "test-esp32-cuts")
+STORED = """
+import json
+from onboard.store import Store
+s = Store(%r)
+s.load()
+print(json.dumps({'status': s.status, 'cloud': s.get('cloud'),
+                  'pending': s.get('state').get('pending')}))
+"""
+
+
+class FlashWrites:
+    """The emulator's writes to the flash image file, counted as they happen (inotify
+    IN_MODIFY: QEMU writes the file at every flash program and erase)."""
+
+    IN_MODIFY = 0x2
+
+    def __init__(self, flash):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0 or libc.inotify_add_watch(self.fd, str(flash).encode(),
+                                                 self.IN_MODIFY) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify on {flash}")
+        self.count = 0
+        self.cond = threading.Condition()
+        self.closed = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        import select
+        import struct
+
+        while not self.closed:
+            if not select.select([self.fd], [], [], 0.2)[0]:
+                continue
+            try:
+                data = os.read(self.fd, 65536)
+            except BlockingIOError:
+                continue
+            n, i = 0, 0
+            while i + 16 <= len(data):
+                _, mask, _, length = struct.unpack_from("iIII", data, i)
+                n += bool(mask & self.IN_MODIFY)
+                i += 16 + length
+            with self.cond:
+                self.count += n
+                self.cond.notify_all()
+
+    def wait(self, count, timeout):
+        with self.cond:
+            return self.cond.wait_for(lambda: self.count >= count, timeout)
+
+    def close(self):
+        self.closed = True
+        self.thread.join(5)
+        os.close(self.fd)
+
+
+def boot_online(sim, topic, start, timeout=300):
+    """start() a board, then wait for a message the broker forwards on topic as it is
+    published (retain flag clear: not the retained one a new subscription gets, which
+    predates the start): the board is online. Returns the board."""
+    from conftest import Subscription
+
+    sub = Subscription(sim, topic, timeout=20)
+    try:
+        board = start()
+        deadline = time.monotonic() + timeout
+        while _next_publish(sub, deadline, board) & 1:
+            pass
+        return board
+    finally:
+        sub.close()
+
+
+def _next_publish(sub, deadline, board):
+    """The first byte (type and flags) of the next PUBLISH on sub; PINGREQ keeps it open."""
+    while True:
+        while len(sub.buf) >= 2:
+            n, shift, i = 0, 0, 1
+            while sub.buf[i] & 0x80 and i + 1 < len(sub.buf):
+                n |= (sub.buf[i] & 0x7F) << shift
+                shift += 7
+                i += 1
+            n |= sub.buf[i] << shift
+            if len(sub.buf) < i + 1 + n:
+                break
+            first = sub.buf[0]
+            sub.buf = sub.buf[i + 1 + n:]
+            if first >> 4 == 3:
+                return first
+        assert time.monotonic() < deadline, "not back online; the board's log:\n" + \
+            board.log_text()
+        try:
+            part = sub.sock.recv(4096)
+        except TimeoutError:
+            sub.sock.sendall(b"\xc0\x00")  # PINGREQ: the broker keeps a quiet reader
+            continue
+        assert part, "the broker closed the test subscription"
+        sub.buf += part
+
+
+def drain(board):
+    while board.next_line(0.001) is not None:
+        pass
+
+
+def cut_at(board, writes, start, k, seen, done, timeout=300):
+    """SIGKILL the board once k flash writes came since `start` writes, or once an event
+    after the first `seen` is done(event) (the step is over) if fewer come. Returns the
+    writes seen since start."""
+    deadline = time.monotonic() + timeout
+    while not writes.wait(start + k, 0.02):
+        drain(board)
+        if any(done(e) for e in board.events[seen:]):
+            break
+        assert time.monotonic() < deadline, "the step neither wrote nor ended:\n" + \
+            board.log_text()
+    assert board.power_cut() != 0
+    return writes.count - start
+
+
+def token_now(flash):
+    """The Spoke Zone token stored on the flash image now, read from a copy while the
+    board waits on the network (nothing of the store in flight)."""
+    fs = esp32.mount(flash)
+    with fs.open("onboard.json", "rb") as f:
+        return json.loads(f.read())["data"]["cloud"]["token"]
+
+
+def read_store(mpy, flash, folder):
+    esp32.extract(flash, folder)
+    return json.loads(mpy.run(STORED % str(folder / "onboard.json")).lines[-1])
+
+
+@pytest.fixture
+def own_sim(tmp_path, monkeypatch):
+    """A cloudsim for one test (it shortens Spoke Zone's token lifetime), recording
+    every Spoke Zone device token it issues (in .issued, oldest first)."""
+    from cloudsim.app import Cloudsim
+
+    log = []
+    s = Cloudsim(tmp_path / "cloudsim", log=log.append).start()
+    s.lines = log
+    s.issued = []
+    sz = s.clouds["spokezone"]
+    issue = sz.device_token
+
+    def recorded(device_id, rotate=False):
+        token = issue(device_id, rotate)
+        s.issued.append(token)
+        return token
+
+    monkeypatch.setattr(sz, "device_token", recorded)
+    sim_api(s, "POST", "/_sim/lifetimes", {"cloud": "spokezone", "seconds": SPOKEZONE_LIFETIME},
+            {"Authorization": f"Bearer {s.admin_token}"})
+    yield s
+    s.stop()
+
+
+def spokezone_online(boards, tmp_path, sim):
+    """A board configured like the app from an empty flash, online with Spoke Zone."""
+    dev = spokezone_device(sim, "cpu-esp32-cuts")
+    config = board_config(sim, "spokezone")
+
+    def start():
+        board = start_board(boards, tmp_path, sim, config)
+        configure_like_the_app(board, token=dev["token"], uuid=dev["uuid"],
+                               cpu_id="cpu-esp32-cuts")
+        return board
+
+    return boot_online(sim, f"mrs/d/{dev['id']}/status", start), dev, config
+
+
+def spread(total):
+    """MOMENTS write counts from 0 to total + 1 (past the step's last write)."""
+    return [round(i * (total + 1) / (MOMENTS - 1)) for i in range(MOMENTS)]
+
+
+def holds(stored, allowed, cycle):
+    """The store read back is whole and holds credentials of before or after the step:
+    the stored token (and, mid-switch, the pending one) is one of `allowed` (the token
+    stored when the step began, then those cloudsim issued since, oldest first)."""
+    names = {t: "before" if i == 0 else f"new {i}" for i, t in enumerate(allowed)}
+    assert stored["status"] in ("ok", "previous"), f"cut {cycle}: store {stored['status']}"
+    cloud, pending = stored["cloud"], stored["pending"]
+    assert cloud.get("token") in names and cloud.get("uuid"), (
+        f"cut {cycle}: the stored token is none of {sorted(names.values())}")
+    if pending:
+        assert pending["cloud"].get("token", cloud["token"]) in names, (
+            f"cut {cycle}: the pending token is none of {sorted(names.values())}")
+    return names[cloud["token"]]
+
+
+@long_cuts
+def test_power_cuts_at_moments_of_a_token_renewal_keep_a_token_and_the_board_comes_back(
+        tmp_path, boards, own_sim, mpy):
+    sim = own_sim
+    board, dev, config = spokezone_online(boards, tmp_path, sim)
+    flash = tmp_path / "flash.bin"
+    topic = f"mrs/d/{dev['id']}/status"
+    writes = FlashWrites(flash)
+    try:
+        # one renewal uncut: how many flash writes it makes, from its request to online
+        next_renewal(sim, board)
+        start, seen = writes.count, len(board.events)
+        board.wait_state("RUNNING", until=lambda e: e.get("online")
+                         and board.events.index(e) >= seen)
+        moments = spread(writes.count - start)
+        print("renewal: flash writes", writes.count - start, "cuts at", moments)
+        results = []
+        for cycle, k in enumerate(moments):
+            next_renewal(sim, board)
+            start, seen, mark = writes.count, len(board.events), len(sim.issued)
+            before = token_now(flash)
+            got = cut_at(board, writes, start, k, seen, lambda e: e.get("online"))
+            stored = read_store(mpy, flash, tmp_path / f"cut{cycle}")
+            which = holds(stored, [before] + sim.issued[mark:], cycle)
+            board = boot_online(sim, topic, lambda: start_board(boards, tmp_path, sim, config,
+                                                                flash))
+            results.append((k, got, which))
+        print("renewal cuts (moment, writes seen, token kept):", results)
+        assert len(results) == MOMENTS
+    finally:
+        writes.close()
+
+
+@long_cuts
+def test_power_cuts_at_moments_of_a_credential_write_keep_credentials_and_the_board_comes_back(
+        tmp_path, boards, own_sim, mpy):
+    from cloudsim.mqttfront import publish
+
+    sim = own_sim
+    board, dev, config = spokezone_online(boards, tmp_path, sim)
+    flash = tmp_path / "flash.bin"
+    topic = f"mrs/d/{dev['id']}/status"
+    writes = FlashWrites(flash)
+
+    def new_credentials(board):
+        """Setup mode from the cloud (reconfigure), then /config with a new token sent
+        (in the background); returns (writes at the send, events seen then, the token
+        stored before, the count of tokens cloudsim had issued before the new one)."""
+        mark = len(sim.issued)
+        token = sim_api(sim, "POST", "/spokezone/loginDevice",
+                        {"token": sim.clouds["spokezone"].devices[dev["id"]]["token"],
+                         "cpu_id": "cpu-esp32-cuts", "uuid": dev["uuid"]})["token"]
+        seen = len(board.events)
+        # retained: the board gets it whenever it is subscribed (a renewal's reconnection
+        # would lose a plain downlink), and it is cleared once setup mode is open
+        reconfigure = f"mrs/d/{dev['id']}/down/reconfigure"
+        publish(sim.broker.mqtt_port, *sim.internal, reconfigure, "1", retain=True)
+        board.wait_state("WAIT_CONFIG", until=lambda e: board.events.index(e) >= seen)
+        publish(sim.broker.mqtt_port, *sim.internal, reconfigure, "", retain=True)
+        query = urllib.parse.urlencode({"ssid": "Espressif", "pass": "", "token": token,
+                                        "uuid": dev["uuid"], "cpu_id": "cpu-esp32-cuts"})
+        sent = threading.Thread(target=_portal_reply, args=(board, "/config?" + query),
+                                daemon=True)
+        before = token_now(flash)  # in setup mode: nothing of the store in flight
+        start, seen = writes.count, len(board.events)
+        sent.start()
+        return start, seen, before, mark
+
+    try:
+        # one credential write uncut: how many flash writes, from /config to RUNNING
+        start, seen, _, _ = new_credentials(board)
+        board.wait_state("RUNNING", until=lambda e: board.events.index(e) >= seen)
+        moments = spread(writes.count - start)
+        print("credential write: flash writes", writes.count - start, "cuts at", moments)
+        results = []
+        for cycle, k in enumerate(moments):
+            start, seen, before, mark = new_credentials(board)
+            got = cut_at(board, writes, start, k, seen, lambda e: e["state"] == "RUNNING")
+            stored = read_store(mpy, flash, tmp_path / f"cut{cycle}")
+            which = holds(stored, [before] + sim.issued[mark:], cycle)
+            board = boot_online(sim, topic, lambda: start_board(boards, tmp_path, sim, config,
+                                                                flash))
+            results.append((k, got, which))
+        print("credential cuts (moment, writes seen, token kept):", results)
+        assert len(results) == MOMENTS
+    finally:
+        writes.close()
+
+
+def _portal_reply(board, path):
+    try:
+        return portal_get(board, path)[0]
+    except OSError as e:  # the power went while it was answered
+        return type(e).__name__
+
+
+def next_renewal(sim, board):
+    """Wait for the next renewal request to arrive at cloudsim."""
+    n = len(sim.arrivals("/spokezone/loginDevice", "POST"))
+    wait_until(lambda: len(sim.arrivals("/spokezone/loginDevice", "POST")) > n, board)
+
+
+def wait_until(condition, board, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        drain(board)
+        assert time.monotonic() < deadline, "waited in vain; the board's log:\n" + \
+            board.log_text()
+        time.sleep(0.01)

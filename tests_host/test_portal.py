@@ -311,6 +311,12 @@ def test_half_a_request_then_silence_is_closed_within_the_request_limit(portal):
     assert ok_reply(get(portal.port, "/config?ssid=home&pass=&blynk=" + TOKEN))
 
 
+def test_settings_applied_slower_than_the_request_limit_are_answered_as_applied(portal):
+    # the limit is on receiving the request: what it asked for is done, and said so
+    assert ok_reply(get(portal.port, "/config?ssid=slow-flash&pass=&blynk=" + TOKEN))
+    assert portal.applied() == [{"ssid": "slow-flash", "pass": "", "blynk": TOKEN}]
+
+
 def test_eight_clients_at_once_four_are_served_the_rest_refused(portal):
     silent = []
     for _ in range(8):

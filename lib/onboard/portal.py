@@ -144,8 +144,11 @@ class Portal:
         try:
             if self.active <= _MAX_CONN:
                 try:
-                    status, body, ctype, extra = await asyncio.wait_for_ms(
-                        self._handle(reader, method), _REQUEST_MS)
+                    # the bound is on receiving the request; what it asks for is done
+                    # after, untimed: a reply always tells what was done (a slow flash
+                    # write must not be answered 408 after it stored the settings)
+                    got = await asyncio.wait_for_ms(self._handle(reader, method), _REQUEST_MS)
+                    status, body, ctype, extra = got if len(got) == 4 else self._route(*got)
                 except asyncio.TimeoutError:
                     status, body = 408, "request timeout"
                 except Refused as e:
@@ -226,7 +229,7 @@ class Portal:
         if self.captive and path not in API and (
                 path in PROBES or host not in (self.host, "blynk.setup")):
             return self._redirect()
-        return self._route(method, path, query, headers, body[:length])
+        return method, path, query, headers, body[:length]  # routed by _serve
 
     def _redirect(self):
         html = '<a href="%s">Device setup</a>' % self.root

@@ -4,6 +4,7 @@
 import asyncio
 import json
 import sys
+import time
 
 from onboard import log
 from onboard.portal import Portal
@@ -14,6 +15,8 @@ log.level = log.WARN
 def apply(fields):
     if fields.get("ssid") == "refuse-me":
         raise ValueError("ssid: refused by the test")
+    if fields.get("ssid") == "slow-flash":
+        time.sleep_ms(6000)  # a store write slower than the portal's request bound (5 s)
     print("@applied " + json.dumps(fields))
 
 
