@@ -74,7 +74,8 @@ def test_64_characters_that_are_not_all_hex_are_refused(mpy, password):
         "password: 64 characters must all be hex digits"
 
 
-@pytest.mark.parametrize("password", ["tab\there!", "caf\u00e9-au-lait", "del\x7fchar", "\x1fcontrol"])
+@pytest.mark.parametrize("password", ["tab\there!", "caf\u00e9-au-lait", "del\x7fchar",
+                                      "\x1fcontrol"])
 def test_password_with_a_character_outside_printable_ascii_is_refused(mpy, password):
     assert refusal(mpy, f"wifi.check_credentials('home', {password!r})") == \
         "password: must be printable ASCII"
