@@ -118,3 +118,19 @@ print(json.dumps({"writes": s.writes}))
     # 11 two-byte characters plus 11 ASCII: 33 bytes although 22 characters
     assert errors[5] == ["ssid: must be 1-32 bytes of text"]
     assert errors[6] == {"writes": 0}
+
+
+def test_clear_with_an_unknown_what_is_refused_naming_it_and_keeps_everything(mpy):
+    out = run(mpy, """
+s = Store(P)
+imp.set_wifi_configuration(s, "home", "password-1")
+imp.set_enrol_tokens(s, "0x01", "0x02")
+try:
+    imp.clear_configuration(s, 2)
+except ValueError as e:
+    print(json.dumps([str(e)]))
+print(json.dumps(Store(P).load()))
+""")
+    assert out == [["what: must be CONFIG_WIFI or CONFIG_ALL"],
+                   {"wifi": {"networks": [{"ssid": "home", "password": "password-1"}]},
+                    "enrol": {"plan_id": "0x0000000000000001", "token": "0x0000000000000002"}}]

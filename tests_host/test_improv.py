@@ -1,4 +1,4 @@
-"""Improv Wi-Fi serial on a simulated device's pty, spoken as ESP Web Tools does."""
+"""onboard.improv: Improv Wi-Fi serial on a simulated device's pty, spoken as ESP Web Tools does."""
 
 import os
 import select

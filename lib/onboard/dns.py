@@ -13,14 +13,14 @@ _MAX_NAME = const(255)
 _NAME = b"\x05blynk\x05setup\x00"
 
 
-def answer(query, ip, captive=True):
+def answer(query, ip, captive):
     """The reply to a DNS query (bytes), or None to drop it."""
     if len(query) < 17 or query[2] & 0xF8 or query[4:6] != b"\x00\x01":
         return None  # a response, not a standard query, or not exactly one question
     i = 12
     while True:
-        if i >= len(query) or i - 12 > _MAX_NAME:
-            return None
+        if i >= len(query) or i - 12 >= _MAX_NAME:
+            return None  # runs off the packet, or longer than 255 bytes with its end
         n = query[i]
         if n == 0:
             break
@@ -40,30 +40,30 @@ def answer(query, ip, captive=True):
 
 
 class CaptiveDNS:
-    def __init__(self, ip, port=53, captive=True):
+    def __init__(self, ip, port, captive=True):
         self.ip = ip
         self.port = port
         self.captive = captive
         self.answered = 0
         self.dropped = 0
-        self.sock = None
 
     def run(self):
-        """A coroutine answering queries until stop(); never raises on what
-        arrives. (A generator, as MicroPython's own streams wait for I/O.)"""
+        """A coroutine answering queries until its task is cancelled (the
+        socket is closed then) or its socket fails; never raises on what
+        arrives. (A generator,
+        as MicroPython's own streams wait for I/O.)"""
         from asyncio import core  # pyright: ignore  (asyncio internals)
 
-        s = self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(socket.getaddrinfo("0.0.0.0", self.port)[0][-1])
-        s.setblocking(False)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            while self.sock:
+            s.bind(socket.getaddrinfo("0.0.0.0", self.port)[0][-1])
+            s.setblocking(False)
+            while True:
                 yield core._io_queue.queue_read(s)  # pyright: ignore  (asyncio internals)
                 try:
                     query, addr = s.recvfrom(512)
                 except OSError:
-                    continue
+                    break  # the socket is broken: polling it again would only spin
                 reply = answer(query, self.ip, self.captive)
                 if reply is None:
                     self.dropped += 1
@@ -75,6 +75,3 @@ class CaptiveDNS:
                     pass
         finally:
             s.close()
-
-    def stop(self):
-        self.sock = None

@@ -24,7 +24,6 @@ GET_WIFI_NETWORKS = const(0x04)
 READY = const(0x02)
 PROVISIONING = const(0x03)
 PROVISIONED = const(0x04)
-ERR_NONE = const(0x00)
 ERR_INVALID_RPC = const(0x01)
 ERR_UNKNOWN_RPC = const(0x02)
 ERR_UNABLE_TO_CONNECT = const(0x03)
@@ -44,7 +43,7 @@ def packet(kind, data):
 def strings(*items):
     out = bytearray()
     for s in items:
-        b = s.encode()[:255]
+        b = s.encode()  # short by their sources: SSIDs, names, a URL
         out.append(len(b))
         out += b
     return bytes(out)
@@ -82,16 +81,17 @@ class Improv:
         buf = b""
         self.send(packet(_STATE, bytes((self.state,))))
         while True:
-            buf += await reader.read(1)
-            i = buf.find(b"IMPROV")
-            if i < 0:
+            byte = await reader.read(1)
+            if not byte:
+                return  # the stream ended: reading on would only spin
+            buf += byte
+            # one byte at a time: a header, once whole, is at the start
+            if not buf.startswith(b"IMPROV"):
                 buf = buf[-5:]  # keep what may be the start of a header
                 continue
-            buf = buf[i:]
-            if len(buf) < 9 or len(buf) < 10 + buf[8]:
+            if len(buf) < 10 or len(buf) < 10 + buf[8]:
                 continue
-            n = buf[8]
-            raw, buf = buf[: 10 + n], buf[10 + n :]
+            raw, buf, n = buf, b"", buf[8]
             if raw[6] != 1 or n > _MAX_DATA or (sum(raw[:-1]) & 0xFF) != raw[-1]:
                 self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
                 continue
@@ -131,7 +131,7 @@ class Improv:
         except (IndexError, ValueError, UnicodeError):
             self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
             return
-        self.state = PROVISIONING
+        # no state change kept: nothing is read while join() runs
         self.send(packet(_STATE, bytes((PROVISIONING,))))
         code = await self.join(ssid, password)
         if code:

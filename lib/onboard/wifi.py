@@ -22,8 +22,8 @@ def check_credentials(ssid, password):
             if c not in "0123456789abcdefABCDEF":
                 raise ValueError("password: 64 characters must all be hex digits")
         return
-    # 5 or 13: a WEP key as text (10 or 26 hex digits fall in 8-63 anyway)
-    if not (8 <= n <= 63 or n in (5, 13)):
+    # 5: a WEP key as text (13 characters, or 10 or 26 hex digits, fall in 8-63)
+    if not (8 <= n <= 63 or n == 5):
         raise ValueError("password: must be 8-63 characters, 64 hex digits, a WEP key, or empty")
     for c in password:
         if not " " <= c <= "~":
@@ -40,7 +40,7 @@ def check_ip(fields):
     for name in ("ip", "mask", "gw", "dns", "dns2"):
         v = fields.get(name) or (out[-1] if name[0] == "d" else "")
         parts = v.split(".")
-        if len(v) > 15 or len(parts) != 4 or not all(
+        if len(parts) != 4 or not all(
                 p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
             raise ValueError("%s: must be an IPv4 address like 192.168.1.20" % name)
         out.append(v)
@@ -123,12 +123,13 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None):
             pass  # DHCP on already, or a port without the switch
     sta.connect(ssid, password)
     start = time.ticks_ms()
-    status = sta.status()
-    while time.ticks_diff(time.ticks_ms(), start) < timeout_ms:
+    while True:
         status = sta.status()
         if status == _GOT_IP:
             return 0
-        if status not in (_CONNECTING, 1000):
+        # idle (just after connect) or associating: wait, up to timeout_ms
+        if status not in (_CONNECTING, 1000) or time.ticks_diff(time.ticks_ms(),
+                                                                 start) >= timeout_ms:
             break
         await asyncio.sleep_ms(100)
     sta.disconnect()
