@@ -461,6 +461,54 @@ def test_chunk_size_that_is_not_pure_hex_is_a_protocol_error(serve, call, size):
     assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: malformed")
 
 
+# URLs and the Response -------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:abc/x", "http://127.0.0.1:0/x",
+                                 "http://127.0.0.1:65536/x", "ftp://127.0.0.1/x",
+                                 "http:///x", "http://127.0.0.1/a b"])
+def test_a_malformed_url_is_a_value_error_naming_url_before_connecting(call, url):
+    out = call(url)
+    assert (out["error"], out["message"]) == ("ValueError", "url: malformed")
+
+
+def test_a_url_without_a_port_uses_80_for_http_and_443_for_https(mpy, pki):
+    # The behaviour is the well-known ports themselves, so they are bound here
+    # (loopback only); where this user may not bind them, there is nothing to test.
+    servers = []
+    try:
+        for port, tls in ((80, None), (443, pki["good"])):
+            try:
+                servers.append(Server(OK, tls, port=port))
+            except OSError as e:
+                pytest.skip(f"cannot listen on 127.0.0.1:{port}: {e}")
+        code = """
+import json
+from onboard import http
+print(json.dumps([http.get("http://127.0.0.1/plain", timeout=5).status_code,
+                  http.get("https://127.0.0.1/tls", ca=%r, timeout=5).status_code]))
+""" % pki["ca"]
+        assert json.loads(mpy.run(code).lines[-1]) == [200, 200]
+        assert [s.received[0].split(b"\r\n")[0] for s in servers] == [
+            b"GET /plain HTTP/1.1", b"GET /tls HTTP/1.1"]
+    finally:
+        for s in servers:
+            s.close()
+
+
+def test_a_response_gives_its_text_and_a_repr_with_only_the_status(serve, mpy):
+    body = ("caf\u00e9 " + SECRET[:8]).encode()
+    server = serve(reply(b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n" % len(body)
+                         + body))
+    code = """
+import json
+from onboard import http
+r = http.post(%r, json={"k": 1}, timeout=5)
+print(json.dumps({"text": r.text, "repr": repr(r)}))
+""" % server.url("/r")
+    out = json.loads(mpy.run(code).lines[-1])
+    assert out == {"text": "caf\u00e9 " + SECRET[:8], "repr": "<Response 201>"}
+
+
 # Name lookup ----------------------------------------------------------------
 
 def test_a_name_that_does_not_resolve_raises_dns_error(call):
