@@ -294,6 +294,19 @@ def test_malformed_reply_raises_protocol_error(serve, call, raw):
     assert call(serve(reply(raw)).url())["error"] == "ProtocolError"
 
 
+@pytest.mark.parametrize("line", [b"HTTP/1.1 600 Beyond", b"HTTP/1.1 099 Early",
+                                  b"ICY 200 OK", b"HTTP/2 200 OK"])
+def test_a_status_line_outside_http_1_and_100_to_599_is_a_protocol_error(serve, call, line):
+    out = call(serve(reply(line + b"\r\nContent-Length: 0\r\n\r\n")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: status: malformed")
+
+
+@pytest.mark.parametrize("status", [200, 599])
+def test_statuses_up_to_599_are_returned(serve, call, status):
+    out = call(serve(reply(b"HTTP/1.0 %d Any\r\nContent-Length: 2\r\n\r\nok" % status)).url())
+    assert (out["status"], out["body"]) == (status, "ok")
+
+
 # Requests and redirects ---------------------------------------------------
 
 def test_post_json_sends_body_with_length_and_type(serve, call):
