@@ -110,6 +110,14 @@ def json_reply(body, status="200 OK", extra=""):
                  f"Content-Length: {len(payload)}\r\n{extra}\r\n".encode() + payload)
 
 
+def reply_and_stay(raw):
+    """Send raw, then keep the connection open until the client closes it."""
+    def behaviour(conn, req):
+        conn.sendall(raw)
+        wait_closed(conn)
+    return behaviour
+
+
 def silent(conn, req):
     wait_closed(conn)
 

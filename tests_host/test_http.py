@@ -5,7 +5,16 @@ import socket
 import threading
 
 import pytest
-from servers import Server, half_header, json_reply, read_request, reply, silent, trickle
+from servers import (
+    Server,
+    half_header,
+    json_reply,
+    read_request,
+    reply,
+    reply_and_stay,
+    silent,
+    trickle,
+)
 
 from cloudsim.pki import CA
 
@@ -305,6 +314,18 @@ def test_a_status_line_outside_http_1_and_100_to_599_is_a_protocol_error(serve, 
 def test_statuses_up_to_599_are_returned(serve, call, status):
     out = call(serve(reply(b"HTTP/1.0 %d Any\r\nContent-Length: 2\r\n\r\nok" % status)).url())
     assert (out["status"], out["body"]) == (status, "ok")
+
+
+@pytest.mark.parametrize("method,head", [
+    ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"),
+    ("GET", b"HTTP/1.1 204 No Content\r\n\r\n"),
+    ("GET", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 11\r\n\r\n")],
+    ids=["HEAD", "204", "304"])
+def test_replies_that_have_no_body_end_at_their_head_while_the_server_stays(serve, call,
+                                                                            method, head):
+    # the server keeps the connection open: reading a body would wait for the timeout
+    out = call(serve(reply_and_stay(head)).url(), method=method, timeout=5)
+    assert (out.get("error"), out.get("body")) == (None, "")
 
 
 # Requests and redirects ---------------------------------------------------
