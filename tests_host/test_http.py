@@ -247,6 +247,13 @@ def test_chunked_body_is_decoded(serve, call):
     assert (out["status"], out["body"]) == (200, "hello, world")
 
 
+def test_chunk_sizes_are_read_as_hexadecimal_in_either_case(serve, call):
+    first, second = "a" * 0x1F, "b" * 0x10
+    server = serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + f"1F\r\n{first}\r\n10\r\n{second}\r\n0\r\n\r\n".encode()))
+    assert call(server.url())["body"] == first + second
+
+
 def test_content_length_body_is_decoded_and_headers_are_lower_case(serve, call):
     server = serve(json_reply('{"a": 1}', extra="X-Thing: Yes\r\n"))
     out = call(server.url())
