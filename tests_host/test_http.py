@@ -294,6 +294,24 @@ def test_body_over_max_body_raises_without_reading_it_all(serve, call, framing):
     assert sent["failed"], "the server managed to send all 10 MB"
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_a_body_of_exactly_max_body_is_returned(serve, call, framing):
+    body = b"y" * 300
+    head = {"length": b"Content-Length: 300\r\n\r\n" + body,
+            "chunked": b"Transfer-Encoding: chunked\r\n\r\n96\r\n" + body[:150]
+                       + b"\r\n96\r\n" + body[150:] + b"\r\n0\r\n\r\n",
+            "close": b"\r\n" + body}[framing]
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\n" + head)).url(), max_body=300)
+    assert (out.get("error"), out.get("body")) == (None, body.decode())
+
+
+@pytest.mark.parametrize("after", [b"XY", b"\n\r"])
+def test_chunk_data_not_followed_by_crlf_is_a_protocol_error(serve, call, after):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"5\r\nhello" + after + b"0\r\n\r\n")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: malformed")
+
+
 @pytest.mark.parametrize("raw", [
     b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort",
