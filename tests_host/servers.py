@@ -10,9 +10,9 @@ import time
 
 
 class Server:
-    def __init__(self, behaviour, tls=None):
+    def __init__(self, behaviour, tls=None, port=0):
         """behaviour(conn, request_bytes) answers one connection;
-        tls: (certfile, keyfile) to serve TLS."""
+        tls: (certfile, keyfile) to serve TLS; port: 0 for a free one."""
         self.behaviour = behaviour
         self.received = []
         self.tls_failures = 0
@@ -21,7 +21,7 @@ class Server:
         if tls:
             self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self._ctx.load_cert_chain(*map(str, tls))
-        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock = socket.create_server(("127.0.0.1", port))
         self.port = self._sock.getsockname()[1]
         self._conns = []
         self._closed = threading.Event()
@@ -108,6 +108,14 @@ def json_reply(body, status="200 OK", extra=""):
     payload = body.encode() if isinstance(body, str) else body
     return reply(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
                  f"Content-Length: {len(payload)}\r\n{extra}\r\n".encode() + payload)
+
+
+def reply_and_stay(raw):
+    """Send raw, then keep the connection open until the client closes it."""
+    def behaviour(conn, req):
+        conn.sendall(raw)
+        wait_closed(conn)
+    return behaviour
 
 
 def silent(conn, req):

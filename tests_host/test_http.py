@@ -5,7 +5,16 @@ import socket
 import threading
 
 import pytest
-from servers import Server, half_header, json_reply, read_request, reply, silent, trickle
+from servers import (
+    Server,
+    half_header,
+    json_reply,
+    read_request,
+    reply,
+    reply_and_stay,
+    silent,
+    trickle,
+)
 
 from cloudsim.pki import CA
 
@@ -238,6 +247,13 @@ def test_chunked_body_is_decoded(serve, call):
     assert (out["status"], out["body"]) == (200, "hello, world")
 
 
+def test_chunk_sizes_are_read_as_hexadecimal_in_either_case(serve, call):
+    first, second = "a" * 0x1F, "b" * 0x10
+    server = serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + f"1F\r\n{first}\r\n10\r\n{second}\r\n0\r\n\r\n".encode()))
+    assert call(server.url())["body"] == first + second
+
+
 def test_content_length_body_is_decoded_and_headers_are_lower_case(serve, call):
     server = serve(json_reply('{"a": 1}', extra="X-Thing: Yes\r\n"))
     out = call(server.url())
@@ -278,6 +294,24 @@ def test_body_over_max_body_raises_without_reading_it_all(serve, call, framing):
     assert sent["failed"], "the server managed to send all 10 MB"
 
 
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_a_body_of_exactly_max_body_is_returned(serve, call, framing):
+    body = b"y" * 300
+    head = {"length": b"Content-Length: 300\r\n\r\n" + body,
+            "chunked": b"Transfer-Encoding: chunked\r\n\r\n96\r\n" + body[:150]
+                       + b"\r\n96\r\n" + body[150:] + b"\r\n0\r\n\r\n",
+            "close": b"\r\n" + body}[framing]
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\n" + head)).url(), max_body=300)
+    assert (out.get("error"), out.get("body")) == (None, body.decode())
+
+
+@pytest.mark.parametrize("after", [b"XY", b"\n\r"])
+def test_chunk_data_not_followed_by_crlf_is_a_protocol_error(serve, call, after):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           b"5\r\nhello" + after + b"0\r\n\r\n")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: malformed")
+
+
 @pytest.mark.parametrize("raw", [
     b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part of it",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nshort",
@@ -292,6 +326,31 @@ def test_truncated_body_raises(serve, call, raw):
                                  b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 2000])
 def test_malformed_reply_raises_protocol_error(serve, call, raw):
     assert call(serve(reply(raw)).url())["error"] == "ProtocolError"
+
+
+@pytest.mark.parametrize("line", [b"HTTP/1.1 600 Beyond", b"HTTP/1.1 099 Early",
+                                  b"ICY 200 OK", b"HTTP/2 200 OK"])
+def test_a_status_line_outside_http_1_and_100_to_599_is_a_protocol_error(serve, call, line):
+    out = call(serve(reply(line + b"\r\nContent-Length: 0\r\n\r\n")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: status: malformed")
+
+
+@pytest.mark.parametrize("status", [200, 599])
+def test_statuses_up_to_599_are_returned(serve, call, status):
+    out = call(serve(reply(b"HTTP/1.0 %d Any\r\nContent-Length: 2\r\n\r\nok" % status)).url())
+    assert (out["status"], out["body"]) == (status, "ok")
+
+
+@pytest.mark.parametrize("method,head", [
+    ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n"),
+    ("GET", b"HTTP/1.1 204 No Content\r\n\r\n"),
+    ("GET", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 11\r\n\r\n")],
+    ids=["HEAD", "204", "304"])
+def test_replies_that_have_no_body_end_at_their_head_while_the_server_stays(serve, call,
+                                                                            method, head):
+    # the server keeps the connection open: reading a body would wait for the timeout
+    out = call(serve(reply_and_stay(head)).url(), method=method, timeout=5)
+    assert (out.get("error"), out.get("body")) == (None, "")
 
 
 # Requests and redirects ---------------------------------------------------
@@ -459,6 +518,54 @@ def test_chunk_size_that_is_not_pure_hex_is_a_protocol_error(serve, call, size):
     out = call(serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                            + size + b"\r\nhello\r\n0\r\n\r\n")).url())
     assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: malformed")
+
+
+# URLs and the Response -------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:abc/x", "http://127.0.0.1:0/x",
+                                 "http://127.0.0.1:65536/x", "ftp://127.0.0.1/x",
+                                 "http:///x", "http://127.0.0.1/a b"])
+def test_a_malformed_url_is_a_value_error_naming_url_before_connecting(call, url):
+    out = call(url)
+    assert (out["error"], out["message"]) == ("ValueError", "url: malformed")
+
+
+def test_a_url_without_a_port_uses_80_for_http_and_443_for_https(mpy, pki):
+    # The behaviour is the well-known ports themselves, so they are bound here
+    # (loopback only); where this user may not bind them, there is nothing to test.
+    servers = []
+    try:
+        for port, tls in ((80, None), (443, pki["good"])):
+            try:
+                servers.append(Server(OK, tls, port=port))
+            except OSError as e:
+                pytest.skip(f"cannot listen on 127.0.0.1:{port}: {e}")
+        code = """
+import json
+from onboard import http
+print(json.dumps([http.get("http://127.0.0.1/plain", timeout=5).status_code,
+                  http.get("https://127.0.0.1/tls", ca=%r, timeout=5).status_code]))
+""" % pki["ca"]
+        assert json.loads(mpy.run(code).lines[-1]) == [200, 200]
+        assert [s.received[0].split(b"\r\n")[0] for s in servers] == [
+            b"GET /plain HTTP/1.1", b"GET /tls HTTP/1.1"]
+    finally:
+        for s in servers:
+            s.close()
+
+
+def test_a_response_gives_its_text_and_a_repr_with_only_the_status(serve, mpy):
+    body = ("caf\u00e9 " + SECRET[:8]).encode()
+    server = serve(reply(b"HTTP/1.1 201 Created\r\nContent-Length: %d\r\n\r\n" % len(body)
+                         + body))
+    code = """
+import json
+from onboard import http
+r = http.post(%r, json={"k": 1}, timeout=5)
+print(json.dumps({"text": r.text, "repr": repr(r)}))
+""" % server.url("/r")
+    out = json.loads(mpy.run(code).lines[-1])
+    assert out == {"text": "caf\u00e9 " + SECRET[:8], "repr": "<Response 201>"}
 
 
 # Name lookup ----------------------------------------------------------------
