@@ -144,11 +144,12 @@ for pw in ({user!r}, "new-password-123"):
 class FakeBroker:
     """Accepts one client, reads its CONNECT, then does what it is told."""
 
-    def __init__(self, script):
-        self.sock = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, script, port=0):
+        self.sock = socket.create_server(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.script = script
         self.got = b""  # what the client sent after the script ran
+        self.connect = b""  # its CONNECT packet
         self.done = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -156,7 +157,7 @@ class FakeBroker:
         conn, _ = self.sock.accept()
         try:
             conn.settimeout(30)
-            read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
+            self.connect = read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
             self.script(conn)
             while part := conn.recv(4096):
                 self.got += part
@@ -631,3 +632,48 @@ sys.stdin.readline()  # alive until the test has looked
     finally:
         proc.communicate("\n", timeout=10)
         broker.close()
+
+
+def connect_fields(packet):
+    """(keepalive, [client id, user, password]) of a CONNECT with both logins."""
+    i = 1
+    while packet[i] & 0x80:
+        i += 1
+    body = packet[i + 1:]
+    assert body[:7] == b"\x00\x04MQTT\x04" and body[7] & 0xC0 == 0xC0
+    keepalive, pos, fields = int.from_bytes(body[8:10], "big"), 10, []
+    while pos < len(body):
+        n = int.from_bytes(body[pos:pos + 2], "big")
+        fields.append(body[pos + 2:pos + 2 + n].decode())
+        pos += 2 + n
+    return keepalive, fields
+
+
+def test_connect_sends_utf8_logins_with_their_byte_lengths_and_no_keepalive_by_default(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, f"""
+c = MQTTClient("d\u00e9v", "127.0.0.1", {broker.port}, user="us\u00e9r", password="p\u00e4ss",
+               timeout=5)
+c.connect()
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert connect_fields(broker.connect) == (0, ["d\u00e9v", "us\u00e9r", "p\u00e4ss"])
+
+
+def test_without_a_port_the_client_dials_1883(mpy):
+    # The behaviour is the well-known port itself, so it is bound here (loopback
+    # only); where it is taken or this user may not bind it, nothing to test.
+    try:
+        broker = FakeBroker(lambda c: c.sendall(CONNACK), port=1883)
+    except OSError as e:
+        pytest.skip(f"cannot listen on 127.0.0.1:1883: {e}")
+    out = run(mpy, """
+c = MQTTClient("dev", "127.0.0.1", timeout=5)
+attempt(c.connect)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert out[0].get("ok") == "0" and broker.connect.startswith(b"\x10")
