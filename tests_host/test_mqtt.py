@@ -677,3 +677,26 @@ c.disconnect()
     assert broker.done.wait(10)
     broker.close()
     assert out[0].get("ok") == "0" and broker.connect.startswith(b"\x10")
+
+
+@pytest.mark.parametrize("extra,delivered", [(0, True), (1, False)], ids=["4096", "4097"])
+def test_packets_up_to_the_default_max_packet_of_4096_bytes_are_accepted(mpy, extra,
+                                                                         delivered):
+    topic = b"t"
+    body_len = 4096 + extra  # remaining length: topic length, topic, packet id, payload
+    packet = publish(topic, b"x" * (body_len - 2 - len(topic) - 2), 5)
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + packet))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(len(m)))
+c.connect()
+attempt(c.wait_msg)
+result(got=got)
+""")
+    broker.close()
+    if delivered:
+        assert out[-1] == {"got": [4096 - 5]}
+    else:
+        assert (out[0]["error"], out[0]["message"]) == (
+            "ProtocolError", "127.0.0.1: read: packet over max_packet")
