@@ -700,3 +700,37 @@ result(got=got)
     else:
         assert (out[0]["error"], out[0]["message"]) == (
             "ProtocolError", "127.0.0.1: read: packet over max_packet")
+
+
+def test_with_tls_and_without_a_port_the_client_dials_8883(mpy, pki_dir):
+    # as test_without_a_port_the_client_dials_1883: the port itself is the behaviour
+    try:
+        broker = FakeBroker(lambda c: None, port=8883)
+    except OSError as e:
+        pytest.skip(f"cannot listen on 127.0.0.1:8883: {e}")
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=3)
+attempt(c.connect)
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert broker.connect.startswith(b"\x16\x03")  # a TLS ClientHello reached 8883
+
+
+def test_packet_ids_start_at_1_and_count_up(mpy):
+    def script(c):
+        c.sendall(CONNACK)
+        for pid in (1, 2):
+            read_packet(c)
+            c.sendall(b"\x90\x03" + pid.to_bytes(2, "big") + b"\x01")
+    broker = FakeBroker(script)
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.connect()
+attempt(lambda: c.subscribe("a", 1))
+attempt(lambda: c.subscribe("b", 1))
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert [op for op, _ in packets(broker.got)] == [0xE0]  # both SUBACKs matched their ids
