@@ -641,12 +641,17 @@ def connect_fields(packet):
         i += 1
     body = packet[i + 1:]
     assert body[:7] == b"\x00\x04MQTT\x04" and body[7] & 0xC0 == 0xC0
-    keepalive, pos, fields = int.from_bytes(body[8:10], "big"), 10, []
-    while pos < len(body):
-        n = int.from_bytes(body[pos:pos + 2], "big")
-        fields.append(body[pos + 2:pos + 2 + n].decode())
-        pos += 2 + n
-    return keepalive, fields
+    return int.from_bytes(body[8:10], "big"), strings(body[10:])
+
+
+def strings(data):
+    """The length-prefixed UTF-8 strings that data holds, in order."""
+    out = []
+    while data:
+        n = int.from_bytes(data[:2], "big")
+        out.append(data[2:2 + n].decode())
+        data = data[2 + n:]
+    return out
 
 
 def test_connect_sends_utf8_logins_with_their_byte_lengths_and_no_keepalive_by_default(mpy):
@@ -734,3 +739,20 @@ c.disconnect()
     assert broker.done.wait(10)
     broker.close()
     assert [op for op, _ in packets(broker.got)] == [0xE0]  # both SUBACKs matched their ids
+
+
+@pytest.mark.parametrize("args,flags", [('"gone"', 0x04), ('"gone", retain=True, qos=1', 0x2C)],
+                         ids=["defaults", "retained-qos1"])
+def test_the_last_will_goes_in_connect_with_its_flags(mpy, args, flags):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.set_last_will("will/d\\u00e9v", {args})
+c.connect()
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    (op, body), = packets(broker.connect)
+    assert (op, body[7], strings(body[10:])) == (0x10, 0x02 | flags,
+                                                  ["dev", "will/d\u00e9v", "gone"])
