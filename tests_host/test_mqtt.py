@@ -756,3 +756,13 @@ c.disconnect()
     (op, body), = packets(broker.connect)
     assert (op, body[7], strings(body[10:])) == (0x10, 0x02 | flags,
                                                   ["dev", "will/d\u00e9v", "gone"])
+
+
+def test_an_unknown_attribute_is_an_attribute_error(mpy):
+    out = run(mpy, """
+c = MQTTClient("dev", "127.0.0.1", 1, timeout=1)
+result(has=[hasattr(c, n) for n in ("connect", "check_msg", "wait_msg", "nope", "sock")])
+attempt(lambda: c.nope)
+""")
+    assert out[0] == {"has": [True, True, True, False, False]}
+    assert out[1]["error"] == "AttributeError"
