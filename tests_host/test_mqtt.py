@@ -609,26 +609,49 @@ arun(c.aconnect())
 @pytest.mark.parametrize("path", ["connect", "aconnect"])
 def test_disconnect_closes_the_socket_while_the_client_lives_on(mpy, path):
     # an asyncio Stream's close() only marks it on MicroPython: the socket must close too
-    import subprocess
     broker = FakeBroker(lambda c: c.sendall(CONNACK))
-    script = mpy.workdir / "live_on.py"
-    script.write_text(CLIENT + ASYNC + f"""
-import sys
+    closed_while_alive(mpy, broker, f"""
 c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
 if {path == "aconnect"}:
     asyncio.run(c.aconnect())
 else:
     c.connect()
 c.disconnect()
-print("DISCONNECTED")
+""")
+    assert broker.got == b"\xe0\x00"
+
+
+def test_a_failed_operation_closes_the_connection_without_disconnect(mpy):
+    def script(c):
+        c.sendall(CONNACK)
+        read_packet(c)  # the PUBLISH, never acknowledged
+    broker = FakeBroker(script)
+    closed_while_alive(mpy, broker, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=1)
+c.connect()
+attempt(lambda: c.publish("t", "m", qos=1))
+""")
+    assert broker.got == b""  # closed, and no DISCONNECT: the session's will stays armed
+
+
+def closed_while_alive(mpy, broker, code):
+    """Run code; the broker must see the connection close while the client's
+    process still lives (so the client closed it, not the process ending)."""
+    import subprocess
+    script = mpy.workdir / "live_on.py"
+    script.write_text(CLIENT + ASYNC + code + """
+import sys
+print("DONE")
 sys.stdin.readline()  # alive until the test has looked
 """)
     proc = subprocess.Popen([mpy.binary, str(script)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env=mpy.env(), cwd=mpy.workdir)
     try:
-        assert proc.stdout.readline().strip() == "DISCONNECTED"
+        while (line := proc.stdout.readline()) and line.strip() != "DONE":
+            pass
+        assert line.strip() == "DONE"
         assert broker.done.wait(10), "the broker never saw the connection close"
-        assert proc.poll() is None  # closed by disconnect(), not by the process ending
+        assert proc.poll() is None  # closed by the client, not by the process ending
     finally:
         proc.communicate("\n", timeout=10)
         broker.close()
