@@ -144,11 +144,12 @@ for pw in ({user!r}, "new-password-123"):
 class FakeBroker:
     """Accepts one client, reads its CONNECT, then does what it is told."""
 
-    def __init__(self, script):
-        self.sock = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, script, port=0):
+        self.sock = socket.create_server(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.script = script
         self.got = b""  # what the client sent after the script ran
+        self.connect = b""  # its CONNECT packet
         self.done = threading.Event()
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -156,7 +157,7 @@ class FakeBroker:
         conn, _ = self.sock.accept()
         try:
             conn.settimeout(30)
-            read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
+            self.connect = read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
             self.script(conn)
             while part := conn.recv(4096):
                 self.got += part
@@ -608,26 +609,183 @@ arun(c.aconnect())
 @pytest.mark.parametrize("path", ["connect", "aconnect"])
 def test_disconnect_closes_the_socket_while_the_client_lives_on(mpy, path):
     # an asyncio Stream's close() only marks it on MicroPython: the socket must close too
-    import subprocess
     broker = FakeBroker(lambda c: c.sendall(CONNACK))
-    script = mpy.workdir / "live_on.py"
-    script.write_text(CLIENT + ASYNC + f"""
-import sys
+    closed_while_alive(mpy, broker, f"""
 c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
 if {path == "aconnect"}:
     asyncio.run(c.aconnect())
 else:
     c.connect()
 c.disconnect()
-print("DISCONNECTED")
+""")
+    assert broker.got == b"\xe0\x00"
+
+
+def test_a_failed_operation_closes_the_connection_without_disconnect(mpy):
+    def script(c):
+        c.sendall(CONNACK)
+        read_packet(c)  # the PUBLISH, never acknowledged
+    broker = FakeBroker(script)
+    closed_while_alive(mpy, broker, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=1)
+c.connect()
+attempt(lambda: c.publish("t", "m", qos=1))
+""")
+    assert broker.got == b""  # closed, and no DISCONNECT: the session's will stays armed
+
+
+def closed_while_alive(mpy, broker, code):
+    """Run code; the broker must see the connection close while the client's
+    process still lives (so the client closed it, not the process ending)."""
+    import subprocess
+    script = mpy.workdir / "live_on.py"
+    script.write_text(CLIENT + ASYNC + code + """
+import sys
+print("DONE")
 sys.stdin.readline()  # alive until the test has looked
 """)
     proc = subprocess.Popen([mpy.binary, str(script)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, env=mpy.env(), cwd=mpy.workdir)
     try:
-        assert proc.stdout.readline().strip() == "DISCONNECTED"
+        while (line := proc.stdout.readline()) and line.strip() != "DONE":
+            pass
+        assert line.strip() == "DONE"
         assert broker.done.wait(10), "the broker never saw the connection close"
-        assert proc.poll() is None  # closed by disconnect(), not by the process ending
+        assert proc.poll() is None  # closed by the client, not by the process ending
     finally:
         proc.communicate("\n", timeout=10)
         broker.close()
+
+
+def connect_fields(packet):
+    """(keepalive, [client id, user, password]) of a CONNECT with both logins."""
+    i = 1
+    while packet[i] & 0x80:
+        i += 1
+    body = packet[i + 1:]
+    assert body[:7] == b"\x00\x04MQTT\x04" and body[7] & 0xC0 == 0xC0
+    return int.from_bytes(body[8:10], "big"), strings(body[10:])
+
+
+def strings(data):
+    """The length-prefixed UTF-8 strings that data holds, in order."""
+    out = []
+    while data:
+        n = int.from_bytes(data[:2], "big")
+        out.append(data[2:2 + n].decode())
+        data = data[2 + n:]
+    return out
+
+
+def test_connect_sends_utf8_logins_with_their_byte_lengths_and_no_keepalive_by_default(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, f"""
+c = MQTTClient("d\u00e9v", "127.0.0.1", {broker.port}, user="us\u00e9r", password="p\u00e4ss",
+               timeout=5)
+c.connect()
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert connect_fields(broker.connect) == (0, ["d\u00e9v", "us\u00e9r", "p\u00e4ss"])
+
+
+def test_without_a_port_the_client_dials_1883(mpy):
+    # The behaviour is the well-known port itself, so it is bound here (loopback
+    # only); where it is taken or this user may not bind it, nothing to test.
+    try:
+        broker = FakeBroker(lambda c: c.sendall(CONNACK), port=1883)
+    except OSError as e:
+        pytest.skip(f"cannot listen on 127.0.0.1:1883: {e}")
+    out = run(mpy, """
+c = MQTTClient("dev", "127.0.0.1", timeout=5)
+attempt(c.connect)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert out[0].get("ok") == "0" and broker.connect.startswith(b"\x10")
+
+
+@pytest.mark.parametrize("extra,delivered", [(0, True), (1, False)], ids=["4096", "4097"])
+def test_packets_up_to_the_default_max_packet_of_4096_bytes_are_accepted(mpy, extra,
+                                                                         delivered):
+    topic = b"t"
+    body_len = 4096 + extra  # remaining length: topic length, topic, packet id, payload
+    packet = publish(topic, b"x" * (body_len - 2 - len(topic) - 2), 5)
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + packet))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(len(m)))
+c.connect()
+attempt(c.wait_msg)
+result(got=got)
+""")
+    broker.close()
+    if delivered:
+        assert out[-1] == {"got": [4096 - 5]}
+    else:
+        assert (out[0]["error"], out[0]["message"]) == (
+            "ProtocolError", "127.0.0.1: read: packet over max_packet")
+
+
+def test_with_tls_and_without_a_port_the_client_dials_8883(mpy, pki_dir):
+    # as test_without_a_port_the_client_dials_1883: the port itself is the behaviour
+    try:
+        broker = FakeBroker(lambda c: None, port=8883)
+    except OSError as e:
+        pytest.skip(f"cannot listen on 127.0.0.1:8883: {e}")
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=3)
+attempt(c.connect)
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert broker.connect.startswith(b"\x16\x03")  # a TLS ClientHello reached 8883
+
+
+def test_packet_ids_start_at_1_and_count_up(mpy):
+    def script(c):
+        c.sendall(CONNACK)
+        for pid in (1, 2):
+            read_packet(c)
+            c.sendall(b"\x90\x03" + pid.to_bytes(2, "big") + b"\x01")
+    broker = FakeBroker(script)
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.connect()
+attempt(lambda: c.subscribe("a", 1))
+attempt(lambda: c.subscribe("b", 1))
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert [op for op, _ in packets(broker.got)] == [0xE0]  # both SUBACKs matched their ids
+
+
+@pytest.mark.parametrize("args,flags", [('"gone"', 0x04), ('"gone", retain=True, qos=1', 0x2C)],
+                         ids=["defaults", "retained-qos1"])
+def test_the_last_will_goes_in_connect_with_its_flags(mpy, args, flags):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.set_last_will("will/d\\u00e9v", {args})
+c.connect()
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    (op, body), = packets(broker.connect)
+    assert (op, body[7], strings(body[10:])) == (0x10, 0x02 | flags,
+                                                  ["dev", "will/d\u00e9v", "gone"])
+
+
+def test_an_unknown_attribute_is_an_attribute_error(mpy):
+    out = run(mpy, """
+c = MQTTClient("dev", "127.0.0.1", 1, timeout=1)
+result(has=[hasattr(c, n) for n in ("connect", "check_msg", "wait_msg", "nope", "sock")])
+attempt(lambda: c.nope)
+""")
+    assert out[0] == {"has": [True, True, True, False, False]}
+    assert out[1]["error"] == "AttributeError"
