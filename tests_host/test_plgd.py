@@ -402,10 +402,14 @@ def test_a_link_gone_silent_is_found_by_the_keepalive_ping_and_left(device, tmp_
         d = plgd_device(device, tmp_path, cloudsim, keepalive_s=1)
         configure(d, **{**fields(cloudsim), "cis": f"coap+tcp://127.0.0.1:{relay.port}"})
         d.wait_state("RUNNING")
+        di = device_id(cloudsim, d)
+        signins = events(cloudsim, di).count("signin")
         relay.silent.set()  # nothing passes, nothing closes: only a Ping finds out
         d.wait_for(lambda e: e["last_error"] == 702, "last_error 702")
         relay.silent.clear()
         d.wait_state("RUNNING")  # a new connection through the relay
+        # the gateway saw the device sign in again on it
+        assert events(cloudsim, di).count("signin") > signins, events(cloudsim, di)
     finally:
         relay.close()
 
