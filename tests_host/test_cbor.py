@@ -2,7 +2,7 @@
 
 
 import cbor2
-from fuzz import mutations
+from fuzz import mutations, survive
 
 SAMPLES = [
     0, 1, 23, 24, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**64 - 1,
@@ -105,27 +105,7 @@ def _mutations(n, seed=12):
 
 
 def test_twenty_thousand_malformed_inputs_raise_only_value_error(mpy):
-    blob = bytearray()
-    for m in _mutations(20000):
-        blob += len(m).to_bytes(2, "big") + m
-    (mpy.workdir / "fuzz.bin").write_bytes(blob)
-    out = mpy.run("""
-        from onboard import cbor
-        d = open("fuzz.bin", "rb").read()
-        i = n = bad = 0
-        while i < len(d):
-            ln = int.from_bytes(d[i:i + 2], "big")
-            m = d[i + 2:i + 2 + ln]
-            i += 2 + ln
-            n += 1
-            try:
-                cbor.loads(m)
-            except ValueError as e:
-                assert str(e).startswith("cbor: "), e
-                bad += 1
-        print(n, bad)
-        print(cbor.loads(b"\\xa1\\x62di\\x63abc"))
-    """, heapsize="1m", timeout=60).lines
-    n, bad = map(int, out[0].split())
+    n, bad, after = survive(mpy, _mutations(20000), "cbor", "loads", "cbor: ", "1m",
+                            after='print(cbor.loads(b"\\xa1\\x62di\\x63abc"))')
     assert n == 20000 and bad > 10000
-    assert out[1] == "{'di': 'abc'}"
+    assert after == ["{'di': 'abc'}"]

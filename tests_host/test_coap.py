@@ -13,7 +13,7 @@ import pytest
 from aiocoap import CHANGED, CONTENT, GET, POST, Context, Message, resource
 from aiocoap.optiontypes import UintOption
 from conftest import micropython_binary
-from fuzz import mutations
+from fuzz import mutations, survive
 
 # aiocoap 0.4.17 warns about its own use of a deprecated argument
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -383,31 +383,11 @@ def test_aiocoaps_messages_parse_and_ours_encode_the_same_bytes(mpy):
 
 def test_twenty_thousand_malformed_messages_raise_only_value_error(mpy):
     valid = _samples()
-    blob = bytearray()
-    for m in _mutations(valid, 20000):
-        blob += len(m).to_bytes(2, "big") + m
-    (mpy.workdir / "fuzz.bin").write_bytes(blob)
-    out = mpy.run(f"""
-        from onboard import coap
-        d = open("fuzz.bin", "rb").read()
-        i = n = bad = 0
-        while i < len(d):
-            ln = int.from_bytes(d[i:i + 2], "big")
-            m = d[i + 2:i + 2 + ln]
-            i += 2 + ln
-            n += 1
-            try:
-                coap.parse(m)
-            except ValueError as e:
-                assert str(e).startswith("coap: "), e
-                bad += 1
-        print(n, bad)
-        print(coap.parse(bytes.fromhex("{valid[1].hex()}")))
-    """, heapsize="4m", timeout=60).lines
-    n, bad = map(int, out[0].split())
+    n, bad, after = survive(mpy, _mutations(valid, 20000), "coap", "parse", "coap: ", "4m",
+                            after=f'print(coap.parse(bytes.fromhex("{valid[1].hex()}")))')
     assert n == 20000 and bad > 10000
-    assert out[1] == ("(1, b'\\x01\\x02\\x03\\x04', [(11, b'oic'), (11, b'sec'), (11, b'account'), "
-                      "(17, b\"'\\x10\")], b'')")
+    assert after == ["(1, b'\\x01\\x02\\x03\\x04', [(11, b'oic'), (11, b'sec'), (11, b'account'), "
+                     "(17, b\"'\\x10\")], b'')"]
 
 
 def _raw(port, *messages):
