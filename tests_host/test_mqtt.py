@@ -528,17 +528,22 @@ result(got=got)
     assert out == [{"ok": "3", "s": out[0]["s"]}, {"got": ["still here"]}]
 
 
-@pytest.mark.parametrize("path", ["connect", "aconnect"])
-def test_disconnect_sends_disconnect_after_either_connect(mpy, path):
-    broker = FakeBroker(lambda c: c.sendall(CONNACK))
-    run(mpy, ASYNC + f"""
-c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+def connect_then_disconnect(port, path):
+    """Client source: connect (blocking, or aconnect on asyncio), then disconnect()."""
+    return f"""
+c = MQTTClient("dev", "127.0.0.1", {port}, timeout=5)
 if {path == "aconnect"}:
     asyncio.run(c.aconnect())
 else:
     c.connect()
 c.disconnect()
-""")
+"""
+
+
+@pytest.mark.parametrize("path", ["connect", "aconnect"])
+def test_disconnect_sends_disconnect_after_either_connect(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, ASYNC + connect_then_disconnect(broker.port, path))
     assert broker.done.wait(10)
     broker.close()
     assert broker.got == b"\xe0\x00"
@@ -610,15 +615,7 @@ arun(c.aconnect())
 def test_disconnect_closes_the_socket_while_the_client_lives_on(mpy, path):
     # an asyncio Stream's close() only marks it on MicroPython: the socket must close too
     broker = FakeBroker(lambda c: c.sendall(CONNACK))
-    closed_while_alive(mpy, broker, f"""
-c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
-if {path == "aconnect"}:
-    asyncio.run(c.aconnect())
-else:
-    c.connect()
-c.disconnect()
-""")
-    assert broker.got == b"\xe0\x00"
+    closed_while_alive(mpy, broker, connect_then_disconnect(broker.port, path))
 
 
 def test_a_failed_operation_closes_the_connection_without_disconnect(mpy):
