@@ -18,6 +18,7 @@ from pathlib import Path
 from onboard_cli.paths import ROOT
 
 from . import network as N
+from . import stock
 from .measure import smallest_heap, workdir
 
 STEP = 256
@@ -78,20 +79,47 @@ def live_per_state(profile):
     return per_state
 
 
-def exchanges(sim, d):
-    """Smallest heaps of one HTTPS POST and one MQTT connect + publish."""
+def exchanges(sim, d, stock_mpy):
+    """Smallest heaps of one HTTPS POST and one MQTT connect + publish, onboard's
+    and (stock_mpy: their .mpy folder, else None) requests' and umqtt.simple's."""
     ca = str(sim.dir / "ca.pem")
     (sim.dir / "ca.der").write_bytes(sim.ca.der())
     setup = N.HTTPS_SETUP.format(
         url=f"https://127.0.0.1:{sim.https_port}/imp/v5/enroll", ca=ca,
         auth="Basic " + base64.b64encode(sim.admin_token.encode()).decode())
     out = {"https": smallest_heap(setup + N.ONBOARD_HTTPS, cwd=d)}
+    if stock_mpy:
+        out["https stock"] = smallest_heap(stock.first_on_path(stock_mpy) + setup
+                                           + stock.REQUESTS_HTTPS, cwd=d)
     token = "bench-heap-" + base64.b16encode(sim.admin_token[:6].encode()).decode()
     sim.broker.allow(token, token)
     for tls, port in ((False, sim.broker.mqtt_port), (True, sim.broker.mqtts_port)):
         setup = N.MQTT_SETUP.format(port=port, token=token, ca=ca, tls=tls)
-        out["mqtt tls" if tls else "mqtt plain"] = smallest_heap(setup + N.ONBOARD_MQTT, cwd=d)
+        key = "mqtt tls" if tls else "mqtt plain"
+        out[key] = smallest_heap(setup + N.ONBOARD_MQTT, cwd=d)
+        if stock_mpy:
+            out[key + " stock"] = smallest_heap(stock.first_on_path(stock_mpy) + setup
+                                                + stock.UMQTT, cwd=d)
     return out
+
+
+# onboard's exchange -> (micropython-lib's client, how it differs)
+STOCK = {"https": ("requests", "verifies no certificate"),
+         "mqtt plain": ("umqtt.simple", ""), "mqtt tls": ("umqtt.simple", "same CA")}
+
+
+def stock_rows(bits, figs):
+    """Each exchange side by side with micropython-lib's client (issue 14:
+    onboard's no heavier)."""
+    rows = []
+    for key, (name, how) in STOCK.items():
+        theirs = figs.get(key + " stock")
+        if theirs is None:
+            continue
+        verdict = "ok" if figs[key] <= theirs else "HEAVIER"
+        rows.append(("heap", f"{bits}:   {key}: {name} (.mpy){', ' + how if how else ''}",
+                     theirs, "B", f"onboard {figs[key]:,} B: {verdict} (issue 14: <= {name})"))
+    return rows
 
 
 def figures():
@@ -105,6 +133,9 @@ def figures():
     else:
         rows.append(("heap", "32-bit build", "absent", "",
                      "../shared/tools/micropython32 (or MICROPYTHON32=)"))
+    if stock.where() is None:
+        rows.append(("heap", "requests / umqtt.simple side by side", "absent", "",
+                     "MICROPYTHON_LIB=<micropython-lib checkout>"))
     for bits, path in builds:
         with interpreter(path):
             figs = {}
@@ -113,7 +144,7 @@ def figures():
             with workdir() as d:
                 sim = Cloudsim(Path(d) / "cloudsim", log=lambda line: None).start()
                 try:
-                    figs.update(exchanges(sim, d))
+                    figs.update(exchanges(sim, d, stock.compiled(d)))
                 finally:
                     sim.stop()
             names = {"life blynk": "whole Blynk life (make sim)",
@@ -128,6 +159,7 @@ def figures():
                     goal = GOALS_32.get(key, "")
                 rows.append(("heap", f"{bits}: {name}: smallest -X heapsize", figs[key], "B",
                              goal))
+            rows += stock_rows(bits, figs)
             for state, live in live_per_state("blynk").items():
                 rows.append(("heap", f"{bits}:   live heap in {state}, Blynk life", live, "B",
                              ""))
