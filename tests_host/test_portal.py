@@ -65,8 +65,8 @@ class PortalProcess:
         args = [micropython_binary(), str(Path(__file__).parent / "mpy" / "portal_server.py"),
                 str(self.port), pop or ""] + ([] if captive else ["app-only"])
         env = dict(os.environ, MICROPYPATH=":".join(MICROPYPATH))
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, env=env)
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         assert self.next_line(10) == "@ready"
@@ -92,6 +92,13 @@ class PortalProcess:
     def applied(self):
         """Everything apply() received before this call."""
         return [json.loads(x[9:]) for x in self.printed() if x.startswith("@applied ")]
+
+    def advance(self, ms):
+        """Move the portal's clock ms forward (its ticks, as a long wait would)."""
+        self.proc.stdin.write(f"advance {ms}\n")
+        self.proc.stdin.flush()
+        while self.next_line(10) != "@advanced":
+            pass
 
     def stop(self):
         self.proc.kill()
@@ -492,6 +499,38 @@ def test_five_failures_lock_config_and_reset_for_60_seconds(pop_portal):
         status, _, body = get(pop_portal.port, path + query)
         assert (status, json.loads(body)["msg"]) == (403, "pop: locked, try again in 60 s")
     assert pop_portal.applied() == []
+
+
+def lock(portal):
+    for _ in range(5):
+        assert get(portal.port, "/config?ssid=home&pop=guess")[0] == 403
+
+
+def config_with_right_pop(portal):
+    status, _, body = get(portal.port, "/config?ssid=home&pass=&pop=pop-1234&blynk=" + TOKEN)
+    return status, json.loads(body)["msg"]
+
+
+def test_the_lock_still_holds_one_second_before_its_60_seconds_end(pop_portal):
+    lock(pop_portal)
+    pop_portal.advance(59_000)
+    assert config_with_right_pop(pop_portal) == (403, "pop: locked, try again in 1 s")
+    assert pop_portal.applied() == []
+
+
+def test_after_60_seconds_the_right_pop_is_accepted_again(pop_portal):
+    lock(pop_portal)
+    pop_portal.advance(60_000)
+    assert config_with_right_pop(pop_portal) == (200, "Trying to connect...")
+    assert [f["ssid"] for f in pop_portal.applied()] == ["home"]
+
+
+def test_after_the_lock_ends_a_wrong_pop_does_not_lock_again_at_once(pop_portal):
+    # the count starts over: one wrong guess after the lock is one failure, not the sixth
+    lock(pop_portal)
+    pop_portal.advance(60_000)
+    assert get(pop_portal.port, "/config?ssid=home&pop=guess")[0] == 403
+    assert config_with_right_pop(pop_portal) == (200, "Trying to connect...")
 
 
 # The host command ---------------------------------------------------------------------

@@ -1,13 +1,31 @@
 # A portal on its own, for the host tests: stub callbacks that print what
 # arrives ("@applied {json}", "@reset") and a fixed board_info / scan.
 # argv: port [pop] [app-only]  (app-only: portal.captive off)
+# stdin: "advance <ms>" moves the portal's clock forward ("@advanced" once done),
+# so a test can pass a 60 s lock without waiting for it.
 import asyncio
 import json
 import sys
 import time
 
-from onboard import log
-from onboard.portal import Portal
+
+class _Clock:
+    """The time module as the portal sees it: ticks_ms runs `ahead` ms ahead."""
+    ahead = 0
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+    def ticks_ms(self):
+        return time.ticks_add(time.ticks_ms(), self.ahead)
+
+
+_clock = _Clock()
+sys.modules["time"] = _clock  # before the portal's own `import time`
+from onboard import log  # noqa: E402
+from onboard.portal import Portal  # noqa: E402
+
+sys.modules["time"] = time
 
 log.level = log.WARN
 
@@ -43,8 +61,14 @@ async def main():
                     captive=sys.argv[3:] != ["app-only"])
     await portal.start()
     print("@ready")
+    commands = asyncio.StreamReader(sys.stdin)
     while True:
-        await asyncio.sleep(3600)
+        line = (await commands.readline()).decode().split()
+        if not line:
+            await asyncio.sleep(3600)  # stdin closed: serve on
+        elif line[0] == "advance":
+            _clock.ahead += int(line[1])
+            print("@advanced")
 
 
 asyncio.run(main())
