@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 from test_dns import query
 from test_portal import get, port_of
-from test_profiles import admin, api, blynk_config, blynk_online, provision
+from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
 
 from cloudsim.mqttfront import mqtt_string, packet
 
@@ -146,6 +146,25 @@ def test_a_wrong_wifi_password_shows_722_then_the_device_is_back_on_its_working_
     now = d.store()
     assert now["wifi"] == kept["wifi"] and now["cloud"] == kept["cloud"]
     assert "pending" not in now.get("state", {})
+
+
+def test_a_network_that_gives_no_address_shows_723_on_the_portal_and_keeps_the_setup(
+        device, cloudsim):
+    from onboard_cli.simdevice import DEFAULT_RADIO
+
+    basement = {"ssid": "basement", "bssid": "aa:bb:cc:00:00:0b", "rssi": -55, "sec": "OPEN",
+                "ch": 3, "password": "", "behaviour": "no_ip"}  # joins, DHCP never answers
+    prov = provision(cloudsim)
+    d = device(config={**blynk_config(cloudsim), "wifi_timeout_s": 2},
+               radio=[*DEFAULT_RADIO, basement])
+    configure(d, blynk=prov["token"])
+    d.wait_state("RUNNING")
+    kept = d.store()
+    reconfigure(d, ssid="basement", **{"pass": ""}, blynk=prov["token"])
+    port = port_of(d.wait_state("WAIT_CONFIG", last_error=723))
+    status, _, body = get(port, "/board_info.json")  # what the app shows the user
+    assert (status, json.loads(body)["last_error"]) == (200, 723)
+    assert d.store()["wifi"] == kept["wifi"]
 
 
 def test_after_a_wrong_password_a_short_press_takes_the_device_back_to_its_working_setup(
