@@ -86,6 +86,25 @@ def test_blynk_token_activates_goes_online_and_messages_flow_both_ways(device, c
     assert event["state"] == "RUNNING"
 
 
+def test_blynk_downlink_reboot_restarts_the_device_which_comes_back_online(device, cloudsim):
+    d, prov = blynk_online(device, cloudsim)
+    mcu = Subscription(cloudsim, f"blynk/{prov['deviceId']}/info/mcu")
+    api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
+                                             "name": "reboot"}, admin(cloudsim))
+    assert len(mcu.messages()) == 1  # the board's birth message of its next boot
+    mcu.close()
+    assert d.restarts() == 1
+
+
+def test_portal_reboot_restarts_the_device_into_setup_mode_again(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, body = get(port, "/reboot")
+    assert status == 200
+    d.wait_state("WAIT_CONFIG")
+    assert d.restarts() == 1
+
+
 def test_blynk_invalid_token_is_703_and_setup_mode_without_reboot(device, cloudsim):
     d = device(config=blynk_config(cloudsim))
     configure(d, blynk="x" * 32)
