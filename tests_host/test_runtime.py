@@ -93,3 +93,18 @@ def test_button_opens_setup_while_a_silent_broker_holds_the_mqtt_connect(device,
         conn.close()
     finally:
         silent.close()
+
+
+# The LED, as the board's pin file shows it (its timing is not asserted) -----------------------
+
+def test_the_led_blinks_in_setup_mode(device):
+    d = device()
+    d.wait_state("WAIT_CONFIG")
+    calls, _ = d.led()
+    assert d.led_after(calls, 6) in ("101010", "010101")
+
+
+def test_the_led_stays_on_while_online(device, cloudsim):
+    d, _ = online_blynk(device, cloudsim)
+    calls, _ = d.led()
+    assert d.led_after(calls, 3) == "111"

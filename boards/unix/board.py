@@ -39,8 +39,19 @@ def set_time(unix):
     pass  # the host's clock is already right; onboard.clock keeps its own offset
 
 
+_led = {"calls": 0, "last": ""}
+
+
 def led(on):
-    pass  # the simulated device shows its state as events instead
+    """The LED as a file, $ONBOARD_LED: "<calls> <the last 64: 1 on, 0 off>",
+    replaced whole at each call (a reader never sees half of it)."""
+    path = os.getenv("ONBOARD_LED")
+    if path:
+        _led["calls"] += 1
+        _led["last"] = (_led["last"] + ("1" if on else "0"))[-64:]
+        with open(path + ".tmp", "w") as f:
+            f.write("%d %s" % (_led["calls"], _led["last"]))
+        os.rename(path + ".tmp", path)
 
 
 def config_path():

@@ -51,6 +51,7 @@ def environment(args, flash, portal_port, dns_port):
         "ONBOARD_DNS_PORT": str(dns_port),
         "ONBOARD_MAC": device_mac(flash),
         "ONBOARD_BUTTON": str(flash.parent / "button"),
+        "ONBOARD_LED": str(flash.parent / "led"),
     })
     return env
 

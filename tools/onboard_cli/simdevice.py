@@ -130,6 +130,27 @@ class Device:
         self._presses = getattr(self, "_presses", 0) + 1
         (self.dir / "button").write_text(f"press {ms} {self._presses}")
 
+    def led(self):
+        """(calls, the last 64 of them: "1" on, "0" off) as the board set its LED."""
+        try:
+            calls, last = (self.dir / "led").read_text().split()
+        except FileNotFoundError:
+            return 0, ""
+        return int(calls), last
+
+    def led_after(self, calls, count, timeout=20):
+        """The LED's next count settings after the first `calls` ("1"/"0")."""
+        deadline = time.monotonic() + timeout
+        while True:
+            now, last = self.led()
+            if now - calls > len(last):
+                raise AssertionError("the LED changed faster than it could be read")
+            if now >= calls + count:
+                return last[len(last) - (now - calls):][:count]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the LED was set {now - calls} times, not {count}")
+            time.sleep(0.05)
+
     def wait_note(self, key, timeout=20):
         """The next event carrying key (renewed, retry_in, message, ...)."""
         return self.wait_for(lambda e: key in e, key, timeout)
