@@ -47,6 +47,7 @@ def _outside_heap(size):
 
     _thread.stack_size(room + MARGIN)
     _thread.start_new_thread(park, ())
+    _thread.stack_size(0)  # threads started later get the default again
     started.acquire()
     new = [m for m in _mappings() - before if m[1] - m[0] >= room + MARGIN]
     if not new:
