@@ -12,6 +12,12 @@ STAMP := $(VENV)/.setup-done
 PORT ?=
 BOARD ?= esp32_generic
 CONFIG ?= firmware/config.example.json
+# CLOUD=blynk: deploy / romfs / firmware only that cloud's components (manifests/); default all
+CLOUD ?=
+CLOUD_ARGS = $(foreach c,$(subst $(comma), ,$(CLOUD)),--cloud $(c))
+comma := ,
+# ROMFS=1: `make deploy` puts the library into the board's ROMFS partition
+ROMFS ?=
 # a MicroPython source tree and ESP-IDF, for `make firmware`
 MICROPYTHON_DIR ?=
 IDF_PATH ?=
@@ -30,7 +36,7 @@ ESP32_FLASH ?= build/esp32/flash.bin
 HAVE_EMULATOR := test -x "$(QEMU)" -a -f "$(QEMU_ROMS)/esp32-v3-rom.bin" -a -f "$(ESP32_FIRMWARE)"
 NO_EMULATOR = no emulated ESP32 at $(ESP32_QEMU) (set QEMU=, QEMU_ROMS=, ESP32_FIRMWARE=)
 
-.PHONY: help setup sim test lint typecheck build bench test-device deploy firmware flash fleet \
+.PHONY: help setup sim test lint typecheck build romfs bench test-device deploy firmware flash fleet \
 	esp32 test-esp32 test-esp32-cuts test-esp32-lives mutate
 
 help:
@@ -40,8 +46,9 @@ help:
 	@echo "make bench                  speed, memory and size figures next to their goals"
 	@echo "make lint | typecheck       ruff; pyright of lib/ against the ESP32 stubs"
 	@echo "make test-device PORT=...   tests_device/ on a board through mpremote"
-	@echo "make deploy PORT=... [BOARD=esp32_generic CONFIG=...]   .mpy + firmware + config to a board"
-	@echo "make firmware BOARD=... MICROPYTHON_DIR=... IDF_PATH=...  a frozen build"
+	@echo "make romfs [BOARD=... CLOUD=...]   a ROMFS image of onboard's .mpy: build/onboard.romfs"
+	@echo "make deploy PORT=... [BOARD=esp32_generic CONFIG=... CLOUD=blynk ROMFS=1]   .mpy + firmware + config to a board"
+	@echo "make firmware BOARD=... MICROPYTHON_DIR=... IDF_PATH=... [CLOUD=blynk]  a frozen build"
 	@echo "make flash PORT=... [BOARD=...]   write that build with esptool"
 	@echo "make fleet N=20             N simulated devices against cloudsim"
 	@echo "make esp32 [ESP32_FLASH=...] the emulated ESP32 with onboard deployed (QEMU)"
@@ -80,6 +87,9 @@ typecheck: setup
 build: setup
 	$(BIN)/onboard build
 
+romfs: setup
+	$(BIN)/onboard romfs --board $(BOARD) $(CLOUD_ARGS)
+
 bench: build
 	$(BIN)/onboard bench
 
@@ -89,12 +99,13 @@ test-device: build
 
 deploy: setup
 	@test -n "$(PORT)" || { echo "make deploy: say which board, e.g. PORT=/dev/ttyUSB0"; exit 2; }
-	$(BIN)/onboard deploy --port $(PORT) --board $(BOARD) --config $(CONFIG)
+	$(BIN)/onboard deploy --port $(PORT) --board $(BOARD) --config $(CONFIG) $(CLOUD_ARGS) \
+		$(if $(ROMFS),--romfs)
 
 firmware: setup
 	@test -n "$(MICROPYTHON_DIR)" -a -d "$(MICROPYTHON_DIR)/ports/esp32" || { echo "make firmware: set MICROPYTHON_DIR to a MicroPython source tree (git clone of micropython)"; exit 2; }
 	@test -n "$(IDF_PATH)" -a -f "$(IDF_PATH)/export.sh" || { echo "make firmware: set IDF_PATH to an ESP-IDF checkout (and run its install.sh once)"; exit 2; }
-	. $(IDF_PATH)/export.sh && $(MAKE) -C $(MICROPYTHON_DIR)/ports/esp32 \
+	. $(IDF_PATH)/export.sh && ONBOARD_CLOUDS=$(CLOUD) $(MAKE) -C $(MICROPYTHON_DIR)/ports/esp32 \
 		BOARD=$(shell echo $(BOARD) | tr a-z A-Z | sed 's/ESP32_S3/ESP32_GENERIC_S3/;s/ESP32_C3/ESP32_GENERIC_C3/') \
 		FROZEN_MANIFEST=$(CURDIR)/boards/$(BOARD)/manifest.py BUILD=$(CURDIR)/build/firmware/$(BOARD)
 	@echo "firmware: build/firmware/$(BOARD)/firmware.bin"

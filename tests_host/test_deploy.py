@@ -21,3 +21,45 @@ def test_deploy_copies_library_board_firmware_and_config_then_resets(tmp_path):
 def test_deploy_to_an_unknown_board_is_one_clear_error(tmp_path):
     with pytest.raises(ToolError, match="no boards/esp32_x/board.py"):
         commands("/dev/ttyUSB0", "esp32_x", tmp_path / "c.json")
+
+
+def test_deploy_with_a_cloud_copies_only_that_products_components():
+    from onboard_cli import manifest
+    from onboard_cli.build import build
+    from onboard_cli.deploy import library
+
+    build()
+    folder = library(("blynk",))
+    copied = sorted(str(p.relative_to(folder.parent)) for p in folder.rglob("*.mpy"))
+    assert copied == sorted([t[:-3] + ".mpy" for t in manifest.modules("blynk")]
+                            + ["onboard/_build.mpy"])
+
+
+def test_deploy_to_romfs_copies_firmware_and_config_but_not_the_library(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    cmd = commands("/dev/ttyUSB0", "esp32_generic", config, romfs=True)
+    targets = [a for a in cmd if a.startswith(":")]
+    assert targets == [":boot.py", ":main.py", ":config.json"]
+
+
+def test_deploy_to_romfs_first_removes_what_would_shadow_the_image(tmp_path):
+    # '' is before /rom on a board's sys.path: an earlier deploy's files would win
+    cmd = commands("/dev/ttyUSB0", "esp32_generic", tmp_path / "c.json", romfs=True)
+    assert cmd[1:4] == ["connect", "/dev/ttyUSB0", "exec"]
+    assert all(f"'/{name}'" in cmd[4] for name in ("onboard", "board.py", "esp32_common.py"))
+
+
+def test_a_board_without_a_romfs_partition_is_one_clear_line(monkeypatch):
+    import sys
+
+    from onboard_cli import deploy, romfs
+
+    # what mpremote 1.29 says for stock firmware without the partition, and its exit code
+    said = "mpremote: ROMFS0 partition not found on device"
+    monkeypatch.setattr(romfs, "make_image", lambda *a, **kw: 1000)
+    monkeypatch.setattr(deploy, "romfs_command", lambda port, image: [
+        sys.executable, "-c", f"import sys; print({said!r}, file=sys.stderr); sys.exit(1)"])
+    with pytest.raises(ToolError) as e:
+        deploy.deploy_image("/dev/ttyUSB0", "esp32_generic", ())
+    assert "/dev/ttyUSB0 has no ROMFS partition" in str(e.value) and "\n" not in str(e.value)

@@ -1,35 +1,124 @@
 """`onboard deploy --port P`: onboard onto a board running MicroPython.
 
-Compiles lib/ to .mpy, copies build/onboard, the board's board.py, the
-firmware's boot.py and main.py and the config (as /config.json) with
-mpremote, then resets the board. `make deploy` runs this."""
+Compiles lib/ to .mpy, copies build/onboard (or, with --cloud, only the
+components that cloud's product needs: manifests/), the board's board.py,
+the firmware's boot.py and main.py and the config (as /config.json) with
+mpremote, then resets the board. `make deploy` runs this.
 
+--romfs (`make deploy ROMFS=1`): the library and the board's modules go
+into the board's ROMFS partition as one image (`onboard romfs`), where
+their .mpy code runs in place from flash; boot.py, main.py and the config
+still go to the filesystem, and an onboard/ or board.py left there by an
+earlier deploy is removed (it would shadow the image: '' is before /rom on
+sys.path). A firmware without a ROMFS partition is said in one line."""
+
+import shutil
 import subprocess
 
+from . import manifest
 from .build import build
 from .paths import BUILD, ROOT, ToolError, tool
 
+DEPLOY = BUILD / "deploy"  # the .mpy files of --cloud's components, as copied
 
-def commands(port, board, config, ca=None):
-    """The mpremote command line for a deploy (a list of arguments)."""
+# run on the board before the files are copied (--romfs): what would shadow the image
+_UNSHADOW = """import os
+def rm(p):
+    try:
+        mode = os.stat(p)[0]
+    except OSError:
+        return
+    if mode & 0x4000:
+        for n in os.listdir(p):
+            rm(p + '/' + n)
+        os.rmdir(p)
+    else:
+        os.remove(p)
+for p in ('/onboard', '/board.py', '/board.mpy', '/esp32_common.py', '/esp32_common.mpy'):
+    rm(p)
+"""
+
+NO_PARTITION = ("the firmware on {port} has no ROMFS partition ({why}); flash a MicroPython "
+                "1.25+ build whose partition table has one, or deploy without ROMFS=1")
+
+
+def board_files(board):
     board_py = ROOT / "boards" / board / "board.py"
     if not board_py.is_file():
         raise ToolError(f"--board {board}: no boards/{board}/board.py")
-    cmd = [tool("mpremote"), "connect", port, "fs", "cp", "-r", str(BUILD / "onboard"), ":",
-           "+", "fs", "cp", str(board_py), ":board.py",
-           *(["+", "fs", "cp", str(ROOT / "boards" / "esp32_common.py"), ":esp32_common.py"]
-             if board.startswith("esp32") else []),
-           "+", "fs", "cp", str(ROOT / "firmware" / "boot.py"), ":boot.py",
-           "+", "fs", "cp", str(ROOT / "firmware" / "main.py"), ":main.py",
-           "+", "fs", "cp", str(config), ":config.json"]
+    files = [(board_py, ":board.py")]
+    if board.startswith("esp32"):
+        files.append((ROOT / "boards" / "esp32_common.py", ":esp32_common.py"))
+    return files
+
+
+def library(clouds=()):
+    """The folder whose onboard/ the deploy copies: build/ for every cloud,
+    else build/deploy/ holding only the clouds' components."""
+    if not clouds:
+        return BUILD / "onboard"
+    shutil.rmtree(DEPLOY, ignore_errors=True)
+    for target in manifest.modules(*clouds) + ["onboard/_build.py"]:
+        mpy = target[:-3] + ".mpy"
+        (DEPLOY / mpy).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(BUILD / mpy, DEPLOY / mpy)
+    return DEPLOY / "onboard"
+
+
+def commands(port, board, config, ca=None, clouds=(), romfs=False):
+    """The mpremote command line for a deploy (a list of arguments); with
+    romfs, the one after the image is in the partition."""
+    boards = board_files(board)
+    cmd = [tool("mpremote"), "connect", port]
+    if romfs:
+        cmd += ["exec", _UNSHADOW]
+    else:
+        cmd += ["fs", "cp", "-r", str(library(clouds)), ":"]
+        for src, dst in boards:
+            cmd += ["+", "fs", "cp", str(src), dst]
+    cmd += ["+", "fs", "cp", str(ROOT / "firmware" / "boot.py"), ":boot.py",
+            "+", "fs", "cp", str(ROOT / "firmware" / "main.py"), ":main.py",
+            "+", "fs", "cp", str(config), ":config.json"]
     if ca:
         cmd += ["+", "fs", "cp", str(ca), ":ca.pem"]
     return cmd + ["+", "reset"]
 
 
+def romfs_command(port, image):
+    return [tool("mpremote"), "connect", port, "romfs", "deploy", str(image)]
+
+
+def no_partition(output):
+    """mpremote's reason when the board has no ROMFS partition, else None."""
+    for reason in ("ROMFS is not enabled on this device", "partition not found on device",
+                   "No ROMFS partitions available"):
+        if reason in output:
+            return next(line.strip() for line in output.splitlines() if reason in line)
+    return None
+
+
+def deploy_image(port, board, clouds):
+    from .romfs import IMAGE, make_image
+
+    size = make_image(IMAGE, clouds, board)
+    print(f"{IMAGE}: {size:,} bytes")
+    run = subprocess.run(romfs_command(port, IMAGE), capture_output=True, text=True)
+    output = run.stdout + run.stderr
+    why = no_partition(output)
+    if why:
+        raise ToolError(NO_PARTITION.format(port=port, why=why))
+    if run.returncode or "ROMFS image deployed" not in output:
+        raise ToolError(f"mpremote could not write the ROMFS image to {port}: "
+                        f"{output.strip().splitlines()[-1:] or run.returncode}")
+
+
 def main(args):
-    cmd = commands(args.port, args.board, args.config, args.ca)
+    clouds = tuple(args.cloud or ())
     build()
+    if args.romfs:
+        deploy_image(args.port, args.board, clouds)
+    cmd = commands(args.port, args.board, args.config, args.ca, clouds, args.romfs)
     if subprocess.run(cmd).returncode:
         raise ToolError(f"mpremote could not deploy to {args.port}")
-    print(f"deployed to {args.port}; the board is restarting")
+    print(f"deployed to {args.port}{' (onboard in ROMFS)' if args.romfs else ''}; "
+          "the board is restarting")

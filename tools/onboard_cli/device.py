@@ -5,7 +5,10 @@ boards/unix/network.py). Each device event is printed as one JSON line on
 stdout with "t", the seconds since start, and "dns", the UDP port of its
 captive DNS (answering while it is in setup mode); the device's log goes
 to stderr.
-A device that reboots (exit code 3) is started again."""
+A device that reboots (exit code 3) is started again.
+With --romfs IMAGE the library comes from a ROMFS image (`make romfs`)
+mounted at /rom with vfs.VfsRom, its bytes outside the heap as a board's
+flash is (boards/unix/rom.py)."""
 
 import hashlib
 import json
@@ -23,6 +26,8 @@ from pathlib import Path
 from .paths import BOARD_UNIX, BUILD, LIB, ROOT, ToolError, micropython
 
 REBOOT = 3
+ROM = "/rom"  # where --romfs mounts its image, as a board's firmware does
+ROMFS_HEADER = b"\xd2\xcd\x31"
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -40,10 +45,7 @@ def device_mac(flash):
 def environment(args, flash, portal_port, dns_port):
     env = dict(os.environ)
     env.update({
-        # --mpy: the .mpy files of build/, as a device loads them, instead of lib/'s sources
-        "MICROPYPATH": ":".join([".frozen"] + ([str(BUILD), str(BUILD / "board_unix")]
-                                               if args.mpy else [str(LIB), str(BOARD_UNIX)])
-                                + [str(flash)]),  # (files on the flash import, as on a board)
+        "MICROPYPATH": micropypath(args, flash),
         "ONBOARD_FLASH": str(flash),
         "ONBOARD_CONFIG": str(Path(args.config).resolve()),
         "ONBOARD_RADIO": str(Path(args.radio).resolve()),
@@ -54,6 +56,30 @@ def environment(args, flash, portal_port, dns_port):
         "ONBOARD_LED": str(flash.parent / "led"),
     })
     return env
+
+
+def micropypath(args, flash):
+    """--mpy: the .mpy files of build/, as a device loads them, instead of
+    lib/'s sources; --romfs: the library from the image at /rom (the board's
+    modules still from boards/unix, so an image built for another board
+    runs here too); files on the flash import last, as on a board."""
+    board = BUILD / "board_unix" if args.mpy else BOARD_UNIX
+    if getattr(args, "romfs", None):
+        path = [board, ROM]
+    else:
+        path = [BUILD, board] if args.mpy else [LIB, board]
+    return ":".join([".frozen", *map(str, path), str(flash)])
+
+
+def check_image(path):
+    """The path of a ROMFS image, or ToolError naming --romfs."""
+    image = Path(path).resolve()
+    if not image.is_file():
+        raise ToolError(f"--romfs {path}: no such file (make romfs builds build/onboard.romfs)")
+    with open(image, "rb") as f:
+        if f.read(3) != ROMFS_HEADER:
+            raise ToolError(f"--romfs {path}: not a ROMFS image")
+    return image
 
 
 def open_serial(path):
@@ -98,6 +124,9 @@ def main(args):
     cmd = [micropython()]
     if args.heapsize:
         cmd += ["-X", f"heapsize={args.heapsize}"]
+    if getattr(args, "romfs", None):
+        # boards/unix/rom.py mounts the image outside the heap, then runs main.py
+        cmd += [str(BOARD_UNIX / "rom.py"), str(check_image(args.romfs))]
     cmd.append(str(ROOT / "firmware" / "main.py"))
     start = time.monotonic()
     proc = None

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from .manifest import CLOUDS
 from .paths import ToolError
 
 
@@ -14,6 +15,13 @@ def parser():
 
     b = sub.add_parser("bench", help="benchmarks: figures next to their goals")
     b.add_argument("only", nargs="*", help="groups to run (default: all)")
+
+    ro = sub.add_parser("romfs", help="a ROMFS image of onboard (.mpy) for a board's "
+                        "ROMFS partition, in build/")
+    ro.add_argument("--cloud", action="append", choices=CLOUDS,
+                    help="only this cloud's components (repeatable; default: every cloud)")
+    ro.add_argument("--board", help="add this board's modules (a folder of boards/)")
+    ro.add_argument("--output", default="build/onboard.romfs")
 
     c = sub.add_parser("cloudsim", help="run the local stand-in for the five clouds")
     c.add_argument("--state-dir", help="keep CA and broker files here (default: a temp dir)")
@@ -31,6 +39,8 @@ def parser():
     r.add_argument("--serial", help="link a pty here: the device's UART (Improv)")
     r.add_argument("--heapsize", help="MicroPython heap size, e.g. 64K")
     r.add_argument("--mpy", action="store_true", help="load build/'s .mpy files, not lib/")
+    r.add_argument("--romfs", metavar="IMAGE",
+                   help="load the library from this ROMFS image (make romfs) mounted at /rom")
 
     pc = sub.add_parser("portal", help="talk to a device in setup mode").add_subparsers(
         dest="action", required=True)
@@ -49,6 +59,8 @@ def parser():
                     help="wait in setup mode for a person with a browser")
     sm.add_argument("--heapsize", help="the device's MicroPython heap, e.g. 64K")
     sm.add_argument("--mpy", action="store_true", help="the device loads build/'s .mpy files")
+    sm.add_argument("--romfs", metavar="IMAGE",
+                    help="the device loads the library from this ROMFS image (make romfs)")
     sm.add_argument("--report-heap", action="store_true",
                     help="show the device's live heap at each state")
 
@@ -57,6 +69,12 @@ def parser():
     dp.add_argument("--board", default="esp32_generic", help="a folder of boards/")
     dp.add_argument("--config", default="firmware/config.example.json")
     dp.add_argument("--ca", help="the CA file the device trusts (copied as /ca.pem)")
+    dp.add_argument("--cloud", action="append", choices=CLOUDS,
+                    help="only this cloud's components (manifests/; repeatable; "
+                         "default: every cloud)")
+    dp.add_argument("--romfs", action="store_true",
+                    help="the library and board modules into the board's ROMFS partition "
+                         "(make romfs) instead of the filesystem")
 
     fl = sub.add_parser("fleet", help="N simulated devices provisioned against cloudsim")
     fl.add_argument("--devices", type=int, default=10)
@@ -102,6 +120,8 @@ def main(argv=None):
             from cloudsim.cli import main as run
         elif args.command == "portal":
             from .portal import main as run
+        elif args.command == "romfs":
+            from .romfs import main as run
         elif args.command == "deploy":
             from .deploy import main as run
         elif args.command == "fleet":

@@ -99,6 +99,9 @@ def blynk(sim):
 def main(args):
     from cloudsim.app import Cloudsim
 
+    if args.romfs:
+        from .device import check_image
+        args.romfs = check_image(args.romfs)
     if args.profile is None:
         args.profile = "blynk" if args.interactive else "spokezone"
     from cloudsim.broker import BrokerError
@@ -117,7 +120,8 @@ def main(args):
                            "report_heap": bool(args.report_heap)})
             folder = Path(tmp) / "device"
             folder.mkdir()
-            device = Device(folder, config=config, heapsize=args.heapsize, mpy=args.mpy)
+            device = Device(folder, config=config, heapsize=args.heapsize, mpy=args.mpy,
+                            romfs=args.romfs)
             walk = Walk(device)
             print(f"cloudsim {sim.ready_line()}\n"
                   f"device   {args.profile}, empty flash {device.flash}\n", flush=True)

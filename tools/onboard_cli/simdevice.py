@@ -57,7 +57,7 @@ class Device:
     from its stdout as they come."""
 
     def __init__(self, workdir, config=None, radio=None, serial=None, portal_port=0,
-                 heapsize=None, mpy=False):
+                 heapsize=None, mpy=False, romfs=None):
         self.dir = workdir
         self.flash = workdir / "flash"
         # no time server unless the config names one on loopback (cloudsim's):
@@ -82,6 +82,8 @@ class Device:
             cmd += ["--heapsize", str(heapsize)]
         if mpy:
             cmd.append("--mpy")
+        if romfs:
+            cmd += ["--romfs", str(romfs)]
         self.log_path = workdir / "device.log"
         self._log = open(self.log_path, "a")
         self._log_start = self._log.tell()  # a device booted again on this flash logs here too

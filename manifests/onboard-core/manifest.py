@@ -1,0 +1,20 @@
+# onboard's core: the state machine and what every product needs beside it
+# (credential store, logging, codes, wall clock, the clouds' shared helpers).
+# A product requires one cloud's manifest (onboard-blynk, ...), which brings
+# this one through onboard-base. Modules are listed by name: a new module of
+# lib/onboard goes into exactly one component (tests_host/test_manifests.py).
+metadata(description="onboard core: runtime, store, log, codes, clock", version="0.1.0")
+
+package(
+    "onboard",
+    files=(
+        "__init__.py",
+        "codes.py",
+        "log.py",
+        "store.py",
+        "clock.py",
+        "runtime.py",
+        "clouds/__init__.py",
+    ),
+    base_path="../../lib",
+)

@@ -1,0 +1,88 @@
+"""ROMFS: `onboard romfs` builds an image of onboard's .mpy with mpremote, and
+the Unix board runs from it mounted at /rom (boards/unix/rom.py), its bytes
+outside the GC heap as a board's flash is."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from onboard_cli import manifest
+from onboard_cli.paths import BOARD_UNIX, ROOT, micropython
+from onboard_cli.romfs import make_image
+
+# Run by rom.py after the mount: every onboard module imports, from where,
+# and a Store round trip through the image's onboard.store.
+CHECK = """
+import gc, json, sys
+gc.collect()
+heap = gc.mem_alloc()
+where = {}
+for name in NAMES:
+    __import__(name)
+    where[name] = sys.modules[name].__file__
+from onboard.store import Store
+Store(FLASH + "/onboard.json").put("state", last_error=7)
+back = Store(FLASH + "/onboard.json").load()["state"]["last_error"]
+print("@check " + json.dumps({"where": where, "back": back, "heap": heap}))
+"""
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("romfs") / "onboard.romfs"
+    make_image(path)
+    return path
+
+
+def run_from(image, tmp_path, heapsize="512K", names=None):
+    if names is None:
+        names = [t[:-3].replace("/", ".").removesuffix(".__init__") for t in manifest.modules()]
+    script = tmp_path / "check.py"
+    script.write_text(f"NAMES = {names!r}\nFLASH = {str(tmp_path)!r}\n" + CHECK)
+    # nothing of onboard on the path but the image: /rom, then the board
+    env = dict(os.environ, MICROPYPATH=":".join([".frozen", "/rom", str(BOARD_UNIX)]))
+    run = subprocess.run([micropython(), "-X", f"heapsize={heapsize}", str(BOARD_UNIX / "rom.py"),
+                          str(image), str(script)], capture_output=True, text=True, env=env,
+                         cwd=tmp_path, timeout=60)
+    for line in run.stdout.splitlines():
+        if line.startswith("@check "):
+            return json.loads(line[7:])
+    raise AssertionError(f"the run from the image failed:\n{run.stdout}{run.stderr}")
+
+
+def test_every_onboard_module_imports_from_the_mounted_image(image, tmp_path):
+    check = run_from(image, tmp_path)
+    outside = {name: f for name, f in check["where"].items() if not f.startswith("/rom/onboard/")}
+    assert len(check["where"]) == len(manifest.modules()) and not outside
+
+
+def test_a_store_round_trip_runs_from_the_image(image, tmp_path):
+    assert run_from(image, tmp_path)["back"] == 7
+
+
+def test_the_image_bytes_are_outside_the_heap(image, tmp_path):
+    # a heap smaller than the image: the mount, onboard.store and its round trip fit
+    size = image.stat().st_size
+    check = run_from(image, tmp_path, heapsize=str(size - 1024), names=["onboard.store"])
+    assert check["back"] == 7 and check["heap"] < size // 8
+
+
+def test_a_blynk_life_runs_from_the_image(image):
+    run = subprocess.run([sys.executable, "-m", "onboard_cli.main", "sim", "--profile", "blynk",
+                          "--mpy", "--romfs", str(image)], capture_output=True, text=True,
+                         timeout=180, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "RUNNING -> WAIT_CONFIG" in run.stdout
+
+
+def test_device_run_names_a_missing_image(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "onboard_cli.main", "device", "run",
+                          "--flash", str(tmp_path / "f"), "--config",
+                          str(ROOT / "firmware" / "config.example.json"), "--radio",
+                          str(ROOT / "tests_host" / "radio.example.json"),
+                          "--romfs", str(tmp_path / "none.romfs")],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 1 and "--romfs" in run.stderr and "no such file" in run.stderr
