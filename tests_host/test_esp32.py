@@ -58,6 +58,8 @@ class Board:
     """One `onboard esp32 run` in the background: its ready line, events and log."""
 
     def __init__(self, flash, *args, timeout=240):
+        self.relays = Path(str(flash) + ".relays")  # what QEMU's relays did (onboard esp32 run)
+        self.relays_from = self.relays.stat().st_size if self.relays.exists() else 0
         self.proc = subprocess.Popen([ONBOARD, "esp32", "run", "--flash", str(flash), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      stdin=subprocess.DEVNULL)
@@ -81,6 +83,10 @@ class Board:
 
     def log_text(self):
         lines = self.log if len(self.log) <= 120 else self.log[:80] + ["..."] + self.log[-40:]
+        if self.relays.exists():
+            with open(self.relays) as f:
+                f.seek(self.relays_from)
+                lines = lines + ["relays of this boot:", *f.read().splitlines()[-30:]]
         return "\n".join(lines)
 
     def next_line(self, timeout):

@@ -360,9 +360,11 @@ def run(args):
     serial_port, portal_port, repl_port = free_port(), free_port(), free_port()
     portal_url = f"http://127.0.0.1:{portal_port}/"
     start = time.monotonic()
+    # the relays note each connection beside the flash image (kept for the next boot's report)
+    env = dict(os.environ, ONBOARD_RELAY_LOG=str(flash) + ".relays")
     proc = subprocess.Popen(qemu_command(qemu, roms, flash, serial_port, portal_port, forwards),
                             stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=_die_with_parent, env=env)
 
     def stop(*_):
         # only a signal here: the main thread is in proc.wait() and cleans up after it
@@ -415,14 +417,27 @@ def mpremote_deploy(uart, repl_port, args, proc):
 
 # -- the relay QEMU runs for each connection the board opens to 192.168.4.100:P ------------
 
+def relay_note(port, what):
+    """One line in $ONBOARD_RELAY_LOG (what the relays did, for a failed run's report)."""
+    path = os.environ.get("ONBOARD_RELAY_LOG")
+    if path:
+        try:
+            with open(path, "a") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} pid {os.getpid()} port {port}: {what}\n")
+        except OSError:
+            pass  # a note is not worth a lost connection
+
+
 def relay(port):
     """Relay stdin/stdout (the board's connection, given by QEMU) to 127.0.0.1:port."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)  # stderr is the board's connection too: keep tracebacks off it
     try:
         host = socket.create_connection(("127.0.0.1", port), timeout=10)
-    except OSError:
+    except OSError as e:
+        relay_note(port, f"host refused: {e}")
         return 1
+    relay_note(port, "board connected, host connected")
     host.settimeout(None)
     ends = {0: host.fileno(), host.fileno(): 1}
     open_ends = set(ends)
@@ -445,6 +460,7 @@ def relay(port):
             view = memoryview(data)
             while view:
                 view = view[os.write(ends[fd], view):]
+    relay_note(port, "closed")
     return 0
 
 
