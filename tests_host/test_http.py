@@ -28,7 +28,8 @@ t0 = time.ticks_ms()
 try:
     if %(aio)r:
         import asyncio
-        r = asyncio.run(http.arequest(%(method)r, %(url)r, **kw))
+        from onboard.ahttp import arequest
+        r = asyncio.run(arequest(%(method)r, %(url)r, **kw))
     else:
         r = http.request(%(method)r, %(url)r, **kw)
     out = {"status": r.status_code, "headers": r.headers, "body": r.content.decode()}

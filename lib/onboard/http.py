@@ -1,13 +1,13 @@
-# Small HTTP/1.1 client with urequests' names. HTTPS verifies the server's
-# certificate and host name against `ca` unless insecure=True is explicit.
-# One deadline of `timeout` seconds bounds the exchange (connect, TLS, send,
-# every read), so a server that trickles cannot hold the device. request()
-# blocks; arequest() is the same code on asyncio streams.
+# Small blocking HTTP/1.1 client with urequests' names, straight on a socket.
+# HTTPS verifies the server's certificate and host name against `ca` unless
+# insecure=True is explicit. One deadline of `timeout` seconds bounds the
+# exchange (connect, TLS, send, every read), so a server that trickles cannot
+# hold the device. The reply's framing is a generator that asks for more
+# bytes by yielding: request() feeds it from its socket, and onboard.ahttp's
+# arequest() from asyncio streams, so the blocking user loads no asyncio code.
+import socket
+import time
 from micropython import const
-
-from onboard import net
-from onboard.errors import NetError, ProtocolError, fail, wrap
-from onboard.net import tls_context  # noqa: F401  (its old home, for callers)
 
 _MAX_HEAD = const(4096)
 _MAX_REDIRECTS = const(3)
@@ -27,20 +27,26 @@ class Response:
         return self.content.decode()
 
     def json(self):
-        import json
+        from json import loads
 
-        return json.loads(self.content)
+        return loads(self.content)
 
     def close(self):
         pass  # the body is read and the socket closed before request() returns
 
 
+def _fail(kind, host, phase, why):
+    # onboard.errors' `kind` naming host and phase. Loaded when an error
+    # happens: a request that succeeds does not keep the error classes in RAM
+    from onboard import errors
+
+    return errors.fail(getattr(errors, kind), host, phase, why)
+
+
 def _unsafe(text):
     # CR, LF, space or control characters would split or bend the request
-    for c in text:
-        if c <= " ":
-            return True
-    return False
+    # ("!" sorts after all of them and makes an empty text safe for min())
+    return min(text + "!") <= " "
 
 
 def _split(url):
@@ -59,22 +65,49 @@ def _split(url):
     return tls, host, port, slash + path
 
 
-async def _upto(c, sep, deadline, limit):
-    # bytes before sep (consumed with it); ValueError past limit or at EOF
+def _head(method, url, body, is_json, headers):
+    # -> (https?, host, port, the request's head); ValueError names the field
+    tls, host, port, path = _split(url)
+    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, path or "/", host)
+    if is_json:
+        head += "Content-Type: application/json\r\n"
+    if body is not None:
+        head += "Content-Length: %d\r\n" % len(body)
+    for k, v in (headers or {}).items():
+        v = str(v)
+        if _unsafe(k) or "\r" in v or "\n" in v:
+            raise ValueError("headers: %s: line break or control character" % k.strip())
+        head += "%s: %s\r\n" % (k, v)
+    if _unsafe(method):
+        raise ValueError("method: malformed")
+    return tls, host, port, (head + "\r\n").encode()
+
+
+def _get(buf, sep, limit):
+    # (generator) with sep: the bytes before it, consumed with it (ValueError
+    # past limit); without: the next `limit` bytes. EOFError when the peer
+    # closes first
     while True:
-        i = c.buf.find(sep)
+        i = buf.find(sep) if sep else limit if len(buf) >= limit else -1
         if i >= 0:
-            return await c.take(i, deadline, len(sep))
-        if len(c.buf) > limit or not await c.fill(deadline):
+            part = bytes(memoryview(buf)[:i])  # one copy, not two
+            buf[: i + len(sep)] = b""  # in place (MicroPython has no del on slices)
+            return part
+        if sep and len(buf) > limit:
             raise ValueError
+        if not (yield):
+            raise EOFError
 
 
-async def _reply(c, host, max_body, head_only, deadline):
+def _reply(buf, host, max_body, head_only):
+    """The Response read from buf (a bytearray), as a generator that yields
+    whenever it needs more bytes in buf and is sent how many arrived (0: the
+    peer closed); ProtocolError names the phase."""
     phase = "status"
     try:
         status = 100
         while status < 200:  # 1xx replies (100 Continue, 102) come before the final one
-            lines = (await _upto(c, b"\r\n\r\n", deadline, _MAX_HEAD)).decode().split("\r\n")
+            lines = (yield from _get(buf, b"\r\n\r\n", _MAX_HEAD)).decode().split("\r\n")
             parts = lines[0].split(" ")
             status = int(parts[1])
             if not parts[0].startswith("HTTP/1.") or not 100 <= status <= 599:
@@ -91,11 +124,12 @@ async def _reply(c, host, max_body, head_only, deadline):
         del lines
         phase = "body"
         body = b""
+        n = headers.get("content-length")
         if head_only or status in (204, 304):
             pass
         elif "chunked" in headers.get("transfer-encoding", "").lower():
             while True:
-                n = (await _upto(c, b"\r\n", deadline, 64)).split(b";")[0]
+                n = (yield from _get(buf, b"\r\n", 64)).split(b";")[0]
                 if not n or n.strip(b"0123456789abcdefABCDEF"):  # hex digits only
                     raise ValueError
                 n = int(n, 16)
@@ -103,97 +137,135 @@ async def _reply(c, host, max_body, head_only, deadline):
                     raise OverflowError
                 if not n:
                     break
-                body += await c.take(n, deadline)
-                if await c.take(2, deadline) != b"\r\n":
+                body += yield from _get(buf, b"", n)
+                if (yield from _get(buf, b"", 2)) != b"\r\n":
                     raise ValueError
-            while await _upto(c, b"\r\n", deadline, 256):
+            while (yield from _get(buf, b"\r\n", 256)):
                 pass  # trailers
-        elif "content-length" in headers:
-            n = headers["content-length"]
+        elif n is not None:
             if not n.isdigit():  # no sign, space, prefix or underscore
                 raise ValueError
-            n = int(n)
-            if n > max_body:
+            if int(n) > max_body:
                 raise OverflowError
-            body = await c.take(n, deadline)
+            body = yield from _get(buf, b"", int(n))
         else:
-            while not c.eof:
-                if len(c.buf) > max_body:
-                    raise OverflowError
-                await c.fill(deadline)
-            body = bytes(c.buf)
+            while len(buf) <= max_body:
+                if not (yield):
+                    return Response(status, headers, bytes(buf))
+            raise OverflowError
         return Response(status, headers, body)
     except OverflowError:
-        raise fail(ProtocolError, host, "body", "larger than max_body %d" % max_body) from None
-    except (ValueError, UnicodeError, EOFError, IndexError):
-        why = "malformed"
-        if c.eof:
-            why = "connection closed before a reply" if phase == "status" else "truncated"
-        raise fail(ProtocolError, host, phase, why) from None
+        raise _fail("ProtocolError", host, "body", "larger than max_body %d" % max_body) from None
+    except EOFError:
+        why = "connection closed before a reply" if phase == "status" else "truncated"
+        raise _fail("ProtocolError", host, phase, why) from None
+    except (ValueError, UnicodeError, IndexError):
+        raise _fail("ProtocolError", host, phase, "malformed") from None
 
 
-async def _request(aio, method, url, json=None, data=None, headers=None, timeout=10, ca=None,
-                   insecure=False, max_body=16384):
+def _step(g, n=None):
+    # _reply's generator g resumed with n: None while it wants more, else the Response
+    try:
+        g.send(n)
+    except StopIteration as done:
+        return done.value
+
+
+def _hop(hop, r, url, method, body, is_json, headers):
+    # None when r is the answer; else (url, method, body, is_json) of the
+    # redirect to follow: never to another scheme; to another host or port
+    # only without a body or the caller's headers (credentials stay with the
+    # origin they were for)
+    loc = r.headers.get("location")
+    if r.status_code not in (301, 302, 303, 307, 308) or not loc:
+        return None
+    tls, host, port, path = _split(url)
+    if hop >= _MAX_REDIRECTS:
+        raise _fail("NetError", host, "redirect", "more than %d redirects" % _MAX_REDIRECTS)
+    if loc.startswith("/"):
+        loc = url[: len(url) - len(path)] + loc
+    new = _split(loc)
+    if r.status_code == 303 or (r.status_code < 303 and method == "POST"):
+        method, body, is_json = "GET", None, False
+    if new[0] != tls or (new[1].lower(), new[2]) != (host.lower(), port) and (
+            body is not None or headers):
+        raise _fail("NetError", host, "redirect", "to another origin refused")
+    return loc, method, body, is_json
+
+
+def _body(json, data):
+    # -> (the body as bytes or None, is it JSON?)
     if json is not None:
-        import json as _json
+        from json import dumps
 
-        data = _json.dumps(json)
-    body = data.encode() if isinstance(data, str) else data
-    for _ in range(_MAX_REDIRECTS + 1):
-        tls, host, port, path = _split(url)
-        head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, path or "/", host)
-        if json is not None:
-            head += "Content-Type: application/json\r\n"
-        if body is not None:
-            head += "Content-Length: %d\r\n" % len(body)
-        for k, v in (headers or {}).items():
-            v = str(v)
-            if _unsafe(k) or "\r" in v or "\n" in v:
-                raise ValueError("headers: %s: line break or control character" % k.strip())
-            head += "%s: %s\r\n" % (k, v)
-        if _unsafe(method):
-            raise ValueError("method: malformed")
-        ctx = net.tls_context(ca, insecure) if tls else None
-        deadline = net.deadline(timeout)
+        data = dumps(json)
+    return (data.encode() if isinstance(data, str) else data), json is not None
+
+
+def _left(s, t):
+    # the socket's timeout: what is left until the deadline t (ticks)
+    ms = time.ticks_diff(t, time.ticks_ms())
+    if ms <= 0:
+        raise OSError(110)  # ETIMEDOUT
+    s.settimeout(ms / 1000)
+
+
+def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None,
+            insecure=False, max_body=16384):
+    """One HTTP request; returns a Response with the whole body read."""
+    body, is_json = _body(json, data)
+    hop = 0
+    while True:
+        tls, host, port, head = _head(method, url, body, is_json, headers)
+        if tls:
+            from onboard.ca import context  # (only HTTPS loads it)
+
+            ctx = context(ca, insecure)
+        t = time.ticks_add(time.ticks_ms(), int(timeout * 1000))
         phase = "connect"
-        conn = net.Conn()
+        s = raw = None
         try:
-            await conn.connect(host, port, ctx, deadline, aio)
-            phase = "tls" if ctx else "send"
-            await conn.send(deadline, (head + "\r\n").encode(), body or b"")
-            phase = "reply"
-            resp = await _reply(conn, host, max_body, method == "HEAD", deadline)
+            try:
+                try:
+                    # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
+                    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+                except (OSError, IndexError):
+                    raise _fail("DNSError", host, "dns", "name lookup failed") from None
+                s = raw = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
+                _left(raw, t)
+                raw.connect(ai[-1])
+                if tls:
+                    phase = "tls"
+                    _left(raw, t)
+                    s = ctx.wrap_socket(raw, server_hostname=host)  # pyright: ignore  (set above)
+                phase = "send"
+                _left(raw, t)
+                s.write(head)
+                if body:
+                    s.write(body)
+                phase = "reply"
+                buf = bytearray()  # grows and shrinks in place
+                r = _step(g := _reply(buf, host, max_body, method == "HEAD"))
+                while not r:
+                    _left(raw, t)
+                    # recv returns what has arrived; readinto would wait to fill its buffer
+                    part = s.recv(256)
+                    if part is None:  # the TLS layer would block: the timeout passed
+                        raise OSError(110)
+                    buf.extend(part)
+                    r = _step(g, len(part))
+            finally:
+                if s:
+                    s.close()  # (a TLS socket holds large buffers: before anything else)
         except (OSError, ValueError, EOFError) as e:
+            from onboard.errors import wrap
+
             raise wrap(e, host, phase) from None
-        finally:
-            conn.close()
-        loc = resp.headers.get("location")
-        if resp.status_code not in (301, 302, 303, 307, 308) or not loc:
-            return resp
-        if loc.startswith("/"):
-            loc = url[: len(url) - len(path)] + loc
-        new = _split(loc)
-        if resp.status_code == 303 or (resp.status_code < 303 and method == "POST"):
-            method, body, json = "GET", None, None
-        # never to another scheme; to another host or port only without a body
-        # or the caller's headers (credentials stay with the origin they were for)
-        if new[0] != tls or (new[1].lower(), new[2]) != (host.lower(), port) and (
-                body is not None or headers):
-            raise fail(NetError, host, "redirect", "to another origin refused")
-        url = loc
-    raise fail(NetError, host, "redirect", "more than %d redirects" % _MAX_REDIRECTS)
-
-
-def request(method, url, **kw):
-    """request(method, url, *, json=None, data=None, headers=None, timeout=10,
-    ca=None, insecure=False, max_body=16384): one HTTP request; returns a
-    Response with the whole body read."""
-    return net.run(_request(False, method, url, **kw))
-
-
-def arequest(method, url, **kw):
-    """request() as a coroutine: the event loop keeps running meanwhile."""
-    return _request(True, method, url, **kw)
+        nxt = _hop(hop, r, url, method, body, is_json, headers)
+        if not nxt:
+            return r
+        url, method, body, is_json = nxt
+        hop += 1
 
 
 def get(url, **kw):

@@ -1,4 +1,4 @@
-# The transport onboard.http and onboard.mqtt share: name lookup, a TCP (and
+# The transport onboard.ahttp and onboard.mqtt share: name lookup, a TCP (and
 # TLS) connection with buffered reads, every call bounded by a deadline in
 # ticks. The protocol code is coroutines: on a blocking Conn they never
 # suspend and run() drives them to the end in one step; on an asyncio Conn
@@ -29,23 +29,10 @@ def run(coro):
 
 
 def tls_context(ca, insecure=False):
-    """An SSLContext trusting every certificate of ca: a path, or PEM or DER
-    bytes, one certificate or several; an SSLContext is returned as it is."""
-    if hasattr(ca, "wrap_socket"):
-        return ca
-    import tls
+    """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER)."""
+    from onboard.ca import context  # (a module of its own: a plain connection does not load it)
 
-    # the context first: mbedTLS wants one large block, easier to find early
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    if isinstance(ca, str) and not insecure:
-        with open(ca, "rb") as f:
-            # its size first: read() without one grows its buffer (peaks at twice)
-            n = f.seek(0, 2)
-            f.seek(0)
-            ca = f.read(n)
-    from onboard.ca import load  # (a module of its own: a plain connection does not load it)
-
-    return load(ctx, ca, insecure)
+    return context(ca, insecure)
 
 
 class Conn:
