@@ -4,14 +4,19 @@
 # the URL, head, framing and redirect code is onboard.http's.
 from onboard import net
 from onboard.errors import wrap
-from onboard.http import _body, _head, _hop, _reply, _step
+from onboard.http import _head, _hop, _reply
 
 
 async def arequest(method, url, json=None, data=None, headers=None, timeout=10, ca=None,
                    insecure=False, max_body=16384):
     """onboard.http.request() as a coroutine: the event loop keeps running
     meanwhile (the TLS handshake runs on the first send)."""
-    body, is_json = _body(json, data)
+    if json is not None:
+        from json import dumps
+
+        data = dumps(json)
+    body = data.encode() if isinstance(data, str) else data
+    is_json = json is not None
     hop = 0
     while True:
         tls, host, port, head = _head(method, url, body, is_json, headers)
@@ -24,9 +29,15 @@ async def arequest(method, url, json=None, data=None, headers=None, timeout=10, 
             phase = "tls" if ctx else "send"
             await c.send(deadline, head, body or b"")
             phase = "reply"
-            r = _step(g := _reply(c.buf, host, max_body, method == "HEAD"))
-            while not r:
-                r = _step(g, len(await c.fill(deadline)))  # pyright: ignore  (bytes, not None)
+            g = _reply(c.buf, host, max_body, method == "HEAD")
+            n = None
+            while True:  # g yields when it wants more bytes in c.buf
+                try:
+                    g.send(n)
+                except StopIteration as done:
+                    r = done.value
+                    break
+                n = len(await c.fill(deadline))  # pyright: ignore  (bytes, not None)
         except (OSError, ValueError, EOFError) as e:
             raise wrap(e, host, phase) from None
         finally:

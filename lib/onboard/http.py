@@ -43,12 +43,6 @@ def _fail(kind, host, phase, why):
     return errors.fail(getattr(errors, kind), host, phase, why)
 
 
-def _unsafe(text):
-    # CR, LF, space or control characters would split or bend the request
-    # ("!" sorts after all of them and makes an empty text safe for min())
-    return min(text + "!") <= " "
-
-
 def _split(url):
     # -> (https?, host, port, path); errors name the field, not the URL
     scheme, sep, rest = url.partition("://")
@@ -59,8 +53,9 @@ def _split(url):
         port = int(port) if colon else (443 if tls else 80)
     except ValueError:
         port = 0
+    # (below: CR, LF, space or control characters would split or bend the request)
     if not sep or scheme not in ("http", "https") or not host or not 0 < port < 65536 \
-            or _unsafe(url):
+            or min(url) <= " ":
         raise ValueError("url: malformed")
     return tls, host, port, slash + path
 
@@ -75,10 +70,10 @@ def _head(method, url, body, is_json, headers):
         head += "Content-Length: %d\r\n" % len(body)
     for k, v in (headers or {}).items():
         v = str(v)
-        if _unsafe(k) or "\r" in v or "\n" in v:
+        if min(k + "!") <= " " or "\r" in v or "\n" in v:  # ("!": sorts after them all)
             raise ValueError("headers: %s: line break or control character" % k.strip())
         head += "%s: %s\r\n" % (k, v)
-    if _unsafe(method):
+    if min(method + "!") <= " ":
         raise ValueError("method: malformed")
     return tls, host, port, (head + "\r\n").encode()
 
@@ -163,14 +158,6 @@ def _reply(buf, host, max_body, head_only):
         raise _fail("ProtocolError", host, phase, "malformed") from None
 
 
-def _step(g, n=None):
-    # _reply's generator g resumed with n: None while it wants more, else the Response
-    try:
-        g.send(n)
-    except StopIteration as done:
-        return done.value
-
-
 def _hop(hop, r, url, method, body, is_json, headers):
     # None when r is the answer; else (url, method, body, is_json) of the
     # redirect to follow: never to another scheme; to another host or port
@@ -193,15 +180,6 @@ def _hop(hop, r, url, method, body, is_json, headers):
     return loc, method, body, is_json
 
 
-def _body(json, data):
-    # -> (the body as bytes or None, is it JSON?)
-    if json is not None:
-        from json import dumps
-
-        data = dumps(json)
-    return (data.encode() if isinstance(data, str) else data), json is not None
-
-
 def _left(s, t):
     # the socket's timeout: what is left until the deadline t (ticks)
     ms = time.ticks_diff(t, time.ticks_ms())
@@ -213,14 +191,21 @@ def _left(s, t):
 def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None,
             insecure=False, max_body=16384):
     """One HTTP request; returns a Response with the whole body read."""
-    body, is_json = _body(json, data)
+    # the TLS context first, while the heap is least fragmented (mbedTLS wants
+    # one large block); redirects keep the scheme, so it serves every hop
+    if url.startswith("https:"):
+        from onboard.ca import context  # (only HTTPS loads it)
+
+        ca = context(ca, insecure)
+    if json is not None:
+        from json import dumps
+
+        data = dumps(json)
+    body = data.encode() if isinstance(data, str) else data
+    is_json = json is not None
     hop = 0
     while True:
         tls, host, port, head = _head(method, url, body, is_json, headers)
-        if tls:
-            from onboard.ca import context  # (only HTTPS loads it)
-
-            ctx = context(ca, insecure)
         t = time.ticks_add(time.ticks_ms(), int(timeout * 1000))
         phase = "connect"
         s = raw = None
@@ -237,7 +222,7 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                 if tls:
                     phase = "tls"
                     _left(raw, t)
-                    s = ctx.wrap_socket(raw, server_hostname=host)  # pyright: ignore  (set above)
+                    s = ca.wrap_socket(raw, server_hostname=host)  # pyright: ignore  (a context here)
                 phase = "send"
                 _left(raw, t)
                 s.write(head)
@@ -245,15 +230,21 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                     s.write(body)
                 phase = "reply"
                 buf = bytearray()  # grows and shrinks in place
-                r = _step(g := _reply(buf, host, max_body, method == "HEAD"))
-                while not r:
+                g = _reply(buf, host, max_body, method == "HEAD")
+                n = None
+                while True:
+                    try:
+                        g.send(n)
+                    except StopIteration as done:
+                        r = done.value
+                        break
                     _left(raw, t)
                     # recv returns what has arrived; readinto would wait to fill its buffer
-                    part = s.recv(256)
-                    if part is None:  # the TLS layer would block: the timeout passed
+                    n = s.recv(256)
+                    if n is None:  # the TLS layer would block: the timeout passed
                         raise OSError(110)
-                    buf.extend(part)
-                    r = _step(g, len(part))
+                    buf.extend(n)
+                    n = len(n)
             finally:
                 if s:
                     s.close()  # (a TLS socket holds large buffers: before anything else)
@@ -268,13 +259,8 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
         hop += 1
 
 
-def get(url, **kw):
-    return request("GET", url, **kw)
+def _verb(method):
+    return lambda url, **kw: request(method, url, **kw)
 
 
-def post(url, **kw):
-    return request("POST", url, **kw)
-
-
-def put(url, **kw):
-    return request("PUT", url, **kw)
+get, post, put = _verb("GET"), _verb("POST"), _verb("PUT")
