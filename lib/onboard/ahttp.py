@@ -1,10 +1,10 @@
 # onboard.http's request as a coroutine on asyncio streams (onboard.net's
 # Conn), for code that must not block its event loop (the runtime, the cloud
 # profiles, timesync). Same arguments, Response, framing, redirects and errors:
-# the URL, head, framing and redirect code is onboard.http's.
+# the URL, head and framing code is onboard.http's, the redirects onboard.redirect's.
 from onboard import net
 from onboard.errors import wrap
-from onboard.http import _head, _hop, _reply
+from onboard.http import _head, _reply
 
 
 async def arequest(method, url, json=None, data=None, headers=None, timeout=10, ca=None,
@@ -17,10 +17,11 @@ async def arequest(method, url, json=None, data=None, headers=None, timeout=10, 
         data = dumps(json)
     body = data.encode() if isinstance(data, str) else data
     is_json = json is not None
+    # one TLS context for every hop: redirects keep the scheme
+    ctx = net.tls_context(ca, insecure) if url.startswith("https:") else None
     hop = 0
     while True:
-        tls, host, port, head = _head(method, url, body, is_json, headers)
-        ctx = net.tls_context(ca, insecure) if tls else None
+        host, port, head = _head(method, url, body, is_json, headers)[1:]
         deadline = net.deadline(timeout)
         phase = "connect"
         c = net.Conn()
@@ -42,8 +43,9 @@ async def arequest(method, url, json=None, data=None, headers=None, timeout=10, 
             raise wrap(e, host, phase) from None
         finally:
             c.close()
-        nxt = _hop(hop, r, url, method, body, is_json, headers)
-        if not nxt:
+        if r.status_code not in (301, 302, 303, 307, 308) or not r.headers.get("location"):
             return r
-        url, method, body, is_json = nxt
+        from onboard.redirect import follow
+
+        url, method, body, is_json = follow(hop, r, url, method, body, is_json, headers)
         hop += 1

@@ -10,7 +10,6 @@ import time
 from micropython import const
 
 _MAX_HEAD = const(4096)
-_MAX_REDIRECTS = const(3)
 
 
 class Response:
@@ -158,28 +157,6 @@ def _reply(buf, host, max_body, head_only):
         raise _fail("ProtocolError", host, phase, "malformed") from None
 
 
-def _hop(hop, r, url, method, body, is_json, headers):
-    # None when r is the answer; else (url, method, body, is_json) of the
-    # redirect to follow: never to another scheme; to another host or port
-    # only without a body or the caller's headers (credentials stay with the
-    # origin they were for)
-    loc = r.headers.get("location")
-    if r.status_code not in (301, 302, 303, 307, 308) or not loc:
-        return None
-    tls, host, port, path = _split(url)
-    if hop >= _MAX_REDIRECTS:
-        raise _fail("NetError", host, "redirect", "more than %d redirects" % _MAX_REDIRECTS)
-    if loc.startswith("/"):
-        loc = url[: len(url) - len(path)] + loc
-    new = _split(loc)
-    if r.status_code == 303 or (r.status_code < 303 and method == "POST"):
-        method, body, is_json = "GET", None, False
-    if new[0] != tls or (new[1].lower(), new[2]) != (host.lower(), port) and (
-            body is not None or headers):
-        raise _fail("NetError", host, "redirect", "to another origin refused")
-    return loc, method, body, is_json
-
-
 def _left(s, t):
     # the socket's timeout: what is left until the deadline t (ticks)
     ms = time.ticks_diff(t, time.ticks_ms())
@@ -194,9 +171,14 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
     # the TLS context first, while the heap is least fragmented (mbedTLS wants
     # one large block); redirects keep the scheme, so it serves every hop
     if url.startswith("https:"):
-        from onboard.ca import context  # (only HTTPS loads it)
+        import sys
 
-        ca = context(ca, insecure)
+        kept = "onboard.ca" in sys.modules
+        import onboard.ca  # (only HTTPS loads it)
+
+        ca = onboard.ca.context(ca, insecure)
+        if not kept:  # let go of the loader: the handshake and the reply want the RAM
+            del sys.modules["onboard.ca"], onboard.ca
     if json is not None:
         from json import dumps
 
@@ -226,6 +208,7 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                 phase = "send"
                 _left(raw, t)
                 s.write(head)
+                head = None  # (not kept while the reply is read)
                 if body:
                     s.write(body)
                 phase = "reply"
@@ -240,7 +223,7 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                         break
                     _left(raw, t)
                     # recv returns what has arrived; readinto would wait to fill its buffer
-                    n = s.recv(256)
+                    n = s.recv(128)
                     if n is None:  # the TLS layer would block: the timeout passed
                         raise OSError(110)
                     buf.extend(n)
@@ -252,10 +235,11 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
             from onboard.errors import wrap
 
             raise wrap(e, host, phase) from None
-        nxt = _hop(hop, r, url, method, body, is_json, headers)
-        if not nxt:
+        if r.status_code not in (301, 302, 303, 307, 308) or not r.headers.get("location"):
             return r
-        url, method, body, is_json = nxt
+        from onboard.redirect import follow  # (loaded for a redirect only, the socket closed)
+
+        url, method, body, is_json = follow(hop, r, url, method, body, is_json, headers)
         hop += 1
 
 
