@@ -1,10 +1,10 @@
 # onboard.http's request as a coroutine on asyncio streams (onboard.net's
 # Conn), for code that must not block its event loop (the runtime, the cloud
 # profiles, timesync). Same arguments, Response, framing, redirects and errors:
-# the URL, head and framing code is onboard.http's, the redirects onboard.redirect's.
+# the head and framing code is onboard.httpmsg's, the redirects onboard.redirect's.
 from onboard import net
 from onboard.errors import wrap
-from onboard.http import _head, _reply
+from onboard.httpmsg import head, reply
 
 
 async def arequest(method, url, json=None, data=None, headers=None, timeout=10, ca=None,
@@ -21,16 +21,16 @@ async def arequest(method, url, json=None, data=None, headers=None, timeout=10, 
     ctx = net.tls_context(ca, insecure) if url.startswith("https:") else None
     hop = 0
     while True:
-        host, port, head = _head(method, url, body, is_json, headers)[1:]
+        host, port, out = head(method, url, body, is_json, headers)[1:]
         deadline = net.deadline(timeout)
         phase = "connect"
         c = net.Conn()
         try:
             await c.connect(host, port, ctx, deadline, True)
             phase = "tls" if ctx else "send"
-            await c.send(deadline, head, body or b"")
+            await c.send(deadline, out, body or b"")
             phase = "reply"
-            g = _reply(c.buf, host, max_body, method == "HEAD")
+            g = reply(c.buf, host, max_body, method == "HEAD")
             n = None
             while True:  # g yields when it wants more bytes in c.buf
                 try:

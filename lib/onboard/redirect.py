@@ -3,7 +3,7 @@
 # request that is answered directly does not keep this code in RAM.
 from micropython import const
 
-from onboard.http import _fail, _split
+from onboard.httpmsg import fail, split
 
 _MAX_REDIRECTS = const(3)
 
@@ -14,16 +14,16 @@ def follow(hop, r, url, method, body, is_json, headers):
     to url. Never to another scheme; to another host or port only without a
     body or the caller's headers (credentials stay with the origin they were
     for); at most _MAX_REDIRECTS."""
-    tls, host, port, path = _split(url)
+    tls, host, port, path = split(url)
     if hop >= _MAX_REDIRECTS:
-        raise _fail("NetError", host, "redirect", "more than %d redirects" % _MAX_REDIRECTS)
+        raise fail("NetError", host, "redirect", "more than %d redirects" % _MAX_REDIRECTS)
     loc = r.headers["location"]
     if loc.startswith("/"):
         loc = url[: len(url) - len(path)] + loc
-    new = _split(loc)
+    new = split(loc)
     if r.status_code == 303 or (r.status_code < 303 and method == "POST"):
         method, body, is_json = "GET", None, False
     if new[0] != tls or (new[1].lower(), new[2]) != (host.lower(), port) and (
             body is not None or headers):
-        raise _fail("NetError", host, "redirect", "to another origin refused")
+        raise fail("NetError", host, "redirect", "to another origin refused")
     return loc, method, body, is_json
