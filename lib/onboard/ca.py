@@ -17,7 +17,7 @@ def context(ca, insecure=False):
         return ctx
     ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
     if ca is None:
-        raise ValueError("ca: https needs a CA certificate (or insecure=True)")
+        raise ValueError("ca: https needs one (or insecure=True)")
     if isinstance(ca, str):
         with open(ca, "rb") as f:
             # its size first: read() without one grows its buffer (peaks at twice)

@@ -8,7 +8,7 @@
 import socket
 import time
 
-from onboard.httpmsg import Response, fail, head, reply  # noqa: F401  (Response: for users)
+from onboard.httpmsg import fail, head, reply
 
 
 def _left(s, t):
@@ -43,15 +43,15 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
     while True:
         tls, host, port, out = head(method, url, body, is_json, headers)
         t = time.ticks_add(time.ticks_ms(), int(timeout * 1000))
+        try:
+            # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
+            ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        except (OSError, IndexError):
+            raise fail("DNSError", host, "dns", "name lookup failed") from None
         phase = "connect"
-        s = raw = None
+        s = None
         try:
             try:
-                try:
-                    # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
-                    ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
-                except (OSError, IndexError):
-                    raise fail("DNSError", host, "dns", "name lookup failed") from None
                 s = raw = socket.socket(ai[0], socket.SOCK_STREAM, ai[2])
                 _left(raw, t)
                 raw.connect(ai[-1])
@@ -62,7 +62,6 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                 phase = "send"
                 _left(raw, t)
                 s.write(out)
-                out = None  # (not kept while the reply is read)
                 if body:
                     s.write(body)
                 phase = "reply"

@@ -65,7 +65,7 @@ def head(method, url, body, is_json, headers):
     for k, v in (headers or {}).items():
         v = str(v)
         if min(k + "!") <= " " or "\r" in v or "\n" in v:  # ("!": sorts after them all)
-            raise ValueError("headers: %s: line break or control character" % k.strip())
+            raise ValueError("headers: %s: control character" % k.strip())
         head += "%s: %s\r\n" % (k, v)
     if min(method + "!") <= " ":
         raise ValueError("method: malformed")

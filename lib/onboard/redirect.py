@@ -1,11 +1,7 @@
 # The redirects onboard.http and onboard.ahttp follow, in a module of its own:
 # loaded when a reply redirects (after its connection is closed), so a
 # request that is answered directly does not keep this code in RAM.
-from micropython import const
-
 from onboard.httpmsg import fail, split
-
-_MAX_REDIRECTS = const(3)
 
 
 def follow(hop, r, url, method, body, is_json, headers):
@@ -13,10 +9,10 @@ def follow(hop, r, url, method, body, is_json, headers):
     303, 307 or 308 with a Location, the hop-th redirect (from 0) of a request
     to url. Never to another scheme; to another host or port only without a
     body or the caller's headers (credentials stay with the origin they were
-    for); at most _MAX_REDIRECTS."""
+    for); at most 3."""
     tls, host, port, path = split(url)
-    if hop >= _MAX_REDIRECTS:
-        raise fail("NetError", host, "redirect", "more than %d redirects" % _MAX_REDIRECTS)
+    if hop >= 3:
+        raise fail("NetError", host, "redirect", "more than 3 redirects")
     loc = r.headers["location"]
     if loc.startswith("/"):
         loc = url[: len(url) - len(path)] + loc

@@ -14,7 +14,8 @@ from .measure import PATH, mpy_size, run_micropython, workdir
 
 PROFILES = ("blynk", "spokezone", "plgd", "allthingstalk", "imp")
 BLYNK_PRODUCT = ("__init__", "runtime", "store", "log", "wifi", "portal", "dns", "improv",
-                 "http", "mqtt", "errors", "clouds.__init__", "clouds.blynk")
+                 "ahttp", "httpmsg", "redirect", "mqtt", "errors", "clouds.__init__",
+                 "clouds.blynk")
 
 # A stand-in for the runtime, enough for a profile's renewal function.
 RENEW = """

@@ -77,7 +77,7 @@ IMPORTS = """
 from onboard.clouds import plgd
 from onboard import coap, cbor, ocf, net, ca, errors
 """
-HTTPS_IMPORTS = "from onboard import ahttp, http, net, ca, errors\n"
+HTTPS_IMPORTS = "from onboard import ahttp, net, ca, errors\n"
 
 
 class _Kept(dict):
