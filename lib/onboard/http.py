@@ -2,9 +2,11 @@
 # HTTPS verifies the server's certificate and host name against `ca` unless
 # insecure=True is explicit. One deadline of `timeout` seconds bounds the
 # exchange (connect, TLS, send, every read), so a server that trickles cannot
-# hold the device. The reply's framing is a generator that asks for more
-# bytes by yielding: request() feeds it from its socket, and onboard.ahttp's
-# arequest() from asyncio streams, so the blocking user loads no asyncio code.
+# hold the device. The reply's framing is onboard.httpmsg's generator, fed
+# from the socket here (onboard.ahttp feeds it from asyncio streams), so a
+# blocking user loads no asyncio code. What only some requests need is loaded
+# then: onboard.errors when one fails, onboard.redirect when a reply
+# redirects, onboard.ca for HTTPS (and let go once the context is made).
 import socket
 import time
 
