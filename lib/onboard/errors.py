@@ -3,15 +3,25 @@
 # keeps working. Messages name the host and the phase, never a secret.
 
 
-# (made with type(): a class statement would also keep its body's code)
-NetError = type("NetError", (OSError,), {})  # the network failed: "<host>: <phase>: <why>"
-DNSError = type("DNSError", (NetError,), {})  # the host name did not resolve (phase "dns")
-Timeout = type("Timeout", (NetError,), {})  # a phase did not finish within the timeout
-# the server's certificate or host name was refused (expired, not yet valid,
-# another CA, another name); a handshake cut short is a NetError
-TLSError = type("TLSError", (NetError,), {})
-# the peer sent something malformed, truncated or over a size bound
-ProtocolError = type("ProtocolError", (NetError,), {})
+class NetError(OSError):
+    """The network failed: "<host>: <phase>: <why>"."""
+
+
+class DNSError(NetError):
+    """The host name did not resolve (phase "dns")."""
+
+
+class Timeout(NetError):
+    """A phase did not finish within the timeout."""
+
+
+class TLSError(NetError):
+    """The server's certificate or host name was refused (expired, not yet
+    valid, another CA, another name). A handshake cut short is a NetError."""
+
+
+class ProtocolError(NetError):
+    """The peer sent something malformed, truncated or over a size bound."""
 
 
 def fail(kind, host, phase, why):

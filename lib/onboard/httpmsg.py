@@ -144,11 +144,11 @@ def reply(buf, host, max_body, head_only):
             raise OverflowError
         return Response(status, headers, body)
     except OverflowError:
-        raise fail("ProtocolError", host, "body", "larger than max_body %d" % max_body) from None
+        phase, why = "body", "larger than max_body %d" % max_body
     except EOFError:
         why = "connection closed before a reply" if phase == "status" else "truncated"
-        raise fail("ProtocolError", host, phase, why) from None
     except (ValueError, UnicodeError, IndexError):
-        raise fail("ProtocolError", host, phase, "malformed") from None
+        why = "malformed"
+    raise fail("ProtocolError", host, phase, why)
 
 
