@@ -634,3 +634,13 @@ def test_an_https_request_keeps_the_ca_loader_its_caller_had_loaded(serve, mpy, 
     server = serve(OK, tls=pki["good"])
     pre = "import onboard.ca"
     assert "onboard.ca" in loaded(mpy, server.url(), pre=pre, ca=pki["ca"])
+
+
+def test_a_tls_context_from_net_lets_go_of_the_ca_loader_it_loaded(mpy, pki):
+    out = mpy.run("""
+import sys
+from onboard import net
+ctx = net.tls_context(%r)
+print(hasattr(ctx, "wrap_socket"), "onboard.ca" in sys.modules)
+""" % pki["ca"])
+    assert out.lines[-1] == "True False"

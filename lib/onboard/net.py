@@ -29,10 +29,18 @@ def run(coro):
 
 
 def tls_context(ca, insecure=False):
-    """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER)."""
-    from onboard.ca import context  # (a module of its own: a plain connection does not load it)
+    """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER).
+    onboard.ca (a plain connection does not load it) is let go afterwards,
+    unless it was loaded before: the context holds the certificates."""
+    import sys
 
-    return context(ca, insecure)
+    kept = "onboard.ca" in sys.modules
+    import onboard.ca
+
+    ctx = onboard.ca.context(ca, insecure)
+    if not kept:
+        del sys.modules["onboard.ca"], onboard.ca
+    return ctx
 
 
 class Conn:
