@@ -28,7 +28,8 @@ t0 = time.ticks_ms()
 try:
     if %(aio)r:
         import asyncio
-        r = asyncio.run(http.arequest(%(method)r, %(url)r, **kw))
+        from onboard.ahttp import arequest
+        r = asyncio.run(arequest(%(method)r, %(url)r, **kw))
     else:
         r = http.request(%(method)r, %(url)r, **kw)
     out = {"status": r.status_code, "headers": r.headers, "body": r.content.decode()}
@@ -585,3 +586,61 @@ def test_read_request_helper_reads_head_and_body():
     assert read_request(b).endswith(b"\r\n\r\nabc")
     a.close()
     b.close()
+
+
+# What a request keeps in RAM (modules it loads) --------------------------------
+
+LOADED = """
+import sys
+%(pre)s
+from onboard import %(client)s
+r = %(call)s
+print(sorted(m for m in sys.modules if m.startswith("onboard") or m == "asyncio"))
+"""
+
+
+def loaded(mpy, url, client="http", pre="", **kw):
+    kw.setdefault("timeout", 5)
+    call = (f"__import__('asyncio').run(ahttp.arequest('GET', {url!r}, **{kw!r}))"
+            if client == "ahttp" else f"http.get({url!r}, **{kw!r})")
+    code = LOADED % {"pre": pre, "client": client, "call": call}
+    return json.loads(mpy.run(code).lines[-1].replace("'", '"'))
+
+
+def test_a_request_that_succeeds_does_not_load_the_error_classes(serve, mpy):
+    assert "onboard.errors" not in loaded(mpy, serve(OK).url())
+
+
+def test_the_blocking_client_loads_no_asyncio_code(serve, mpy):
+    mods = loaded(mpy, serve(OK).url())
+    assert {"asyncio", "onboard.net", "onboard.ahttp"}.isdisjoint(mods)
+
+
+def test_arequest_does_not_load_the_blocking_client(serve, mpy):
+    assert "onboard.http" not in loaded(mpy, serve(OK).url(), client="ahttp")
+
+
+def test_a_reply_that_does_not_redirect_does_not_load_the_redirect_code(serve, mpy):
+    assert "onboard.redirect" not in loaded(mpy, serve(OK).url())
+
+
+def test_an_https_request_lets_go_of_the_ca_loader_it_loaded(serve, mpy, pki):
+    server = serve(OK, tls=pki["good"])
+    assert "onboard.ca" not in loaded(mpy, server.url(), ca=pki["ca"])
+    assert server.received[0].startswith(b"GET / HTTP/1.1\r\n")
+
+
+def test_an_https_request_keeps_the_ca_loader_its_caller_had_loaded(serve, mpy, pki):
+    server = serve(OK, tls=pki["good"])
+    pre = "import onboard.ca"
+    assert "onboard.ca" in loaded(mpy, server.url(), pre=pre, ca=pki["ca"])
+
+
+def test_a_tls_context_from_net_lets_go_of_the_ca_loader_it_loaded(mpy, pki):
+    out = mpy.run("""
+import sys
+from onboard import net
+ctx = net.tls_context(%r)
+print(hasattr(ctx, "wrap_socket"), "onboard.ca" in sys.modules)
+""" % pki["ca"])
+    assert out.lines[-1] == "True False"

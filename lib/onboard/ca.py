@@ -1,18 +1,29 @@
-# The certificates of net.tls_context, in a module of its own: a plain
+# TLS contexts trusting a CA file or bundle, in a module of its own: a plain
 # connection (MQTT without TLS, http://) does not load this code.
 
 
-def load(ctx, ca, insecure):
-    """ctx, trusting every certificate of ca: PEM or DER bytes, one
-    certificate or several (net.tls_context reads a path); or none."""
+def context(ca, insecure=False):
+    """An SSLContext trusting every certificate of ca: a path, or PEM or DER
+    bytes, one certificate or several; an SSLContext is returned as it is.
+    insecure=True (explicit) verifies nothing."""
+    if hasattr(ca, "wrap_socket"):
+        return ca
     import tls
 
+    # the context first: mbedTLS wants one large block, easier to find early
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     if insecure:
         ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
         return ctx
     ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
     if ca is None:
-        raise ValueError("ca: https needs a CA certificate (or insecure=True)")
+        raise ValueError("ca: https needs one (or insecure=True)")
+    if isinstance(ca, str):
+        with open(ca, "rb") as f:
+            # its size first: read() without one grows its buffer (peaks at twice)
+            n = f.seek(0, 2)
+            f.seek(0)
+            ca = f.read(n)
     # mbedTLS here parses one DER certificate per call and adds it to those
     # trusted, so a bundle is loaded one certificate at a time (PEM decoded
     # from a memoryview: no copy of the file's text)

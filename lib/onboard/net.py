@@ -1,4 +1,4 @@
-# The transport onboard.http and onboard.mqtt share: name lookup, a TCP (and
+# The transport onboard.ahttp and onboard.mqtt share: name lookup, a TCP (and
 # TLS) connection with buffered reads, every call bounded by a deadline in
 # ticks. The protocol code is coroutines: on a blocking Conn they never
 # suspend and run() drives them to the end in one step; on an asyncio Conn
@@ -29,23 +29,18 @@ def run(coro):
 
 
 def tls_context(ca, insecure=False):
-    """An SSLContext trusting every certificate of ca: a path, or PEM or DER
-    bytes, one certificate or several; an SSLContext is returned as it is."""
-    if hasattr(ca, "wrap_socket"):
-        return ca
-    import tls
+    """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER).
+    onboard.ca (a plain connection does not load it) is let go afterwards,
+    unless it was loaded before: the context holds the certificates."""
+    import sys
 
-    # the context first: mbedTLS wants one large block, easier to find early
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    if isinstance(ca, str) and not insecure:
-        with open(ca, "rb") as f:
-            # its size first: read() without one grows its buffer (peaks at twice)
-            n = f.seek(0, 2)
-            f.seek(0)
-            ca = f.read(n)
-    from onboard.ca import load  # (a module of its own: a plain connection does not load it)
+    kept = "onboard.ca" in sys.modules
+    import onboard.ca
 
-    return load(ctx, ca, insecure)
+    ctx = onboard.ca.context(ca, insecure)
+    if not kept:
+        del sys.modules["onboard.ca"], onboard.ca
+    return ctx
 
 
 class Conn:

@@ -444,7 +444,8 @@ class Runtime:
         profile = self.profile
         while True:
             link = await profile.start(self)
-            forget("http")  # the profile's HTTPS is over until the next renewal
+            # the profile's HTTPS is over until the next renewal
+            forget("ahttp", "httpmsg", "redirect")
             if link.get("store"):
                 self.store.put("cloud", **link["store"])  # before it is used
             if link.get("renewed"):

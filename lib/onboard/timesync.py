@@ -64,7 +64,7 @@ async def sync(config, timeout_ms=5000):
         if _set(await _sntp(host, int(port or _NTP_PORT), timeout_ms)):
             return True
     if url:
-        from onboard.http import arequest
+        from onboard.ahttp import arequest
 
         try:
             # HEAD: the headers are all we need, whatever the status

@@ -1,7 +1,8 @@
 # onboard's network: sockets and TLS contexts, errors, the CA loader, the
 # HTTP and MQTT clients and the time sync (clock asks it before the first
 # verified TLS connection).
-metadata(description="onboard net: net, errors, ca, http, mqtt, timesync", version="0.1.0")
+metadata(description="onboard net: net, errors, ca, http, ahttp, mqtt, timesync",
+         version="0.1.0")
 
 add_library("onboard", "..")
 require("onboard-core", library="onboard")
@@ -13,6 +14,9 @@ package(
         "net.py",
         "ca.py",
         "http.py",
+        "httpmsg.py",
+        "ahttp.py",
+        "redirect.py",
         "mqtt.py",
         "timesync.py",
     ),

@@ -59,13 +59,13 @@ store.put("cloud", refresh_token={refresh!r})
 # its new pair stored as the runtime stored it
 HTTPS_OP = """
 import asyncio
-from onboard import http
+from onboard.ahttp import arequest
 
 async def once():
-    r = await http.arequest("POST", URL, ca=CA, timeout=10,
-                            data="grant_type=refresh_token&client_id=onboard-device&"
-                                 "refresh_token=" + store.get("cloud")["refresh_token"],
-                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = await arequest("POST", URL, ca=CA, timeout=10,
+                       data="grant_type=refresh_token&client_id=onboard-device&"
+                            "refresh_token=" + store.get("cloud")["refresh_token"],
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     doc = r.json()
     store.put("cloud", access_token=doc["access_token"], refresh_token=doc["refresh_token"])
 
@@ -77,7 +77,7 @@ IMPORTS = """
 from onboard.clouds import plgd
 from onboard import coap, cbor, ocf, net, ca, errors
 """
-HTTPS_IMPORTS = "from onboard import http, net, ca, errors\n"
+HTTPS_IMPORTS = "from onboard import ahttp, net, ca, errors\n"
 
 
 class _Kept(dict):

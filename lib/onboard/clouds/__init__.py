@@ -83,10 +83,11 @@ def renew_margin(lifetime):
 async def fetch(rt, method, path, **kw):
     """One HTTPS request to the config's API with its CA and timeout; the
     verified server's Date refines the clock."""
-    from onboard import clock, http
+    from onboard import clock
+    from onboard.ahttp import arequest
 
     cfg = rt.config
-    resp = await http.arequest(method, cfg["api"] + path, ca=cfg.get("ca"),
-                               timeout=cfg.get("timeout_s", 10), **kw)
+    resp = await arequest(method, cfg["api"] + path, ca=cfg.get("ca"),
+                          timeout=cfg.get("timeout_s", 10), **kw)
     clock.learn(resp.headers.get("date"))
     return resp

@@ -1,0 +1,154 @@
+# HTTP/1.1 messages for onboard.http (blocking) and onboard.ahttp (asyncio):
+# the Response, the request's head, and the reply's framing as a generator
+# that asks for more bytes by yielding, so either can feed it from its own
+# connection and neither user loads the other's code.
+from micropython import const
+
+_MAX_HEAD = const(4096)
+
+
+class Response:
+    def __init__(self, status_code, headers, content):
+        self.status_code = status_code
+        self.headers = headers  # lower-case names
+        self.content = content
+
+    def __repr__(self):
+        return "<Response %d>" % self.status_code
+
+    @property
+    def text(self):
+        return self.content.decode()
+
+    def json(self):
+        from json import loads
+
+        return loads(self.content)
+
+    def close(self):
+        pass  # the body is read and the socket closed before request() returns
+
+
+def fail(kind, host, phase, why):
+    # onboard.errors' `kind` naming host and phase. Loaded when an error
+    # happens: a request that succeeds does not keep the error classes in RAM
+    from onboard import errors
+
+    return errors.fail(getattr(errors, kind), host, phase, why)
+
+
+def split(url):
+    # -> (https?, host, port, path); errors name the field, not the URL
+    scheme, sep, rest = url.partition("://")
+    hostport, slash, path = rest.partition("/")
+    host, colon, port = hostport.partition(":")
+    tls = scheme == "https"
+    try:
+        port = int(port) if colon else (443 if tls else 80)
+    except ValueError:
+        port = 0
+    # (below: CR, LF, space or control characters would split or bend the request)
+    if not sep or scheme not in ("http", "https") or not host or not 0 < port < 65536 \
+            or min(url) <= " ":
+        raise ValueError("url: malformed")
+    return tls, host, port, slash + path
+
+
+def head(method, url, body, is_json, headers):
+    # -> (https?, host, port, the request's head); ValueError names the field
+    tls, host, port, path = split(url)
+    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, path or "/", host)
+    if is_json:
+        head += "Content-Type: application/json\r\n"
+    if body is not None:
+        head += "Content-Length: %d\r\n" % len(body)
+    for k, v in (headers or {}).items():
+        v = str(v)
+        if min(k + "!") <= " " or "\r" in v or "\n" in v:  # ("!": sorts after them all)
+            raise ValueError("headers: %s: control character" % k.strip())
+        head += "%s: %s\r\n" % (k, v)
+    if min(method + "!") <= " ":
+        raise ValueError("method: malformed")
+    return tls, host, port, (head + "\r\n").encode()
+
+
+def _get(buf, sep, limit):
+    # (generator) with sep: the bytes before it, consumed with it (ValueError
+    # past limit); without: the next `limit` bytes. EOFError when the peer
+    # closes first
+    while True:
+        i = buf.find(sep) if sep else limit if len(buf) >= limit else -1
+        if i >= 0:
+            part = bytes(memoryview(buf)[:i])  # one copy, not two
+            buf[: i + len(sep)] = b""  # in place (MicroPython has no del on slices)
+            return part
+        if sep and len(buf) > limit:
+            raise ValueError
+        if not (yield):
+            raise EOFError
+
+
+def reply(buf, host, max_body, head_only):
+    """The Response read from buf (a bytearray), as a generator that yields
+    whenever it needs more bytes in buf and is sent how many arrived (0: the
+    peer closed); ProtocolError names the phase."""
+    phase = "status"
+    try:
+        status = 100
+        while status < 200:  # 1xx replies (100 Continue, 102) come before the final one
+            lines = (yield from _get(buf, b"\r\n\r\n", _MAX_HEAD)).decode().split("\r\n")
+            parts = lines[0].split(" ")
+            status = int(parts[1])
+            if not parts[0].startswith("HTTP/1.") or not 100 <= status <= 599:
+                raise ValueError
+        phase = "headers"
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            # a second, different Content-Length makes the body's end ambiguous
+            if not sep or name == "content-length" and headers.get(name, value) != value:
+                raise ValueError
+            headers[name] = value
+        del lines
+        phase = "body"
+        body = b""
+        n = headers.get("content-length")
+        if head_only or status in (204, 304):
+            pass
+        elif "chunked" in headers.get("transfer-encoding", "").lower():
+            while True:
+                n = (yield from _get(buf, b"\r\n", 64)).split(b";")[0]
+                if not n or n.strip(b"0123456789abcdefABCDEF"):  # hex digits only
+                    raise ValueError
+                n = int(n, 16)
+                if len(body) + n > max_body:
+                    raise OverflowError
+                if not n:
+                    break
+                body += yield from _get(buf, b"", n)
+                if (yield from _get(buf, b"", 2)) != b"\r\n":
+                    raise ValueError
+            while (yield from _get(buf, b"\r\n", 256)):
+                pass  # trailers
+        elif n is not None:
+            if not n.isdigit():  # no sign, space, prefix or underscore
+                raise ValueError
+            if int(n) > max_body:
+                raise OverflowError
+            body = yield from _get(buf, b"", int(n))
+        else:
+            while len(buf) <= max_body:
+                if not (yield):
+                    return Response(status, headers, bytes(buf))
+            raise OverflowError
+        return Response(status, headers, body)
+    except OverflowError:
+        phase, why = "body", "larger than max_body %d" % max_body
+    except EOFError:
+        why = "connection closed before a reply" if phase == "status" else "truncated"
+    except (ValueError, UnicodeError, IndexError):
+        why = "malformed"
+    raise fail("ProtocolError", host, phase, why)
+
+
