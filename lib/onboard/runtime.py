@@ -14,7 +14,6 @@ from onboard.codes import (
     CONNECTING_NET,
     ERR_CONFIG,
     ERR_INTERNAL,
-    ERR_NETWORK,
     ERROR,
     RESET_CONFIG,
     RUNNING,
@@ -28,14 +27,6 @@ _OUTBOX = 8  # application messages queued while online, at most
 LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),
        CONNECTING_CLOUD: (500, 500), RUNNING: (1000, 0), RESET_CONFIG: (50, 50),
        ERROR: (50, 950)}
-
-
-def backoff_s(attempt, base=2, cap=64):
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    import random
-
-    top = min(cap, base * (1 << min(attempt, 16)))
-    return random.getrandbits(20) / (1 << 20) * top
 
 
 def forget(*names):
@@ -177,29 +168,6 @@ class Runtime:
 
     # -- online ----------------------------------------------------------------------
 
-    async def connect_net(self):
-        sta = self.station()
-        if sta.isconnected():
-            return True
-        self.set_state(CONNECTING_NET)
-        timeout = int(self.config.get("wifi_timeout_s", 15)) * 1000
-        if self.trial():
-            p = self.real.get("state")["pending"]
-            ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
-            code = await wifi.join(sta, ssid, p["password"], timeout,  # pyright: ignore
-                                   p.get("ip"))  # pyright: ignore
-            if code:
-                self.end_trial(code)
-                return False
-        else:
-            code, ssid = await wifi.join_saved(self.store, sta, timeout)
-            if code:
-                self.set_error(code)
-                return False
-        log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
-        self.fresh = False
-        return True
-
     async def run(self):
         self.store.load()
         state = self.store.get("state")
@@ -212,70 +180,20 @@ class Runtime:
         attempt = 0
         while True:
             await self.fresh_helpers()
+            before = loaded()
             if self.setup_requested or not (wifi.saved(self.store) or self.trial()):
                 self.setup_requested = False
-                before = loaded()
                 await asyncio.create_task(self.setup_mode())  # see fresh_helpers
                 await self.fresh_helpers()  # (and the cancelled setup tasks end)
                 forget(*new_since(before))  # setup mode's code leaves RAM (portal, DNS, Improv)
                 attempt = 0
-            if not await self.connect_net():
-                if self.fresh or self.setup_requested:
-                    self.setup_requested = True  # new credentials failed: show the user why
-                else:
-                    await self.wait_retry(attempt, 0)
-                    attempt += 1
-                continue
-            self.set_state(CONNECTING_CLOUD)
-            retry_after = await self.go_online()
-            if retry_after is None:
-                attempt = 0
-                continue
-            await self.wait_retry(attempt, retry_after)
-            attempt += 1
-
-    async def wait_retry(self, attempt, retry_after):
-        """Sleep the full-jitter backoff, and at least Retry-After."""
-        delay = max(backoff_s(attempt, *self.backoff), retry_after)
-        log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
-        self.note(retry_in=delay, attempt=attempt + 1)
-        await asyncio.sleep(delay)
-
-    async def go_online(self):
-        """One cloud session, awaited as a task that a setup request or a
-        lost network cancels at once. None when it ended by itself
-        (reconfigure, redirect) or the credentials were refused; else the
-        Retry-After seconds (0: none) before the next try."""
-        before = loaded()
-        task = asyncio.create_task(self.cloud_session())
-        self.session = task
-        watch = asyncio.create_task(self.watch_network(task))
-        try:
-            return await task
-        except asyncio.CancelledError:
-            if self.setup_requested:
-                return None
-            log.warn(_TAG, "network lost")
-            if self.trial():
-                self.end_trial(ERR_NETWORK)
-                return None
-            self.set_error(ERR_NETWORK)
-            return 0
-        finally:
-            self.session = self.ctx = None
-            watch.cancel()
-            task = watch = None
+            attempt = await self.go_online(attempt)
             forget(*new_since(before))  # the session's code (MQTT, TLS) leaves RAM
 
-    async def watch_network(self, task):
-        while self.station().isconnected():
-            await asyncio.sleep_ms(100)
-        task.cancel()
+    async def go_online(self, attempt):
+        from onboard.session import online  # (let go of when it returns)
 
-    async def cloud_session(self):
-        from onboard.session import run  # (let go of when the session ends)
-
-        return await run(self)
+        return await online(self, attempt)
 
     def now_online(self):
         if self.trial():

@@ -1,18 +1,118 @@
-# The cloud session, loaded only while the device goes online: the profile's
-# link, the MQTT session and the outcomes turned into states, errors and
-# store writes. The runtime lets go of this module (and of MQTT, TLS and the
-# rest it loads) once the session ends.
+# Going online, loaded only while the device does: the Wi-Fi join, the cloud
+# session (the profile's link, the MQTT session, the outcomes turned into
+# states, errors and store writes) and the backoff before the next try. The
+# runtime lets go of this module (and of MQTT, TLS and the rest it loads)
+# once it returns.
 import asyncio
 import time
 
-from onboard import clock, log
-from onboard.codes import CONNECTING_CLOUD, ERR_CLOUD, ERR_DNS, ERR_TLS, ERR_TOKEN
-from onboard.runtime import forget
+from onboard import clock, log, wifi
+from onboard.codes import (
+    CONNECTING_CLOUD,
+    CONNECTING_NET,
+    ERR_CLOUD,
+    ERR_DNS,
+    ERR_NETWORK,
+    ERR_TLS,
+    ERR_TOKEN,
+)
+from onboard.runtime import forget, loaded, new_since
 
 _TAG = "runtime"
 # the longest wait before a renewal: ticks_add() refuses more than 2**29 ms (6.2
 # days) on the ESP32, less than a 7-day token's wait; a renewal comes early instead
 _MAX_WAIT_MS = 1 << 28
+
+
+async def online(rt, attempt):
+    """CONNECTING_NET, then one cloud session, then the wait before the next
+    try when one is due; the attempt count that follows."""
+    if not await connect_net(rt):
+        if rt.fresh or rt.setup_requested:
+            rt.setup_requested = True  # new credentials failed: show the user why
+        else:
+            await wait_retry(rt, attempt, 0)
+            attempt += 1
+        return attempt
+    rt.set_state(CONNECTING_CLOUD)
+    retry_after = await go_online(rt)
+    if retry_after is None:
+        return 0
+    await wait_retry(rt, attempt, retry_after)
+    return attempt + 1
+
+
+def backoff_s(attempt, base=2, cap=64):
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    import random
+
+    top = min(cap, base * (1 << min(attempt, 16)))
+    return random.getrandbits(20) / (1 << 20) * top
+
+
+async def connect_net(rt):
+    sta = rt.station()
+    if sta.isconnected():
+        return True
+    rt.set_state(CONNECTING_NET)
+    timeout = int(rt.config.get("wifi_timeout_s", 15)) * 1000
+    if rt.trial():
+        p = rt.real.get("state")["pending"]
+        ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
+        code = await wifi.join(sta, ssid, p["password"], timeout,  # pyright: ignore
+                               p.get("ip"))  # pyright: ignore
+        if code:
+            rt.end_trial(code)
+            return False
+    else:
+        code, ssid = await wifi.join_saved(rt.store, sta, timeout)
+        if code:
+            rt.set_error(code)
+            return False
+    log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
+    rt.fresh = False
+    return True
+
+
+async def wait_retry(rt, attempt, retry_after):
+    """Sleep the full-jitter backoff, and at least Retry-After."""
+    delay = max(backoff_s(attempt, *rt.backoff), retry_after)
+    log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
+    rt.note(retry_in=delay, attempt=attempt + 1)
+    await asyncio.sleep(delay)
+
+
+async def go_online(rt):
+    """One cloud session, awaited as a task that a setup request or a
+    lost network cancels at once. None when it ended by itself
+    (reconfigure, redirect) or the credentials were refused; else the
+    Retry-After seconds (0: none) before the next try."""
+    before = loaded()
+    task = asyncio.create_task(run(rt))
+    rt.session = task
+    watch = asyncio.create_task(watch_network(rt, task))
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if rt.setup_requested:
+            return None
+        log.warn(_TAG, "network lost")
+        if rt.trial():
+            rt.end_trial(ERR_NETWORK)
+            return None
+        rt.set_error(ERR_NETWORK)
+        return 0
+    finally:
+        rt.session = rt.ctx = None
+        watch.cancel()
+        task = watch = None
+        forget(*new_since(before))  # the session's code (MQTT, TLS) leaves RAM
+
+
+async def watch_network(rt, task):
+    while rt.station().isconnected():
+        await asyncio.sleep_ms(100)
+    task.cancel()
 
 
 def session_tls(rt):
