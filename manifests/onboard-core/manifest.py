@@ -14,6 +14,7 @@ package(
         "store.py",
         "clock.py",
         "runtime.py",
+        "session.py",
         "clouds/__init__.py",
     ),
     base_path="../../lib",

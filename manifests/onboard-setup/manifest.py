@@ -12,6 +12,7 @@ package(
         "portal.py",
         "dns.py",
         "improv.py",
+        "setupmode.py",
     ),
     base_path="../../lib",
 )

@@ -66,7 +66,7 @@ NAMED = (
     ("mqtt: no PUBACK for an incoming QoS 1 message", "mqtt", "drop", "",
      r"^(await )?self\._(write|send)\((b\"\\x40|.*_PUBACK)"),
     ("portal: /reset does not reset", "portal", "drop", "", r"^self\.reset\(\) -> pass$"),
-    ("runtime: Retry-After ignored (max(backoff, retry_after) -> backoff)", "runtime",
+    ("session: Retry-After ignored (max(backoff, retry_after) -> backoff)", "session",
      "minmax", "", r"^max\(.*\bretry_after\b.*\) -> (?!.*retry_after)"),
 )
 

@@ -87,7 +87,12 @@ async def fetch(rt, method, path, **kw):
     from onboard.ahttp import arequest
 
     cfg = rt.config
-    resp = await arequest(method, cfg["api"] + path, ca=cfg.get("ca"),
+    ca = cfg.get("ca")
+    if cfg["api"].startswith("https:") and hasattr(rt, "ctx"):
+        from onboard.session import session_tls
+
+        ca = session_tls(rt)  # the session's one context, shared with its MQTT
+    resp = await arequest(method, cfg["api"] + path, ca=ca,
                           timeout=cfg.get("timeout_s", 10), **kw)
     clock.learn(resp.headers.get("date"))
     return resp

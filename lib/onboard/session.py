@@ -1,0 +1,288 @@
+# Going online, loaded only while the device does: the Wi-Fi join, the cloud
+# session (the profile's link, the MQTT session, the outcomes turned into
+# states, errors and store writes) and the backoff before the next try. The
+# runtime lets go of this module (and of MQTT, TLS and the rest it loads)
+# once it returns.
+import asyncio
+import time
+
+from onboard import clock, log, wifi
+from onboard.codes import (
+    CONNECTING_CLOUD,
+    CONNECTING_NET,
+    ERR_CLOUD,
+    ERR_DNS,
+    ERR_NETWORK,
+    ERR_TLS,
+    ERR_TOKEN,
+)
+from onboard.runtime import forget, loaded, new_since
+
+_TAG = "runtime"
+# the longest wait before a renewal: ticks_add() refuses more than 2**29 ms (6.2
+# days) on the ESP32, less than a 7-day token's wait; a renewal comes early instead
+_MAX_WAIT_MS = 1 << 28
+
+
+async def online(rt, attempt):
+    """CONNECTING_NET, then one cloud session, then the wait before the next
+    try when one is due; the attempt count that follows."""
+    if not await connect_net(rt):
+        if rt.fresh or rt.setup_requested:
+            rt.setup_requested = True  # new credentials failed: show the user why
+        else:
+            await wait_retry(rt, attempt, 0)
+            attempt += 1
+        return attempt
+    rt.set_state(CONNECTING_CLOUD)
+    retry_after = await go_online(rt)
+    if retry_after is None:
+        return 0
+    await wait_retry(rt, attempt, retry_after)
+    return attempt + 1
+
+
+def backoff_s(attempt, base=2, cap=64):
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    import random
+
+    top = min(cap, base * (1 << min(attempt, 16)))
+    return random.getrandbits(20) / (1 << 20) * top
+
+
+async def connect_net(rt):
+    sta = rt.station()
+    if sta.isconnected():
+        return True
+    rt.set_state(CONNECTING_NET)
+    timeout = int(rt.config.get("wifi_timeout_s", 15)) * 1000
+    if rt.trial():
+        p = rt.real.get("state")["pending"]
+        ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
+        code = await wifi.join(sta, ssid, p["password"], timeout,  # pyright: ignore
+                               p.get("ip"))  # pyright: ignore
+        if code:
+            rt.end_trial(code)
+            return False
+    else:
+        code, ssid = await wifi.join_saved(rt.store, sta, timeout)
+        if code:
+            rt.set_error(code)
+            return False
+    log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
+    rt.fresh = False
+    return True
+
+
+async def wait_retry(rt, attempt, retry_after):
+    """Sleep the full-jitter backoff, and at least Retry-After."""
+    delay = max(backoff_s(attempt, *rt.backoff), retry_after)
+    log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
+    rt.note(retry_in=delay, attempt=attempt + 1)
+    await asyncio.sleep(delay)
+
+
+async def go_online(rt):
+    """One cloud session, awaited as a task that a setup request or a
+    lost network cancels at once. None when it ended by itself
+    (reconfigure, redirect) or the credentials were refused; else the
+    Retry-After seconds (0: none) before the next try."""
+    before = loaded()
+    task = asyncio.create_task(run(rt))
+    rt.session = task
+    watch = asyncio.create_task(watch_network(rt, task))
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if rt.setup_requested:
+            return None
+        log.warn(_TAG, "network lost")
+        if rt.trial():
+            rt.end_trial(ERR_NETWORK)
+            return None
+        rt.set_error(ERR_NETWORK)
+        return 0
+    finally:
+        rt.session = rt.ctx = None
+        watch.cancel()
+        task = watch = None
+        forget(*new_since(before))  # the session's code (MQTT, TLS) leaves RAM
+
+
+async def watch_network(rt, task):
+    while rt.station().isconnected():
+        await asyncio.sleep_ms(100)
+    task.cancel()
+
+
+def session_tls(rt):
+    """The session's one TLS context, against the config's CA, made at its
+    first use: the profile's HTTPS and the MQTT of a session share it (one
+    large block for mbedTLS, found once, early)."""
+    if rt.ctx is None:
+        from onboard.net import tls_context
+
+        rt.ctx = tls_context(rt.config.get("ca"))
+        forget("ca")  # the TLS context holds the certificates now
+    return rt.ctx
+
+
+async def run(rt):
+    """Outcomes of the profile, turned into states, errors and store
+    writes. Whatever goes wrong with a cloud's reply is transient: the
+    credentials stay as they are and the device never reboots for it."""
+    from onboard.clouds import Rejected, Transient
+    from onboard.errors import DNSError, NetError, TLSError
+
+    try:
+        if not clock.is_known():
+            if not await clock.sync(rt.config):
+                # TLS will check dates against the build time; SNTP again next time
+                log.warn(_TAG, "time unknown: no time source answered")
+            forget("timesync")
+        await serve(rt)
+        return None
+    except Rejected as e:
+        log.warn(_TAG, "credentials refused at %s", e.args[0])
+        if rt.trial():
+            rt.end_trial(e.args[1] if len(e.args) > 1 else ERR_TOKEN)
+            return None
+        if len(e.args) > 2:
+            rt.store.put("cloud", **e.args[2])
+        rt.set_error(e.args[1] if len(e.args) > 1 else ERR_TOKEN)
+        rt.setup_requested = True
+        return None
+    except Transient as e:
+        log.warn(_TAG, "cloud: %s failed, will retry", e.args[0])
+        code, retry = ERR_CLOUD, e.args[1] if len(e.args) > 1 else 0
+    except OSError as e:
+        log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
+        code, retry = (ERR_TLS if isinstance(e, TLSError)
+                       else ERR_DNS if isinstance(e, DNSError) else ERR_CLOUD), 0
+    except MemoryError:
+        raise  # not the cloud's doing: a fragmented heap is mended by a reboot (704)
+    except Exception as e:  # noqa: BLE001  a reply nobody expected: try again later
+        log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
+        code, retry = ERR_CLOUD, 0
+    if rt.trial():  # new settings that did not reach the cloud: the working ones again
+        rt.end_trial(code)
+        return None
+    rt.set_error(code)
+    return retry
+
+
+async def serve(rt):
+    """Start the profile's link, store what it checked, stay online until
+    renewal is due (then again) or an outcome ends the session."""
+    from onboard import clouds
+
+    profile = rt.profile
+    while True:
+        link = await profile.start(rt)
+        forget("ahttp", "httpmsg", "redirect")  # its HTTPS is over until the next renewal
+        if link.get("store"):
+            rt.store.put("cloud", **link["store"])  # before it is used
+        if link.get("renewed"):
+            rt.note(renewed=True)
+        renew_s = link.get("renew_s")
+        due = None if renew_s is None else time.ticks_add(
+            time.ticks_ms(), min(int(renew_s * 1000), _MAX_WAIT_MS))
+        if link.get("serve"):  # a session of the profile's own (plgd's CoAP)
+            outcome = await link["serve"]
+            if outcome is None:
+                continue  # its renewal is due
+        elif link.get("mqtt"):
+            outcome = await mqtt_session(rt, link, due)
+        else:
+            rt.now_online()
+            outcome = None
+            while due is not None and time.ticks_diff(due, time.ticks_ms()) > 0:
+                await asyncio.sleep_ms(min(1000, time.ticks_diff(due, time.ticks_ms())))
+        if outcome is None:
+            if due is None:
+                return  # nothing more to do
+            continue  # renewal due
+        kind = outcome[0]
+        if kind == clouds.RECONFIGURE:
+            rt.setup_requested = True
+            return
+        if kind == clouds.REBOOT:
+            log.info(_TAG, "reboot asked by the cloud")
+            rt.board.reboot()
+            return
+        if kind == clouds.REDIRECT:
+            rt.store.put("cloud", **outcome[1])  # followed at the next start
+            rt.set_state(CONNECTING_CLOUD)
+
+
+def mqtt_client(rt, user, password, host=None, port=None, tls=None):
+    """The profile's MQTT client: TLS against the config's CA unless "tls"
+    is false; host, port, keepalive_s and timeout_s from the config."""
+    from onboard.mqtt import MQTTClient
+
+    cfg = rt.config
+    ctx = None
+    if (cfg.get("tls", True) if tls is None else tls) is not False:
+        ctx = session_tls(rt)
+    return MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 8883),
+                      user=user, password=password, keepalive=cfg.get("keepalive_s", 45),
+                      ssl=ctx, timeout=cfg.get("timeout_s", 10))
+
+
+async def mqtt_session(rt, link, due):
+    """Connect, subscribe, say hello and serve the link until renewal is
+    due (None) or a downlink ends the session (its outcome)."""
+    from onboard.clouds import HANDLED, PUBLISH, Rejected, Transient
+    from onboard.mqtt import MQTTException
+
+    client = mqtt_client(rt, *link["mqtt"])
+    got = []
+    cloud = rt.store.get("cloud")
+
+    def arrived(topic, msg):
+        outcome = rt.profile.downlink(cloud, topic, msg)
+        if outcome is None:
+            if rt.on_message:
+                rt.on_message(topic, msg)
+            else:
+                rt.note(message=topic.decode())
+                echo = getattr(rt.profile, "echo", None)
+                answer = echo and echo(cloud, topic, msg)
+                if answer:
+                    outcome = (PUBLISH,) + answer
+        if outcome and outcome[0] != HANDLED:
+            got.append(outcome)
+
+    client.set_callback(arrived)
+    try:
+        try:
+            await client.aconnect()
+        except MQTTException as e:
+            if e.args and e.args[0] in (4, 5):
+                raise Rejected("mqtt") from None
+            raise Transient("mqtt", 0) from None
+        for topic in link.get("topics", ()):
+            await client.asubscribe(topic, 1)
+        for topic, msg, retain in link.get("hello", ()):
+            await client.apublish(topic, msg, retain, 1)
+        rt.outbox = []
+        rt.online = True
+        rt.now_online()
+        while True:
+            while rt.outbox:
+                await client.apublish(*rt.outbox.pop(0))
+            while got:
+                outcome = got.pop(0)
+                if outcome[0] != PUBLISH:
+                    return outcome
+                await client.apublish(outcome[1], outcome[2], False, 1)
+            wait = 1000
+            if due is not None:
+                wait = min(wait, time.ticks_diff(due, time.ticks_ms()))
+                if wait <= 0:
+                    return None
+            await client.await_msg(wait)
+    finally:
+        rt.online = False
+        client.disconnect()
+

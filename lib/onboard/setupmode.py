@@ -1,0 +1,150 @@
+# Setup mode, loaded only while the device is in it: the access point, the
+# portal, the captive DNS and Improv, and the one door credentials arrive
+# through, arrive(). The runtime lets go of this module (and of the portal,
+# DNS and Improv it loads) once setup mode ends.
+import asyncio
+import time
+
+from onboard import log, wifi
+from onboard.codes import CONFIGURING, WAIT_CONFIG
+
+_TAG = "runtime"
+
+
+def arrive(rt, fields, joined=False):
+    """Credentials arrived (portal, Improv, ...): check all, then store.
+    ValueError("<field>: <why>") stores nothing. joined: the Wi-Fi in
+    fields has just been joined (Improv), so the cloud fields may be
+    left for later. When the device already has a working network and
+    the request has no save=1, the new settings wait in the store as
+    pending and replace the working ones only once they have worked
+    (Wi-Fi joined, cloud reached); else they are stored at once."""
+    if fields.get("if", "wifi") != "wifi":  # the newer Edgent names the interface
+        raise ValueError("if: only wifi")
+    ssid = fields.get("ssidManual") or fields.get("ssid", "")
+    password = fields.get("pass", fields.get("password", ""))
+    try:
+        wifi.check_credentials(ssid, password)
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError("pass" + msg[8:] if msg.startswith("password") else msg) from None
+    ip = wifi.check_ip(fields)
+    store = rt.real
+    cloud = {}
+    profile = rt.profile
+    names = [f[0] for f in getattr(profile, "FIELDS", ())]
+    # the cloud fields may be left out when the device already has a token
+    if hasattr(profile, "check") and (
+            any(fields.get(n) for n in names)
+            or not (joined or store.get("cloud").get("token"))):
+        cloud = profile.check(fields, rt.config, store.get("cloud"))
+    if joined or fields.get("save", "0") not in ("", "0") or not wifi.saved(store):
+        rt.store = store
+        store.put("state", pending=None)
+        wifi.remember(store, ssid, password, ip)
+        if cloud:
+            store.put("cloud", **cloud)
+    else:
+        store.put("state", pending={"ssid": ssid, "password": password, "ip": ip,
+                                    "cloud": cloud})
+        from onboard.runtime import Trial
+
+        rt.store = Trial(store)
+    rt.fresh = not joined
+    rt.joined = joined
+    rt.arrived.set()
+
+
+def ap_name(vendor, name, mac):
+    """"<vendor> <name>-XXXX", at most 32 bytes, XXXX from the MAC."""
+    suffix = "-%02X%02X" % (mac[-2], mac[-1])
+    prefix = ("%s %s" % (vendor, name)).strip().encode()[: 32 - len(suffix)]
+    while True:
+        try:
+            return prefix.decode() + suffix
+        except UnicodeError:
+            prefix = prefix[:-1]  # never cut a UTF-8 character in half
+
+
+def board_info(rt, ap):
+    cfg = rt.config
+    mac = wifi.mac_text(rt.mac)
+    tmpl = cfg.get("tmpl_id", "")
+    return {"board": cfg.get("name", "onboard"), "tmpl_id": tmpl,
+            "fw_type": cfg.get("fw_type") or tmpl,
+            "fw_ver": cfg.get("fw_ver", "0.0.0"),
+            "ssid": ap, "bssid": wifi.mac_text(rt.board.ap_mac()), "mac": mac,
+            "last_error": rt.last_error, "wifi_scan": True, "static_ip": True,
+            "vendor": cfg.get("vendor", ""), "uid": rt.uid(),
+            # the newer Edgent's schema, beside the classic one
+            "name": cfg.get("name", "onboard"),
+            "ifs": [{"name": "wifi", "mac": mac, "scan": True, "5ghz": False,
+                     "static_ip": True}]}
+
+
+async def run(rt):
+    """Setup mode until credentials arrive, or it ends idle or by the button
+    with stored credentials to go back to."""
+    from onboard.dns import CaptiveDNS
+    from onboard.portal import Portal
+
+    cfg = rt.config
+    board = rt.board
+    opts = cfg.get("portal", {})
+    ap = ap_name(cfg.get("vendor", "onboard"), cfg.get("name", "device"), rt.mac)
+
+    def scan():
+        try:
+            return wifi.scan(rt.station())
+        except OSError:
+            return []
+
+    board.start_ap(ap, opts.get("ap_password") or None)
+    portal = Portal(lambda: board_info(rt, ap), scan, lambda fields: arrive(rt, fields),
+                    rt.reset, reboot=board.reboot, host=board.AP_ADDRESS,
+                    port=board.PORTAL_PORT, pop=opts.get("pop") or None,
+                    fields=getattr(rt.profile, "FIELDS", ()),
+                    title=ap, captive=opts.get("captive", True))
+    await portal.start()
+    rt.portal_url = portal.root
+    dns = CaptiveDNS(board.AP_ADDRESS, board.DNS_PORT, opts.get("captive", True))
+    tasks = [asyncio.create_task(dns.run())]
+    uart = board.uart()
+    if uart:
+        from onboard.improv import Improv
+
+        improv = Improv(uart, (cfg.get("name", "onboard"), cfg.get("fw_ver", "0.0.0"),
+                               board.CHIP, ap),
+                        scan, lambda ssid, password: wifi.join(rt.station(), ssid, password),
+                        lambda fields, joined=False: arrive(rt, fields, joined), portal.root)
+        tasks.append(asyncio.create_task(improv.run()))
+    rt.arrived.clear()
+    await asyncio.sleep_ms(0)  # the DNS (and Improv) start before WAIT_CONFIG says so
+    rt.set_state(WAIT_CONFIG)
+    idle_ms = int(opts.get("idle_timeout_s", 600)) * 1000
+    try:
+        while not rt.arrived.is_set():
+            try:
+                await asyncio.wait_for_ms(rt.arrived.wait(), 500)
+            except asyncio.TimeoutError:
+                pass
+            # idle, or a short press of the button: back to the stored credentials
+            if (portal.idle_ms() >= idle_ms or rt.setup_requested) and (
+                    wifi.saved(rt.store) or rt.trial()):
+                log.info(_TAG, "setup ends: back to the stored credentials")
+                rt.setup_requested = False
+                break
+    finally:
+        # let the reply to what ended setup mode go out before the AP goes down
+        t0 = time.ticks_ms()
+        while portal.active and time.ticks_diff(time.ticks_ms(), t0) < 3000:
+            await asyncio.sleep_ms(20)
+        portal.stop()
+        for t in tasks:
+            t.cancel()
+        board.stop_ap()
+        rt.portal_url = None
+    if rt.arrived.is_set():
+        rt.set_state(CONFIGURING)
+        if not rt.joined:
+            rt.station().disconnect()  # join again, with what just arrived
