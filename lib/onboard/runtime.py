@@ -492,7 +492,7 @@ class Runtime:
     def mqtt_client(self, user, password, host=None, port=None, tls=None):
         """The profile's MQTT client: TLS against the config's CA unless "tls"
         is false; host, port, keepalive_s and timeout_s from the config."""
-        from onboard.mqtt import MQTTClient
+        from onboard.amqtt import MQTTClient
         from onboard.net import tls_context
 
         cfg = self.config
@@ -506,8 +506,8 @@ class Runtime:
     async def mqtt_session(self, link, due):
         """Connect, subscribe, say hello and serve the link until renewal is
         due (None) or a downlink ends the session (its outcome)."""
+        from onboard.amqtt import MQTTException
         from onboard.clouds import HANDLED, PUBLISH, Rejected, Transient
-        from onboard.mqtt import MQTTException
 
         client = self.mqtt_client(*link["mqtt"])
         forget("ca")  # the TLS context holds the certificates now

@@ -1,0 +1,142 @@
+# onboard.mqtt's client on asyncio, for the runtime: the same packets and
+# checks (mqtt's helpers), on onboard.net's streams with deadlines, so the
+# event loop runs on while it waits. MQTTClient(...) as mqtt's, with aconnect,
+# asubscribe, apublish, await_msg and aping awaited where mqtt's connect,
+# subscribe, publish, wait_msg and ping block; disconnect, set_callback and
+# set_last_will as there. (A module of its own: a blocking user never loads it.)
+import time
+
+from onboard import mqtt, net
+
+MQTTException = mqtt.MQTTException
+
+
+class MQTTClient(mqtt.MQTTClient):
+    # sock: onboard.net's Conn
+
+    def connect(self, *args, **kw):
+        raise RuntimeError("blocking call on an asyncio client")
+
+    ping = publish = subscribe = wait_msg = check_msg = connect
+
+    async def _asend(self, stop, code, *args):
+        if not self.sock:
+            raise OSError(107)  # ENOTCONN
+        await self.sock.send(stop, mqtt._head(code, args), *args)
+        self.sent = time.ticks_ms()
+
+    async def _anext(self, stop, want=0, pid=0):
+        # mqtt's _next on the stream: the ack `want` for pid (its body) or,
+        # with want 0, one packet (its type; None when none starts before stop)
+        c = self.sock
+        while True:
+            if not c.buf:
+                try:
+                    if not await c.fill(stop, 2):
+                        raise EOFError
+                except OSError as e:
+                    if want or e.errno not in (11, 110, 116):
+                        raise
+                    return None
+            end = net.deadline(self.timeout)  # the rest of the packet
+            code = (await c.take(1, end))[0]
+            n = shift = 0
+            while True:  # the remaining length: 7 bits a byte, at most 4 bytes
+                s = (await c.take(1, end))[0]
+                n |= (s & 0x7F) << shift
+                if not s & 0x80:
+                    break
+                shift += 7
+                if shift > 21:
+                    raise mqtt._fail(self, "bad packet %02x" % code)
+            if n > self.max_packet:
+                raise mqtt._fail(self, "packet over max_packet")
+            s = mqtt._got(self, code, await c.take(n, end), want, pid)
+            if s:
+                if code == want:
+                    return s
+                await self._asend(net.deadline(self.timeout), 0x40, s)  # PUBACK
+            if not want:
+                return code
+
+    async def aconnect(self, clean_session=True, timeout=None):
+        """connect() on asyncio: one deadline bounds lookup, TCP, TLS,
+        CONNECT and CONNACK."""
+        if timeout is not None:
+            self.timeout = timeout
+        self.disconnect(b"")
+        self.phase = "connect"
+        try:
+            stop = net.deadline(self.timeout)
+            self.sock = net.Conn()
+            await self.sock.connect(self.server, self.port, self.ssl, stop, True)
+            self.phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
+            await self._asend(stop, 0x10, *mqtt._hello(self, clean_session))
+            self.phase = "login"
+            s = await self._anext(stop, 0x20)
+            if s[1]:  # pyright: ignore  (an ack: bytes)
+                raise MQTTException(s[1])  # pyright: ignore
+            self.pong = None
+            return s[0] & 1  # pyright: ignore
+        except Exception as e:
+            raise mqtt._fail(self, e) from None
+
+    def disconnect(self, data=b"\xe0\x00"):
+        s, self.sock = self.sock, None
+        if s:
+            s.close(data)  # (b"" after a failure: the will stays armed)
+
+    async def aping(self):
+        self.phase = "ping"
+        try:
+            await self._asend(net.deadline(self.timeout), 0xC0)
+        except Exception as e:
+            raise mqtt._fail(self, e) from None
+        if self.pong is None:
+            self.pong = net.deadline(self.timeout)
+
+    async def _aask(self, phase, code, topic, data, want):
+        self.phase = phase
+        try:
+            stop = net.deadline(self.timeout)
+            pid = b""
+            if want:
+                self.pid = self.pid % 65535 + 1
+                pid = self.pid.to_bytes(2, "big")
+            topic = mqtt._field(topic)
+            await self._asend(stop, code, pid + topic if want == 0x90 else topic + pid, data)
+            if want:
+                self.phase = phase[0] + "uback"
+                if (await self._anext(stop, want, pid))[2:3] == b"\x80":  # pyright: ignore
+                    raise MQTTException(0x80)
+        except Exception as e:
+            raise mqtt._fail(self, e) from None
+
+    async def apublish(self, topic, msg, retain=False, qos=0):
+        if qos not in (0, 1):
+            raise ValueError("qos: 0 or 1")
+        await self._aask("publish", 0x30 | qos << 1 | retain, topic,
+                        msg.encode() if isinstance(msg, str) else msg, qos and 0x40)
+
+    async def asubscribe(self, topic, qos=0):
+        await self._aask("subscribe", 0x82, topic, bytes((qos,)), 0x90)
+
+    async def await_msg(self, wait=None):
+        """wait_msg() on asyncio."""
+        try:
+            now = time.ticks_ms()
+            if self.pong is not None and time.ticks_diff(now, self.pong) >= 0:
+                self.phase = "ping"
+                raise mqtt._fail(self, "no PINGRESP", "Timeout")
+            if wait is None:
+                wait = self.timeout * 1000
+            if self.keepalive:
+                n = self.keepalive * 500 - time.ticks_diff(now, self.sent)
+                if n <= 0:
+                    await self.aping()
+                    n = self.keepalive * 500
+                wait = min(wait, n)
+            self.phase = "read"
+            return await self._anext(time.ticks_add(now, int(wait)))
+        except Exception as e:
+            raise mqtt._fail(self, e) from None
