@@ -44,37 +44,37 @@ def _head(code, args):
             return h
 
 
-def _fail(c, e, name=None):
-    # A failure leaves c's connection unusable: close it (no DISCONNECT, so
+def _fail(self, e, name=None):
+    # A failure leaves the client's (self's) connection unusable: close it (no DISCONNECT, so
     # the will stays armed), then the error naming host and phase. e: an
     # exception, or the reason (str) of a failure of the kind onboard.errors
     # calls name (default ProtocolError).
-    c.disconnect(b"")
+    self.disconnect(b"")
     from onboard import errors
 
     if isinstance(e, str):
         return errors.fail(getattr(errors, name) if name else errors.ProtocolError,
-                           c.server, c.phase, e)
-    return errors.wrap(e, c.server, c.phase)
+                           self.server, self.phase, e)
+    return errors.wrap(e, self.server, self.phase)
 
 
-def _hello(c, clean_session):
+def _hello(self, clean_session):
     # CONNECT's parts after its fixed header
     flags = 2 if clean_session else 0
-    data = _field(c.client_id)
-    if c.lw_topic:
-        flags |= 4 | (c.lw_qos & 3) << 3 | (0x20 if c.lw_retain else 0)
-        data += _field(c.lw_topic) + _field(c.lw_msg)
-    if c.user is not None:
+    data = _field(self.client_id)
+    if self.lw_topic:
+        flags |= 4 | (self.lw_qos & 3) << 3 | (0x20 if self.lw_retain else 0)
+        data += _field(self.lw_topic) + _field(self.lw_msg)
+    if self.user is not None:
         flags |= 0x80
-        data += _field(c.user)
-        if c.pswd is not None:
+        data += _field(self.user)
+        if self.pswd is not None:
             flags |= 0x40
-            data += _field(c.pswd)
-    return b"\x00\x04MQTT\x04", bytes((flags, c.keepalive >> 8, c.keepalive & 255)), data
+            data += _field(self.pswd)
+    return b"\x00\x04MQTT\x04", bytes((flags, self.keepalive >> 8, self.keepalive & 255)), data
 
 
-def _got(c, code, data, want, pid):
+def _got(self, code, data, want, pid):
     # One packet from the broker, checked. Returns the body of the ack `want`
     # for pid (CONNACK: the first packet must be it), or the packet id to
     # acknowledge of a QoS 1 PUBLISH once the callback has returned; else None.
@@ -82,19 +82,19 @@ def _got(c, code, data, want, pid):
     if code == want:
         # CONNACK: flags and code; PUBACK: packet id; SUBACK: packet id and code
         if n < (3 if want == _SUBACK else 2):
-            raise _fail(c, "short ack")
+            raise _fail(self, "short ack")
         if want == _CONNACK or data[:2] == pid:
             return data
     elif want == _CONNACK:
-        raise _fail(c, "bad packet %02x" % code)
+        raise _fail(self, "bad packet %02x" % code)
     elif code & 0xF0 == _PUBLISH:
         qos = code >> 1 & 3
         n -= 2 + int.from_bytes(data[:2], "big") + 2 * qos  # the payload's length
         if qos > 1 or n < 0:
-            raise _fail(c, "bad packet %02x" % code)
-        if c.cb:
+            raise _fail(self, "bad packet %02x" % code)
+        if self.cb:
             try:
-                c.cb(data[2 : len(data) - n - 2 * qos], data[len(data) - n :])
+                self.cb(data[2 : len(data) - n - 2 * qos], data[len(data) - n :])
             except Exception as e:
                 # unacknowledged, so the broker delivers it again; the session stays
                 from onboard import log
@@ -104,9 +104,9 @@ def _got(c, code, data, want, pid):
         if qos:
             return data[len(data) - n - 2 : len(data) - n]
     elif code == 0xD0:  # PINGRESP
-        c.pong = None
+        self.pong = None
     elif code & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
-        raise _fail(c, "bad packet %02x" % code)
+        raise _fail(self, "bad packet %02x" % code)
 
 
 class MQTTClient:
@@ -136,14 +136,14 @@ class MQTTClient:
         self.lw_qos = qos
         self.lw_retain = retain
 
-    def _read(self, n, poll=False):
+    def _read(self, stop, n, poll=False):
         # n bytes (0: none), each socket call bounded by what is left until
-        # the deadline self.end (poll: one more read without waiting past it)
+        # stop, ticks (poll: one more read without waiting past it)
         data = b""
         while True:
             if not self.sock:
                 raise OSError(107)  # ENOTCONN
-            ms = time.ticks_diff(self.end, time.ticks_ms())
+            ms = time.ticks_diff(stop, time.ticks_ms())
             if ms <= 0 and not poll:
                 raise OSError(110)  # ETIMEDOUT
             self.raw.settimeout(max(ms, 0) / 1000)
@@ -157,8 +157,8 @@ class MQTTClient:
                 raise EOFError
             data += s
 
-    def _send(self, code, *args):
-        self._read(0)
+    def _send(self, stop, code, *args):
+        self._read(stop, 0)
         self.sock.write(_head(code, args))
         for s in args:
             self.sock.write(s)
@@ -169,17 +169,16 @@ class MQTTClient:
         # body) or, with want 0, one packet (its type; None when none starts
         # before stop, ticks).
         while True:
-            self.end = stop
             try:
-                code = self._read(1, True)[0]
+                code = self._read(stop, 1, True)[0]
             except OSError as e:
                 if want or e.errno not in (11, 110, 116):  # EAGAIN, ETIMEDOUT (lwIP: 116)
                     raise
                 return None
-            self.end = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))  # the rest
+            end = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))  # the rest
             n = shift = 0
             while True:  # the remaining length: 7 bits a byte, at most 4 bytes
-                s = self._read(1)[0]
+                s = self._read(end, 1)[0]
                 n |= (s & 0x7F) << shift
                 if not s & 0x80:
                     break
@@ -188,11 +187,11 @@ class MQTTClient:
                     raise _fail(self, "bad packet %02x" % code)
             if n > self.max_packet:
                 raise _fail(self, "packet over max_packet")
-            s = _got(self, code, self._read(n), want, pid)
+            s = _got(self, code, self._read(end, n), want, pid)
             if s:
                 if code == want:
                     return s
-                self._send(_PUBACK, s)
+                self._send(end, _PUBACK, s)
             if not want:
                 return code
 
@@ -205,7 +204,7 @@ class MQTTClient:
         self.disconnect(b"")
         self.phase = "connect"
         try:
-            self.end = stop = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))
+            stop = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))
             try:
                 s = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
             except (OSError, IndexError):
@@ -213,14 +212,14 @@ class MQTTClient:
                 self.phase = "dns"
                 raise _fail(self, "name lookup failed", "DNSError") from None
             self.sock = self.raw = socket.socket(s[0], socket.SOCK_STREAM, s[2])
-            self._read(0)
+            self._read(stop, 0)
             self.sock.connect(s[-1])
             if self.ssl:
                 self.phase = "tls"
-                self._read(0)
+                self._read(stop, 0)
                 self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
             self.phase = "login"
-            self._send(0x10, *_hello(self, clean_session))
+            self._send(stop, 0x10, *_hello(self, clean_session))
             s = self._next(stop, _CONNACK)
             if s[1]:  # pyright: ignore  (an ack: bytes)
                 raise MQTTException(s[1])  # pyright: ignore
@@ -243,24 +242,24 @@ class MQTTClient:
     def ping(self):
         self.phase = "ping"
         try:
-            self.end = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))
-            self._send(0xC0)
+            stop = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))
+            self._send(stop, 0xC0)
         except Exception as e:
             raise _fail(self, e) from None
         if self.pong is None:
-            self.pong = self.end
+            self.pong = stop
 
     def _ask(self, phase, code, topic, data, want):
         # PUBLISH or SUBSCRIBE; with want, wait for its ack (a packet id first)
         self.phase = phase
         try:
-            self.end = stop = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))
+            stop = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))
             pid = b""
             if want:
                 self.pid = self.pid % 65535 + 1
                 pid = self.pid.to_bytes(2, "big")
             topic = _field(topic)
-            self._send(code, pid + topic if want == _SUBACK else topic + pid, data)
+            self._send(stop, code, pid + topic if want == _SUBACK else topic + pid, data)
             if want:
                 self.phase = phase[0] + "uback"
                 if self._next(stop, want, pid)[2:3] == b"\x80":  # pyright: ignore
