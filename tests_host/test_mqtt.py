@@ -236,6 +236,60 @@ attempt(lambda: c.publish("t", "x", qos=1))
     assert out[0]["s"] <= 3.0
 
 
+def test_a_packet_dripping_in_slower_than_the_timeout_is_a_timeout(mpy):
+    # each byte comes within the timeout, the whole packet does not: the
+    # deadline bounds the operation, not each read
+    packet = publish(b"drip", b"slow", 4)
+
+    def script(c):
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        c.sendall(CONNACK)
+        for i in range(len(packet)):
+            c.sendall(packet[i : i + 1])
+            time.sleep(0.25)
+    broker = FakeBroker(script)
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=1)
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+c.connect()
+attempt(c.wait_msg)
+result(got=got)
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: read: timed out")
+    assert out[1] == {"got": []}
+
+
+def test_publish_before_connect_is_a_net_error(mpy):
+    out = run(mpy, """
+from onboard.errors import NetError
+c = MQTTClient("dev", "127.0.0.1", 1883, timeout=1)
+try:
+    c.publish("t", "x")
+except Exception as e:
+    result(net_error=isinstance(e, NetError), message=str(e))
+""")
+    assert out == [{"net_error": True, "message": "127.0.0.1: publish: error 107"}]
+
+
+def test_a_blocking_session_loads_neither_onboard_net_nor_onboard_errors(mpy):
+    # the blocking client's RAM: the transport and the error kinds stay out
+    # until something fails
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + b"\x40\x02\x00\x01"))
+    out = mpy.run(f"""
+import json, sys
+from onboard.mqtt import MQTTClient
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, user="u", password="p", timeout=5)
+c.connect()
+c.publish("t", "x" * 64, qos=1)
+c.disconnect()
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("onboard"))))
+""").lines
+    broker.close()
+    assert json.loads(out[-1]) == ["onboard", "onboard.mqtt"]
+
+
 def test_missing_pingresp_is_noticed(mpy):
     broker = FakeBroker(lambda c: c.sendall(CONNACK))
     out = run(mpy, f"""

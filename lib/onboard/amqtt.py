@@ -1,9 +1,10 @@
 # onboard.mqtt's client on asyncio, for the runtime: the same packets and
-# checks (mqtt's helpers), on onboard.net's streams with deadlines, so the
-# event loop runs on while it waits. MQTTClient(...) as mqtt's, with aconnect,
-# asubscribe, apublish, await_msg and aping awaited where mqtt's connect,
-# subscribe, publish, wait_msg and ping block; disconnect, set_callback and
-# set_last_will as there. (A module of its own: a blocking user never loads it.)
+# checks (mqtt's encode, head, start, parse and fail), on onboard.net's
+# streams with deadlines, so the event loop runs on while it waits.
+# MQTTClient(...) as mqtt's, with aconnect, asubscribe, apublish, await_msg
+# and aping awaited where mqtt's connect, subscribe, publish, wait_msg and
+# ping block; disconnect, set_callback and set_last_will as there. (A module
+# of its own: a blocking user never loads it, nor onboard.net.)
 import time
 
 from onboard import mqtt, net
@@ -22,12 +23,12 @@ class MQTTClient(mqtt.MQTTClient):
     async def _asend(self, stop, code, *args):
         if not self.sock:
             raise OSError(107)  # ENOTCONN
-        await self.sock.send(stop, mqtt._head(code, args), *args)
+        await self.sock.send(stop, mqtt.head(code, args), *args)
         self.sent = time.ticks_ms()
 
-    async def _anext(self, stop, want=0, pid=0):
-        # mqtt's _next on the stream: the ack `want` for pid (its body) or,
-        # with want 0, one packet (its type; None when none starts before stop)
+    async def _await(self, stop, want=0, pid=b""):
+        # mqtt.wait on the stream: the ack `want` for pid (its body) or, with
+        # want 0, one packet (its type; None when none starts before stop)
         c = self.sock
         while True:
             if not c.buf:
@@ -48,10 +49,10 @@ class MQTTClient(mqtt.MQTTClient):
                     break
                 shift += 7
                 if shift > 21:
-                    raise mqtt._fail(self, "bad packet %02x" % code)
+                    raise mqtt.fail(self, "bad packet %02x" % code)
             if n > self.max_packet:
-                raise mqtt._fail(self, "packet over max_packet")
-            s = mqtt._got(self, code, await c.take(n, end), want, pid)
+                raise mqtt.fail(self, "packet over max_packet")
+            s = mqtt.parse(self, code, await c.take(n, end), want, pid)
             if s:
                 if code == want:
                     return s
@@ -71,15 +72,15 @@ class MQTTClient(mqtt.MQTTClient):
             self.sock = net.Conn()
             await self.sock.connect(self.server, self.port, self.ssl, stop, True)
             self.phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
-            await self._asend(stop, 0x10, *mqtt._hello(self, clean_session))
+            await self._asend(stop, 0x10, *mqtt.start(self, clean_session))
             self.phase = "login"
-            s = await self._anext(stop, 0x20)
+            s = await self._await(stop, 0x20)
             if s[1]:  # pyright: ignore  (an ack: bytes)
                 raise MQTTException(s[1])  # pyright: ignore
             self.pong = None
             return s[0] & 1  # pyright: ignore
         except Exception as e:
-            raise mqtt._fail(self, e) from None
+            raise mqtt.fail(self, e) from None
 
     def disconnect(self, data=b"\xe0\x00"):
         s, self.sock = self.sock, None
@@ -91,52 +92,55 @@ class MQTTClient(mqtt.MQTTClient):
         try:
             await self._asend(net.deadline(self.timeout), 0xC0)
         except Exception as e:
-            raise mqtt._fail(self, e) from None
+            raise mqtt.fail(self, e) from None
         if self.pong is None:
             self.pong = net.deadline(self.timeout)
 
-    async def _aask(self, phase, code, topic, data, want):
-        self.phase = phase
+    async def apublish(self, topic, msg, retain=False, qos=0, code=0x30):
+        # (code 0x82: asubscribe()'s packet, msg its QoS byte) as mqtt's publish
+        if qos not in (0, 1):
+            raise ValueError("qos: 0 or 1")
+        self.phase = "publish" if code == 0x30 else "subscribe"
         try:
             stop = net.deadline(self.timeout)
             pid = b""
-            if want:
+            if qos:
                 self.pid = self.pid % 65535 + 1
                 pid = self.pid.to_bytes(2, "big")
-            topic = mqtt._field(topic)
-            await self._asend(stop, code, pid + topic if want == 0x90 else topic + pid, data)
-            if want:
-                self.phase = phase[0] + "uback"
-                if (await self._anext(stop, want, pid))[2:3] == b"\x80":  # pyright: ignore
+            topic = mqtt.encode(topic)
+            if code == 0x30:
+                code |= qos << 1 | retain
+                topic += pid
+            else:
+                topic = pid + topic
+            await self._asend(stop, code, topic, msg.encode() if isinstance(msg, str) else msg)
+            if qos:
+                self.phase = self.phase[0] + "uback"
+                if (await self._await(stop, 0x40 if code < 0x82 else 0x90,  # pyright: ignore
+                                      pid))[2:3] == b"\x80":
                     raise MQTTException(0x80)
         except Exception as e:
-            raise mqtt._fail(self, e) from None
-
-    async def apublish(self, topic, msg, retain=False, qos=0):
-        if qos not in (0, 1):
-            raise ValueError("qos: 0 or 1")
-        await self._aask("publish", 0x30 | qos << 1 | retain, topic,
-                        msg.encode() if isinstance(msg, str) else msg, qos and 0x40)
+            raise mqtt.fail(self, e) from None
 
     async def asubscribe(self, topic, qos=0):
-        await self._aask("subscribe", 0x82, topic, bytes((qos,)), 0x90)
+        await self.apublish(topic, bytes((qos,)), False, 1, 0x82)
 
-    async def await_msg(self, wait=None):
+    async def await_msg(self, wait_ms=None):
         """wait_msg() on asyncio."""
         try:
             now = time.ticks_ms()
             if self.pong is not None and time.ticks_diff(now, self.pong) >= 0:
                 self.phase = "ping"
-                raise mqtt._fail(self, "no PINGRESP", "Timeout")
-            if wait is None:
-                wait = self.timeout * 1000
+                raise mqtt.fail(self, "no PINGRESP", "Timeout")
+            if wait_ms is None:
+                wait_ms = self.timeout * 1000
             if self.keepalive:
                 n = self.keepalive * 500 - time.ticks_diff(now, self.sent)
                 if n <= 0:
                     await self.aping()
                     n = self.keepalive * 500
-                wait = min(wait, n)
+                wait_ms = min(wait_ms, n)
             self.phase = "read"
-            return await self._anext(time.ticks_add(now, int(wait)))
+            return await self._await(time.ticks_add(now, int(wait_ms)))
         except Exception as e:
-            raise mqtt._fail(self, e) from None
+            raise mqtt.fail(self, e) from None
