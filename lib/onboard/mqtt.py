@@ -93,12 +93,12 @@ def parse(self, code, data, want, pid):
         raise fail(self, "bad packet %02x" % code)
     elif code & 0xF0 == _PUBLISH:
         qos = code >> 1 & 3
-        n -= 2 + int.from_bytes(data[:2], "big") + 2 * qos  # the payload's length
-        if qos > 1 or n < 0:
+        pos = 2 + int.from_bytes(data[:2], "big")  # after the topic
+        if qos > 1 or n < pos + 2 * qos:
             raise fail(self, "bad packet %02x" % code)
         if self.cb:
             try:
-                self.cb(data[2 : len(data) - n - 2 * qos], data[len(data) - n :])
+                self.cb(data[2:pos], data[pos + 2 * qos :])
             except Exception as e:
                 # unacknowledged, so the broker delivers it again; the session stays
                 from onboard import log
@@ -106,7 +106,7 @@ def parse(self, code, data, want, pid):
                 log.error("mqtt", "callback raised %s", type(e).__name__)
                 qos = 0
         if qos:
-            return data[len(data) - n - 2 : len(data) - n]
+            return data[pos : pos + 2]
     elif code == 0xD0:  # PINGRESP
         self.pong = None
     elif code & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
