@@ -287,7 +287,7 @@ c.disconnect()
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("onboard"))))
 """).lines
     broker.close()
-    assert json.loads(out[-1]) == ["onboard", "onboard.mqtt"]
+    assert json.loads(out[-1]) == ["onboard", "onboard.mqtt", "onboard.mqttbase"]
 
 
 def test_missing_pingresp_is_noticed(mpy):
@@ -597,6 +597,24 @@ c.disconnect()
 """
 
 
+def test_an_asyncio_session_does_not_load_the_blocking_client(mpy):
+    # the runtime's RAM: onboard.amqtt shares onboard.mqttbase, not onboard.mqtt
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + b"\x40\x02\x00\x01"))
+    out = mpy.run(f"""
+import asyncio, sys
+from onboard.amqtt import MQTTClient
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+async def main():
+    await c.aconnect()
+    await c.apublish("t", "x", qos=1)
+    c.disconnect()
+asyncio.run(main())
+print("onboard.mqtt" in sys.modules)
+""").lines
+    broker.close()
+    assert out[-1] == "False"
+
+
 @pytest.mark.parametrize("path", ["connect", "aconnect"])
 def test_disconnect_sends_disconnect_after_either_connect(mpy, path):
     broker = FakeBroker(lambda c: c.sendall(CONNACK))
@@ -644,7 +662,7 @@ result(got=got)
     assert packets(broker.got) == [(0x40, b"\x00\x03"), (0xE0, b"")]
 
 
-def test_blocking_call_on_the_asyncio_client_says_so(mpy):
+def test_the_asyncio_client_has_no_blocking_calls(mpy):
     broker = FakeBroker(lambda c: c.sendall(CONNACK))
     out = run(mpy, ASYNC + f"""
 c = AClient("dev", "127.0.0.1", {broker.port}, timeout=5)
@@ -654,8 +672,8 @@ async def main():
 arun(main())
 """)
     broker.close()
-    assert (out[0]["error"], out[0]["message"]) == ("RuntimeError",
-                                                    "blocking call on an asyncio client")
+    assert (out[0]["error"], out[0]["message"]) == (
+        "AttributeError", "'MQTTClient' object has no attribute 'publish'")
 
 
 def test_aconnect_refused_by_connack_raises_mqtt_exception_with_the_code(mpy):

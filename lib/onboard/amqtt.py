@@ -1,29 +1,25 @@
-# onboard.mqtt's client on asyncio, for the runtime: the same packets and
-# checks (mqtt's encode, head, start, parse and fail), on onboard.net's
-# streams with deadlines, so the event loop runs on while it waits.
-# MQTTClient(...) as mqtt's, with aconnect, asubscribe, apublish, await_msg
-# and aping awaited where mqtt's connect, subscribe, publish, wait_msg and
-# ping block; disconnect, set_callback and set_last_will as there. (A module
-# of its own: a blocking user never loads it, nor onboard.net.)
+# onboard.mqtt's client on asyncio, for the runtime: the same settings,
+# packets and checks (onboard.mqttbase), on onboard.net's streams with
+# deadlines, so the event loop runs on while it waits. MQTTClient(...) as
+# mqtt's, with aconnect, asubscribe, apublish, await_msg and aping awaited
+# where mqtt's connect, subscribe, publish, wait_msg and ping block;
+# disconnect, set_callback and set_last_will as there. (A module of its own:
+# a blocking user never loads it, nor onboard.net; the runtime never loads
+# the blocking client.)
 import time
 
-from onboard import mqtt, net
+from onboard import mqttbase, net
 
-MQTTException = mqtt.MQTTException
+MQTTException = mqttbase.MQTTException
 
 
-class MQTTClient(mqtt.MQTTClient):
+class MQTTClient(mqttbase.MQTTClient):
     # sock: onboard.net's Conn
-
-    def connect(self, *args, **kw):
-        raise RuntimeError("blocking call on an asyncio client")
-
-    ping = publish = subscribe = wait_msg = check_msg = connect
 
     async def _asend(self, stop, code, *args):
         if not self.sock:
             raise OSError(107)  # ENOTCONN
-        await self.sock.send(stop, mqtt.head(code, args), *args)
+        await self.sock.send(stop, mqttbase.head(code, args), *args)
         self.sent = time.ticks_ms()
 
     async def _await(self, stop, want=0, pid=b""):
@@ -49,10 +45,10 @@ class MQTTClient(mqtt.MQTTClient):
                     break
                 shift += 7
                 if shift > 21:
-                    raise mqtt.fail(self, "bad packet %02x" % code)
+                    raise mqttbase.fail(self, "bad packet %02x" % code)
             if n > self.max_packet:
-                raise mqtt.fail(self, "packet over max_packet")
-            s = mqtt.parse(self, code, await c.take(n, end), want, pid)
+                raise mqttbase.fail(self, "packet over max_packet")
+            s = mqttbase.parse(self, code, await c.take(n, end), want, pid)
             if s:
                 if code == want:
                     return s
@@ -72,7 +68,7 @@ class MQTTClient(mqtt.MQTTClient):
             self.sock = net.Conn()
             await self.sock.connect(self.server, self.port, self.ssl, stop, True)
             self.phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
-            await self._asend(stop, 0x10, *mqtt.start(self, clean_session))
+            await self._asend(stop, 0x10, *mqttbase.start(self, clean_session))
             self.phase = "login"
             s = await self._await(stop, 0x20)
             if s[1]:  # pyright: ignore  (an ack: bytes)
@@ -80,7 +76,7 @@ class MQTTClient(mqtt.MQTTClient):
             self.pong = None
             return s[0] & 1  # pyright: ignore
         except Exception as e:
-            raise mqtt.fail(self, e) from None
+            raise mqttbase.fail(self, e) from None
 
     def disconnect(self, data=b"\xe0\x00"):
         s, self.sock = self.sock, None
@@ -92,7 +88,7 @@ class MQTTClient(mqtt.MQTTClient):
         try:
             await self._asend(net.deadline(self.timeout), 0xC0)
         except Exception as e:
-            raise mqtt.fail(self, e) from None
+            raise mqttbase.fail(self, e) from None
         if self.pong is None:
             self.pong = net.deadline(self.timeout)
 
@@ -107,7 +103,7 @@ class MQTTClient(mqtt.MQTTClient):
             if qos:
                 self.pid = self.pid % 65535 + 1
                 pid = self.pid.to_bytes(2, "big")
-            topic = mqtt.encode(topic)
+            topic = mqttbase.encode(topic)
             if code == 0x30:
                 code |= qos << 1 | retain
                 topic += pid
@@ -120,7 +116,7 @@ class MQTTClient(mqtt.MQTTClient):
                                       pid))[2:3] == b"\x80":
                     raise MQTTException(0x80)
         except Exception as e:
-            raise mqtt.fail(self, e) from None
+            raise mqttbase.fail(self, e) from None
 
     async def asubscribe(self, topic, qos=0):
         await self.apublish(topic, bytes((qos,)), False, 1, 0x82)
@@ -131,7 +127,7 @@ class MQTTClient(mqtt.MQTTClient):
             now = time.ticks_ms()
             if self.pong is not None and time.ticks_diff(now, self.pong) >= 0:
                 self.phase = "ping"
-                raise mqtt.fail(self, "no PINGRESP", "Timeout")
+                raise mqttbase.fail(self, "no PINGRESP", "Timeout")
             if wait_ms is None:
                 wait_ms = self.timeout * 1000
             if self.keepalive:
@@ -143,4 +139,4 @@ class MQTTClient(mqtt.MQTTClient):
             self.phase = "read"
             return await self._await(time.ticks_add(now, int(wait_ms)))
         except Exception as e:
-            raise mqtt.fail(self, e) from None
+            raise mqttbase.fail(self, e) from None

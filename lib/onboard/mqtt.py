@@ -8,109 +8,22 @@
 # wait_msg()/check_msg() send the keepalive ping when one is due and notice a
 # missing PINGRESP. Failures raise onboard.errors' kinds (OSErrors naming host
 # and phase, never a secret); that module is loaded only when one happens.
-#
-# RAM is the budget here (each function, object and new name costs some once
-# loaded), hence few functions, and module-level helpers named with words
-# MicroPython has interned already: encode, head, start, parse and fail are
-# shared with onboard.amqtt (this client on asyncio, the runtime's); read,
-# send and wait are the blocking socket's. None of them is for applications.
+# onboard.mqttbase holds what this client shares with onboard.amqtt (the same
+# client on asyncio, the runtime's): settings, packets, checks, failing.
+# (Few functions and names on purpose: each costs RAM once loaded. read, send
+# and wait are this module's helpers on the socket, not for applications.)
 import socket
 import time
 from micropython import const
 
-_CONNACK = const(0x20)
+from onboard import mqttbase
+
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
 _SUBSCRIBE = const(0x82)
 _SUBACK = const(0x90)
 
-
-class MQTTException(Exception):
-    """The broker refused: args[0] is the CONNACK (or SUBACK) code."""
-
-
-def encode(s):
-    # a string field: its length (2 bytes) and its UTF-8 bytes
-    s = s.encode() if isinstance(s, str) else s
-    return len(s).to_bytes(2, "big") + s
-
-
-def head(code, args):
-    # a packet's fixed header: its type, then the args' length, 7 bits a byte
-    n = 0
-    for s in args:
-        n += len(s)
-    s = bytearray((code,))
-    while True:
-        s.append(n & 0x7F | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return s
-
-
-def fail(self, e, name=None):
-    # A failure leaves the client's (self's) connection unusable: close it
-    # (no DISCONNECT, so the will stays armed), then the error naming host
-    # and phase. e: an exception, or the reason (str) of a failure of the
-    # kind onboard.errors calls name (default ProtocolError).
-    self.disconnect(b"")
-    from onboard import errors
-
-    if isinstance(e, str):
-        return errors.fail(getattr(errors, name) if name else errors.ProtocolError,
-                           self.server, self.phase, e)
-    return errors.wrap(e, self.server, self.phase)
-
-
-def start(self, clean_session):
-    # CONNECT's parts after its fixed header
-    flags = 2 if clean_session else 0
-    s = encode(self.client_id)
-    if self.lw_topic:
-        flags |= 4 | (self.lw_qos & 3) << 3 | (0x20 if self.lw_retain else 0)
-        s += encode(self.lw_topic) + encode(self.lw_msg)
-    if self.user is not None:
-        flags |= 0x80
-        s += encode(self.user)
-        if self.pswd is not None:
-            flags |= 0x40
-            s += encode(self.pswd)
-    return b"\x00\x04MQTT\x04", bytes((flags, self.keepalive >> 8, self.keepalive & 255)), s
-
-
-def parse(self, code, data, want, pid):
-    # One packet from the broker, checked. Returns the body of the ack `want`
-    # for pid (CONNACK: the first packet must be it), or the packet id to
-    # acknowledge of a QoS 1 PUBLISH once the callback has returned; else None.
-    n = len(data)
-    if code == want:
-        # CONNACK: flags and code; PUBACK: packet id; SUBACK: packet id and code
-        if n < (3 if want == _SUBACK else 2):
-            raise fail(self, "short ack")
-        if want == _CONNACK or data[:2] == pid:
-            return data
-    elif want == _CONNACK:
-        raise fail(self, "bad packet %02x" % code)
-    elif code & 0xF0 == _PUBLISH:
-        qos = code >> 1 & 3
-        pos = 2 + int.from_bytes(data[:2], "big")  # after the topic
-        if qos > 1 or n < pos + 2 * qos:
-            raise fail(self, "bad packet %02x" % code)
-        if self.cb:
-            try:
-                self.cb(data[2:pos], data[pos + 2 * qos :])
-            except Exception as e:
-                # unacknowledged, so the broker delivers it again; the session stays
-                from onboard import log
-
-                log.error("mqtt", "callback raised %s", type(e).__name__)
-                qos = 0
-        if qos:
-            return data[pos : pos + 2]
-    elif code == 0xD0:  # PINGRESP
-        self.pong = None
-    elif code & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
-        raise fail(self, "bad packet %02x" % code)
+MQTTException = mqttbase.MQTTException
 
 
 def read(self, stop, n, poll=False):
@@ -137,7 +50,7 @@ def read(self, stop, n, poll=False):
 
 def send(self, stop, code, *args):
     read(self, stop, 0)
-    self.sock.write(head(code, args))
+    self.sock.write(mqttbase.head(code, args))
     for s in args:
         self.sock.write(s)
     self.sent = time.ticks_ms()
@@ -163,10 +76,10 @@ def wait(self, stop, want=0, pid=b""):
                 break
             shift += 7
             if shift > 21:
-                raise fail(self, "bad packet %02x" % code)
+                raise mqttbase.fail(self, "bad packet %02x" % code)
         if n > self.max_packet:
-            raise fail(self, "packet over max_packet")
-        s = parse(self, code, read(self, end, n), want, pid)
+            raise mqttbase.fail(self, "packet over max_packet")
+        s = mqttbase.parse(self, code, read(self, end, n), want, pid)
         if s:
             if code == want:
                 return s
@@ -175,33 +88,7 @@ def wait(self, stop, want=0, pid=b""):
             return code
 
 
-class MQTTClient:
-    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0,
-                 ssl=None, timeout=10, max_packet=4096):
-        self.client_id = client_id
-        self.server = server
-        self.port = port or (8883 if ssl else 1883)
-        self.user = user
-        self.pswd = password
-        self.keepalive = keepalive
-        self.ssl = ssl
-        self.timeout = timeout
-        self.max_packet = max_packet
-        # sock: the socket (TLS once wrapped; raw: its plain one), pong: when
-        # a PINGRESP is due, sent: when the last packet left (ticks)
-        self.sock = self.cb = self.lw_topic = self.pong = None
-        self.pid = self.sent = 0
-        self.phase = "connect"  # what errors name
-
-    def set_callback(self, f):
-        self.cb = f
-
-    def set_last_will(self, topic, msg, retain=False, qos=0):
-        self.lw_topic = topic
-        self.lw_msg = msg
-        self.lw_qos = qos
-        self.lw_retain = retain
-
+class MQTTClient(mqttbase.MQTTClient):
     def connect(self, clean_session=True, timeout=None):
         """Connect and log in; MQTTException(code) when refused, a NetError
         otherwise. Returns True when the broker kept a session. One deadline
@@ -217,7 +104,7 @@ class MQTTClient:
             except (OSError, IndexError):
                 # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
                 self.phase = "dns"
-                raise fail(self, "name lookup failed", "DNSError") from None
+                raise mqttbase.fail(self, "name lookup failed", "DNSError") from None
             self.sock = self.raw = socket.socket(s[0], socket.SOCK_STREAM, s[2])
             read(self, stop, 0)
             self.sock.connect(s[-1])
@@ -226,14 +113,14 @@ class MQTTClient:
                 read(self, stop, 0)
                 self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
             self.phase = "login"
-            send(self, stop, 0x10, *start(self, clean_session))
-            s = wait(self, stop, _CONNACK)
+            send(self, stop, 0x10, *mqttbase.start(self, clean_session))
+            s = wait(self, stop, 0x20)
             if s[1]:  # pyright: ignore  (an ack: bytes)
                 raise MQTTException(s[1])  # pyright: ignore
             self.pong = None
             return s[0] & 1  # pyright: ignore
         except Exception as e:
-            raise fail(self, e) from None
+            raise mqttbase.fail(self, e) from None
 
     def disconnect(self, data=b"\xe0\x00"):
         """Send DISCONNECT (best effort) and close."""
@@ -252,7 +139,7 @@ class MQTTClient:
             stop = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))
             send(self, stop, 0xC0)
         except Exception as e:
-            raise fail(self, e) from None
+            raise mqttbase.fail(self, e) from None
         if self.pong is None:
             self.pong = stop
 
@@ -267,7 +154,7 @@ class MQTTClient:
             if qos:
                 self.pid = self.pid % 65535 + 1
                 pid = self.pid.to_bytes(2, "big")
-            topic = encode(topic)
+            topic = mqttbase.encode(topic)
             if code == _PUBLISH:
                 code |= qos << 1 | retain
                 topic += pid
@@ -280,7 +167,7 @@ class MQTTClient:
                         pid)[2:3] == b"\x80":
                     raise MQTTException(0x80)
         except Exception as e:
-            raise fail(self, e) from None
+            raise mqttbase.fail(self, e) from None
 
     def subscribe(self, topic, qos=0):
         """MQTTException(0x80) when refused."""
@@ -294,7 +181,7 @@ class MQTTClient:
             now = time.ticks_ms()
             if self.pong is not None and time.ticks_diff(now, self.pong) >= 0:
                 self.phase = "ping"
-                raise fail(self, "no PINGRESP", "Timeout")
+                raise mqttbase.fail(self, "no PINGRESP", "Timeout")
             if wait_ms is None:
                 wait_ms = self.timeout * 1000
             if self.keepalive:
@@ -306,7 +193,7 @@ class MQTTClient:
             self.phase = "read"
             return wait(self, time.ticks_add(now, int(wait_ms)))
         except Exception as e:
-            raise fail(self, e) from None
+            raise mqttbase.fail(self, e) from None
 
     def check_msg(self):
         """wait_msg() without waiting: None when nothing has come."""
