@@ -70,11 +70,7 @@ class MQTTClient(mqttbase.MQTTClient):
             self.phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
             await self._asend(stop, 0x10, *mqttbase.start(self, clean_session))
             self.phase = "login"
-            s = await self._await(stop, 0x20)
-            if s[1]:  # pyright: ignore  (an ack: bytes)
-                raise MQTTException(s[1])  # pyright: ignore
-            self.pong = None
-            return s[0] & 1  # pyright: ignore
+            return (await self._await(stop, 0x20))[0] & 1  # pyright: ignore  (an ack: bytes)
         except Exception as e:
             raise mqttbase.fail(self, e) from None
 

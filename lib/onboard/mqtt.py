@@ -114,11 +114,7 @@ class MQTTClient(mqttbase.MQTTClient):
                 self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
             self.phase = "login"
             send(self, stop, 0x10, *mqttbase.start(self, clean_session))
-            s = wait(self, stop, 0x20)
-            if s[1]:  # pyright: ignore  (an ack: bytes)
-                raise MQTTException(s[1])  # pyright: ignore
-            self.pong = None
-            return s[0] & 1  # pyright: ignore
+            return wait(self, stop, 0x20)[0] & 1  # pyright: ignore  (an ack: bytes)
         except Exception as e:
             raise mqttbase.fail(self, e) from None
 

@@ -69,14 +69,20 @@ def start(self, clean_session):
 
 def parse(self, code, data, want, pid):
     # One packet from the broker, checked. Returns the body of the ack `want`
-    # for pid (CONNACK: the first packet must be it), or the packet id to
-    # acknowledge of a QoS 1 PUBLISH once the callback has returned; else None.
+    # for pid (CONNACK: the first packet must be it; a refusal raises
+    # MQTTException(code)), or the packet id to acknowledge of a QoS 1
+    # PUBLISH once the callback has returned; else None.
     n = len(data)
     if code == want:
         # CONNACK: flags and code; PUBACK: packet id; SUBACK: packet id and code
         if n < (3 if want == _SUBACK else 2):
             raise fail(self, "short ack")
-        if want == _CONNACK or data[:2] == pid:
+        if want == _CONNACK:  # refused: MQTTException(its code)
+            if data[1]:
+                raise MQTTException(data[1])
+            self.pong = None
+            return data
+        if data[:2] == pid:
             return data
     elif want == _CONNACK:
         raise fail(self, "bad packet %02x" % code)
