@@ -7,8 +7,15 @@
 # a blocking user never loads it, nor onboard.net; the runtime never loads
 # the blocking client.)
 import time
+from micropython import const
 
 from onboard import mqttbase, net
+
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)
+_SUBACK = const(0x90)
 
 MQTTException = mqttbase.MQTTException
 
@@ -52,7 +59,7 @@ class MQTTClient(mqttbase.MQTTClient):
             if s:
                 if code == want:
                     return s
-                await self._asend(net.deadline(self.timeout), 0x40, s)  # PUBACK
+                await self._asend(net.deadline(self.timeout), _PUBACK, s)
             if not want:
                 return code
 
@@ -70,7 +77,7 @@ class MQTTClient(mqttbase.MQTTClient):
             self.phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
             await self._asend(stop, 0x10, *mqttbase.start(self, clean_session))
             self.phase = "login"
-            return (await self._await(stop, 0x20))[0] & 1  # pyright: ignore  (an ack: bytes)
+            return (await self._await(stop, _CONNACK))[0] & 1  # pyright: ignore  (an ack: bytes)
         except Exception as e:
             raise mqttbase.fail(self, e) from None
 
@@ -88,11 +95,11 @@ class MQTTClient(mqttbase.MQTTClient):
         if self.pong is None:
             self.pong = net.deadline(self.timeout)
 
-    async def apublish(self, topic, msg, retain=False, qos=0, code=0x30):
-        # (code 0x82: asubscribe()'s packet, msg its QoS byte) as mqtt's publish
+    async def apublish(self, topic, msg, retain=False, qos=0, code=_PUBLISH):
+        # (code _SUBSCRIBE: asubscribe()'s packet, msg its QoS byte) as mqtt's publish
         if qos not in (0, 1):
             raise ValueError("qos: 0 or 1")
-        self.phase = "publish" if code == 0x30 else "subscribe"
+        self.phase = "publish" if code == _PUBLISH else "subscribe"
         try:
             stop = net.deadline(self.timeout)
             pid = b""
@@ -100,7 +107,7 @@ class MQTTClient(mqttbase.MQTTClient):
                 self.pid = self.pid % 65535 + 1
                 pid = self.pid.to_bytes(2, "big")
             topic = mqttbase.encode(topic)
-            if code == 0x30:
+            if code == _PUBLISH:
                 code |= qos << 1 | retain
                 topic += pid
             else:
@@ -108,14 +115,14 @@ class MQTTClient(mqttbase.MQTTClient):
             await self._asend(stop, code, topic, msg.encode() if isinstance(msg, str) else msg)
             if qos:
                 self.phase = self.phase[0] + "uback"
-                if (await self._await(stop, 0x40 if code < 0x82 else 0x90,  # pyright: ignore
+                if (await self._await(stop, _PUBACK if code < _SUBSCRIBE else _SUBACK,  # pyright: ignore
                                       pid))[2:3] == b"\x80":
                     raise MQTTException(0x80)
         except Exception as e:
             raise mqttbase.fail(self, e) from None
 
     async def asubscribe(self, topic, qos=0):
-        await self.apublish(topic, bytes((qos,)), False, 1, 0x82)
+        await self.apublish(topic, bytes((qos,)), False, 1, _SUBSCRIBE)
 
     async def await_msg(self, wait_ms=None):
         """wait_msg() on asyncio."""

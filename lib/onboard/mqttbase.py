@@ -10,7 +10,6 @@ from micropython import const
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
-_SUBSCRIBE = const(0x82)
 _SUBACK = const(0x90)
 
 
