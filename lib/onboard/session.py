@@ -218,7 +218,7 @@ async def serve(rt):
 def mqtt_client(rt, user, password, host=None, port=None, tls=None):
     """The profile's MQTT client: TLS against the config's CA unless "tls"
     is false; host, port, keepalive_s and timeout_s from the config."""
-    from onboard.mqtt import MQTTClient
+    from onboard.amqtt import MQTTClient
 
     cfg = rt.config
     ctx = None
@@ -232,8 +232,8 @@ def mqtt_client(rt, user, password, host=None, port=None, tls=None):
 async def mqtt_session(rt, link, due):
     """Connect, subscribe, say hello and serve the link until renewal is
     due (None) or a downlink ends the session (its outcome)."""
+    from onboard.amqtt import MQTTException
     from onboard.clouds import HANDLED, PUBLISH, Rejected, Transient
-    from onboard.mqtt import MQTTException
 
     client = mqtt_client(rt, *link["mqtt"])
     got = []

@@ -18,6 +18,8 @@ package(
         "ahttp.py",
         "redirect.py",
         "mqtt.py",
+        "mqttbase.py",
+        "amqtt.py",
         "timesync.py",
     ),
     base_path="../../lib",

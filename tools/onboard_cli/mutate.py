@@ -64,7 +64,9 @@ DROPPABLE = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Raise, ast.
 # (name, module, operator, function name ends with, regex on the changed code)
 NAMED = (
     ("mqtt: no PUBACK for an incoming QoS 1 message", "mqtt", "drop", "",
-     r"^(await )?self\._(write|send)\((b\"\\x40|.*_PUBACK)"),
+     r"^(await )?(self\._(write|send)|send)\((b\"\\x40|.*_PUBACK)"),
+    ("amqtt: no PUBACK for an incoming QoS 1 message (the runtime's client)", "amqtt", "drop",
+     "", r"^await self\._asend\(.*_PUBACK"),
     ("portal: /reset does not reset", "portal", "drop", "", r"^self\.reset\(\) -> pass$"),
     ("session: Retry-After ignored (max(backoff, retry_after) -> backoff)", "session",
      "minmax", "", r"^max\(.*\bretry_after\b.*\) -> (?!.*retry_after)"),
