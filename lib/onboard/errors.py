@@ -28,9 +28,6 @@ def fail(kind, host, phase, why):
     return kind("%s: %s: %s" % (host, phase, why))
 
 
-TIMEOUT_ERRNOS = (11, 110, 116)  # EAGAIN, ETIMEDOUT (Linux, lwIP)
-
-
 def wrap(e, host, phase):
     """e as the NetError that names host and phase: OSErrors by errno, the
     ValueError mbedTLS raises for a certificate it refuses, EOFError as a
@@ -45,6 +42,6 @@ def wrap(e, host, phase):
     if not isinstance(e, OSError):
         return e
     errno = e.args[0] if e.args else 0
-    if errno in TIMEOUT_ERRNOS:
+    if errno in (11, 110, 116):  # EAGAIN, ETIMEDOUT (Linux, lwIP)
         return fail(Timeout, host, phase, "timed out")
     return fail(NetError, host, phase, "error %s" % errno)
