@@ -1,4 +1,4 @@
-"""plgd, what the gateway and the portal see of the device beyond test_plgd.py:
+"""plgd (onboard.clouds.plgd), what the gateway and the portal see of the device beyond test_plgd.py:
 the setup form's fields, the content format of each request, the sign-in
 lifetime the device keeps to (expiresin), the wait after a 5.03 (CoAP has no
 Retry-After) and the connection a failed session leaves."""
@@ -189,3 +189,17 @@ def test_a_5_03_on_sign_in_is_retried_on_the_devices_own_backoff(device, tmp_pat
     d.wait_for(lambda e: waits.append(e["retry_in"]) if "retry_in" in e else
                e["state"] == "RUNNING", "RUNNING again")
     assert len(waits) >= 2 and max(waits) <= 0.5, waits
+
+
+def test_a_session_that_fails_leaves_its_connection_and_the_retry_comes_on_a_new_one(
+        device, tmp_path, cloudsim):
+    with wired(cloudsim) as wire:
+        d = wired_online(device, tmp_path, cloudsim, wire)
+        di = device_id(cloudsim, d)
+        cloudsim.faults.add({"path": "/oic/sec/session", "method": "POST", "kind": "status",
+                             "status": 503})
+        assert cloudsim.gateway.kick(di)  # connection 1 ends; on 2 the sign-in gets 5.03
+        d.wait_for(lambda e: e["last_error"] == 702 and "retry_in" in e, "a retry")
+        d.wait_state("RUNNING")
+        assert wire.wait(lambda w: 2 in w.closed), wire.sent  # closed by the device
+        assert {n for n, _ in wire.sent} == {1, 2, 3}
