@@ -203,3 +203,20 @@ def test_a_session_that_fails_leaves_its_connection_and_the_retry_comes_on_a_new
         d.wait_state("RUNNING")
         assert wire.wait(lambda w: 2 in w.closed), wire.sent  # closed by the device
         assert {n for n, _ in wire.sent} == {1, 2, 3}
+
+
+def test_a_device_restarted_after_a_703_asks_for_setup_with_700_without_the_gateway(
+        device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    cloudsim.faults.add({"path": "/oic/sec/tokenrefresh", "method": "POST", "kind": "status",
+                         "status": 401})
+    assert gw.kick(di)
+    d.wait_state("WAIT_CONFIG", last_error=703)  # no code, no tokens left
+    d.stop()
+    seen = events(cloudsim, di)
+    again = device(same_as=d, config=d.config)
+    again.wait_state("WAIT_CONFIG", last_error=700)
+    assert again.store()["state"]["last_error"] == 700
+    assert events(cloudsim, di) == seen
