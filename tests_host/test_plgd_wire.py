@@ -1,7 +1,8 @@
-"""plgd (onboard.clouds.plgd), what the gateway and the portal see of the device beyond test_plgd.py:
-the setup form's fields, the content format of each request, the sign-in
-lifetime the device keeps to (expiresin), the wait after a 5.03 (CoAP has no
-Retry-After) and the connection a failed session leaves."""
+"""plgd (onboard.clouds.plgd), what the gateway and the portal see of the
+device beyond test_plgd.py: the setup form's fields, the content format of
+each request, the sign-in lifetime the device keeps to (expiresin), the wait
+after a 5.03 (CoAP has no Retry-After), the connection a failed session
+leaves, and a restart with neither code nor tokens."""
 
 import contextlib
 import re
