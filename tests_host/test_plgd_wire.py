@@ -221,3 +221,17 @@ def test_a_device_restarted_after_a_703_asks_for_setup_with_700_without_the_gate
     again.wait_state("WAIT_CONFIG", last_error=700)
     assert again.store()["state"]["last_error"] == 700
     assert events(cloudsim, di) == seen
+
+
+@pytest.mark.parametrize("apn,named", [("", "plgd"), ("auth0", "auth0")], ids=["none", "given"])
+def test_the_sign_up_names_the_authorization_provider_plgd_when_none_is_set(
+        device, tmp_path, cloudsim, apn, named):
+    gw, docs = cloudsim.gateway, []
+    gw.on_request = lambda path, doc: docs.append(doc) if path == "/oic/sec/account" else None
+    try:
+        d = plgd_device(device, tmp_path, cloudsim)
+        configure(d, **{**fields(cloudsim), "apn": apn})
+        d.wait_state("RUNNING")
+    finally:
+        gw.on_request = None
+    assert [doc["authprovider"] for doc in docs] == [named]
