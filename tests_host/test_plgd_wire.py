@@ -117,6 +117,30 @@ def sign_in_lifetime(gw, expiresin, times=None):
 
 
 @contextlib.contextmanager
+def answered_once(gw, path, status, body):
+    """The gateway's next request on path is answered with this status
+    (503 -> 5.03) and body (as CBOR), whatever it asked."""
+    import cbor2
+    from aiocoap import Message
+
+    from cloudsim.coapgw import OCF_CBOR, coap_code
+
+    real, left = gw.handle, [1]
+
+    async def handle(p, tls, request):
+        if p == path and left[0]:
+            left[0] = 0
+            return Message(code=coap_code(status), payload=cbor2.dumps(body),
+                           content_format=OCF_CBOR)
+        return await real(p, tls, request)
+    gw.handle = handle
+    try:
+        yield
+    finally:
+        del gw.handle
+
+
+@contextlib.contextmanager
 def requests_seen(gw):
     """[(path, method, request)] of each request reaching the gateway meanwhile."""
     real, seen = gw.handle, []
@@ -235,3 +259,17 @@ def test_the_sign_up_names_the_authorization_provider_plgd_when_none_is_set(
     finally:
         gw.on_request = None
     assert [doc["authprovider"] for doc in docs] == [named]
+
+
+def test_a_refresh_answered_5_03_with_a_map_is_transient_and_no_pair_is_taken_from_it(
+        device, tmp_path, cloudsim):
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    with answered_once(cloudsim.gateway, "/oic/sec/tokenrefresh", 503,
+                       {"accesstoken": "a", "refreshtoken": "r", "expiresin": 60}):
+        assert cloudsim.gateway.kick(di)
+        d.wait_for(lambda e: e["last_error"] == 702 and "retry_in" in e, "a retry after 702")
+        d.wait_state("RUNNING")  # with the pair it kept
+    cloud = d.store()["cloud"]
+    assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
+    assert events(cloudsim, di).count("signup") == 1 and cloud["cps"] == "registered"
