@@ -273,3 +273,16 @@ def test_a_refresh_answered_5_03_with_a_map_is_transient_and_no_pair_is_taken_fr
     cloud = d.store()["cloud"]
     assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
     assert events(cloudsim, di).count("signup") == 1 and cloud["cps"] == "registered"
+
+
+@pytest.mark.xfail(strict=True, reason="lib/onboard/ocf.py:33 takes any digits as the port: "
+                   "a cis on port 99999 is stored and then retried as 702 for ever")
+def test_a_cis_whose_port_is_beyond_65535_is_rejected(mpy_in):
+    run = mpy_in("plgd-port").run(
+        "from onboard.ocf import write_conf\n"
+        "try:\n"
+        "    write_conf({'cis': 'coap+tcp://h:99999', 'at': 'a', 'sid': 's'})\n"
+        "    print('accepted')\n"
+        "except ValueError as e:\n"
+        "    print(e)\n")
+    assert run.lines[-1].startswith("cis: ")
