@@ -275,8 +275,6 @@ def test_a_refresh_answered_5_03_with_a_map_is_transient_and_no_pair_is_taken_fr
     assert events(cloudsim, di).count("signup") == 1 and cloud["cps"] == "registered"
 
 
-@pytest.mark.xfail(strict=True, reason="lib/onboard/ocf.py:33 takes any digits as the port: "
-                   "a cis on port 99999 is stored and then retried as 702 for ever")
 def test_a_cis_whose_port_is_beyond_65535_is_rejected(mpy_in):
     run = mpy_in("plgd-port").run(
         "from onboard.ocf import write_conf\n"

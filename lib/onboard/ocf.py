@@ -32,7 +32,9 @@ def write_conf(props):
                 raise ValueError(n + ": cis, at and sid together")
             out[n] = v
         p = cis.partition("://")  # pyright: ignore
-        if p[0] not in ("coap+tcp", "coaps+tcp") or not p[2].rpartition(":")[2].isdigit():
+        port = p[2].rpartition(":")[2]
+        if p[0] not in ("coap+tcp", "coaps+tcp") or not port.isdigit() \
+                or not 0 < int(port) < 65536:
             raise ValueError("cis: coap+tcp://host:port or coaps+tcp://host:port")
         out["cps"] = "readytoregister"
     return out
