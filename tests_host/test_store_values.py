@@ -1,0 +1,84 @@
+"""What put() takes and gives back, read through a fresh Store on the Unix
+port: finite floats, values nested up to four levels (five are refused
+naming the field), and clear() when the previous generation is already
+gone. Each case prints what the flash holds afterwards."""
+
+import json
+
+import pytest
+
+SCRIPT = r"""
+import json, os
+from onboard.store import Store
+
+def attempt(case, section, **fields):
+    P = case + ".json"  # a flash of its own
+    s = Store(P)
+    try:
+        changed, error = s.put(section, **fields), None
+    except ValueError as e:
+        changed, error = None, str(e)
+    back = Store(P)
+    print(json.dumps({"case": case, "changed": changed, "error": error,
+                      "stored": back.load().get(section), "status": back.status}))
+
+
+attempt("float", "state", reading=21.5)
+attempt("negative-float", "state", reading=-0.25)
+attempt("depth-4-list", "state", deep=[[[[1]]]])
+attempt("depth-5-list", "state", deep=[[[[[1]]]]])
+attempt("depth-4-dict", "state", deep={"a": {"b": {"c": {"d": 1}}}})
+attempt("depth-5-dict", "state", deep={"a": {"b": {"c": {"d": {"e": 1}}}}})
+
+# clear() when the previous generation is already gone (removed by hand
+# after the store fell back to it): missing is fine, the clear still happens
+P = "onboard.json"
+s = Store(P)
+s.put("wifi", networks=[{"ssid": "home", "password": "pw-first-1"}])
+s.put("wifi", networks=[{"ssid": "home", "password": "pw-second-2"}])
+os.remove(P)
+s = Store(P)
+s.load()
+os.remove(P + ".prev")
+try:
+    cleared, error = s.clear("wifi"), None
+except OSError as e:
+    cleared, error = None, repr(e)
+back = Store(P)
+print(json.dumps({"case": "clear-prev-gone", "cleared": cleared, "error": error,
+                  "stored": back.load(), "status": back.status,
+                  "files": sorted(f for f in os.listdir() if f.startswith(P))}))
+"""
+
+NESTED = "store: field 'deep' holds a value that cannot be stored"
+
+
+@pytest.fixture(scope="module")
+def cases(mpy_in):
+    run = mpy_in("store_values").run(SCRIPT)
+    return {d["case"]: d for d in (json.loads(x) for x in run.lines if x.startswith("{"))}
+
+
+@pytest.mark.parametrize("case,value", [("float", 21.5), ("negative-float", -0.25)])
+def test_a_finite_float_is_stored_and_loads_back(cases, case, value):
+    got = cases[case]
+    assert (got["changed"], got["error"], got["stored"]) == (True, None, {"reading": value})
+
+
+@pytest.mark.parametrize("case,value", [("depth-4-list", [[[[1]]]]),
+                                        ("depth-4-dict", {"a": {"b": {"c": {"d": 1}}}})])
+def test_a_value_nested_four_levels_is_stored_and_loads_back(cases, case, value):
+    got = cases[case]
+    assert (got["changed"], got["error"], got["stored"]) == (True, None, {"deep": value})
+
+
+@pytest.mark.parametrize("case", ["depth-5-list", "depth-5-dict"])
+def test_a_value_nested_five_levels_is_refused_naming_the_field_and_not_written(cases, case):
+    got = cases[case]
+    assert (got["error"], got["stored"], got["status"]) == (NESTED, None, "empty")
+
+
+def test_clear_succeeds_when_the_previous_generation_is_already_gone(cases):
+    got = cases["clear-prev-gone"]
+    assert (got["cleared"], got["error"], got["stored"]) == (True, None, {})
+    assert (got["status"], got["files"]) == ("ok", ["onboard.json"])
