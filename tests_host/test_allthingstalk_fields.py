@@ -1,15 +1,19 @@
 """What the AllThingsTalk profile takes from setup and answers to a command,
 run on the Unix port: the device id's alphabet and length, the token's
 length, and the state that acknowledges a command. Each case is the
-profile's answer (or the ValueError it raises) for one input."""
+profile's answer (or the ValueError it raises) for one input; a state
+report is what the profile hands the runtime's publish()."""
 
 import json
 
 import pytest
 
 SCRIPT = r"""
+import json
 from answers import answer
-from onboard.clouds.allthingstalk import check, echo, downlink, state_topic
+from onboard.clouds.allthingstalk import (check, echo, downlink, publish_state,
+                                          publish_states, state_topic)
+from onboard.store import Store
 
 TOKEN = "maker:4Ab"  # 9 characters
 
@@ -35,6 +39,29 @@ answer("echo-short-topic", lambda: echo(CLOUD, b"device/dev1/asset", b'{"value":
 answer("echo-not-utf8", lambda: echo(CLOUD, b"device/dev1/\xff/led", b'{"value": 1}'))
 answer("down", lambda: downlink(CLOUD, b"device/dev1/asset/led/command", b'{"value": 1}'))
 answer("state-topic", lambda: state_topic("dev1", "temp"))
+
+
+class Runtime:
+    # what the profile uses of the runtime: its store and its publish()
+    def __init__(self, online):
+        self.store = Store("att.json")
+        self.store.put("cloud", device_id="dev1", token="maker:4Ab")
+        self.online, self.sent = online, []
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        self.sent.append([topic, json.loads(msg), retain, qos])
+        return self.online
+
+
+def published(online, fn, arg):
+    rt = Runtime(online)
+    return fn(rt, *arg), rt.sent
+
+
+answer("publish-state", lambda: published(True, publish_state, ("temp", 21.5)))
+answer("publish-state-offline", lambda: published(False, publish_state, ("temp", 21.5)))
+answer("publish-states", lambda: published(True, publish_states, ({"temp": 21.5, "led": True},)))
+answer("publish-states-offline", lambda: published(False, publish_states, ({"led": True},)))
 """
 
 
@@ -90,3 +117,18 @@ def test_commands_are_left_to_the_application(cases):
 
 def test_an_assets_state_topic(cases):
     assert cases["state-topic"]["out"] == "device/dev1/asset/temp/state"
+
+
+def test_a_state_is_published_as_its_value_on_the_assets_state_topic_with_qos_1(cases):
+    assert cases["publish-state"]["out"] == [
+        True, [["device/dev1/asset/temp/state", {"value": 21.5}, False, 1]]]
+
+
+def test_several_states_go_in_one_message_on_the_devices_state_topic_with_qos_1(cases):
+    assert cases["publish-states"]["out"] == [
+        True, [["device/dev1/state", {"temp": {"value": 21.5}, "led": {"value": True}}, False, 1]]]
+
+
+@pytest.mark.parametrize("case", ["publish-state-offline", "publish-states-offline"])
+def test_a_state_report_says_false_when_the_runtime_is_offline(cases, case):
+    assert cases[case]["out"][0] is False
