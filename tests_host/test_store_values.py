@@ -1,7 +1,8 @@
 """What put() takes and gives back, read through a fresh Store on the Unix
-port: finite floats, values nested up to four levels (five are refused
-naming the field), and clear() when the previous generation is already
-gone. Each case prints what the flash holds afterwards."""
+port: finite floats, values nested up to four levels (five, or an object
+with a key that is not a string, are refused naming the field), and clear()
+when the previous generation is already gone. Each case prints what the
+flash holds afterwards."""
 
 import json
 
@@ -29,6 +30,7 @@ attempt("depth-4-list", "state", deep=[[[[1]]]])
 attempt("depth-5-list", "state", deep=[[[[[1]]]]])
 attempt("depth-4-dict", "state", deep={"a": {"b": {"c": {"d": 1}}}})
 attempt("depth-5-dict", "state", deep={"a": {"b": {"c": {"d": {"e": 1}}}}})
+attempt("number-key", "state", deep={"a": 1, 2: "b"})
 
 # clear() when the previous generation is already gone (removed by hand
 # after the store fell back to it): missing is fine, the clear still happens
@@ -75,6 +77,12 @@ def test_a_value_nested_four_levels_is_stored_and_loads_back(cases, case, value)
 @pytest.mark.parametrize("case", ["depth-5-list", "depth-5-dict"])
 def test_a_value_nested_five_levels_is_refused_naming_the_field_and_not_written(cases, case):
     got = cases[case]
+    assert (got["error"], got["stored"], got["status"]) == (NESTED, None, "empty")
+
+
+def test_an_object_with_a_key_that_is_not_a_string_is_refused_and_not_written(cases):
+    # JSON would turn the key 2 into "2": what loads back would differ
+    got = cases["number-key"]
     assert (got["error"], got["stored"], got["status"]) == (NESTED, None, "empty")
 
 
