@@ -51,6 +51,7 @@ answer("check", lambda: check({"token": TOKEN, "uuid": "u-1"}, {}))
 answer("check-cpu-id", lambda: check({"token": TOKEN, "uuid": "u-1", "cpu_id": "c" * 70}, {}))
 answer("check-bad-token", lambda: check({"token": "x.y", "uuid": "u-1"}, {}))
 answer("check-no-uuid", lambda: check({"token": TOKEN}, {}))
+answer("check-uuid-1", lambda: check({"token": TOKEN, "uuid": "u"}, {})["uuid"])
 answer("check-uuid-64", lambda: check({"token": TOKEN, "uuid": "u" * 64}, {})["uuid"])
 answer("check-uuid-65", lambda: check({"token": TOKEN, "uuid": "u" * 65}, {}))
 
@@ -150,8 +151,9 @@ def test_setup_refuses_a_missing_or_over_long_uuid(cases, case):
     assert cases[case]["error"] == "uuid: required"
 
 
-def test_setup_takes_a_uuid_of_64_characters(cases):
-    assert cases["check-uuid-64"]["out"] == "u" * 64
+@pytest.mark.parametrize("case,length", [("check-uuid-1", 1), ("check-uuid-64", 64)])
+def test_setup_takes_a_uuid_of_1_to_64_characters(cases, case, length):
+    assert cases[case]["out"] == "u" * length
 
 
 def test_a_stored_renewal_time_for_this_token_is_when_it_is_due(cases):
