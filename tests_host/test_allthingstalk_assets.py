@@ -4,14 +4,18 @@
 config it cannot use is last_error 700 before any request."""
 
 import pytest
-from test_profiles import api, att_config, configure
+from test_profiles import admin, api, att_config, configure
 
 
-def boot(device, sim, assets, name, with_api=True):
+def boot(device, sim, assets, name, with_api=True, refuse=None):
     """A new AllThingsTalk device of the simulator, configured and run until
-    it is online or back in setup mode; (device, its id, config, that event)."""
+    it is online or back in setup mode; (device, its id, config, that event).
+    refuse: an asset whose first PUT the simulator answers with 403."""
     att = sim.clouds["att"]
     device_id = att.add_device("ground-1", name)
+    if refuse:
+        api(sim, "POST", "/_sim/faults", {"path": f"/att/device/{device_id}/asset/{refuse}",
+                                          "kind": "status", "status": 403}, admin(sim))
     config = att_config(sim, assets=assets)
     if with_api:
         config["api"] = f"https://127.0.0.1:{sim.https_port}/att"
@@ -73,3 +77,11 @@ def test_an_asset_added_to_the_config_later_is_made_alone(device, cloudsim):
     assert online_or_setup(again)["state"] == "RUNNING"
     assert (puts(cloudsim, device_id, "led"), puts(cloudsim, device_id, "temp")) == (1, 1)
     assert again.store()["cloud"]["assets"] == ["led", "temp"]
+
+
+def test_an_asset_put_refused_with_403_is_last_error_703_and_not_stored_as_made(device,
+                                                                                 cloudsim):
+    d, device_id, _, end = boot(device, cloudsim, {"led": {}}, "refused", refuse="led")
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 703)
+    assert puts(cloudsim, device_id, "led") == 1
+    assert d.store()["cloud"].get("assets") is None
