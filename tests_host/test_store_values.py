@@ -1,8 +1,8 @@
 """What put() takes and gives back, read through a fresh Store on the Unix
 port: finite floats, values nested up to four levels (five, or an object
 with a key that is not a string, are refused naming the field), and clear()
-when the previous generation is already gone. Each case prints what the
-flash holds afterwards."""
+when the previous generation is already gone; put() keeps a copy and get()
+and load() give copies. Each case prints what the store holds afterwards."""
 
 import json
 
@@ -31,6 +31,32 @@ attempt("depth-5-list", "state", deep=[[[[[1]]]]])
 attempt("depth-4-dict", "state", deep={"a": {"b": {"c": {"d": 1}}}})
 attempt("depth-5-dict", "state", deep={"a": {"b": {"c": {"d": {"e": 1}}}}})
 attempt("number-key", "state", deep={"a": 1, 2: "b"})
+
+# put() keeps a copy of what it was given, get() and load() hand out copies:
+# changing those afterwards changes nothing in the store
+given = [{"ssid": "home", "password": "pw-copy-1"}]
+s = Store("copies.json")
+s.put("wifi", networks=given)
+given[0]["ssid"] = "changed"
+given.append({"ssid": "more"})
+views = [s.get("wifi")]
+out = s.get("wifi")
+out["networks"][0]["ssid"] = "changed"
+out["networks"].append({"ssid": "more"})
+views.append(s.get("wifi"))
+rec = s.load()
+rec["wifi"]["networks"][0]["ssid"] = "changed"
+rec["wifi"]["networks"].append({"ssid": "more"})
+views.append(s.get("wifi"))
+print(json.dumps({"case": "copies", "views": views,
+                  "same-put": s.put("wifi", networks=[{"ssid": "home", "password": "pw-copy-1"}]),
+                  "writes": s.writes}))
+
+# a tuple is stored as the list JSON makes of it, in memory as on flash
+s = Store("tuple.json")
+s.put("state", pair=(1, 2))
+print(json.dumps({"case": "tuple", "type": type(s.get("state")["pair"]).__name__,
+                  "same-put": s.put("state", pair=[1, 2]), "writes": s.writes}))
 
 # clear() when the previous generation is already gone (removed by hand
 # after the store fell back to it): missing is fine, the clear still happens
@@ -84,6 +110,18 @@ def test_an_object_with_a_key_that_is_not_a_string_is_refused_and_not_written(ca
     # JSON would turn the key 2 into "2": what loads back would differ
     got = cases["number-key"]
     assert (got["error"], got["stored"], got["status"]) == (NESTED, None, "empty")
+
+
+def test_changing_what_was_put_or_what_get_and_load_gave_changes_nothing_stored(cases):
+    got = cases["copies"]
+    want = {"networks": [{"ssid": "home", "password": "pw-copy-1"}]}
+    assert got["views"] == [want, want, want]
+    assert (got["same-put"], got["writes"]) == (False, 1)
+
+
+def test_a_tuple_is_held_as_a_list_so_the_same_list_writes_nothing(cases):
+    got = cases["tuple"]
+    assert (got["type"], got["same-put"], got["writes"]) == ("list", False, 1)
 
 
 def test_clear_succeeds_when_the_previous_generation_is_already_gone(cases):
