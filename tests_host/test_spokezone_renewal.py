@@ -1,0 +1,69 @@
+"""How a Spoke Zone device takes each answer to its renewal (POST
+/loginDevice of a token with 11 h left), seen from the simulator's request
+log and the device's flash: a request the server calls wrong (400, 404) is
+last_error 700 and not sent again, refused credentials (401, 403) are 703,
+and a timeout, a busy server or a new token that does not check is tried
+again, which then renews."""
+
+import pytest
+from test_profiles import admin, api, configure
+from test_spokezone import HOUR, PATH, make, renewals
+
+FAST_RETRY = {"backoff": {"base": 0.05, "cap": 0.1}}  # retries at once: no waiting in tests
+
+
+@pytest.fixture
+def sim(cloudsim):
+    yield cloudsim
+    api(cloudsim, "DELETE", "/_sim/faults", None, admin(cloudsim))
+
+
+def renew_against(device, sim, fault, cpu):
+    """A device whose token has 11 h left, its first renewal answered by
+    fault; (device, fields it was given, the device as the simulator has it,
+    renewals before, the state it ends in)."""
+    d, fields, dev, _ = make(device, sim, lifetime=11 * HOUR, cpu=cpu, **FAST_RETRY)
+    api(sim, "POST", "/_sim/faults", {"path": PATH, "method": "POST", **fault}, admin(sim))
+    before = renewals(sim)
+    configure(d, **fields)
+    end = d.wait_for(lambda e: e["state"] in ("RUNNING", "WAIT_CONFIG"), "online or setup mode")
+    return d, fields, dev, before, end
+
+
+@pytest.mark.parametrize("status,last_error", [(400, 700), (404, 700), (499, 700),
+                                               (401, 703), (403, 703)])
+def test_a_renewal_the_server_calls_wrong_or_refuses_ends_in_setup_mode_unretried(
+        device, sim, status, last_error):
+    d, fields, _, before, end = renew_against(device, sim, {"kind": "status", "status": status},
+                                           f"cpu-sz-{status}")
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", last_error)
+    assert renewals(sim) == before + 1
+    assert d.store()["cloud"]["token"] == fields["token"]
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 503])
+def test_a_renewal_answered_with_a_timeout_or_busy_server_is_retried_and_renews(
+        device, sim, status):
+    d, fields, _, before, end = renew_against(device, sim, {"kind": "status", "status": status},
+                                           f"cpu-sz-{status}")
+    assert end["state"] == "RUNNING"
+    assert renewals(sim) == before + 2
+    assert d.store()["cloud"]["token"] != fields["token"]
+
+
+def test_a_new_token_that_does_not_check_is_not_stored_and_the_renewal_is_retried(device, sim):
+    fault = {"kind": "shape", "status": 201, "body": {"token": "not.a-token.at-all"}}
+    d, fields, dev, before, end = renew_against(device, sim, fault, "cpu-sz-shape")
+    assert end["state"] == "RUNNING"
+    assert renewals(sim) == before + 2
+    assert d.store()["cloud"]["token"] not in (fields["token"], "not.a-token.at-all")
+
+
+def test_the_log_names_the_renewal_when_its_new_token_does_not_check(device, sim):
+    fault = {"kind": "shape", "status": 201, "body": {"token": "not.a-token.at-all"}}
+    d, _, _, _, end = renew_against(device, sim, fault, "cpu-sz-shape-log")
+    assert end["state"] == "RUNNING"
+    d.stop()  # all it logged is in the file
+    log = d.log_path.read_text()
+    assert "cloud: renewal failed, will retry" in log
+    assert "unexpected" not in log
