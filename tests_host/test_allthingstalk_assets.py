@@ -85,3 +85,18 @@ def test_an_asset_put_refused_with_403_is_last_error_703_and_not_stored_as_made(
     assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 703)
     assert puts(cloudsim, device_id, "led") == 1
     assert d.store()["cloud"].get("assets") is None
+
+
+@pytest.mark.parametrize("drop", ["device_id", "token"])
+def test_a_stored_record_missing_its_device_id_or_token_is_last_error_700(device, cloudsim,
+                                                                          mpy, drop):
+    led = {"led": {"is": "actuator", "type": "boolean"}}
+    d, _, config, end = boot(device, cloudsim, led, f"lost-{drop}")
+    assert end["state"] == "RUNNING"
+    d.kill()
+    # the flash as an older firmware or a hand edit may leave it
+    mpy.run(f"from onboard.store import Store\n"
+            f"Store({str(d.flash / 'onboard.json')!r}).put('cloud', {drop}=None)\n")
+    again = device(same_as=d, config=config)
+    end = online_or_setup(again)
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
