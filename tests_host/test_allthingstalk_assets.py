@@ -100,3 +100,9 @@ def test_a_stored_record_missing_its_device_id_or_token_is_last_error_700(device
     again = device(same_as=d, config=config)
     end = online_or_setup(again)
     assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
+
+
+def test_without_assets_in_the_config_no_asset_list_is_written(device, cloudsim):
+    d, _, _, end = boot(device, cloudsim, {}, "no-assets")
+    assert end["state"] == "RUNNING"
+    assert "assets" not in d.store()["cloud"]
