@@ -28,6 +28,13 @@ def online_or_setup(d):
     return d.wait_for(lambda e: e["state"] in ("RUNNING", "WAIT_CONFIG"), "online or setup mode")
 
 
+def edit_cloud(mpy, d, **fields):
+    """Change the cloud section on a stopped device's flash through Store, as
+    an older firmware or a hand edit may leave it (None removes a field)."""
+    mpy.run(f"from onboard.store import Store\n"
+            f"Store({str(d.flash / 'onboard.json')!r}).put('cloud', **{fields!r})\n")
+
+
 def made(sim, device_id):
     token = sim.clouds["att"].devices[device_id]["token"]
     return api(sim, "GET", f"/att/device/{device_id}/assets", None,
@@ -94,9 +101,7 @@ def test_a_stored_record_missing_its_device_id_or_token_is_last_error_700(device
     d, _, config, end = boot(device, cloudsim, led, f"lost-{drop}")
     assert end["state"] == "RUNNING"
     d.kill()
-    # the flash as an older firmware or a hand edit may leave it
-    mpy.run(f"from onboard.store import Store\n"
-            f"Store({str(d.flash / 'onboard.json')!r}).put('cloud', {drop}=None)\n")
+    edit_cloud(mpy, d, **{drop: None})
     again = device(same_as=d, config=config)
     end = online_or_setup(again)
     assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)

@@ -26,9 +26,10 @@ answer("host-64", lambda: check({"blynk": T, "host": "h" * 64}, {})["host"])
 answer("host-65", lambda: check({"blynk": T, "host": "h" * 65}, {}))
 answer("host-slash", lambda: check({"blynk": T, "host": "a/b"}, {}))
 answer("ports", lambda: check({"blynk": T, "port": "80", "port_ssl": "443"}, {}))
+answer("port-1", lambda: check({"blynk": T, "port_ssl": "1"}, {})["app_port_ssl"])
 answer("port-65535", lambda: check({"blynk": T, "port": "65535"}, {})["app_port"])
 answer("port-65536", lambda: check({"blynk": T, "port": "65536"}, {}))
-answer("port-ssl-0", lambda: check({"blynk": T, "port_ssl": "-1"}, {}))
+answer("port-ssl-0", lambda: check({"blynk": T, "port_ssl": "0"}, {}))
 answer("port-word", lambda: check({"blynk": T, "port": "http"}, {}))
 
 answer("redirect-plain", lambda: redirect(b"ny3.blynk.cloud:8883"))
@@ -100,8 +101,9 @@ def test_app_ports_from_setup_are_kept_apart_from_the_mqtt_port(cases):
                                      "app_port_ssl": 443}
 
 
-def test_port_65535_is_taken(cases):
-    assert cases["port-65535"]["out"] == 65535
+@pytest.mark.parametrize("case,port", [("port-1", 1), ("port-65535", 65535)])
+def test_ports_1_to_65535_are_taken(cases, case, port):
+    assert cases[case]["out"] == port
 
 
 @pytest.mark.parametrize("case,field", [("port-65536", "port"), ("port-ssl-0", "port_ssl"),
