@@ -5,9 +5,14 @@ last_error 700 and not sent again, refused credentials (401, 403) are 703,
 and a timeout, a busy server or a new token that does not check is tried
 again, which then renews."""
 
+from collections import namedtuple
+
 import pytest
+from cloudsim import jwt
 from test_profiles import admin, api, configure
 from test_spokezone import HOUR, PATH, make, renewals
+
+Renewal = namedtuple("Renewal", "d fields dev before end events")
 
 FAST_RETRY = {"backoff": {"base": 0.05, "cap": 0.1}}  # retries at once: no waiting in tests
 
@@ -20,22 +25,25 @@ def sim(cloudsim):
 
 def renew_against(device, sim, fault, cpu):
     """A device whose token has 11 h left, its first renewal answered by
-    fault; (device, fields it was given, the device as the simulator has it,
-    renewals before, the state it ends in)."""
+    fault, run until online or back in setup mode: a Renewal (the device,
+    the fields it was given, the device as the simulator has it, renewals
+    before, the state it ended in, its events since it was configured)."""
     d, fields, dev, _ = make(device, sim, lifetime=11 * HOUR, cpu=cpu, **FAST_RETRY)
     api(sim, "POST", "/_sim/faults", {"path": PATH, "method": "POST", **fault}, admin(sim))
     before = renewals(sim)
     configure(d, **fields)
-    end = d.wait_for(lambda e: e["state"] in ("RUNNING", "WAIT_CONFIG"), "online or setup mode")
-    return d, fields, dev, before, end
+    events = []
+    end = d.wait_for(lambda e: events.append(e) or e["state"] in ("RUNNING", "WAIT_CONFIG"),
+                     "online or setup mode")
+    return Renewal(d, fields, dev, before, end, events)
 
 
 @pytest.mark.parametrize("status,last_error", [(400, 700), (404, 700), (499, 700),
                                                (401, 703), (403, 703)])
 def test_a_renewal_the_server_calls_wrong_or_refuses_ends_in_setup_mode_unretried(
         device, sim, status, last_error):
-    d, fields, _, before, end = renew_against(device, sim, {"kind": "status", "status": status},
-                                           f"cpu-sz-{status}")
+    d, fields, _, before, end, _ = renew_against(
+        device, sim, {"kind": "status", "status": status}, f"cpu-sz-{status}")
     assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", last_error)
     assert renewals(sim) == before + 1
     assert d.store()["cloud"]["token"] == fields["token"]
@@ -44,8 +52,8 @@ def test_a_renewal_the_server_calls_wrong_or_refuses_ends_in_setup_mode_unretrie
 @pytest.mark.parametrize("status", [408, 429, 500, 503])
 def test_a_renewal_answered_with_a_timeout_or_busy_server_is_retried_and_renews(
         device, sim, status):
-    d, fields, _, before, end = renew_against(device, sim, {"kind": "status", "status": status},
-                                           f"cpu-sz-{status}")
+    d, fields, _, before, end, _ = renew_against(
+        device, sim, {"kind": "status", "status": status}, f"cpu-sz-{status}")
     assert end["state"] == "RUNNING"
     assert renewals(sim) == before + 2
     assert d.store()["cloud"]["token"] != fields["token"]
@@ -53,7 +61,7 @@ def test_a_renewal_answered_with_a_timeout_or_busy_server_is_retried_and_renews(
 
 def test_a_new_token_that_does_not_check_is_not_stored_and_the_renewal_is_retried(device, sim):
     fault = {"kind": "shape", "status": 201, "body": {"token": "not.a-token.at-all"}}
-    d, fields, dev, before, end = renew_against(device, sim, fault, "cpu-sz-shape")
+    d, fields, dev, before, end, _ = renew_against(device, sim, fault, "cpu-sz-shape")
     assert end["state"] == "RUNNING"
     assert renewals(sim) == before + 2
     assert d.store()["cloud"]["token"] not in (fields["token"], "not.a-token.at-all")
@@ -61,9 +69,26 @@ def test_a_new_token_that_does_not_check_is_not_stored_and_the_renewal_is_retrie
 
 def test_the_log_names_the_renewal_when_its_new_token_does_not_check(device, sim):
     fault = {"kind": "shape", "status": 201, "body": {"token": "not.a-token.at-all"}}
-    d, _, _, _, end = renew_against(device, sim, fault, "cpu-sz-shape-log")
+    d, _, _, _, end, _ = renew_against(device, sim, fault, "cpu-sz-shape-log")
     assert end["state"] == "RUNNING"
     d.stop()  # all it logged is in the file
     log = d.log_path.read_text()
     assert "cloud: renewal failed, will retry" in log
     assert "unexpected" not in log
+
+
+STILL_VALID = {"kind": "shape", "status": 200, "body": {"message": "token still valid"}}
+
+
+def test_a_renewal_answered_still_valid_keeps_the_token_and_reports_no_renewal(device, sim):
+    r = renew_against(device, sim, STILL_VALID, "cpu-sz-valid")
+    assert r.end["state"] == "RUNNING"
+    assert renewals(sim) == r.before + 1
+    assert r.d.store()["cloud"]["token"] == r.fields["token"]
+    assert [e for e in r.events if "renewed" in e] == []
+
+
+def test_a_token_the_server_calls_still_valid_is_renewed_next_10_min_before_expiry(device, sim):
+    r = renew_against(device, sim, STILL_VALID, "cpu-sz-valid-next")
+    exp = jwt.decode(r.fields["token"], sim.clouds["spokezone"].key)["exp"]
+    assert r.d.store()["cloud"]["renew"] == [exp, exp - 600]
