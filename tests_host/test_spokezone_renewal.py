@@ -8,9 +8,10 @@ again, which then renews."""
 from collections import namedtuple
 
 import pytest
-from cloudsim import jwt
 from test_profiles import admin, api, configure
 from test_spokezone import HOUR, PATH, make, renewals
+
+from cloudsim import jwt
 
 Renewal = namedtuple("Renewal", "d fields dev before end events")
 
