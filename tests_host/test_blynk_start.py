@@ -1,8 +1,46 @@
-"""The Blynk profile's start on a simulated device, seen from its state and
-the flash: a stored record without a token is last_error 700."""
+"""The Blynk profile's start on a simulated device, seen from the
+simulator's request log, the device's state and its flash: how each answer
+to the activation is taken, and a stored record without a token."""
 
+import pytest
 from test_allthingstalk_assets import edit_cloud, online_or_setup
-from test_profiles import blynk_config, blynk_online
+from test_blynk_app import ACTIVATION, activations
+from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
+from test_spokezone_renewal import FAST_RETRY
+
+
+@pytest.fixture
+def sim(cloudsim):
+    yield cloudsim
+    api(cloudsim, "DELETE", "/_sim/faults", None, admin(cloudsim))
+
+
+def activate_against(device, sim, status):
+    """A Blynk device given a provisioned token, its first activation
+    answered with status, run until online or back in setup mode:
+    (device, activations before, the state it ended in)."""
+    prov = provision(sim)
+    api(sim, "POST", "/_sim/faults", {"path": ACTIVATION, "kind": "status", "status": status},
+        admin(sim))
+    d = device(config={**blynk_config(sim), **FAST_RETRY})
+    before = activations(sim)
+    configure(d, blynk=prov["token"])
+    return d, before, online_or_setup(d)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_an_activation_refused_is_703_after_exactly_one_request(device, sim, status):
+    d, before, end = activate_against(device, sim, status)
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 703)
+    assert activations(sim) == before + 1
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_an_activation_answered_busy_is_retried_and_activates(device, sim, status):
+    d, before, end = activate_against(device, sim, status)
+    assert end["state"] == "RUNNING"
+    assert activations(sim) == before + 2
+    assert d.store()["cloud"]["activated"] is True
 
 
 def test_a_stored_record_without_its_token_is_last_error_700(device, cloudsim, mpy):
