@@ -3,11 +3,13 @@
 log and the device's flash: a request the server calls wrong (400, 404) is
 last_error 700 and not sent again, refused credentials (401, 403) are 703,
 and a timeout, a busy server or a new token that does not check is tried
-again, which then renews."""
+again, which then renews. A stored record missing its token or uuid is
+last_error 700."""
 
 from collections import namedtuple
 
 import pytest
+from test_allthingstalk_assets import edit_cloud, online_or_setup
 from test_profiles import admin, api, configure
 from test_spokezone import HOUR, PATH, make, renewals
 
@@ -93,3 +95,15 @@ def test_a_token_the_server_calls_still_valid_is_renewed_next_10_min_before_expi
     r = renew_against(device, sim, STILL_VALID, "cpu-sz-valid-next")
     exp = jwt.decode(r.fields["token"], sim.clouds["spokezone"].key)["exp"]
     assert r.d.store()["cloud"]["renew"] == [exp, exp - 600]
+
+
+@pytest.mark.parametrize("drop", ["uuid", "token"])
+def test_a_stored_record_missing_its_uuid_or_token_is_last_error_700(device, sim, mpy, drop):
+    d, fields, _, config = make(device, sim)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    d.kill()
+    edit_cloud(mpy, d, **{drop: None})
+    again = device(same_as=d, config=config)
+    end = online_or_setup(again)
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
