@@ -1,8 +1,12 @@
 """The Blynk profile's start on a simulated device, seen from the
 simulator's request log, the device's state and its flash: how each answer
-to the activation is taken, and a stored record without a token."""
+to the activation is taken, what the info message tells the cloud, and a
+stored record without a token."""
+
+import json
 
 import pytest
+from conftest import Subscription
 from test_allthingstalk_assets import edit_cloud, online_or_setup
 from test_blynk_app import ACTIVATION, activations
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
@@ -50,3 +54,16 @@ def test_a_stored_record_without_its_token_is_last_error_700(device, cloudsim, m
     again = device(same_as=d, config=blynk_config(cloudsim))
     end = online_or_setup(again)
     assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
+
+
+def test_the_info_message_tells_the_cloud_its_1024_byte_receive_buffer(device, cloudsim):
+    prov = provision(cloudsim)
+    d = device(config=blynk_config(cloudsim))
+    mcu = Subscription(cloudsim, f"blynk/{prov['deviceId']}/info/mcu")  # sent unretained
+    try:
+        configure(d, blynk=prov["token"])
+        d.wait_state("RUNNING")
+        (_, payload), = mcu.messages()
+    finally:
+        mcu.close()
+    assert json.loads(payload)["rxbuff"] == 1024
