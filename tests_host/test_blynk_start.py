@@ -1,7 +1,7 @@
 """The Blynk profile's start on a simulated device, seen from the
 simulator's request log, the device's state and its flash: how each answer
-to the activation is taken, what the info message tells the cloud, and a
-stored record without a token."""
+to the activation is taken, what the info message tells the cloud (and
+that the broker does not keep it), and a stored record without a token."""
 
 import json
 
@@ -11,6 +11,8 @@ from test_allthingstalk_assets import edit_cloud, online_or_setup
 from test_blynk_app import ACTIVATION, activations
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
 from test_spokezone_renewal import FAST_RETRY
+
+from cloudsim.mqttfront import publish
 
 
 @pytest.fixture
@@ -67,3 +69,17 @@ def test_the_info_message_tells_the_cloud_its_1024_byte_receive_buffer(device, c
     finally:
         mcu.close()
     assert json.loads(payload)["rxbuff"] == 1024
+
+
+def test_the_info_message_is_not_kept_by_the_broker_for_later_subscribers(device, cloudsim):
+    d, prov = blynk_online(device, cloudsim)
+    topic = f"blynk/{prov['deviceId']}/info/mcu"
+    later = Subscription(cloudsim, topic)
+    try:
+        # a retained message is sent to a new subscriber before anything
+        # published after it subscribed: the marker comes first only if none was kept
+        publish(cloudsim.broker.mqtt_port, *cloudsim.internal, topic, "marker")
+        first, = later.messages(1)[:1]
+    finally:
+        later.close()
+    assert first == (topic, b"marker")
