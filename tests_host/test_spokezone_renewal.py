@@ -10,6 +10,7 @@ from collections import namedtuple
 
 import pytest
 from test_allthingstalk_assets import edit_cloud, online_or_setup
+from test_portal import free_port
 from test_profiles import admin, api, configure
 from test_spokezone import HOUR, PATH, make, renewals
 
@@ -107,3 +108,27 @@ def test_a_stored_record_missing_its_uuid_or_token_is_last_error_700(device, sim
     again = device(same_as=d, config=config)
     end = online_or_setup(again)
     assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
+
+
+def renewed_schedule(device, sim, cpu, **config):
+    """A device whose token has 11 h left, renewed at boot: (the stored
+    token, the stored renewal schedule, the new token's expiry)."""
+    d, fields, _, _ = make(device, sim, lifetime=11 * HOUR, cpu=cpu, **config)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    cloud = d.store()["cloud"]
+    assert cloud["token"] != fields["token"]
+    exp = jwt.decode(cloud["token"], sim.clouds["spokezone"].key)["exp"]
+    return cloud["token"], cloud["renew"], exp
+
+
+def test_a_renewed_token_is_due_for_renewal_12_h_before_its_own_expiry(device, sim):
+    _, renew, exp = renewed_schedule(device, sim, "cpu-sz-next")
+    assert renew == [exp, exp - 12 * HOUR]
+
+
+def test_with_the_time_unknown_the_schedule_comes_from_the_renewals_date(device, sim):
+    # no time source answers: the renewal goes out at once and its Date sets the clock
+    nowhere = {"ntp": [f"127.0.0.1:{free_port()}"], "http": f"http://127.0.0.1:{free_port()}/"}
+    _, renew, exp = renewed_schedule(device, sim, "cpu-sz-no-time", time=nowhere)
+    assert renew == [exp, exp - 12 * HOUR]
