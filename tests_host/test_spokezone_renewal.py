@@ -12,7 +12,7 @@ import pytest
 from test_allthingstalk_assets import edit_cloud, online_or_setup
 from test_portal import free_port
 from test_profiles import admin, api, configure
-from test_spokezone import HOUR, PATH, make, renewals
+from test_spokezone import HOUR, PATH, WEEK, make, renewals
 
 from cloudsim import jwt
 
@@ -110,12 +110,17 @@ def test_a_stored_record_missing_its_uuid_or_token_is_last_error_700(device, sim
     assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
 
 
-def renewed_schedule(device, sim, cpu, **config):
-    """A device whose token has 11 h left, renewed at boot: (the stored
-    token, the stored renewal schedule, the new token's expiry)."""
+def renewed_schedule(device, sim, cpu, issued=WEEK, **config):
+    """A device whose token has 11 h left, renewed at boot to a token that
+    lives issued seconds: (the stored token, the stored renewal schedule,
+    the new token's expiry)."""
     d, fields, _, _ = make(device, sim, lifetime=11 * HOUR, cpu=cpu, **config)
-    configure(d, **fields)
-    d.wait_state("RUNNING")
+    sim.lifetimes["spokezone"] = issued
+    try:
+        configure(d, **fields)
+        d.wait_state("RUNNING")
+    finally:
+        sim.lifetimes["spokezone"] = WEEK
     cloud = d.store()["cloud"]
     assert cloud["token"] != fields["token"]
     exp = jwt.decode(cloud["token"], sim.clouds["spokezone"].key)["exp"]
@@ -132,3 +137,8 @@ def test_with_the_time_unknown_the_schedule_comes_from_the_renewals_date(device,
     nowhere = {"ntp": [f"127.0.0.1:{free_port()}"], "http": f"http://127.0.0.1:{free_port()}/"}
     _, renew, exp = renewed_schedule(device, sim, "cpu-sz-no-time", time=nowhere)
     assert renew == [exp, exp - 12 * HOUR]
+
+
+def test_a_renewed_token_living_under_12_h_is_due_10_min_before_its_expiry(device, sim):
+    _, renew, exp = renewed_schedule(device, sim, "cpu-sz-short", issued=11 * HOUR)
+    assert renew == [exp, exp - 600]
