@@ -1,0 +1,77 @@
+"""Store files whose checksum holds but whose content does not: load()
+passes over each, names why in Store.problems and falls back to the
+previous generation, never raising. The files are made here with a correct
+CRC, so only the checks after the checksum can refuse them."""
+
+import json
+
+import pytest
+
+SCRIPT = r"""
+import json, os
+from binascii import crc32
+from onboard.store import Store
+
+GOOD = {"wifi": {"networks": [{"ssid": "home", "password": "pw-previous-1"}]}}
+
+
+def signed(rest, sep=b'",'):
+    return b'{"crc":"%08x' % (crc32(rest) & 0xFFFFFFFF) + sep + rest
+
+
+def attempt(case, raw):
+    P = case + ".json"  # a flash of its own
+    s = Store(P)
+    s.put("wifi", **GOOD["wifi"])
+    s.put("meta", note="current")  # the current file, then replaced below
+    with open(P, "wb") as f:
+        f.write(raw)
+    back = Store(P)
+    try:
+        got, error = back.load(), None
+    except Exception as e:
+        got, error = None, repr(e)
+    print(json.dumps({"case": case, "error": error, "status": back.status,
+                      "problems": [why for _, why in back.problems], "previous": got == GOOD}))
+
+
+attempt("not-json", signed(b'"v":1,"gen":3,"data":{"wifi":{}'))
+attempt("gen-negative", signed(b'"v":1,"gen":-1,"data":{}}'))
+attempt("gen-text", signed(b'"v":1,"gen":"3","data":{}}'))
+attempt("data-list", signed(b'"v":1,"gen":3,"data":[]}'))
+attempt("section-list", signed(b'"v":1,"gen":3,"data":{"wifi":[]}}'))
+attempt("separator", signed(b'"v":1,"gen":3,"data":{}}', sep=b'";'))
+
+# a section load() does not know is dropped, the known ones kept
+P = "unknown.json"
+with open(P, "wb") as f:
+    f.write(signed(b'"v":1,"gen":3,"data":{"meta":{"a":1},"zzz":{"b":2}}}'))
+s = Store(P)
+print(json.dumps({"case": "unknown-section", "got": s.load(), "status": s.status}))
+"""
+
+
+@pytest.fixture(scope="module")
+def cases(mpy_in):
+    run = mpy_in("store_parse").run(SCRIPT)
+    return {d["case"]: d for d in (json.loads(x) for x in run.lines if x.startswith("{"))}
+
+
+@pytest.mark.parametrize("case,why", [
+    ("not-json", "not JSON"),
+    ("gen-negative", "malformed record"),
+    ("gen-text", "malformed record"),
+    ("data-list", "malformed record"),
+    ("section-list", "malformed section"),
+    ("separator", "not a store file"),
+])
+def test_a_checksummed_file_that_is_not_a_record_is_passed_over_for_the_previous(cases, case,
+                                                                                   why):
+    got = cases[case]
+    assert (got["error"], got["status"], got["previous"]) == (None, "previous", True)
+    assert got["problems"] == [why]
+
+
+def test_a_section_load_does_not_know_is_dropped_and_the_rest_kept(cases):
+    assert cases["unknown-section"] == {"case": "unknown-section", "got": {"meta": {"a": 1}},
+                                        "status": "ok"}
