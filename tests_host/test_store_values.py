@@ -2,7 +2,8 @@
 port: finite floats, values nested up to four levels (five, or an object
 with a key that is not a string, are refused naming the field), and clear()
 when the previous generation is already gone; put() keeps a copy and get()
-and load() give copies. Each case prints what the store holds afterwards."""
+and load() give copies; its repr. Each case prints what the store holds
+afterwards."""
 
 import json
 
@@ -57,6 +58,12 @@ s = Store("tuple.json")
 s.put("state", pair=(1, 2))
 print(json.dumps({"case": "tuple", "type": type(s.get("state")["pair"]).__name__,
                   "same-put": s.put("state", pair=[1, 2]), "writes": s.writes}))
+
+# repr: where, which generation, how it loaded and the section names, no value
+s = Store("repr.json")
+s.put("wifi", networks=[{"ssid": "home", "password": "pw-in-repr-1"}])
+s.put("meta", note="n")
+print(json.dumps({"case": "repr", "repr": repr(s)}))
 
 # clear() when the previous generation is already gone (removed by hand
 # after the store fell back to it): missing is fine, the clear still happens
@@ -122,6 +129,10 @@ def test_changing_what_was_put_or_what_get_and_load_gave_changes_nothing_stored(
 def test_a_tuple_is_held_as_a_list_so_the_same_list_writes_nothing(cases):
     got = cases["tuple"]
     assert (got["type"], got["same-put"], got["writes"]) == ("list", False, 1)
+
+
+def test_repr_names_path_generation_status_and_sections_in_order_without_values(cases):
+    assert cases["repr"]["repr"] == "<Store repr.json gen=2 status=ok sections=meta,wifi>"
 
 
 def test_clear_succeeds_when_the_previous_generation_is_already_gone(cases):
