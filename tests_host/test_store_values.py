@@ -59,6 +59,11 @@ s.put("state", pair=(1, 2))
 print(json.dumps({"case": "tuple", "type": type(s.get("state")["pair"]).__name__,
                   "same-put": s.put("state", pair=[1, 2]), "writes": s.writes}))
 
+# a Store not loaded yet: nothing read, nothing passed over, nothing written
+s = Store("never.json")
+print(json.dumps({"case": "new", "status": s.status, "problems": s.problems,
+                  "writes": s.writes, "repr": repr(s)}))
+
 # repr: where, which generation, how it loaded and the section names, no value
 s = Store("repr.json")
 s.put("wifi", networks=[{"ssid": "home", "password": "pw-in-repr-1"}])
@@ -129,6 +134,11 @@ def test_changing_what_was_put_or_what_get_and_load_gave_changes_nothing_stored(
 def test_a_tuple_is_held_as_a_list_so_the_same_list_writes_nothing(cases):
     got = cases["tuple"]
     assert (got["type"], got["same-put"], got["writes"]) == ("list", False, 1)
+
+
+def test_a_store_not_loaded_yet_is_new_with_no_problems_and_no_writes(cases):
+    assert cases["new"] == {"case": "new", "status": "new", "problems": [], "writes": 0,
+                            "repr": "<Store never.json gen=0 status=new sections=>"}
 
 
 def test_repr_names_path_generation_status_and_sections_in_order_without_values(cases):
