@@ -1,5 +1,5 @@
-"""Store files whose checksum holds but whose content does not: load()
-passes over each, names why in Store.problems and falls back to the
+"""Store files whose checksum holds but whose content or size does not:
+load() passes over each, names why in Store.problems and falls back to the
 previous generation, never raising. The files are made here with a correct
 CRC, so only the checks after the checksum can refuse them."""
 
@@ -41,6 +41,8 @@ attempt("gen-text", signed(b'"v":1,"gen":"3","data":{}}'))
 attempt("data-list", signed(b'"v":1,"gen":3,"data":[]}'))
 attempt("section-list", signed(b'"v":1,"gen":3,"data":{"wifi":[]}}'))
 attempt("separator", signed(b'"v":1,"gen":3,"data":{}}', sep=b'";'))
+# a whole record, checksum and all, but over the 8 KB that load() reads
+attempt("oversize", signed(b'"v":1,"gen":3,"data":{"meta":{"note":"%s"}}}' % (b"a" * 9000)))
 
 # a section load() does not know is dropped, the known ones kept
 P = "unknown.json"
@@ -64,6 +66,7 @@ def cases(mpy_in):
     ("data-list", "malformed record"),
     ("section-list", "malformed section"),
     ("separator", "not a store file"),
+    ("oversize", "larger than 8192 bytes"),
 ])
 def test_a_checksummed_file_that_is_not_a_record_is_passed_over_for_the_previous(cases, case,
                                                                                    why):
