@@ -1,7 +1,8 @@
 """Store files whose checksum holds but whose content or size does not:
 load() passes over each, names why in Store.problems and falls back to the
-previous generation, never raising. The files are made here with a correct
-CRC, so only the checks after the checksum can refuse them."""
+previous generation, never raising (also when the current file cannot be
+opened at all). The files are made here with a correct CRC, so only the
+checks after the checksum can refuse them."""
 
 import json
 
@@ -19,20 +20,28 @@ def signed(rest, sep=b'",'):
     return b'{"crc":"%08x' % (crc32(rest) & 0xFFFFFFFF) + sep + rest
 
 
-def attempt(case, raw):
-    P = case + ".json"  # a flash of its own
+def two_generations(P):
     s = Store(P)
     s.put("wifi", **GOOD["wifi"])
-    s.put("meta", note="current")  # the current file, then replaced below
-    with open(P, "wb") as f:
-        f.write(raw)
-    back = Store(P)
+    s.put("meta", note="current")  # the current file, replaced by the caller
+
+
+def report(case, back, loads=1):
     try:
-        got, error = back.load(), None
+        for _ in range(loads):
+            got, error = back.load(), None
     except Exception as e:
         got, error = None, repr(e)
     print(json.dumps({"case": case, "error": error, "status": back.status,
                       "problems": [why for _, why in back.problems], "previous": got == GOOD}))
+
+
+def attempt(case, raw, loads=1):
+    P = case + ".json"  # a flash of its own
+    two_generations(P)
+    with open(P, "wb") as f:
+        f.write(raw)
+    report(case, Store(P), loads)
 
 
 attempt("not-json", signed(b'"v":1,"gen":3,"data":{"wifi":{}'))
@@ -43,6 +52,15 @@ attempt("section-list", signed(b'"v":1,"gen":3,"data":{"wifi":[]}}'))
 attempt("separator", signed(b'"v":1,"gen":3,"data":{}}', sep=b'";'))
 # a whole record, checksum and all, but over the 8 KB that load() reads
 attempt("oversize", signed(b'"v":1,"gen":3,"data":{"meta":{"note":"%s"}}}' % (b"a" * 9000)))
+
+# loaded twice: the problems are those of the last load, not both
+attempt("loaded-twice", signed(b'"v":1,"gen":3,"data":{"wifi":{}'), loads=2)
+
+# the current "file" cannot be opened at all: a directory in its place
+two_generations("dir.json")
+os.remove("dir.json")
+os.mkdir("dir.json")
+report("directory", Store("dir.json"))
 
 # a section load() does not know is dropped, the known ones kept
 P = "unknown.json"
@@ -73,6 +91,16 @@ def test_a_checksummed_file_that_is_not_a_record_is_passed_over_for_the_previous
     got = cases[case]
     assert (got["error"], got["status"], got["previous"]) == (None, "previous", True)
     assert got["problems"] == [why]
+
+
+def test_a_second_load_reports_only_its_own_problems(cases):
+    assert cases["loaded-twice"]["problems"] == ["not JSON"]
+
+
+def test_a_current_file_that_cannot_be_opened_is_passed_over_for_the_previous(cases):
+    got = cases["directory"]
+    assert (got["error"], got["status"], got["previous"]) == (None, "previous", True)
+    assert len(got["problems"]) == 1 and got["problems"][0].startswith("unreadable (")
 
 
 def test_a_section_load_does_not_know_is_dropped_and_the_rest_kept(cases):
