@@ -2,8 +2,8 @@
 port: finite floats, values nested up to four levels (five, or an object
 with a key that is not a string, are refused naming the field), and clear()
 when the previous generation is already gone; put() keeps a copy and get()
-and load() give copies; its repr. Each case prints what the store holds
-afterwards."""
+and load() give copies; unknown sections are refused; its repr. Each case
+prints what the store holds afterwards."""
 
 import json
 
@@ -58,6 +58,17 @@ s = Store("tuple.json")
 s.put("state", pair=(1, 2))
 print(json.dumps({"case": "tuple", "type": type(s.get("state")["pair"]).__name__,
                   "same-put": s.put("state", pair=[1, 2]), "writes": s.writes}))
+
+# a section name that is not one of the record's
+s = Store("sections.json")
+for op, fn in (("get", lambda: s.get("secrets")), ("put", lambda: s.put("secrets", a=1)),
+               ("clear", lambda: s.clear("wifi", "secrets"))):
+    try:
+        fn()
+        error = None
+    except ValueError as e:
+        error = str(e)
+    print(json.dumps({"case": "unknown-section-" + op, "error": error}))
 
 # a Store not loaded yet: nothing read, nothing passed over, nothing written
 s = Store("never.json")
@@ -134,6 +145,11 @@ def test_changing_what_was_put_or_what_get_and_load_gave_changes_nothing_stored(
 def test_a_tuple_is_held_as_a_list_so_the_same_list_writes_nothing(cases):
     got = cases["tuple"]
     assert (got["type"], got["same-put"], got["writes"]) == ("list", False, 1)
+
+
+@pytest.mark.parametrize("op", ["get", "put", "clear"])
+def test_an_unknown_section_is_refused_naming_it(cases, op):
+    assert cases["unknown-section-" + op]["error"] == "store: unknown section 'secrets'"
 
 
 def test_a_store_not_loaded_yet_is_new_with_no_problems_and_no_writes(cases):
