@@ -59,6 +59,11 @@ s.put("state", pair=(1, 2))
 print(json.dumps({"case": "tuple", "type": type(s.get("state")["pair"]).__name__,
                   "same-put": s.put("state", pair=[1, 2]), "writes": s.writes}))
 
+# put() on a Store not loaded yet (a fresh boot) merges into what the flash holds
+Store("boot.json").put("wifi", networks=[{"ssid": "home", "password": "pw-boot-1"}])
+Store("boot.json").put("cloud", token="t-1")
+print(json.dumps({"case": "put-before-load", "stored": Store("boot.json").load()}))
+
 # a section name that is not one of the record's
 s = Store("sections.json")
 for op, fn in (("get", lambda: s.get("secrets")), ("put", lambda: s.put("secrets", a=1)),
@@ -145,6 +150,12 @@ def test_changing_what_was_put_or_what_get_and_load_gave_changes_nothing_stored(
 def test_a_tuple_is_held_as_a_list_so_the_same_list_writes_nothing(cases):
     got = cases["tuple"]
     assert (got["type"], got["same-put"], got["writes"]) == ("list", False, 1)
+
+
+def test_put_on_a_store_not_loaded_yet_keeps_what_the_flash_holds(cases):
+    assert cases["put-before-load"]["stored"] == {
+        "wifi": {"networks": [{"ssid": "home", "password": "pw-boot-1"}]},
+        "cloud": {"token": "t-1"}}
 
 
 @pytest.mark.parametrize("op", ["get", "put", "clear"])
