@@ -64,6 +64,13 @@ Store("boot.json").put("wifi", networks=[{"ssid": "home", "password": "pw-boot-1
 Store("boot.json").put("cloud", token="t-1")
 print(json.dumps({"case": "put-before-load", "stored": Store("boot.json").load()}))
 
+# removing a section's last field removes the section from the flash
+s = Store("last.json")
+s.put("cloud", token="t-2")
+s.put("meta", note="kept")
+s.put("cloud", token=None)
+print(json.dumps({"case": "last-field", "stored": Store("last.json").load()}))
+
 # a section name that is not one of the record's
 s = Store("sections.json")
 for op, fn in (("get", lambda: s.get("secrets")), ("put", lambda: s.put("secrets", a=1)),
@@ -156,6 +163,10 @@ def test_put_on_a_store_not_loaded_yet_keeps_what_the_flash_holds(cases):
     assert cases["put-before-load"]["stored"] == {
         "wifi": {"networks": [{"ssid": "home", "password": "pw-boot-1"}]},
         "cloud": {"token": "t-1"}}
+
+
+def test_removing_the_last_field_of_a_section_removes_it_from_the_flash(cases):
+    assert cases["last-field"]["stored"] == {"meta": {"note": "kept"}}
 
 
 @pytest.mark.parametrize("op", ["get", "put", "clear"])
