@@ -59,10 +59,13 @@ s.put("state", pair=(1, 2))
 print(json.dumps({"case": "tuple", "type": type(s.get("state")["pair"]).__name__,
                   "same-put": s.put("state", pair=[1, 2]), "writes": s.writes}))
 
-# put() on a Store not loaded yet (a fresh boot) merges into what the flash holds
+# put() and clear() on a Store not loaded yet (a fresh boot) work on what the flash holds
 Store("boot.json").put("wifi", networks=[{"ssid": "home", "password": "pw-boot-1"}])
 Store("boot.json").put("cloud", token="t-1")
 print(json.dumps({"case": "put-before-load", "stored": Store("boot.json").load()}))
+cleared = Store("boot.json").clear("wifi")
+print(json.dumps({"case": "clear-before-load", "cleared": cleared,
+                  "stored": Store("boot.json").load()}))
 
 # removing a section's last field removes the section from the flash
 s = Store("last.json")
@@ -163,6 +166,11 @@ def test_put_on_a_store_not_loaded_yet_keeps_what_the_flash_holds(cases):
     assert cases["put-before-load"]["stored"] == {
         "wifi": {"networks": [{"ssid": "home", "password": "pw-boot-1"}]},
         "cloud": {"token": "t-1"}}
+
+
+def test_clear_on_a_store_not_loaded_yet_clears_what_the_flash_holds(cases):
+    got = cases["clear-before-load"]
+    assert (got["cleared"], got["stored"]) == (True, {"cloud": {"token": "t-1"}})
 
 
 def test_removing_the_last_field_of_a_section_removes_it_from_the_flash(cases):
