@@ -63,8 +63,9 @@ print(json.dumps({"case": "tuple", "type": type(s.get("state")["pair"]).__name__
 Store("boot.json").put("wifi", networks=[{"ssid": "home", "password": "pw-boot-1"}])
 Store("boot.json").put("cloud", token="t-1")
 print(json.dumps({"case": "put-before-load", "stored": Store("boot.json").load()}))
+absent = Store("boot.json").clear("enrol")
 cleared = Store("boot.json").clear("wifi")
-print(json.dumps({"case": "clear-before-load", "cleared": cleared,
+print(json.dumps({"case": "clear-before-load", "cleared": cleared, "absent": absent,
                   "stored": Store("boot.json").load()}))
 
 # removing a section's last field removes the section from the flash
@@ -171,6 +172,10 @@ def test_put_on_a_store_not_loaded_yet_keeps_what_the_flash_holds(cases):
 def test_clear_on_a_store_not_loaded_yet_clears_what_the_flash_holds(cases):
     got = cases["clear-before-load"]
     assert (got["cleared"], got["stored"]) == (True, {"cloud": {"token": "t-1"}})
+
+
+def test_clear_of_a_section_not_there_says_false(cases):
+    assert cases["clear-before-load"]["absent"] is False
 
 
 def test_removing_the_last_field_of_a_section_removes_it_from_the_flash(cases):
