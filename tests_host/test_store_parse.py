@@ -56,6 +56,17 @@ attempt("oversize", signed(b'"v":1,"gen":3,"data":{"meta":{"note":"%s"}}}' % (b"
 # loaded twice: the problems are those of the last load, not both
 attempt("loaded-twice", signed(b'"v":1,"gen":3,"data":{"wifi":{}'), loads=2)
 
+# a write after a fallback leaves a valid current file: nothing is passed over any more
+P = "rewritten.json"
+two_generations(P)
+with open(P, "wb") as f:
+    f.write(signed(b'"v":1,"gen":3,"data":{"wifi":{}'))
+s = Store(P)
+s.load()
+before = len(s.problems)
+s.put("meta", note="rewritten")
+print(json.dumps({"case": "rewritten", "before": before, "after": s.problems, "status": s.status}))
+
 # the current "file" cannot be opened at all: a directory in its place
 two_generations("dir.json")
 os.remove("dir.json")
@@ -95,6 +106,11 @@ def test_a_checksummed_file_that_is_not_a_record_is_passed_over_for_the_previous
 
 def test_a_second_load_reports_only_its_own_problems(cases):
     assert cases["loaded-twice"]["problems"] == ["not JSON"]
+
+
+def test_a_write_after_a_fallback_clears_the_problems(cases):
+    got = cases["rewritten"]
+    assert (got["before"], got["after"], got["status"]) == (1, [], "ok")
 
 
 def test_a_current_file_that_cannot_be_opened_is_passed_over_for_the_previous(cases):
