@@ -53,6 +53,9 @@ attempt("separator", signed(b'"v":1,"gen":3,"data":{}}', sep=b'";'))
 # a whole record, checksum and all, but over the 8 KB that load() reads
 attempt("oversize", signed(b'"v":1,"gen":3,"data":{"meta":{"note":"%s"}}}' % (b"a" * 9000)))
 
+# generation 0 is a generation like any other (an empty store is at 0)
+attempt("gen-zero", signed(b'"v":1,"gen":0,"data":{"meta":{"note":"zero"}}}'))
+
 # loaded twice: the problems are those of the last load, not both
 attempt("loaded-twice", signed(b'"v":1,"gen":3,"data":{"wifi":{}'), loads=2)
 
@@ -102,6 +105,11 @@ def test_a_checksummed_file_that_is_not_a_record_is_passed_over_for_the_previous
     got = cases[case]
     assert (got["error"], got["status"], got["previous"]) == (None, "previous", True)
     assert got["problems"] == [why]
+
+
+def test_a_record_of_generation_0_is_loaded(cases):
+    got = cases["gen-zero"]
+    assert (got["error"], got["status"], got["problems"]) == (None, "ok", [])
 
 
 def test_a_second_load_reports_only_its_own_problems(cases):
