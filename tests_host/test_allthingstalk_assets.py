@@ -1,9 +1,10 @@
-"""AllThingsTalk assets from the product's config, seen from the simulator
-(its request log and the device's asset list) and the device's flash: up to
-16 are made, with the documented defaults, only the ones not made yet, and
-no asset list is written without assets; a config it cannot use, or a
-stored record missing its device id or token, is last_error 700 before any
-request; an asset PUT refused with 403 is 703."""
+"""AllThingsTalk (onboard.clouds.allthingstalk) assets from the product's
+config, seen from the simulator (its request log and the device's asset
+list) and the device's flash: up to 16 are made, with the documented
+defaults, only the ones not made yet, and no asset list is written without
+assets; a config it cannot use, or a stored record missing its device id or
+token, is last_error 700 before any request; an asset PUT refused with 403
+is 703."""
 
 import pytest
 from test_profiles import admin, api, att_config, configure

@@ -1,7 +1,8 @@
-"""The Blynk profile's start on a simulated device, seen from the
-simulator's request log, the device's state and its flash: how each answer
-to the activation is taken, what the info message tells the cloud (and
-that the broker does not keep it), and a stored record without a token."""
+"""The Blynk profile's start (onboard.clouds.blynk) on a simulated device,
+seen from the simulator's request log, the device's state and its flash:
+how each answer to the activation is taken, what the info message tells the
+cloud (and that the broker does not keep it), and a stored record without a
+token."""
 
 import json
 

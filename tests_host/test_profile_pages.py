@@ -1,6 +1,8 @@
-"""Each cloud profile's setup page, fetched from a simulated device in setup
-mode: the profile's fields are on the form, its secrets (tokens) in
-password inputs that the browser masks, the rest in text inputs."""
+"""Each cloud profile's setup page (onboard.clouds.spokezone,
+onboard.clouds.allthingstalk, onboard.clouds.blynk), fetched from a
+simulated device in setup mode: the profile's fields are on the form, its
+secrets (tokens) in password inputs that the browser masks, the rest in
+text inputs."""
 
 import re
 

@@ -1,13 +1,13 @@
-"""How a Spoke Zone device takes each answer to its renewal (POST
-/loginDevice of a token with 11 h left), seen from the simulator's request
-log, the device's events and its flash: a request the server calls wrong
-(400, 404, 499) is last_error 700 and not sent again, refused credentials
-(401, 403) are 703, a timeout, a busy server or a new token that does not
-check is tried again, which then renews; "still valid" keeps the token.
-When the next renewal is due, as stored beside the token: 12 h before a
-new token's expiry (10 min before when it lives less, or when the server
-called the old one still valid), also when the time was unknown until the
-renewal's Date. A stored record missing its token or uuid is 700."""
+"""How a Spoke Zone device (onboard.clouds.spokezone) takes each answer to its
+renewal (POST /loginDevice of a token with 11 h left), seen from the
+simulator's request log, the device's events and its flash: a request the
+server calls wrong (400, 404, 499) is last_error 700 and not sent again,
+refused credentials (401, 403) are 703, a timeout, a busy server or a new
+token that does not check is tried again, which then renews; "still valid"
+keeps the token. When the next renewal is due, as stored beside the token:
+12 h before a new token's expiry (10 min before when it lives less, or when
+the server called the old one still valid), also when the time was unknown
+until the renewal's Date. A stored record missing its token or uuid is 700."""
 
 from collections import namedtuple
 

@@ -1,6 +1,6 @@
-"""clear() under a power cut at every write, on LittleFS and on FAT: a cut
-clear raises, so the caller never takes cleared secrets for gone while the
-previous generation may still hold them."""
+"""clear() of onboard.store under a power cut at every write, on LittleFS and
+on FAT: a cut clear raises, so the caller never takes cleared secrets for
+gone while the previous generation may still hold them."""
 
 import pytest
 from test_store_powercut import SMALL, sweep
