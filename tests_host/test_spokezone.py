@@ -21,7 +21,7 @@ def sz(cloudsim):
     api(cloudsim, "POST", "/_sim/clock", {"reset": True}, admin(cloudsim))
 
 
-def make(device, sim, lifetime=WEEK, cpu="cpu-sz-t"):
+def make(device, sim, lifetime=WEEK, cpu="cpu-sz-t", **extra):
     user = api(sim, "POST", "/spokezone/login",
                {"username": "super", "password": "super-password"})["token"]
     sim.lifetimes["spokezone"] = lifetime
@@ -32,7 +32,7 @@ def make(device, sim, lifetime=WEEK, cpu="cpu-sz-t"):
         sim.lifetimes["spokezone"] = WEEK
     config = {"profile": "spokezone", "api": f"https://127.0.0.1:{sim.https_port}/spokezone",
               "host": "127.0.0.1", "port": sim.broker.mqtts_port,
-              "ca": str(sim.dir / "ca.pem"), "time": sim.time_config()}
+              "ca": str(sim.dir / "ca.pem"), "time": sim.time_config(), **extra}
     d = device(config=config)
     return d, {"token": dev["token"], "uuid": dev["uuid"], "cpu_id": cpu}, dev, config
 

@@ -1,0 +1,147 @@
+"""How a Spoke Zone device (onboard.clouds.spokezone) takes each answer to its
+renewal (POST /loginDevice of a token with 11 h left), seen from the
+simulator's request log, the device's events and its flash: a request the
+server calls wrong (400, 404, 499) is last_error 700 and not sent again,
+refused credentials (401, 403) are 703, a timeout, a busy server or a new
+token that does not check is tried again, which then renews; "still valid"
+keeps the token. When the next renewal is due, as stored beside the token:
+12 h before a new token's expiry (10 min before when it lives less, or when
+the server called the old one still valid), also when the time was unknown
+until the renewal's Date. A stored record missing its token or uuid is 700."""
+
+from collections import namedtuple
+
+import pytest
+from test_allthingstalk_assets import edit_cloud, online_or_setup
+from test_portal import free_port
+from test_profiles import admin, api, configure
+from test_spokezone import HOUR, PATH, WEEK, make, renewals
+
+from cloudsim import jwt
+
+Renewal = namedtuple("Renewal", "d fields dev before end events")
+
+FAST_RETRY = {"backoff": {"base": 0.05, "cap": 0.1}}  # retries at once: no waiting in tests
+
+
+@pytest.fixture
+def sim(cloudsim):
+    yield cloudsim
+    api(cloudsim, "DELETE", "/_sim/faults", None, admin(cloudsim))
+
+
+def renew_against(device, sim, fault, cpu):
+    """A device whose token has 11 h left, its first renewal answered by
+    fault, run until online or back in setup mode: a Renewal (the device,
+    the fields it was given, the device as the simulator has it, renewals
+    before, the state it ended in, its events since it was configured)."""
+    d, fields, dev, _ = make(device, sim, lifetime=11 * HOUR, cpu=cpu, **FAST_RETRY)
+    api(sim, "POST", "/_sim/faults", {"path": PATH, "method": "POST", **fault}, admin(sim))
+    before = renewals(sim)
+    configure(d, **fields)
+    events = []
+    end = d.wait_for(lambda e: events.append(e) or e["state"] in ("RUNNING", "WAIT_CONFIG"),
+                     "online or setup mode")
+    return Renewal(d, fields, dev, before, end, events)
+
+
+@pytest.mark.parametrize("status,last_error", [(400, 700), (404, 700), (499, 700),
+                                               (401, 703), (403, 703)])
+def test_a_renewal_the_server_calls_wrong_or_refuses_ends_in_setup_mode_unretried(
+        device, sim, status, last_error):
+    d, fields, _, before, end, _ = renew_against(
+        device, sim, {"kind": "status", "status": status}, f"cpu-sz-{status}")
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", last_error)
+    assert renewals(sim) == before + 1
+    assert d.store()["cloud"]["token"] == fields["token"]
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 503])
+def test_a_renewal_answered_with_a_timeout_or_busy_server_is_retried_and_renews(
+        device, sim, status):
+    d, fields, _, before, end, _ = renew_against(
+        device, sim, {"kind": "status", "status": status}, f"cpu-sz-{status}")
+    assert end["state"] == "RUNNING"
+    assert renewals(sim) == before + 2
+    assert d.store()["cloud"]["token"] != fields["token"]
+
+
+def test_a_new_token_that_does_not_check_is_not_stored_and_the_renewal_is_retried(device, sim):
+    fault = {"kind": "shape", "status": 201, "body": {"token": "not.a-token.at-all"}}
+    d, _, dev, before, end, _ = renew_against(device, sim, fault, "cpu-sz-shape")
+    assert end["state"] == "RUNNING"
+    assert renewals(sim) == before + 2
+    assert d.store()["cloud"]["token"] == sim.clouds["spokezone"].devices[dev["id"]]["token"]
+
+
+def test_the_log_names_the_renewal_when_its_new_token_does_not_check(device, sim):
+    fault = {"kind": "shape", "status": 201, "body": {"token": "not.a-token.at-all"}}
+    d, _, _, _, end, _ = renew_against(device, sim, fault, "cpu-sz-shape-log")
+    assert end["state"] == "RUNNING"
+    d.stop()  # all it logged is in the file
+    log = d.log_path.read_text()
+    assert "cloud: renewal failed, will retry" in log
+    assert "unexpected" not in log
+
+
+STILL_VALID = {"kind": "shape", "status": 200, "body": {"message": "token still valid"}}
+
+
+def test_a_renewal_answered_still_valid_keeps_the_token_and_reports_no_renewal(device, sim):
+    r = renew_against(device, sim, STILL_VALID, "cpu-sz-valid")
+    assert r.end["state"] == "RUNNING"
+    assert renewals(sim) == r.before + 1
+    assert r.d.store()["cloud"]["token"] == r.fields["token"]
+    assert [e for e in r.events if "renewed" in e] == []
+
+
+def test_a_token_the_server_calls_still_valid_is_renewed_next_10_min_before_expiry(device, sim):
+    r = renew_against(device, sim, STILL_VALID, "cpu-sz-valid-next")
+    exp = jwt.decode(r.fields["token"], sim.clouds["spokezone"].key)["exp"]
+    assert r.d.store()["cloud"]["renew"] == [exp, exp - 600]
+
+
+@pytest.mark.parametrize("drop", ["uuid", "token"])
+def test_a_stored_record_missing_its_uuid_or_token_is_last_error_700(device, sim, mpy, drop):
+    d, fields, _, config = make(device, sim)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    d.kill()
+    edit_cloud(mpy, d, **{drop: None})
+    again = device(same_as=d, config=config)
+    end = online_or_setup(again)
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
+
+
+def renewed_schedule(device, sim, cpu, issued=WEEK, **config):
+    """A device whose token has 11 h left, renewed at boot to a token that
+    lives issued seconds: (the stored token, the stored renewal schedule,
+    the new token's expiry)."""
+    d, fields, _, _ = make(device, sim, lifetime=11 * HOUR, cpu=cpu, **config)
+    sim.lifetimes["spokezone"] = issued
+    try:
+        configure(d, **fields)
+        d.wait_state("RUNNING")
+    finally:
+        sim.lifetimes["spokezone"] = WEEK
+    cloud = d.store()["cloud"]
+    assert cloud["token"] != fields["token"]
+    exp = jwt.decode(cloud["token"], sim.clouds["spokezone"].key)["exp"]
+    return cloud["token"], cloud["renew"], exp
+
+
+def test_a_renewed_token_is_due_for_renewal_12_h_before_its_own_expiry(device, sim):
+    _, renew, exp = renewed_schedule(device, sim, "cpu-sz-next")
+    assert renew == [exp, exp - 12 * HOUR]
+
+
+def test_with_the_time_unknown_the_schedule_comes_from_the_renewals_date(device, sim):
+    # no time source answers: the renewal goes out at once and its Date sets the clock
+    nowhere = {"ntp": [f"127.0.0.1:{free_port()}"], "http": f"http://127.0.0.1:{free_port()}/"}
+    _, renew, exp = renewed_schedule(device, sim, "cpu-sz-no-time", time=nowhere)
+    assert renew == [exp, exp - 12 * HOUR]
+
+
+def test_a_renewed_token_living_under_12_h_is_due_10_min_before_its_expiry(device, sim):
+    _, renew, exp = renewed_schedule(device, sim, "cpu-sz-short", issued=11 * HOUR)
+    assert renew == [exp, exp - 600]
