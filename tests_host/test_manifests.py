@@ -67,6 +67,13 @@ def test_a_blynk_product_leaves_the_other_clouds_out():
                 t not in ("onboard/clouds/blynk.py", "onboard/clouds/__init__.py")]
 
 
+def test_a_product_gets_the_blocking_clients_only_when_it_asks_for_them():
+    # the runtime talks through ahttp/amqtt: onboard.http and onboard.mqtt are the application's
+    blocking = {"onboard/http.py", "onboard/mqtt.py"}
+    assert not blocking & set(manifest.modules("blynk"))
+    assert blocking <= set(manifest.modules("blynk", "clients"))
+
+
 def firmware_files(**options):
     m = Manifest()
     m.include(str(ROOT / "boards" / "esp32_generic" / "manifest.py"), **options)

@@ -1,8 +1,8 @@
-# onboard's network: sockets and TLS contexts, errors, the CA loader, the
-# HTTP and MQTT clients and the time sync (clock asks it before the first
-# verified TLS connection).
-metadata(description="onboard net: net, errors, ca, http, ahttp, mqtt, timesync",
-         version="0.1.0")
+# onboard's network as the runtime uses it: sockets and TLS contexts, errors,
+# the CA loader, the asyncio HTTP and MQTT clients (and what they share with
+# the blocking ones of onboard-clients) and the time sync (clock asks it
+# before the first verified TLS connection).
+metadata(description="onboard net: net, errors, ca, ahttp, amqtt, timesync", version="0.1.0")
 
 add_library("onboard", "..")
 require("onboard-core", library="onboard")
@@ -13,11 +13,9 @@ package(
         "errors.py",
         "net.py",
         "ca.py",
-        "http.py",
         "httpmsg.py",
         "ahttp.py",
         "redirect.py",
-        "mqtt.py",
         "mqttbase.py",
         "amqtt.py",
         "timesync.py",

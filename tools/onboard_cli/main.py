@@ -18,8 +18,9 @@ def parser():
 
     ro = sub.add_parser("romfs", help="a ROMFS image of onboard (.mpy) for a board's "
                         "ROMFS partition, in build/")
-    ro.add_argument("--cloud", action="append", choices=CLOUDS,
-                    help="only this cloud's components (repeatable; default: every cloud)")
+    ro.add_argument("--cloud", action="append", choices=CLOUDS + ("clients",),
+                    help="only this cloud's components (repeatable; default: every cloud; "
+                         "clients: the blocking http and mqtt)")
     ro.add_argument("--board", help="add this board's modules (a folder of boards/)")
     ro.add_argument("--output", default="build/onboard.romfs")
 
@@ -69,9 +70,9 @@ def parser():
     dp.add_argument("--board", default="esp32_generic", help="a folder of boards/")
     dp.add_argument("--config", default="firmware/config.example.json")
     dp.add_argument("--ca", help="the CA file the device trusts (copied as /ca.pem)")
-    dp.add_argument("--cloud", action="append", choices=CLOUDS,
+    dp.add_argument("--cloud", action="append", choices=CLOUDS + ("clients",),
                     help="only this cloud's components (manifests/; repeatable; "
-                         "default: every cloud)")
+                         "default: every cloud; clients: the blocking http and mqtt)")
     dp.add_argument("--romfs", action="store_true",
                     help="the library and board modules into the board's ROMFS partition "
                          "(make romfs) instead of the filesystem")

@@ -14,7 +14,7 @@ from .paths import ROOT, ToolError
 
 MANIFESTS = ROOT / "manifests"
 CLOUDS = ("blynk", "spokezone", "allthingstalk", "imp", "plgd")
-COMPONENTS = ("core", "net", "setup") + CLOUDS
+COMPONENTS = ("core", "net", "setup", "clients") + CLOUDS
 
 
 class _Options:
