@@ -82,7 +82,8 @@ class Board:
         put(None)
 
     def log_text(self):
-        lines = self.log if len(self.log) <= 120 else self.log[:80] + ["..."] + self.log[-40:]
+        log = [line for line in self.log if line is not None]  # (None: the stream's end)
+        lines = log if len(log) <= 120 else log[:80] + ["..."] + log[-40:]
         if self.relays.exists():
             with open(self.relays) as f:
                 f.seek(self.relays_from)
@@ -870,27 +871,16 @@ def test_power_cuts_at_moments_of_a_token_renewal_keep_a_token_and_the_board_com
     flash = tmp_path / "flash.bin"
     topic = f"mrs/d/{dev['id']}/status"
     writes = FlashWrites(flash)
-    try:
-        # one renewal uncut: how many flash writes it makes, from its request to online
+
+    def renewal(board):
+        # from the renewal request on (cut_through's trigger)
         next_renewal(sim, board)
-        start, seen = writes.count, len(board.events)
-        board.wait_state("RUNNING", until=lambda e: e.get("online")
-                         and board.events.index(e) >= seen)
-        moments = spread(writes.count - start)
-        print("renewal: flash writes", writes.count - start, "cuts at", moments)
-        results = []
-        for cycle, k in enumerate(moments):
-            next_renewal(sim, board)
-            start, seen, mark = writes.count, len(board.events), len(sim.issued)
-            before = token_now(flash)
-            got = cut_at(board, writes, start, k, seen, lambda e: e.get("online"))
-            stored = read_store(mpy, flash, tmp_path / f"cut{cycle}")
-            which = holds(stored, [before] + sim.issued[mark:], cycle)
-            board = boot_online(sim, topic, lambda: start_board(boards, tmp_path, sim, config,
-                                                                flash))
-            results.append((k, got, which))
-        print("renewal cuts (moment, writes seen, token kept):", results)
-        assert len(results) == MOMENTS
+        start, seen, mark = writes.count, len(board.events), len(sim.issued)
+        return start, seen, token_now(flash), mark
+
+    try:
+        cut_through("renewal", renewal, lambda e: e.get("online"), board, writes, flash, sim,
+                    mpy, tmp_path, topic, lambda: start_board(boards, tmp_path, sim, config, flash))
     finally:
         writes.close()
 
@@ -931,24 +921,34 @@ def test_power_cuts_at_moments_of_a_credential_write_keep_credentials_and_the_bo
         return start, seen, before, mark
 
     try:
-        # one credential write uncut: how many flash writes, from /config to RUNNING
-        start, seen, _, _ = new_credentials(board)
-        board.wait_state("RUNNING", until=lambda e: board.events.index(e) >= seen)
-        moments = spread(writes.count - start)
-        print("credential write: flash writes", writes.count - start, "cuts at", moments)
-        results = []
-        for cycle, k in enumerate(moments):
-            start, seen, before, mark = new_credentials(board)
-            got = cut_at(board, writes, start, k, seen, lambda e: e["state"] == "RUNNING")
-            stored = read_store(mpy, flash, tmp_path / f"cut{cycle}")
-            which = holds(stored, [before] + sim.issued[mark:], cycle)
-            board = boot_online(sim, topic, lambda: start_board(boards, tmp_path, sim, config,
-                                                                flash))
-            results.append((k, got, which))
-        print("credential cuts (moment, writes seen, token kept):", results)
-        assert len(results) == MOMENTS
+        cut_through("credential write", new_credentials, lambda e: e["state"] == "RUNNING",
+                    board, writes, flash, sim, mpy, tmp_path, topic,
+                    lambda: start_board(boards, tmp_path, sim, config, flash))
     finally:
         writes.close()
+
+
+def cut_through(name, trigger, done, board, writes, flash, sim, mpy, tmp_path, topic, restart):
+    """Power cuts spread over what trigger(board) starts: one run uncut counts its
+    flash writes (from the trigger until an event done(e) in RUNNING), then for each
+    of MOMENTS the board is killed at that many writes, the flash read back must hold
+    the token before or one cloudsim issued since, and the board restarted on it
+    (restart()) must come back online by itself. trigger returns (writes then,
+    events seen then, the token stored before, tokens cloudsim had issued then)."""
+    start, seen, _, _ = trigger(board)
+    board.wait_state("RUNNING", until=lambda e: done(e) and board.events.index(e) >= seen)
+    moments = spread(writes.count - start)
+    print(f"{name}: flash writes", writes.count - start, "cuts at", moments)
+    results = []
+    for cycle, k in enumerate(moments):
+        start, seen, before, mark = trigger(board)
+        got = cut_at(board, writes, start, k, seen, done)
+        stored = read_store(mpy, flash, tmp_path / f"cut{cycle}")
+        which = holds(stored, [before] + sim.issued[mark:], cycle)
+        board = boot_online(sim, topic, restart)
+        results.append((k, got, which))
+    print(f"{name} cuts (moment, writes seen, token kept):", results)
+    assert len(results) == MOMENTS
 
 
 def _portal_reply(board, path):
