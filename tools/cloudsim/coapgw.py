@@ -306,8 +306,11 @@ class Gateway:
                 note = await notes.__anext__()  # (StopAsyncIteration: the observation ended)
                 self._content(dev, href, note)
                 self.log(f"notified {href}", dev["di"])
-        except Exception:  # noqa: BLE001  the device went away or answered badly
-            pass
+        except Exception as e:  # noqa: BLE001  the device went away or answered badly
+            # (in the sim's log, not its events: a test waiting for a
+            # notification that never comes can then tell why)
+            self.sim.log(f"plgd gateway: observing {href} of {dev['di']} ended: "
+                         f"{type(e).__name__} {e}")
 
     @staticmethod
     def _content(dev, href, msg):
