@@ -34,6 +34,7 @@ cases = [
     ("a new code accepted after a failure", lambda: check(FULL, {}, {"cps": "failed"})),
     ("wifi only keeps the registration",
      lambda: check({"ssid": "x", "cis": "", "at": ""}, {}, REG)),
+    ("a new code replaces a registration", lambda: check(FULL, {}, REG)),
 ]
 for name, f in cases:
     try:
@@ -61,6 +62,7 @@ def rules(mpy_in):
     ("a cis without a port rejected", "rejected", "cis: "),
     ("a cis without a scheme rejected", "rejected", "cis: "),
     ("a new code accepted after a failure", "accepted", "readytoregister"),
+    ("a new code replaces a registration", "accepted", "readytoregister"),
 ])
 def test_coapcloudconf_write_rules(rules, case, outcome, detail):
     got, out, _ = rules[case]
