@@ -165,6 +165,22 @@ def test_settings_the_product_refuses_are_error_1_then_ready(wire):
     assert wire.packet() == (STATE, READY)
 
 
+@pytest.mark.parametrize("ssid,password,error", [("home", "wrong horse", UNABLE),
+                                                   ("refused", "correct horse", INVALID)])
+def test_a_failed_attempt_after_provisioning_leaves_the_state_ready(wire, ssid, password,
+                                                                     error):
+    # the state it announces after the failure is the one it reports when asked
+    wire.send(wifi_settings("home", "correct horse"))
+    assert [wire.packet()[0] for _ in range(3)] == [STATE, STATE, RESULT]
+    wire.send(wifi_settings(ssid, password))
+    assert [wire.packet() for _ in range(3)] == [(STATE, PROVISIONING), (ERROR, error),
+                                                 (STATE, READY)]
+    wire.send(rpc(GET_CURRENT_STATE))
+    assert wire.packet() == (STATE, READY)
+    wire.send(rpc(GET_DEVICE_INFO))
+    assert wire.packet()[0] == RESULT  # no URL: it is not provisioned any more
+
+
 def settings_body(ssid, password):
     return bytes((len(ssid),)) + ssid + bytes((len(password),)) + password
 
