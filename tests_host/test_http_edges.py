@@ -9,7 +9,7 @@ import socket
 import threading
 
 import pytest
-from servers import reply, wait_closed
+from servers import json_reply, reply, wait_closed
 from test_http import OK, call, redirect, serve  # noqa: F401  (fixtures)
 
 CLIENTS = ["sync", "async"]
@@ -173,3 +173,75 @@ def test_a_server_that_reads_nothing_ends_in_a_send_timeout(mpy, client):
     finally:
         server.close()
     assert out == ["Timeout", "127.0.0.1: send: timed out"]
+
+
+# The reply's bounds: a server that sends one byte past a bound, then stalls,
+# is refused at once; one that stops exactly at the bound is waited for.
+
+def stalls_after(raw):
+    def behaviour(conn, req):
+        conn.sendall(raw)
+        wait_closed(conn)
+    return behaviour
+
+
+STATUS = b"HTTP/1.1 200 OK\r\n"
+CHUNKED = STATUS + b"Transfer-Encoding: chunked\r\n\r\n"
+
+
+def unended_head(size):
+    # a head of `size` bytes that has not ended (no blank line yet)
+    return STATUS + b"X: " + b"y" * (size - len(STATUS) - 3)
+
+
+@pytest.mark.parametrize("raw, phase", [
+    (unended_head(4097), "status"),
+    (CHUNKED + b"0" * 65, "body"),  # a chunk-size line
+    (CHUNKED + b"0\r\n" + b"T: " + b"t" * 254, "body"),  # a trailer line
+], ids=["head-4097", "chunk-size-line-65", "trailer-line-257"])
+def test_a_head_or_line_one_byte_past_its_bound_is_refused_without_waiting(
+        serve, call, raw, phase):  # noqa: F811
+    out = call(serve(stalls_after(raw)).url(), timeout=5)
+    assert (out["error"], out["message"]) == ("ProtocolError", f"127.0.0.1: {phase}: malformed")
+
+
+def test_a_head_of_exactly_4096_bytes_so_far_is_waited_for(serve, call):  # noqa: F811
+    out = call(serve(stalls_after(unended_head(4096))).url(), timeout=2)
+    assert (out["error"], out["message"]) == ("Timeout", "127.0.0.1: reply: timed out")
+
+
+# The request: header values, the method; the Response's json()
+
+def test_a_header_value_that_is_not_a_string_is_sent_as_its_text(serve, call):  # noqa: F811
+    server = serve(OK)
+    assert call(server.url(), headers={"X-Count": 42})["status"] == 200
+    assert b"\r\nX-Count: 42\r\n" in server.received[0]
+
+
+@pytest.mark.parametrize("method", ["GET /evil", "GE\tT", "GET\r\nX-Evil: 1\r\n"])
+def test_a_method_with_a_space_or_control_character_is_refused_before_connecting(
+        serve, call, method):  # noqa: F811
+    server = serve(OK)
+    out = call(server.url(), method=method)
+    assert (out["error"], out["message"], server.connections) == (
+        "ValueError", "method: malformed", 0)
+
+
+JSON = """
+import json
+%(imports)s
+r = %(request)s
+print(json.dumps(r.json()))
+"""
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_response_json_parses_the_body(serve, mpy, client):  # noqa: F811
+    url = serve(json_reply('{"a": [1, 2], "b": null}')).url()
+    if client == "sync":
+        imports, request = "from onboard import http", f"http.get({url!r}, timeout=5)"
+    else:
+        imports = "import asyncio\nfrom onboard.ahttp import arequest"
+        request = f"asyncio.run(arequest('GET', {url!r}, timeout=5))"
+    out = json.loads(mpy.run(JSON % {"imports": imports, "request": request}).lines[-1])
+    assert out == {"a": [1, 2], "b": None}
