@@ -245,3 +245,53 @@ def test_response_json_parses_the_body(serve, mpy, client):  # noqa: F811
         request = f"asyncio.run(arequest('GET', {url!r}, timeout=5))"
     out = json.loads(mpy.run(JSON % {"imports": imports, "request": request}).lines[-1])
     assert out == {"a": [1, 2], "b": None}
+
+
+# Deadlines and the event loop
+
+def floods(conn, req):
+    # a chunked reply whose trailer never ends: every read finds bytes waiting,
+    # so only the deadline, checked between reads, can end the exchange
+    try:
+        conn.sendall(CHUNKED + b"0\r\n")
+        while True:
+            conn.sendall(b"T: x\r\n" * 4096)
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_reply_that_never_stops_arriving_ends_at_the_deadline(serve, mpy, client):  # noqa: F811
+    out = fails_with(mpy, client, "GET", serve(floods).url())
+    assert out == ["Timeout", "127.0.0.1: reply: timed out"]
+
+
+LOOP = """
+import asyncio, json
+from onboard.ahttp import arequest
+
+async def main():
+    other = asyncio.create_task(arequest("GET", %(b)r, timeout=15))
+    r = await arequest("GET", %(a)r, timeout=15)
+    await other
+    print(json.dumps(r.text))
+
+asyncio.run(main())
+"""
+
+
+def test_the_event_loop_keeps_running_while_arequest_waits(serve, mpy):  # noqa: F811
+    # the first server answers only once the second has heard from the other
+    # task; if arequest blocked the loop, that task could not run meanwhile
+    heard = threading.Event()
+
+    def waits(conn, req):
+        said = b"ran" if heard.wait(10) else b"blocked"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
+
+    def hears(conn, req):
+        heard.set()
+        OK(conn, req)
+
+    a, b = serve(waits), serve(hears)
+    assert json.loads(mpy.run(LOOP % {"a": a.url(), "b": b.url()}).lines[-1]) == "ran"
