@@ -101,10 +101,8 @@ class Conn:
         want = min(want, _CHUNK)
         if self.aio:
             # what has arrived, from the stream's socket without waiting (a
-            # wait_for at its deadline would not even start the read); past
-            # the deadline, none: a peer that never stops sending is bounded too
-            part = self.s.s.read(want) if time.ticks_diff(  # pyright: ignore
-                deadline, time.ticks_ms()) > 0 else None
+            # wait_for at its deadline would not even start the read)
+            part = self.s.s.read(want)  # pyright: ignore
             if part is None:
                 part = await self._io(deadline, self.s.read(want))  # pyright: ignore
         else:
