@@ -295,3 +295,37 @@ def test_the_event_loop_keeps_running_while_arequest_waits(serve, mpy):  # noqa:
 
     a, b = serve(waits), serve(hears)
     assert json.loads(mpy.run(LOOP % {"a": a.url(), "b": b.url()}).lines[-1]) == "ran"
+
+
+
+NO_SOCKETS = """
+import json, socket
+%(imports)s
+import onboard.errors  # (loaded when an error happens: that would need a descriptor too)
+held = []
+try:
+    while True:  # every descriptor the process may have (the limit is finite)
+        held.append(socket.socket())
+except OSError:
+    pass
+try:
+    %(request)s
+    out = "answered"
+except Exception as e:
+    out = [type(e).__name__, str(e)]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_request_that_cannot_get_a_socket_is_a_net_error_naming_connect(
+        serve, mpy, client):  # noqa: F811
+    server = serve(OK)
+    if client == "sync":
+        imports, request = "from onboard import http", f"http.get({server.url()!r}, timeout=5)"
+    else:
+        imports = "import asyncio\nfrom onboard.ahttp import arequest"
+        request = f"asyncio.run(arequest('GET', {server.url()!r}, timeout=5))"
+    out = json.loads(mpy.run(NO_SOCKETS % {"imports": imports, "request": request}).lines[-1])
+    assert out[0] == "NetError" and out[1].startswith("127.0.0.1: connect: error ")
+    assert server.connections == 0
