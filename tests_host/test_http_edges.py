@@ -329,3 +329,13 @@ def test_a_request_that_cannot_get_a_socket_is_a_net_error_naming_connect(
     out = json.loads(mpy.run(NO_SOCKETS % {"imports": imports, "request": request}).lines[-1])
     assert out[0] == "NetError" and out[1].startswith("127.0.0.1: connect: error ")
     assert server.connections == 0
+
+
+@pytest.mark.parametrize("data, sent", [("h\u00e9llo", "h\u00e9llo".encode()), ("", b"")],
+                         ids=["utf-8-text", "empty"])
+def test_a_body_goes_with_its_length_in_bytes(serve, call, data, sent):  # noqa: F811
+    server = serve(OK)
+    assert call(server.url(), method="PUT", data=data)["status"] == 200
+    head, _, body = server.received[0].partition(b"\r\n\r\n")
+    assert b"\r\nContent-Length: %d\r\n" % len(sent) in head + b"\r\n"
+    assert body == sent
