@@ -2,6 +2,8 @@
 # Conn), for code that must not block its event loop (the runtime, the cloud
 # profiles, timesync). Same arguments, Response, framing, redirects and errors:
 # the head and framing code is onboard.httpmsg's, the redirects onboard.redirect's.
+import time
+
 from onboard import net
 from onboard.errors import wrap
 from onboard.httpmsg import head, reply
@@ -38,6 +40,10 @@ async def arequest(method, url, json=None, data=None, headers=None, timeout=10, 
                 except StopIteration as done:
                     r = done.value
                     break
+                # (fill takes what has arrived even past the deadline: checked
+                # here, a peer that never stops sending is bounded too)
+                if time.ticks_diff(deadline, time.ticks_ms()) <= 0:
+                    raise OSError(110)  # ETIMEDOUT
                 n = len(await c.fill(deadline))  # pyright: ignore  (bytes, not None)
         except (OSError, ValueError, EOFError) as e:
             raise wrap(e, host, phase) from None
