@@ -859,3 +859,209 @@ attempt(lambda: c.nope)
 """)
     assert out[0] == {"has": [True, True, True, False]}
     assert out[1]["error"] == "AttributeError"
+
+
+# Edges found by mutation (issue 13) -------------------------------------------
+
+# each runs the same steps blocking or on asyncio: call(c, "publish", ...) is
+# c.publish(...) or c.apublish(...) run to its end
+BOTH = {"sync": """
+Client = MQTTClient
+def call(c, name, *args, **kw):
+    return getattr(c, name)(*args, **kw)
+""", "async": """
+import asyncio
+from onboard.amqtt import MQTTClient as Client
+def call(c, name, *args, **kw):
+    name = {"wait_msg": "await_msg", "subscribe": "asubscribe"}.get(name, "a" + name)
+    return asyncio.run(getattr(c, name)(*args, **kw))
+"""}
+
+
+def run_both(mpy, path, code, **kw):
+    out = mpy.run(CLIENT + BOTH[path] + code, **kw).lines
+    return [json.loads(line) for line in out if line.startswith("{")]
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_ping_before_connect_is_a_net_error_naming_ping(mpy, path):
+    out = run_both(mpy, path, """
+c = Client("dev", "127.0.0.1", 1883, timeout=1)
+attempt(lambda: call(c, "ping"))
+""")
+    assert (out[0]["error"], out[0]["message"]) == ("NetError", "127.0.0.1: ping: error 107")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_publish_before_connect_is_a_net_error_naming_publish(mpy, path):
+    out = run_both(mpy, path, """
+c = Client("dev", "127.0.0.1", 1883, timeout=1)
+attempt(lambda: call(c, "publish", "t", "x"))
+""")
+    assert (out[0]["error"], out[0]["message"]) == ("NetError", "127.0.0.1: publish: error 107")
+
+
+def test_a_refused_reconnect_names_the_connect_phase(mpy):
+    # (blocking only: on asyncio the refusal of a loopback connect surfaces at
+    # the first send, in the login phase)
+    def script(c):
+        broker.close()  # nothing listens any more: the next connect is refused
+        c.sendall(CONNACK)
+    broker = FakeBroker(script)
+    out = run_both(mpy, "sync", f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+call(c, "publish", "t", "x")
+attempt(lambda: call(c, "connect"))
+""")
+    assert out[0]["error"] == "NetError"
+    assert out[0]["message"].startswith("127.0.0.1: connect: error "), out
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_publish_with_qos_2_is_a_value_error(mpy, path):
+    out = run_both(mpy, path, """
+c = Client("dev", "127.0.0.1", 1883, timeout=1)
+attempt(lambda: call(c, "publish", "t", "x", qos=2))
+""")
+    assert (out[0]["error"], out[0]["message"]) == ("ValueError", "qos: 0 or 1")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_refused_subscription_raises_mqtt_exception_0x80(mpy, path):
+    def script(c):
+        c.sendall(CONNACK)
+        read_packet(c)  # SUBSCRIBE, packet id 1
+        c.sendall(b"\x90\x03\x00\x01\x80")
+    broker = FakeBroker(script)
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "subscribe", "t", 1))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["args"]) == ("MQTTException", ["128"])
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_connect_returns_1_when_the_broker_kept_the_session(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(b"\x20\x02\x01\x00"))  # session present
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+attempt(lambda: call(c, "connect", False))
+""")
+    broker.close()
+    assert out[0]["ok"] == "1"
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_remaining_length_over_4_bytes_is_a_protocol_error(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + b"\x30\xff\xff\xff\xff\x01"))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 5000))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("ProtocolError",
+                                                    "127.0.0.1: read: bad packet 30")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_qos1_publish_without_puback_is_a_timeout_naming_puback(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=2)
+call(c, "connect")
+attempt(lambda: call(c, "publish", "t", "x", qos=1))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: puback: timed out")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_missing_pingresp_is_a_timeout_naming_ping(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))  # never answers PINGREQ
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, keepalive=1, timeout=1)
+call(c, "connect")
+for _ in range(10):
+    try:
+        call(c, "wait_msg", 5000)
+    except Exception as e:
+        result(error=type(e).__name__, message=str(e))
+        break
+""")
+    broker.close()
+    assert out == [{"error": "Timeout", "message": "127.0.0.1: ping: no PINGRESP"}]
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_acks_that_nobody_waits_for_are_read_and_ignored(mpy, path):
+    # a PUBACK, a SUBACK and an UNSUBACK no operation waits for (late, or
+    # duplicated) are skipped: the message after them still arrives
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + b"\x40\x02\x00\x09" + b"\x90\x03\x00\x09\x00"
+                                            + b"\xb0\x02\x00\x09" + publish(b"t", b"after", 4)))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+call(c, "connect")
+result(ops=[call(c, "wait_msg", 5000) for _ in range(4)], got=got)
+""")
+    broker.close()
+    assert out == [{"ops": [0x40, 0x90, 0xB0, 0x32], "got": ["after"]}]
+
+
+@pytest.mark.parametrize("packet", [b"\x32\x04\x00\x05ab", b"\x34\x06\x00\x01t\x00\x01x", b"\xf0\x00"],
+                         ids=["publish-topic-past-its-end", "publish-qos2", "reserved-type-f0"])
+def test_a_malformed_or_unknown_packet_is_a_protocol_error_naming_its_type(mpy, packet):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + packet))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.connect()
+attempt(c.wait_msg)
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == (
+        "ProtocolError", "127.0.0.1: read: bad packet %02x" % packet[0])
+
+
+def test_long_packets_from_the_client_carry_2_and_3_byte_remaining_lengths(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.connect()
+c.publish("t", "a" * 200)
+c.publish("t", "b" * 20000)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert packets(broker.got) == [(0x30, b"\x00\x01t" + b"a" * 200),
+                                   (0x30, b"\x00\x01t" + b"b" * 20000), (0xE0, b"")]
+
+
+def test_connect_carries_a_keepalive_over_255_seconds_in_two_bytes(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, user="u", password="p", keepalive=1000,
+               timeout=5)
+c.connect()
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert connect_fields(broker.connect) == (1000, ["dev", "u", "p"])
+
+
+def test_check_msg_returns_none_every_time_while_nothing_has_come(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, keepalive=60000, timeout=5)
+c.connect()
+attempt(lambda: [c.check_msg() for _ in range(3000)].count(None))
+c.disconnect()
+""")
+    broker.close()
+    assert out[0]["ok"] == "3000"
