@@ -1065,3 +1065,49 @@ c.disconnect()
 """)
     broker.close()
     assert out[0]["ok"] == "3000"
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_wait_msg_0_over_tls_returns_none_when_nothing_came(mpy, broker, user, pki_dir, path):
+    out = run_both(mpy, path, f"""
+from onboard.net import tls_context as ctx
+c = Client("dev-tls-idle", "127.0.0.1", {broker.mqtts_port}, user={user!r}, password={user!r},
+           ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 0))
+c.disconnect()
+""")
+    assert out[0]["ok"] == "None"
+
+
+
+def acking_broker(count):
+    """A fake broker script: acknowledge count QoS 1 PUBLISHes one by one,
+    recording their packet ids in the returned list."""
+    ids = []
+
+    def script(c):
+        c.sendall(CONNACK)
+        for _ in range(count):
+            (op, body), = packets(read_packet(c))
+            pid = body[2 + int.from_bytes(body[:2], "big"):][:2]
+            ids.append(int.from_bytes(pid, "big"))
+            c.sendall(b"\x40\x02" + pid)
+    return ids, script
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_packet_ids_wrap_from_65535_to_1(mpy, path):
+    # 65,534 round trips take minutes: the client's count is set just short
+    # of the end, then the wire shows the ids it sends
+    ids, script = acking_broker(2)
+    broker = FakeBroker(script)
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+c.pid = 65534
+attempt(lambda: [call(c, "publish", "t", "x", qos=1) for _ in range(2)])
+""")
+    broker.close()
+    assert out[0]["ok"] == "[None, None]"
+    assert ids == [65535, 1]
