@@ -144,7 +144,9 @@ for pw in ({user!r}, "new-password-123"):
 class FakeBroker:
     """Accepts one client, reads its CONNECT, then does what it is told."""
 
-    def __init__(self, script, port=0):
+    def __init__(self, script, port=0, tls=None):
+        # tls: a folder with server.pem and server.key: TLS on the accepted connection
+        self.tls = tls
         self.sock = socket.create_server(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.script = script
@@ -157,6 +159,11 @@ class FakeBroker:
         conn, _ = self.sock.accept()
         try:
             conn.settimeout(30)
+            if self.tls:
+                import ssl
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(self.tls / "server.pem", self.tls / "server.key")
+                conn = ctx.wrap_socket(conn, server_side=True)
             self.connect = read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
             self.script(conn)
             while part := conn.recv(4096):
@@ -1111,3 +1118,44 @@ attempt(lambda: [call(c, "publish", "t", "x", qos=1) for _ in range(2)])
     broker.close()
     assert out[0]["ok"] == "[None, None]"
     assert ids == [65535, 1]
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_broker_silent_after_the_tls_handshake_is_a_login_timeout(mpy, pki_dir, path):
+    broker = FakeBroker(lambda c: None, tls=pki_dir)  # reads CONNECT, never answers
+    out = run_both(mpy, path, f"""
+from onboard.net import tls_context as ctx
+c = Client("dev", "127.0.0.1", {broker.port}, ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=2)
+attempt(lambda: call(c, "connect"))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: login: timed out")
+    assert broker.connect.startswith(b"\x10")  # the CONNECT came through TLS
+
+
+def test_await_msg_without_a_wait_returns_the_packet_that_comes(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"down", b"hi", 3)))
+    out = run(mpy, ASYNC + f"""
+c = AClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+async def main():
+    await c.aconnect()
+    return await c.await_msg()
+arun(main())
+""")
+    broker.close()
+    assert out[0]["ok"] == str(0x32)
+
+
+def test_await_msg_0_returns_none_without_waiting_for_the_keepalive(mpy):
+    # a keepalive of 60000 s: waiting for its ping would outlast the broker
+    # (which hangs up after 30 s) and the test
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run(mpy, ASYNC + f"""
+c = AClient("dev", "127.0.0.1", {broker.port}, keepalive=60000, timeout=5)
+async def main():
+    await c.aconnect()
+    return await c.await_msg(0)
+arun(main())
+""")
+    broker.close()
+    assert out[0]["ok"] == "None"
