@@ -992,7 +992,8 @@ result(ops=[call(c, "wait_msg", 5000) for _ in range(4)], got=got)
     assert out == [{"ops": [0x40, 0x90, 0xB0, 0x32], "got": ["after"]}]
 
 
-@pytest.mark.parametrize("packet", [b"\x32\x04\x00\x05ab", b"\x34\x06\x00\x01t\x00\x01x", b"\xf0\x00"],
+@pytest.mark.parametrize("packet", [b"\x32\x04\x00\x05ab", b"\x34\x06\x00\x01t\x00\x01x",
+                                    b"\xf0\x00"],
                          ids=["publish-topic-past-its-end", "publish-qos2", "reserved-type-f0"])
 def test_a_malformed_or_unknown_packet_is_a_protocol_error_naming_its_type(mpy, packet):
     broker = FakeBroker(lambda c: c.sendall(CONNACK + packet))
