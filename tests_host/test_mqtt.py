@@ -1132,3 +1132,76 @@ arun(main())
 """)
     broker.close()
     assert out[0]["ok"] == "None"
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_broker_that_hangs_up_is_a_closed_connection(mpy, path):
+    broker = FakeBroker(lambda c: (c.sendall(CONNACK), c.shutdown(socket.SHUT_WR)))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 5000))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("ProtocolError",
+                                                    "127.0.0.1: read: connection closed")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_no_ping_while_the_keepalive_is_not_half_over(mpy, path):
+    # the keepalive counts from the last packet sent (here CONNECT): a check
+    # right after connecting sends nothing
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, keepalive=60, timeout=5)
+call(c, "connect")
+call(c, "wait_msg", 0)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert broker.got == b"\xe0\x00"  # DISCONNECT only, no PINGREQ
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_publish_sets_the_qos_and_retain_flags_of_its_first_byte(mpy, path):
+    seen = []
+
+    def script(c):
+        c.sendall(CONNACK)
+        data = b""
+        while len(seen) < 3:  # QoS 0, retained, QoS 1 (packet id 1), however they came
+            data += c.recv(4096)
+            try:
+                seen[:] = packets(data)
+            except (IndexError, ValueError):
+                pass
+        c.sendall(b"\x40\x02\x00\x01")
+    broker = FakeBroker(script)
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+call(c, "publish", "t", "0")
+call(c, "publish", "t", "r", True)
+call(c, "publish", "t", "1", qos=1)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert seen == [(0x30, b"\x00\x01t0"), (0x31, b"\x00\x01tr"), (0x32, b"\x00\x01t\x00\x011")]
+
+
+def test_check_msg_returns_a_packet_that_has_already_arrived(mpy):
+    # CONNACK and PUBLISH leave in one segment: once connected, the PUBLISH
+    # is waiting in the socket and check_msg() must take it
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"down", b"ready", 3)))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+c.connect()
+attempt(c.check_msg)
+result(got=got)
+""")
+    broker.close()
+    assert out == [{"ok": str(0x32), "s": out[0]["s"]}, {"got": ["ready"]}]
