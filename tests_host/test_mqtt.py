@@ -756,19 +756,20 @@ c.disconnect()
     assert out[0].get("ok") == "0" and broker.connect.startswith(b"\x10")
 
 
+@pytest.mark.parametrize("path", ["sync", "async"])
 @pytest.mark.parametrize("extra,delivered", [(0, True), (1, False)], ids=["4096", "4097"])
 def test_packets_up_to_the_default_max_packet_of_4096_bytes_are_accepted(mpy, extra,
-                                                                         delivered):
+                                                                         delivered, path):
     topic = b"t"
     body_len = 4096 + extra  # remaining length: topic length, topic, packet id, payload
     packet = publish(topic, b"x" * (body_len - 2 - len(topic) - 2), 5)
     broker = FakeBroker(lambda c: c.sendall(CONNACK + packet))
-    out = run(mpy, f"""
-c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
 got = []
 c.set_callback(lambda t, m: got.append(len(m)))
-c.connect()
-attempt(c.wait_msg)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 5000))
 result(got=got)
 """)
     broker.close()
