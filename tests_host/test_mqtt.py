@@ -1206,3 +1206,17 @@ result(got=got)
 """)
     broker.close()
     assert out == [{"ok": str(0x32), "s": out[0]["s"]}, {"got": ["ready"]}]
+
+
+def test_connect_with_no_time_left_times_out_before_dialling(mpy):
+    # timeout 0: the deadline has passed before the TCP connect, which is
+    # then not even started (a non-blocking connect would fail otherwise)
+    listener = socket.create_server(("127.0.0.1", 0))  # a free port that would answer
+    try:
+        out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {listener.getsockname()[1]}, timeout=0)
+attempt(c.connect)
+""")
+    finally:
+        listener.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: connect: timed out")
