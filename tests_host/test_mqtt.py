@@ -1220,3 +1220,42 @@ attempt(c.connect)
     finally:
         listener.close()
     assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: connect: timed out")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_the_timeout_given_to_connect_replaces_the_clients(mpy, path):
+    # the client's own timeout (100 s) outlasts the silent broker, which
+    # hangs up after 30 s: only connect's 1 s ends in a Timeout
+    broker = FakeBroker(lambda c: None)
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=100)
+attempt(lambda: call(c, "connect", True, 1))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: login: timed out")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_reconnecting_closes_the_old_connection_without_disconnect(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))  # accepts this one connection only
+    closed_while_alive(mpy, broker, BOTH[path] + f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "connect", True, 1))  # (no broker answers this one)
+""")
+    assert broker.got == b""  # no DISCONNECT: the old session's will stays armed
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+@pytest.mark.parametrize("args,flag", [("", 0x02), ("False", 0)], ids=["default", "kept"])
+def test_connect_asks_for_a_clean_session_unless_told_not_to(mpy, path, args, flag):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect", {args})
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    (op, body), = packets(broker.connect)
+    assert (op, body[7]) == (0x10, flag)
