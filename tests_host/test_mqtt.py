@@ -1259,3 +1259,17 @@ c.disconnect()
     broker.close()
     (op, body), = packets(broker.connect)
     assert (op, body[7]) == (0x10, flag)
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_ping_sends_a_pingreq(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+call(c, "ping")
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert broker.got == b"\xc0\x00\xe0\x00"  # PINGREQ, DISCONNECT
