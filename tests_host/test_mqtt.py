@@ -1273,3 +1273,23 @@ c.disconnect()
     assert broker.done.wait(10)
     broker.close()
     assert broker.got == b"\xc0\x00\xe0\x00"  # PINGREQ, DISCONNECT
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_subscribe_asks_for_qos_0_by_default(mpy, path):
+    seen = []
+
+    def script(c):
+        c.sendall(CONNACK)
+        seen.extend(packets(read_packet(c)))  # SUBSCRIBE, packet id 1
+        c.sendall(b"\x90\x03\x00\x01\x00")
+    broker = FakeBroker(script)
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+call(c, "subscribe", "t")
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert seen == [(0x82, b"\x00\x01" + b"\x00\x01t" + b"\x00")]  # id 1, topic "t", QoS 0
