@@ -144,7 +144,9 @@ for pw in ({user!r}, "new-password-123"):
 class FakeBroker:
     """Accepts one client, reads its CONNECT, then does what it is told."""
 
-    def __init__(self, script, port=0):
+    def __init__(self, script, port=0, tls=None):
+        # tls: a folder with server.pem and server.key: TLS on the accepted connection
+        self.tls = tls
         self.sock = socket.create_server(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.script = script
@@ -157,6 +159,11 @@ class FakeBroker:
         conn, _ = self.sock.accept()
         try:
             conn.settimeout(30)
+            if self.tls:
+                import ssl
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                ctx.load_cert_chain(self.tls / "server.pem", self.tls / "server.key")
+                conn = ctx.wrap_socket(conn, server_side=True)
             self.connect = read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
             self.script(conn)
             while part := conn.recv(4096):
@@ -222,18 +229,6 @@ if {stage == "wait_msg"}:
         assert "MemoryError" not in json.dumps(out)
 
 
-def test_qos1_publish_without_puback_times_out(mpy):
-    broker = FakeBroker(lambda c: c.sendall(CONNACK))
-    out = run(mpy, f"""
-c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=2)
-c.connect()
-attempt(lambda: c.publish("t", "x", qos=1))
-""")
-    broker.close()
-    assert out[0]["error"] == "Timeout"
-    assert out[0]["message"] == "127.0.0.1: puback: timed out"
-
-
 def test_a_packet_dripping_in_slower_than_the_timeout_is_a_timeout(mpy):
     # each byte comes within the timeout, the whole packet does not: the
     # deadline bounds the operation, not each read
@@ -286,22 +281,6 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("onboard"))))
 """).lines
     broker.close()
     assert json.loads(out[-1]) == ["onboard", "onboard.mqtt", "onboard.mqttbase"]
-
-
-def test_missing_pingresp_is_noticed(mpy):
-    broker = FakeBroker(lambda c: c.sendall(CONNACK))
-    out = run(mpy, f"""
-c = MQTTClient("dev", "127.0.0.1", {broker.port}, keepalive=1, timeout=1)
-c.connect()
-for _ in range(10):
-    try:
-        c.wait_msg()
-    except Exception as e:
-        result(error=type(e).__name__, message=str(e))
-        break
-""")
-    broker.close()
-    assert out == [{"error": "Timeout", "message": "127.0.0.1: ping: no PINGRESP"}]
 
 
 def test_repr_never_shows_the_password(mpy):
@@ -777,19 +756,20 @@ c.disconnect()
     assert out[0].get("ok") == "0" and broker.connect.startswith(b"\x10")
 
 
+@pytest.mark.parametrize("path", ["sync", "async"])
 @pytest.mark.parametrize("extra,delivered", [(0, True), (1, False)], ids=["4096", "4097"])
 def test_packets_up_to_the_default_max_packet_of_4096_bytes_are_accepted(mpy, extra,
-                                                                         delivered):
+                                                                         delivered, path):
     topic = b"t"
     body_len = 4096 + extra  # remaining length: topic length, topic, packet id, payload
     packet = publish(topic, b"x" * (body_len - 2 - len(topic) - 2), 5)
     broker = FakeBroker(lambda c: c.sendall(CONNACK + packet))
-    out = run(mpy, f"""
-c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
 got = []
 c.set_callback(lambda t, m: got.append(len(m)))
-c.connect()
-attempt(c.wait_msg)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 5000))
 result(got=got)
 """)
     broker.close()
@@ -859,3 +839,457 @@ attempt(lambda: c.nope)
 """)
     assert out[0] == {"has": [True, True, True, False]}
     assert out[1]["error"] == "AttributeError"
+
+
+# Edges found by mutation (issue 13) -------------------------------------------
+
+# each runs the same steps blocking or on asyncio: call(c, "publish", ...) is
+# c.publish(...) or c.apublish(...) run to its end
+BOTH = {"sync": """
+Client = MQTTClient
+def call(c, name, *args, **kw):
+    return getattr(c, name)(*args, **kw)
+""", "async": """
+import asyncio
+from onboard.amqtt import MQTTClient as Client
+def call(c, name, *args, **kw):
+    name = {"wait_msg": "await_msg", "subscribe": "asubscribe"}.get(name, "a" + name)
+    return asyncio.run(getattr(c, name)(*args, **kw))
+"""}
+
+
+def run_both(mpy, path, code, **kw):
+    out = mpy.run(CLIENT + BOTH[path] + code, **kw).lines
+    return [json.loads(line) for line in out if line.startswith("{")]
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_ping_before_connect_is_a_net_error_naming_ping(mpy, path):
+    out = run_both(mpy, path, """
+c = Client("dev", "127.0.0.1", 1883, timeout=1)
+attempt(lambda: call(c, "ping"))
+""")
+    assert (out[0]["error"], out[0]["message"]) == ("NetError", "127.0.0.1: ping: error 107")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_publish_before_connect_is_a_net_error_naming_publish(mpy, path):
+    out = run_both(mpy, path, """
+c = Client("dev", "127.0.0.1", 1883, timeout=1)
+attempt(lambda: call(c, "publish", "t", "x"))
+""")
+    assert (out[0]["error"], out[0]["message"]) == ("NetError", "127.0.0.1: publish: error 107")
+
+
+def test_a_refused_reconnect_names_the_connect_phase(mpy):
+    # (blocking only: on asyncio the refusal of a loopback connect surfaces at
+    # the first send, in the login phase)
+    def script(c):
+        broker.close()  # nothing listens any more: the next connect is refused
+        c.sendall(CONNACK)
+    broker = FakeBroker(script)
+    out = run_both(mpy, "sync", f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+call(c, "publish", "t", "x")
+attempt(lambda: call(c, "connect"))
+""")
+    assert out[0]["error"] == "NetError"
+    assert out[0]["message"].startswith("127.0.0.1: connect: error "), out
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_publish_with_qos_2_is_a_value_error(mpy, path):
+    out = run_both(mpy, path, """
+c = Client("dev", "127.0.0.1", 1883, timeout=1)
+attempt(lambda: call(c, "publish", "t", "x", qos=2))
+""")
+    assert (out[0]["error"], out[0]["message"]) == ("ValueError", "qos: 0 or 1")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_refused_subscription_raises_mqtt_exception_0x80(mpy, path):
+    def script(c):
+        c.sendall(CONNACK)
+        read_packet(c)  # SUBSCRIBE, packet id 1
+        c.sendall(b"\x90\x03\x00\x01\x80")
+    broker = FakeBroker(script)
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "subscribe", "t", 1))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["args"]) == ("MQTTException", ["128"])
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_connect_returns_1_when_the_broker_kept_the_session(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(b"\x20\x02\x01\x00"))  # session present
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+attempt(lambda: call(c, "connect", False))
+""")
+    broker.close()
+    assert out[0]["ok"] == "1"
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_remaining_length_over_4_bytes_is_a_protocol_error(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + b"\x30\xff\xff\xff\xff\x01"))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 5000))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("ProtocolError",
+                                                    "127.0.0.1: read: bad packet 30")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_qos1_publish_without_puback_is_a_timeout_naming_puback(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=2)
+call(c, "connect")
+attempt(lambda: call(c, "publish", "t", "x", qos=1))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: puback: timed out")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_missing_pingresp_is_a_timeout_naming_ping(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))  # never answers PINGREQ
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, keepalive=1, timeout=1)
+call(c, "connect")
+for _ in range(10):
+    try:
+        call(c, "wait_msg", 5000)
+    except Exception as e:
+        result(error=type(e).__name__, message=str(e))
+        break
+""")
+    broker.close()
+    assert out == [{"error": "Timeout", "message": "127.0.0.1: ping: no PINGRESP"}]
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_acks_that_nobody_waits_for_are_read_and_ignored(mpy, path):
+    # a PUBACK, a SUBACK and an UNSUBACK no operation waits for (late, or
+    # duplicated) are skipped: the message after them still arrives
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + b"\x40\x02\x00\x09" + b"\x90\x03\x00\x09\x00"
+                                            + b"\xb0\x02\x00\x09" + publish(b"t", b"after", 4)))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+call(c, "connect")
+result(ops=[call(c, "wait_msg", 5000) for _ in range(4)], got=got)
+""")
+    broker.close()
+    assert out == [{"ops": [0x40, 0x90, 0xB0, 0x32], "got": ["after"]}]
+
+
+@pytest.mark.parametrize("packet", [b"\x32\x04\x00\x05ab", b"\x34\x06\x00\x01t\x00\x01x",
+                                    b"\xf0\x00"],
+                         ids=["publish-topic-past-its-end", "publish-qos2", "reserved-type-f0"])
+def test_a_malformed_or_unknown_packet_is_a_protocol_error_naming_its_type(mpy, packet):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + packet))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.connect()
+attempt(c.wait_msg)
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == (
+        "ProtocolError", "127.0.0.1: read: bad packet %02x" % packet[0])
+
+
+def test_long_packets_from_the_client_carry_2_and_3_byte_remaining_lengths(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.connect()
+c.publish("t", "a" * 200)
+c.publish("t", "b" * 20000)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert packets(broker.got) == [(0x30, b"\x00\x01t" + b"a" * 200),
+                                   (0x30, b"\x00\x01t" + b"b" * 20000), (0xE0, b"")]
+
+
+def test_connect_carries_a_keepalive_over_255_seconds_in_two_bytes(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, user="u", password="p", keepalive=1000,
+               timeout=5)
+c.connect()
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert connect_fields(broker.connect) == (1000, ["dev", "u", "p"])
+
+
+def test_check_msg_returns_none_every_time_while_nothing_has_come(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, keepalive=60000, timeout=5)
+c.connect()
+attempt(lambda: [c.check_msg() for _ in range(3000)].count(None))
+c.disconnect()
+""")
+    broker.close()
+    assert out[0]["ok"] == "3000"
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_wait_msg_0_over_tls_returns_none_when_nothing_came(mpy, broker, user, pki_dir, path):
+    out = run_both(mpy, path, f"""
+from onboard.net import tls_context as ctx
+c = Client("dev-tls-idle", "127.0.0.1", {broker.mqtts_port}, user={user!r}, password={user!r},
+           ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 0))
+c.disconnect()
+""")
+    assert out[0]["ok"] == "None"
+
+
+
+def acking_broker(count):
+    """A fake broker script: acknowledge count QoS 1 PUBLISHes one by one,
+    recording their packet ids in the returned list."""
+    ids = []
+
+    def script(c):
+        c.sendall(CONNACK)
+        for _ in range(count):
+            (op, body), = packets(read_packet(c))
+            pid = body[2 + int.from_bytes(body[:2], "big"):][:2]
+            ids.append(int.from_bytes(pid, "big"))
+            c.sendall(b"\x40\x02" + pid)
+    return ids, script
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_packet_ids_wrap_from_65535_to_1(mpy, path):
+    # 65,534 round trips take minutes: the client's count is set just short
+    # of the end, then the wire shows the ids it sends
+    ids, script = acking_broker(2)
+    broker = FakeBroker(script)
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+c.pid = 65534
+attempt(lambda: [call(c, "publish", "t", "x", qos=1) for _ in range(2)])
+""")
+    broker.close()
+    assert out[0]["ok"] == "[None, None]"
+    assert ids == [65535, 1]
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_broker_silent_after_the_tls_handshake_is_a_login_timeout(mpy, pki_dir, path):
+    broker = FakeBroker(lambda c: None, tls=pki_dir)  # reads CONNECT, never answers
+    out = run_both(mpy, path, f"""
+from onboard.net import tls_context as ctx
+c = Client("dev", "127.0.0.1", {broker.port}, ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=2)
+attempt(lambda: call(c, "connect"))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: login: timed out")
+    assert broker.connect.startswith(b"\x10")  # the CONNECT came through TLS
+
+
+def test_await_msg_without_a_wait_returns_the_packet_that_comes(mpy):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"down", b"hi", 3)))
+    out = run(mpy, ASYNC + f"""
+c = AClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+async def main():
+    await c.aconnect()
+    return await c.await_msg()
+arun(main())
+""")
+    broker.close()
+    assert out[0]["ok"] == str(0x32)
+
+
+def test_await_msg_0_returns_none_without_waiting_for_the_keepalive(mpy):
+    # a keepalive of 60000 s: waiting for its ping would outlast the broker
+    # (which hangs up after 30 s) and the test
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run(mpy, ASYNC + f"""
+c = AClient("dev", "127.0.0.1", {broker.port}, keepalive=60000, timeout=5)
+async def main():
+    await c.aconnect()
+    return await c.await_msg(0)
+arun(main())
+""")
+    broker.close()
+    assert out[0]["ok"] == "None"
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_broker_that_hangs_up_is_a_closed_connection(mpy, path):
+    broker = FakeBroker(lambda c: (c.sendall(CONNACK), c.shutdown(socket.SHUT_WR)))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 5000))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("ProtocolError",
+                                                    "127.0.0.1: read: connection closed")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_no_ping_while_the_keepalive_is_not_half_over(mpy, path):
+    # the keepalive counts from the last packet sent (here CONNECT): a check
+    # right after connecting sends nothing
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, keepalive=60, timeout=5)
+call(c, "connect")
+call(c, "wait_msg", 0)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert broker.got == b"\xe0\x00"  # DISCONNECT only, no PINGREQ
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_publish_sets_the_qos_and_retain_flags_of_its_first_byte(mpy, path):
+    seen = []
+
+    def script(c):
+        c.sendall(CONNACK)
+        data = b""
+        while len(seen) < 3:  # QoS 0, retained, QoS 1 (packet id 1), however they came
+            data += c.recv(4096)
+            try:
+                seen[:] = packets(data)
+            except (IndexError, ValueError):
+                pass
+        c.sendall(b"\x40\x02\x00\x01")
+    broker = FakeBroker(script)
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+call(c, "publish", "t", "0")
+call(c, "publish", "t", "r", True)
+call(c, "publish", "t", "1", qos=1)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert seen == [(0x30, b"\x00\x01t0"), (0x31, b"\x00\x01tr"), (0x32, b"\x00\x01t\x00\x011")]
+
+
+def test_check_msg_returns_a_packet_that_has_already_arrived(mpy):
+    # CONNACK and PUBLISH leave in one segment: once connected, the PUBLISH
+    # is waiting in the socket and check_msg() must take it
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"down", b"ready", 3)))
+    out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+c.connect()
+attempt(c.check_msg)
+result(got=got)
+""")
+    broker.close()
+    assert out == [{"ok": str(0x32), "s": out[0]["s"]}, {"got": ["ready"]}]
+
+
+def test_connect_with_no_time_left_times_out_before_dialling(mpy):
+    # timeout 0: the deadline has passed before the TCP connect, which is
+    # then not even started (a non-blocking connect would fail otherwise)
+    listener = socket.create_server(("127.0.0.1", 0))  # a free port that would answer
+    try:
+        out = run(mpy, f"""
+c = MQTTClient("dev", "127.0.0.1", {listener.getsockname()[1]}, timeout=0)
+attempt(c.connect)
+""")
+    finally:
+        listener.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: connect: timed out")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_the_timeout_given_to_connect_replaces_the_clients(mpy, path):
+    # the client's own timeout (100 s) outlasts the silent broker, which
+    # hangs up after 30 s: only connect's 1 s ends in a Timeout
+    broker = FakeBroker(lambda c: None)
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=100)
+attempt(lambda: call(c, "connect", True, 1))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: login: timed out")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_reconnecting_closes_the_old_connection_without_disconnect(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))  # accepts this one connection only
+    closed_while_alive(mpy, broker, BOTH[path] + f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "connect", True, 1))  # (no broker answers this one)
+""")
+    assert broker.got == b""  # no DISCONNECT: the old session's will stays armed
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+@pytest.mark.parametrize("args,flag", [("", 0x02), ("False", 0)], ids=["default", "kept"])
+def test_connect_asks_for_a_clean_session_unless_told_not_to(mpy, path, args, flag):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect", {args})
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    (op, body), = packets(broker.connect)
+    assert (op, body[7]) == (0x10, flag)
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_ping_sends_a_pingreq(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+call(c, "ping")
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert broker.got == b"\xc0\x00\xe0\x00"  # PINGREQ, DISCONNECT
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_subscribe_asks_for_qos_0_by_default(mpy, path):
+    seen = []
+
+    def script(c):
+        c.sendall(CONNACK)
+        seen.extend(packets(read_packet(c)))  # SUBSCRIBE, packet id 1
+        c.sendall(b"\x90\x03\x00\x01\x00")
+    broker = FakeBroker(script)
+    run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+call(c, "connect")
+call(c, "subscribe", "t")
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert seen == [(0x82, b"\x00\x01" + b"\x00\x01t" + b"\x00")]  # id 1, topic "t", QoS 0
