@@ -42,6 +42,16 @@ def test_short_press_opens_setup_and_idle_timeout_returns_to_the_same_credential
     assert d.store()["cloud"]["token"] == prov["token"]
 
 
+def test_setup_mode_nobody_uses_idles_back_online_without_an_error_or_a_reboot(device, cloudsim):
+    # no request reaches the portal: its idle time counts from when it started
+    d, _ = online_blynk(device, cloudsim, portal={"idle_timeout_s": 2})
+    d.press(2000)
+    d.wait_state("WAIT_CONFIG")
+    d.wait_state("RUNNING", timeout=30)
+    assert "ERROR" not in [e["state"] for e in d.events]
+    assert d.restarts() == 0
+
+
 def test_wifi_down_for_a_while_backs_off_keeps_credentials_and_comes_back(device, cloudsim):
     d, _ = online_blynk(device, cloudsim, backoff={"base": 0.2, "cap": 1})
     stored = d.store()

@@ -44,7 +44,8 @@ def reset():
 
 def info():
     print("@info")  # the tests' sync mark: everything printed before it is in the pipe
-    return {"board": "Sensor", "last_error": 0}
+    # served: the portal's count of requests, this one included (for the tests)
+    return {"board": "Sensor", "last_error": 0, "served": _portal[0].served}
 
 
 def scan():
@@ -53,12 +54,16 @@ def scan():
                         "rssi": -80, "sec": "OPEN", "ch": 1}]
 
 
+_portal = [None]
+
+
 async def main():
     port = int(sys.argv[1])
     pop = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
     portal = Portal(info, scan, apply, reset, host="127.0.0.1", port=port, pop=pop,
                     fields=(("blynk", "Blynk auth token", True),),
                     captive=sys.argv[3:] != ["app-only"])
+    _portal[0] = portal
     await portal.start()
     print("@ready")
     commands = asyncio.StreamReader(sys.stdin)
