@@ -2,6 +2,7 @@
 mutation check, issue 13): what one byte more or less changes."""
 
 import json
+import socket
 
 from test_portal import TOKEN, http, ok_reply, portal  # noqa: F401  (portal: a fixture)
 
@@ -30,3 +31,27 @@ def test_the_portal_counts_every_request_it_served_from_the_first(portal):
         http(portal.port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
     reply = http(portal.port, b"GET /board_info.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert json.loads(reply[2])["served"] == 4  # the three, then this one
+
+
+def test_a_request_with_bare_lf_line_ends_has_its_body_read_whole(portal):
+    body = f"ssid=home&pass=&blynk={TOKEN}".encode()
+    head = b"POST /config HTTP/1.1\nHost: 127.0.0.1\nContent-Length: %d\n\n" % len(body)
+    assert ok_reply(http(portal.port, head + body))
+    assert portal.applied() == [{"ssid": "home", "pass": "", "blynk": TOKEN}]
+
+
+def test_a_client_that_stops_sending_mid_head_gets_400_incomplete_request(portal):
+    with socket.create_connection(("127.0.0.1", portal.port), timeout=10) as s:
+        s.sendall(b"GET /config?ssid=home HTTP/1.1\r\nHost: 127.")
+        s.shutdown(socket.SHUT_WR)  # its side ends: no more bytes will come
+        data = b""
+        while part := s.recv(4096):
+            data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert (head.split()[1], json.loads(body)["msg"]) == (b"400", "incomplete request")
+
+
+def test_a_request_line_of_two_words_is_400_malformed_request(portal):
+    status, _, body = http(portal.port, b"GET /config?ssid=home\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (status, json.loads(body)["msg"]) == (400, "malformed request")
+    assert portal.applied() == []
