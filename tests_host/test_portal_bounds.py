@@ -55,3 +55,9 @@ def test_a_request_line_of_two_words_is_400_malformed_request(portal):
     status, _, body = http(portal.port, b"GET /config?ssid=home\r\nHost: 127.0.0.1\r\n\r\n")
     assert (status, json.loads(body)["msg"]) == (400, "malformed request")
     assert portal.applied() == []
+
+
+def test_an_unknown_method_is_405_method_not_allowed(portal):
+    status, _, body = http(portal.port, b"PUT /config?ssid=home HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (status, json.loads(body)["msg"]) == (405, "method not allowed")
+    assert portal.applied() == []

@@ -64,6 +64,19 @@ def test_wifi_down_for_a_while_backs_off_keeps_credentials_and_comes_back(device
     d.wait_state("RUNNING", timeout=30)
 
 
+def test_while_the_wifi_stays_down_each_retry_counts_one_more_attempt(device, cloudsim):
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    assert [d.wait_note("retry_in")["attempt"] for _ in range(4)] == [1, 2, 3, 4]
+
+
+def test_the_backoff_never_waits_longer_than_its_cap(device, cloudsim):
+    # base 1 s would allow up to 1, 2, 4 s: the cap of 0.05 s bounds every wait
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 1, "cap": 0.05})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    assert all(0 <= d.wait_note("retry_in")["retry_in"] <= 0.05 for _ in range(3))
+
+
 def test_portal_answers_and_button_is_seen_while_the_cloud_stalls_8s(device, cloudsim):
     prov = provision(cloudsim)
     stall = cloudsim.faults.add({"path": "/blynk/external/api/provision", "kind": "latency",

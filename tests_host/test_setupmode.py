@@ -50,3 +50,20 @@ def test_once_setup_mode_ends_its_captive_dns_answers_no_more(device):
         except ConnectionRefusedError:  # the port is closed: loopback says so at once
             reply = None
     assert reply is None
+
+
+def test_a_password_the_radio_cannot_take_is_refused_naming_the_portals_pass_field(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, body = get(port, "/config?ssid=home&pass=sixchr&blynk=" + TOKEN)
+    assert (status, json.loads(body)["msg"]) == (
+        500, "pass: must be 8-63 characters, 64 hex digits, a WEP key, or empty")
+    assert d.store() == {}
+
+
+def test_an_ssid_too_long_is_refused_naming_ssid(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, body = get(port, "/config?ssid=" + "x" * 33 + "&pass=&blynk=" + TOKEN)
+    assert (status, json.loads(body)["msg"]) == (500, "ssid: must be 1-32 bytes of text")
+    assert d.store() == {}
