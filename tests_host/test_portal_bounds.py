@@ -61,3 +61,10 @@ def test_an_unknown_method_is_405_method_not_allowed(portal):
     status, _, body = http(portal.port, b"PUT /config?ssid=home HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert (status, json.loads(body)["msg"]) == (405, "method not allowed")
     assert portal.applied() == []
+
+
+def test_a_content_length_that_is_not_a_number_is_413_as_one_out_of_range(portal):
+    status, _, body = http(portal.port, b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           b"Content-Length: 12abc\r\n\r\nssid=home")
+    assert (status, json.loads(body)["msg"]) == (413, "body over 1024 bytes")
+    assert portal.applied() == []
