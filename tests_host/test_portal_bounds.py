@@ -68,3 +68,9 @@ def test_a_content_length_that_is_not_a_number_is_413_as_one_out_of_range(portal
                            b"Content-Length: 12abc\r\n\r\nssid=home")
     assert (status, json.loads(body)["msg"]) == (413, "body over 1024 bytes")
     assert portal.applied() == []
+
+
+def test_each_request_starts_the_portals_idle_time_afresh(portal):
+    portal.advance(60_000)  # a minute with no request, on the portal's clock
+    reply = http(portal.port, b"GET /board_info.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert json.loads(reply[2])["idle_ms"] < 60_000  # counted from this request

@@ -4,10 +4,14 @@ default, and what is left once setup mode ends."""
 
 import json
 import socket
+import time
 import urllib.parse
 
 from test_dns import query
 from test_portal import TOKEN, get, ok_reply, port_of
+from test_profiles import blynk_config, provision
+
+from onboard_cli.simdevice import DEFAULT_RADIO
 
 
 def test_the_access_point_is_named_after_the_last_two_bytes_of_the_mac(device):
@@ -67,3 +71,28 @@ def test_an_ssid_too_long_is_refused_naming_ssid(device):
     status, _, body = get(port, "/config?ssid=" + "x" * 33 + "&pass=&blynk=" + TOKEN)
     assert (status, json.loads(body)["msg"]) == (500, "ssid: must be 1-32 bytes of text")
     assert d.store() == {}
+
+
+def wait_log(d, text, timeout=20):
+    """Until the device's log has this text (what the device saw and said)."""
+    deadline = time.monotonic() + timeout
+    while text not in d.log_path.read_text():
+        assert time.monotonic() < deadline, f"no {text!r} in the device log"
+        time.sleep(0.05)
+
+
+def test_a_short_press_during_the_first_setup_does_not_open_setup_mode_later(device, cloudsim):
+    # the press asks for setup mode while the device is in it: once settings have
+    # arrived, a network lost later is retried, not taken for that old request
+    d = device(config={**blynk_config(cloudsim), "backoff": {"base": 0.05, "cap": 0.1}})
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    d.press(1500)
+    wait_log(d, "button: setup mode")
+    query_ = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse",
+                                     "blynk": provision(cloudsim)["token"]})
+    assert ok_reply(get(port, "/config?" + query_))
+    d.wait_state("RUNNING")
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    after = d.wait_for(lambda e: "retry_in" in e or e["state"] == "WAIT_CONFIG",
+                       "a retry or setup mode")
+    assert "retry_in" in after, after

@@ -44,8 +44,9 @@ def reset():
 
 def info():
     print("@info")  # the tests' sync mark: everything printed before it is in the pipe
-    # served: the portal's count of requests, this one included (for the tests)
-    return {"board": "Sensor", "last_error": 0, "served": _portal[0].served}
+    # the portal's count of requests (this one included) and its idle time, for the tests
+    return {"board": "Sensor", "last_error": 0, "served": _portal[0].served,
+            "idle_ms": _portal[0].idle_ms()}
 
 
 def scan():
