@@ -1,6 +1,7 @@
 """The device's state machine: restarts, the button, Wi-Fi loss, idle setup
 mode, and an event loop that stays responsive while a cloud call stalls."""
 
+import json
 import socket
 
 import pytest
@@ -131,3 +132,35 @@ def test_the_led_stays_on_while_online(device, cloudsim):
     d, _ = online_blynk(device, cloudsim)
     calls, _ = d.led()
     assert d.led_after(calls, 3) == "111"
+
+
+def test_the_led_blinks_while_the_config_is_unusable(device):
+    d = device(config={"profile": "no-such-cloud"})
+    d.wait_state("ERROR")
+    calls, _ = d.led()
+    assert d.led_after(calls, 4) in ("1010", "0101")
+
+
+def seed_flash(mpy, tmp_path, **sections):
+    """The first device's flash (see device()) holding these store sections."""
+    flash = tmp_path / "device0" / "flash"
+    flash.mkdir(parents=True)
+    puts = "\n".join(f"s.put({name!r}, **{fields!r})" for name, fields in sections.items())
+    mpy.run(f"from onboard.store import Store\ns = Store({str(flash / 'onboard.json')!r})\n"
+            + puts)
+
+
+def test_a_stored_state_the_runtime_cannot_read_is_error_704(device, mpy, tmp_path):
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+               state={"pending": "not a record"})
+    d = device()
+    d.wait_state("ERROR", last_error=704)
+
+
+def test_reset_through_the_portal_clears_last_error(device, mpy, tmp_path):
+    seed_flash(mpy, tmp_path, cloud={"token": "t" * 32}, state={"last_error": 703})
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG", last_error=703))
+    assert get(port, "/reset")[0] == 200
+    assert json.loads(get(port, "/board_info.json")[2])["last_error"] == 0
+    assert d.store()["state"].get("last_error", 0) == 0
