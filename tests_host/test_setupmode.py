@@ -8,9 +8,11 @@ import time
 import urllib.parse
 
 from test_dns import query
+from test_improv import improv, until  # noqa: F401  (improv: a fixture)
 from test_portal import TOKEN, get, ok_reply, port_of
 from test_profiles import blynk_config, provision
 
+from onboard_cli.improv import RESULT, WIFI_SETTINGS, wifi_settings
 from onboard_cli.simdevice import DEFAULT_RADIO
 
 
@@ -96,3 +98,12 @@ def test_a_short_press_during_the_first_setup_does_not_open_setup_mode_later(dev
     after = d.wait_for(lambda e: "retry_in" in e or e["state"] == "WAIT_CONFIG",
                        "a retry or setup mode")
     assert "retry_in" in after, after
+
+
+def test_settings_improv_has_joined_go_straight_to_the_cloud_without_joining_again(improv):
+    d, port = improv
+    port.send(wifi_settings("home", "correct horse"))
+    until(port, RESULT, WIFI_SETTINGS)
+    d.wait_state("CONNECTING_CLOUD")
+    states = [e["state"] for e in d.events]
+    assert states[states.index("CONFIGURING"):] == ["CONFIGURING", "CONNECTING_CLOUD"]
