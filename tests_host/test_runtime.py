@@ -71,6 +71,15 @@ def test_while_the_wifi_stays_down_each_retry_counts_one_more_attempt(device, cl
     assert [d.wait_note("retry_in")["attempt"] for _ in range(4)] == [1, 2, 3, 4]
 
 
+def test_a_network_lost_while_online_is_701_and_waits_a_backoff_before_joining_again(device,
+                                                                                     cloudsim):
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    first = d.wait_for(lambda e: "retry_in" in e or e["state"] == "CONNECTING_NET",
+                       "a retry or a join")
+    assert (first.get("retry_in") is not None, first["last_error"]) == (True, 701)
+
+
 def test_the_backoff_never_waits_longer_than_its_cap(device, cloudsim):
     # base 1 s would allow up to 1, 2, 4 s: the cap of 0.05 s bounds every wait
     d, _ = online_blynk(device, cloudsim, backoff={"base": 1, "cap": 0.05})
