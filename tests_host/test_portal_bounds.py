@@ -74,3 +74,8 @@ def test_each_request_starts_the_portals_idle_time_afresh(portal):
     portal.advance(60_000)  # a minute with no request, on the portal's clock
     reply = http(portal.port, b"GET /board_info.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert json.loads(reply[2])["idle_ms"] < 60_000  # counted from this request
+
+
+def test_reboot_answers_rebooting(portal):
+    status, _, body = http(portal.port, b"GET /reboot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert (status, json.loads(body)) == (200, {"status": "ok", "msg": "Rebooting"})
