@@ -173,3 +173,18 @@ def test_reset_through_the_portal_clears_last_error(device, mpy, tmp_path):
     assert get(port, "/reset")[0] == 200
     assert json.loads(get(port, "/board_info.json")[2])["last_error"] == 0
     assert d.store()["state"].get("last_error", 0) == 0
+
+
+def test_after_new_settings_failed_the_working_wifi_when_down_is_retried_not_set_up_again(
+        device, cloudsim):
+    from test_blynk_app import reconfigure
+
+    d, prov = online_blynk(device, cloudsim, portal={"idle_timeout_s": 2},
+                           backoff={"base": 0.05, "cap": 0.1})
+    reconfigure(d, ssid="home", **{"pass": "wrong horse!"}, blynk=prov["token"])
+    d.wait_state("WAIT_CONFIG", last_error=722)
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    # idle timeout: back to the working settings, whose network is gone for now
+    after = d.wait_for(lambda e: "retry_in" in e or e["state"] == "WAIT_CONFIG",
+                       "a retry or setup mode again")
+    assert "retry_in" in after, after
