@@ -107,3 +107,16 @@ def test_settings_improv_has_joined_go_straight_to_the_cloud_without_joining_aga
     d.wait_state("CONNECTING_CLOUD")
     states = [e["state"] for e in d.events]
     assert states[states.index("CONFIGURING"):] == ["CONFIGURING", "CONNECTING_CLOUD"]
+
+
+def test_with_nothing_stored_setup_mode_stays_open_through_a_short_press_until_settings_come(
+        device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    d.press(1500)
+    wait_log(d, "button: setup mode")  # over a second in setup mode, and a press seen
+    query_ = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse", "blynk": TOKEN})
+    assert ok_reply(get(port, "/config?" + query_))
+    d.wait_state("CONNECTING_CLOUD")
+    assert [e["state"] for e in d.events] == ["WAIT_CONFIG", "CONFIGURING", "CONNECTING_NET",
+                                              "CONNECTING_CLOUD"]
