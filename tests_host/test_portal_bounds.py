@@ -79,3 +79,12 @@ def test_each_request_starts_the_portals_idle_time_afresh(portal):
 def test_reboot_answers_rebooting(portal):
     status, _, body = http(portal.port, b"GET /reboot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert (status, json.loads(body)) == (200, {"status": "ok", "msg": "Rebooting"})
+
+
+def test_the_forms_success_page_has_no_back_link_and_its_error_page_has_one(portal):
+    ok = http(portal.port, f"GET /config?ui=1&ssid=home&pass=&blynk={TOKEN} HTTP/1.1\r\n"
+              "Host: 127.0.0.1\r\n\r\n".encode())
+    refused = http(portal.port, b"GET /config?ui=1&ssid=refuse-me&pass= HTTP/1.1\r\n"
+                   b"Host: 127.0.0.1\r\n\r\n")
+    assert (ok[0], b"Trying to connect..." in ok[2], b'href="/">Back' in ok[2]) == (200, True, False)
+    assert (refused[0], b'href="/">Back' in refused[2]) == (500, True)
