@@ -4,7 +4,7 @@ mutation check, issue 13): what one byte more or less changes."""
 import json
 import socket
 
-from test_portal import TOKEN, http, ok_reply, portal  # noqa: F401  (portal: a fixture)
+from test_portal import TOKEN, http, ok_reply, pop_portal, portal  # noqa: F401  (fixtures)
 
 
 def post_sized(port, size):
@@ -88,3 +88,33 @@ def test_the_forms_success_page_has_no_back_link_and_its_error_page_has_one(port
                    b"Host: 127.0.0.1\r\n\r\n")
     assert (ok[0], b"Trying to connect..." in ok[2], b'href="/">Back' in ok[2]) == (200, True, False)
     assert (refused[0], b'href="/">Back' in refused[2]) == (500, True)
+
+
+def pop_config(portal, pop):
+    status, _, body = http(portal.port, f"GET /config?ssid=home&pass=&blynk={TOKEN}&pop={pop} "
+                           "HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    return status, json.loads(body)["msg"]
+
+
+def test_after_the_lock_ends_four_wrong_pops_do_not_lock_again(pop_portal):
+    for _ in range(5):
+        pop_config(pop_portal, "guess")
+    pop_portal.advance(60_000)
+    assert [pop_config(pop_portal, "guess")[0] for _ in range(4)] == [403] * 4
+    assert pop_config(pop_portal, "pop-1234") == (200, "Trying to connect...")
+
+
+def test_the_right_pop_starts_the_count_of_failures_afresh(pop_portal):
+    for _ in range(4):
+        pop_config(pop_portal, "guess")
+    assert pop_config(pop_portal, "pop-1234")[0] == 200
+    for _ in range(4):
+        pop_config(pop_portal, "guess")
+    assert pop_config(pop_portal, "pop-1234") == (200, "Trying to connect...")
+
+
+def test_the_page_asks_for_the_proof_of_possession_only_when_one_is_set(portal, pop_portal):
+    def page(p):
+        return http(p.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")[2]
+
+    assert (b'name="pop"' in page(portal), b'name="pop"' in page(pop_portal)) == (False, True)

@@ -120,3 +120,26 @@ def test_with_nothing_stored_setup_mode_stays_open_through_a_short_press_until_s
     d.wait_state("CONNECTING_CLOUD")
     assert [e["state"] for e in d.events] == ["WAIT_CONFIG", "CONFIGURING", "CONNECTING_NET",
                                               "CONNECTING_CLOUD"]
+
+
+def test_settings_saved_at_once_while_others_were_on_trial_leave_no_trial_behind(device,
+                                                                                 cloudsim):
+    from test_profiles import blynk_online
+
+    d, prov = blynk_online(device, cloudsim)
+    cloudsim.faults.add({"path": "/blynk/external/api/provision", "kind": "latency",
+                         "seconds": 8})
+    d.press(2000)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    trial = urllib.parse.urlencode({"ssid": "cafe", "pass": "",
+                                    "blynk": provision(cloudsim)["token"]})
+    assert ok_reply(get(port, "/config?" + trial))  # on trial: its activation stalls
+    d.wait_state("CONNECTING_CLOUD")
+    d.press(2000)  # setup mode again, the trial unfinished
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    saved = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse",
+                                    "blynk": prov["token"], "save": 1})
+    status, _, _ = get(port, "/config?" + saved)
+    assert status == 200
+    d.wait_state("RUNNING")
+    assert "pending" not in d.store().get("state", {})
