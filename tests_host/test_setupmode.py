@@ -8,11 +8,11 @@ import time
 import urllib.parse
 
 from test_dns import query
-from test_improv import improv, until  # noqa: F401  (improv: a fixture)
+from test_improv import until
 from test_portal import TOKEN, get, ok_reply, port_of
 from test_profiles import blynk_config, provision
 
-from onboard_cli.improv import RESULT, WIFI_SETTINGS, wifi_settings
+from onboard_cli.improv import RESULT, WIFI_SETTINGS, Serial, wifi_settings
 from onboard_cli.simdevice import DEFAULT_RADIO
 
 
@@ -100,10 +100,16 @@ def test_a_short_press_during_the_first_setup_does_not_open_setup_mode_later(dev
     assert "retry_in" in after, after
 
 
-def test_settings_improv_has_joined_go_straight_to_the_cloud_without_joining_again(improv):
-    d, port = improv
-    port.send(wifi_settings("home", "correct horse"))
-    until(port, RESULT, WIFI_SETTINGS)
+def test_settings_improv_has_joined_go_straight_to_the_cloud_without_joining_again(device,
+                                                                                   tmp_path):
+    d = device(serial=tmp_path / "ttyDEVICE")
+    d.wait_state("WAIT_CONFIG")
+    port = Serial(str(tmp_path / "ttyDEVICE"))
+    try:
+        port.send(wifi_settings("home", "correct horse"))
+        until(port, RESULT, WIFI_SETTINGS)
+    finally:
+        port.close()
     d.wait_state("CONNECTING_CLOUD")
     states = [e["state"] for e in d.events]
     assert states[states.index("CONFIGURING"):] == ["CONFIGURING", "CONNECTING_CLOUD"]
