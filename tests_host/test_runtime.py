@@ -188,3 +188,10 @@ def test_after_new_settings_failed_the_working_wifi_when_down_is_retried_not_set
     after = d.wait_for(lambda e: "retry_in" in e or e["state"] == "WAIT_CONFIG",
                        "a retry or setup mode again")
     assert "retry_in" in after, after
+
+
+def test_last_error_is_written_to_the_store(device, cloudsim):
+    d = device(config=blynk_config(cloudsim))
+    configure(d, blynk="Zz" * 16)  # well formed, and no device has it: refused, 703
+    d.wait_state("WAIT_CONFIG", last_error=703)
+    assert d.store()["state"]["last_error"] == 703  # the flash read back through Store
