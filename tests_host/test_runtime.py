@@ -195,3 +195,30 @@ def test_last_error_is_written_to_the_store(device, cloudsim):
     configure(d, blynk="Zz" * 16)  # well formed, and no device has it: refused, 703
     d.wait_state("WAIT_CONFIG", last_error=703)
     assert d.store()["state"]["last_error"] == 703  # the flash read back through Store
+
+
+def test_a_switch_cut_short_by_a_power_cut_is_finished_at_boot(device, mpy, tmp_path):
+    # the new settings had worked and the switch had begun (pending marked ok)
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+               cloud={"token": "O" * 32},
+               state={"pending": {"ssid": "cafe", "password": "", "ip": None,
+                                  "cloud": {"token": "N" * 32}, "ok": True}})
+    d = device()
+    d.wait_state("CONNECTING_NET")
+    stored = d.store()
+    assert [n["ssid"] for n in stored["wifi"]["networks"]] == ["cafe", "home"]
+    assert stored["cloud"]["token"] == "N" * 32 and "pending" not in stored.get("state", {})
+
+
+def test_a_trial_cut_short_by_a_power_cut_is_tried_again_at_boot(device, mpy, tmp_path):
+    # new settings were on trial; this config reaches no cloud, so the trial fails
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+               cloud={"token": "O" * 32},
+               state={"pending": {"ssid": "cafe", "password": "", "ip": None,
+                                  "cloud": {"token": "N" * 32}}})
+    d = device()
+    failed = d.wait_for(lambda e: "retry_in" in e or e["state"] == "WAIT_CONFIG",
+                        "the trial's end or a retry")
+    assert (failed["state"], failed["last_error"], "retry_in" in failed) == (
+        "WAIT_CONFIG", 702, False)
+    assert "joined cafe" in d.log_path.read_text()
