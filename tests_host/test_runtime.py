@@ -222,3 +222,15 @@ def test_a_trial_cut_short_by_a_power_cut_is_tried_again_at_boot(device, mpy, tm
     assert (failed["state"], failed["last_error"], "retry_in" in failed) == (
         "WAIT_CONFIG", 702, False)
     assert "joined cafe" in d.log_path.read_text()
+
+
+def test_what_the_cloud_session_stores_during_a_trial_is_kept_when_the_new_settings_work(
+        device, cloudsim):
+    from test_blynk_app import reconfigure
+
+    d, _ = online_blynk(device, cloudsim)
+    new = provision(cloudsim)["token"]
+    reconfigure(d, ssid="cafe", **{"pass": ""}, blynk=new)  # on trial: activated on the way
+    d.wait_state("RUNNING")
+    cloud = d.store()["cloud"]
+    assert (cloud["token"], cloud.get("activated")) == (new, True)
