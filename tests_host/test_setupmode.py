@@ -149,3 +149,4 @@ def test_settings_saved_at_once_while_others_were_on_trial_leave_no_trial_behind
     assert status == 200
     d.wait_state("RUNNING")
     assert "pending" not in d.store().get("state", {})
+    assert d.restarts() == 0  # and no internal error on the way (it would reboot)
