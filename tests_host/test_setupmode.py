@@ -150,3 +150,20 @@ def test_settings_saved_at_once_while_others_were_on_trial_leave_no_trial_behind
     d.wait_state("RUNNING")
     assert "pending" not in d.store().get("state", {})
     assert d.restarts() == 0  # and no internal error on the way (it would reboot)
+
+
+def ap_name_of(device, vendor, name):
+    d = device(config={"vendor": vendor, "name": name})
+    info = json.loads(get(port_of(d.wait_state("WAIT_CONFIG")), "/board_info.json")[2])
+    return info["ssid"], "-" + info["mac"].replace(":", "")[-4:].upper()
+
+
+def test_a_long_access_point_name_is_cut_to_the_32_bytes_an_ssid_may_have(device):
+    ssid, suffix = ap_name_of(device, "Acme Industrial Controls", "Greenhouse Sensor")
+    assert ssid == "Acme Industrial Controls Gr" + suffix and len(ssid.encode()) == 32
+
+
+def test_a_long_access_point_name_is_never_cut_inside_a_utf8_character(device):
+    # byte 27, where the cut falls, is the second byte of the 12th "é"
+    ssid, suffix = ap_name_of(device, "Acm", "é" * 20)
+    assert ssid == "Acm " + "é" * 11 + suffix
