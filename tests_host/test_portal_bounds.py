@@ -135,3 +135,19 @@ def test_the_page_asks_for_the_proof_of_possession_only_when_one_is_set(portal, 
         return http(p.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")[2]
 
     assert (b'name="pop"' in page(portal), b'name="pop"' in page(pop_portal)) == (False, True)
+
+
+def test_a_colon_is_no_hex_digit_of_a_percent_escape(portal):
+    status, _, body = http(portal.port, b"GET /config?ssid=home%0:&pass= HTTP/1.1\r\n"
+                           b"Host: 127.0.0.1\r\n\r\n")
+    assert (status, json.loads(body)["msg"]) == (400, "ssid: bad percent-encoding")
+    assert portal.applied() == []
+
+
+def test_the_portals_url_names_its_port_unless_it_is_80(mpy):
+    run = mpy.run("""
+        from onboard.portal import Portal
+        for port in (80, 8080):
+            print(Portal(None, None, None, None, host="192.168.4.1", port=port).root)
+    """)
+    assert run.stdout.split() == ["http://192.168.4.1/", "http://192.168.4.1:8080/"]

@@ -167,3 +167,12 @@ def test_a_long_access_point_name_is_never_cut_inside_a_utf8_character(device):
     # byte 27, where the cut falls, is the second byte of the 12th "é"
     ssid, suffix = ap_name_of(device, "Acm", "é" * 20)
     assert ssid == "Acm " + "é" * 11 + suffix
+
+
+def test_board_info_gives_the_template_id_as_fw_type_unless_one_is_configured(device):
+    def info(**config):
+        d = device(config=config)
+        return json.loads(get(port_of(d.wait_state("WAIT_CONFIG")), "/board_info.json")[2])
+
+    assert info()["fw_type"] == "TMPL1a2b3c4d"  # the simulated device's tmpl_id
+    assert info(fw_type="Sensor-Pro")["fw_type"] == "Sensor-Pro"
