@@ -151,3 +151,18 @@ def test_the_portals_url_names_its_port_unless_it_is_80(mpy):
             print(Portal(None, None, None, None, host="192.168.4.1", port=port).root)
     """)
     assert run.stdout.split() == ["http://192.168.4.1/", "http://192.168.4.1:8080/"]
+
+
+def test_a_request_that_fails_unexpectedly_is_400_bad_request_and_the_portal_serves_on(portal):
+    status, _, body = http(portal.port, b"GET /config?ssid=crash-me&pass= HTTP/1.1\r\n"
+                           b"Host: 127.0.0.1\r\n\r\n")
+    assert (status, json.loads(body)) == (400, {"status": "error", "msg": "bad request"})
+    assert ok_reply(http(portal.port, f"GET /config?ssid=home&pass=&blynk={TOKEN} HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\n\r\n".encode()))
+
+
+def test_the_status_line_of_a_refusal_reads_error(portal):
+    with socket.create_connection(("127.0.0.1", portal.port), timeout=10) as s:
+        s.sendall(b"GET /config?ssid=%zz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        line = s.makefile("rb").readline()
+    assert line == b"HTTP/1.1 400 Error\r\n"

@@ -176,3 +176,28 @@ def test_board_info_gives_the_template_id_as_fw_type_unless_one_is_configured(de
 
     assert info()["fw_type"] == "TMPL1a2b3c4d"  # the simulated device's tmpl_id
     assert info(fw_type="Sensor-Pro")["fw_type"] == "Sensor-Pro"
+
+
+def test_a_page_with_utf8_text_has_its_length_in_bytes(device):
+    d = device(config={"vendor": "Café", "name": "Sensör"})  # the page's title: the AP name
+    status, headers, body = get(port_of(d.wait_state("WAIT_CONFIG")), "/")
+    assert status == 200 and "Café Sensör-".encode() in body
+    assert int(headers["content-length"]) == len(body)
+
+
+def test_a_proof_of_possession_in_the_config_is_asked_for(device):
+    d = device(config={"portal": {"pop": "pop-5678"}})
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, body = get(port, "/config?ssid=home&pass=correct+horse&blynk=" + TOKEN)
+    assert (status, json.loads(body)["msg"]) == (403, "pop: missing or wrong")
+    assert d.store() == {}
+
+
+def test_the_captive_dns_answers_any_name_with_the_portal_unless_the_config_says_otherwise(
+        device):
+    event = device().wait_state("WAIT_CONFIG")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(10)
+        s.sendto(query(0x5E72, "connectivitycheck.gstatic.com"), ("127.0.0.1", event["dns"]))
+        reply = s.recv(512)
+    assert reply[:2] == b"\x5e\x72" and reply[-4:] == bytes([127, 0, 0, 1])
