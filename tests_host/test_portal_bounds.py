@@ -166,3 +166,35 @@ def test_the_status_line_of_a_refusal_reads_error(portal):
         s.sendall(b"GET /config?ssid=%zz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         line = s.makefile("rb").readline()
     assert line == b"HTTP/1.1 400 Error\r\n"
+
+
+def reply_to(port, raw, close=False):
+    """(status, msg) of the reply to raw bytes; close: the client's side ends after them."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        if close:
+            s.shutdown(socket.SHUT_WR)
+        data = b""
+        while part := s.recv(4096):
+            data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)["msg"]
+
+
+def test_a_header_line_without_a_colon_is_400_malformed_request(portal):
+    assert reply_to(portal.port, b"GET /config?ssid=home&pass= HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"NoColonHere\r\n\r\n") == (400, "malformed request")
+    assert portal.applied() == []
+
+
+def test_a_request_of_another_protocol_than_http_1_is_400_malformed_request(portal):
+    assert reply_to(portal.port, b"GET /config?ssid=home&pass= SPDY/3\r\nHost: 127.0.0.1\r\n\r\n"
+                    ) == (400, "malformed request")
+    assert portal.applied() == []
+
+
+def test_a_body_that_ends_before_its_content_length_is_400_naming_it(portal):
+    assert reply_to(portal.port, b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Length: 50\r\n\r\nssid=home", close=True) == (
+        400, "body shorter than Content-Length")
+    assert portal.applied() == []
