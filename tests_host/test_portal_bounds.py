@@ -198,3 +198,10 @@ def test_a_body_that_ends_before_its_content_length_is_400_naming_it(portal):
                     b"Content-Length: 50\r\n\r\nssid=home", close=True) == (
         400, "body shorter than Content-Length")
     assert portal.applied() == []
+
+
+def test_a_json_body_that_is_not_an_object_is_400_naming_the_body(portal):
+    assert reply_to(portal.port, b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                    b"application/json\r\nContent-Length: 8\r\n\r\n[\"home\"]") == (
+        400, "body: must be a JSON object")
+    assert portal.applied() == []

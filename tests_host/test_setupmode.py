@@ -201,3 +201,14 @@ def test_the_captive_dns_answers_any_name_with_the_portal_unless_the_config_says
         s.sendto(query(0x5E72, "connectivitycheck.gstatic.com"), ("127.0.0.1", event["dns"]))
         reply = s.recv(512)
     assert reply[:2] == b"\x5e\x72" and reply[-4:] == bytes([127, 0, 0, 1])
+
+
+def test_setup_mode_opened_by_a_press_stays_open_with_credentials_stored(device, cloudsim):
+    from test_profiles import blynk_online
+
+    d, _ = blynk_online(device, cloudsim)  # idle timeout: 600 s
+    d.press(2000)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    calls, _ = d.led()
+    d.led_after(calls, 8)  # setup mode's LED has blinked for 0.8 s: past its first look
+    assert get(port, "/board_info.json")[0] == 200  # the portal still serves
