@@ -205,3 +205,8 @@ def test_a_json_body_that_is_not_an_object_is_400_naming_the_body(portal):
                     b"application/json\r\nContent-Length: 8\r\n\r\n[\"home\"]") == (
         400, "body: must be a JSON object")
     assert portal.applied() == []
+
+
+def test_the_page_hides_what_a_profile_marks_secret(portal):
+    page = http(portal.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")[2]
+    assert b'name="blynk" type="password"' in page  # the token: ("blynk", ..., True)
