@@ -210,3 +210,8 @@ def test_a_json_body_that_is_not_an_object_is_400_naming_the_body(portal):
 def test_the_page_hides_what_a_profile_marks_secret(portal):
     page = http(portal.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")[2]
     assert b'name="blynk" type="password"' in page  # the token: ("blynk", ..., True)
+
+
+def test_a_wrong_pop_of_the_right_length_is_refused(pop_portal):
+    assert pop_config(pop_portal, "pop-9999") == (403, "pop: missing or wrong")  # 8 like pop-1234
+    assert pop_portal.applied() == []
