@@ -1,6 +1,7 @@
 """The device's state machine: restarts, the button, Wi-Fi loss, idle setup
 mode, and an event loop that stays responsive while a cloud call stalls."""
 
+import json
 import socket
 
 import pytest
@@ -42,6 +43,16 @@ def test_short_press_opens_setup_and_idle_timeout_returns_to_the_same_credential
     assert d.store()["cloud"]["token"] == prov["token"]
 
 
+def test_setup_mode_nobody_uses_idles_back_online_without_an_error_or_a_reboot(device, cloudsim):
+    # no request reaches the portal: its idle time counts from when it started
+    d, _ = online_blynk(device, cloudsim, portal={"idle_timeout_s": 2})
+    d.press(2000)
+    d.wait_state("WAIT_CONFIG")
+    d.wait_state("RUNNING", timeout=30)
+    assert "ERROR" not in [e["state"] for e in d.events]
+    assert d.restarts() == 0
+
+
 def test_wifi_down_for_a_while_backs_off_keeps_credentials_and_comes_back(device, cloudsim):
     d, _ = online_blynk(device, cloudsim, backoff={"base": 0.2, "cap": 1})
     stored = d.store()
@@ -52,6 +63,28 @@ def test_wifi_down_for_a_while_backs_off_keeps_credentials_and_comes_back(device
     assert d.store()["wifi"] == stored["wifi"] and d.store()["cloud"] == stored["cloud"]
     d.set_radio(DEFAULT_RADIO)
     d.wait_state("RUNNING", timeout=30)
+
+
+def test_while_the_wifi_stays_down_each_retry_counts_one_more_attempt(device, cloudsim):
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    assert [d.wait_note("retry_in")["attempt"] for _ in range(4)] == [1, 2, 3, 4]
+
+
+def test_a_network_lost_while_online_is_701_and_waits_a_backoff_before_joining_again(device,
+                                                                                     cloudsim):
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    first = d.wait_for(lambda e: "retry_in" in e or e["state"] == "CONNECTING_NET",
+                       "a retry or a join")
+    assert (first.get("retry_in") is not None, first["last_error"]) == (True, 701)
+
+
+def test_the_backoff_never_waits_longer_than_its_cap(device, cloudsim):
+    # base 1 s would allow up to 1, 2, 4 s: the cap of 0.05 s bounds every wait
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 1, "cap": 0.05})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    assert all(0 <= d.wait_note("retry_in")["retry_in"] <= 0.05 for _ in range(3))
 
 
 def test_portal_answers_and_button_is_seen_while_the_cloud_stalls_8s(device, cloudsim):
@@ -108,3 +141,96 @@ def test_the_led_stays_on_while_online(device, cloudsim):
     d, _ = online_blynk(device, cloudsim)
     calls, _ = d.led()
     assert d.led_after(calls, 3) == "111"
+
+
+def test_the_led_blinks_while_the_config_is_unusable(device):
+    d = device(config={"profile": "no-such-cloud"})
+    d.wait_state("ERROR")
+    calls, _ = d.led()
+    assert d.led_after(calls, 4) in ("1010", "0101")
+
+
+def seed_flash(mpy, tmp_path, **sections):
+    """The first device's flash (see device()) holding these store sections."""
+    flash = tmp_path / "device0" / "flash"
+    flash.mkdir(parents=True)
+    puts = "\n".join(f"s.put({name!r}, **{fields!r})" for name, fields in sections.items())
+    mpy.run(f"from onboard.store import Store\ns = Store({str(flash / 'onboard.json')!r})\n"
+            + puts)
+
+
+def test_a_stored_state_the_runtime_cannot_read_is_error_704(device, mpy, tmp_path):
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+               state={"pending": "not a record"})
+    d = device()
+    d.wait_state("ERROR", last_error=704)
+
+
+def test_reset_through_the_portal_clears_last_error(device, mpy, tmp_path):
+    seed_flash(mpy, tmp_path, cloud={"token": "t" * 32}, state={"last_error": 703})
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG", last_error=703))
+    assert get(port, "/reset")[0] == 200
+    assert json.loads(get(port, "/board_info.json")[2])["last_error"] == 0
+    assert d.store()["state"].get("last_error", 0) == 0
+
+
+def test_after_new_settings_failed_the_working_wifi_when_down_is_retried_not_set_up_again(
+        device, cloudsim):
+    from test_blynk_app import reconfigure
+
+    d, prov = online_blynk(device, cloudsim, portal={"idle_timeout_s": 2},
+                           backoff={"base": 0.05, "cap": 0.1})
+    reconfigure(d, ssid="home", **{"pass": "wrong horse!"}, blynk=prov["token"])
+    d.wait_state("WAIT_CONFIG", last_error=722)
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    # idle timeout: back to the working settings, whose network is gone for now
+    after = d.wait_for(lambda e: "retry_in" in e or e["state"] == "WAIT_CONFIG",
+                       "a retry or setup mode again")
+    assert "retry_in" in after, after
+
+
+def test_last_error_is_written_to_the_store(device, cloudsim):
+    d = device(config=blynk_config(cloudsim))
+    configure(d, blynk="Zz" * 16)  # well formed, and no device has it: refused, 703
+    d.wait_state("WAIT_CONFIG", last_error=703)
+    assert d.store()["state"]["last_error"] == 703  # the flash read back through Store
+
+
+def test_a_switch_cut_short_by_a_power_cut_is_finished_at_boot(device, mpy, tmp_path):
+    # the new settings had worked and the switch had begun (pending marked ok)
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+               cloud={"token": "O" * 32},
+               state={"pending": {"ssid": "cafe", "password": "", "ip": None,
+                                  "cloud": {"token": "N" * 32}, "ok": True}})
+    d = device()
+    d.wait_state("CONNECTING_NET")
+    stored = d.store()
+    assert [n["ssid"] for n in stored["wifi"]["networks"]] == ["cafe", "home"]
+    assert stored["cloud"]["token"] == "N" * 32 and "pending" not in stored.get("state", {})
+
+
+def test_a_trial_cut_short_by_a_power_cut_is_tried_again_at_boot(device, mpy, tmp_path):
+    # new settings were on trial; this config reaches no cloud, so the trial fails
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+               cloud={"token": "O" * 32},
+               state={"pending": {"ssid": "cafe", "password": "", "ip": None,
+                                  "cloud": {"token": "N" * 32}}})
+    d = device()
+    failed = d.wait_for(lambda e: "retry_in" in e or e["state"] == "WAIT_CONFIG",
+                        "the trial's end or a retry")
+    assert (failed["state"], failed["last_error"], "retry_in" in failed) == (
+        "WAIT_CONFIG", 702, False)
+    assert "joined cafe" in d.log_path.read_text()
+
+
+def test_what_the_cloud_session_stores_during_a_trial_is_kept_when_the_new_settings_work(
+        device, cloudsim):
+    from test_blynk_app import reconfigure
+
+    d, _ = online_blynk(device, cloudsim)
+    new = provision(cloudsim)["token"]
+    reconfigure(d, ssid="cafe", **{"pass": ""}, blynk=new)  # on trial: activated on the way
+    d.wait_state("RUNNING")
+    cloud = d.store()["cloud"]
+    assert (cloud["token"], cloud.get("activated")) == (new, True)

@@ -33,6 +33,8 @@ log.level = log.WARN
 def apply(fields):
     if fields.get("ssid") == "refuse-me":
         raise ValueError("ssid: refused by the test")
+    if fields.get("ssid") == "crash-me":
+        raise RuntimeError("a bug in apply")  # what the portal must survive
     if fields.get("ssid") == "slow-flash":
         time.sleep_ms(6000)  # a store write slower than the portal's request bound (5 s)
     print("@applied " + json.dumps(fields))
@@ -44,7 +46,9 @@ def reset():
 
 def info():
     print("@info")  # the tests' sync mark: everything printed before it is in the pipe
-    return {"board": "Sensor", "last_error": 0}
+    # the portal's count of requests (this one included) and its idle time, for the tests
+    return {"board": "Sensor", "last_error": 0, "served": _portal[0].served,
+            "idle_ms": _portal[0].idle_ms()}
 
 
 def scan():
@@ -53,12 +57,16 @@ def scan():
                         "rssi": -80, "sec": "OPEN", "ch": 1}]
 
 
+_portal = [None]
+
+
 async def main():
     port = int(sys.argv[1])
     pop = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
     portal = Portal(info, scan, apply, reset, host="127.0.0.1", port=port, pop=pop,
                     fields=(("blynk", "Blynk auth token", True),),
                     captive=sys.argv[3:] != ["app-only"])
+    _portal[0] = portal
     await portal.start()
     print("@ready")
     commands = asyncio.StreamReader(sys.stdin)

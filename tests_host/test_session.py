@@ -1,0 +1,167 @@
+"""onboard.session's contract with a cloud profile, run on the Unix port with
+a profile of the test's own: a link with no session of its own, what the
+runtime stores and says for it, and the code it lets go of afterwards."""
+
+import json
+import socket
+import threading
+
+SESSION = """
+import asyncio, json, sys
+from onboard import log, session
+log.level = log.ERROR
+
+
+class Store:
+    def __init__(self):
+        self.data = {}
+
+    def get(self, section):
+        return dict(self.data.get(section, {}))
+
+    def put(self, section, **fields):
+        self.data.setdefault(section, {}).update(fields)
+
+
+class Runtime:
+    # what session.run asks of onboard.runtime.Runtime, recorded
+    config = {"time": {"ntp": []}}
+
+    def __init__(self, profile):
+        self.profile, self.store, self.said, self.errors = profile, Store(), [], []
+
+    def trial(self):
+        return False
+
+    def note(self, **fields):
+        self.said.append(fields)
+
+    def now_online(self):
+        self.said.append("online")
+
+    def set_error(self, code):
+        self.errors.append(code)
+
+
+class Profile:
+    # a profile whose links have no MQTT and no session of its own: online at once.
+    # Each start takes the next of STARTS: a link, or ("transient"|"rejected", args)
+    starts = 0
+
+    async def start(rt):
+        from onboard.clouds import Rejected, Transient
+        import onboard.ahttp  # what a profile's HTTPS loads  # noqa: F401
+        Profile.starts += 1
+        got = STARTS.pop(0)
+        if isinstance(got, dict):
+            return got
+        raise (Transient if got[0] == "transient" else Rejected)(*got[1])
+
+
+async def main():
+    rt = Runtime(Profile)
+    retry = await session.run(rt)
+    print(json.dumps({"retry": retry, "said": rt.said, "errors": rt.errors,
+                      "starts": Profile.starts, "setup": getattr(rt, "setup_requested", None),
+                      "stored": rt.store.data,
+                      "loaded": sorted(m for m in sys.modules if m.startswith("onboard."))}))
+
+asyncio.run(main())
+"""
+
+
+def run_session(mpy, *starts):
+    return json.loads(mpy.run(f"STARTS = {list(starts)!r}\n" + SESSION).stdout.splitlines()[-1])
+
+
+def test_a_link_without_a_session_of_its_own_is_online_and_ends_with_no_retry(mpy):
+    got = run_session(mpy, {})
+    assert (got["retry"], got["said"], got["errors"]) == (None, ["online"], [])
+
+
+def test_what_the_link_asks_to_store_is_stored(mpy):
+    got = run_session(mpy, {"store": {"token": "t-1"}})
+    assert got["stored"] == {"cloud": {"token": "t-1"}}
+
+
+def test_a_renewed_link_says_so_once(mpy):
+    assert run_session(mpy, {"renewed": True})["said"] == [{"renewed": True}, "online"]
+
+
+def test_a_link_not_renewed_says_nothing_of_a_renewal(mpy):
+    assert run_session(mpy, {"renewed": False})["said"] == ["online"]
+
+
+def test_the_session_lets_go_of_the_time_sync_and_the_profiles_https_code(mpy):
+    loaded = run_session(mpy, {})["loaded"]
+    assert not {"onboard.timesync", "onboard.ahttp", "onboard.httpmsg"} & set(loaded), loaded
+
+
+def test_a_link_whose_renewal_is_due_starts_the_profile_again(mpy):
+    got = run_session(mpy, {"renew_s": 0}, {})
+    assert (got["starts"], got["said"]) == (2, ["online", "online"])
+
+
+def test_a_transient_failure_without_retry_after_is_702_and_a_retry_with_no_minimum(mpy):
+    got = run_session(mpy, ("transient", ["activation"]))
+    assert (got["retry"], got["errors"]) == (0, [702])
+
+
+def test_a_transient_failure_with_retry_after_is_702_and_a_retry_no_sooner(mpy):
+    got = run_session(mpy, ("transient", ["activation", 30]))
+    assert (got["retry"], got["errors"]) == (30, [702])
+
+
+def test_a_refusal_without_a_code_is_703_and_setup_mode(mpy):
+    got = run_session(mpy, ("rejected", ["activation"]))
+    assert (got["retry"], got["errors"], got["setup"]) == (None, [703], True)
+
+
+def test_a_refusal_with_a_code_and_fields_stores_them_and_shows_the_code(mpy):
+    got = run_session(mpy, ("rejected", ["activation", 700, {"status": "gone"}]))
+    assert (got["errors"], got["stored"]) == ([700], {"cloud": {"status": "gone"}})
+
+
+# On a whole simulated device ----------------------------------------------------------------
+
+class Connack3Broker:
+    """A broker that answers every CONNECT with CONNACK 3 (server unavailable)."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                conn.settimeout(10)
+                try:
+                    if conn.recv(1024):  # the CONNECT (or its first part)
+                        conn.sendall(b"\x20\x02\x00\x03")
+                        while conn.recv(1024):  # the rest, until the device closes
+                            pass
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_broker_unavailable_for_now_is_702_and_retried_within_the_backoff(device, cloudsim):
+    from test_faults import blynk_device, bound
+    from test_profiles import configure
+
+    broker = Connack3Broker()
+    try:
+        d, fields = blynk_device(device, cloudsim, port=broker.port, tls=False)
+        configure(d, **fields)
+        retry = d.wait_note("retry_in")
+    finally:
+        broker.close()
+    assert retry["last_error"] == 702
+    assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
