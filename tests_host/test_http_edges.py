@@ -7,6 +7,7 @@ import json
 import select
 import socket
 import threading
+import time
 
 import pytest
 from servers import json_reply, reply, wait_closed
@@ -162,11 +163,36 @@ class Deaf:
             c.close()
 
 
+class Sluggish(Deaf):
+    """Reads every connection, 64 KB each half second (the pace of a peer on a
+    poor link): each partial send makes progress, so only a deadline over the
+    whole send can end it."""
+
+    def _accept(self):
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+
+    def _drain(self, conn):
+        try:
+            while conn.recv(65536):
+                time.sleep(0.5)  # the peer's pace, not a wait for an event
+        except OSError:
+            pass
+
+
 @pytest.mark.parametrize("client", CLIENTS)
-def test_a_server_that_reads_nothing_ends_in_a_send_timeout(mpy, client):
+@pytest.mark.parametrize("peer", [Deaf, Sluggish], ids=["reads-nothing", "reads-slowly"])
+def test_a_server_that_reads_too_slowly_ends_in_a_send_timeout(mpy, client, peer):
     # 6 MB outgrow what loopback's socket buffers hold (the send buffer grows
-    # to 4 MB at most), so the body cannot all be handed to the kernel
-    server = Deaf()
+    # to 4 MB at most), so the body cannot all be handed to the kernel; at
+    # Sluggish's 128 KB/s it would take 47 s, past the 30 s the run is allowed:
+    # a send that gave each partial write the whole timeout again ran on
+    server = peer()
     try:
         out = fails_with(mpy, client, "POST", f"http://127.0.0.1:{server.port}/",
                          body="b'x' * 6000000", heapsize="32M")

@@ -27,16 +27,18 @@ def wrap(e, host, phase):
     """e as the NetError that names host and phase: OSErrors by errno, the
     ValueError mbedTLS raises for a certificate it refuses, EOFError as a
     closed connection. Anything else is returned as it is."""
-    if isinstance(e, NetError):
-        return e
     if isinstance(e, EOFError):
-        return fail(ProtocolError, host, phase, "connection closed")
-    if isinstance(e, ValueError) and phase == "tls":
+        kind, why = ProtocolError, "connection closed"
+    elif isinstance(e, ValueError) and phase == "tls":
         # mbedTLS's reason ("The certificate validity has expired"): no secret
-        return fail(TLSError, host, phase, "certificate refused: %s" % str(e).strip())
-    if not isinstance(e, OSError):
+        kind, why = TLSError, "certificate refused: %s" % str(e).strip()
+    elif not isinstance(e, OSError) or isinstance(e, NetError):
         return e
-    errno = e.args[0] if e.args else 0
-    if errno in (11, 110, 116):  # EAGAIN, ETIMEDOUT (Linux, lwIP)
-        return fail(Timeout, host, phase, "timed out")
-    return fail(NetError, host, phase, "error %s" % errno)
+    else:
+        why = e.errno or 0
+        kind = NetError
+        if why in (11, 110, 116):  # EAGAIN, ETIMEDOUT (Linux, lwIP)
+            kind, why = Timeout, "timed out"
+        else:
+            why = "error %s" % why
+    return fail(kind, host, phase, why)

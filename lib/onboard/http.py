@@ -62,10 +62,12 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                     _left(raw, t)
                     s = ca.wrap_socket(raw, server_hostname=host)  # pyright: ignore  (a context here)
                 phase = "send"
-                _left(raw, t)
-                s.write(out)
-                if body:
-                    s.write(body)
+                # in pieces, the time left before each: a write of the whole
+                # would retry each partial send with the full socket timeout
+                for part in (out, body or b""):
+                    for i in range(0, len(part), 1024):
+                        _left(raw, t)
+                        s.write(part[i : i + 1024])
                 phase = "reply"
                 buf = bytearray()  # grows and shrinks in place
                 g = reply(buf, host, max_body, method == "HEAD")
@@ -86,7 +88,7 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
             finally:
                 if s:
                     s.close()  # (a TLS socket holds large buffers: before anything else)
-        except (OSError, ValueError, EOFError) as e:
+        except Exception as e:  # (wrap returns what is not a network failure as it is)
             from onboard.errors import wrap
 
             raise wrap(e, host, phase) from None

@@ -144,7 +144,7 @@ def reply(buf, host, max_body, head_only):
             raise OverflowError
         return Response(status, headers, body)
     except OverflowError:
-        phase, why = "body", "larger than max_body %d" % max_body
+        why = "larger than max_body %d" % max_body  # (only the body raises it)
     except EOFError:
         why = "connection closed before a reply" if phase == "status" else "truncated"
     except (ValueError, UnicodeError, IndexError):
