@@ -434,8 +434,10 @@ def test_a_wifi_only_change_through_the_portal_keeps_the_registration(device, tm
     assert events(cloudsim, di).count("signup") == 1
 
 
-@pytest.mark.parametrize("how", ["portal", "button"])
-def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim, how):
+def reset_online(device, tmp_path, cloudsim, how):
+    """An online device reset (the portal's /reset in setup mode, or a 10 s
+    hold while online, cancelling the session); (device, di) once the gateway
+    has seen it deregister."""
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
     if how == "portal":  # in setup mode, offline
@@ -446,9 +448,24 @@ def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim
         d.press(10500)
         d.wait_state("RESET_CONFIG", timeout=30)
     assert cloudsim.gateway.wait_event(di, "deregister")
+    return d, di
+
+
+@pytest.mark.parametrize("how", ["portal", "button"])
+def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim, how):
+    d, di = reset_online(device, tmp_path, cloudsim, how)
     assert events(cloudsim, di)[-2:] == ["signout", "deregister"]
     assert di not in [x["id"] for x in c2c(cloudsim)]
     assert "cloud" not in d.store()
+
+
+@pytest.mark.parametrize("how", ["portal", "button"])
+def test_after_deregistering_the_device_closes_its_gateway_connection(device, tmp_path,
+                                                                        cloudsim, how):
+    # in setup mode nothing uses it: left open, the gateway holds it and the
+    # device its TLS buffers
+    _, di = reset_online(device, tmp_path, cloudsim, how)
+    assert cloudsim.gateway.hung_up(di)
 
 
 def test_a_redirecturi_from_sign_up_is_followed_and_kept(device, tmp_path, cloudsim):

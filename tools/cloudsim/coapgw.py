@@ -85,6 +85,7 @@ class Gateway:
         # (monotonic time, event, di): signup, signin, signout, refresh, publish, deregister,
         # and each refusal as "<event> refused"
         self.events = collections.deque(maxlen=10000)
+        self.deregistered_on = {}  # di -> the connection its deregistration came on
         # test hook: f(path, doc) as each request arrives (after its fault), in the
         # gateway's loop: a test can act at an observed moment (kill the device)
         self.on_request = None
@@ -270,6 +271,7 @@ class Gateway:
             if not held or held["di"] != di:
                 raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown")
             self.devices.pop(di, None)
+            self.deregistered_on[di] = request.remote
             for table in (self.access, self.refresh):
                 for token in [t for t, v in table.items() if v["di"] == di]:
                     del table[token]
@@ -284,6 +286,18 @@ class Gateway:
         if dev and dev["remote"] and dev["remote"]._transport:
             self.loop.call_soon_threadsafe(dev["remote"]._transport.abort)
             return True
+        return False
+
+    def hung_up(self, di, timeout=10):
+        """True once the device has closed the connection it deregistered on
+        (tests: a device that forgets it holds the gateway's resources)."""
+        remote = self.deregistered_on.get(di)
+        stop = time.monotonic() + timeout
+        while remote is not None and time.monotonic() < stop:
+            transport = remote._transport
+            if not transport or transport.is_closing():
+                return True
+            time.sleep(0.05)  # (asyncio's transport has no event another thread can wait on)
         return False
 
     def online(self, di):
