@@ -104,16 +104,17 @@ print(json.dumps(out))
 """
 
 
-def fails_with(mpy, client, method, url, body="None", heapsize=None):
-    """[error type, message] of one request with timeout=2 under the Unix port;
-    the run itself is bounded, so a client that hangs fails the test."""
+def fails_with(mpy, client, method, url, body="None", heapsize=None, prelude=""):
+    """[error type, message] of one request with timeout=2 under the Unix port,
+    after the code prelude; the run itself is bounded, so a client that hangs
+    fails the test."""
     if client == "sync":
         imports = "from onboard import http"
         request = f"http.request({method!r}, {url!r}, data={body}, timeout=2)"
     else:
         imports = "import asyncio\nfrom onboard.ahttp import arequest"
         request = f"asyncio.run(arequest({method!r}, {url!r}, data={body}, timeout=2))"
-    code = ONE % {"imports": imports, "request": request}
+    code = ONE % {"imports": imports + "\n" + prelude, "request": request}
     return json.loads(mpy.run(code, heapsize=heapsize, timeout=30).lines[-1])
 
 
@@ -325,8 +326,7 @@ def test_the_event_loop_keeps_running_while_arequest_waits(serve, mpy):  # noqa:
 
 
 NO_SOCKETS = """
-import json, socket
-%(imports)s
+import socket
 import onboard.errors  # (loaded when an error happens: that would need a descriptor too)
 held = []
 try:
@@ -334,12 +334,6 @@ try:
         held.append(socket.socket())
 except OSError:
     pass
-try:
-    %(request)s
-    out = "answered"
-except Exception as e:
-    out = [type(e).__name__, str(e)]
-print(json.dumps(out))
 """
 
 
@@ -347,12 +341,7 @@ print(json.dumps(out))
 def test_a_request_that_cannot_get_a_socket_is_a_net_error_naming_connect(
         serve, mpy, client):  # noqa: F811
     server = serve(OK)
-    if client == "sync":
-        imports, request = "from onboard import http", f"http.get({server.url()!r}, timeout=5)"
-    else:
-        imports = "import asyncio\nfrom onboard.ahttp import arequest"
-        request = f"asyncio.run(arequest('GET', {server.url()!r}, timeout=5))"
-    out = json.loads(mpy.run(NO_SOCKETS % {"imports": imports, "request": request}).lines[-1])
+    out = fails_with(mpy, client, "GET", server.url(), prelude=NO_SOCKETS)
     assert out[0] == "NetError" and out[1].startswith("127.0.0.1: connect: error ")
     assert server.connections == 0
 
