@@ -934,17 +934,23 @@ attempt(lambda: call(c, "connect", False))
     assert out[0]["ok"] == "1"
 
 
-@pytest.mark.parametrize("path", sorted(BOTH))
-def test_a_remaining_length_over_4_bytes_is_a_protocol_error(mpy, path):
-    broker = FakeBroker(lambda c: c.sendall(CONNACK + b"\x30\xff\xff\xff\xff\x01"))
+def read_error(mpy, path, behaviour):
+    """(kind, message) of the error of one wait_msg after connecting to a
+    broker that behaves so once connected."""
+    broker = FakeBroker(behaviour)
     out = run_both(mpy, path, f"""
 c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
 call(c, "connect")
 attempt(lambda: call(c, "wait_msg", 5000))
 """)
     broker.close()
-    assert (out[0]["error"], out[0]["message"]) == ("ProtocolError",
-                                                    "127.0.0.1: read: bad packet 30")
+    return out[0]["error"], out[0]["message"]
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_remaining_length_over_4_bytes_is_a_protocol_error(mpy, path):
+    assert read_error(mpy, path, lambda c: c.sendall(CONNACK + b"\x30\xff\xff\xff\xff\x01")) \
+        == ("ProtocolError", "127.0.0.1: read: bad packet 30")
 
 
 @pytest.mark.parametrize("path", sorted(BOTH))
@@ -1137,15 +1143,8 @@ arun(main())
 
 @pytest.mark.parametrize("path", sorted(BOTH))
 def test_a_broker_that_hangs_up_is_a_closed_connection(mpy, path):
-    broker = FakeBroker(lambda c: (c.sendall(CONNACK), c.shutdown(socket.SHUT_WR)))
-    out = run_both(mpy, path, f"""
-c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
-call(c, "connect")
-attempt(lambda: call(c, "wait_msg", 5000))
-""")
-    broker.close()
-    assert (out[0]["error"], out[0]["message"]) == ("ProtocolError",
-                                                    "127.0.0.1: read: connection closed")
+    assert read_error(mpy, path, lambda c: (c.sendall(CONNACK), c.shutdown(socket.SHUT_WR))) \
+        == ("ProtocolError", "127.0.0.1: read: connection closed")
 
 
 @pytest.mark.parametrize("path", sorted(BOTH))
