@@ -17,4 +17,4 @@ if clouds:
         require("onboard-" + cloud, library="onboard")
 else:
     require("onboard", library="onboard")
-module("main.py")
+module("main.py", opt=3)

@@ -1,3 +1,3 @@
 # The Unix board is not frozen: `onboard device run` loads lib/ and this folder.
-module("board.py")
-module("network.py")
+module("board.py", opt=3)
+module("network.py", opt=3)

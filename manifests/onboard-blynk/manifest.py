@@ -5,4 +5,4 @@ metadata(description="onboard for Blynk", version="0.1.0")
 add_library("onboard", "..")
 require("onboard-base", library="onboard")
 
-package("onboard", files=("clouds/blynk.py",), base_path="../../lib")
+package("onboard", files=("clouds/blynk.py",), base_path="../../lib", opt=3)

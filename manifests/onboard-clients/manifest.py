@@ -7,4 +7,4 @@ metadata(description="onboard clients: blocking http and mqtt", version="0.1.0")
 add_library("onboard", "..")
 require("onboard-net", library="onboard")
 
-package("onboard", files=("http.py", "mqtt.py"), base_path="../../lib")
+package("onboard", files=("http.py", "mqtt.py"), base_path="../../lib", opt=3)

@@ -17,5 +17,5 @@ package(
         "session.py",
         "clouds/__init__.py",
     ),
-    base_path="../../lib",
+    base_path="../../lib", opt=3,
 )

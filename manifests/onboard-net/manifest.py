@@ -20,5 +20,5 @@ package(
         "amqtt.py",
         "timesync.py",
     ),
-    base_path="../../lib",
+    base_path="../../lib", opt=3,
 )

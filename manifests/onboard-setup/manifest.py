@@ -14,5 +14,5 @@ package(
         "improv.py",
         "setupmode.py",
     ),
-    base_path="../../lib",
+    base_path="../../lib", opt=3,
 )

@@ -5,4 +5,4 @@ metadata(description="onboard for Spoke Zone", version="0.1.0")
 add_library("onboard", "..")
 require("onboard-base", library="onboard")
 
-package("onboard", files=("clouds/spokezone.py", "jwt.py"), base_path="../../lib")
+package("onboard", files=("clouds/spokezone.py", "jwt.py"), base_path="../../lib", opt=3)

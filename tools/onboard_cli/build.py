@@ -63,9 +63,14 @@ def stamp_build(mpy_cross, dst, unix=None):
         compile_one(mpy_cross, src, "onboard/_build.py", dst)
 
 
+# -O3, as micropython-lib compiles its packages: no line-number tables and no
+# asserts in the bytecode (a device's tracebacks name the function, not the line)
+OPT = "-O3"
+
+
 def compile_one(mpy_cross, src, name, dst):
     dst.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([mpy_cross, "-o", str(dst), "-s", name, str(src)],
+    proc = subprocess.run([mpy_cross, OPT, "-o", str(dst), "-s", name, str(src)],
                           capture_output=True, text=True)
     if proc.returncode:
         raise ToolError(f"mpy-cross failed on {name}: {proc.stderr.strip()}")
