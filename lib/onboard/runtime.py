@@ -74,7 +74,7 @@ class Runtime:
         self.fresh = False  # credentials from setup that have not worked yet
         self.setup_requested = False
         self.session = None  # the running cloud session task
-        self.ctx = None  # the session's TLS context (onboard.session.session_tls)
+        self.ctx = None  # the cloud's TLS context (made in run(), else by session_tls)
         self.outbox = []  # (topic, msg, retain, qos) for the online loop to send
         self.online = False
         self.on_message = None  # the application's hook: f(topic, msg)
@@ -169,6 +169,19 @@ class Runtime:
     # -- online ----------------------------------------------------------------------
 
     async def run(self):
+        cfg = self.config
+        if cfg.get("ca") and cfg.get("tls", True) is not False:
+            # the cloud sessions' one TLS context, made at boot and kept: mbedTLS
+            # wants one large block, which a heap fragmented by setup mode and
+            # earlier sessions may no longer have (a CA that does not load is
+            # left for the session to report, as ERR_CLOUD)
+            try:
+                from onboard.ca import context
+
+                self.ctx = context(cfg["ca"])
+            except (OSError, ValueError):
+                pass
+            forget("ca")
         self.store.load()
         state = self.store.get("state")
         self.last_error = state.get("last_error", 0)

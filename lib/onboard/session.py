@@ -103,7 +103,7 @@ async def go_online(rt):
         rt.set_error(ERR_NETWORK)
         return 0
     finally:
-        rt.session = rt.ctx = None
+        rt.session = None
         watch.cancel()
         task = watch = None
         forget(*new_since(before))  # the session's code (MQTT, TLS) leaves RAM
@@ -116,9 +116,9 @@ async def watch_network(rt, task):
 
 
 def session_tls(rt):
-    """The session's one TLS context, against the config's CA, made at its
-    first use: the profile's HTTPS and the MQTT of a session share it (one
-    large block for mbedTLS, found once, early)."""
+    """The cloud's one TLS context, against the config's CA: the runtime
+    makes it at boot; made here (and kept) only when that failed. The
+    profile's HTTPS and the MQTT of every session share it."""
     if rt.ctx is None:
         from onboard.net import tls_context
 
@@ -135,6 +135,9 @@ async def run(rt):
     from onboard.errors import DNSError, NetError, TLSError
 
     try:
+        cfg = rt.config
+        if cfg.get("ca") and cfg.get("tls", True) is not False:
+            session_tls(rt)  # first, while the heap has the large block mbedTLS wants
         if not clock.is_known():
             if not await clock.sync(rt.config):
                 # TLS will check dates against the build time; SNTP again next time

@@ -35,12 +35,12 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
     if not (_live and _live.w):
         from onboard import coap
         from onboard.errors import wrap
-        from onboard.net import tls_context
+        from onboard.session import session_tls
 
         host, _, port = cis.split("://")[1].rpartition(":")
         try:
-            _live = ocf.conn = await coap.connect(host, int(port), tls_context(
-                rt.config.get("ca")) if cis[4] == "s" else None, ocf.serve, ms)
+            _live = ocf.conn = await coap.connect(host, int(port), session_tls(rt) if cis[4] == "s"
+                                             else None, ocf.serve, ms)
         except ValueError as e:  # mbedTLS refusing the certificate
             raise wrap(e, host, "tls") from None
     doc["di"] = _di(rt)
