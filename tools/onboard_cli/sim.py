@@ -10,6 +10,7 @@ import json
 import ssl
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -149,9 +150,13 @@ def main(args):
             else:
                 walk.step("Blynk auth tokens do not expire: no renewal to show")
             summary(walk, device)
+            crashed = [e["last_error"] for e in device.events if e["state"] == "ERROR"]
+            if crashed:
+                # it came back by rebooting, but a whole life has no ERROR in it
+                raise AssertionError(f"the device went through ERROR (last_error {crashed[0]})")
         except KeyboardInterrupt:
             print("\nstopped", flush=True)
-        except AssertionError as e:
+        except (AssertionError, urllib.error.URLError) as e:
             print(device.log_path.read_text()[-2000:] if device else "", end="")
             raise ToolError(str(e).split(";")[0]) from None
         finally:
