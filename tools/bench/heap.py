@@ -59,20 +59,33 @@ def life_ok(profile, heapsize, romfs=None):
     return run.returncode == 0 and "states" in run.stdout
 
 
+# a life's outcome is not monotonic in the heap size (where the large blocks
+# land varies): a size counts only when the next ABOVE sizes up work too
+ABOVE = 4
+
+
 def smallest_life(profile, low=32_768, high=196_608, romfs=None):
-    """The smallest heapsize (to 256 B) under which the whole life completes
-    (with romfs: the library from that ROMFS image, outside the heap)."""
+    """The smallest heapsize (to 256 B) from which the whole life completes,
+    with no ERROR on the way, at it and at the ABOVE sizes above it (with
+    romfs: the library from that ROMFS image, outside the heap)."""
     if not life_ok(profile, high, romfs):
         return f"> {high:,}"
     if life_ok(profile, low, romfs):
         return f"<= {low:,}"
-    while high - low > STEP:
-        mid = (low + high) // 2 // STEP * STEP
-        if life_ok(profile, mid, romfs):
-            high = mid
-        else:
-            low = mid
-    return high
+    while True:
+        while high - low > STEP:
+            mid = (low + high) // 2 // STEP * STEP
+            if life_ok(profile, mid, romfs):
+                high = mid
+            else:
+                low = mid
+        failed = next((h for h in range(high + STEP, high + (ABOVE + 1) * STEP, STEP)
+                       if not life_ok(profile, h, romfs)), None)
+        if failed is None:
+            return high
+        low, high = failed, max(high, failed + 8 * STEP)
+        while not life_ok(profile, high, romfs):
+            low, high = high, high + 8 * STEP
 
 
 def live_per_state(profile):
