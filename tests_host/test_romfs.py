@@ -70,6 +70,19 @@ def test_the_image_bytes_are_outside_the_heap(image, tmp_path):
     assert check["back"] == 7 and check["heap"] < size // 8
 
 
+def test_an_image_built_for_the_unix_board_runs_its_modules_from_rom(tmp_path):
+    path = tmp_path / "unix.romfs"
+    make_image(path, board="unix")
+    # the path `onboard device run --romfs` sets: the board's folder before /rom
+    env = dict(os.environ, MICROPYPATH=":".join([".frozen", str(BOARD_UNIX), "/rom"]))
+    main = tmp_path / "main.py"
+    main.write_text("import board, network, sys\n"
+                    "print('@where', board.__file__, network.__file__)\n")
+    run = subprocess.run([micropython(), str(BOARD_UNIX / "rom.py"), str(path), str(main)],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert run.stdout.split() == ["@where", "/rom/board.mpy", "/rom/network.mpy"], run.stderr
+
+
 def test_a_blynk_life_runs_from_the_image(image):
     run = subprocess.run([sys.executable, "-m", "onboard_cli.main", "sim", "--profile", "blynk",
                           "--mpy", "--romfs", str(image)], capture_output=True, text=True,

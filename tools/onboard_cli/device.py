@@ -61,8 +61,9 @@ def environment(args, flash, portal_port, dns_port):
 def micropypath(args, flash):
     """--mpy: the .mpy files of build/, as a device loads them, instead of
     lib/'s sources; --romfs: the library from the image at /rom (the board's
-    modules still from boards/unix, so an image built for another board
-    runs here too); files on the flash import last, as on a board."""
+    modules from boards/unix, so an image built for another board runs here
+    too, unless the image was built for this board: rom.py then puts /rom
+    first); files on the flash import last, as on a board."""
     board = BUILD / "board_unix" if args.mpy else BOARD_UNIX
     if getattr(args, "romfs", None):
         path = [board, ROM]
