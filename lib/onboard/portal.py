@@ -87,19 +87,6 @@ def _json_field(fields, name, value):
         raise ValueError("%s: must be text or a number" % name)
 
 
-def escape(text):
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace('"', "&quot;"))
-
-
-_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width,initial-scale=1"><title>%s</title>
-<style>body{font-family:sans-serif;max-width:26em;margin:1em auto;padding:0 1em}
-label,input,button{display:block;width:100%%;margin:.3em 0;box-sizing:border-box}
-input{padding:.4em}</style>
-</head><body><h1>%s</h1>%s</body></html>"""
-
-
 class Portal:
     """Serve the portal: Portal(...).start() inside a running event loop.
 
@@ -237,7 +224,9 @@ class Portal:
 
     def _route(self, method, path, query, headers, body):
         if path == "/":
-            return 200, self.page(), "text/html; charset=utf-8", ""
+            from onboard.page import form  # the browser's page: not loaded for apps
+
+            return 200, form(self), "text/html; charset=utf-8", ""
         if path == "/board_info.json":
             return 200, json.dumps(self.info()), "application/json", ""
         if path == "/wifi_scan.json":
@@ -284,9 +273,9 @@ class Portal:
 
     def _reply(self, status, msg, fields, html=False):
         if html:
-            back = "" if status == 200 else '<p><a href="/">Back</a></p>'
-            return status, _PAGE % (self.title, self.title, "<p>%s</p>%s" % (escape(msg), back)), \
-                "text/html; charset=utf-8", ""
+            from onboard.page import result
+
+            return status, result(self.title, status, msg), "text/html; charset=utf-8", ""
         return status, json.dumps({"status": "ok" if status == 200 else "error", "msg": msg}), \
             "application/json", ""
 
@@ -309,24 +298,6 @@ class Portal:
             self._locked_until = time.ticks_add(now, _LOCK_MS)
             log.warn(_TAG, "proof of possession failed %d times: locked", _POP_TRIES)
         return "pop: missing or wrong"
-
-    def page(self):
-        """The config page: a plain form, no JavaScript needed."""
-        options = "".join('<option value="%s">' % escape(n["ssid"]) for n in self.scan())
-        extra = "".join(
-            '<label>%s<input name="%s" type="%s" autocomplete="off"></label>'
-            % (escape(label), name, "password" if secret else "text")
-            for name, label, secret in self.fields)
-        if self.pop:
-            extra += ('<label>Proof of possession<input name="pop" type="password" '
-                      'autocomplete="off"></label>')
-        form = ('<form method="post" action="/config"><input type="hidden" name="ui" value="1">'
-                '<label>Wi-Fi network<input name="ssid" list="nets" required maxlength="32">'
-                '</label><datalist id="nets">%s</datalist><label>Password'
-                '<input name="pass" type="password" maxlength="64"></label>%s'
-                '<button type="submit">Connect</button></form>') % (options, extra)
-        return _PAGE % (self.title, self.title, form)
-
 
 def _same(a, b):
     # compare without stopping at the first difference

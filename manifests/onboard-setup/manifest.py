@@ -10,6 +10,7 @@ package(
     files=(
         "wifi.py",
         "portal.py",
+        "page.py",
         "dns.py",
         "improv.py",
         "setupmode.py",

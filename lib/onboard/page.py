@@ -1,0 +1,39 @@
+# The portal's pages for a person with a browser: the config form and the
+# page that tells what a form post did. Loaded at the first such request, so
+# that a setup done by an app (the JSON API) does not hold this in RAM.
+
+_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>%s</title>
+<style>body{font-family:sans-serif;max-width:26em;margin:1em auto;padding:0 1em}
+label,input,button{display:block;width:100%%;margin:.3em 0;box-sizing:border-box}
+input{padding:.4em}</style>
+</head><body><h1>%s</h1>%s</body></html>"""
+
+
+def escape(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def form(portal):
+    """The config page: a plain form, no JavaScript needed."""
+    options = "".join('<option value="%s">' % escape(n["ssid"]) for n in portal.scan())
+    extra = "".join(
+        '<label>%s<input name="%s" type="%s" autocomplete="off"></label>'
+        % (escape(label), name, "password" if secret else "text")
+        for name, label, secret in portal.fields)
+    if portal.pop:
+        extra += ('<label>Proof of possession<input name="pop" type="password" '
+                  'autocomplete="off"></label>')
+    body = ('<form method="post" action="/config"><input type="hidden" name="ui" value="1">'
+            '<label>Wi-Fi network<input name="ssid" list="nets" required maxlength="32">'
+            '</label><datalist id="nets">%s</datalist><label>Password'
+            '<input name="pass" type="password" maxlength="64"></label>%s'
+            '<button type="submit">Connect</button></form>') % (options, extra)
+    return _PAGE % (portal.title, portal.title, body)
+
+
+def result(title, status, msg):
+    """The page a form post gets: what was done, and a way back when it failed."""
+    back = "" if status == 200 else '<p><a href="/">Back</a></p>'
+    return _PAGE % (title, title, "<p>%s</p>%s" % (escape(msg), back))
