@@ -49,7 +49,7 @@ class Profile:
     starts = 0
 
     async def start(rt):
-        from onboard.clouds import Rejected, Transient
+        from onboard.cloud import Rejected, Transient
         import onboard.ahttp  # what a profile's HTTPS loads  # noqa: F401
         Profile.starts += 1
         got = STARTS.pop(0)

@@ -131,7 +131,7 @@ async def run(rt):
     """Outcomes of the profile, turned into states, errors and store
     writes. Whatever goes wrong with a cloud's reply is transient: the
     credentials stay as they are and the device never reboots for it."""
-    from onboard.clouds import Rejected, Transient
+    from onboard.cloud import Rejected, Transient
     from onboard.errors import DNSError, NetError, TLSError
 
     try:
@@ -177,7 +177,7 @@ async def run(rt):
 async def serve(rt):
     """Start the profile's link, store what it checked, stay online until
     renewal is due (then again) or an outcome ends the session."""
-    from onboard import clouds
+    from onboard import cloud
 
     profile = rt.profile
     while True:
@@ -206,14 +206,14 @@ async def serve(rt):
                 return  # nothing more to do
             continue  # renewal due
         kind = outcome[0]
-        if kind == clouds.RECONFIGURE:
+        if kind == cloud.RECONFIGURE:
             rt.setup_requested = True
             return
-        if kind == clouds.REBOOT:
+        if kind == cloud.REBOOT:
             log.info(_TAG, "reboot asked by the cloud")
             rt.board.reboot()
             return
-        if kind == clouds.REDIRECT:
+        if kind == cloud.REDIRECT:
             rt.store.put("cloud", **outcome[1])  # followed at the next start
             rt.set_state(CONNECTING_CLOUD)
 
@@ -236,7 +236,7 @@ async def mqtt_session(rt, link, due):
     """Connect, subscribe, say hello and serve the link until renewal is
     due (None) or a downlink ends the session (its outcome)."""
     from onboard.amqtt import MQTTException
-    from onboard.clouds import HANDLED, PUBLISH, Rejected, Transient
+    from onboard.cloud import HANDLED, PUBLISH, Rejected, Transient
 
     client = mqtt_client(rt, *link["mqtt"])
     got = []

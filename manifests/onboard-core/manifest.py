@@ -16,6 +16,7 @@ package(
         "runtime.py",
         "session.py",
         "clouds/__init__.py",
+        "cloud.py",
     ),
     base_path="../../lib", opt=3,
 )

@@ -64,7 +64,7 @@ def echo(cloud, topic, msg):
 
 async def make_assets(rt, cloud, assets):
     """PUT each asset not yet made; the names made, in config order."""
-    from onboard.clouds import fetch, judge
+    from onboard.cloud import fetch, judge
 
     done = cloud.get("assets") or []
     auth = {"Authorization": "Bearer " + cloud["token"]}
@@ -80,7 +80,7 @@ async def make_assets(rt, cloud, assets):
 
 
 async def start(rt):
-    from onboard.clouds import Rejected
+    from onboard.cloud import Rejected
     from onboard.codes import ERR_CONFIG
 
     cloud = rt.store.get("cloud")

@@ -61,7 +61,7 @@ def redirect(payload):
 
 
 def downlink(cloud, topic, msg):
-    from onboard.clouds import HANDLED, REBOOT, RECONFIGURE, REDIRECT
+    from onboard.cloud import HANDLED, REBOOT, RECONFIGURE, REDIRECT
 
     if topic == b"downlink/redirect":
         fields = redirect(msg)
@@ -80,7 +80,7 @@ async def start(rt):
     import json
 
     from onboard import clock
-    from onboard.clouds import Rejected, fetch, judge
+    from onboard.cloud import Rejected, fetch, judge
     from onboard.codes import ERR_CONFIG
 
     cfg = rt.config

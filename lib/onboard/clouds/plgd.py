@@ -29,7 +29,7 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
     # a request on the open connection (to cis, connected first): its CBOR map reply
     global _live
     from onboard import cbor
-    from onboard.clouds import Rejected, Transient
+    from onboard.cloud import Rejected, Transient
 
     ms = rt.config.get("timeout_s", 10) * 1000
     if not (_live and _live.w):
@@ -63,7 +63,7 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
 async def start(rt):
     """Sign up with the `at` (once), else refresh the stored pair; the link's
     session signs in with what the runtime stored."""
-    from onboard.clouds import Rejected, text
+    from onboard.cloud import Rejected, text
 
     c = rt.store.get("cloud")
     try:
@@ -95,7 +95,7 @@ async def _session(rt):
     import asyncio
     import time
 
-    from onboard.clouds import renew_margin
+    from onboard.cloud import renew_margin
 
     c = rt.store.get("cloud")  # (what the runtime stored from start())
     cis = c["cis"]

@@ -66,7 +66,7 @@ def due(cloud, exp):
 async def renew(rt, cloud):
     """POST /loginDevice (no x-access-token): the token to use afterwards and
     whether it is new."""
-    from onboard.clouds import Rejected, Transient, body, fetch, judge
+    from onboard.cloud import Rejected, Transient, body, fetch, judge
     from onboard.codes import ERR_CONFIG
 
     token = cloud["token"]
@@ -91,7 +91,7 @@ async def start(rt):
     """Renew when due (or while the time is unknown: the reply's Date sets
     it), then MQTT with the current token under the token's prefix."""
     from onboard import clock
-    from onboard.clouds import Rejected, renew_margin
+    from onboard.cloud import Rejected, renew_margin
     from onboard.codes import ERR_CONFIG
 
     cloud = rt.store.get("cloud")
@@ -125,7 +125,7 @@ async def start(rt):
 
 
 def downlink(cloud, topic, msg):
-    from onboard.clouds import RECONFIGURE
+    from onboard.cloud import RECONFIGURE
 
     if topic.endswith(b"/down/reconfigure"):
         return (RECONFIGURE,)
