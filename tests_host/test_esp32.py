@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_memory import online_holds_nothing_of
 
 from onboard_cli import esp32
 from onboard_cli.paths import ROOT, ToolError
@@ -512,7 +513,8 @@ def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards,
     try:
         configure_like_the_app(board, blynk=prov["token"])
         board.wait_state("CONNECTING_CLOUD")
-        board.wait_state("RUNNING")
+        running = board.wait_state("RUNNING")
+        assert online_holds_nothing_of(running) == set()  # as on the Unix port (test_memory)
         assert sim.date_server.requests > dates  # it asked cloudsim the time
         assert sim.clouds["blynk"].devices[prov["deviceId"]]["active"]
         (topic, payload), = mcu.messages()

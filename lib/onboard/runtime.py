@@ -7,7 +7,7 @@
 import asyncio
 import time
 
-from onboard import clock, log, wifi
+from onboard import clock, log
 from onboard.codes import (
     CONFIGURING,
     CONNECTING_CLOUD,
@@ -98,6 +98,7 @@ class Runtime:
 
             gc.collect()
             event["heap"] = gc.mem_alloc()  # live bytes, for the benchmarks
+            event["loaded"] = [n[8:] for n in loaded()]  # and what holds them
         self.board.emit(event)
 
     def note(self, **fields):
@@ -148,7 +149,7 @@ class Runtime:
             self.session.cancel()
 
     def uid(self):
-        return wifi.mac_text(self.mac, "")
+        return "".join("%02x" % b for b in self.mac)  # the MAC, as wifi.mac_text(mac, "")
 
     def station(self):
         # made active once; the online loop asks it every 100 ms
@@ -194,7 +195,8 @@ class Runtime:
         while True:
             await self.fresh_helpers()
             before = loaded()
-            if self.setup_requested or not (wifi.saved(self.store) or self.trial()):
+            if self.setup_requested or not (self.store.get("wifi").get("networks")
+                                            or self.trial()):  # (wifi.saved)
                 self.setup_requested = False
                 await asyncio.create_task(self.setup_mode())  # see fresh_helpers
                 await self.fresh_helpers()  # (and the cancelled setup tasks end)
@@ -309,7 +311,11 @@ def switch(store):
     if not p.get("ok"):
         p["ok"] = True
         store.put("state", pending=p)
+    from onboard import wifi
+
     wifi.remember(store, p["ssid"], p["password"], p.get("ip"))
+    del wifi
+    forget("wifi")  # online, nothing else needs it
     if p["cloud"]:
         store.put("cloud", **p["cloud"])
     store.put("state", pending=None)

@@ -6,7 +6,7 @@
 import asyncio
 import time
 
-from onboard import clock, log, wifi
+from onboard import clock, log
 from onboard.codes import (
     CONNECTING_CLOUD,
     CONNECTING_NET,
@@ -55,6 +55,15 @@ async def connect_net(rt):
     if sta.isconnected():
         return True
     rt.set_state(CONNECTING_NET)
+    try:
+        return await join(rt, sta)
+    finally:
+        forget("wifi")  # not needed again until the link is lost (the runtime uses the station)
+
+
+async def join(rt, sta):
+    from onboard import wifi
+
     timeout = int(rt.config.get("wifi_timeout_s", 15)) * 1000
     if rt.trial():
         p = rt.real.get("state")["pending"]

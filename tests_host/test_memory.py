@@ -1,0 +1,40 @@
+"""What a device keeps loaded in each state (issue 14): a state's code is
+loaded for it and let go of afterwards. Seen in its state events: with
+report_heap on, each lists the onboard modules loaded (sys.modules) at that
+change. A module let go of but still referenced stays in RAM all the same:
+that shows in the heap figures of `make bench`, not here."""
+
+from test_faults import blynk_device
+from test_profiles import configure, port_of
+
+SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
+SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase"}
+# the profile's HTTPS, the time sync and the CA's loader: done with before RUNNING
+ONCE = {"ahttp", "httpmsg", "redirect", "timesync", "ca"}
+
+
+def online_holds_nothing_of(event):
+    """The modules of setup mode, Wi-Fi and ONCE an online event still holds."""
+    return (SETUP_MODE | ONCE | {"wifi"}) & set(event["loaded"])
+
+
+def test_online_the_device_holds_no_setup_mode_wifi_manager_or_https_code(device, cloudsim):
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    assert online_holds_nothing_of(d.wait_state("RUNNING")) == set()
+
+
+def test_in_setup_mode_again_the_device_holds_no_session_code(device, cloudsim):
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    d.press(2000)  # setup mode while online, keeping the settings
+    again = d.wait_state("WAIT_CONFIG")
+    assert (SESSION | ONCE) & set(again["loaded"]) == set()
+    assert port_of(again)  # and its portal is up
+
+
+def test_the_first_setup_mode_holds_no_session_code(device, cloudsim):
+    d, _ = blynk_device(device, cloudsim, report_heap=True)
+    first = d.wait_state("WAIT_CONFIG")
+    assert (SESSION | ONCE) & set(first["loaded"]) == set()
