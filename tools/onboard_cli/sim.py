@@ -39,14 +39,19 @@ class Walk:
                   f" {extra}".rstrip(), flush=True)
         self.seen = len(self.device.events)
 
-    def state(self, state, timeout=60, **kw):
-        event = self.device.wait_state(state, timeout=timeout, **kw)
-        self.show()
-        return event
+    def state(self, state, timeout=60):
+        return self._wait(lambda e: e["state"] == state, state, timeout)
 
     def note(self, key, timeout=60):
-        event = self.device.wait_note(key, timeout=timeout)
+        return self._wait(lambda e: key in e, key, timeout)
+
+    def _wait(self, wanted, what, timeout):
+        # ERROR ends the walk at once: a whole life has none (see main)
+        event = self.device.wait_for(lambda e: wanted(e) or e["state"] == "ERROR", what, timeout)
         self.show()
+        if event["state"] == "ERROR" and not wanted(event):
+            raise AssertionError(f"the device went through ERROR (last_error "
+                                 f"{event['last_error']})")
         return event
 
     def step(self, text):
