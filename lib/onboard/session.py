@@ -144,9 +144,6 @@ async def run(rt):
     from onboard.errors import DNSError, NetError, TLSError
 
     try:
-        cfg = rt.config
-        if cfg.get("ca") and cfg.get("tls", True) is not False:
-            session_tls(rt)  # first, while the heap has the large block mbedTLS wants
         if not clock.is_known():
             if not await clock.sync(rt.config):
                 # TLS will check dates against the build time; SNTP again next time
