@@ -21,6 +21,7 @@ class Online(Exception):
 
 class RT:
     config = {{"ca": {ca!r}, "timeout_s": 10, "name": "bench"}}
+    ctx = None  # the runtime's TLS context: none, so plgd makes its own (as before issue 14)
     store = Store("onboard.json")
     def uid(self):
         return "0123456789ab"

@@ -35,12 +35,13 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
     if not (_live and _live.w):
         from onboard import coap
         from onboard.errors import wrap
-        from onboard.session import session_tls
+        from onboard.net import tls_context
 
         host, _, port = cis.split("://")[1].rpartition(":")
         try:
-            _live = ocf.conn = await coap.connect(host, int(port), session_tls(rt) if cis[4] == "s"
-                                             else None, ocf.serve, ms)
+            # the runtime's context (made at boot), else one against the config's CA
+            _live = ocf.conn = await coap.connect(host, int(port), (rt.ctx or tls_context(
+                rt.config.get("ca"))) if cis[4] == "s" else None, ocf.serve, ms)
         except ValueError as e:  # mbedTLS refusing the certificate
             raise wrap(e, host, "tls") from None
     doc["di"] = _di(rt)
