@@ -66,8 +66,9 @@ def onboard(*args, timeout=600):
 
 def spokezone_device(sim):
     sz = sim.clouds["spokezone"]
-    sz.devices["bench"] = {"cpuId": "bench-cpu", "uuid": "bench-uuid", "name": "bench"}
-    return sz.device_token("bench")
+    # Spoke Zone's device ids are positive integers (a token naming another is refused)
+    sz.devices[9001] = {"cpuId": "bench-cpu", "uuid": "bench-uuid", "name": "bench"}
+    return sz.device_token(9001)
 
 
 def renewal_rows(sim, d):
