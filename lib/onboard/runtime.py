@@ -171,13 +171,14 @@ class Runtime:
 
     # -- online ----------------------------------------------------------------------
 
-    async def run(self):
+    def make_tls(self):
+        """The cloud sessions' one TLS context, made before going online when
+        the heap has room (at boot, or where setup mode's code just was) and
+        kept for every session: mbedTLS wants one large block, which a heap
+        fragmented by a session or by setup mode may no longer have. A CA
+        that does not load is left for the session to report (ERR_CLOUD)."""
         cfg = self.config
-        if cfg.get("ca") and cfg.get("tls", True) is not False:
-            # the cloud sessions' one TLS context, made at boot and kept: mbedTLS
-            # wants one large block, which a heap fragmented by setup mode and
-            # earlier sessions may no longer have (a CA that does not load is
-            # left for the session to report, as ERR_CLOUD)
+        if self.ctx is None and cfg.get("ca") and cfg.get("tls", True) is not False:
             try:
                 from onboard.ca import context
 
@@ -185,6 +186,8 @@ class Runtime:
             except (OSError, ValueError):
                 pass
             forget("ca")
+
+    async def run(self):
         self.store.load()
         state = self.store.get("state")
         self.last_error = state.get("last_error", 0)
@@ -200,10 +203,12 @@ class Runtime:
             if self.setup_requested or not (self.store.get("wifi").get("networks")
                                             or self.trial()):  # (wifi.saved)
                 self.setup_requested = False
+                self.ctx = None  # (not needed in setup mode: made again after it)
                 await asyncio.create_task(self.setup_mode())  # see fresh_helpers
                 await self.fresh_helpers()  # (and the cancelled setup tasks end)
                 forget(*new_since(before))  # setup mode's code leaves RAM (portal, DNS, Improv)
                 attempt = 0
+            self.make_tls()
             attempt = await self.go_online(attempt)
             forget(*new_since(before))  # the session's code (MQTT, TLS) leaves RAM
 
