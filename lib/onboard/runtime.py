@@ -76,7 +76,7 @@ class Runtime:
         self.fresh = False  # credentials from setup that have not worked yet
         self.setup_requested = False
         self.session = None  # the running cloud session task
-        self.ctx = None  # the cloud's TLS context (made in run(), else by session_tls)
+        self.ctx = None  # the cloud's TLS context (make_tls, else session_tls)
         self.outbox = []  # (topic, msg, retain, qos) for the online loop to send
         self.online = False
         self.on_message = None  # the application's hook: f(topic, msg)
@@ -337,8 +337,7 @@ def main(board, config_path=None):
 
     # collect after every 2 KB allocated, not only when an allocation fails:
     # garbage is freed while it is small and near, so the long-lived objects
-    # of each state do not end up scattered over a fragmented heap (the
-    # 32-bit Blynk life works from 60.7 KB instead of 63)
+    # of each state do not end up scattered over a fragmented heap
     gc.threshold(_GC_EVERY)
     try:
         with open(config_path or board.config_path()) as f:

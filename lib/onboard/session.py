@@ -126,8 +126,9 @@ async def watch_network(rt, task):
 
 def session_tls(rt):
     """The cloud's one TLS context, against the config's CA: the runtime
-    makes it at boot; made here (and kept) only when that failed. The
-    profile's HTTPS and the MQTT of every session share it."""
+    makes it before going online (Runtime.make_tls); made here (and kept)
+    only when that failed, so that the failure is the session's to report.
+    The profile's HTTPS and the MQTT of every session share it."""
     if rt.ctx is None:
         from onboard.net import tls_context
 

@@ -39,7 +39,7 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
 
         host, _, port = cis.split("://")[1].rpartition(":")
         try:
-            # the runtime's context (made at boot), else one against the config's CA
+            # the runtime's context (Runtime.make_tls), else one against the config's CA
             _live = ocf.conn = await coap.connect(host, int(port), (rt.ctx or tls_context(
                 rt.config.get("ca"))) if cis[4] == "s" else None, ocf.serve, ms)
         except ValueError as e:  # mbedTLS refusing the certificate
