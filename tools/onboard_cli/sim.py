@@ -21,6 +21,11 @@ from .simdevice import Device
 LIFETIME = 30  # seconds: a short token lifetime, so the renewal comes within the run
 
 
+def crashed(event):
+    """The failure of a walk that saw the device in ERROR."""
+    return AssertionError(f"the device went through ERROR (last_error {event['last_error']})")
+
+
 class Walk:
     def __init__(self, device):
         self.device = device
@@ -50,8 +55,7 @@ class Walk:
         event = self.device.wait_for(lambda e: wanted(e) or e["state"] == "ERROR", what, timeout)
         self.show()
         if event["state"] == "ERROR" and not wanted(event):
-            raise AssertionError(f"the device went through ERROR (last_error "
-                                 f"{event['last_error']})")
+            raise crashed(event)
         return event
 
     def step(self, text):
@@ -155,10 +159,9 @@ def main(args):
             else:
                 walk.step("Blynk auth tokens do not expire: no renewal to show")
             summary(walk, device)
-            crashed = [e["last_error"] for e in device.events if e["state"] == "ERROR"]
-            if crashed:
-                # it came back by rebooting, but a whole life has no ERROR in it
-                raise AssertionError(f"the device went through ERROR (last_error {crashed[0]})")
+            for event in device.events:
+                if event["state"] == "ERROR":  # it came back by rebooting: not a whole life
+                    raise crashed(event)
         except KeyboardInterrupt:
             print("\nstopped", flush=True)
         except (AssertionError, urllib.error.URLError) as e:
