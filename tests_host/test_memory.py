@@ -4,8 +4,13 @@ report_heap on, each lists the onboard modules loaded (sys.modules) at that
 change. A module let go of but still referenced stays in RAM all the same:
 that shows in the heap figures of `make bench`, not here."""
 
+import re
+
 from test_faults import blynk_device
 from test_profiles import configure, port_of
+
+from onboard_cli import manifest
+from onboard_cli.build import build
 
 SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
 SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase"}
@@ -38,3 +43,22 @@ def test_the_first_setup_mode_holds_no_session_code(device, cloudsim):
     d, _ = blynk_device(device, cloudsim, report_heap=True)
     first = d.wait_state("WAIT_CONFIG")
     assert (SESSION | ONCE) & set(first["loaded"]) == set()
+
+
+def test_a_built_module_costs_no_qstr_for_its_source_name(mpy, tmp_path):
+    # mpy-cross stores a source name in each .mpy; a path (onboard/store.py)
+    # would be one more interned string per module, never freed. onboard build
+    # gives the module's name, which importing it interned already.
+    build(tmp_path / "build")
+    names = [t[:-3].replace("/", ".").removesuffix(".__init__") for t in manifest.modules()]
+    run = mpy.run(f"""
+        import micropython, sys
+        sys.path.insert(0, {str(tmp_path / "build")!r})
+        for name in {names!r}:
+            __import__(name)
+        micropython.qstr_info(1)
+        """)
+    interned = re.findall(r"^Q\((.*)\)$", run.stdout, re.M)
+    assert len([q for q in interned if q.endswith(".mpy")]) >= len(names)  # loaded from build
+    assert [q for q in interned if q.endswith(".py") and "snippet" not in q] == []
+
