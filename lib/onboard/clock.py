@@ -4,6 +4,7 @@
 # now() is None, on the Unix port too: the host's clock is not trusted.
 # Nothing earlier than the firmware's build time is ever accepted.
 import time
+from micropython import const
 
 try:
     from onboard._build import BUILD, BUILD_DATE  # pyright: ignore  (written by `onboard build`)
@@ -11,7 +12,7 @@ except ImportError:
     BUILD = 1793491200  # 2026-11-01: the floor of an unbuilt source tree
     BUILD_DATE = "Nov  1 2026 00:00:00"
 
-_MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec"
+_MONTHS = const("JanFebMarAprMayJunJulAugSepOctNovDec")
 # seconds the port's time.time() counts from 1970 to its epoch (2000 on ESP32)
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 

@@ -10,7 +10,7 @@ _TTL = const(60)
 _MAX_NAME = const(255)
 
 
-_NAME = b"\x05blynk\x05setup\x00"
+_NAME = const(b"\x05blynk\x05setup\x00")
 
 
 def answer(query, ip, captive):

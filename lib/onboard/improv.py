@@ -8,7 +8,7 @@ from micropython import const
 
 from onboard import log, wifi
 
-_HEADER = b"IMPROV\x01"
+_HEADER = const(b"IMPROV\x01")
 _MAX_DATA = const(128)
 # packet types
 _STATE = const(0x01)
@@ -27,7 +27,7 @@ PROVISIONED = const(0x04)
 ERR_INVALID_RPC = const(0x01)
 ERR_UNKNOWN_RPC = const(0x02)
 ERR_UNABLE_TO_CONNECT = const(0x03)
-_TAG = "improv"
+_TAG = const("improv")
 
 
 def packet(kind, data):

@@ -12,7 +12,6 @@ INFO = const(20)
 WARN = const(30)
 ERROR = const(40)
 
-_NAMES = {DEBUG: "D", INFO: "I", WARN: "W", ERROR: "E"}
 _MAX_SECRETS = const(24)
 _MIN_SECRET_LEN = const(3)
 MASK = "***"
@@ -79,7 +78,8 @@ def _emit(lvl, tag, msg, args):
             msg = msg % tuple(masked(a) for a in args)
         except (TypeError, ValueError):
             msg = "%s (bad log format)" % msg
-    line = redact("%s %s: %s" % (_NAMES.get(lvl, "?"), tag, msg))
+    # the level's letter: D, I, W or E (lvl is one of the four, 10 to 40)
+    line = redact("%s %s: %s" % ("DIWE"[lvl // 10 - 1], tag, msg))
     output.write(line.replace("\n", " ") + "\n")
 
 

@@ -2,12 +2,14 @@
 # page that tells what a form post did. Loaded at the first such request, so
 # that a setup done by an app (the JSON API) does not hold this in RAM.
 
-_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
+from micropython import const
+
+_PAGE = const("""<!DOCTYPE html><html><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>%s</title>
 <style>body{font-family:sans-serif;max-width:26em;margin:1em auto;padding:0 1em}
 label,input,button{display:block;width:100%%;margin:.3em 0;box-sizing:border-box}
 input{padding:.4em}</style>
-</head><body><h1>%s</h1>%s</body></html>"""
+</head><body><h1>%s</h1>%s</body></html>""")
 
 
 def escape(text):

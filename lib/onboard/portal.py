@@ -16,10 +16,10 @@ _MAX_CONN = const(4)
 _REQUEST_MS = const(5000)
 _POP_TRIES = const(5)
 _LOCK_MS = const(60000)
-_TAG = "portal"
+_TAG = const("portal")
 # phone probes that may come addressed to the portal itself (other hosts are redirected anyway)
-PROBES = ("/generate_204", "/hotspot-detect.html", "/connecttest.txt", "/ncsi.txt")
-API = ("/board_info.json", "/wifi_scan.json", "/config", "/reset", "/reboot")
+_PROBES = const(("/generate_204", "/hotspot-detect.html", "/connecttest.txt", "/ncsi.txt"))
+_API = const(("/board_info.json", "/wifi_scan.json", "/config", "/reset", "/reboot"))
 
 
 class Refused(Exception):
@@ -213,8 +213,8 @@ class Portal:
         self.served += 1
         path, _, query = target.partition("?")
         host = headers.get("host", self.host).split(":")[0]
-        if self.captive and path not in API and (
-                path in PROBES or host not in (self.host, "blynk.setup")):
+        if self.captive and path not in _API and (
+                path in _PROBES or host not in (self.host, "blynk.setup")):
             return self._redirect()
         return method, path, query, headers, body[:length]  # routed by _serve
 

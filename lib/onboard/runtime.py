@@ -22,8 +22,8 @@ from onboard.codes import (
 )
 from onboard.store import Store
 
-_TAG = "runtime"
-_OUTBOX = 8  # application messages queued while online, at most
+_TAG = const("runtime")
+_OUTBOX = const(8)  # application messages queued while online, at most
 _GC_EVERY = const(2048)  # bytes allocated between two collections (main)
 # LED (on ms, off ms) per state: fast blink in setup, slow while connecting, on when online
 LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),

@@ -5,6 +5,7 @@
 # once it returns.
 import asyncio
 import time
+from micropython import const
 
 from onboard import clock, log
 from onboard.codes import (
@@ -18,10 +19,10 @@ from onboard.codes import (
 )
 from onboard.runtime import forget, loaded, new_since
 
-_TAG = "runtime"
+_TAG = const("runtime")
 # the longest wait before a renewal: ticks_add() refuses more than 2**29 ms (6.2
 # days) on the ESP32, less than a 7-day token's wait; a renewal comes early instead
-_MAX_WAIT_MS = 1 << 28
+_MAX_WAIT_MS = const(1 << 28)
 
 
 async def online(rt, attempt):

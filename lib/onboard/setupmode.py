@@ -4,11 +4,12 @@
 # DNS and Improv it loads) once setup mode ends.
 import asyncio
 import time
+from micropython import const
 
 from onboard import log, wifi
 from onboard.codes import CONFIGURING, WAIT_CONFIG
 
-_TAG = "runtime"
+_TAG = const("runtime")
 
 
 def arrive(rt, fields, joined=False):

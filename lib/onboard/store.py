@@ -19,7 +19,7 @@ SECTIONS = ("wifi", "enrol", "cloud", "state", "meta")
 VERSION = const(1)
 MAX_BYTES = const(8192)  # bound on what load() reads and put() writes
 _MAX_DEPTH = const(4)
-_HEAD = b'{"crc":"'
+_HEAD = const(b'{"crc":"')
 _REST = const(18)  # len('{"crc":"xxxxxxxx",')
 _ENOENT = const(2)
 
@@ -30,7 +30,7 @@ PREVIOUS = "previous"  # current file missing or damaged, previous generation us
 EMPTY = "empty"  # no store files: a fresh device
 DAMAGED = "damaged"  # files present, none valid: started empty
 
-_TAG = "store"
+_TAG = const("store")
 
 
 def _check_value(value, field, depth=0):
