@@ -6,7 +6,7 @@
 from micropython import const
 
 _MAX_DIGITS = const(16)
-_HEX = "0123456789abcdefABCDEF"
+_HEX = const(b"0123456789abcdefABCDEF")
 MAX = 0xFFFFFFFFFFFFFFFF
 
 
@@ -29,7 +29,7 @@ def canonical(value, field="token"):
         raise ValueError("%s: empty" % field)
     if len(digits) > _MAX_DIGITS:
         raise ValueError("%s: more than 64 bits" % field)
-    for c in digits:
+    for c in digits.encode():  # (bytes: a str's characters would each become a qstr)
         if c not in _HEX:
             raise ValueError("%s: not hexadecimal" % field)
     return "0x%016x" % int(digits, 16)

@@ -47,9 +47,11 @@ def split(url):
         port = int(port) if colon else (443 if tls else 80)
     except ValueError:
         port = 0
-    # (below: CR, LF, space or control characters would split or bend the request)
+    # (below: CR, LF, space or control characters would split or bend the request;
+    # looked for in the UTF-8 bytes: taking a str apart by character would
+    # intern each character met as a qstr, in RAM for good)
     if not sep or scheme not in ("http", "https") or not host or not 0 < port < 65536 \
-            or min(url) <= " ":
+            or min(url.encode()) <= 32:
         raise ValueError("url: malformed")
     return tls, host, port, slash + path
 
@@ -64,10 +66,10 @@ def head(method, url, body, is_json, headers):
         head += "Content-Length: %d\r\n" % len(body)
     for k, v in (headers or {}).items():
         v = str(v)
-        if min(k + "!") <= " " or "\r" in v or "\n" in v:  # ("!": sorts after them all)
+        if min((k + "!").encode()) <= 32 or "\r" in v or "\n" in v:  # ("!": after them all)
             raise ValueError("headers: %s: control character" % k.strip())
         head += "%s: %s\r\n" % (k, v)
-    if min(method + "!") <= " ":
+    if min((method + "!").encode()) <= 32:
         raise ValueError("method: malformed")
     return tls, host, port, (head + "\r\n").encode()
 

@@ -17,16 +17,18 @@ def check_credentials(ssid, password):
     n = len(password)
     if n == 0:
         return  # open network
+    # (checked as UTF-8 bytes: a str taken apart by character would intern each
+    # character of the password as a qstr, in RAM for good)
     if n == 64:
-        for c in password:
-            if c not in "0123456789abcdefABCDEF":
+        for c in password.encode():
+            if c not in b"0123456789abcdefABCDEF":
                 raise ValueError("password: 64 characters must all be hex digits")
         return
     # 5: a WEP key as text (13 characters, or 10 or 26 hex digits, fall in 8-63)
     if not (8 <= n <= 63 or n == 5):
         raise ValueError("password: must be 8-63 characters, 64 hex digits, a WEP key, or empty")
-    for c in password:
-        if not " " <= c <= "~":
+    for c in password.encode():
+        if not 32 <= c <= 126:  # " " to "~"
             raise ValueError("password: must be printable ASCII")
 
 
