@@ -10,7 +10,7 @@ from test_faults import blynk_device
 from test_profiles import configure, port_of
 
 from onboard_cli import manifest
-from onboard_cli.build import build
+from onboard_cli.build import build, module_name
 
 SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
 SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase"}
@@ -50,7 +50,7 @@ def test_a_built_module_costs_no_qstr_for_its_source_name(mpy, tmp_path):
     # would be one more interned string per module, never freed. onboard build
     # gives the module's name, which importing it interned already.
     build(tmp_path / "build")
-    names = [t[:-3].replace("/", ".").removesuffix(".__init__") for t in manifest.modules()]
+    names = [module_name(t) for t in manifest.modules()]
     run = mpy.run(f"""
         import micropython, sys
         sys.path.insert(0, {str(tmp_path / "build")!r})

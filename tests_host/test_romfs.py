@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from onboard_cli import manifest
+from onboard_cli.build import module_name
 from onboard_cli.paths import BOARD_UNIX, ROOT, micropython
 from onboard_cli.romfs import make_image
 
@@ -39,7 +40,7 @@ def image(tmp_path_factory):
 
 def run_from(image, tmp_path, heapsize="512K", names=None):
     if names is None:
-        names = [t[:-3].replace("/", ".").removesuffix(".__init__") for t in manifest.modules()]
+        names = [module_name(t) for t in manifest.modules()]
     script = tmp_path / "check.py"
     script.write_text(f"NAMES = {names!r}\nFLASH = {str(tmp_path)!r}\n" + CHECK)
     # nothing of onboard on the path but the image: /rom, then the board

@@ -68,20 +68,18 @@ def stamp_build(mpy_cross, dst, unix=None):
 OPT = "-O3"
 
 
-def source_name(name):
-    """The source name a module's .mpy carries (tracebacks show it) for the
-    file name onboard/mqtt.py: its module name, onboard.mqtt. Importing the
+def module_name(path):
+    """The module a file under lib/ (or a package's) is: onboard/mqtt.py ->
+    onboard.mqtt, onboard/clouds/__init__.py -> onboard.clouds. It is also
+    the source name each .mpy carries (tracebacks show it): importing the
     module interns that word already, whereas a path would be one more qstr
     per module, in RAM for good (about 25 B each on a 32-bit port)."""
-    name = name[:-3] if name.endswith(".py") else name
-    if name.endswith("__init__"):
-        name = name[:-9]
-    return name.replace("/", ".")
+    return path.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
 
 def compile_one(mpy_cross, src, name, dst):
     dst.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([mpy_cross, OPT, "-o", str(dst), "-s", source_name(name), str(src)],
+    proc = subprocess.run([mpy_cross, OPT, "-o", str(dst), "-s", module_name(name), str(src)],
                           capture_output=True, text=True)
     if proc.returncode:
         raise ToolError(f"mpy-cross failed on {name}: {proc.stderr.strip()}")
