@@ -35,6 +35,22 @@ def test_deploy_with_a_cloud_copies_only_that_products_components():
                             + ["onboard/_build.mpy"])
 
 
+def test_build_leaves_nothing_in_its_folder_but_what_it_compiled(tmp_path):
+    # a file left in build/ from before is imported all the same: a lib/
+    # module since deleted, or an app module beside the Unix board's, which
+    # firmware/main.py imports
+    from onboard_cli.build import build
+
+    out = tmp_path / "build"
+    for left in ("board_unix/app.py", "onboard/gone.mpy", "onboard/clouds/old.py"):
+        (out / left).parent.mkdir(parents=True, exist_ok=True)
+        (out / left).write_text("x = 1\n")
+    build(out)
+    files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert {"board_unix/app.py", "onboard/gone.mpy", "onboard/clouds/old.py"} & files == set()
+    assert {"board_unix/board.mpy", "onboard/store.mpy", "onboard/clouds/blynk.mpy"} <= files
+
+
 def test_deploy_to_romfs_copies_firmware_and_config_but_not_the_library(tmp_path):
     config = tmp_path / "config.json"
     config.write_text("{}")

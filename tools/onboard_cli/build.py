@@ -15,8 +15,10 @@ def build(out=BUILD):
     out/board_unix/, for simulated devices run with --mpy); return
     [(module path, bytes)] of lib/."""
     mpy_cross = tool("mpy-cross")
+    keep = set()
     for src in sorted(BOARD_UNIX.glob("*.py")):
         if src.name != "manifest.py":
+            keep.add(out / "board_unix" / src.with_suffix(".mpy").name)
             compile_one(mpy_cross, src, src.name, out / "board_unix" / src.with_suffix(".mpy").name)
     sizes = []
     for src in sorted(LIB.rglob("*.py")):
@@ -26,11 +28,14 @@ def build(out=BUILD):
         sizes.append((str(rel.with_suffix(".mpy")), dst.stat().st_size))
     stamp = out / "onboard" / "_build.mpy"
     stamp_build(mpy_cross, stamp)
-    # a module deleted from lib/ must not linger in build/
-    keep = {out / name for name, _ in sizes} | {stamp}
-    for stale in (out / "onboard").rglob("*.mpy"):
-        if stale not in keep:
-            stale.unlink()
+    # nothing but this build in build/: a module deleted from lib/, or any
+    # other file left there, would still be imported (firmware/main.py
+    # imports an app module from the board's folder when there is one)
+    keep |= {out / name for name, _ in sizes} | {stamp}
+    for folder in ("onboard", "board_unix"):
+        for stale in (out / folder).rglob("*"):
+            if stale.is_file() and stale not in keep:
+                stale.unlink()
     return sizes
 
 
