@@ -65,17 +65,22 @@ def test_a_built_module_costs_no_qstr_for_its_source_name(mpy, tmp_path):
 
 def test_checking_text_interns_none_of_its_characters(mpy):
     # MicroPython interns each character taken out of a str (iterating, min)
-    # as a qstr, kept for good: a password's, a token's, a URL's characters
+    # as a qstr, kept for good: a password's, a proof of possession's, a
+    # token's, a URL's characters
     # would each cost RAM for the rest of the device's life
     run = mpy.run("""
         import micropython
         from onboard import hex64, httpmsg, wifi
+        from onboard.portal import Portal
+        portal = Portal(None, None, None, None, pop="ZqVkJx")
         micropython.qstr_info(1)
         print("@checks")
         wifi.check_credentials("home", "Zq#Vw%Kx!Jy;")
         wifi.check_credentials("home", "ABCDEF0123456789" * 4)
         hex64.canonical("0x9F8e7D6c5B4a3210")
         httpmsg.head("PUT", "https://Qz.example:8443/Xy?Jk=Vw", b"{}", True, {"X-Kq": "Zj"})
+        portal._check_pop("ZqVkJx")  # the proof of possession, right
+        portal._check_pop("WqXkQz")  # and wrong
         micropython.qstr_info(1)
         """)
     before, after = (set(re.findall(r"^Q\((.*)\)$", part, re.M))

@@ -300,10 +300,12 @@ class Portal:
         return "pop: missing or wrong"
 
 def _same(a, b):
-    # compare without stopping at the first difference
+    # compare without stopping at the first difference, byte by byte: each
+    # character taken out of a str would be interned, the secret's in RAM for good
+    a, b = a.encode(), b.encode()
     if len(a) != len(b):
         return False
     diff = 0
     for x, y in zip(a, b):
-        diff |= ord(x) ^ ord(y)
+        diff |= x ^ y
     return diff == 0
