@@ -240,18 +240,27 @@ class Store:
 
     def _commit(self, data, scrub_previous, section=None, fields=()):
         gen = self._gen + 1
-        # the bound is on the file's bytes (UTF-8), as load() reads it
-        rest = ('"v":%d,"gen":%d,"data":%s}' % (VERSION, gen, json.dumps(data))).encode()
-        if len(rest) + _REST > MAX_BYTES:
+        head = b'"v":%d,"gen":%d,"data":' % (VERSION, gen)
+        # the one copy of the record in RAM: MicroPython's str is its UTF-8
+        # bytes, which crc32, memoryview and a file's write take as they are
+        # (this write is the peak of setup mode's heap: no joined or encoded copies)
+        data_text = json.dumps(data)
+        size = len(memoryview(data_text))  # pyright: ignore  (a str is a buffer here)
+        size += _REST + len(head) + 1
+        # the bound is on the file's bytes, as load() reads it
+        if size > MAX_BYTES:
             raise ValueError("store: section %r (%s) would make the record %d bytes, over %d"
-                             % (section, ",".join(sorted(fields)), len(rest) + _REST, MAX_BYTES))
+                             % (section, ",".join(sorted(fields)), size, MAX_BYTES))
+        crc = crc32(b"}", crc32(data_text, crc32(head))) & 0xFFFFFFFF
         tmp = self.path + ".tmp"
         prev = self.path + ".prev"
         try:
             with open(tmp, "wb") as f:
-                f.write(b'{"crc":"%08x",' % (crc32(rest) & 0xFFFFFFFF))
-                f.write(rest)
-            del rest
+                f.write(b'{"crc":"%08x",' % crc)
+                f.write(head)
+                f.write(data_text)
+                f.write(b"}")
+            del data_text
             if self.status == OK:
                 os.rename(self.path, prev)
             elif _exists(self.path):
