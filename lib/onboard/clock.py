@@ -4,7 +4,6 @@
 # now() is None, on the Unix port too: the host's clock is not trusted.
 # Nothing earlier than the firmware's build time is ever accepted.
 import time
-from micropython import const
 
 try:
     from onboard._build import BUILD, BUILD_DATE  # pyright: ignore  (written by `onboard build`)
@@ -12,7 +11,6 @@ except ImportError:
     BUILD = 1793491200  # 2026-11-01: the floor of an unbuilt source tree
     BUILD_DATE = "Nov  1 2026 00:00:00"
 
-_MONTHS = const("JanFebMarAprMayJunJulAugSepOctNovDec")
 # seconds the port's time.time() counts from 1970 to its epoch (2000 on ESP32)
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
@@ -58,37 +56,6 @@ def _set(unix):
         _board.set_time(unix)
     _delta = unix - (int(time.time()) + _EPOCH)
     return True
-
-
-def http_date(text):
-    """Unix seconds from an HTTP Date (IMF-fixdate, "Sun, 22 Nov 2026 00:14:00
-    GMT"), or None when it is not one."""
-    try:
-        wd, d, mon, y, hms, gmt = text.split(" ")
-        h, mi, s = map(int, hms.split(":"))
-        m = _MONTHS.index(mon)
-        d, y = int(d), int(y)
-        if wd[-1] != "," or gmt != "GMT" or len(mon) != 3 or m % 3 or not 0 < d < 32 \
-                or y < 1970 or not 0 <= h < 24 or not 0 <= mi < 60 or not 0 <= s < 61:
-            return None
-    except (ValueError, AttributeError, IndexError):
-        return None
-    m = m // 3 + 1
-    if m < 3:
-        y -= 1
-        m += 12
-    days = 365 * y + y // 4 - y // 100 + y // 400 + (153 * m - 457) // 5 + d - 719469
-    return days * 86400 + h * 3600 + mi * 60 + s
-
-
-def learn(text):
-    """A verified server's Date header refines the clock: taken when the time
-    is unknown or off by 2 s or more (Date counts whole seconds). True if taken."""
-    unix = http_date(text or "")
-    t = now()
-    if t is not None and unix is not None and -2 < unix - t < 2:
-        return False
-    return _set(unix)
 
 
 async def sync(config, timeout_ms=5000):

@@ -1,15 +1,48 @@
 # Setting onboard.clock from the network: SNTP (RFC 4330), else the Date of
-# a plain-HTTP reply. Needed once per session start, so a module of its own
-# that the runtime lets go of once the clock is set.
+# a plain-HTTP reply; and refining it from the Date of a verified HTTPS reply
+# (learn). Needed at a session's start and around a profile's HTTPS, so a
+# module of its own that the session lets go of after each.
 import time
 from micropython import const
 
-from onboard.clock import _set, http_date
+from onboard.clock import _set, now
 
+_MONTHS = const("JanFebMarAprMayJunJulAugSepOctNovDec")
 _NTP_PORT = const(123)
 _NTP_LEN = const(48)
 _NTP_1900 = 2208988800  # seconds from 1900 (NTP era 0) to 1970
 _POLL_MS = const(20)
+
+
+def http_date(text):
+    """Unix seconds from an HTTP Date (IMF-fixdate, "Sun, 22 Nov 2026 00:14:00
+    GMT"), or None when it is not one."""
+    try:
+        wd, d, mon, y, hms, gmt = text.split(" ")
+        h, mi, s = map(int, hms.split(":"))
+        m = _MONTHS.index(mon)
+        d, y = int(d), int(y)
+        if wd[-1] != "," or gmt != "GMT" or len(mon) != 3 or m % 3 or not 0 < d < 32 \
+                or y < 1970 or not 0 <= h < 24 or not 0 <= mi < 60 or not 0 <= s < 61:
+            return None
+    except (ValueError, AttributeError, IndexError):
+        return None
+    m = m // 3 + 1
+    if m < 3:
+        y -= 1
+        m += 12
+    days = 365 * y + y // 4 - y // 100 + y // 400 + (153 * m - 457) // 5 + d - 719469
+    return days * 86400 + h * 3600 + mi * 60 + s
+
+
+def learn(text):
+    """A verified server's Date header refines the clock: taken when the time
+    is unknown or off by 2 s or more (Date counts whole seconds). True if taken."""
+    unix = http_date(text or "")
+    t = now()
+    if t is not None and unix is not None and -2 < unix - t < 2:
+        return False
+    return _set(unix)
 
 
 async def _sntp(host, port, timeout_ms):
