@@ -161,6 +161,16 @@ def test_a_request_that_fails_unexpectedly_is_400_bad_request_and_the_portal_ser
                          "Host: 127.0.0.1\r\n\r\n".encode()))
 
 
+def test_a_request_that_runs_out_of_memory_is_503_try_again_and_the_portal_serves_on(portal):
+    # not the client's fault (no 400): the same request may work once the heap has room
+    status, _, body = http(portal.port, b"GET /config?ssid=no-memory&pass= HTTP/1.1\r\n"
+                           b"Host: 127.0.0.1\r\n\r\n")
+    assert (status, json.loads(body)) == (503, {"status": "error",
+                                                "msg": "out of memory, try again"})
+    assert ok_reply(http(portal.port, f"GET /config?ssid=home&pass=&blynk={TOKEN} HTTP/1.1\r\n"
+                         "Host: 127.0.0.1\r\n\r\n".encode()))
+
+
 def test_the_status_line_of_a_refusal_reads_error(portal):
     with socket.create_connection(("127.0.0.1", portal.port), timeout=10) as s:
         s.sendall(b"GET /config?ssid=%zz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

@@ -142,7 +142,9 @@ class Portal:
                     status, body = e.args
                 except Exception as e:  # noqa: BLE001  the portal must keep serving
                     log.warn(_TAG, "request failed: %s", type(e).__name__)
-                    status, body = 400, "bad request"
+                    # out of memory is not the client's fault: the same request may work later
+                    status, body = (503, "out of memory, try again") if isinstance(
+                        e, MemoryError) else (400, "bad request")
             if status >= 400 and ctype == "application/json" and not str(body).startswith("{"):
                 body = json.dumps({"status": "error", "msg": body})
             if isinstance(body, str):

@@ -35,6 +35,8 @@ def apply(fields):
         raise ValueError("ssid: refused by the test")
     if fields.get("ssid") == "crash-me":
         raise RuntimeError("a bug in apply")  # what the portal must survive
+    if fields.get("ssid") == "no-memory":
+        raise MemoryError  # a store write in a heap too full or fragmented
     if fields.get("ssid") == "slow-flash":
         time.sleep_ms(6000)  # a store write slower than the portal's request bound (5 s)
     print("@applied " + json.dumps(fields))
