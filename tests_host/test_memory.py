@@ -86,3 +86,34 @@ def test_checking_text_interns_none_of_its_characters(mpy):
     before, after = (set(re.findall(r"^Q\((.*)\)$", part, re.M))
                      for part in re.split(r"^@checks$", run.stdout, flags=re.M))
     assert [q for q in after - before if len(q) == 1] == []
+
+
+def test_letting_go_of_modules_frees_the_last_stream_asyncio_watched(mpy):
+    # asyncio's poller keeps a link to the last stream it stopped watching (a
+    # removed dict key keeps its value): the closed TLS socket of a session,
+    # and its TLS context, stayed in RAM all through the setup mode after it
+    run = mpy.run("""
+        import asyncio, gc, io
+        from asyncio import core
+        from onboard.runtime import forget
+
+        class Stream(io.IOBase):  # readable at once, holding 20,000 bytes
+            def __init__(self):
+                self.held = bytearray(20000)
+            def ioctl(self, req, arg):
+                return arg & 1 if req == 3 else 0  # MP_STREAM_POLL: readable
+
+        async def read_once():
+            yield core._io_queue.queue_read(Stream())  # watched, then let go of
+
+        async def main():
+            await read_once()
+            await asyncio.sleep_ms(0)
+            gc.collect()
+            before = gc.mem_alloc()
+            forget()
+            print(before - gc.mem_alloc())
+
+        asyncio.run(main())
+        """)
+    assert int(run.lines[-1]) >= 20000  # the stream, and what it held, are freed

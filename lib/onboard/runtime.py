@@ -43,6 +43,15 @@ def forget(*names):
         sys.modules.pop("onboard." + name, None)
         if name in onboard.__dict__:
             delattr(onboard, name)
+    # asyncio's poller keeps a link to the last stream it stopped watching: a
+    # map slot whose key is removed keeps its value (MicroPython's dicts). That
+    # kept a closed TLS socket, and with it the TLS context, in RAM through
+    # setup mode. With no stream watched, a new poller is the same without it.
+    import select
+    from asyncio import core  # pyright: ignore  (MicroPython's asyncio)
+
+    if not core._io_queue.map:
+        core._io_queue.poller = select.poll()
     gc.collect()
 
 
