@@ -199,14 +199,17 @@ def test_last_error_is_written_to_the_store(device, cloudsim):
 
 def test_a_switch_cut_short_by_a_power_cut_is_finished_at_boot(device, mpy, tmp_path):
     # the new settings had worked and the switch had begun (pending marked ok)
-    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+    ip = ["10.0.0.2", "255.0.0.0", "10.0.0.1", "10.0.0.1", "10.0.0.1"]
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"},
+                                                 {"ssid": "cafe", "password": "old one"}]},
                cloud={"token": "O" * 32},
-               state={"pending": {"ssid": "cafe", "password": "", "ip": None,
+               state={"pending": {"ssid": "cafe", "password": "", "ip": ip,
                                   "cloud": {"token": "N" * 32}, "ok": True}})
     d = device()
     d.wait_state("CONNECTING_NET")
     stored = d.store()
-    assert [n["ssid"] for n in stored["wifi"]["networks"]] == ["cafe", "home"]
+    assert stored["wifi"]["networks"] == [{"ssid": "cafe", "password": "", "ip": ip},
+                                          {"ssid": "home", "password": "correct horse"}]
     assert stored["cloud"]["token"] == "N" * 32 and "pending" not in stored.get("state", {})
 
 

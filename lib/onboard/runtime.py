@@ -24,7 +24,8 @@ from onboard.store import Store
 
 _TAG = const("runtime")
 _OUTBOX = const(8)  # application messages queued while online, at most
-_GC_EVERY = const(2048)  # bytes allocated between two collections (main)
+_GC_EVERY = const(2048)
+_MAX_NETWORKS = const(8)  # wifi.MAX_NETWORKS  # bytes allocated between two collections (main)
 # LED (on ms, off ms) per state: fast blink in setup, slow while connecting, on when online
 LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),
        CONNECTING_CLOUD: (500, 500), RUNNING: (1000, 0), RESET_CONFIG: (50, 50),
@@ -327,11 +328,14 @@ def switch(store):
     if not p.get("ok"):
         p["ok"] = True
         store.put("state", pending=p)
-    from onboard import wifi
-
-    wifi.remember(store, p["ssid"], p["password"], p.get("ip"))
-    del wifi
-    forget("wifi")  # online, nothing else needs it
+    # wifi.remember's write, without loading the Wi-Fi manager while online
+    # (at RUNNING's peak): the pending network first, once, the list capped
+    # as wifi.MAX_NETWORKS caps it (the credentials were checked on arrival)
+    net = {"ssid": p["ssid"], "password": p["password"]}
+    if p.get("ip"):
+        net["ip"] = p["ip"]
+    nets = [n for n in store.get("wifi").get("networks", []) if n.get("ssid") != p["ssid"]]
+    store.put("wifi", networks=[net] + nets[: _MAX_NETWORKS - 1])
     if p["cloud"]:
         store.put("cloud", **p["cloud"])
     store.put("state", pending=None)
