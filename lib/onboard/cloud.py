@@ -79,7 +79,6 @@ async def fetch(rt, method, path, **kw):
     """One HTTPS request to the config's API with its CA and timeout; the
     verified server's Date refines the clock."""
     from onboard.ahttp import arequest
-    from onboard.timesync import learn  # (let go of with the HTTPS client, session.serve)
 
     cfg = rt.config
     ca = cfg.get("ca")
@@ -89,5 +88,10 @@ async def fetch(rt, method, path, **kw):
         ca = session_tls(rt)  # the session's one context, shared with its MQTT
     resp = await arequest(method, cfg["api"] + path, ca=ca,
                           timeout=cfg.get("timeout_s", 10), **kw)
+    # the Date reader is loaded after the request, whose TLS needs the room
+    from onboard.runtime import forget
+    from onboard.timesync import learn
+
     learn(resp.headers.get("date"))
+    forget("timesync")
     return resp

@@ -190,7 +190,7 @@ async def serve(rt):
     profile = rt.profile
     while True:
         link = await profile.start(rt)
-        forget("ahttp", "httpmsg", "redirect", "timesync")  # its HTTPS is over till renewal
+        forget("ahttp", "httpmsg", "redirect")  # its HTTPS is over until the next renewal
         if link.get("store"):
             rt.store.put("cloud", **link["store"])  # before it is used
         if link.get("renewed"):
