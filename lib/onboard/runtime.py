@@ -24,8 +24,8 @@ from onboard.store import Store
 
 _TAG = const("runtime")
 _OUTBOX = const(8)  # application messages queued while online, at most
-_GC_EVERY = const(2048)
-_MAX_NETWORKS = const(8)  # wifi.MAX_NETWORKS  # bytes allocated between two collections (main)
+_GC_EVERY = const(2048)  # bytes allocated between two collections (main)
+_MAX_NETWORKS = const(8)  # the saved networks kept, at most (wifi.MAX_NETWORKS)
 # LED (on ms, off ms) per state: fast blink in setup, slow while connecting, on when online
 LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),
        CONNECTING_CLOUD: (500, 500), RUNNING: (1000, 0), RESET_CONFIG: (50, 50),

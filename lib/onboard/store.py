@@ -243,7 +243,7 @@ class Store:
         head = b'"v":%d,"gen":%d,"data":' % (VERSION, gen)
         # the one copy of the record in RAM: MicroPython's str is its UTF-8
         # bytes, which crc32, memoryview and a file's write take as they are
-        # (this write is the peak of setup mode's heap: no joined or encoded copies)
+        # (no joined or encoded copies: a write may come when the heap is fullest)
         data_text = json.dumps(data)
         size = len(memoryview(data_text))  # pyright: ignore  (a str is a buffer here)
         size += _REST + len(head) + 1

@@ -1,7 +1,7 @@
 # Setting onboard.clock from the network: SNTP (RFC 4330), else the Date of
 # a plain-HTTP reply; and refining it from the Date of a verified HTTPS reply
-# (learn). Needed at a session's start and around a profile's HTTPS, so a
-# module of its own that the session lets go of after each.
+# (learn). Needed at a session's start and after a profile's HTTPS request,
+# so a module of its own, let go of after each.
 import time
 from micropython import const
 
