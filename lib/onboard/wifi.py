@@ -4,7 +4,7 @@ from micropython import const
 
 from onboard.codes import ERR_CONFIG, ERR_NETWORK, ERR_NO_IP, ERR_NOT_FOUND, ERR_WRONG_PASSWORD
 
-MAX_NETWORKS = const(8)
+MAX_NETWORKS = const(8)  # saved networks kept, at most (runtime.switch has its own copy)
 _MAX_SSID = const(32)
 
 
