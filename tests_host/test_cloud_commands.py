@@ -20,9 +20,9 @@ def ok(run):
 
 
 def test_imp_enroll_prints_canonical_tokens_and_reuses_a_plan(cloudsim):
-    first = ok(onboard(cloudsim, "imp", "enroll", "--api-key", cloudsim.admin_token))
+    first = ok(onboard(cloudsim, "imp", "enroll", f"--api-key={cloudsim.admin_token}"))
     assert len(first["plan_id"]) == 18 and len(first["token_id"]) == 18
-    again = ok(onboard(cloudsim, "imp", "enroll", "--api-key", cloudsim.admin_token,
+    again = ok(onboard(cloudsim, "imp", "enroll", f"--api-key={cloudsim.admin_token}",
                        "--plan-id", first["plan_id"]))
     assert again["plan_id"] == first["plan_id"]
 
@@ -30,7 +30,7 @@ def test_imp_enroll_prints_canonical_tokens_and_reuses_a_plan(cloudsim):
 def test_imp_enroll_sends_key_colon_and_an_empty_body_and_gets_a_new_plan(cloudsim):
     imp = cloudsim.clouds["imp"]
     plans = set(imp.plans)
-    got = ok(onboard(cloudsim, "imp", "enroll", "--api-key", cloudsim.admin_token))
+    got = ok(onboard(cloudsim, "imp", "enroll", f"--api-key={cloudsim.admin_token}"))
     assert imp.seen[-1] == {"colon": True, "empty": True}  # as the server saw the request
     assert got["plan_id"] not in plans
 
@@ -43,11 +43,11 @@ def test_imp_enroll_with_a_wrong_key_is_one_line_and_exit_1(cloudsim):
 
 
 def test_blynk_provision_reconfigure_reprovision(cloudsim):
-    prov = ok(onboard(cloudsim, "blynk", "provision-token", "--token", cloudsim.admin_token,
+    prov = ok(onboard(cloudsim, "blynk", "provision-token", f"--token={cloudsim.admin_token}",
                       "--org", "1", "--owner", "1"))
-    assert ok(onboard(cloudsim, "blynk", "reconfigure", "--token", cloudsim.admin_token,
+    assert ok(onboard(cloudsim, "blynk", "reconfigure", f"--token={cloudsim.admin_token}",
                       "--device", str(prov["deviceId"]))) == {"deviceIsOffline": True}
-    again = ok(onboard(cloudsim, "blynk", "reprovision", "--token", cloudsim.admin_token,
+    again = ok(onboard(cloudsim, "blynk", "reprovision", f"--token={cloudsim.admin_token}",
                        "--device", str(prov["deviceId"])))
     assert again["deviceId"] == prov["deviceId"] and again["token"] != prov["token"]
 
@@ -58,14 +58,14 @@ def test_spokezone_secrets_then_renew(cloudsim):
     sz.devices[device_id] = {"cpuId": "cpu-cli", "uuid": "uuid-cli", "name": "cli"}
     sz.device_token(device_id)
     secrets = ok(onboard(cloudsim, "spokezone", "secrets", "--device", str(device_id),
-                         "--access-token", cloudsim.admin_token))
-    renewed = ok(onboard(cloudsim, "spokezone", "renew", "--token", secrets["token"],
+                         f"--access-token={cloudsim.admin_token}"))
+    renewed = ok(onboard(cloudsim, "spokezone", "renew", "--token=" + secrets["token"],
                          "--cpu-id", "cpu-cli", "--uuid", "uuid-cli"))
     assert renewed == {"renewed": False}  # a fresh 7-day token is still valid
 
 
 def test_plgd_onboard_prints_coapcloudconf_with_a_code_the_token_endpoint_accepts(cloudsim):
-    conf = ok(onboard(cloudsim, "plgd", "onboard", "--token", cloudsim.admin_token,
+    conf = ok(onboard(cloudsim, "plgd", "onboard", f"--token={cloudsim.admin_token}",
                       "--device-id", "dev-cli"))
     assert set(conf) == {"apn", "cis", "sid", "at"}
     assert conf["at"] in cloudsim.clouds["plgd"].codes

@@ -512,7 +512,7 @@ def test_the_code_onboard_plgd_onboard_prints_signs_up_at_the_gateway(cloudsim):
     from test_cloud_commands import ok
     from test_cloud_commands import onboard as cli
     cis = f"coaps+tcp://127.0.0.1:{cloudsim.gateway.tls_port}"
-    conf = ok(cli(cloudsim, "plgd", "onboard", "--token", cloudsim.admin_token, "--cis", cis))
+    conf = ok(cli(cloudsim, "plgd", "onboard", f"--token={cloudsim.admin_token}", "--cis", cis))
     assert conf["cis"] == cis and conf["apn"] == "plgd"
     assert sign_up(cloudsim, conf["at"]).startswith("2.04")
 
