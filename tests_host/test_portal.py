@@ -551,6 +551,17 @@ def test_portal_configure_command_does_what_a_phone_app_does(device):
     assert d.store()["cloud"]["token"] == TOKEN
 
 
+def test_portal_configure_takes_a_token_that_starts_with_a_dash(device):
+    # one Blynk token in 64 does, and argparse would take it for an option
+    d = device()
+    url = d.wait_state("WAIT_CONFIG")["portal"]
+    token = "-" + TOKEN[1:]
+    run = onboard("portal", "configure", "--url", url, "--ssid", "home", "--password",
+                  "correct horse", "--token", token)
+    assert run.returncode == 0, run.stderr
+    assert d.store()["cloud"]["token"] == token
+
+
 def test_portal_configure_reports_a_refusal_in_one_line(device):
     d = device()
     url = d.wait_state("WAIT_CONFIG")["portal"]

@@ -110,8 +110,25 @@ def parser():
     return p
 
 
+# options whose value is a secret: random text, which may start with "-"
+# (one Blynk token in 64 does); argparse would take such a value for an option
+SECRET_OPTIONS = ("--token", "--api-key", "--access-token", "--refresh-token", "--password",
+                  "--wifi-password")
+
+
+def secret_values(argv):
+    """argv with each secret option joined to the word after it (--token=-Ab...),
+    so that word is its value whatever it starts with."""
+    out = []
+    words = iter(argv)
+    for word in words:
+        value = next(words, None) if word in SECRET_OPTIONS else None
+        out.append(word if value is None else f"{word}={value}")
+    return out
+
+
 def main(argv=None):
-    args = parser().parse_args(argv)
+    args = parser().parse_args(secret_values(sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "build":
             from .build import main as run
