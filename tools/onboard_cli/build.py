@@ -18,8 +18,9 @@ def build(out=BUILD):
     keep = set()
     for src in sorted(BOARD_UNIX.glob("*.py")):
         if src.name != "manifest.py":
-            keep.add(out / "board_unix" / src.with_suffix(".mpy").name)
-            compile_one(mpy_cross, src, src.name, out / "board_unix" / src.with_suffix(".mpy").name)
+            dst = out / "board_unix" / src.with_suffix(".mpy").name
+            compile_one(mpy_cross, src, src.name, dst)
+            keep.add(dst)
     sizes = []
     for src in sorted(LIB.rglob("*.py")):
         rel = src.relative_to(LIB)
