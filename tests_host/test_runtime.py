@@ -163,7 +163,8 @@ def test_a_stored_state_the_runtime_cannot_read_is_error_704(device, mpy, tmp_pa
     seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
                state={"pending": "not a record"})
     d = device()
-    d.wait_state("ERROR", last_error=704)
+    assert d.wait_state("ERROR")["last_error"] == 704  # the device's first ERROR
+    assert d.store()["state"]["last_error"] == 704  # and the flash read back through Store
 
 
 def test_reset_through_the_portal_clears_last_error(device, mpy, tmp_path):
