@@ -16,7 +16,7 @@ SOURCES = {"requests/__init__.py": "python-ecosys/requests/requests/__init__.py"
            "umqtt/simple.py": "micropython/umqtt.simple/umqtt/simple.py"}
 MIRROR = Path("/work/.mirror/micropython+micropython-lib/repo")
 
-# The same exchanges as network.ONBOARD_HTTPS / ONBOARD_MQTT. requests cannot
+# The same exchanges as network.onboard_https() / onboard_mqtt(). requests cannot
 # verify a certificate (it sets CERT_NONE); umqtt.simple verifies with the same
 # context onboard builds, from the same CA.
 REQUESTS_HTTPS = """
