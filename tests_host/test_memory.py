@@ -45,6 +45,20 @@ def test_the_first_setup_mode_holds_no_session_code(device, cloudsim):
     assert (SESSION | ONCE) & set(first["loaded"]) == set()
 
 
+def test_a_simulated_device_interns_short_module_paths_wherever_the_project_is(
+        device, tmp_path):
+    # MicroPython interns each imported module's file path (__file__) for
+    # good. A board's are short ("onboard/store.mpy"); the simulated device's
+    # are as short, through the flash folder's links, not the clone's folder.
+    flash = tmp_path / "device0" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "app.py").write_text(
+        "import board, onboard.store\nboard.emit({'store_file': onboard.store.__file__})\n")
+    d = device()
+    assert d.wait_for(lambda e: "store_file" in e, "the app's event")["store_file"] == \
+        ".lib/onboard/store.py"
+
+
 def test_a_built_module_costs_no_qstr_for_its_source_name(mpy, tmp_path):
     # mpy-cross stores a source name in each .mpy; a path (onboard/store.py)
     # would be one more interned string per module, never freed. onboard build
