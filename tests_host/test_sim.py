@@ -18,11 +18,11 @@ def sim(profile):
     return run.stdout
 
 
-@pytest.mark.parametrize("profile", ["blynk", "spokezone"])
+@pytest.mark.parametrize("profile", ["blynk", "spokezone", "allthingstalk", "plgd"])
 def test_whole_life_goes_through_setup_online_reconfigure_and_back(profile):
     out = sim(profile)
     states = next(line for line in out.splitlines() if line.strip().startswith("states"))
     assert states.split(None, 1)[1] == LIFE
-    if profile == "spokezone":
+    if profile in ("spokezone", "plgd"):  # their tokens expire
         renewal = out.index("renewed True", out.index("wait for the token renewal"))
         assert "online True" in out[renewal:]

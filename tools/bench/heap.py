@@ -24,6 +24,9 @@ from .measure import smallest_heap, workdir
 STEP = 256
 # d2af53e, 64-bit, measured as below (issue 9: none may grow)
 BEFORE_64 = {"life blynk": 105_984, "https": 25_043, "mqtt plain": 15_334, "mqtt tls": 31_941}
+# every profile with a life in `onboard sim` (issue 14: all reported, none grows)
+LIVES = ("blynk", "spokezone", "allthingstalk", "plgd")
+STATES = ("WAIT_CONFIG", "CONFIGURING", "CONNECTING_NET", "CONNECTING_CLOUD", "RUNNING")
 GOALS_32 = {"life blynk": "<= 40,960 B (issue 14)", "life blynk romfs": "<= 28,672 B (issue 14)"}
 
 
@@ -189,7 +192,7 @@ def build_rows(bits, path, image, Cloudsim):
     rows = []
     with interpreter(path):
         figs = {}
-        for profile in ("blynk", "spokezone"):
+        for profile in LIVES:
             figs["life " + profile] = smallest_life(profile)
         figs["life blynk romfs"] = smallest_life("blynk", low=16_384, romfs=image)
         with workdir() as d:
@@ -201,6 +204,8 @@ def build_rows(bits, path, image, Cloudsim):
         names = {"life blynk": "whole Blynk life (make sim)",
                  "life blynk romfs": "whole Blynk life, onboard from a ROMFS image",
                  "life spokezone": "whole Spoke Zone life",
+                 "life allthingstalk": "whole AllThingsTalk life",
+                 "life plgd": "whole plgd life",
                  "https": "one HTTPS POST (import + request)",
                  "mqtt plain": "MQTT connect + QoS 1 publish 64 B, plain",
                  "mqtt tls": "MQTT connect + QoS 1 publish 64 B, TLS"}
@@ -215,6 +220,11 @@ def build_rows(bits, path, image, Cloudsim):
         for state, live in live_per_state("blynk").items():
             rows.append(("heap", f"{bits}:   live heap in {state}, Blynk life", live, "B",
                          ""))
+        for profile in LIVES[1:]:
+            live = live_per_state(profile)
+            rows.append(("heap", f"{bits}:   live heap per state, {profile} life (WAIT_CONFIG "
+                         "/ CONFIGURING / CONNECTING_NET / CONNECTING_CLOUD / RUNNING)",
+                         " / ".join(f"{live.get(state, 0):,}" for state in STATES), "B", ""))
         rows.append(("heap", f"{bits}:   of each: the Unix board's stand-in radio "
                      "(boards/unix/network.py)", radio_stand_in(), "B",
                      "firmware on an ESP32, not heap"))

@@ -53,7 +53,7 @@ def parser():
     c2.add_argument("--field", action="append", help="more fields: name=value")
 
     sm = sub.add_parser("sim", help="the whole life of a simulated device (make sim)")
-    sm.add_argument("--profile", choices=("spokezone", "blynk"),
+    sm.add_argument("--profile", choices=("spokezone", "blynk", "allthingstalk", "plgd"),
                     help="default: spokezone (it has a renewal to show); blynk with "
                          "--interactive (a 32-character token a person can type)")
     sm.add_argument("--interactive", action="store_true",

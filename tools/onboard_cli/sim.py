@@ -2,8 +2,9 @@
 
 Starts cloudsim and one simulated device with an empty flash, then walks:
 setup mode and its portal, configuration through the portal, Wi-Fi,
-activation, MQTT online, a cloud-sent reconfigure, back online, and a token
-renewal. Every state change is printed with its time; a summary ends it.
+activation, MQTT (plgd: CoAP) online, a cloud-sent reconfigure (or, for a
+cloud without one, a press of the button), back online, and a token renewal
+where tokens expire. Every state change is printed with its time; a summary ends it.
 --interactive leaves the device in setup mode for a person with a browser."""
 
 import json
@@ -106,6 +107,50 @@ def blynk(sim):
     return config, {"blynk": prov["token"]}, reconfigure
 
 
+def allthingstalk(sim):
+    # a maker token (the broker's user name); its LED asset made at the first connection
+    device_id = sim.clouds["att"].add_device("ground-1", "sim")
+    config = {"profile": "allthingstalk", "api": f"https://127.0.0.1:{sim.https_port}/att",
+              "host": "127.0.0.1", "port": sim.broker.login_tls_port,
+              "assets": {"led": {"is": "actuator", "type": "boolean", "title": "LED"}}}
+    return config, {"device_id": device_id,
+                    "token": sim.clouds["att"].devices[device_id]["token"]}, None
+
+
+# the product's own code on the flash: one resource for the plgd hub to list
+PLGD_APP = """from onboard import ocf
+ocf.resource("/sensor/1", "oic.r.temperature", lambda: {"temperature": 21.5})
+"""
+
+
+def plgd(sim):
+    # the hub's "Onboard Device" code, as `onboard plgd onboard` gets it (the user's
+    # browser would follow the redirect; the code is in its Location)
+    import http.client
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", sim.https_port, timeout=10,
+        context=ssl.create_default_context(cafile=str(sim.dir / "ca.pem")))
+    try:
+        conn.request("GET", "/plgd/authorize?" + urllib.parse.urlencode(
+            {"response_type": "code", "client_id": "onboard-device",
+             "redirect_uri": "http://localhost/callback"}),
+            headers={"Authorization": f"Bearer {sim.admin_token}"})
+        location = conn.getresponse().getheader("Location") or ""
+    finally:
+        conn.close()
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))["code"]
+    sim.lifetimes["plgd"] = LIFETIME
+    return {"profile": "plgd"}, {"apn": "plgd", "sid": "sid-1", "at": code,
+                                 "cis": f"coaps+tcp://127.0.0.1:{sim.gateway.tls_port}"}, None
+
+
+# profile -> its walk's cloud: (config, the portal's cloud fields, the cloud's
+# reconfigure or None: the button opens setup mode again instead)
+PROFILES = {"blynk": blynk, "spokezone": spokezone, "allthingstalk": allthingstalk,
+            "plgd": plgd}
+RENEWS = ("spokezone", "plgd")  # the profiles whose tokens expire: the walk waits for a renewal
+
+
 def main(args):
     from cloudsim.app import Cloudsim
 
@@ -123,13 +168,16 @@ def main(args):
             raise ToolError(str(e)) from None
         device = None
         try:
-            config, fields, reconfigure = (blynk if args.profile == "blynk" else spokezone)(sim)
+            config, fields, reconfigure = PROFILES[args.profile](sim)
             config.update({"ca": str(sim.dir / "ca.pem"),
                            "time": sim.time_config(), "vendor": "Acme", "name": "Sensor",
                            "portal": {"idle_timeout_s": 600},
                            "report_heap": bool(args.report_heap)})
             folder = Path(tmp) / "device"
             folder.mkdir()
+            if args.profile == "plgd":
+                (folder / "flash").mkdir()
+                (folder / "flash" / "app.py").write_text(PLGD_APP)
             device = Device(folder, config=config, heapsize=args.heapsize, mpy=args.mpy,
                             romfs=args.romfs)
             walk = Walk(device)
@@ -146,18 +194,22 @@ def main(args):
                 walk.step("configure through the portal, as a phone app does")
                 walk.step(portal_config(url, {**wifi, **fields}))
                 walk.state("RUNNING")
-            walk.step("the cloud sends a reconfigure")
-            reconfigure()
+            if reconfigure:
+                walk.step("the cloud sends a reconfigure")
+                reconfigure()
+            else:
+                walk.step("a short press of the button: setup mode (the cloud has no reconfigure)")
+                device.press(2000)
             url = walk.state("WAIT_CONFIG")["portal"]
             walk.step("configure again through the portal: Wi-Fi only, the token is kept")
             portal_config(url, wifi)
             walk.state("RUNNING")
-            if args.profile == "spokezone":
+            if args.profile in RENEWS:
                 walk.step(f"wait for the token renewal (lifetime {LIFETIME} s)")
                 walk.note("renewed", timeout=LIFETIME + 30)
                 walk.note("online", timeout=30)
             else:
-                walk.step("Blynk auth tokens do not expire: no renewal to show")
+                walk.step("its device token does not expire: no renewal to show")
             summary(walk, device)
             for event in device.events:
                 if event["state"] == "ERROR":  # it came back by rebooting: not a whole life
