@@ -479,9 +479,10 @@ def pop_portal():
 
 
 @pytest.mark.parametrize("path", ["/config", "/reset"])
-@pytest.mark.parametrize("pop", [None, "wrong"])
+# missing, wrong, the right one's start, the right one and more, empty
+@pytest.mark.parametrize("pop", [None, "wrong", "pop-", "pop-12345", ""])
 def test_config_and_reset_need_the_proof_of_possession(pop_portal, path, pop):
-    query = "?ssid=home&pass=&blynk=" + TOKEN + (f"&pop={pop}" if pop else "")
+    query = "?ssid=home&pass=&blynk=" + TOKEN + (f"&pop={pop}" if pop is not None else "")
     status, _, body = get(pop_portal.port, path + query)
     assert (status, json.loads(body)["msg"]) == (403, "pop: missing or wrong")
     assert pop_portal.applied() == []
