@@ -72,21 +72,6 @@ def parse_form(raw):
     return fields
 
 
-def _json_field(fields, name, value):
-    """Put one field of a JSON body into fields (str values): null means
-    absent, a number is its text; true/false, lists and objects are refused
-    naming the field."""
-    t = type(value)
-    if value is None:
-        fields.pop(name, None)
-    elif t is str:
-        fields[name] = value
-    elif t is int or t is float:
-        fields[name] = json.dumps(value)
-    else:
-        raise ValueError("%s: must be text or a number" % name)
-
-
 class Portal:
     """Serve the portal: Portal(...).start() inside a running event loop.
 
@@ -217,12 +202,9 @@ class Portal:
         host = headers.get("host", self.host).split(":")[0]
         if self.captive and path not in _API and (
                 path in _PROBES or host not in (self.host, "blynk.setup")):
-            return self._redirect()
+            return 302, '<a href="%s">Device setup</a>' % self.root, "text/html", \
+                "Location: %s\r\n" % self.root
         return method, path, query, headers, body[:length]  # routed by _serve
-
-    def _redirect(self):
-        html = '<a href="%s">Device setup</a>' % self.root
-        return 302, html, "text/html", "Location: %s\r\n" % self.root
 
     def _route(self, method, path, query, headers, body):
         if path == "/":
@@ -245,8 +227,18 @@ class Portal:
                     doc = json.loads(body)
                     if not isinstance(doc, dict):
                         raise ValueError("body: must be a JSON object")
+                    # null means absent, a number is its text; true/false, lists
+                    # and objects are refused naming the field
                     for k, v in doc.items():
-                        _json_field(fields, k, v)
+                        t = type(v)
+                        if v is None:
+                            fields.pop(k, None)
+                        elif t is str:
+                            fields[k] = v
+                        elif t is int or t is float:
+                            fields[k] = json.dumps(v)
+                        else:
+                            raise ValueError("%s: must be text or a number" % k)
                 else:
                     fields.update(parse_form(body))
         except ValueError as e:  # a request that does not parse (a value refused: 500, below)
@@ -292,22 +284,18 @@ class Portal:
                 return "pop: locked, try again in %d s" % ((left + 999) // 1000)
             self._locked_until = None
             self._pop_failures = 0
-        if given is not None and _same(given, self.pop):
-            self._pop_failures = 0
-            return None
+        if given is not None:
+            # compared without stopping at the first difference, byte by byte: each
+            # character taken out of a str would be interned, the secret's in RAM for good
+            a, b = given.encode(), self.pop.encode()
+            diff = len(a) ^ len(b)
+            for x, y in zip(a, b):
+                diff |= x ^ y
+            if not diff:
+                self._pop_failures = 0
+                return None
         self._pop_failures += 1
         if self._pop_failures >= _POP_TRIES:
             self._locked_until = time.ticks_add(now, _LOCK_MS)
             log.warn(_TAG, "proof of possession failed %d times: locked", _POP_TRIES)
         return "pop: missing or wrong"
-
-def _same(a, b):
-    # compare without stopping at the first difference, byte by byte: each
-    # character taken out of a str would be interned, the secret's in RAM for good
-    a, b = a.encode(), b.encode()
-    if len(a) != len(b):
-        return False
-    diff = 0
-    for x, y in zip(a, b):
-        diff |= x ^ y
-    return diff == 0
