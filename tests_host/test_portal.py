@@ -255,6 +255,13 @@ def test_json_number_is_taken_as_its_text(device):
     assert cloud["app_port"] == 8442 and "port" not in cloud  # the app's port, not MQTT's
 
 
+def test_json_fractional_number_is_taken_as_its_text(device):
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    assert ok_reply(post_json(port, {"ssid": "home", "pass": 12345678.5, "blynk": TOKEN}))
+    assert d.store()["wifi"]["networks"][0]["password"] == "12345678.5"
+
+
 @pytest.mark.parametrize("field,value", [("ssid", True), ("pass", False),
                                          ("pass", {"a": "bcdefghij"}), ("ssid", ["home"])])
 def test_json_boolean_list_or_object_is_400_naming_the_field_and_nothing_stored(
