@@ -83,14 +83,6 @@ def _register_secrets(obj):
             _register_secrets(v)
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def _remove(path):
     # Missing is fine; a failing medium is not, the caller must hear of it.
     try:
@@ -142,21 +134,6 @@ class Store:
             ",".join(sorted(self._data)),
         )
 
-    def _read(self, path):
-        # (gen, data), None when the file is missing, ValueError when damaged.
-        try:
-            size = os.stat(path)[6]
-        except OSError:
-            return None
-        if size > MAX_BYTES:
-            raise ValueError("larger than %d bytes" % MAX_BYTES)
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_BYTES + 1)
-        except OSError as e:
-            raise ValueError("unreadable (%s)" % e) from None
-        return parse(raw)
-
     def load(self):
         """Read the newest valid generation; never raises on a bad file."""
         self.problems = []
@@ -164,15 +141,24 @@ class Store:
         gen, data = 0, {}
         for path, found in ((self.path, OK), (self.path + ".prev", PREVIOUS)):
             try:
-                got = self._read(path)
+                size = os.stat(path)[6]
+            except OSError:
+                continue  # missing
+            try:  # damaged: passed over, saying why
+                if size > MAX_BYTES:
+                    raise ValueError("larger than %d bytes" % MAX_BYTES)
+                try:
+                    with open(path, "rb") as f:
+                        raw = f.read(MAX_BYTES + 1)
+                except OSError as e:
+                    raise ValueError("unreadable (%s)" % e) from None
+                gen, data = parse(raw)
             except ValueError as e:
                 self.problems.append((path, str(e)))
                 status = DAMAGED
                 continue
-            if got:
-                gen, data = got
-                status = found
-                break
+            status = found
+            break
         self._gen = gen
         self._data = data
         self.status = status
@@ -263,9 +249,8 @@ class Store:
             del data_text
             if self.status == OK:
                 os.rename(self.path, prev)
-            elif _exists(self.path):
-                # Damaged or unreadable: never rotate it over a good .prev.
-                os.remove(self.path)
+            else:  # damaged or unreadable: never rotate it over a good .prev
+                _remove(self.path)
             os.rename(tmp, self.path)
             if scrub_previous:
                 _remove(prev)
