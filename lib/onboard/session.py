@@ -28,7 +28,15 @@ _MAX_WAIT_MS = const(1 << 28)
 async def online(rt, attempt):
     """CONNECTING_NET, then one cloud session, then the wait before the next
     try when one is due; the attempt count that follows."""
-    if not await connect_net(rt):
+    sta = rt.station()
+    joined = sta.isconnected()
+    if not joined:
+        rt.set_state(CONNECTING_NET)
+        try:
+            joined = await join(rt, sta)
+        finally:
+            forget("wifi")  # not needed again until the link is lost (the runtime uses the station)
+    if not joined:
         if rt.fresh or rt.setup_requested:
             rt.setup_requested = True  # new credentials failed: show the user why
         else:
@@ -41,25 +49,6 @@ async def online(rt, attempt):
         return 0
     await wait_retry(rt, attempt, retry_after)
     return attempt + 1
-
-
-def backoff_s(attempt, base=2, cap=64):
-    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    import random
-
-    top = min(cap, base * (1 << min(attempt, 16)))
-    return random.getrandbits(20) / (1 << 20) * top
-
-
-async def connect_net(rt):
-    sta = rt.station()
-    if sta.isconnected():
-        return True
-    rt.set_state(CONNECTING_NET)
-    try:
-        return await join(rt, sta)
-    finally:
-        forget("wifi")  # not needed again until the link is lost (the runtime uses the station)
 
 
 async def join(rt, sta):
@@ -85,8 +74,13 @@ async def join(rt, sta):
 
 
 async def wait_retry(rt, attempt, retry_after):
-    """Sleep the full-jitter backoff, and at least Retry-After."""
-    delay = max(backoff_s(attempt, *rt.backoff), retry_after)
+    """Sleep the full-jitter exponential backoff (uniform in [0, min(cap,
+    base * 2**attempt)]), and at least Retry-After."""
+    import random
+
+    base, cap = rt.backoff
+    top = min(cap, base * (1 << min(attempt, 16)))
+    delay = max(random.getrandbits(20) / (1 << 20) * top, retry_after)
     log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
     rt.note(retry_in=delay, attempt=attempt + 1)
     await asyncio.sleep(delay)
@@ -226,27 +220,24 @@ async def serve(rt):
             rt.set_state(CONNECTING_CLOUD)
 
 
-def mqtt_client(rt, user, password, host=None, port=None, tls=None):
-    """The profile's MQTT client: TLS against the config's CA unless "tls"
-    is false; host, port, keepalive_s and timeout_s from the config."""
-    from onboard.amqtt import MQTTClient
+async def mqtt_session(rt, link, due):
+    """Connect, subscribe, say hello and serve the link until renewal is
+    due (None) or a downlink ends the session (its outcome)."""
+    from onboard.amqtt import MQTTClient, MQTTException
+    from onboard.cloud import HANDLED, PUBLISH, Rejected, Transient
 
+    # the profile's MQTT client: link["mqtt"] is (user, password, host, port,
+    # tls), each of the last three None for the config's; TLS against the
+    # config's CA unless "tls" is false; keepalive_s and timeout_s from the config
+    user, password, host, port, tls = link["mqtt"]
     cfg = rt.config
     ctx = None
     if (cfg.get("tls", True) if tls is None else tls) is not False:
         ctx = session_tls(rt)
-    return MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 8883),
-                      user=user, password=password, keepalive=cfg.get("keepalive_s", 45),
-                      ssl=ctx, timeout=cfg.get("timeout_s", 10))
-
-
-async def mqtt_session(rt, link, due):
-    """Connect, subscribe, say hello and serve the link until renewal is
-    due (None) or a downlink ends the session (its outcome)."""
-    from onboard.amqtt import MQTTException
-    from onboard.cloud import HANDLED, PUBLISH, Rejected, Transient
-
-    client = mqtt_client(rt, *link["mqtt"])
+    client = MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 8883),
+                        user=user, password=password, keepalive=cfg.get("keepalive_s", 45),
+                        ssl=ctx, timeout=cfg.get("timeout_s", 10))
+    del ctx
     got = []
     cloud = rt.store.get("cloud")
 

@@ -3,7 +3,8 @@
 # state or writes the store. It hands the runtime outcomes:
 #   check(fields, config, current) -> cloud fields from setup, checked
 #   async start(rt) -> a link (dict): what to store first (checked values),
-#       the MQTT login, topics and birth messages, and when to come back
+#       the MQTT login ("mqtt": (user, password, host, port, tls), None for
+#       the config's), topics and birth messages, and when to come back
 #       (renew_s); raises Rejected or Transient
 #   downlink(cloud, topic, msg) -> None (for the application) or an outcome
 # What they share is in onboard.cloud (loaded once a session starts).
