@@ -49,15 +49,6 @@ def forget_secrets():
     _secrets.clear()
 
 
-def redact(text):
-    """text with every registered secret replaced by the mask."""
-    # Longest first, so a secret that contains another is masked whole.
-    for s in sorted(_secrets, key=len, reverse=True):
-        if s in text:
-            text = text.replace(s, MASK)
-    return text
-
-
 def masked(obj):
     """A copy of obj safe to print: values of secret-named keys masked."""
     if isinstance(obj, dict):
@@ -79,7 +70,12 @@ def _emit(lvl, tag, msg, args):
         except (TypeError, ValueError):
             msg = "%s (bad log format)" % msg
     # the level's letter: D, I, W or E (lvl is one of the four, 10 to 40)
-    line = redact("%s %s: %s" % ("DIWE"[lvl // 10 - 1], tag, msg))
+    line = "%s %s: %s" % ("DIWE"[lvl // 10 - 1], tag, msg)
+    # every registered secret masked, longest first (one that contains another
+    # is masked whole)
+    for s in sorted(_secrets, key=len, reverse=True):
+        if s in line:
+            line = line.replace(s, MASK)
     output.write(line.replace("\n", " ") + "\n")
 
 

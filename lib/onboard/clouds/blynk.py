@@ -9,7 +9,14 @@ _TOKEN_LEN = const(32)
 FIELDS = (("blynk", "Blynk auth token", True),)
 
 
-def check_host(fields, cloud):
+def check(fields, config, current=None):
+    """Cloud fields of a /config request, checked; ValueError names the field."""
+    token = fields.get("blynk", "")
+    if len(token) != _TOKEN_LEN or not _TOKEN.match(token):
+        raise ValueError("blynk: must be 32 characters of A-Z a-z 0-9 - _")
+    cloud = {"token": token}
+    if token != (current or {}).get("token"):
+        cloud["activated"] = None  # a new token is activated again
     # host: the MQTT host from now on (a redirect's port and scheme are
     # forgotten). port, port_ssl: the app's Blynk-protocol ports, kept as
     # app_port, app_port_ssl; never the MQTT port (the config's, 8883).
@@ -28,17 +35,6 @@ def check_host(fields, cloud):
             if not 0 < port < 65536:
                 raise ValueError("%s: not a port number" % name)
             cloud["app_" + name] = port
-
-
-def check(fields, config, current=None):
-    """Cloud fields of a /config request, checked; ValueError names the field."""
-    token = fields.get("blynk", "")
-    if len(token) != _TOKEN_LEN or not _TOKEN.match(token):
-        raise ValueError("blynk: must be 32 characters of A-Z a-z 0-9 - _")
-    cloud = {"token": token}
-    if token != (current or {}).get("token"):
-        cloud["activated"] = None  # a new token is activated again
-    check_host(fields, cloud)
     return cloud
 
 
