@@ -2,10 +2,12 @@
 # radio file (JSON, path in $ONBOARD_RADIO):
 #   {"networks": [{"ssid", "bssid", "rssi", "sec", "ch", "password",
 #                  "behaviour": "ok" | "no_ip" | "slow"}]}
-# "sec" is one of Edgent's names (SEC_AUTH); any other is refused, loudly.
+# "sec" is one of Edgent's names (_SEC); any other is refused, loudly.
 # The file is re-read every 250 ms, so a test can take a network away under
 # a running device. Association is asynchronous, as on the ESP32:
 # connect() returns at once and status() moves on with time.
+# On an ESP32 this module is firmware, not heap: it is kept small (few
+# functions, names and objects), since the Unix board's heap figures count it.
 import json
 import os
 import time
@@ -28,160 +30,133 @@ AUTH_WPA2_PSK = const(3)
 AUTH_WPA_WPA2_PSK = const(4)
 AUTH_WPA3_PSK = const(6)
 
-SEC_NAMES = ("OPEN", "WEP", "WPA", "WPA2", "WPA+WPA2", "WPA2-EAP", "WPA3", "WPA2+WPA3", "WAPI")
-SEC_AUTH = {name: i for i, name in enumerate(SEC_NAMES)}  # Edgent's name -> ESP32 authmode
+# Edgent's security names, in the order of the ESP32's authmode numbers
+_SEC = const("OPEN WEP WPA WPA2 WPA+WPA2 WPA2-EAP WPA3 WPA2+WPA3 WAPI")
 _ASSOCIATE_MS = const(150)  # "ok": association and DHCP
 _SLOW_MS = const(3000)  # "slow"
 _WRONG_MS = const(400)  # a wrong password is reported after the 4-way handshake
 _REREAD_MS = const(250)
-_radio = {"read": None, "networks": []}
+_ANY = const(("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1"))
+_radio = [None, []]  # when the radio file was read (ticks), the networks in it
+_wlan = {}  # interface -> its one WLAN, as on the ESP32
 
 
-def radio():
-    """The networks in the air now, from the radio file."""
+def _networks(ssid=None):
+    """The networks in the air now, from the radio file; with ssid: the
+    strongest of that name, None when there is none."""
     path = os.getenv("ONBOARD_RADIO")
     now = time.ticks_ms()
-    if path and (_radio["read"] is None or time.ticks_diff(now, _radio["read"]) >= _REREAD_MS):
+    if path and (_radio[0] is None or time.ticks_diff(now, _radio[0]) >= _REREAD_MS):
         try:
             with open(path) as f:
                 nets = json.load(f).get("networks", [])
         except (OSError, ValueError, AttributeError):
             nets = []  # no file, or one being rewritten: no networks this time
-        _radio["read"] = now
         nets = nets if isinstance(nets, list) else []
         for n in nets:
-            if n.get("sec", "OPEN") not in SEC_AUTH:
+            if n.get("sec", "OPEN") not in _SEC.split():
                 raise ValueError("radio file %s: network %r: sec %r is not one of %s"
-                                 % (path, n.get("ssid"), n.get("sec"), ", ".join(SEC_NAMES)))
-        _radio["networks"] = nets
-    return _radio["networks"]
-
-
-def _find(ssid):
+                                 % (path, n.get("ssid"), n.get("sec"),
+                                    ", ".join(_SEC.split())))
+        _radio[:] = [now, nets]
+    if ssid is None:
+        return _radio[1]
     best = None
-    for n in radio():
+    for n in _radio[1]:
         if n.get("ssid") == ssid and (best is None or n.get("rssi", -100) > best.get("rssi", -100)):
             best = n
     return best
 
 
-def _mac_bytes(text):
+def _mac(text):
     return bytes(int(x, 16) for x in text.split(":"))
 
 
 class WLAN:
-    _instances = {}
-
     def __new__(cls, interface=STA_IF):
         # like the ESP32: one object per interface
-        if interface not in cls._instances:
-            obj = object.__new__(cls)
-            obj._init(interface)
-            cls._instances[interface] = obj
-        return cls._instances[interface]
-
-    def _init(self, interface):
-        self.interface = interface
-        self._active = False
-        self._ssid = None
-        self._key = None
-        self._since = 0
-        self._status = STAT_IDLE
-        self._static = None  # (ip, mask, gw, dns) set by ifconfig(), None: DHCP
-        self._config = {"essid": "", "password": "", "authmode": AUTH_OPEN, "channel": 1,
-                        "reconnects": -1, "hostname": "onboard",
-                        "mac": _mac_bytes(os.getenv("ONBOARD_MAC") or "02:0b:0a:0d:00:01")}
-        if interface == AP_IF:
-            self._config["mac"] = bytes(self._config["mac"][:5]) + bytes(
-                ((self._config["mac"][5] + 1) & 0xFF,))
+        self = _wlan.get(interface)
+        if self is None:
+            self = _wlan[interface] = object.__new__(cls)
+            # [active, ssid, key, since (ticks), status, static (ip, mask, gw, dns) or None]
+            self.s = [False, None, None, 0, STAT_IDLE, None]
+            self.interface = interface
+            mac = _mac(os.getenv("ONBOARD_MAC") or "02:0b:0a:0d:00:01")
+            if interface == AP_IF:
+                mac = mac[:5] + bytes(((mac[5] + 1) & 0xFF,))
+            self.c = {"essid": "", "password": "", "authmode": AUTH_OPEN, "channel": 1,
+                      "reconnects": -1, "hostname": "onboard", "mac": mac}
+        return self
 
     def active(self, on=None):
-        if on is None:
-            return self._active
-        self._active = bool(on)
-        if not on:
-            self.disconnect()
-        return self._active
+        if on is not None:
+            self.s[0] = bool(on)
+            if not on:
+                self.disconnect()
+        return self.s[0]
 
     def scan(self):
-        if not self._active or self.interface != STA_IF:
+        if not self.s[0] or self.interface != STA_IF:
             raise OSError("STA must be active")
-        return [(n.get("ssid", "").encode(), _mac_bytes(n.get("bssid", "00:00:00:00:00:00")),
-                 n.get("ch", 1), n.get("rssi", -90), SEC_AUTH[n.get("sec", "OPEN")], False)
-                for n in radio()]
+        return [(n.get("ssid", "").encode(), _mac(n.get("bssid", "00:00:00:00:00:00")),
+                 n.get("ch", 1), n.get("rssi", -90), _SEC.split().index(n.get("sec", "OPEN")),
+                 False) for n in _networks()]
 
     def connect(self, ssid=None, key=None, *, bssid=None):
-        if not self._active:
+        if not self.s[0]:
             raise OSError("STA must be active")
-        self._ssid = ssid
-        self._key = key or ""
-        self._since = time.ticks_ms()
-        self._status = STAT_CONNECTING
+        self.s[1:5] = [ssid, key or "", time.ticks_ms(), STAT_CONNECTING]
 
     def disconnect(self):
-        self._ssid = None
-        self._status = STAT_IDLE
+        self.s[1] = None
+        self.s[4] = STAT_IDLE
 
     def status(self, param=None):
+        s = self.s
         if param == "rssi":
-            n = _find(self._ssid) if self._ssid else None
-            return n.get("rssi", -90) if n else 0
-        if self._ssid is None:
-            return self._status
-        net = _find(self._ssid)
-        elapsed = time.ticks_diff(time.ticks_ms(), self._since)
-        if self._status == STAT_GOT_IP:
-            if net is None or (net.get("password", "") != self._key):
-                self._status = STAT_BEACON_TIMEOUT  # the network went away
-            return self._status
-        if self._status != STAT_CONNECTING:
-            return self._status
-        if net is None:
-            if elapsed >= _ASSOCIATE_MS:
-                self._status = STAT_NO_AP_FOUND
-        elif net.get("password", "") != self._key:
-            if elapsed >= _WRONG_MS:
-                self._status = STAT_WRONG_PASSWORD
-        else:
-            behaviour = net.get("behaviour", "ok")
-            if behaviour == "ok" and elapsed >= _ASSOCIATE_MS or \
-                    behaviour == "slow" and elapsed >= _SLOW_MS:
-                self._status = STAT_GOT_IP
-            # "no_ip": associated, but DHCP never answers: stays CONNECTING
-        return self._status
+            net = _networks(s[1]) if s[1] else None
+            return net.get("rssi", -90) if net else 0
+        if s[1] is not None:
+            net = _networks(s[1])
+            elapsed = time.ticks_diff(time.ticks_ms(), s[3])
+            if s[4] == STAT_GOT_IP:
+                if net is None or net.get("password", "") != s[2]:
+                    s[4] = STAT_BEACON_TIMEOUT  # the network went away
+            elif s[4] == STAT_CONNECTING:
+                if net is None:
+                    if elapsed >= _ASSOCIATE_MS:
+                        s[4] = STAT_NO_AP_FOUND
+                elif net.get("password", "") != s[2]:
+                    if elapsed >= _WRONG_MS:
+                        s[4] = STAT_WRONG_PASSWORD
+                elif elapsed >= {"ok": _ASSOCIATE_MS, "slow": _SLOW_MS}.get(
+                        net.get("behaviour", "ok"), 1 << 30):
+                    s[4] = STAT_GOT_IP  # ("no_ip": associated, no DHCP: stays CONNECTING)
+        return s[4]
 
     def isconnected(self):
-        return self.status() == STAT_GOT_IP if self.interface == STA_IF else self._active
+        return self.status() == STAT_GOT_IP if self.interface == STA_IF else self.s[0]
 
     def ifconfig(self, config=None):
-        if config is not None:
-            # as the ESP32: a 4-tuple of addresses is a static address, "dhcp" DHCP
-            if config == "dhcp":
-                self._static = None
-            elif len(config) != 4 or not all(isinstance(a, str) and a.count(".") == 3
-                                             for a in config):
-                raise ValueError("ifconfig: (ip, mask, gw, dns) or 'dhcp'")
-            else:
-                self._static = tuple(config)
-            return None
-        if self.interface == AP_IF:
-            return ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
-        if self.isconnected():
-            return self._static or ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
-        return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
+        if config is None:
+            if self.interface == AP_IF:
+                return _ANY
+            return (self.s[5] or _ANY) if self.isconnected() else ("0.0.0.0",) * 4
+        # as the ESP32: a 4-tuple of addresses is a static address, "dhcp" DHCP
+        if config == "dhcp":
+            self.s[5] = None
+        elif len(config) != 4 or not all(isinstance(a, str) and a.count(".") == 3
+                                         for a in config):
+            raise ValueError("ifconfig: (ip, mask, gw, dns) or 'dhcp'")
+        else:
+            self.s[5] = tuple(config)
 
     def config(self, *args, **kw):
+        names = {"ssid": "essid", "key": "password"}
+        for k, v in kw.items():
+            self.c[names.get(k, k)] = v
         if kw:
-            for k, v in kw.items():
-                if k == "ssid":
-                    k = "essid"
-                if k == "key":
-                    k = "password"
-                self._config[k] = v
             return None
-        name = args[0]
-        if name == "ssid":
-            name = "essid"
-        if name in ("password", "key"):
+        if args[0] in ("password", "key"):
             raise ValueError("the password cannot be read back")
-        return self._config[name]
+        return self.c[names.get(args[0], args[0])]
