@@ -56,17 +56,6 @@ def arrive(rt, fields, joined=False):
     rt.arrived.set()
 
 
-def ap_name(vendor, name, mac):
-    """"<vendor> <name>-XXXX", at most 32 bytes, XXXX from the MAC."""
-    suffix = "-%02X%02X" % (mac[-2], mac[-1])
-    prefix = ("%s %s" % (vendor, name)).strip().encode()[: 32 - len(suffix)]
-    while True:
-        try:
-            return prefix.decode() + suffix
-        except UnicodeError:
-            prefix = prefix[:-1]  # never cut a UTF-8 character in half
-
-
 def board_info(rt, ap):
     cfg = rt.config
     mac = wifi.mac_text(rt.mac)
@@ -92,7 +81,17 @@ async def run(rt):
     cfg = rt.config
     board = rt.board
     opts = cfg.get("portal", {})
-    ap = ap_name(cfg.get("vendor", "onboard"), cfg.get("name", "device"), rt.mac)
+    # the access point's name: "<vendor> <name>-XXXX", at most 32 bytes, XXXX
+    # from the MAC, never a UTF-8 character cut in half
+    suffix = "-%02X%02X" % (rt.mac[-2], rt.mac[-1])
+    ap = ("%s %s" % (cfg.get("vendor", "onboard"), cfg.get("name", "device"))).strip().encode()[
+        : 32 - len(suffix)]
+    while True:
+        try:
+            ap = ap.decode() + suffix
+            break
+        except UnicodeError:
+            ap = ap[:-1]
 
     def scan():
         try:
