@@ -165,3 +165,42 @@ def test_a_broker_unavailable_for_now_is_702_and_retried_within_the_backoff(devi
         broker.close()
     assert retry["last_error"] == 702
     assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
+
+
+def test_a_session_that_outlives_its_cancel_is_cancelled_again(mpy):
+    # setup mode asked for: the runtime cancels the session; one that goes on
+    # (the cancel lost) must still end, or the device stays online for good
+    run = mpy.run("""
+        import asyncio
+        from onboard import session
+        class Station:
+            def isconnected(self):
+                return True
+        class Runtime:
+            setup_requested = False
+            def station(self):
+                return Station()
+        cancels = []
+        async def stubborn():
+            while True:
+                try:
+                    await asyncio.sleep_ms(1000)
+                except asyncio.CancelledError:
+                    cancels.append(1)
+                    if len(cancels) > 1:
+                        raise
+        async def main():
+            rt = Runtime()
+            task = asyncio.create_task(stubborn())
+            asyncio.create_task(session.watch_network(rt, task))
+            await asyncio.sleep_ms(10)
+            rt.setup_requested = True
+            task.cancel()  # request_setup's, which this session outlives
+            for _ in range(100):
+                if task.done():
+                    break
+                await asyncio.sleep_ms(20)
+            print("ended" if task.done() else "still running", len(cancels))
+        asyncio.run(main())
+        """)
+    assert run.stdout.split()[-2:] == ["ended", "2"]

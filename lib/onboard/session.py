@@ -114,9 +114,15 @@ async def go_online(rt):
 
 
 async def watch_network(rt, task):
-    while rt.station().isconnected():
+    # ends the session when the network is lost or setup mode is asked for,
+    # sending the cancel again until the session has ended: one the session
+    # outlived (seen in CI: a press of the button left the device RUNNING,
+    # its session never cancelled) would otherwise leave it online for good
+    while rt.station().isconnected() and not rt.setup_requested:
         await asyncio.sleep_ms(100)
-    task.cancel()
+    while not task.done():
+        task.cancel()
+        await asyncio.sleep_ms(100)
 
 
 def session_tls(rt):
