@@ -98,30 +98,39 @@ def spokezone(args):
         show(doc)
 
 
-def plgd(args):
-    """Get an authorization code for a device and print its coapcloudconf values."""
+def authorization_code(api, token, client_id, ca=None, timeout=10, device_id=None):
+    """The code a plgd hub's /authorize gives (in its redirect's Location, which
+    a user's browser would follow), for the hub's API at api, authorized by
+    token; ToolError when none comes."""
     import http.client
-    ctx = ssl.create_default_context(cafile=args.ca) if args.ca else ssl.create_default_context()
-    url = urllib.parse.urlsplit(args.api)
-    query = {"response_type": "code", "client_id": args.client_id,
+    ctx = ssl.create_default_context(cafile=ca) if ca else ssl.create_default_context()
+    url = urllib.parse.urlsplit(api)
+    query = {"response_type": "code", "client_id": client_id,
              "redirect_uri": "http://localhost/callback", "state": "onboard"}
-    if args.device_id:
-        query["device_id"] = args.device_id
+    if device_id:
+        query["device_id"] = device_id
     query = urllib.parse.urlencode(query)
     conn = http.client.HTTPSConnection(url.hostname, url.port or 443, context=ctx,
-                                       timeout=args.timeout)
+                                       timeout=timeout)
     try:
         conn.request("GET", f"{url.path.rstrip('/')}/authorize?{query}",
-                     headers={"Authorization": f"Bearer {args.token}"})
+                     headers={"Authorization": f"Bearer {token}"})
         resp = conn.getresponse()
         location = resp.getheader("Location") or ""
     except OSError as e:
-        raise ToolError(f"{args.api}: {e}") from None
+        raise ToolError(f"{api}: {e}") from None
     finally:
         conn.close()
     code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query)).get("code")
     if resp.status != 302 or not code:
         raise ToolError(f"authorize: {resp.status}: no code")
+    return code
+
+
+def plgd(args):
+    """Get an authorization code for a device and print its coapcloudconf values."""
+    code = authorization_code(args.api, args.token, args.client_id, args.ca, args.timeout,
+                              args.device_id)
     show({"apn": "plgd", "cis": args.cis, "sid": args.sid, "at": code})
 
 

@@ -124,21 +124,11 @@ ocf.resource("/sensor/1", "oic.r.temperature", lambda: {"temperature": 21.5})
 
 
 def plgd(sim):
-    # the hub's "Onboard Device" code, as `onboard plgd onboard` gets it (the user's
-    # browser would follow the redirect; the code is in its Location)
-    import http.client
-    conn = http.client.HTTPSConnection(
-        "127.0.0.1", sim.https_port, timeout=10,
-        context=ssl.create_default_context(cafile=str(sim.dir / "ca.pem")))
-    try:
-        conn.request("GET", "/plgd/authorize?" + urllib.parse.urlencode(
-            {"response_type": "code", "client_id": "onboard-device",
-             "redirect_uri": "http://localhost/callback"}),
-            headers={"Authorization": f"Bearer {sim.admin_token}"})
-        location = conn.getresponse().getheader("Location") or ""
-    finally:
-        conn.close()
-    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))["code"]
+    # the hub's "Onboard Device" code, as `onboard plgd onboard` gets it
+    from .clouds import authorization_code
+
+    code = authorization_code(f"https://127.0.0.1:{sim.https_port}/plgd", sim.admin_token,
+                              "onboard-device", str(sim.dir / "ca.pem"))
     sim.lifetimes["plgd"] = LIFETIME
     return {"profile": "plgd"}, {"apn": "plgd", "sid": "sid-1", "at": code,
                                  "cis": f"coaps+tcp://127.0.0.1:{sim.gateway.tls_port}"}, None
