@@ -53,11 +53,11 @@ def _networks(ssid=None):
         except (OSError, ValueError, AttributeError):
             nets = []  # no file, or one being rewritten: no networks this time
         nets = nets if isinstance(nets, list) else []
+        names = _SEC.split()
         for n in nets:
-            if n.get("sec", "OPEN") not in _SEC.split():
+            if n.get("sec", "OPEN") not in names:
                 raise ValueError("radio file %s: network %r: sec %r is not one of %s"
-                                 % (path, n.get("ssid"), n.get("sec"),
-                                    ", ".join(_SEC.split())))
+                                 % (path, n.get("ssid"), n.get("sec"), ", ".join(names)))
         _radio[:] = [now, nets]
     if ssid is None:
         return _radio[1]
@@ -98,8 +98,9 @@ class WLAN:
     def scan(self):
         if not self.s[0] or self.interface != STA_IF:
             raise OSError("STA must be active")
+        names = _SEC.split()
         return [(n.get("ssid", "").encode(), _mac(n.get("bssid", "00:00:00:00:00:00")),
-                 n.get("ch", 1), n.get("rssi", -90), _SEC.split().index(n.get("sec", "OPEN")),
+                 n.get("ch", 1), n.get("rssi", -90), names.index(n.get("sec", "OPEN")),
                  False) for n in _networks()]
 
     def connect(self, ssid=None, key=None, *, bssid=None):
@@ -129,9 +130,11 @@ class WLAN:
                 elif net.get("password", "") != s[2]:
                     if elapsed >= _WRONG_MS:
                         s[4] = STAT_WRONG_PASSWORD
-                elif elapsed >= {"ok": _ASSOCIATE_MS, "slow": _SLOW_MS}.get(
-                        net.get("behaviour", "ok"), 1 << 30):
-                    s[4] = STAT_GOT_IP  # ("no_ip": associated, no DHCP: stays CONNECTING)
+                else:
+                    behaviour = net.get("behaviour", "ok")
+                    if elapsed >= (_ASSOCIATE_MS if behaviour == "ok" else _SLOW_MS
+                                   if behaviour == "slow" else 1 << 30):
+                        s[4] = STAT_GOT_IP  # ("no_ip": associated, no DHCP: stays CONNECTING)
         return s[4]
 
     def isconnected(self):
