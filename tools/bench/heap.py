@@ -98,7 +98,9 @@ def radio_stand_in():
 
     run = run_micropython("import gc\ngc.collect()\nn = gc.mem_alloc()\nimport network\n"
                           "network.WLAN(network.STA_IF)\nnetwork.WLAN(network.AP_IF)\n"
-                          "gc.collect()\nprint(gc.mem_alloc() - n)", [BUILD / "board_unix"])
+                          "gc.collect()\nprint(gc.mem_alloc() - n)",
+                          # a short path, as `onboard device run` gives (its __file__ is interned)
+                          ["board_unix"], cwd=BUILD)
     return int(run.stdout.split()[-1])
 
 
