@@ -243,7 +243,6 @@ async def mqtt_session(rt, link, due):
     client = MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 8883),
                         user=user, password=password, keepalive=cfg.get("keepalive_s", 45),
                         ssl=ctx, timeout=cfg.get("timeout_s", 10))
-    del ctx
     got = []
     cloud = rt.store.get("cloud")
 
