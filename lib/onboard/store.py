@@ -19,7 +19,6 @@ SECTIONS = ("wifi", "enrol", "cloud", "state", "meta")
 VERSION = const(1)
 MAX_BYTES = const(8192)  # bound on what load() reads and put() writes
 _MAX_DEPTH = const(4)
-_HEAD = const(b'{"crc":"')
 _REST = const(18)  # len('{"crc":"xxxxxxxx",')
 _ENOENT = const(2)
 
@@ -92,29 +91,6 @@ def _remove(path):
             raise
 
 
-def parse(raw):
-    """(gen, data) from the bytes of a store file; ValueError says why not."""
-    if len(raw) < _REST + 2 or raw[:8] != _HEAD or raw[16:_REST] != b'",':
-        raise ValueError("not a store file")
-    rest = memoryview(raw)[_REST:]
-    if ("%08x" % (crc32(rest) & 0xFFFFFFFF)).encode() != raw[8:16]:
-        raise ValueError("checksum mismatch")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeError):
-        raise ValueError("not JSON") from None
-    if type(doc) is not dict or doc.get("v") != VERSION:
-        raise ValueError("unknown schema version")
-    gen = doc.get("gen")
-    data = doc.get("data")
-    if type(gen) is not int or gen < 0 or type(data) is not dict:
-        raise ValueError("malformed record")
-    for name in SECTIONS:
-        if type(data.get(name, {})) is not dict:
-            raise ValueError("malformed section")
-    return gen, {k: v for k, v in data.items() if k in SECTIONS}
-
-
 class Store:
     """One durable record of sections, see DESIGN.md section 3."""
 
@@ -135,41 +111,19 @@ class Store:
         )
 
     def load(self):
-        """Read the newest valid generation; never raises on a bad file."""
-        self.problems = []
-        status = EMPTY
-        gen, data = 0, {}
-        for path, found in ((self.path, OK), (self.path + ".prev", PREVIOUS)):
-            try:
-                size = os.stat(path)[6]
-            except OSError:
-                continue  # missing
-            try:  # damaged: passed over, saying why
-                if size > MAX_BYTES:
-                    raise ValueError("larger than %d bytes" % MAX_BYTES)
-                try:
-                    with open(path, "rb") as f:
-                        raw = f.read(MAX_BYTES + 1)
-                except OSError as e:
-                    raise ValueError("unreadable (%s)" % e) from None
-                gen, data = parse(raw)
-            except ValueError as e:
-                self.problems.append((path, str(e)))
-                status = DAMAGED
-                continue
-            status = found
-            break
-        self._gen = gen
-        self._data = data
-        self.status = status
-        for path, why in self.problems:
-            log.warn(_TAG, "%s passed over: %s", path, why)
-        if status == PREVIOUS:
-            log.warn(_TAG, "using the previous generation %d", gen)
-        elif status == DAMAGED:
-            log.warn(_TAG, "no valid record, starting empty")
-        _register_secrets(data)
-        return _copy(data)
+        """Read the newest valid generation; never raises on a bad file.
+        The reading is onboard.storeread's, loaded for it and let go of
+        after: a device reads its store once, at boot."""
+        import sys
+
+        import onboard
+        from onboard import storeread
+
+        try:
+            return storeread.load(self)
+        finally:
+            sys.modules.pop("onboard.storeread", None)
+            delattr(onboard, "storeread")
 
     def _loaded(self):
         if self.status == NEW:

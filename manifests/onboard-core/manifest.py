@@ -12,6 +12,7 @@ package(
         "codes.py",
         "log.py",
         "store.py",
+        "storeread.py",
         "clock.py",
         "runtime.py",
         "session.py",
