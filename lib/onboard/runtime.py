@@ -104,19 +104,18 @@ class Runtime:
             return
         self.state = state
         log.info(_TAG, "state %s (last_error %d)", state, self.last_error)
-        event = {"state": state, "portal": self.portal_url, "last_error": self.last_error}
+        self.note()
+
+    def note(self, **fields):
+        """A device event: a state change, or one that is not (a renewal, a retry)."""
+        event = {"state": self.state, "portal": self.portal_url, "last_error": self.last_error}
+        event.update(fields)
         if self.config.get("report_heap"):
             import gc
 
             gc.collect()
             event["heap"] = gc.mem_alloc()  # live bytes, for the benchmarks
             event["loaded"] = [n[8:] for n in loaded()]  # and what holds them
-        self.board.emit(event)
-
-    def note(self, **fields):
-        """A device event that is not a state change (a renewal, a retry)."""
-        event = {"state": self.state, "portal": self.portal_url, "last_error": self.last_error}
-        event.update(fields)
         self.board.emit(event)
 
     def set_error(self, code):

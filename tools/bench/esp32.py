@@ -80,7 +80,8 @@ def blynk_life(folder):
             if ready is None:
                 ready = event
                 continue
-            if "heap" in event:
+            # state changes only (a note, such as a retry's, repeats the state)
+            if "heap" in event and (not events or events[-1]["state"] != event["state"]):
                 events.append(event)
             if event.get("state") == "WAIT_CONFIG" and not configured:
                 portal = ready["portal"]

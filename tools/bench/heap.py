@@ -107,7 +107,9 @@ def radio_stand_in():
 def live_per_state(profile):
     run = onboard("sim", "--profile", profile, "--mpy", "--report-heap")
     per_state = {}
-    for m in re.finditer(r"\s([A-Z_]+)\s+last_error \d+\s+heap\s+(\d+)", run.stdout):
+    # state changes only: a note (renewed, online, ...) names what it reports after its heap
+    for m in re.finditer(r"\s([A-Z_]+)\s+last_error \d+\s+heap\s+(\d+)(?: portal \S+)?$",
+                         run.stdout, re.M):
         per_state[m[1]] = max(per_state.get(m[1], 0), int(m[2]))
     return per_state
 
