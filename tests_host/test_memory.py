@@ -8,6 +8,7 @@ import re
 
 from test_faults import blynk_device
 from test_profiles import configure, port_of
+from test_spokezone import WEEK, make, renewals
 
 from onboard_cli import manifest
 from onboard_cli.build import build, module_name
@@ -44,6 +45,24 @@ def test_the_first_setup_mode_holds_no_session_code(device, cloudsim):
     d, _ = blynk_device(device, cloudsim, report_heap=True)
     first = d.wait_state("WAIT_CONFIG")
     assert (SESSION | ONCE) & set(first["loaded"]) == set()
+
+
+def test_a_renewal_while_online_runs_without_the_mqtt_clients_code(device, cloudsim):
+    # Spoke Zone tokens living 12 s: each renewed over HTTPS 6 s before it
+    # expires, between two MQTT sessions; the renewal's note lists what was
+    # loaded then
+    d, fields, _, _ = make(device, cloudsim, 12, cpu="cpu-renew-heap", report_heap=True)
+    cloudsim.lifetimes["spokezone"] = 12
+    try:
+        configure(d, **fields)
+        d.wait_state("RUNNING")
+        before = renewals(cloudsim)
+        renewed = d.wait_note("renewed")
+    finally:
+        cloudsim.lifetimes["spokezone"] = WEEK
+    assert renewals(cloudsim) == before + 1  # (the renewal did reach the cloud)
+    assert renewed["state"] == "RUNNING"  # (renewed while online)
+    assert {"amqtt", "mqttbase"} & set(renewed["loaded"]) == set()
 
 
 def test_a_simulated_device_interns_short_module_paths_wherever_the_project_is(

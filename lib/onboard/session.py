@@ -204,6 +204,8 @@ async def serve(rt):
                 continue  # its renewal is due
         elif link.get("mqtt"):
             outcome = await mqtt_session(rt, link, due)
+            # the client's code leaves RAM before a renewal's HTTPS comes in
+            forget("amqtt", "mqttbase")
         else:
             rt.now_online()
             outcome = None
