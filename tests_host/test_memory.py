@@ -15,9 +15,9 @@ from onboard_cli.build import build, module_name
 
 SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
 SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase"}
-# the profile's HTTPS, the time sync, the CA's loader and the store's reader:
-# done with before RUNNING (the reader before the first state)
-ONCE = {"ahttp", "httpmsg", "redirect", "timesync", "ca", "storeread"}
+# booting, the profile's HTTPS, the time sync, the CA's loader, the store's reader:
+# done with before RUNNING (booting and the reader before the first state)
+ONCE = {"ahttp", "httpmsg", "redirect", "timesync", "ca", "storeread", "boot"}
 
 
 def online_holds_nothing_of(event):

@@ -2,25 +2,24 @@
 # The runtime owns the states, last_error, the store writes that follow from
 # them and the cloud connection; a cloud profile (onboard.clouds.<profile>)
 # only checks fields and hands back outcomes. What only one state needs is in
-# a module loaded for it and let go of after: setup mode (onboard.setupmode,
-# where credentials arrive through one door, arrive()) and the cloud session.
+# a module loaded for it and let go of after: booting (onboard.boot), setup
+# mode (onboard.setupmode, where credentials arrive through one door,
+# arrive()) and the cloud session (onboard.session).
 import asyncio
 import time
 from micropython import const
 
-from onboard import clock, log
+from onboard import log
 from onboard.codes import (
     CONFIGURING,
     CONNECTING_CLOUD,
     CONNECTING_NET,
-    ERR_CONFIG,
     ERR_INTERNAL,
     ERROR,
     RESET_CONFIG,
     RUNNING,
     WAIT_CONFIG,
 )
-from onboard.store import Store
 
 _TAG = const("runtime")
 _OUTBOX = const(8)  # application messages queued while online, at most
@@ -68,34 +67,11 @@ def new_since(before):
 
 
 class Runtime:
-    def __init__(self, config, board, store=None, profile=None):
-        self.config = config
-        self.board = board
-        # the store; while new settings are on trial self.store is a Trial over it
-        self.real = self.store = store or Store(board.store_path())
-        if profile is None:
-            profile = __import__("onboard.clouds." + config.get("profile", "blynk"), None, None,
-                                 ["x"])
-        self.profile = profile
-        clock.attach(board)  # the board's clock never reads earlier than the build
-        self.state = None
-        self.last_error = 0
-        self.portal_url = None
-        self.arrived = asyncio.Event()
-        self.joined = False  # what arrived has already joined (Improv)
-        self.fresh = False  # credentials from setup that have not worked yet
-        self.setup_requested = False
-        self.session = None  # the running cloud session task
-        self.ctx = None  # the cloud's TLS context (make_tls, else session_tls)
-        self.outbox = []  # (topic, msg, retain, qos) for the online loop to send
-        self.online = False
-        self.on_message = None  # the application's hook: f(topic, msg)
-        self.mac = board.unique_id()
-        self.sta = None
-        self.helpers = ()  # the button's and the LED's tasks
-        self.pressed_at = None  # the button: ticks_ms when pressed, False: held after a reset
-        backoff = config.get("backoff", {})
-        self.backoff = (backoff.get("base", 2), backoff.get("cap", 64))
+    # Its fields are set once, at boot, by onboard.boot.make(), which names
+    # them all: config, board, store (real: the store itself while store is
+    # settings on trial), profile, state, last_error, portal_url, arrived,
+    # joined, fresh, setup_requested, session, ctx, outbox, online,
+    # on_message, mac, sta, helpers, pressed_at and backoff.
 
     # -- reporting -------------------------------------------------------------
 
@@ -345,7 +321,6 @@ def main(board, config_path=None):
     shows ERROR with 700 and waits (rebooting would not help); anything
     unexpected shows ERROR with 704 and reboots after 10 s."""
     import gc
-    import json
 
     # collect after every 1 KB allocated, not only when an allocation fails:
     # garbage is freed while it is small and near, so the long-lived objects
@@ -353,18 +328,11 @@ def main(board, config_path=None):
     # smallest heap of the 32-bit Blynk life, 4 runs each: 54,016-55,296 B
     # every 2 KB, 53,248-54,528 B every 1 KB, 56,576 B every 4 KB)
     gc.threshold(_GC_EVERY)
-    try:
-        with open(config_path or board.config_path()) as f:
-            config = json.load(f)
-        rt = Runtime(config, board)
-    except (OSError, ValueError, ImportError, AttributeError) as e:
-        log.error(_TAG, "config unusable: %s", type(e).__name__)
-        board.emit({"state": ERROR, "portal": None, "last_error": ERR_CONFIG})
-        while True:
-            board.led(True)
-            time.sleep_ms(50)
-            board.led(False)
-            time.sleep_ms(950)
+    from onboard import boot
+
+    rt = boot.runtime(board, config_path)
+    del boot
+    forget("boot")  # its code leaves RAM
     try:
         asyncio.run(rt.run())
     except Exception as e:  # noqa: BLE001  the device must come back by itself
