@@ -34,32 +34,23 @@ def runtime(board, config_path=None):
 
 
 def make(config, board, store=None, profile=None):
-    """A Runtime with every field it keeps (see onboard.runtime)."""
+    """A Runtime with every field it keeps (onboard.runtime names them)."""
     rt = Runtime()
     rt.config = config
     rt.board = board
-    # the store; while new settings are on trial rt.store is a Trial over it
     rt.real = rt.store = store or Store(board.store_path())
     if profile is None:
         profile = __import__("onboard.clouds." + config.get("profile", "blynk"), None, None, ["x"])
     rt.profile = profile
     clock.attach(board)  # the board's clock never reads earlier than the build
-    rt.state = None
+    rt.state = rt.portal_url = rt.session = rt.ctx = rt.on_message = None
+    rt.sta = rt.pressed_at = None
     rt.last_error = 0
-    rt.portal_url = None
     rt.arrived = asyncio.Event()
-    rt.joined = False  # what arrived has already joined (Improv)
-    rt.fresh = False  # credentials from setup that have not worked yet
-    rt.setup_requested = False
-    rt.session = None  # the running cloud session task
-    rt.ctx = None  # the cloud's TLS context (make_tls, else session_tls)
-    rt.outbox = []  # (topic, msg, retain, qos) for the online loop to send
-    rt.online = False
-    rt.on_message = None  # the application's hook: f(topic, msg)
+    rt.joined = rt.fresh = rt.setup_requested = rt.online = False
+    rt.outbox = []
     rt.mac = board.unique_id()
-    rt.sta = None
-    rt.helpers = ()  # the button's and the LED's tasks
-    rt.pressed_at = None  # the button: ticks_ms when pressed, False: held after a reset
+    rt.helpers = ()
     backoff = config.get("backoff", {})
     rt.backoff = (backoff.get("base", 2), backoff.get("cap", 64))
     return rt

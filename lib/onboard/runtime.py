@@ -22,6 +22,9 @@ from onboard.codes import (
 )
 
 _TAG = const("runtime")
+_TYPES = const(0)  # pyright's: MicroPython folds `if _TYPES:` away
+if _TYPES:
+    from typing import Any
 _OUTBOX = const(8)  # application messages queued while online, at most
 _GC_EVERY = const(1024)  # bytes allocated between two collections (main)
 _MAX_NETWORKS = const(8)  # the saved networks kept, at most (wifi.MAX_NETWORKS)
@@ -67,11 +70,30 @@ def new_since(before):
 
 
 class Runtime:
-    # Its fields are set once, at boot, by onboard.boot.make(), which names
-    # them all: config, board, store (real: the store itself while store is
-    # settings on trial), profile, state, last_error, portal_url, arrived,
-    # joined, fresh, setup_requested, session, ctx, outbox, online,
-    # on_message, mac, sta, helpers, pressed_at and backoff.
+    # The fields, set once at boot by onboard.boot.make() (annotations cost
+    # MicroPython nothing: it compiles them away)
+    config: "Any"  # the config file's JSON
+    board: "Any"  # the board module (boards/)
+    store: "Any"  # the store; while new settings are on trial, a Trial over it
+    real: "Any"  # the store itself
+    profile: "Any"  # the cloud profile's module (onboard.clouds.<profile>)
+    state: "Any"  # the state's name (onboard.codes), None before the first
+    last_error: int
+    portal_url: "Any"  # setup mode's portal, None outside it
+    arrived: "Any"  # an asyncio.Event: credentials arrived in setup mode
+    joined: bool  # what arrived has already joined (Improv)
+    fresh: bool  # credentials from setup that have not worked yet
+    setup_requested: bool
+    session: "Any"  # the running cloud session task, or None
+    ctx: "Any"  # the cloud's TLS context (make_tls, else session_tls), or None
+    outbox: list  # (topic, msg, retain, qos) for the online loop to send
+    online: bool
+    on_message: "Any"  # the application's hook: f(topic, msg), or None
+    mac: bytes
+    sta: "Any"  # the station interface, once made active
+    helpers: tuple  # the button's and the LED's tasks
+    pressed_at: "Any"  # the button: ticks_ms when pressed, False: held after a reset
+    backoff: tuple  # (base, cap) seconds between two tries
 
     # -- reporting -------------------------------------------------------------
 
