@@ -644,3 +644,17 @@ ctx = net.tls_context(%r)
 print(hasattr(ctx, "wrap_socket"), "onboard.ca" in sys.modules)
 """ % pki["ca"])
     assert out.lines[-1] == "True False"
+
+
+def test_a_tls_context_made_beforehand_is_the_one_that_trusts_the_ca(serve, mpy, pki):
+    # the runtime makes the context's large block before it loads onboard.ca
+    server = serve(OK, tls=pki["good"])
+    out = mpy.run(f"""
+import tls
+from onboard.ca import context
+from onboard.http import request
+ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+same = context({pki["ca"]!r}, False, ctx) is ctx
+print(same, request("GET", {server.url()!r}, ca=ctx).status_code)
+""")
+    assert out.lines[-1] == "True 200"

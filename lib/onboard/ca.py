@@ -2,16 +2,17 @@
 # connection (MQTT without TLS, http://) does not load this code.
 
 
-def context(ca, insecure=False):
+def context(ca, insecure=False, ctx=None):
     """An SSLContext trusting every certificate of ca: a path, or PEM or DER
     bytes, one certificate or several; an SSLContext is returned as it is.
-    insecure=True (explicit) verifies nothing."""
+    insecure=True (explicit) verifies nothing. ctx: a new SSLContext to use
+    (made before this module was loaded, when the heap had one large block)."""
     if hasattr(ca, "wrap_socket"):
         return ca
     import tls
 
-    # the context first: mbedTLS wants one large block, easier to find early
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    if ctx is None:  # the context first: mbedTLS wants one large block, easier to find early
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     if insecure:
         ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
         return ctx

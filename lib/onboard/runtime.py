@@ -186,10 +186,14 @@ class Runtime:
         that does not load is left for the session to report (ERR_CLOUD)."""
         cfg = self.config
         if self.ctx is None and cfg.get("ca") and cfg.get("tls", True) is not False:
+            import tls
+
+            # the context's one large block first, before the CA's loader
+            ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
             try:
                 from onboard.ca import context
 
-                self.ctx = context(cfg["ca"])
+                self.ctx = context(cfg["ca"], False, ctx)
             except (OSError, ValueError):
                 pass
             forget("ca")
