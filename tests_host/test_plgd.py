@@ -87,6 +87,58 @@ def test_a_wifi_only_change_keeps_the_registration(rules):
     assert rules["wifi only keeps the registration"][:2] == ["accepted", {}]
 
 
+SESSION_ENDS = """
+import asyncio, json
+from onboard import ocf
+from onboard.clouds import plgd
+
+
+class Conn:  # an open connection whose requests never answer
+    w = True
+    closed = False
+
+    def close(self):
+        self.closed, self.w = True, None
+
+    async def request(self, *args, **kw):
+        await asyncio.sleep(60)
+
+
+class Store:
+    def get(self, section):
+        return {"cis": "coap+tcp://127.0.0.1:1", "uid": "u", "access_token": "a"}
+
+
+class RT:
+    config = {}
+    store = Store()
+
+    def uid(self):
+        return "00000000beef"
+
+
+async def main():
+    conn = plgd._live = ocf.conn = Conn()
+    task = asyncio.create_task(plgd._session(RT()))
+    await asyncio.sleep_ms(10)
+    task.cancel()  # as setup mode or a lost network ends a session
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    print(json.dumps([conn.closed, plgd._live is None, ocf.conn is None]))
+
+asyncio.run(main())
+"""
+
+
+def test_a_session_that_ends_closes_its_connection_and_lets_go_of_it(mpy_in):
+    # a closed connection kept by the profile would hold its buffers and the
+    # CoAP code in RAM through setup mode and for good after
+    closed, profile_let_go, ocf_let_go = json.loads(mpy_in("plgd").run(SESSION_ENDS).lines[-1])
+    assert closed and profile_let_go and ocf_let_go
+
+
 # -- a device against the gateway ----------------------------------------------------
 
 APP = """

@@ -21,6 +21,15 @@ def check(fields, config, current):
     return ocf.write_conf(fields)
 
 
+def _close():
+    # the connection closed and let go of: kept here closed, it would hold its
+    # buffers and the CoAP code (which the runtime lets go of) in RAM for good
+    global _live
+    if _live:
+        _live.close()
+    _live = ocf.conn = None
+
+
 def _di(rt):
     return "00000000-0000-4000-8000-" + rt.uid()  # (a UUID from the MAC)
 
@@ -76,7 +85,7 @@ async def start(rt):
             uri = doc.get("redirecturi")
             if uri and uri != c["cis"]:  # followed from now on, and kept
                 new["cis"] = ocf.write_conf({"cis": uri, "at": "-", "sid": "-"})["cis"]
-                _live.close()
+                _close()
         elif c.get("refresh_token"):
             doc = await _ask(rt, c["cis"], "/oic/sec/tokenrefresh", {
                 "uid": c["uid"], "refreshtoken": c["refresh_token"]}, "refresh")
@@ -86,8 +95,7 @@ async def start(rt):
         new["access_token"] = text(doc.get("accesstoken"), "token")
         new["refresh_token"] = text(doc.get("refreshtoken"), "token")
     except BaseException:
-        if _live:
-            _live.close()
+        _close()
         raise
     return {"store": new, "renewed": not c.get("at"), "serve": _session(rt)}
 
@@ -122,7 +130,7 @@ async def _session(rt):
                 await _live.request(0xE2, "", timeout_ms=5000)
         return None  # refresh due: start() again, on this connection
     except BaseException:
-        _live.close()
+        _close()
         raise
 
 
@@ -141,5 +149,4 @@ async def bye(rt, cloud):
             "di=" + _di(rt), "accesstoken=" + cloud["access_token"]))
     except Exception:  # noqa: BLE001  (offline, never registered: the cloud forgets in time)
         pass
-    if _live:
-        _live.close()
+    _close()
