@@ -206,11 +206,11 @@ def test_no_source_at_all_leaves_the_clock_unknown(sync):
 
 LEARN = """
 import json, time
-from onboard import clock, timesync
+from onboard import clock, httpdate
 clock.BUILD = %(floor)d
 out = []
 for text in %(dates)s:
-    out.append([timesync.learn(text), clock.now()])
+    out.append([httpdate.learn(text), clock.now()])
 print(json.dumps(out))
 """
 
@@ -252,7 +252,7 @@ def test_http_date_reads_imf_fixdate_as_unix_seconds(mpy):
              "Tue, 29 Feb 2028 23:59:59 GMT": (2028, 2, 29, 23, 59, 59),
              "Thu, 01 Jan 1970 00:00:00 GMT": (1970, 1, 1, 0, 0, 0),
              "Fri, 31 Dec 2100 12:00:00 GMT": (2100, 12, 31, 12, 0, 0)}
-    out = mpy.run("from onboard.timesync import http_date\nfor d in %r:\n    print(http_date(d))"
+    out = mpy.run("from onboard.httpdate import http_date\nfor d in %r:\n    print(http_date(d))"
                   % list(dates)).lines
     assert [int(x) for x in out] == [calendar.timegm(t) for t in dates.values()]
 

@@ -88,10 +88,10 @@ async def fetch(rt, method, path, **kw):
         ca = session_tls(rt)  # the session's one context, shared with its MQTT
     resp = await arequest(method, cfg["api"] + path, ca=ca,
                           timeout=cfg.get("timeout_s", 10), **kw)
-    # the Date reader is loaded after the request, whose TLS needs the room
+    # the Date reader (small) is loaded after the request, whose TLS needs the room
+    from onboard.httpdate import learn
     from onboard.runtime import forget
-    from onboard.timesync import learn
 
     learn(resp.headers.get("date"))
-    forget("timesync")
+    forget("httpdate")
     return resp

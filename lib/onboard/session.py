@@ -150,7 +150,7 @@ async def run(rt):
             if not await clock.sync(rt.config):
                 # TLS will check dates against the build time; SNTP again next time
                 log.warn(_TAG, "time unknown: no time source answered")
-            forget("timesync")
+            forget("timesync", "httpdate")
         await serve(rt)
         return None
     except Rejected as e:

@@ -1,48 +1,16 @@
 # Setting onboard.clock from the network: SNTP (RFC 4330), else the Date of
-# a plain-HTTP reply; and refining it from the Date of a verified HTTPS reply
-# (learn). Needed at a session's start and after a profile's HTTPS request,
-# so a module of its own, let go of after each.
+# a plain-HTTP reply (read by onboard.httpdate, which also refines the clock
+# from the Date of a verified HTTPS reply). Needed at a session's start, so a
+# module of its own, let go of after it.
 import time
 from micropython import const
 
-from onboard.clock import _set, now
+from onboard.clock import _set
 
-_MONTHS = const("JanFebMarAprMayJunJulAugSepOctNovDec")
 _NTP_PORT = const(123)
 _NTP_LEN = const(48)
 _NTP_1900 = 2208988800  # seconds from 1900 (NTP era 0) to 1970
 _POLL_MS = const(20)
-
-
-def http_date(text):
-    """Unix seconds from an HTTP Date (IMF-fixdate, "Sun, 22 Nov 2026 00:14:00
-    GMT"), or None when it is not one."""
-    try:
-        wd, d, mon, y, hms, gmt = text.split(" ")
-        h, mi, s = map(int, hms.split(":"))
-        m = _MONTHS.index(mon)
-        d, y = int(d), int(y)
-        if wd[-1] != "," or gmt != "GMT" or len(mon) != 3 or m % 3 or not 0 < d < 32 \
-                or y < 1970 or not 0 <= h < 24 or not 0 <= mi < 60 or not 0 <= s < 61:
-            return None
-    except (ValueError, AttributeError, IndexError):
-        return None
-    m = m // 3 + 1
-    if m < 3:
-        y -= 1
-        m += 12
-    days = 365 * y + y // 4 - y // 100 + y // 400 + (153 * m - 457) // 5 + d - 719469
-    return days * 86400 + h * 3600 + mi * 60 + s
-
-
-def learn(text):
-    """A verified server's Date header refines the clock: taken when the time
-    is unknown or off by 2 s or more (Date counts whole seconds). True if taken."""
-    unix = http_date(text or "")
-    t = now()
-    if t is not None and unix is not None and -2 < unix - t < 2:
-        return False
-    return _set(unix)
 
 
 async def _sntp(host, port, timeout_ms):
@@ -104,5 +72,7 @@ async def sync(config, timeout_ms=5000):
             resp = await arequest("HEAD", url, timeout=timeout_ms / 1000)  # pyright: ignore  (seconds, a float is fine)
         except (OSError, ValueError):
             return False
+        from onboard.httpdate import http_date
+
         return _set(http_date(resp.headers.get("date", "")))
     return False

@@ -2,7 +2,7 @@
 # the CA loader, the asyncio HTTP and MQTT clients (and what they share with
 # the blocking ones of onboard-clients) and the time sync (clock asks it
 # before the first verified TLS connection).
-metadata(description="onboard net: net, errors, ca, ahttp, amqtt, timesync", version="0.1.0")
+metadata(description="onboard net: net, errors, ca, ahttp, amqtt, time sync", version="0.1.0")
 
 add_library("onboard", "..")
 require("onboard-core", library="onboard")
@@ -19,6 +19,7 @@ package(
         "mqttbase.py",
         "amqtt.py",
         "timesync.py",
+        "httpdate.py",
     ),
     base_path="../../lib", opt=3,
 )
