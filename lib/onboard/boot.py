@@ -33,15 +33,13 @@ def runtime(board, config_path=None):
             time.sleep_ms(950)
 
 
-def make(config, board, store=None, profile=None):
+def make(config, board):
     """A Runtime with every field it keeps (onboard.runtime names them)."""
     rt = Runtime()
     rt.config = config
     rt.board = board
-    rt.real = rt.store = store or Store(board.store_path())
-    if profile is None:
-        profile = __import__("onboard.clouds." + config.get("profile", "blynk"), None, None, ["x"])
-    rt.profile = profile
+    rt.real = rt.store = Store(board.store_path())
+    rt.profile = __import__("onboard.clouds." + config.get("profile", "blynk"), None, None, ["x"])
     clock.attach(board)  # the board's clock never reads earlier than the build
     rt.state = rt.portal_url = rt.session = rt.ctx = rt.on_message = None
     rt.sta = rt.pressed_at = None

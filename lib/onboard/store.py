@@ -113,7 +113,8 @@ class Store:
     def load(self):
         """Read the newest valid generation; never raises on a bad file.
         The reading is onboard.storeread's, loaded for it and let go of
-        after: a device reads its store once, at boot."""
+        after: a device reads its store at boot, and again only after a
+        write failed."""
         import sys
 
         import onboard
