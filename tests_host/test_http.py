@@ -624,6 +624,15 @@ def test_a_reply_that_does_not_redirect_does_not_load_the_redirect_code(serve, m
     assert "onboard.redirect" not in loaded(mpy, serve(OK).url())
 
 
+CHUNKED = reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize("client", ["http", "ahttp"])
+def test_only_a_chunked_reply_loads_the_chunked_decoder(serve, mpy, client):
+    assert ("onboard.chunked" in loaded(mpy, serve(OK).url(), client),
+            "onboard.chunked" in loaded(mpy, serve(CHUNKED).url(), client)) == (False, True)
+
+
 def test_an_https_request_lets_go_of_the_ca_loader_it_loaded(serve, mpy, pki):
     server = serve(OK, tls=pki["good"])
     assert "onboard.ca" not in loaded(mpy, server.url(), ca=pki["ca"])

@@ -17,7 +17,8 @@ SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
 SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase"}
 # booting, the profile's HTTPS, the time sync, the CA's loader, the store's reader:
 # done with before RUNNING (booting and the reader before the first state)
-ONCE = {"ahttp", "httpmsg", "redirect", "timesync", "httpdate", "ca", "storeread", "boot"}
+ONCE = {"ahttp", "httpmsg", "redirect", "chunked", "timesync", "httpdate", "ca", "storeread",
+        "boot"}
 
 
 def online_holds_nothing_of(event):

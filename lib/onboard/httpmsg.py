@@ -37,8 +37,8 @@ def fail(kind, host, phase, why):
     return errors.fail(getattr(errors, kind), host, phase, why)
 
 
-def split(url):
-    # -> (https?, host, port, path); errors name the field, not the URL
+def head(method, url, body, is_json, headers):
+    # -> (https?, host, port, the request's head); ValueError names the field
     scheme, sep, rest = url.partition("://")
     hostport, slash, path = rest.partition("/")
     host, colon, port = hostport.partition(":")
@@ -53,13 +53,8 @@ def split(url):
     if not sep or scheme not in ("http", "https") or not host or not 0 < port < 65536 \
             or min(url.encode()) <= 32:
         raise ValueError("url: malformed")
-    return tls, host, port, slash + path
-
-
-def head(method, url, body, is_json, headers):
-    # -> (https?, host, port, the request's head); ValueError names the field
-    tls, host, port, path = split(url)
-    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, path or "/", host)
+    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (
+        method, slash + path or "/", host)
     if is_json:
         head += "Content-Type: application/json\r\n"
     if body is not None:
@@ -119,20 +114,9 @@ def reply(buf, host, max_body, head_only):
         if head_only or status in (204, 304):
             pass
         elif "chunked" in headers.get("transfer-encoding", "").lower():
-            while True:
-                n = (yield from _get(buf, b"\r\n", 64)).split(b";")[0]
-                if not n or n.strip(b"0123456789abcdefABCDEF"):  # hex digits only
-                    raise ValueError
-                n = int(n, 16)
-                if len(body) + n > max_body:
-                    raise OverflowError
-                if not n:
-                    break
-                body += yield from _get(buf, b"", n)
-                if (yield from _get(buf, b"", 2)) != b"\r\n":
-                    raise ValueError
-            while (yield from _get(buf, b"\r\n", 256)):
-                pass  # trailers
+            from onboard.chunked import body as chunks  # (loaded for a chunked reply only)
+
+            body = yield from chunks(buf, max_body)
         elif n is not None:
             if not n.isdigit():  # no sign, space, prefix or underscore
                 raise ValueError

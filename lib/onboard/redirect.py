@@ -1,7 +1,7 @@
 # The redirects onboard.http and onboard.ahttp follow, in a module of its own:
 # loaded when a reply redirects (after its connection is closed), so a
 # request that is answered directly does not keep this code in RAM.
-from onboard.httpmsg import fail, split
+from onboard.httpmsg import fail, head
 
 
 def follow(hop, r, url, method, body, is_json, headers):
@@ -10,13 +10,14 @@ def follow(hop, r, url, method, body, is_json, headers):
     to url. Never to another scheme; to another host or port only without a
     body or the caller's headers (credentials stay with the origin they were
     for); at most 3."""
-    tls, host, port, path = split(url)
+    tls, host, port = head("GET", url, None, False, None)[:3]
     if hop >= 3:
         raise fail("NetError", host, "redirect", "more than 3 redirects")
     loc = r.headers["location"]
-    if loc.startswith("/"):
-        loc = url[: len(url) - len(path)] + loc
-    new = split(loc)
+    if loc.startswith("/"):  # after the origin: the URL up to its path
+        i = url.find("/", url.find("//") + 2)
+        loc = (url if i < 0 else url[:i]) + loc
+    new = head("GET", loc, None, False, None)
     if r.status_code == 303 or (r.status_code < 303 and method == "POST"):
         method, body, is_json = "GET", None, False
     if new[0] != tls or (new[1].lower(), new[2]) != (host.lower(), port) and (

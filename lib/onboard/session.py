@@ -190,7 +190,8 @@ async def serve(rt):
     profile = rt.profile
     while True:
         link = await profile.start(rt)
-        forget("ahttp", "httpmsg", "redirect")  # its HTTPS is over until the next renewal
+        # its HTTPS is over until the next renewal
+        forget("ahttp", "httpmsg", "redirect", "chunked")
         if link.get("store"):
             rt.store.put("cloud", **link["store"])  # before it is used
         if link.get("renewed"):

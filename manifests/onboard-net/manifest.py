@@ -16,6 +16,7 @@ package(
         "httpmsg.py",
         "ahttp.py",
         "redirect.py",
+        "chunked.py",
         "mqttbase.py",
         "amqtt.py",
         "timesync.py",
