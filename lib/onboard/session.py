@@ -117,9 +117,14 @@ async def watch_network(rt, task):
     # ends the session when the network is lost or setup mode is asked for,
     # sending the cancel again until the session has ended: one the session
     # outlived (seen in CI: a press of the button left the device RUNNING,
-    # its session never cancelled) would otherwise leave it online for good
-    while rt.station().isconnected() and not rt.setup_requested:
-        await asyncio.sleep_ms(100)
+    # its session never cancelled) would otherwise leave it online for good.
+    # A check that fails (a MemoryError on a short heap) ends the session too:
+    # this task ended by it would leave the session unwatched for good
+    try:
+        while rt.station().isconnected() and not rt.setup_requested:
+            await asyncio.sleep_ms(100)
+    except Exception as e:  # noqa: BLE001
+        log.warn(_TAG, "network check failed: %s", type(e).__name__)
     while not task.done():
         task.cancel()
         await asyncio.sleep_ms(100)
