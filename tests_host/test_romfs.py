@@ -11,10 +11,11 @@ import pytest
 
 from onboard_cli import manifest
 from onboard_cli.build import module_name
+from onboard_cli.device import rom_launch
 from onboard_cli.paths import BOARD_UNIX, ROOT, micropython
 from onboard_cli.romfs import make_image
 
-# Run by rom.py after the mount: every onboard module imports, from where,
+# Run after the mount (rom_launch): every onboard module imports, from where,
 # and a Store round trip through the image's onboard.store.
 CHECK = """
 import gc, json, sys
@@ -45,8 +46,8 @@ def run_from(image, tmp_path, heapsize="512K", names=None):
     script.write_text(f"NAMES = {names!r}\nFLASH = {str(tmp_path)!r}\n" + CHECK)
     # nothing of onboard on the path but the image: /rom, then the board
     env = dict(os.environ, MICROPYPATH=":".join([".frozen", "/rom", str(BOARD_UNIX)]))
-    run = subprocess.run([micropython(), "-X", f"heapsize={heapsize}", str(BOARD_UNIX / "rom.py"),
-                          str(image), str(script)], capture_output=True, text=True, env=env,
+    run = subprocess.run([micropython(), "-X", f"heapsize={heapsize}", "-c",
+                          rom_launch(image, script)], capture_output=True, text=True, env=env,
                          cwd=tmp_path, timeout=60)
     for line in run.stdout.splitlines():
         if line.startswith("@check "):
@@ -71,6 +72,28 @@ def test_the_image_bytes_are_outside_the_heap(image, tmp_path):
     assert check["back"] == 7 and check["heap"] < size // 8
 
 
+HEAP = "import gc\ngc.collect()\nprint('@heap', gc.mem_alloc())\n"
+
+
+def test_the_mount_lets_go_of_its_own_code_before_main_runs(image, tmp_path):
+    # a board's firmware mounts its partition in C: what the mount leaves on
+    # the heap is its objects (the mount, the parked thread), less than the
+    # code of boards/unix/rom.py, which a run imports here for comparison
+    main = tmp_path / "main.py"
+    main.write_text(HEAP)
+    env = dict(os.environ, MICROPYPATH=":".join([".frozen", str(BOARD_UNIX), "/rom"]))
+
+    def heap(*args):
+        run = subprocess.run([micropython(), *args], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=60)
+        return int(run.stdout.split("@heap")[-1])
+
+    plain = heap(str(main))
+    with_code = heap("-c", "import rom\n" + HEAP)
+    mounted = heap("-c", rom_launch(image, main))
+    assert mounted - plain < with_code - plain
+
+
 def test_an_image_built_for_the_unix_board_runs_its_modules_from_rom(tmp_path):
     path = tmp_path / "unix.romfs"
     make_image(path, board="unix")
@@ -79,7 +102,7 @@ def test_an_image_built_for_the_unix_board_runs_its_modules_from_rom(tmp_path):
     main = tmp_path / "main.py"
     main.write_text("import board, network, sys\n"
                     "print('@where', board.__file__, network.__file__)\n")
-    run = subprocess.run([micropython(), str(BOARD_UNIX / "rom.py"), str(path), str(main)],
+    run = subprocess.run([micropython(), "-c", rom_launch(path, main)],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert run.stdout.split() == ["@where", "/rom/board.mpy", "/rom/network.mpy"], run.stderr
 

@@ -1,15 +1,18 @@
-# The Unix board's ROMFS partition: `onboard device run --romfs IMAGE` runs
-#   micropython rom.py IMAGE MAIN
-# which mounts IMAGE (`make romfs`) at /rom with vfs.VfsRom, as a board's
-# firmware mounts its ROMFS partition, then runs MAIN (firmware/main.py).
+# The Unix board's ROMFS partition. `onboard device run --romfs IMAGE` runs
+#   micropython -c LAUNCH
+# where LAUNCH (onboard_cli.device.rom_launch) imports this module, mounts
+# IMAGE (`make romfs`) at /rom with vfs.VfsRom, as a board's firmware mounts
+# its ROMFS partition, lets go of this module and runs MAIN (firmware/main.py).
 #
 # On a board the image is in flash and its .mpy code runs in place: none of
 # it is on the heap. Here it must not be either, or the heap figures would
-# count it. This port has no ffi (no mmap or malloc), so the image goes into
-# memory the process owns outside the GC heap: the lower end of a parked
-# thread's stack (the thread runs at the top of it and waits there forever;
-# the GC scans a thread's stack only from where it runs up), found by the new
-# mapping the thread's start adds to /proc/self/maps.
+# count it; nor may this module's code stay (a board's firmware mounts its
+# partition in C): nothing of it is referenced once boot() returns. This port
+# has no ffi (no mmap or malloc), so the image goes into memory the process
+# owns outside the GC heap: the lower end of a parked thread's stack (the
+# thread waits at the top of it forever; the GC scans a thread's stack only
+# from where it runs up), found by the new mapping the thread's start adds
+# to /proc/self/maps.
 import _thread
 import sys
 
@@ -38,21 +41,21 @@ def _outside_heap(size):
     before = _mappings()
     hold = _thread.allocate_lock()
     hold.acquire()
-    started = _thread.allocate_lock()
-    started.acquire()
-
-    def park():
-        started.release()
-        hold.acquire()  # never released: the stack below stays ours
-
     _thread.stack_size(room + MARGIN)
-    _thread.start_new_thread(park, ())
+    # the thread waits on the lock, never released: the stack below stays
+    # ours. It runs a builtin, and is started with globals of its own: a
+    # thread keeps its function and the globals it was started from, which
+    # here would keep this module's code alive. Its stack is mapped before
+    # start_new_thread returns.
+    exec("_thread.start_new_thread(hold.acquire, ())", {"_thread": _thread, "hold": hold})
     _thread.stack_size(0)  # threads started later get the default again
-    started.acquire()
-    new = [m for m in _mappings() - before if m[1] - m[0] >= room + MARGIN]
-    if not new:
+    low = least = 0  # the smallest new mapping that holds the image and the margin
+    for m in _mappings() - before:
+        n = m[1] - m[0]
+        if n >= room + MARGIN and (not least or n < least):
+            low, least = m[0], n
+    if not least:
         raise OSError("rom: no memory outside the heap for the image")
-    low = min(new, key=lambda m: m[1] - m[0])[0]
     return uctypes.bytearray_at(low, size)
 
 
@@ -77,24 +80,14 @@ def mount(path, mount_point="/rom"):
     return size
 
 
-def run(path):
-    """Run a script (firmware/main.py) as the port runs its main script."""
-    with open(path) as f:
-        code = compile(f.read(), path, "exec")
-    exec(code, {"__name__": "__main__", "__file__": path})
-
-
-if __name__ == "__main__":
-    image, main = sys.argv[1], sys.argv[2]
+def boot(image):
+    """Mount the image at /rom. An image built for this board (`onboard romfs
+    --board unix`) brings its modules: /rom then comes before the board's
+    folder, so they run from /rom, as a board's from its partition."""
     mount(image)
-    sys.path[0] = main.rsplit("/", 1)[0]  # as when the port runs MAIN itself
     try:
-        # an image built for this board (`onboard romfs --board unix`) brings
-        # its modules: they run from /rom, as a board's from its partition
         open("/rom/network.mpy").close()
         sys.path.remove("/rom")
         sys.path.insert(1, "/rom")
     except (OSError, ValueError):
         pass
-    del image
-    run(main)

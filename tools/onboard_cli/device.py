@@ -8,7 +8,8 @@ to stderr.
 A device that reboots (exit code 3) is started again.
 With --romfs IMAGE the library comes from a ROMFS image (`make romfs`)
 mounted at /rom with vfs.VfsRom, its bytes outside the heap as a board's
-flash is (boards/unix/rom.py)."""
+flash is (boards/unix/rom.py, which lets go of its own code before the
+device starts)."""
 
 import hashlib
 import json
@@ -95,6 +96,19 @@ def _link(flash, name, target):
     return name
 
 
+def rom_launch(image, main):
+    """The -c program that mounts image at /rom (boards/unix/rom.py, on the
+    path), lets go of that module and runs the script main as the port runs
+    its main script. A board's firmware mounts its partition in C, so none
+    of the mount's code may stay on the heap being measured: main's text is
+    part of the program, not exec()'d from it, whose frames would land where
+    the mount's were and keep their stale pointers (the GC scans the C
+    stack conservatively), and with them the module."""
+    main = Path(main)
+    return ("import sys, rom\nrom.boot(%r)\ndel rom, sys.modules['rom']\nsys.path[0] = %r\n"
+            % (str(image), str(main.parent))) + main.read_text()
+
+
 def check_image(path):
     """The path of a ROMFS image, or ToolError naming --romfs."""
     image = Path(path).resolve()
@@ -148,10 +162,12 @@ def main(args):
     cmd = [micropython()]
     if args.heapsize:
         cmd += ["-X", f"heapsize={args.heapsize}"]
+    main_py = ROOT / "firmware" / "main.py"
     if getattr(args, "romfs", None):
-        # boards/unix/rom.py mounts the image outside the heap, then runs main.py
-        cmd += [str(BOARD_UNIX / "rom.py"), str(check_image(args.romfs))]
-    cmd.append(str(ROOT / "firmware" / "main.py"))
+        # boards/unix/rom.py mounts the image outside the heap, then main.py runs
+        cmd += ["-c", rom_launch(check_image(args.romfs), main_py)]
+    else:
+        cmd.append(str(main_py))
     start = time.monotonic()
     proc = None
 
