@@ -80,6 +80,20 @@ def test_a_simulated_device_interns_short_module_paths_wherever_the_project_is(
         ".lib/onboard/store.py"
 
 
+def test_a_device_of_built_modules_runs_the_boards_network_from_its_firmware_image(
+        device, tmp_path):
+    # on an ESP32 `network` is firmware (C, in flash): --mpy runs the Unix
+    # board's stand-in from a ROM image likewise, the library from the flash
+    flash = tmp_path / "device0" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "app.py").write_text(
+        "import board, network, onboard.store\n"
+        "board.emit({'files': [network.__file__, onboard.store.__file__]})\n")
+    d = device(mpy=True)
+    assert d.wait_for(lambda e: "files" in e, "the app's event")["files"] == \
+        ["/rom/network.mpy", ".lib/onboard/store.mpy"]
+
+
 def test_a_built_module_costs_no_qstr_for_its_source_name(mpy, tmp_path):
     # mpy-cross stores a source name in each .mpy; a path (onboard/store.py)
     # would be one more interned string per module, never freed. onboard build

@@ -76,9 +76,9 @@ def micropypath(args, flash):
     life, and made the heap figures depend on where the project lives."""
     board = BUILD / "board_unix" if args.mpy else BOARD_UNIX
     path = [_link(flash, ".board", board)]
-    if getattr(args, "romfs", None):
-        path.append(ROM)
-    else:
+    if getattr(args, "romfs", None) or args.mpy:
+        path.append(ROM)  # (rom.boot puts it first when it holds the board's network)
+    if not getattr(args, "romfs", None):
         path.insert(0, _link(flash, ".lib", BUILD if args.mpy else LIB))
     return ":".join([".frozen", *path, str(flash)])
 
@@ -166,6 +166,12 @@ def main(args):
     if getattr(args, "romfs", None):
         # boards/unix/rom.py mounts the image outside the heap, then main.py runs
         cmd += ["-c", rom_launch(check_image(args.romfs), main_py)]
+    elif args.mpy:
+        # as a device runs: the board's firmware (its network) from flash,
+        # the library's .mpy from the filesystem
+        from .romfs import unix_firmware
+
+        cmd += ["-c", rom_launch(unix_firmware(), main_py)]
     else:
         cmd.append(str(main_py))
     start = time.monotonic()

@@ -8,6 +8,7 @@ the flash would hold them: onboard/..., board.mpy. A board mounts it at /rom
 main.py, boot.py and the config stay on the flash filesystem (the firmware
 runs main.py from there)."""
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +19,11 @@ from .build import build, compile_one
 from .paths import BUILD, ROOT, ToolError, tool
 
 IMAGE = BUILD / "onboard.romfs"
+# The Unix board's firmware: its stand-in for the ESP32's `network` module,
+# which on a board is C in the firmware (no heap). `onboard device run --mpy`
+# runs it from this image, so the heap figures count its objects, not its code.
+FIRMWARE = BUILD / "unix-firmware.romfs"
+FIRMWARE_MODULES = ("network.py",)
 
 
 def board_modules(board):
@@ -52,11 +58,37 @@ def make_image(out=IMAGE, clouds=(), board=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="onboard-romfs-") as d:
         stage(Path(d), clouds, board)
-        run = subprocess.run([tool("mpremote"), "romfs", "--no-mpy", "--output", str(out),
-                              "build", d], capture_output=True, text=True)
-    if run.returncode or not out.is_file():
-        raise ToolError(f"mpremote romfs build failed: {(run.stderr or run.stdout).strip()}")
+        _build_image(d, out)
     return out.stat().st_size
+
+
+def _build_image(folder, out):
+    # mpremote's image of folder's files into out (their .mpy as they are)
+    run = subprocess.run([tool("mpremote"), "romfs", "--no-mpy", "--output", str(out),
+                          "build", str(folder)], capture_output=True, text=True)
+    if run.returncode or not Path(out).is_file():
+        raise ToolError(f"mpremote romfs build failed: {(run.stderr or run.stdout).strip()}")
+
+
+def unix_firmware():
+    """The Unix board's firmware image (FIRMWARE), built when missing or
+    older than its sources; written whole, then renamed into place, so
+    devices started side by side never read one half written."""
+    sources = [ROOT / "boards" / "unix" / name for name in FIRMWARE_MODULES]
+    if FIRMWARE.is_file() and all(FIRMWARE.stat().st_mtime >= s.stat().st_mtime
+                                  for s in sources):
+        return FIRMWARE
+    FIRMWARE.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="onboard-firmware-", dir=FIRMWARE.parent) as d:
+        mpy_cross = tool("mpy-cross")
+        stage_dir = Path(d) / "image"
+        stage_dir.mkdir()
+        for src in sources:
+            compile_one(mpy_cross, src, src.name, stage_dir / src.with_suffix(".mpy").name)
+        out = Path(d) / "firmware.romfs"
+        _build_image(stage_dir, out)
+        os.replace(out, FIRMWARE)
+    return FIRMWARE
 
 
 def main(args):
