@@ -16,17 +16,17 @@ _ERROR = const(0x02)
 _RPC = const(0x03)
 _RESULT = const(0x04)
 # RPC commands
-WIFI_SETTINGS = const(0x01)
-GET_CURRENT_STATE = const(0x02)
-GET_DEVICE_INFO = const(0x03)
-GET_WIFI_NETWORKS = const(0x04)
+_WIFI_SETTINGS = const(0x01)
+_GET_CURRENT_STATE = const(0x02)
+_GET_DEVICE_INFO = const(0x03)
+_GET_WIFI_NETWORKS = const(0x04)
 # states and errors
-READY = const(0x02)
-PROVISIONING = const(0x03)
-PROVISIONED = const(0x04)
-ERR_INVALID_RPC = const(0x01)
-ERR_UNKNOWN_RPC = const(0x02)
-ERR_UNABLE_TO_CONNECT = const(0x03)
+_READY = const(0x02)
+_PROVISIONING = const(0x03)
+_PROVISIONED = const(0x04)
+_ERR_INVALID_RPC = const(0x01)
+_ERR_UNKNOWN_RPC = const(0x02)
+_ERR_UNABLE_TO_CONNECT = const(0x03)
 _TAG = const("improv")
 
 
@@ -59,13 +59,13 @@ class Improv:
     scan() -> networks; join(ssid, password) -> awaitable 0 or last_error;
     arrive(fields, joined=True) takes credentials that have joined (the
     runtime's one door); url: where the device can be configured further.
-    It runs only in setup mode, so it starts READY whatever was stored."""
+    It runs only in setup mode, so it starts _READY whatever was stored."""
 
     def __init__(self, stream, info, scan, join, arrive, url):
         # one stream both ways (a pty, a UART), or (read stream, write stream)
         self.stream, self.out = stream if isinstance(stream, tuple) else (stream, stream)
         self.info, self.scan, self.join, self.arrive, self.url = info, scan, join, arrive, url
-        self.state = READY
+        self.state = _READY
 
     def send(self, raw):
         self.out.write(raw)
@@ -93,31 +93,31 @@ class Improv:
                 continue
             raw, buf, n = buf, b"", buf[8]
             if raw[6] != 1 or n > _MAX_DATA or (sum(raw[:-1]) & 0xFF) != raw[-1]:
-                self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
+                self.send(packet(_ERROR, bytes((_ERR_INVALID_RPC,))))
                 continue
             if raw[7] == _RPC:
                 await self.rpc(raw[9 : 9 + n])
 
     async def rpc(self, data):
         if len(data) < 2 or data[1] != len(data) - 2:
-            self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
+            self.send(packet(_ERROR, bytes((_ERR_INVALID_RPC,))))
             return
         command, body = data[0], data[2:]
-        if command == GET_CURRENT_STATE:
+        if command == _GET_CURRENT_STATE:
             self.send(packet(_STATE, bytes((self.state,))))
-            if self.state == PROVISIONED:
+            if self.state == _PROVISIONED:
                 self.send(result(command, self.url))
-        elif command == GET_DEVICE_INFO:
+        elif command == _GET_DEVICE_INFO:
             self.send(result(command, *self.info))
-        elif command == GET_WIFI_NETWORKS:
+        elif command == _GET_WIFI_NETWORKS:
             for net in self.scan():
                 self.send(result(command, net["ssid"], str(net["rssi"]),
                                  "NO" if net["sec"] == "OPEN" else "YES"))
             self.send(result(command))
-        elif command == WIFI_SETTINGS:
+        elif command == _WIFI_SETTINGS:
             await self.provision(body)
         else:
-            self.send(packet(_ERROR, bytes((ERR_UNKNOWN_RPC,))))
+            self.send(packet(_ERROR, bytes((_ERR_UNKNOWN_RPC,))))
 
     async def provision(self, body):
         try:
@@ -129,25 +129,25 @@ class Improv:
                 raise ValueError
             wifi.check_credentials(ssid, password)
         except (IndexError, ValueError, UnicodeError):
-            self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
+            self.send(packet(_ERROR, bytes((_ERR_INVALID_RPC,))))
             return
         # no state change kept: nothing is read while join() runs
-        self.send(packet(_STATE, bytes((PROVISIONING,))))
+        self.send(packet(_STATE, bytes((_PROVISIONING,))))
         code = await self.join(ssid, password)
         if code:
             log.info(_TAG, "could not join %s (%d)", ssid, code)
-            self.state = READY
-            self.send(packet(_ERROR, bytes((ERR_UNABLE_TO_CONNECT,))))
-            self.send(packet(_STATE, bytes((READY,))))
+            self.state = _READY
+            self.send(packet(_ERROR, bytes((_ERR_UNABLE_TO_CONNECT,))))
+            self.send(packet(_STATE, bytes((_READY,))))
             return
         try:
             self.arrive({"ssid": ssid, "pass": password}, True)
         except ValueError as e:
             log.info(_TAG, "not taken: %s", str(e))
-            self.state = READY
-            self.send(packet(_ERROR, bytes((ERR_INVALID_RPC,))))
-            self.send(packet(_STATE, bytes((READY,))))
+            self.state = _READY
+            self.send(packet(_ERROR, bytes((_ERR_INVALID_RPC,))))
+            self.send(packet(_STATE, bytes((_READY,))))
             return
-        self.state = PROVISIONED
-        self.send(packet(_STATE, bytes((PROVISIONED,))))
-        self.send(result(WIFI_SETTINGS, self.url))
+        self.state = _PROVISIONED
+        self.send(packet(_STATE, bytes((_PROVISIONED,))))
+        self.send(result(_WIFI_SETTINGS, self.url))
