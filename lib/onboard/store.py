@@ -22,12 +22,14 @@ _MAX_DEPTH = const(4)
 _REST = const(18)  # len('{"crc":"xxxxxxxx",')
 _ENOENT = const(2)
 
-# Where the record in memory came from (Store.status).
-NEW = "new"  # not loaded yet
-OK = "ok"  # the current file
-PREVIOUS = "previous"  # current file missing or damaged, previous generation used
-EMPTY = "empty"  # no store files: a fresh device
-DAMAGED = "damaged"  # files present, none valid: started empty
+# Where the record in memory came from (Store.status), a word:
+#   "new"       not loaded yet
+#   "ok"        the current file
+#   "previous"  current file missing or damaged, previous generation used
+#   "empty"     no store files: a fresh device
+#   "damaged"   files present, none valid: started empty
+# (words, not module names: each name would cost RAM for as long as the
+# store is loaded, which is always)
 
 _TAG = const("store")
 
@@ -97,7 +99,7 @@ class Store:
     def __init__(self, path="/onboard.json"):
         self.path = path
         self.writes = 0
-        self.status = NEW
+        self.status = "new"
         self.problems = []  # (file, why) for every file load() passed over
         self._gen = 0
         self._data = {}
@@ -127,7 +129,7 @@ class Store:
             delattr(onboard, "storeread")
 
     def _loaded(self):
-        if self.status == NEW:
+        if self.status == "new":
             self.load()
 
     def get(self, section):
@@ -202,7 +204,7 @@ class Store:
                 f.write(data_text)
                 f.write(b"}")
             del data_text
-            if self.status == OK:
+            if self.status == "ok":
                 os.rename(self.path, prev)
             else:  # damaged or unreadable: never rotate it over a good .prev
                 _remove(self.path)
@@ -211,11 +213,11 @@ class Store:
                 _remove(prev)
         except OSError:
             # The files may be anywhere between old and new: reread on next use.
-            self.status = NEW
+            self.status = "new"
             raise
         self._gen = gen
         self._data = data
-        self.status = OK
+        self.status = "ok"
         self.problems = []
         self.writes += 1
         log.debug(_TAG, "wrote generation %d", gen)

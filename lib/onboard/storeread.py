@@ -8,17 +8,7 @@ from binascii import crc32
 from micropython import const
 
 from onboard import log
-from onboard.store import (
-    DAMAGED,
-    EMPTY,
-    MAX_BYTES,
-    OK,
-    PREVIOUS,
-    SECTIONS,
-    VERSION,
-    _copy,
-    _register_secrets,
-)
+from onboard.store import MAX_BYTES, SECTIONS, VERSION, _copy, _register_secrets
 
 _HEAD = const(b'{"crc":"')
 _REST = const(18)  # len('{"crc":"xxxxxxxx",')
@@ -51,9 +41,9 @@ def parse(raw):
 def load(store):
     """Store.load(): the newest valid generation into store, a copy returned."""
     store.problems = []
-    status = EMPTY
+    status = "empty"
     gen, data = 0, {}
-    for path, found in ((store.path, OK), (store.path + ".prev", PREVIOUS)):
+    for path, found in ((store.path, "ok"), (store.path + ".prev", "previous")):
         try:
             size = os.stat(path)[6]
         except OSError:
@@ -69,7 +59,7 @@ def load(store):
             gen, data = parse(raw)
         except ValueError as e:
             store.problems.append((path, str(e)))
-            status = DAMAGED
+            status = "damaged"
             continue
         status = found
         break
@@ -78,9 +68,9 @@ def load(store):
     store.status = status
     for path, why in store.problems:
         log.warn(_TAG, "%s passed over: %s", path, why)
-    if status == PREVIOUS:
+    if status == "previous":
         log.warn(_TAG, "using the previous generation %d", gen)
-    elif status == DAMAGED:
+    elif status == "damaged":
         log.warn(_TAG, "no valid record, starting empty")
     _register_secrets(data)
     return _copy(data)
