@@ -256,6 +256,8 @@ def test_a_change_reaches_the_gateways_observation_as_a_notification(device, tmp
                                                                      cloudsim):
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
+    # the change after the gateway observes: one before is in its first answer
+    assert cloudsim.gateway.wait_observing(di, "/light/1")
     c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 5})
     assert cloudsim.gateway.wait_event(di, "notified /light/1"), events(cloudsim, di)
     assert cloudsim.gateway.devices[di]["links"]["/light/1"]["content"] == {"value": 5}

@@ -85,6 +85,7 @@ class Gateway:
         # (monotonic time, event, di): signup, signin, signout, refresh, publish, deregister,
         # and each refusal as "<event> refused"
         self.events = collections.deque(maxlen=10000)
+        self.observing = set()  # (di, href) whose observation has had its first answer
         self.deregistered_on = {}  # di -> the connection its deregistration came on
         # test hook: f(path, doc) as each request arrives (after its fault), in the
         # gateway's loop: a test can act at an observed moment (kill the device)
@@ -153,6 +154,12 @@ class Gateway:
         with self.changed:
             return self.changed.wait_for(
                 lambda: any(e == event and who == di for _, e, who in self.events), timeout)
+
+    def wait_observing(self, di, href, timeout=20):
+        """True once the gateway observes the device's resource href: its
+        first answer came, so a later change is notified (tests)."""
+        with self.changed:
+            return self.changed.wait_for(lambda: (di, href) in self.observing, timeout)
 
     async def handle(self, path, tls, request):
         method = request.code.name  # POST, DELETE, ...
@@ -316,6 +323,9 @@ class Gateway:
             notes = req.observation.__aiter__()
             first = await asyncio.wait_for(req.response, 10)
             self._content(dev, href, first)
+            with self.changed:  # (not an event: the device's requests are the events)
+                self.observing.add((dev["di"], href))
+                self.changed.notify_all()
             while True:
                 note = await notes.__anext__()  # (StopAsyncIteration: the observation ended)
                 self._content(dev, href, note)
