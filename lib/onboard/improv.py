@@ -59,7 +59,7 @@ class Improv:
     scan() -> networks; join(ssid, password) -> awaitable 0 or last_error;
     arrive(fields, joined=True) takes credentials that have joined (the
     runtime's one door); url: where the device can be configured further.
-    It runs only in setup mode, so it starts _READY whatever was stored."""
+    It runs only in setup mode, so it starts READY whatever was stored."""
 
     def __init__(self, stream, info, scan, join, arrive, url):
         # one stream both ways (a pty, a UART), or (read stream, write stream)
