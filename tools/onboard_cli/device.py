@@ -76,9 +76,10 @@ def micropypath(args, flash):
     life, and made the heap figures depend on where the project lives."""
     board = BUILD / "board_unix" if args.mpy else BOARD_UNIX
     path = [_link(flash, ".board", board)]
-    if getattr(args, "romfs", None) or args.mpy:
+    romfs = getattr(args, "romfs", None)
+    if romfs or args.mpy:
         path.append(ROM)  # (rom.boot puts it first when it holds the board's network)
-    if not getattr(args, "romfs", None):
+    if not romfs:
         path.insert(0, _link(flash, ".lib", BUILD if args.mpy else LIB))
     return ":".join([".frozen", *path, str(flash)])
 
