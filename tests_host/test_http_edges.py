@@ -327,7 +327,9 @@ def test_the_event_loop_keeps_running_while_arequest_waits(serve, mpy):  # noqa:
 
 NO_SOCKETS = """
 import socket
-import onboard.errors  # (loaded when an error happens: that would need a descriptor too)
+# loaded when an error happens, and onboard.http's message code by the first
+# request: each load would need a descriptor too
+import onboard.errors, onboard.httpmsg
 held = []
 try:
     while True:  # every descriptor the process may have (the limit is finite)
