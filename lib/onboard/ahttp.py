@@ -5,7 +5,6 @@
 import time
 
 from onboard import net
-from onboard.errors import wrap
 from onboard.httpmsg import head, reply
 
 
@@ -46,6 +45,8 @@ async def arequest(method, url, json=None, data=None, headers=None, timeout=10, 
                     raise OSError(110)  # ETIMEDOUT
                 n = len(await c.fill(deadline))  # pyright: ignore  (bytes, not None)
         except (OSError, ValueError, EOFError) as e:
+            from onboard.errors import wrap  # (loaded when a request fails)
+
             raise wrap(e, host, phase) from None
         finally:
             c.close()

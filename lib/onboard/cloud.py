@@ -1,7 +1,8 @@
-# What every cloud profile (onboard.clouds.*) shares: downlink outcomes,
-# Rejected and Transient, how a reply is judged, renewal margins and the
-# HTTPS request to the config's API. Apart from the clouds package, so that
-# setup mode, which loads the profile for its fields, does not hold it.
+# What every cloud profile (onboard.clouds.*) and the session share while
+# online: downlink outcomes, Rejected and Transient, renewal margins. Apart
+# from the clouds package, so that setup mode, which loads the profile for
+# its fields, does not hold it. The HTTPS requests of a profile's start are
+# in onboard.cloudapi, let go of once the profile is online.
 from micropython import const
 
 # downlink outcomes: (kind, ...)
@@ -22,47 +23,6 @@ class Transient(Exception):
     """Worth retrying later; args: (step, Retry-After seconds or 0)."""
 
 
-def judge(resp, step, refused=(401, 403)):
-    """Raise Rejected or Transient unless the reply is a 2xx."""
-    code = resp.status_code
-    if 200 <= code < 300:
-        return resp
-    if code in refused:
-        raise Rejected(step)
-    retry = 0
-    if code in (429, 503):
-        try:
-            retry = int(resp.headers.get("retry-after", "0"))
-        except ValueError:
-            retry = 0
-    raise Transient(step, max(0, min(retry, 3600)))
-
-
-def body(resp, step, *names):
-    """The named fields of a JSON object reply; Transient when it is not one."""
-    try:
-        doc = resp.json()
-        if not isinstance(doc, dict):
-            raise ValueError
-        return [doc[n] for n in names]
-    except (ValueError, KeyError, TypeError):
-        raise Transient(step, 0) from None
-
-
-def text(value, step, limit=4096):
-    """A non-empty string from a reply, bounded; Transient otherwise."""
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        raise Transient(step, 0)
-    return value
-
-
-def seconds(value, step):
-    """A positive whole number of seconds from a reply; Transient otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1 << 31:
-        raise Transient(step, 0)
-    return int(value)
-
-
 def renew_margin(lifetime):
     """Seconds before expiry to renew: 10 min (lifetime > 1 h), 2 min (> 240 s),
     10 s (> 20 s), else half the lifetime."""
@@ -73,25 +33,3 @@ def renew_margin(lifetime):
     if lifetime > 20:
         return 10
     return lifetime // 2
-
-
-async def fetch(rt, method, path, **kw):
-    """One HTTPS request to the config's API with its CA and timeout; the
-    verified server's Date refines the clock."""
-    from onboard.ahttp import arequest
-
-    cfg = rt.config
-    ca = cfg.get("ca")
-    if cfg["api"].startswith("https:") and hasattr(rt, "ctx"):
-        from onboard.session import session_tls
-
-        ca = session_tls(rt)  # the session's one context, shared with its MQTT
-    resp = await arequest(method, cfg["api"] + path, ca=ca,
-                          timeout=cfg.get("timeout_s", 10), **kw)
-    # the Date reader (small) is loaded after the request, whose TLS needs the room
-    from onboard.httpdate import learn
-    from onboard.runtime import forget
-
-    learn(resp.headers.get("date"))
-    forget("httpdate")
-    return resp

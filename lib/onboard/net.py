@@ -9,8 +9,6 @@ import socket
 import time
 from micropython import const
 
-from onboard.errors import DNSError, fail
-
 _CHUNK = const(256)
 _ETIMEDOUT = const(110)
 
@@ -70,7 +68,10 @@ class Conn:
         try:
             addr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
         except (OSError, IndexError):
-            # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
+            # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout
+            # applies); the error kinds are loaded when one is raised
+            from onboard.errors import DNSError, fail
+
             raise fail(DNSError, host, "dns", "name lookup failed") from None
         if aio:
             import asyncio

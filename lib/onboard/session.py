@@ -148,7 +148,6 @@ async def run(rt):
     writes. Whatever goes wrong with a cloud's reply is transient: the
     credentials stay as they are and the device never reboots for it."""
     from onboard.cloud import Rejected, Transient
-    from onboard.errors import DNSError, NetError, TLSError
 
     try:
         if not clock.is_known():
@@ -172,6 +171,9 @@ async def run(rt):
         log.warn(_TAG, "cloud: %s failed, will retry", e.args[0])
         code, retry = ERR_CLOUD, e.args[1] if len(e.args) > 1 else 0
     except OSError as e:
+        # the error kinds, loaded when a session fails (else never)
+        from onboard.errors import DNSError, NetError, TLSError
+
         log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
         code, retry = (ERR_TLS if isinstance(e, TLSError)
                        else ERR_DNS if isinstance(e, DNSError) else ERR_CLOUD), 0
@@ -196,7 +198,7 @@ async def serve(rt):
     while True:
         link = await profile.start(rt)
         # its HTTPS is over until the next renewal
-        forget("ahttp", "httpmsg", "redirect", "chunked")
+        forget("cloudapi", "ahttp", "httpmsg", "redirect", "chunked")
         if link.get("store"):
             rt.store.put("cloud", **link["store"])  # before it is used
         if link.get("renewed"):

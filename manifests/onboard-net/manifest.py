@@ -1,8 +1,9 @@
 # onboard's network as the runtime uses it: sockets and TLS contexts, errors,
 # the CA loader, the asyncio HTTP and MQTT clients (and what they share with
-# the blocking ones of onboard-clients) and the time sync (clock asks it
-# before the first verified TLS connection).
-metadata(description="onboard net: net, errors, ca, ahttp, amqtt, time sync", version="0.1.0")
+# the blocking ones of onboard-clients), the cloud profiles' HTTPS steps and
+# the time sync (clock asks it before the first verified TLS connection).
+metadata(description="onboard net: net, errors, ca, ahttp, cloudapi, amqtt, time sync",
+         version="0.1.0")
 
 add_library("onboard", "..")
 require("onboard-core", library="onboard")
@@ -15,6 +16,7 @@ package(
         "ca.py",
         "httpmsg.py",
         "ahttp.py",
+        "cloudapi.py",
         "redirect.py",
         "chunked.py",
         "mqttbase.py",

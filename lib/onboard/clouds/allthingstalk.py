@@ -64,7 +64,7 @@ def echo(cloud, topic, msg):
 
 async def make_assets(rt, cloud, assets):
     """PUT each asset not yet made; the names made, in config order."""
-    from onboard.cloud import fetch, judge
+    from onboard.cloudapi import fetch, judge
 
     done = cloud.get("assets") or []
     auth = {"Authorization": "Bearer " + cloud["token"]}

@@ -76,7 +76,8 @@ async def start(rt):
     import json
 
     from onboard import clock
-    from onboard.cloud import Rejected, fetch, judge
+    from onboard.cloud import Rejected
+    from onboard.cloudapi import fetch, judge
     from onboard.codes import ERR_CONFIG
 
     cfg = rt.config

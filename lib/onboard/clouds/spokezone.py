@@ -66,7 +66,8 @@ def due(cloud, exp):
 async def renew(rt, cloud):
     """POST /loginDevice (no x-access-token): the token to use afterwards and
     whether it is new."""
-    from onboard.cloud import Rejected, Transient, body, fetch, judge
+    from onboard.cloud import Rejected, Transient
+    from onboard.cloudapi import body, fetch, judge
     from onboard.codes import ERR_CONFIG
 
     token = cloud["token"]
