@@ -171,3 +171,54 @@ def test_letting_go_of_modules_frees_the_last_stream_asyncio_watched(mpy):
         asyncio.run(main())
         """)
     assert int(run.lines[-1]) >= 20000  # the stream, and what it held, are freed
+
+
+RELINK = """
+import asyncio, gc
+from onboard.runtime import Runtime
+
+
+class Board:
+    def button(self):
+        return False
+
+    def led(self, on):
+        pass
+
+
+async def ended(held):
+    await asyncio.sleep_ms(20)  # asleep past the main task's 5 ms: linked under it
+
+
+def start():
+    # (made here: in main's frame the array would stay in a slot of its stack)
+    return asyncio.create_task(ended(bytearray(4000)))
+
+
+async def main():
+    rt = Runtime()
+    rt.board, rt.state, rt.pressed_at, rt.helpers = Board(), "RUNNING", None, ()
+    t = start()  # a task of the state that ends
+    await asyncio.sleep_ms(5)
+    await t
+    t = None
+    gc.collect()
+    before = gc.mem_alloc()
+    await rt.fresh_helpers()
+    gc.collect()
+    print("freed", before - gc.mem_alloc())
+
+
+asyncio.run(main())
+"""
+
+
+def test_new_helpers_leave_the_main_task_no_link_to_a_task_of_the_state_that_ended(mpy):
+    # MicroPython's task queue leaves in each task a link to the last task
+    # queued under it. The main task lives for good: its link to a finished
+    # task of the state that ended kept that task's coroutine, and what it
+    # held, in RAM (a session's code, a portal's). fresh_helpers leaves the
+    # main task linked to a new helper: the 4,000 B the ended task held are
+    # freed, less what the new helpers take.
+    freed = int(mpy.run(RELINK).stdout.split()[-1])
+    assert freed > 3000, freed

@@ -204,3 +204,24 @@ def test_a_session_that_outlives_its_cancel_is_cancelled_again(mpy):
         asyncio.run(main())
         """)
     assert run.stdout.split()[-2:] == ["ended", "2"]
+
+
+def test_when_a_session_ends_so_has_its_network_watcher(mpy):
+    # go_online's watcher must have ended when go_online returns: one still
+    # queued ends later beside the main task, which keeps a link to it (see
+    # Runtime.fresh_helpers), and through it the session's code, in RAM
+    run = mpy.run("STARTS = [{}]\n" + SESSION.replace("""
+    retry = await session.run(rt)
+""", """
+    rt.setup_requested, rt.session = False, None
+    rt.station = lambda: Station()
+    retry = await session.go_online(rt)
+    from asyncio import core
+    print("queued", core._task_queue.peek() is not None)
+""").replace("class Store:", """class Station:
+    def isconnected(self):
+        return True
+
+
+class Store:"""))
+    assert "queued False" in run.stdout

@@ -109,6 +109,14 @@ async def go_online(rt):
     finally:
         rt.session = None
         watch.cancel()
+        # and wait for it to end: a watcher still pending when this returns
+        # ends later in the queue beside the main task, which then keeps a
+        # link to it (see Runtime.fresh_helpers), and through its coroutine
+        # this module stays in RAM through the next setup mode
+        try:
+            await watch
+        except BaseException:  # noqa: BLE001  (its end, however it comes, is what is awaited)
+            pass
         task = watch = None
         forget(*new_since(before))  # the session's code (MQTT, TLS) leaves RAM
 
