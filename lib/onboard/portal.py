@@ -204,7 +204,11 @@ class Portal:
                 path in _PROBES or host not in (self.host, "blynk.setup")):
             return 302, '<a href="%s">Device setup</a>' % self.root, "text/html", \
                 "Location: %s\r\n" % self.root
-        return method, path, query, headers, body[:length]  # routed by _serve
+        # (the finished coroutine keeps its variables for as long as its task
+        # is linked to: the request's lines go now, the body is the one returned)
+        lines = part = line = None
+        body = body[:length]
+        return method, path, query, headers, body  # routed by _serve
 
     def _route(self, method, path, query, headers, body):
         if path == "/":
