@@ -34,9 +34,6 @@ LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 5
        ERROR: (50, 950)}
 
 
-_RELINK_MS = const(10)
-
-
 def forget(*names):
     """Let go of onboard modules that are no longer needed (their code is in
     RAM when loaded from a filesystem); imported again when needed."""
@@ -255,11 +252,6 @@ class Runtime:
         await asyncio.sleep_ms(0)  # the old ones end
         self.helpers = (asyncio.create_task(self.watch_button()),
                         asyncio.create_task(self.blink()))
-        # The calling task (the main one, long-lived) has such a link too.
-        # It waits here while the new helpers take their first turn and go
-        # to sleep for longer (50 ms and more), which leaves its link to one
-        # of them, not to a task of the state that ended.
-        await asyncio.sleep_ms(_RELINK_MS)
 
     async def blink(self):
         """Show the state on the board's LED."""
