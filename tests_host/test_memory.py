@@ -23,12 +23,15 @@ ONCE = {"cloudapi", "ahttp", "httpmsg", "redirect", "chunked", "timesync", "http
 
 # the error kinds: loaded when something fails, not before
 FAILURE = {"errors"}
+# the Wi-Fi manager: setup mode's checks and saved networks, and the joining
+# code (wifijoin) that only CONNECTING_NET and Improv load
+WIFI = {"wifi", "wifijoin"}
 
 
 def online_holds_nothing_of(event):
     """The modules of setup mode, Wi-Fi, ONCE and, on a way online where
     nothing failed, FAILURE's that an online event still holds."""
-    return (SETUP_MODE | ONCE | FAILURE | {"wifi"}) & set(event["loaded"])
+    return (SETUP_MODE | ONCE | FAILURE | WIFI) & set(event["loaded"])
 
 
 def test_online_the_device_holds_no_setup_mode_wifi_manager_or_https_code(device, cloudsim):
@@ -51,6 +54,17 @@ def test_the_first_setup_mode_holds_no_session_code(device, cloudsim):
     d, _ = blynk_device(device, cloudsim, report_heap=True)
     first = d.wait_state("WAIT_CONFIG")
     assert (SESSION | ONCE) & set(first["loaded"]) == set()
+
+
+def test_setup_mode_holds_no_wifi_joining_code_first_or_again(device, cloudsim):
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    d.wait_state("RUNNING")  # (joined: CONNECTING_NET loaded the joining code)
+    d.press(2000)
+    again = d.wait_state("WAIT_CONFIG")
+    first = next(e for e in d.events if e["state"] == "WAIT_CONFIG")
+    assert ("wifi" in first["loaded"], "wifijoin" in first["loaded"]) == (True, False)
+    assert ("wifi" in again["loaded"], "wifijoin" in again["loaded"]) == (True, False)
 
 
 def test_a_renewal_while_online_runs_without_the_mqtt_clients_code(device, cloudsim):

@@ -35,7 +35,8 @@ async def online(rt, attempt):
         try:
             joined = await join(rt, sta)
         finally:
-            forget("wifi")  # not needed again until the link is lost (the runtime uses the station)
+            # not needed again until the link is lost (the runtime uses the station)
+            forget("wifi", "wifijoin")
     if not joined:
         if rt.fresh or rt.setup_requested:
             rt.setup_requested = True  # new credentials failed: show the user why
@@ -52,19 +53,19 @@ async def online(rt, attempt):
 
 
 async def join(rt, sta):
-    from onboard import wifi
+    from onboard import wifijoin  # (and onboard.wifi, which it uses)
 
     timeout = int(rt.config.get("wifi_timeout_s", 15)) * 1000
     if rt.trial():
         p = rt.real.get("state")["pending"]
         ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
-        code = await wifi.join(sta, ssid, p["password"], timeout,  # pyright: ignore
+        code = await wifijoin.join(sta, ssid, p["password"], timeout,  # pyright: ignore
                                p.get("ip"))  # pyright: ignore
         if code:
             rt.end_trial(code)
             return False
     else:
-        code, ssid = await wifi.join_saved(rt.store, sta, timeout)
+        code, ssid = await wifijoin.join_saved(rt.store, sta, timeout)
         if code:
             rt.set_error(code)
             return False

@@ -1,8 +1,9 @@
 # Station configuration: the saved networks (up to 8, most recently good
-# first) and the checks every way of entering credentials shares.
+# first) and the checks every way of entering credentials shares. Joining a
+# network (join, join_saved, reason) is onboard.wifijoin's, loaded when
+# asked for through this module: setup mode, which takes credentials and
+# scans, does not keep that code in RAM.
 from micropython import const
-
-from onboard.codes import ERR_CONFIG, ERR_NETWORK, ERR_NO_IP, ERR_NOT_FOUND, ERR_WRONG_PASSWORD
 
 MAX_NETWORKS = const(8)  # saved networks kept, at most (runtime.switch has its own copy)
 _MAX_SSID = const(32)
@@ -67,8 +68,6 @@ def remember(store, ssid, password, ip=None):
     return store.put("wifi", networks=nets[:MAX_NETWORKS])
 
 
-_GOT_IP = const(1010)
-_CONNECTING = const(1001)
 # Edgent's names, indexed by the ESP32's authmode
 SEC_NAMES = ("OPEN", "WEP", "WPA", "WPA2", "WPA+WPA2", "WPA2-EAP", "WPA3", "WPA2+WPA3", "WAPI")
 
@@ -76,17 +75,6 @@ SEC_NAMES = ("OPEN", "WEP", "WPA", "WPA2", "WPA+WPA2", "WPA2-EAP", "WPA3", "WPA2
 def mac_text(raw, sep=":"):
     """A MAC or BSSID (bytes) as lower-case hex, "aa:bb:..." by default."""
     return sep.join("%02x" % b for b in raw)
-
-
-def reason(status):
-    """The last_error code for an ESP32 station status that ended a join."""
-    if status in (201, 210, 211, 212):
-        return ERR_NOT_FOUND
-    if status in (202, 204):  # some access points report a wrong key as a handshake timeout
-        return ERR_WRONG_PASSWORD
-    if status == _CONNECTING:  # associated, but no address came
-        return ERR_NO_IP
-    return ERR_NETWORK
 
 
 def scan(sta, limit=15):
@@ -107,45 +95,10 @@ def scan(sta, limit=15):
     return nets[:limit]
 
 
-async def join(sta, ssid, password, timeout_ms=15000, ip=None):
-    """Join one network: 0 when an address came, else its last_error code.
-    ip: [ip, mask, gw, dns, dns2] for a static address, None for DHCP."""
-    import asyncio
-    import time
+def __getattr__(name):
+    # wifi.join, wifi.join_saved, wifi.reason: onboard.wifijoin's
+    if name in ("join", "join_saved", "reason"):
+        from onboard import wifijoin
 
-    sta.active(True)
-    sta.disconnect()
-    # the radio takes ip, mask, gw and one DNS server; dns2 is kept, not applied
-    if ip:
-        sta.ifconfig(tuple(ip[:4]))
-    else:
-        try:
-            sta.ifconfig("dhcp")  # back to DHCP after a network with a static address
-        except (OSError, ValueError):
-            pass  # DHCP on already, or a port without the switch
-    sta.connect(ssid, password)
-    start = time.ticks_ms()
-    while True:
-        status = sta.status()
-        if status == _GOT_IP:
-            return 0
-        # idle (just after connect) or associating: wait, up to timeout_ms
-        if status not in (_CONNECTING, 1000) or time.ticks_diff(time.ticks_ms(),
-                                                                 start) >= timeout_ms:
-            break
-        await asyncio.sleep_ms(100)
-    sta.disconnect()
-    return reason(status)
-
-
-async def join_saved(store, sta, timeout_ms=15000):
-    """Try the saved networks, most recently good first: (0, ssid) once one
-    joins (it moves to the front of the list), else (last_error, None)."""
-    error = ERR_CONFIG  # nothing saved
-    for net in saved(store):
-        code = await join(sta, net["ssid"], net["password"], timeout_ms, net.get("ip"))
-        if not code:
-            remember(store, net["ssid"], net["password"], net.get("ip"))
-            return 0, net["ssid"]
-        error = code
-    return error, None
+        return getattr(wifijoin, name)
+    raise AttributeError(name)

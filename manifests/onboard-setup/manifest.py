@@ -9,6 +9,7 @@ package(
     "onboard",
     files=(
         "wifi.py",
+        "wifijoin.py",
         "portal.py",
         "page.py",
         "dns.py",

@@ -1,0 +1,64 @@
+# Joining a network: one (join) or the saved ones in turn (join_saved), and
+# the last_error code a failed join ends with (reason). Loaded for the
+# cloud session's CONNECTING_NET and for Improv, through onboard.wifi.
+import asyncio
+import time
+from micropython import const
+
+from onboard.codes import ERR_CONFIG, ERR_NETWORK, ERR_NO_IP, ERR_NOT_FOUND, ERR_WRONG_PASSWORD
+from onboard.wifi import remember, saved
+
+_GOT_IP = const(1010)
+_CONNECTING = const(1001)
+
+
+def reason(status):
+    """The last_error code for an ESP32 station status that ended a join."""
+    if status in (201, 210, 211, 212):
+        return ERR_NOT_FOUND
+    if status in (202, 204):  # some access points report a wrong key as a handshake timeout
+        return ERR_WRONG_PASSWORD
+    if status == _CONNECTING:  # associated, but no address came
+        return ERR_NO_IP
+    return ERR_NETWORK
+
+
+async def join(sta, ssid, password, timeout_ms=15000, ip=None):
+    """Join one network: 0 when an address came, else its last_error code.
+    ip: [ip, mask, gw, dns, dns2] for a static address, None for DHCP."""
+    sta.active(True)
+    sta.disconnect()
+    # the radio takes ip, mask, gw and one DNS server; dns2 is kept, not applied
+    if ip:
+        sta.ifconfig(tuple(ip[:4]))
+    else:
+        try:
+            sta.ifconfig("dhcp")  # back to DHCP after a network with a static address
+        except (OSError, ValueError):
+            pass  # DHCP on already, or a port without the switch
+    sta.connect(ssid, password)
+    start = time.ticks_ms()
+    while True:
+        status = sta.status()
+        if status == _GOT_IP:
+            return 0
+        # idle (just after connect) or associating: wait, up to timeout_ms
+        if status not in (_CONNECTING, 1000) or time.ticks_diff(time.ticks_ms(),
+                                                                 start) >= timeout_ms:
+            break
+        await asyncio.sleep_ms(100)
+    sta.disconnect()
+    return reason(status)
+
+
+async def join_saved(store, sta, timeout_ms=15000):
+    """Try the saved networks, most recently good first: (0, ssid) once one
+    joins (it moves to the front of the list), else (last_error, None)."""
+    error = ERR_CONFIG  # nothing saved
+    for net in saved(store):
+        code = await join(sta, net["ssid"], net["password"], timeout_ms, net.get("ip"))
+        if not code:
+            remember(store, net["ssid"], net["password"], net.get("ip"))
+            return 0, net["ssid"]
+        error = code
+    return error, None
