@@ -1,8 +1,8 @@
 # Station configuration: the saved networks (up to 8, most recently good
 # first) and the checks every way of entering credentials shares. Joining a
-# network (join, join_saved, reason) is onboard.wifijoin's, loaded when
-# asked for through this module: setup mode, which takes credentials and
-# scans, does not keep that code in RAM.
+# network (join, join_saved, reason) is onboard.wifijoin's: the session
+# imports it, and wifi.join and the others load it on first use (Improv).
+# Setup mode, which takes credentials and scans, keeps none of it in RAM.
 from micropython import const
 
 MAX_NETWORKS = const(8)  # saved networks kept, at most (runtime.switch has its own copy)

@@ -1,6 +1,7 @@
 # Joining a network: one (join) or the saved ones in turn (join_saved), and
-# the last_error code a failed join ends with (reason). Loaded for the
-# cloud session's CONNECTING_NET and for Improv, through onboard.wifi.
+# the last_error code a failed join ends with (reason). Imported by the
+# cloud session for CONNECTING_NET; Improv (and any user) reaches it as
+# wifi.join, through onboard.wifi's module __getattr__.
 import asyncio
 import time
 from micropython import const
