@@ -29,9 +29,9 @@ class MQTTClient(mqttbase.MQTTClient):
         await self.sock.send(stop, mqttbase.head(code, args), *args)
         self.sent = time.ticks_ms()
 
-    async def _await(self, stop, want=0, pid=b""):
-        # mqtt.wait on the stream: the ack `want` for pid (its body) or, with
-        # want 0, one packet (its type; None when none starts before stop)
+    async def _await(self, stop, match=0, pid=b""):
+        # mqtt.wait on the stream: the ack `match` for pid (its body) or, with
+        # match 0, one packet (its type; None when none starts before stop)
         c = self.sock
         while True:
             if not c.buf:
@@ -39,7 +39,7 @@ class MQTTClient(mqttbase.MQTTClient):
                     if not await c.fill(stop, 2):
                         raise EOFError
                 except OSError as e:
-                    if want or e.errno not in (11, 110, 116):
+                    if match or e.errno not in (11, 110, 116):
                         raise
                     return None
             end = net.deadline(self.timeout)  # the rest of the packet
@@ -52,15 +52,15 @@ class MQTTClient(mqttbase.MQTTClient):
                     break
                 shift += 7
                 if shift > 21:
-                    raise mqttbase.fail(self, "bad packet %02x" % code)
+                    raise mqttbase.fail(self, "ProtocolError:bad packet %02x" % code)
             if n > self.max_packet:
-                raise mqttbase.fail(self, "packet over max_packet")
-            s = mqttbase.parse(self, code, await c.take(n, end), want, pid)
+                raise mqttbase.fail(self, "ProtocolError:packet over max_packet")
+            s = mqttbase.parse(self, code, await c.take(n, end), match, pid)
             if s:
-                if code == want:
+                if code == match:
                     return s
                 await self._asend(net.deadline(self.timeout), _PUBACK, s)
-            if not want:
+            if not match:
                 return code
 
     async def aconnect(self, clean_session=True, timeout=None):
@@ -130,7 +130,7 @@ class MQTTClient(mqttbase.MQTTClient):
             now = time.ticks_ms()
             if self.pong is not None and time.ticks_diff(now, self.pong) >= 0:
                 self.phase = "ping"
-                raise mqttbase.fail(self, "no PINGRESP", "Timeout")
+                raise mqttbase.fail(self, "Timeout:no PINGRESP")
             if wait_ms is None:
                 wait_ms = self.timeout * 1000
             if self.keepalive:

@@ -56,15 +56,15 @@ def send(self, stop, code, *args):
     self.sent = time.ticks_ms()
 
 
-def wait(self, stop, want=0, pid=b""):
-    # Handle the broker's packets until the ack `want` for pid arrives (its
-    # body) or, with want 0, one packet (its type; None when none starts
+def wait(self, stop, match=0, pid=b""):
+    # Handle the broker's packets until the ack `match` for pid arrives (its
+    # body) or, with match 0, one packet (its type; None when none starts
     # before stop, ticks).
     while True:
         try:
             code = read(self, stop, 1, True)[0]
         except OSError as e:
-            if want or e.errno not in (11, 110, 116):  # EAGAIN, ETIMEDOUT (lwIP: 116)
+            if match or e.errno not in (11, 110, 116):  # EAGAIN, ETIMEDOUT (lwIP: 116)
                 raise
             return None
         end = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))  # the rest
@@ -76,15 +76,15 @@ def wait(self, stop, want=0, pid=b""):
                 break
             shift += 7
             if shift > 21:
-                raise mqttbase.fail(self, "bad packet %02x" % code)
+                raise mqttbase.fail(self, "ProtocolError:bad packet %02x" % code)
         if n > self.max_packet:
-            raise mqttbase.fail(self, "packet over max_packet")
-        s = mqttbase.parse(self, code, read(self, end, n), want, pid)
+            raise mqttbase.fail(self, "ProtocolError:packet over max_packet")
+        s = mqttbase.parse(self, code, read(self, end, n), match, pid)
         if s:
-            if code == want:
+            if code == match:
                 return s
             send(self, end, _PUBACK, s)
-        if not want:
+        if not match:
             return code
 
 
@@ -104,7 +104,7 @@ class MQTTClient(mqttbase.MQTTClient):
             except (OSError, IndexError):
                 # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
                 self.phase = "dns"
-                raise mqttbase.fail(self, "name lookup failed", "DNSError") from None
+                raise mqttbase.fail(self, "DNSError:name lookup failed") from None
             self.sock = self.raw = socket.socket(s[0], socket.SOCK_STREAM, s[2])
             read(self, stop, 0)
             self.sock.connect(s[-1])
@@ -177,7 +177,7 @@ class MQTTClient(mqttbase.MQTTClient):
             now = time.ticks_ms()
             if self.pong is not None and time.ticks_diff(now, self.pong) >= 0:
                 self.phase = "ping"
-                raise mqttbase.fail(self, "no PINGRESP", "Timeout")
+                raise mqttbase.fail(self, "Timeout:no PINGRESP")
             if wait_ms is None:
                 wait_ms = self.timeout * 1000
             if self.keepalive:

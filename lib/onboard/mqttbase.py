@@ -36,17 +36,19 @@ def head(code, args):
             return s
 
 
-def fail(self, e, name=None):
+def fail(self, e):
     # A failure leaves the client's (self's) connection unusable: close it
     # (no DISCONNECT, so the will stays armed), then the error naming host
-    # and phase. e: an exception, or the reason (str) of a failure of the
-    # kind onboard.errors calls name (default ProtocolError).
+    # and phase. e: an exception, or "Kind:why", a failure of the kind
+    # onboard.errors calls Kind. (The kind rides in the reason, whose literal
+    # is over 10 characters and so no qstr: the kinds' names are interned
+    # only when one happens.)
     self.disconnect(b"")
     from onboard import errors
 
     if isinstance(e, str):
-        return errors.fail(getattr(errors, name) if name else errors.ProtocolError,
-                           self.server, self.phase, e)
+        e = e.split(":", 1)
+        return errors.fail(getattr(errors, e[0]), self.server, self.phase, e[1])
     return errors.wrap(e, self.server, self.phase)
 
 
@@ -54,9 +56,9 @@ def start(self, clean_session):
     # CONNECT's parts after its fixed header
     flags = 2 if clean_session else 0
     s = encode(self.client_id)
-    if self.lw_topic:
-        flags |= 4 | (self.lw_qos & 3) << 3 | (0x20 if self.lw_retain else 0)
-        s += encode(self.lw_topic) + encode(self.lw_msg)
+    if self.will:
+        flags |= self.will[0]
+        s += self.will[1]
     if self.user is not None:
         flags |= 0x80
         s += encode(self.user)
@@ -66,30 +68,30 @@ def start(self, clean_session):
     return b"\x00\x04MQTT\x04", bytes((flags, self.keepalive >> 8, self.keepalive & 255)), s
 
 
-def parse(self, code, data, want, pid):
-    # One packet from the broker, checked. Returns the body of the ack `want`
+def parse(self, code, data, match, pid):
+    # One packet from the broker, checked. Returns the body of the ack `match`
     # for pid (CONNACK: the first packet must be it; a refusal raises
     # MQTTException(code)), or the packet id to acknowledge of a QoS 1
     # PUBLISH once the callback has returned; else None.
     n = len(data)
-    if code == want:
+    if code == match:
         # CONNACK: flags and code; PUBACK: packet id; SUBACK: packet id and code
-        if n < (3 if want == _SUBACK else 2):
-            raise fail(self, "short ack")
-        if want == _CONNACK:  # refused: MQTTException(its code)
+        if n < (3 if match == _SUBACK else 2):
+            raise fail(self, "ProtocolError:short ack")
+        if match == _CONNACK:  # refused: MQTTException(its code)
             if data[1]:
                 raise MQTTException(data[1])
             self.pong = None
             return data
         if data[:2] == pid:
             return data
-    elif want == _CONNACK:
-        raise fail(self, "bad packet %02x" % code)
+    elif match == _CONNACK:
+        raise fail(self, "ProtocolError:bad packet %02x" % code)
     elif code & 0xF0 == _PUBLISH:
         qos = code >> 1 & 3
         pos = 2 + int.from_bytes(data[:2], "big")  # after the topic
         if qos > 1 or n < pos + 2 * qos:
-            raise fail(self, "bad packet %02x" % code)
+            raise fail(self, "ProtocolError:bad packet %02x" % code)
         if self.cb:
             try:
                 self.cb(data[2:pos], data[pos + 2 * qos :])
@@ -104,7 +106,7 @@ def parse(self, code, data, want, pid):
     elif code == 0xD0:  # PINGRESP
         self.pong = None
     elif code & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
-        raise fail(self, "bad packet %02x" % code)
+        raise fail(self, "ProtocolError:bad packet %02x" % code)
 
 
 class MQTTClient:
@@ -124,7 +126,7 @@ class MQTTClient:
         self.max_packet = max_packet
         # sock: the socket (TLS once wrapped; raw: its plain one), pong: when
         # a PINGRESP is due, sent: when the last packet left (ticks)
-        self.sock = self.cb = self.lw_topic = self.pong = None
+        self.sock = self.cb = self.will = self.pong = None
         self.pid = self.sent = 0
         self.phase = "connect"  # what errors name
 
@@ -132,7 +134,7 @@ class MQTTClient:
         self.cb = f
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
-        self.lw_topic = topic
-        self.lw_msg = msg
-        self.lw_qos = qos
-        self.lw_retain = retain
+        # kept as CONNECT's will flags and fields: one attribute, not
+        # umqtt.simple's four (fewer names). No topic: no will, as there.
+        self.will = topic and (4 | (qos & 3) << 3 | (0x20 if retain else 0),
+                               encode(topic) + encode(msg))
