@@ -82,8 +82,11 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                         r = done.value
                         break
                     _left(raw, t)
-                    # recv returns what has arrived; readinto would wait to fill its buffer
-                    n = s.recv(128)
+                    # recv returns what has arrived; readinto would wait to fill its
+                    # buffer. Small pieces: the handshake leaves the heap in small
+                    # holes, a 128-byte piece may find none (HTTPS POST: 256-512 B
+                    # less heap, 32-bit)
+                    n = s.recv(48)
                     if n is None:  # the TLS layer would block: the timeout passed
                         raise OSError(110)
                     buf.extend(n)

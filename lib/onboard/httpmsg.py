@@ -93,21 +93,27 @@ def reply(buf, host, max_body, head_only):
     try:
         status = 100
         while status < 200:  # 1xx replies (100 Continue, 102) come before the final one
-            lines = (yield from _get(buf, b"\r\n\r\n", _MAX_HEAD)).decode().split("\r\n")
-            parts = lines[0].split(" ")
-            status = int(parts[1])
-            if not parts[0].startswith("HTTP/1.") or not 100 <= status <= 599:
+            # line by line, each parsed as it comes: no copy of the whole head
+            # nor a list of its lines (left: what the head may still take)
+            line = yield from _get(buf, b"\r\n", _MAX_HEAD)
+            left = _MAX_HEAD - 2 - len(line)
+            line = line.decode().split(" ")
+            status = int(line[1])
+            if not line[0].startswith("HTTP/1.") or not 100 <= status <= 599:
                 raise ValueError
-        phase = "headers"
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            name, value = name.strip().lower(), value.strip()
-            # a second, different Content-Length makes the body's end ambiguous
-            if not sep or name == "content-length" and headers.get(name, value) != value:
-                raise ValueError
-            headers[name] = value
-        del lines
+            headers = {}
+            while True:
+                line = yield from _get(buf, b"\r\n", left)
+                if not line:
+                    break
+                left -= 2 + len(line)
+                name, sep, value = line.decode().partition(":")
+                name, value = name.strip().lower(), value.strip()
+                # a second, different Content-Length makes the body's end ambiguous
+                if not sep or name == "content-length" and headers.get(name, value) != value:
+                    phase = "headers"
+                    raise ValueError
+                headers[name] = value
         phase = "body"
         body = b""
         n = headers.get("content-length")
