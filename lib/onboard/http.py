@@ -70,7 +70,7 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                 for part in (out, body or b""):
                     for i in range(0, len(part), 1024):
                         _left(raw, t)
-                        s.write(part[i : i + 1024])
+                        s.write(memoryview(part)[i : i + 1024])  # (a view: no copy of the head)
                 phase = "reply"
                 buf = bytearray()  # grows and shrinks in place
                 g = reply(buf, host, max_body, method == "HEAD")
