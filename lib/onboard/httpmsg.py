@@ -95,19 +95,22 @@ def reply(buf, host, max_body, head_only):
         while status < 200:  # 1xx replies (100 Continue, 102) come before the final one
             # line by line, each parsed as it comes: no copy of the whole head
             # nor a list of its lines (left: what the head may still take)
-            line = yield from _get(buf, b"\r\n", _MAX_HEAD)
-            left = _MAX_HEAD - 2 - len(line)
-            line = line.decode().split(" ")
-            status = int(line[1])
-            if not line[0].startswith("HTTP/1.") or not 100 <= status <= 599:
-                raise ValueError
-            headers = {}
+            left = _MAX_HEAD
+            headers = None
             while True:
                 line = yield from _get(buf, b"\r\n", left)
+                left -= 2 + len(line)
+                line = line.decode()
+                if headers is None:  # the status line
+                    line = line.split(" ")
+                    status = int(line[1])
+                    if not line[0].startswith("HTTP/1.") or not 100 <= status <= 599:
+                        raise ValueError
+                    headers = {}
+                    continue
                 if not line:
                     break
-                left -= 2 + len(line)
-                name, sep, value = line.decode().partition(":")
+                name, sep, value = line.partition(":")
                 name, value = name.strip().lower(), value.strip()
                 # a second, different Content-Length makes the body's end ambiguous
                 if not sep or name == "content-length" and headers.get(name, value) != value:
