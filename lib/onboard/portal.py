@@ -205,12 +205,14 @@ class Portal:
             return 302, '<a href="%s">Device setup</a>' % self.root, "text/html", \
                 "Location: %s\r\n" % self.root
         # (the finished coroutine keeps its variables for as long as its task
-        # is linked to: the request's lines go now, the body is the one returned)
-        lines = part = line = None
+        # is linked to: the request's lines and headers go now, before what it
+        # asks for is done; the body is the one returned)
+        json_body = "json" in headers.get("content-type", "")
+        lines = part = line = headers = None
         body = body[:length]
-        return method, path, query, headers, body  # routed by _serve
+        return method, path, query, json_body, body  # routed by _serve
 
-    def _route(self, method, path, query, headers, body):
+    def _route(self, method, path, query, json_body, body):
         if path == "/":
             from onboard.page import form  # the browser's page: not loaded for apps
 
@@ -227,7 +229,7 @@ class Portal:
         try:
             fields = parse_form(query.encode())
             if body:
-                if "json" in headers.get("content-type", ""):
+                if json_body:
                     doc = json.loads(body)
                     if not isinstance(doc, dict):
                         raise ValueError("body: must be a JSON object")
