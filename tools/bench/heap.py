@@ -169,6 +169,9 @@ def exchanges(sim, d, stock_mpy):
         setup = N.MQTT_SETUP.format(port=port, token=token, ca=ca, tls=tls)
         key = "mqtt tls" if tls else "mqtt plain"
         out[key] = smallest_heap(setup + N.onboard_mqtt(), cwd=d)
+        if tls:
+            out[key + ", their context"] = smallest_heap(setup + N.onboard_mqtt_their_context(),
+                                                         cwd=d)
         if stock_mpy:
             out[key + " stock"] = smallest_heap(stock.first_on_path(stock_mpy) + setup
                                                 + stock.UMQTT, cwd=d)
@@ -204,6 +207,12 @@ def stock_rows(bits, figs):
         verdict = "ok" if figs[key] <= theirs else "HEAVIER"
         rows.append(("heap", f"{bits}:   {key}: {name} (.mpy){', ' + how if how else ''}",
                      theirs, "B", f"onboard {figs[key]:,} B: {verdict} (issue 14: <= {name})"))
+        if key + ", their context" in figs:
+            ours = figs[key + ", their context"]
+            rows.append(("heap", f"{bits}:   {key}: onboard.mqtt, the context made by "
+                         f"umqtt.simple's lines", ours, "B",
+                         f"umqtt.simple {theirs:,} B: {'ok' if ours <= theirs else 'HEAVIER'}"
+                         " (the clients alone)"))
         if key == "https" and "https verifying" in figs:
             # like for like: requests with what verifying costs the floor added
             like = theirs + figs["https verifying"]

@@ -105,6 +105,15 @@ c.disconnect()
 """
 
 
+def onboard_mqtt_their_context():
+    """onboard.mqtt's exchange with the TLS context made by umqtt.simple's
+    script's own lines (tls.SSLContext, load_verify_locations), not by
+    onboard.ca: the two clients compared alone, the same context in both."""
+    theirs = S.UMQTT[S.UMQTT.index("ctx = None"):S.UMQTT.index("c = MQTTClient")]
+    ours = onboard_mqtt()
+    return ours[:ours.index("ctx = None")] + theirs + ours[ours.index("c = MQTTClient"):]
+
+
 def figures():
     # net.mpy is the transport asyncio HTTP and MQTT share (absent before it
     # existed: 0); ca.mpy its certificate loading, loaded only for TLS (before
