@@ -19,9 +19,8 @@ from onboard_cli.paths import ROOT
 
 from . import network as N
 from . import stock
-from .measure import smallest_heap, workdir
+from .measure import smallest, smallest_heap, workdir
 
-STEP = 256
 # d2af53e, 64-bit, measured as below (issue 9: none may grow)
 BEFORE_64 = {"life blynk": 105_984, "https": 25_043, "mqtt plain": 15_334, "mqtt tls": 31_941}
 # every profile with a life in `onboard sim` (issue 14: all reported, none grows)
@@ -87,11 +86,6 @@ def life_ok(profile, heapsize, romfs=None):
     return run.returncode == 0 and "states" in run.stdout
 
 
-# a life's outcome is not monotonic in the heap size (where the large blocks
-# land varies): a size counts only when the next ABOVE sizes up work too
-ABOVE = 4
-
-
 def smallest_life(profile, low=32_768, high=196_608, romfs=None):
     """The smallest heapsize (to 256 B) from which the whole life completes,
     with no ERROR on the way, at it and at the ABOVE sizes above it (with
@@ -100,20 +94,7 @@ def smallest_life(profile, low=32_768, high=196_608, romfs=None):
         return f"> {high:,}"
     if life_ok(profile, low, romfs):
         return f"<= {low:,}"
-    while True:
-        while high - low > STEP:
-            mid = (low + high) // 2 // STEP * STEP
-            if life_ok(profile, mid, romfs):
-                high = mid
-            else:
-                low = mid
-        failed = next((h for h in range(high + STEP, high + (ABOVE + 1) * STEP, STEP)
-                       if not life_ok(profile, h, romfs)), None)
-        if failed is None:
-            return high
-        low, high = failed, max(high, failed + 8 * STEP)
-        while not life_ok(profile, high, romfs):
-            low, high = high, high + 8 * STEP
+    return smallest(lambda h: life_ok(profile, h, romfs), low, high)
 
 
 def radio_stand_in():

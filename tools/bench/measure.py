@@ -35,18 +35,44 @@ def allocated(op, setup="", cwd=None):
     raise ToolError(f"benchmark script failed:\n{proc.stdout}{proc.stderr}")
 
 
+# A heap's outcome is not monotonic in its size (where the large blocks land
+# varies, and a lucky size may pass between failing ones): a size counts only
+# when the ABOVE sizes above it, STEP apart, work too.
+STEP = 256
+ABOVE = 4
+
+
+def smallest(ok, low, high):
+    """The smallest size, to STEP, from which ok(size) holds at it and at the
+    ABOVE sizes above it; ok(low) and ok(high) are not asked (the caller
+    knows low fails and high works)."""
+    while True:
+        while high - low > STEP:
+            mid = (low + high) // 2 // STEP * STEP
+            if ok(mid):
+                high = mid
+            else:
+                low = mid
+        failed = next((h for h in range(high + STEP, high + (ABOVE + 1) * STEP, STEP)
+                       if not ok(h)), None)
+        if failed is None:
+            return high
+        low, high = failed, max(high, failed + 8 * STEP)
+        while not ok(high):
+            low, high = high, high + 8 * STEP
+
+
 def smallest_heap(op, setup="", cwd=None, low=2048, high=1 << 20):
-    """The smallest -X heapsize (bytes, to 256 B) under which set-up + op completes."""
+    """The smallest -X heapsize (bytes, to 256 B) from which set-up + op
+    completes, at it and at the ABOVE sizes above it."""
     script = setup + "\n" + op + "\nprint('DONE')\n"
-    if "DONE" not in _run(script, cwd, heapsize=high).stdout:
+
+    def ok(heapsize):
+        return "DONE" in _run(script, cwd, heapsize=heapsize).stdout
+
+    if not ok(high):
         raise ToolError("benchmark script fails even with a 1 MB heap")
-    while high - low > 256:
-        mid = (low + high) // 2
-        if "DONE" in _run(script, cwd, heapsize=mid).stdout:
-            high = mid
-        else:
-            low = mid
-    return high
+    return smallest(ok, low, high)
 
 
 def workdir():
