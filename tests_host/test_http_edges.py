@@ -237,6 +237,26 @@ def test_a_head_of_exactly_4096_bytes_so_far_is_waited_for(serve, call):  # noqa
     assert (out["error"], out["message"]) == ("Timeout", "127.0.0.1: reply: timed out")
 
 
+def whole_head(size):
+    # a reply whose head, blank line included, is `size` bytes of short header
+    # lines, sent in one piece (no body)
+    start, end = STATUS + b"Content-Length: 0\r\n", b"T: x\r\n"
+    n = (size - len(start) - 2) // len(end) - 1
+    last = size - len(start) - 2 - n * len(end)
+    return start + end * n + b"T: " + b"x" * (last - 5) + b"\r\n\r\n"
+
+
+def test_a_whole_head_of_4097_bytes_is_refused_even_when_it_comes_at_once(serve, call):  # noqa: F811
+    assert len(whole_head(4097)) == 4097
+    out = call(serve(reply(whole_head(4097))).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: status: malformed")
+
+
+def test_a_whole_head_of_4096_bytes_is_taken(serve, call):  # noqa: F811
+    assert len(whole_head(4096)) == 4096
+    assert call(serve(reply(whole_head(4096))).url())["status"] == 200
+
+
 # The request: header values, the method; the Response's json()
 
 def test_a_header_value_that_is_not_a_string_is_sent_as_its_text(serve, call):  # noqa: F811

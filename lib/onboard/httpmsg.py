@@ -100,6 +100,8 @@ def reply(buf, host, max_body, head_only):
             while True:
                 line = yield from _get(buf, b"\r\n", left)
                 left -= 2 + len(line)
+                if left < 0:  # (lines that came at once are counted here)
+                    raise ValueError
                 line = line.decode()
                 if headers is None:  # the status line
                     line = line.split(" ")
