@@ -48,6 +48,22 @@ def test_the_portal_counts_every_request_it_served_from_the_first(portal):
     assert json.loads(reply[2])["served"] == 4  # the three, then this one
 
 
+def get_with_head(size):
+    """GET /board_info.json whose head, blank line included, is size bytes."""
+    start = b"GET /board_info.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+    return start + b"x" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+def test_a_head_of_exactly_2048_bytes_is_served(portal):
+    assert len(get_with_head(2048)) == 2048
+    assert http(portal.port, get_with_head(2048))[0] == 200
+
+
+def test_a_head_of_2049_bytes_is_431_naming_the_2048_byte_limit(portal):
+    status, _, body = http(portal.port, get_with_head(2049))
+    assert (status, json.loads(body)["msg"]) == (431, "request head over 2048 bytes")
+
+
 def test_a_request_with_bare_lf_line_ends_has_its_body_read_whole(portal):
     body = f"ssid=home&pass=&blynk={TOKEN}".encode()
     head = b"POST /config HTTP/1.1\nHost: 127.0.0.1\nContent-Length: %d\n\n" % len(body)

@@ -157,7 +157,7 @@ class Portal:
         while True:
             end = head.find(b"\r\n\r\n")
             end = (end, 4) if end >= 0 else (head.find(b"\n\n"), 2)
-            if end[0] >= 0:
+            if 0 <= end[0] <= _MAX_HEAD - end[1]:  # (its blank line counted too)
                 break
             if len(head) > _MAX_HEAD:
                 raise Refused(431, "request head over %d bytes" % _MAX_HEAD)
