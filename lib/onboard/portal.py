@@ -207,12 +207,12 @@ class Portal:
         # (the finished coroutine keeps its variables for as long as its task
         # is linked to: the request's lines and headers go now, before what it
         # asks for is done; the body is the one returned)
-        json_body = "json" in headers.get("content-type", "")
+        is_json = "json" in headers.get("content-type", "")
         lines = part = line = headers = None
         body = body[:length]
-        return method, path, query, json_body, body  # routed by _serve
+        return method, path, query, is_json, body  # routed by _serve
 
-    def _route(self, method, path, query, json_body, body):
+    def _route(self, method, path, query, is_json, body):
         if path == "/":
             from onboard.page import form  # the browser's page: not loaded for apps
 
@@ -229,7 +229,7 @@ class Portal:
         try:
             fields = parse_form(query.encode())
             if body:
-                if json_body:
+                if is_json:
                     doc = json.loads(body)
                     if not isinstance(doc, dict):
                         raise ValueError("body: must be a JSON object")
