@@ -52,7 +52,7 @@ class MQTTClient(mqttbase.MQTTClient):
                     break
                 shift += 7
                 if shift > 21:
-                    raise mqttbase.fail(self, "ProtocolError:bad packet %02x" % code)
+                    raise mqttbase.fail(self, code)
             if n > self.max_packet:
                 raise mqttbase.fail(self, "ProtocolError:packet over max_packet")
             s = mqttbase.parse(self, code, await c.take(n, end), match, pid)

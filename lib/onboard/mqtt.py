@@ -76,7 +76,7 @@ def wait(self, stop, match=0, pid=b""):
                 break
             shift += 7
             if shift > 21:
-                raise mqttbase.fail(self, "ProtocolError:bad packet %02x" % code)
+                raise mqttbase.fail(self, code)
         if n > self.max_packet:
             raise mqttbase.fail(self, "ProtocolError:packet over max_packet")
         s = mqttbase.parse(self, code, read(self, end, n), match, pid)

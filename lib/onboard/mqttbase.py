@@ -39,13 +39,15 @@ def head(code, args):
 def fail(self, e):
     # A failure leaves the client's (self's) connection unusable: close it
     # (no DISCONNECT, so the will stays armed), then the error naming host
-    # and phase. e: an exception, or "Kind:why", a failure of the kind
-    # onboard.errors calls Kind. (The kind rides in the reason, whose literal
-    # is over 10 characters and so no qstr: the kinds' names are interned
-    # only when one happens.)
+    # and phase. e: an exception, "Kind:why", a failure of the kind
+    # onboard.errors calls Kind, or a packet type that should not have come.
+    # (The kind rides in the reason, whose literal is over 10 characters and
+    # so no qstr: the kinds' names are interned only when one happens.)
     self.disconnect(b"")
     from onboard import errors
 
+    if isinstance(e, int):
+        e = "ProtocolError:bad packet %02x" % e
     if isinstance(e, str):
         e = e.split(":", 1)
         return errors.fail(getattr(errors, e[0]), self.server, self.phase, e[1])
@@ -86,12 +88,12 @@ def parse(self, code, data, match, pid):
         if data[:2] == pid:
             return data
     elif match == _CONNACK:
-        raise fail(self, "ProtocolError:bad packet %02x" % code)
+        raise fail(self, code)
     elif code & 0xF0 == _PUBLISH:
         qos = code >> 1 & 3
         pos = 2 + int.from_bytes(data[:2], "big")  # after the topic
         if qos > 1 or n < pos + 2 * qos:
-            raise fail(self, "ProtocolError:bad packet %02x" % code)
+            raise fail(self, code)
         if self.cb:
             try:
                 self.cb(data[2:pos], data[pos + 2 * qos :])
@@ -106,7 +108,7 @@ def parse(self, code, data, match, pid):
     elif code == 0xD0:  # PINGRESP
         self.pong = None
     elif code & 0xF0 not in (_PUBACK, _SUBACK, 0xB0):
-        raise fail(self, "ProtocolError:bad packet %02x" % code)
+        raise fail(self, code)
 
 
 class MQTTClient:
