@@ -32,6 +32,19 @@ def test_holding_the_button_10s_resets_to_setup_with_the_store_cleared(device, c
     assert "wifi" not in d.store() and "cloud" not in d.store()
 
 
+def test_a_reset_the_flash_refuses_still_opens_setup_and_loses_nothing(device, cloudsim):
+    # the store's next write cannot be made (its temporary file's name is
+    # taken by a folder): the 10 s hold's reset fails, and setup mode opens
+    # all the same, on the settings as they were
+    d, _ = online_blynk(device, cloudsim)
+    before = d.store()
+    (d.flash / "onboard.json.tmp").mkdir()
+    d.press(10500)
+    d.wait_state("RESET_CONFIG", timeout=20)
+    d.wait_state("WAIT_CONFIG")
+    assert d.store() == before
+
+
 def test_short_press_opens_setup_and_idle_timeout_returns_to_the_same_credentials(device,
                                                                                    cloudsim):
     d, prov = online_blynk(device, cloudsim, portal={"idle_timeout_s": 2})

@@ -280,7 +280,10 @@ class Runtime:
             elif down and time.ticks_diff(now, pressed_at) >= 10000:
                 self.pressed_at = False
                 self.set_state(RESET_CONFIG)
-                self.reset()
+                try:
+                    self.reset()
+                except OSError as e:  # the flash refused: the settings stay, setup opens
+                    log.error(_TAG, "button: reset failed: OSError %s", e.errno)
                 self.request_setup()
             elif not down:
                 self.pressed_at = None
