@@ -283,7 +283,7 @@ class Runtime:
                 try:
                     self.reset()
                 except OSError as e:  # the flash refused: the settings stay, setup opens
-                    log.error(_TAG, "button: reset failed: OSError %s", e.errno)
+                    log.error("reset", "%s", e)  # (no new text: none kept in RAM)
                 self.request_setup()
             elif not down:
                 self.pressed_at = None
