@@ -522,6 +522,23 @@ def test_after_deregistering_the_device_closes_its_gateway_connection(device, tm
     assert cloudsim.gateway.hung_up(di)
 
 
+def test_a_reset_the_flash_refuses_keeps_the_registration_and_goes_back_online(
+        device, tmp_path, cloudsim):
+    # the store's next write cannot be made (its temporary file's name is
+    # taken by a folder): the device keeps its settings, so the hub must keep
+    # it too, and once setup mode idles it signs in with them again
+    d = online(device, tmp_path, cloudsim, portal={"idle_timeout_s": 2})
+    di = device_id(cloudsim, d)
+    (d.flash / "onboard.json.tmp").mkdir()
+    d.press(10500)
+    d.wait_state("RESET_CONFIG", timeout=30)
+    d.wait_state("WAIT_CONFIG")
+    (d.flash / "onboard.json.tmp").rmdir()
+    d.wait_state("RUNNING", timeout=30)
+    assert "deregister" not in events(cloudsim, di)
+    assert di in [x["id"] for x in c2c(cloudsim)]
+
+
 def test_a_redirecturi_from_sign_up_is_followed_and_kept(device, tmp_path, cloudsim):
     gw = cloudsim.gateway
     target = f"coap+tcp://127.0.0.1:{gw.port}"

@@ -143,11 +143,12 @@ class Runtime:
         self.fresh = False
 
     def reset(self):
-        bye = getattr(self.profile, "bye", None)
-        if bye:  # the cloud is told first (plgd: sign out, deregister)
-            asyncio.create_task(bye(self, self.real.get("cloud")))
+        cloud = self.real.get("cloud")
         self.store = self.real
         self.store.clear("wifi", "enrol", "cloud")
+        bye = getattr(self.profile, "bye", None)
+        if bye:  # the cloud is told once the flash has let go (plgd: sign out, deregister)
+            asyncio.create_task(bye(self, cloud))
         self.store.put("state", pending=None)
         self.set_error(0)
 
