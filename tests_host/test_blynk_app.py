@@ -17,6 +17,7 @@ from test_portal import get, port_of
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
 
 from cloudsim.mqttfront import mqtt_string, packet
+from onboard_cli.device import ephemeral_low
 
 ACTIVATION = "/blynk/external/api/provision"
 BAD_TOKEN = "Zz" * 16  # 32 characters of the right alphabet that no device has
@@ -87,6 +88,13 @@ def test_the_captive_dns_port_is_in_the_events_and_answers_blynk_setup(device):
         s.sendto(query(0x5E70, "blynk.setup"), ("127.0.0.1", event["dns"]))
         reply = s.recv(512)
     assert reply[:2] == b"\x5e\x70" and reply[-4:] == bytes([127, 0, 0, 1])
+
+
+def test_the_devices_portal_and_dns_ports_lie_below_the_kernels_ephemeral_range(device):
+    # a port in that range may be given to any client socket between being
+    # found free and the device binding it: the device would fail to start
+    event = device().wait_state("WAIT_CONFIG")
+    assert max(event["dns"], port_of(event)) < ephemeral_low()
 
 
 # Activation as Blynk documents it ----------------------------------------------------------
