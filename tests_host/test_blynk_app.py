@@ -17,7 +17,7 @@ from test_portal import get, port_of
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
 
 from cloudsim.mqttfront import mqtt_string, packet
-from onboard_cli.device import ephemeral_low
+from onboard_cli.ports import ephemeral_low
 
 ACTIVATION = "/blynk/external/api/provision"
 BAD_TOKEN = "Zz" * 16  # 32 characters of the right alphabet that no device has

@@ -662,3 +662,43 @@ def test_cloudsim_command_prints_its_addresses_and_stops_cleanly_on_sigterm(tmp_
     assert code == 0
     assert not os.path.exists(f"/proc/{broker_pid}") or \
         open(f"/proc/{broker_pid}/stat").read().split()[2] == "Z"
+
+
+# Its ports --------------------------------------------------------------------------------
+
+def test_the_ports_its_servers_bind_after_starting_lie_below_the_kernels_ephemeral_range(sim):
+    # Mosquitto and aiocoap bind the ports chosen for them some time after
+    # the choice: a port in that range may be given to a client socket
+    # meanwhile, and the server would fail to start (EADDRINUSE)
+    from onboard_cli.ports import ephemeral_low
+
+    # (the gateway gives aiocoap's TLS server the port below its own, one
+    # below where it listens: both counted)
+    ports = (sim.broker.mqtt_port, sim.broker.mqtts_port, sim.gateway.port,
+             sim.gateway.tls_port, sim.gateway.tls_port - 1)
+    assert max(ports) < ephemeral_low()
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_pair_of_ports_is_not_one_whose_neighbour_below_is_taken(monkeypatch):
+    import socket
+
+    from onboard_cli import ports
+
+    def free(p):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+        return True
+
+    # two candidates below the range, each with its neighbour below free now
+    found = [p for p in range(ports.ephemeral_low() - 1000, ports.ephemeral_low() - 1, 3)
+             if free(p) and free(p - 1)][:2]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", found[0] - 1))  # the first one's neighbour taken
+        for pair, port in ((False, found[0]), (True, found[1])):  # (alone it would do)
+            picks = iter(found)  # the same candidates, in that order, each time
+            monkeypatch.setattr(ports.random, "randrange", lambda *_, p=picks: next(p))
+            assert ports.free_port(pair=pair) == port

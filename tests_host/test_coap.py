@@ -15,14 +15,12 @@ from aiocoap.optiontypes import UintOption
 from conftest import micropython_binary
 from fuzz import mutations, survive
 
+from onboard_cli.ports import free_port
+
 # aiocoap 0.4.17 warns about its own use of a deprecated argument
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Echo(resource.Resource):

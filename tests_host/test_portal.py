@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import MICROPYPATH, micropython_binary
 
+from onboard_cli.ports import free_port
+
 TOKEN = "abcdefghijklmnopqrstuvwxyz012345"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(port, raw, timeout=10):

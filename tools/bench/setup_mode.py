@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from onboard_cli.paths import BUILD, micropython, stop_process
+from onboard_cli.ports import free_port
 
 from .measure import mpy_size
 
@@ -21,7 +22,7 @@ MALFORMED_DNS = 20000
 
 class Server:
     def __init__(self):
-        self.port, self.dns_port = free(socket.SOCK_STREAM), free(socket.SOCK_DGRAM)
+        self.port, self.dns_port = free_port(), free_port(socket.SOCK_DGRAM)
         env = dict(os.environ, MICROPYPATH=f".frozen:{BUILD}")
         self.proc = subprocess.Popen(
             [micropython(), str(Path(__file__).parent / "mpy" / "setup_mode.py"),
@@ -45,12 +46,6 @@ class Server:
 
     def stop(self):
         stop_process(self.proc)
-
-
-def free(kind):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def hostile(rng):

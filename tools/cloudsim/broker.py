@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from onboard_cli.paths import stop_process
+from onboard_cli.ports import free_port
 
 
 class BrokerError(Exception):
@@ -51,12 +52,6 @@ def password_hash(password, iterations=101):
     salt = os.urandom(12)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, proc, seconds=15):

@@ -22,7 +22,6 @@ CBOR; without one, bytes that are not CBOR)."""
 
 import asyncio
 import collections
-import socket
 import ssl
 import threading
 import time
@@ -31,25 +30,11 @@ import cbor2
 from aiocoap import GET, POST, Context, Message, resource
 from aiocoap.numbers.codes import Code
 
+from onboard_cli.ports import free_port
+
 OCF_CBOR = 10000
 USER = "user-admin"  # the portal's signed-in user (the admin token's session)
 DEVICE_CLIENT = "onboard-device"  # the OAuth client whose codes onboard devices
-
-
-def free_port(pair=False):
-    """A free TCP port on loopback (pair: and the one below it free too)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not pair:
-            return port
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port - 1))
-            return port
-        except OSError:
-            continue
 
 
 def coap_code(status):

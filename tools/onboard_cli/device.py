@@ -14,7 +14,6 @@ device starts)."""
 import hashlib
 import json
 import os
-import random
 import select
 import signal
 import socket
@@ -26,39 +25,11 @@ import tty
 from pathlib import Path
 
 from .paths import BOARD_UNIX, BUILD, LIB, ROOT, ToolError, micropython
+from .ports import free_port
 
 REBOOT = 3
 ROM = "/rom"  # where --romfs mounts its image, as a board's firmware does
 ROMFS_HEADER = b"\xd2\xcd\x31"
-
-
-def ephemeral_low():
-    """The lowest port the kernel hands out to sockets that bind none (a
-    client's connect or sendto)."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768  # Linux's default
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    """A free loopback port for a server the device opens once it has booted.
-    Taken below the kernel's ephemeral range: a port found by binding 0 and
-    let go is one the kernel may give any client socket (another test's
-    connect or sendto) before the device binds it, and the device then fails
-    to start its portal or DNS (EADDRINUSE)."""
-    low = ephemeral_low()
-    for _ in range(200):
-        port = random.randrange(max(1024, low - 8192), low)
-        with socket.socket(socket.AF_INET, kind) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, kind) as s:  # (all taken: any free one)
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def device_mac(flash):

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from .paths import BUILD, ROOT, ToolError, stop_process, tool
+from .ports import free_port
 
 FLASH_SIZE = 4 * 1024 * 1024
 APP_OFFSET = 0x1000
@@ -162,12 +163,6 @@ def extract(flash, folder):
             (folder / path).write_bytes(data)
             names.append(path)
     return sorted(names)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse_forwards(items):
