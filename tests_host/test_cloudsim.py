@@ -680,10 +680,12 @@ def test_the_ports_its_servers_bind_after_starting_lie_below_the_kernels_ephemer
     assert len(set(ports)) == len(ports)
 
 
-def test_a_pair_of_ports_is_not_one_whose_neighbour_below_is_taken(monkeypatch):
+def test_a_pair_of_ports_is_not_one_whose_neighbour_below_is_taken(monkeypatch, tmp_path):
     import socket
 
     from onboard_cli import ports
+
+    monkeypatch.setattr(ports, "NOTES", tmp_path)  # (no port given before)
 
     def free(p):
         with socket.socket() as s:
@@ -702,3 +704,24 @@ def test_a_pair_of_ports_is_not_one_whose_neighbour_below_is_taken(monkeypatch):
             picks = iter(found)  # the same candidates, in that order, each time
             monkeypatch.setattr(ports.random, "randrange", lambda *_, p=picks: next(p))
             assert ports.free_port(pair=pair) == port
+
+
+def test_a_port_given_is_not_given_again_while_its_server_may_be_starting(monkeypatch,
+                                                                          tmp_path):
+    # two pickers at once (pytest's workers): the first's server has not
+    # bound the port yet, so the second's bind check alone would pass
+    from onboard_cli import ports
+
+    monkeypatch.setattr(ports, "NOTES", tmp_path)
+    low = ports.ephemeral_low()
+    given = []
+    for _ in range(2):
+        picks = iter(range(low - 1000, low))  # the same candidates each time
+        monkeypatch.setattr(ports.random, "randrange", lambda *_, p=picks: next(p))
+        given.append(ports.free_port())
+    assert given[0] != given[1]
+    # once HELD_S has passed, it may be given again
+    os.utime(tmp_path / str(given[0]), (0, 0))
+    picks = iter(range(low - 1000, low))
+    monkeypatch.setattr(ports.random, "randrange", lambda *_: next(picks))
+    assert ports.free_port() == given[0]
