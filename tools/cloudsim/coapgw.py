@@ -71,6 +71,12 @@ class Gateway:
         # and each refusal as "<event> refused"
         self.events = collections.deque(maxlen=10000)
         self.observing = set()  # (di, href) whose observation has had its first answer
+        # the observations' tasks: the loop holds a task only weakly, and a task
+        # waiting for a notification is otherwise held by nothing but its own
+        # cycle (task, aiocoap's observation, its future), which Python's cyclic
+        # GC may collect mid-observation: aiocoap then cancels it, and the
+        # device's next notification is dropped
+        self.observers = set()
         self.deregistered_on = {}  # di -> the connection its deregistration came on
         # test hook: f(path, doc) as each request arrives (after its fault), in the
         # gateway's loop: a test can act at an observed moment (kill the device)
@@ -251,7 +257,9 @@ class Gateway:
             raise _Refused(Code.BAD_REQUEST, "links: a list of links with href")
         for link in links:
             dev["links"][link["href"]] = {"rt": link.get("rt", []), "content": None}
-            asyncio.get_running_loop().create_task(self._observe(dev, link["href"]))
+            task = asyncio.get_running_loop().create_task(self._observe(dev, link["href"]))
+            self.observers.add(task)
+            task.add_done_callback(self.observers.discard)
         self.log("publish", di)
         return {"di": di, "links": links, "ttl": doc.get("ttl", 0)}
 
