@@ -725,3 +725,17 @@ def test_a_port_given_is_not_given_again_while_its_server_may_be_starting(monkey
     picks = iter(range(low - 1000, low))
     monkeypatch.setattr(ports.random, "randrange", lambda *_: next(picks))
     assert ports.free_port() == given[0]
+
+
+def test_with_no_room_below_the_ephemeral_range_a_free_port_is_still_given(monkeypatch,
+                                                                           tmp_path):
+    # (a kernel whose range starts at 1024: any free port, as binding 0 gives)
+    import socket
+
+    from onboard_cli import ports
+
+    monkeypatch.setattr(ports, "NOTES", tmp_path)
+    monkeypatch.setattr(ports, "ephemeral_low", lambda: 1024)
+    port = ports.free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))

@@ -68,8 +68,9 @@ def free_port(kind=socket.SOCK_STREAM, pair=False):
     the ephemeral range (pair: the port below it free too, for a server that
     listens at both)."""
     low = ephemeral_low()
-    for _ in range(_TRIES):
-        port = random.randrange(max(1025, low - _SPAN), low)
+    start = max(1025, low - _SPAN)
+    for _ in range(_TRIES if start < low else 0):  # (a range that starts low leaves no room)
+        port = random.randrange(start, low)
         if _bindable(port, kind) and (not pair or _bindable(port - 1, kind)) and _claim(port):
             return port
     while True:  # (all taken: any free one, as binding 0 finds it)
