@@ -172,21 +172,25 @@ def main(args):
         cmd.append(str(main_py))
     start = time.monotonic()
     proc = None
+    stopping = []  # a stop asked for: no device is started after it
 
     def stop(*_):
+        stopping.append(True)
         if proc and proc.poll() is None:
             proc.terminate()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     boots = 0
-    while True:
+    while not stopping:
         boots += 1
         sys.stderr.write(f"@boot {boots}\n")
         sys.stderr.flush()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, cwd=flash,
                                 text=True, bufsize=1)
+        if stopping:  # (asked while it was being started: the handler saw none)
+            proc.terminate()
         for line in proc.stdout:
             if line.startswith("@event "):
                 try:
@@ -202,3 +206,4 @@ def main(args):
         code = proc.wait()
         if code != REBOOT:
             return code
+    return 0

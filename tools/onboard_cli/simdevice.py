@@ -191,8 +191,18 @@ class Device:
         self.proc.wait()
         self._log.close()
 
-    def stop(self):
-        stop_process(self.proc)
+    def stop(self, grace=10):
+        """Stop the runner, which stops the device; then kill whatever of
+        their process group is left (a device whose runner was killed after
+        grace seconds, or that one started after being told to stop): no
+        device outlives stop() to write to its folder afterwards."""
+        import signal
+
+        stop_process(self.proc, grace)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self._log.close()
 
 
