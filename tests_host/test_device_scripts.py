@@ -94,7 +94,7 @@ def test_test_device_copies_what_the_scripts_need_and_every_script_passes(tmp_pa
                                          board_unix=str(ROOT / "boards" / "unix"),
                                          micropython=micropython_binary()))
     fake.chmod(0o755)
-    monkeypatch.setattr(device_tests, "tool", lambda name: str(fake))
+    monkeypatch.setattr(device_tests, "mpremote", lambda: [str(fake)])
     monkeypatch.setattr(device_tests, "BUILD", build)
     args = argparse.Namespace(port="fake", timeout=120, host="127.0.0.1", wifi_ssid=None,
                               wifi_password="")

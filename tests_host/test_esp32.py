@@ -27,7 +27,7 @@ import pytest
 from test_memory import online_holds_nothing_of
 
 from onboard_cli import esp32
-from onboard_cli.paths import ROOT, ToolError
+from onboard_cli.paths import ROOT, ToolError, mpremote
 
 ONBOARD = str(Path(sys.executable).with_name("onboard"))
 BANNER = re.compile(r"MicroPython v1\.25\.0 on \S+; .*ESP32")
@@ -116,9 +116,9 @@ class Board:
                 f"{self.events[-3:]}; log:\n{self.log_text()}")
 
     def mpremote(self, *args, timeout=180):
-        return subprocess.run([str(Path(sys.executable).with_name("mpremote")), "connect",
-                               self.ready["repl"], *args], capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(mpremote() + ["connect", self.ready["repl"], *args],
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
 
     def power_cut(self):
         """SIGKILL QEMU, then wait for this run to end: the flash is as the board left it."""

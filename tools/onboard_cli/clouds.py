@@ -11,7 +11,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .paths import ToolError, tool
+from .paths import ToolError, mpremote
 
 
 def request(args, method, path, body=None, headers=None, form=False):
@@ -50,7 +50,7 @@ def canonical(value):
 
 def write_to_device(port, code):
     """Run MicroPython code on a board through mpremote."""
-    proc = subprocess.run([tool("mpremote"), "connect", port, "exec", code],
+    proc = subprocess.run(mpremote() + ["connect", port, "exec", code],
                           capture_output=True, text=True, timeout=60)
     if proc.returncode:
         raise ToolError(f"mpremote on {port}: {proc.stderr.strip() or proc.stdout.strip()}")

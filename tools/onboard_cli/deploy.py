@@ -17,7 +17,7 @@ import subprocess
 
 from . import manifest
 from .build import build
-from .paths import BUILD, ROOT, ToolError, tool
+from .paths import BUILD, ROOT, ToolError, mpremote
 
 DEPLOY = BUILD / "deploy"  # the .mpy files of --cloud's components, as copied
 
@@ -69,7 +69,7 @@ def commands(port, board, config, ca=None, clouds=(), romfs=False):
     """The mpremote command line for a deploy (a list of arguments); with
     romfs, the one after the image is in the partition."""
     boards = board_files(board)
-    cmd = [tool("mpremote"), "connect", port]
+    cmd = mpremote() + ["connect", port]
     if romfs:
         cmd += ["exec", _UNSHADOW]
     else:
@@ -85,7 +85,7 @@ def commands(port, board, config, ca=None, clouds=(), romfs=False):
 
 
 def romfs_command(port, image):
-    return [tool("mpremote"), "connect", port, "romfs", "deploy", str(image)]
+    return mpremote() + ["connect", port, "romfs", "deploy", str(image)]
 
 
 def no_partition(output):

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
 
-from .paths import BUILD, TESTS_DEVICE, ToolError, tool
+from .paths import BUILD, TESTS_DEVICE, ToolError, mpremote
 
 HELPERS = ("tinytest.py", "ramblock.py")
 PATH = "/onboard-test-device"
@@ -170,11 +170,10 @@ def https_ports(args):
 
 
 def main(args):
-    mpremote = tool("mpremote")
     if not (BUILD / "onboard").is_dir():
         raise ToolError("build/onboard is missing: run `make build` first")
     wifi = {"ssid": args.wifi_ssid, "password": args.wifi_password} if args.wifi_ssid else None
-    base = [mpremote, "connect", args.port]
+    base = mpremote() + ["connect", args.port]
     with tempfile.TemporaryDirectory() as tmp, \
             HTTPSFixture(tmp, args.host or lan_address(), wifi, *https_ports(args)) as https:
         copy = base + ["fs", "cp", "-r", str(BUILD / "onboard"), ":"]

@@ -28,6 +28,12 @@ def tool(name):
     return found
 
 
+def mpremote():
+    """The command line that runs mpremote on a board (onboard_cli.mpr: mpremote
+    with room for a slow filesystem)."""
+    return [sys.executable, "-m", "onboard_cli.mpr"]
+
+
 def micropython():
     return os.environ.get("MICROPYTHON") or tool("micropython")
 
