@@ -80,3 +80,14 @@ def test_a_board_without_a_romfs_partition_is_one_clear_line(monkeypatch):
     with pytest.raises(ToolError) as e:
         deploy.deploy_image("/dev/ttyUSB0", "esp32_generic", ())
     assert "/dev/ttyUSB0 has no ROMFS partition" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_onboards_mpremote_runs_mpremote_itself():
+    # (its longer step timeout is shown on the emulated board: make test-esp32's deploys)
+    import subprocess
+
+    from onboard_cli.paths import mpremote
+
+    done = subprocess.run(mpremote() + ["version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("mpremote 1.")
