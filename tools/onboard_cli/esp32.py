@@ -188,7 +188,7 @@ def qemu_command(qemu, roms, flash, serial_port, portal_port, forwards):
             "-drive", f"file={flash},if=mtd,format=raw",
             "-global", "driver=timer.esp32.timg,property=wdt_disable,value=true",
             # wait=on: QEMU starts the board once this command is connected, so no output is lost
-            "-serial", f"tcp:127.0.0.1:{serial_port},server=on,wait=on",
+            "-serial", f"tcp:127.0.0.1:{serial_port},server=on,wait=on,nodelay=on",
             "-nic", nic]
 
 
@@ -301,6 +301,7 @@ class Uart:
                 client, _ = listener.accept()
             except OSError:
                 return
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
                 self.client = client
             try:
@@ -321,7 +322,9 @@ def connect_serial(port, qemu_proc, timeout=30):
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return socket.create_connection(("127.0.0.1", port), timeout=2)
+            conn = socket.create_connection(("127.0.0.1", port), timeout=2)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return conn
         except OSError:
             if qemu_proc.poll() is not None:
                 raise ToolError(f"QEMU exited ({qemu_proc.returncode}) before it started") from None
