@@ -28,6 +28,7 @@ from test_memory import online_holds_nothing_of
 
 from onboard_cli import esp32
 from onboard_cli.paths import ROOT, ToolError, mpremote
+from onboard_cli.ports import free_port
 
 ONBOARD = str(Path(sys.executable).with_name("onboard"))
 BANNER = re.compile(r"MicroPython v1\.25\.0 on \S+; .*ESP32")
@@ -272,16 +273,42 @@ def test_without_the_emulator_esp32_run_says_so_in_one_line(tmp_path):
 
 # -- on the emulated board (make test-esp32) ----------------------------------------------------
 
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """One board that `onboard esp32 run` deployed onboard to through mpremote,
+    as `onboard deploy` does, with two host ports forwarded for test-device's
+    HTTPS servers: (board, ports). Copying the library over the emulated
+    UART is most of a minute and a half, so the deploy test and test-device
+    share it: test-device copies the same build/onboard to the same place,
+    and mpremote skips each file whose hash the board already has."""
+    folder = tmp_path_factory.mktemp("deployed")
+    config = json.loads((ROOT / "firmware" / "config.example.json").read_text())
+    config.update(vendor="Emulated", name="Board")
+    (folder / "config.json").write_text(json.dumps(config))
+    ports = [free_port(), free_port()]
+    board = Board(folder / "flash.bin", "--config", folder / "config.json",
+                  "--forward", f"https={ports[0]}", "--forward", f"https_other={ports[1]}",
+                  timeout=600)
+    yield board, ports
+    board.close()
+    assert not qemu_alive(board.ready["qemu_pid"]), "an emulator outlived its run"
+
+
 @emulated
-def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(tmp_path, boards):
-    # the HTTPS script's servers, reached from the board through forwards
-    ports = []
-    for _ in range(2):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            ports.append(probe.getsockname()[1])
-    board = boards(tmp_path / "flash.bin", "--bare", "--forward", f"https={ports[0]}",
-                   "--forward", f"https_other={ports[1]}")
+def test_deployed_through_mpremote_the_board_serves_its_portal_on_the_host(deployed):
+    board, _ = deployed
+    event = board.wait_state("WAIT_CONFIG")
+    assert event["portal"] == board.ready["portal"]
+    with urllib.request.urlopen(board.ready["portal"] + "board_info.json", timeout=60) as r:
+        info = json.load(r)
+    assert info["ssid"].startswith("Emulated Board-")  # the deployed config's vendor and name
+    print(*[line for line in board.log if "deployed in" in line])
+
+
+@emulated
+def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(deployed):
+    # the HTTPS script's servers, reached from the board through the forwards
+    board, ports = deployed
     proc = subprocess.run([ONBOARD, "test-device", "--port", board.ready["repl"],
                            "--host", "192.168.4.100", "--https-ports", "%d,%d" % tuple(ports),
                            "--wifi-ssid", "Espressif"],
@@ -293,20 +320,6 @@ def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(tmp_path
     banner = [line for line in board.log if BANNER.search(line)]
     print("the board's banner:", banner[:1])
     assert banner, "no firmware banner in the board's output:\n" + board.log_text()
-
-
-@emulated
-def test_deployed_through_mpremote_the_board_serves_its_portal_on_the_host(tmp_path, boards):
-    config = json.loads((ROOT / "firmware" / "config.example.json").read_text())
-    config.update(vendor="Emulated", name="Board")
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    board = boards(tmp_path / "flash.bin", "--config", tmp_path / "config.json", timeout=600)
-    event = board.wait_state("WAIT_CONFIG")
-    assert event["portal"] == board.ready["portal"]
-    with urllib.request.urlopen(board.ready["portal"] + "board_info.json", timeout=60) as r:
-        info = json.load(r)
-    assert info["ssid"].startswith("Emulated Board-")  # the deployed config's vendor and name
-    print(*[line for line in board.log if "deployed in" in line])
 
 
 @emulated
