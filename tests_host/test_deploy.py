@@ -1,5 +1,7 @@
 """`onboard deploy`: what it copies to a board (no board is attached here)."""
 
+import time
+
 import pytest
 
 from onboard_cli.deploy import commands
@@ -49,6 +51,52 @@ def test_build_leaves_nothing_in_its_folder_but_what_it_compiled(tmp_path):
     files = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
     assert {"board_unix/app.py", "onboard/gone.mpy", "onboard/clouds/old.py"} & files == set()
     assert {"board_unix/board.mpy", "onboard/store.mpy", "onboard/clouds/blynk.mpy"} <= files
+
+
+SLOW_COMPILER = """#!{python}
+import sys, time
+from pathlib import Path
+out = Path(sys.argv[sys.argv.index("-o") + 1])
+with open(out, "wb") as f:
+    f.write(b"new, first half ")
+    f.flush()
+    Path({halfway!r}).touch()
+    while not Path({go_on!r}).exists():
+        time.sleep(0.01)
+    f.write(b"and second half")
+"""
+
+
+def test_a_module_being_compiled_is_read_whole_meanwhile_the_old_or_the_new(tmp_path):
+    # a device booting from build/ or a deploy copying it, while another
+    # process of make test builds: never half a file
+    import sys
+    import threading
+
+    from onboard_cli.build import compile_one
+
+    halfway, go_on = tmp_path / "halfway", tmp_path / "go-on"
+    compiler = tmp_path / "mpy-cross"
+    compiler.write_text(SLOW_COMPILER.format(python=sys.executable, halfway=str(halfway),
+                                             go_on=str(go_on)))
+    compiler.chmod(0o755)
+    src, dst = tmp_path / "m.py", tmp_path / "build" / "onboard" / "m.mpy"
+    src.write_text("x = 1\n")
+    dst.parent.mkdir(parents=True)
+    dst.write_bytes(b"old, whole")
+    done = threading.Thread(target=compile_one, args=(compiler, src, "onboard/m.py", dst))
+    done.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not halfway.exists():  # the compiler has written half of its output
+            assert time.monotonic() < deadline and done.is_alive(), "the compiler never started"
+            time.sleep(0.01)
+        assert dst.read_bytes() == b"old, whole"
+    finally:
+        go_on.touch()
+        done.join(60)
+    assert dst.read_bytes() == b"new, first half and second half"
+    assert [p.name for p in dst.parent.iterdir()] == ["m.mpy"]  # nothing left beside it
 
 
 def test_deploy_to_romfs_copies_firmware_and_config_but_not_the_library(tmp_path):

@@ -35,7 +35,7 @@ def build(out=BUILD):
     keep |= {out / name for name, _ in sizes} | {stamp}
     for folder in ("onboard", "board_unix"):
         for stale in (out / folder).rglob("*"):
-            if stale.is_file() and stale not in keep:
+            if stale.is_file() and stale not in keep and not stale.name.endswith(PART):
                 stale.unlink()
     return sizes
 
@@ -72,6 +72,7 @@ def stamp_build(mpy_cross, dst, unix=None):
 # -O3, as micropython-lib compiles its packages: no line-number tables and no
 # asserts in the bytecode (a device's tracebacks name the function, not the line)
 OPT = "-O3"
+PART = ".part"  # a file being compiled (another build's sweep leaves it alone)
 
 
 def module_name(path):
@@ -84,11 +85,18 @@ def module_name(path):
 
 
 def compile_one(mpy_cross, src, name, dst):
+    # compiled beside it, then put in place in one step: whoever reads build/
+    # meanwhile (a device booting from it, a deploy copying it: make test
+    # builds from several processes at once) gets the old file or the new
+    # one, never half of one
     dst.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([mpy_cross, OPT, "-o", str(dst), "-s", module_name(name), str(src)],
+    part = dst.with_name(f".{dst.name}.{os.getpid()}{PART}")
+    proc = subprocess.run([mpy_cross, OPT, "-o", str(part), "-s", module_name(name), str(src)],
                           capture_output=True, text=True)
     if proc.returncode:
+        part.unlink(missing_ok=True)
         raise ToolError(f"mpy-cross failed on {name}: {proc.stderr.strip()}")
+    os.replace(part, dst)
 
 
 def size_table(sizes):
