@@ -34,6 +34,7 @@ ESP32_FIRMWARE ?= $(ESP32_QEMU)/ESP32_GENERIC-20250415-v1.25.0.bin
 export QEMU QEMU_ROMS ESP32_FIRMWARE
 ESP32_FLASH ?= build/esp32/flash.bin
 HAVE_EMULATOR := test -x "$(QEMU)" -a -f "$(QEMU_ROMS)/esp32-v3-rom.bin" -a -f "$(ESP32_FIRMWARE)"
+ESP32_TESTS = ONBOARD_ESP32=1 $(PYTHON) -m pytest -q -s tests_host/test_esp32.py
 NO_EMULATOR = no emulated ESP32 at $(ESP32_QEMU) (set QEMU=, QEMU_ROMS=, ESP32_FIRMWARE=)
 
 .PHONY: help setup sim test lint typecheck build romfs bench test-device deploy firmware flash fleet \
@@ -80,11 +81,10 @@ test: setup lint typecheck
 	@if $(HAVE_EMULATOR); then \
 		$(BIN)/onboard build >/dev/null || exit 1; \
 		echo "make test: test-esp32 runs beside the host tests; its output follows theirs"; \
-		ONBOARD_ESP32=1 $(PYTHON) -m pytest -q -s tests_host/test_esp32.py \
-			> build/test-esp32.log 2>&1 & esp32=$$!; \
+		$(ESP32_TESTS) > build/test-esp32.log 2>&1 & esp32=$$!; \
 		$(PYTHON) -m pytest -q -n 3; host=$$?; \
 		wait $$esp32; esp32=$$?; \
-		echo "== make test-esp32 (ONBOARD_ESP32=1 pytest tests_host/test_esp32.py), beside them:"; \
+		echo "== make test-esp32, beside them:"; \
 		cat build/test-esp32.log; \
 		[ $$host = 0 ] && [ $$esp32 = 0 ]; \
 	else \
@@ -141,7 +141,7 @@ esp32: setup
 test-esp32: setup
 	@$(HAVE_EMULATOR) || { echo "make test-esp32: $(NO_EMULATOR)"; exit 2; }
 	@$(BIN)/onboard build >/dev/null
-	ONBOARD_ESP32=1 $(PYTHON) -m pytest -q -s tests_host/test_esp32.py
+	$(ESP32_TESTS)
 
 test-esp32-cuts: setup
 	@$(HAVE_EMULATOR) || { echo "make test-esp32-cuts: $(NO_EMULATOR)"; exit 2; }
