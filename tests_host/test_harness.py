@@ -2,6 +2,8 @@
 
 import pytest
 
+from onboard_cli.simdevice import running_in_group
+
 
 def test_snippet_runs_under_micropython_and_returns_its_output(mpy):
     run = mpy.run("import sys\nprint(sys.implementation.name, 6 * 7)")
@@ -21,23 +23,6 @@ def test_failure_shows_the_micropython_traceback(mpy):
     assert "in boom" in message
 
 
-def running_in_group(pgid):
-    """The processes of this process group that still run (zombies left out:
-    whoever reaps orphans here may take its time)."""
-    import os
-
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # (gone meanwhile)
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(pid))
-    return found
-
-
 def test_a_stopped_device_leaves_no_process_behind_even_when_its_runner_hangs(device):
     # a runner that cannot pass SIGTERM on is killed after the grace; the device
     # it started must not live on, writing to a folder a caller then removes
@@ -49,4 +34,4 @@ def test_a_stopped_device_leaves_no_process_behind_even_when_its_runner_hangs(de
     d.wait_state("WAIT_CONFIG")
     os.kill(d.proc.pid, signal.SIGSTOP)
     d.stop(grace=0.5)
-    assert running_in_group(d.proc.pid) == []
+    assert running_in_group(d.proc.pid) == []  # none, once stop() has returned

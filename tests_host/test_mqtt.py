@@ -1110,6 +1110,7 @@ attempt(lambda: call(c, "connect"))
 """)
     broker.close()
     assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: login: timed out")
+    assert broker.done.wait(30)  # its thread has read what came (the client hung up)
     assert broker.connect.startswith(b"\x10")  # the CONNECT came through TLS
 
 

@@ -203,7 +203,27 @@ class Device:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        # a SIGKILL takes effect when the kernel next runs the process: on a
+        # loaded machine the device was seen running just after killpg
+        deadline = time.monotonic() + 30
+        while running_in_group(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         self._log.close()
+
+
+def running_in_group(pgid):
+    """The processes of this process group that still run (zombies left out:
+    whoever reaps orphans here may take its time)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # (gone meanwhile)
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(pid))
+    return found
 
 
 DEFAULT_RADIO = [
