@@ -186,8 +186,7 @@ class Device:
 
     def kill(self):
         """Power off: SIGKILL the device and its runner at once."""
-        import signal
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        self._end_group()
         self.proc.wait()
         self._log.close()
 
@@ -196,19 +195,24 @@ class Device:
         their process group is left (a device whose runner was killed after
         grace seconds, or that one started after being told to stop): no
         device outlives stop() to write to its folder afterwards."""
+        stop_process(self.proc, grace)
+        self._end_group()
+        self._log.close()
+
+    def _end_group(self):
+        # SIGKILL to the runner's process group, then wait until none of it
+        # runs: a SIGKILL takes effect when the kernel next runs the process,
+        # and on a loaded machine the device was seen running just after
+        # killpg (a device booted again on its flash would meet it there)
         import signal
 
-        stop_process(self.proc, grace)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        # a SIGKILL takes effect when the kernel next runs the process: on a
-        # loaded machine the device was seen running just after killpg
         deadline = time.monotonic() + 30
         while running_in_group(self.proc.pid) and time.monotonic() < deadline:
             time.sleep(0.01)
-        self._log.close()
 
 
 def running_in_group(pgid):
