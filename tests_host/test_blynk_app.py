@@ -228,7 +228,7 @@ SWITCH = """
 import json
 import powercut
 import ramblock
-from onboard import runtime
+from onboard import trial
 from onboard.store import Store
 
 OLD = {"ssid": "old", "password": "old-pass-1"}
@@ -246,7 +246,7 @@ def which(s):
     state = s.get("state")
     pending = state.get("pending")
     if pending and pending.get("ok"):
-        runtime.switch(s)  # what Runtime.run does at boot
+        trial.switch(s)  # what Runtime.run does at boot
         state = s.get("state")
         pending = state.get("pending")
     wifi = s.get("wifi")["networks"]
@@ -268,7 +268,7 @@ d = powercut._reopen(dev, kind)
 s = Store(powercut.PATH)
 s.load()
 before = d.writes
-runtime.switch(s)
+trial.switch(s)
 total = d.writes - before
 ramblock.umount(powercut.WHERE)
 for n in range(total + 1):
@@ -277,7 +277,7 @@ for n in range(total + 1):
     s.load()
     d.cut_after(n)
     try:
-        runtime.switch(s)
+        trial.switch(s)
     except OSError:
         pass
     ramblock.umount(powercut.WHERE)

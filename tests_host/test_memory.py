@@ -67,6 +67,31 @@ def test_setup_mode_holds_no_wifi_joining_code_first_or_again(device, cloudsim):
     assert ("wifi" in again["loaded"], "wifijoin" in again["loaded"]) == (True, False)
 
 
+def test_settings_on_trial_hold_its_code_only_until_they_work(device, cloudsim):
+    from test_blynk_app import reconfigure
+
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    first = d.wait_state("RUNNING")
+    reconfigure(d, ssid="cafe", **{"pass": ""}, **fields)  # saved networks: on trial
+    tried = d.wait_state("CONNECTING_NET")
+    online = d.wait_state("RUNNING")
+    assert d.store()["wifi"]["networks"][0]["ssid"] == "cafe"  # (the trial did switch)
+    assert ["trial" in e["loaded"] for e in (first, tried, online)] == [False, True, False]
+
+
+def test_settings_on_trial_that_fail_leave_none_of_its_code(device, cloudsim):
+    from test_blynk_app import reconfigure
+
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    reconfigure(d, ssid="home", **{"pass": "wrong horse!"}, **fields)
+    tried = d.wait_state("CONNECTING_NET")
+    failed = d.wait_state("WAIT_CONFIG", last_error=722)
+    assert ("trial" in tried["loaded"], "trial" in failed["loaded"]) == (True, False)
+
+
 def test_a_renewal_while_online_runs_without_the_mqtt_clients_code(device, cloudsim):
     # Spoke Zone tokens living 12 s: each renewed over HTTPS 6 s before it
     # expires, between two MQTT sessions; the renewal's note lists what was

@@ -27,7 +27,6 @@ if _TYPES:
     from typing import Any
 _OUTBOX = const(8)  # application messages queued while online, at most
 _GC_EVERY = const(1024)  # bytes allocated between two collections (main)
-_MAX_NETWORKS = const(8)  # the saved networks kept, at most (wifi.MAX_NETWORKS)
 # LED (on ms, off ms) per state: fast blink in setup, slow while connecting, on when online
 LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),
        CONNECTING_CLOUD: (500, 500), RUNNING: (1000, 0), RESET_CONFIG: (50, 50),
@@ -65,8 +64,10 @@ def loaded():
 
 
 def new_since(before):
-    """The onboard modules (short names) loaded since loaded() gave before."""
-    return [n[8:] for n in loaded() if n not in before]
+    """The onboard modules (short names) loaded since loaded() gave before,
+    but onboard.trial: settings on trial outlive the state that loaded it
+    (their end lets go of it)."""
+    return [n[8:] for n in loaded() if n not in before and n != "onboard.trial"]
 
 
 class Runtime:
@@ -141,10 +142,12 @@ class Runtime:
         self.real.put("state", pending=None, last_error=code)
         self.setup_requested = True
         self.fresh = False
+        forget("trial")
 
     def reset(self):
         cloud = self.real.get("cloud")
         self.store = self.real
+        forget("trial")  # (settings on trial are cleared too)
         self.store.clear("wifi", "enrol", "cloud")
         bye = getattr(self.profile, "bye", None)
         if bye:  # the cloud is told once the flash has let go (plgd: sign out, deregister)
@@ -203,11 +206,13 @@ class Runtime:
         self.store.load()
         state = self.store.get("state")
         self.last_error = state.get("last_error", 0)
-        pending = state.get("pending")
-        if pending and pending.get("ok"):  # pyright: ignore  (a dict: the store's JSON)
-            switch(self.store)  # a power cut came during the switch: finish it
-        elif pending:
-            self.store = Trial(self.store)  # a power cut came during the trial: again
+        if state.get("pending"):  # a power cut came during a trial or its switch
+            from onboard import trial
+
+            trial.resume(self)
+            del trial  # (a coroutine's local: it would hold the module for good)
+            if not self.trial():  # the switch was finished
+                forget("trial")
         attempt = 0
         while True:
             await self.fresh_helpers()
@@ -233,7 +238,10 @@ class Runtime:
         if self.trial():
             log.info(_TAG, "new settings worked: they replace the working ones")
             self.store = self.real
+            from onboard.trial import switch
+
             switch(self.store)
+            forget("trial")
         self.set_error(0)
         if self.state == RUNNING:
             self.note(online=True)  # back online without leaving RUNNING (a renewal)
@@ -291,59 +299,6 @@ class Runtime:
                 if 1000 <= time.ticks_diff(now, pressed_at) <= 3000:
                     log.info(_TAG, "button: setup mode")
                     self.request_setup()
-
-
-class Trial:
-    """The store as settings on trial see it: the pending cloud fields over
-    the stored ones; cloud writes go to the pending record (state.pending),
-    everything else to the store."""
-
-    def __init__(self, store):
-        self.real = store
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def get(self, section):
-        got = self.real.get(section)
-        if section == "cloud":
-            for k, v in self.real.get("state")["pending"]["cloud"].items():
-                if v is None:
-                    got.pop(k, None)
-                else:
-                    got[k] = v
-        return got
-
-    def put(self, section, **fields):
-        if section != "cloud":
-            return self.real.put(section, **fields)
-        p = self.real.get("state")["pending"]
-        p["cloud"].update(fields)
-        return self.real.put("state", pending=p)
-
-
-def switch(store):
-    """Pending settings that worked replace the working ones. Each step is
-    one store write and can be done again, so a power cut at any instant
-    leaves the old settings with the pending ones (tried again at boot) or
-    the switch marked ok (finished at boot)."""
-    p = store.get("state").get("pending")
-    if not p:
-        return
-    if not p.get("ok"):
-        p["ok"] = True
-        store.put("state", pending=p)
-    # wifi.remember's write, without loading the Wi-Fi manager while online
-    # (at RUNNING's peak): the pending network first, once, the list capped
-    # as wifi.MAX_NETWORKS caps it (the credentials were checked on arrival)
-    net = {"ssid": p["ssid"], "password": p["password"]}
-    if p.get("ip"):
-        net["ip"] = p["ip"]
-    nets = [n for n in store.get("wifi").get("networks", []) if n.get("ssid") != p["ssid"]]
-    store.put("wifi", networks=[net] + nets[: _MAX_NETWORKS - 1])
-    if p["cloud"]:
-        store.put("cloud", **p["cloud"])
-    store.put("state", pending=None)
 
 
 def main(board, config_path=None):

@@ -48,7 +48,7 @@ def arrive(rt, fields, joined=False):
     else:
         store.put("state", pending={"ssid": ssid, "password": password, "ip": ip,
                                     "cloud": cloud})
-        from onboard.runtime import Trial
+        from onboard.trial import Trial
 
         rt.store = Trial(store)
     rt.fresh = not joined

@@ -15,6 +15,7 @@ package(
         "storeread.py",
         "clock.py",
         "runtime.py",
+        "trial.py",
         "boot.py",
         "session.py",
         "clouds/__init__.py",

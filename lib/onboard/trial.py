@@ -1,0 +1,70 @@
+# New settings on trial: from setup mode, where they arrive, until they have
+# worked (switch: they replace the working ones) or failed (the runtime's
+# end_trial). Loaded only then, and at boot when a power cut came during a
+# trial or its switch; let go of after, so a device online on settings that
+# work holds none of this code.
+from micropython import const
+
+_MAX_NETWORKS = const(8)  # the saved networks kept, at most (wifi.MAX_NETWORKS)
+
+
+class Trial:
+    """The store as settings on trial see it: the pending cloud fields over
+    the stored ones; cloud writes go to the pending record (state.pending),
+    everything else to the store."""
+
+    def __init__(self, store):
+        self.real = store
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def get(self, section):
+        got = self.real.get(section)
+        if section == "cloud":
+            for k, v in self.real.get("state")["pending"]["cloud"].items():
+                if v is None:
+                    got.pop(k, None)
+                else:
+                    got[k] = v
+        return got
+
+    def put(self, section, **fields):
+        if section != "cloud":
+            return self.real.put(section, **fields)
+        p = self.real.get("state")["pending"]
+        p["cloud"].update(fields)
+        return self.real.put("state", pending=p)
+
+
+def switch(store):
+    """Pending settings that worked replace the working ones. Each step is
+    one store write and can be done again, so a power cut at any instant
+    leaves the old settings with the pending ones (tried again at boot) or
+    the switch marked ok (finished at boot)."""
+    p = store.get("state").get("pending")
+    if not p:
+        return
+    if not p.get("ok"):
+        p["ok"] = True
+        store.put("state", pending=p)
+    # wifi.remember's write, without loading the Wi-Fi manager while online
+    # (at RUNNING's peak): the pending network first, once, the list capped
+    # as wifi.MAX_NETWORKS caps it (the credentials were checked on arrival)
+    net = {"ssid": p["ssid"], "password": p["password"]}
+    if p.get("ip"):
+        net["ip"] = p["ip"]
+    nets = [n for n in store.get("wifi").get("networks", []) if n.get("ssid") != p["ssid"]]
+    store.put("wifi", networks=[net] + nets[: _MAX_NETWORKS - 1])
+    if p["cloud"]:
+        store.put("cloud", **p["cloud"])
+    store.put("state", pending=None)
+
+
+def resume(rt):
+    """At boot, settings a power cut left on trial: their switch finished
+    when it had begun (pending marked ok), else they are tried again."""
+    if rt.store.get("state")["pending"].get("ok"):
+        switch(rt.store)
+    else:
+        rt.store = Trial(rt.store)
