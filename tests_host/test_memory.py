@@ -11,6 +11,7 @@ from test_profiles import configure, port_of
 from test_spokezone import WEEK, make, renewals
 
 from onboard_cli import manifest
+from onboard_cli.simdevice import DEFAULT_RADIO
 from onboard_cli.build import build, module_name
 
 SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
@@ -21,8 +22,8 @@ ONCE = {"cloudapi", "ahttp", "httpmsg", "redirect", "chunked", "timesync", "http
         "storeread", "boot"}
 
 
-# the error kinds: loaded when something fails, not before
-FAILURE = {"errors"}
+# the error kinds and what a failure means: loaded when something fails, not before
+FAILURE = {"errors", "failed"}
 # the Wi-Fi manager: setup mode's checks and saved networks, and the joining
 # code (wifijoin) that only CONNECTING_NET and Improv load
 WIFI = {"wifi", "wifijoin"}
@@ -90,6 +91,18 @@ def test_settings_on_trial_that_fail_leave_none_of_its_code(device, cloudsim):
     tried = d.wait_state("CONNECTING_NET")
     failed = d.wait_state("WAIT_CONFIG", last_error=722)
     assert ("trial" in tried["loaded"], "trial" in failed["loaded"]) == (True, False)
+
+
+def test_a_failed_try_loads_the_failure_code_and_online_again_holds_none_of_it(device,
+                                                                                cloudsim):
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])  # the network is lost
+    retry = d.wait_note("retry_in")  # (said while the backoff runs)
+    d.set_radio(DEFAULT_RADIO)
+    online = d.wait_state("RUNNING")
+    assert ("failed" in retry["loaded"], "failed" in online["loaded"]) == (True, False)
 
 
 def test_a_renewal_while_online_runs_without_the_mqtt_clients_code(device, cloudsim):

@@ -133,17 +133,6 @@ class Runtime:
     def trial(self):
         return self.store is not self.real
 
-    def end_trial(self, code):
-        """Pending settings failed: forget them, keep the working ones and
-        show why in setup mode (one store write)."""
-        log.warn(_TAG, "new settings failed (%d): back to the working ones", code)
-        self.store = self.real
-        self.last_error = code
-        self.real.put("state", pending=None, last_error=code)
-        self.setup_requested = True
-        self.fresh = False
-        forget("trial")
-
     def reset(self):
         cloud = self.real.get("cloud")
         self.store = self.real

@@ -1,22 +1,14 @@
-# Going online, loaded only while the device does: the Wi-Fi join, the cloud
-# session (the profile's link, the MQTT session, the outcomes turned into
-# states, errors and store writes) and the backoff before the next try. The
-# runtime lets go of this module (and of MQTT, TLS and the rest it loads)
-# once it returns.
+# Going online, loaded only while the device does: the Wi-Fi join and the
+# cloud session (the profile's link, the MQTT session, the outcomes turned
+# into states and store writes). What a failure means and the backoff before
+# the next try are onboard.failed's, loaded when one comes. The runtime lets
+# go of this module (and of MQTT, TLS and the rest it loads) once it returns.
 import asyncio
 import time
 from micropython import const
 
 from onboard import clock, log
-from onboard.codes import (
-    CONNECTING_CLOUD,
-    CONNECTING_NET,
-    ERR_CLOUD,
-    ERR_DNS,
-    ERR_NETWORK,
-    ERR_TLS,
-    ERR_TOKEN,
-)
+from onboard.codes import CONNECTING_CLOUD, CONNECTING_NET, ERR_NETWORK
 from onboard.runtime import forget, loaded, new_since
 
 _TAG = const("runtime")
@@ -40,14 +32,15 @@ async def online(rt, attempt):
     if not joined:
         if rt.fresh or rt.setup_requested:
             rt.setup_requested = True  # new credentials failed: show the user why
-        else:
-            await wait_retry(rt, attempt, 0)
-            attempt += 1
-        return attempt
-    rt.set_state(CONNECTING_CLOUD)
-    retry_after = await go_online(rt)
-    if retry_after is None:
-        return 0
+            return attempt
+        retry_after = 0
+    else:
+        rt.set_state(CONNECTING_CLOUD)
+        retry_after = await go_online(rt)
+        if retry_after is None:
+            return 0
+    from onboard.failed import wait_retry  # (going online failed: loaded for it)
+
     await wait_retry(rt, attempt, retry_after)
     return attempt + 1
 
@@ -62,7 +55,9 @@ async def join(rt, sta):
         code = await wifijoin.join(sta, ssid, p["password"], timeout,  # pyright: ignore
                                p.get("ip"))  # pyright: ignore
         if code:
-            rt.end_trial(code)
+            from onboard.trial import end
+
+            end(rt, code)
             return False
     else:
         code, ssid = await wifijoin.join_saved(rt.store, sta, timeout)
@@ -72,19 +67,6 @@ async def join(rt, sta):
     log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
     rt.fresh = False
     return True
-
-
-async def wait_retry(rt, attempt, retry_after):
-    """Sleep the full-jitter exponential backoff (uniform in [0, min(cap,
-    base * 2**attempt)]), and at least Retry-After."""
-    import random
-
-    base, cap = rt.backoff
-    top = min(cap, base * (1 << min(attempt, 16)))
-    delay = max(random.getrandbits(20) / (1 << 20) * top, retry_after)
-    log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
-    rt.note(retry_in=delay, attempt=attempt + 1)
-    await asyncio.sleep(delay)
 
 
 async def go_online(rt):
@@ -103,7 +85,9 @@ async def go_online(rt):
             return None
         log.warn(_TAG, "network lost")
         if rt.trial():
-            rt.end_trial(ERR_NETWORK)
+            from onboard.trial import end
+
+            end(rt, ERR_NETWORK)
             return None
         rt.set_error(ERR_NETWORK)
         return 0
@@ -153,11 +137,8 @@ def session_tls(rt):
 
 
 async def run(rt):
-    """Outcomes of the profile, turned into states, errors and store
-    writes. Whatever goes wrong with a cloud's reply is transient: the
-    credentials stay as they are and the device never reboots for it."""
-    from onboard.cloud import Rejected, Transient
-
+    """One session of the profile; None when it ended by itself, else what
+    onboard.failed (loaded when a session fails) made of its failure."""
     try:
         if not clock.is_known():
             if not await clock.sync(rt.config):
@@ -166,36 +147,12 @@ async def run(rt):
             forget("timesync", "httpdate")
         await serve(rt)
         return None
-    except Rejected as e:
-        log.warn(_TAG, "credentials refused at %s", e.args[0])
-        if rt.trial():
-            rt.end_trial(e.args[1] if len(e.args) > 1 else ERR_TOKEN)
-            return None
-        if len(e.args) > 2:
-            rt.store.put("cloud", **e.args[2])
-        rt.set_error(e.args[1] if len(e.args) > 1 else ERR_TOKEN)
-        rt.setup_requested = True
-        return None
-    except Transient as e:
-        log.warn(_TAG, "cloud: %s failed, will retry", e.args[0])
-        code, retry = ERR_CLOUD, e.args[1] if len(e.args) > 1 else 0
-    except OSError as e:
-        # the error kinds, loaded when a session fails (else never)
-        from onboard.errors import DNSError, NetError, TLSError
-
-        log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
-        code, retry = (ERR_TLS if isinstance(e, TLSError)
-                       else ERR_DNS if isinstance(e, DNSError) else ERR_CLOUD), 0
     except MemoryError:
         raise  # not the cloud's doing: a fragmented heap is mended by a reboot (704)
-    except Exception as e:  # noqa: BLE001  a reply nobody expected: try again later
-        log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
-        code, retry = ERR_CLOUD, 0
-    if rt.trial():  # new settings that did not reach the cloud: the working ones again
-        rt.end_trial(code)
-        return None
-    rt.set_error(code)
-    return retry
+    except Exception as e:  # noqa: BLE001  (onboard.failed sorts them)
+        from onboard.failed import outcome
+
+        return outcome(rt, e)
 
 
 async def serve(rt):

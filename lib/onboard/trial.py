@@ -1,10 +1,12 @@
 # New settings on trial: from setup mode, where they arrive, until they have
-# worked (switch: they replace the working ones) or failed (the runtime's
-# end_trial). Loaded only then, and at boot when a power cut came during a
-# trial or its switch; let go of after, so a device online on settings that
-# work holds none of this code.
+# worked (switch: they replace the working ones) or failed (end). Loaded only
+# then, and at boot when a power cut came during a trial or its switch; let go
+# of after, so a device online on settings that work holds none of this code.
 from micropython import const
 
+from onboard import log
+
+_TAG = const("runtime")
 _MAX_NETWORKS = const(8)  # the saved networks kept, at most (wifi.MAX_NETWORKS)
 
 
@@ -68,3 +70,17 @@ def resume(rt):
         switch(rt.store)
     else:
         rt.store = Trial(rt.store)
+
+
+def end(rt, code):
+    """Pending settings failed: forget them, keep the working ones and show
+    why in setup mode (one store write)."""
+    from onboard.runtime import forget
+
+    log.warn(_TAG, "new settings failed (%d): back to the working ones", code)
+    rt.store = rt.real
+    rt.last_error = code
+    rt.real.put("state", pending=None, last_error=code)
+    rt.setup_requested = True
+    rt.fresh = False
+    forget("trial")

@@ -18,6 +18,7 @@ package(
         "trial.py",
         "boot.py",
         "session.py",
+        "failed.py",
         "clouds/__init__.py",
         "cloud.py",
     ),

@@ -1,0 +1,64 @@
+# Going online failed: what the session's failure means (its last_error, and
+# whether setup mode opens or a retry comes), and the wait before the next
+# try. Loaded by onboard.session only when joining or a session failed, and
+# let go of with the session's code: a device online holds none of it.
+import asyncio
+from micropython import const
+
+from onboard import log
+from onboard.codes import ERR_CLOUD, ERR_DNS, ERR_TLS, ERR_TOKEN
+
+_TAG = const("runtime")
+
+
+def outcome(rt, e):
+    """A session's failure e, turned into states, errors and store writes;
+    the Retry-After seconds (0: none) before the next try, or None when
+    there is none (setup mode). Whatever goes wrong with a cloud's reply is
+    transient: the credentials stay as they are and the device never
+    reboots for it."""
+    from onboard.cloud import Rejected, Transient
+
+    code = ERR_CLOUD
+    retry = 0
+    if isinstance(e, Rejected):
+        log.warn(_TAG, "credentials refused at %s", e.args[0])
+        code = e.args[1] if len(e.args) > 1 else ERR_TOKEN
+        if not rt.trial():
+            if len(e.args) > 2:
+                rt.store.put("cloud", **e.args[2])
+            rt.set_error(code)
+            rt.setup_requested = True
+            return None
+    elif isinstance(e, Transient):
+        log.warn(_TAG, "cloud: %s failed, will retry", e.args[0])
+        retry = e.args[1] if len(e.args) > 1 else 0
+    elif isinstance(e, OSError):
+        # the error kinds, loaded when a session fails (else never)
+        from onboard.errors import DNSError, NetError, TLSError
+
+        log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
+        code = ERR_TLS if isinstance(e, TLSError) else ERR_DNS if isinstance(e, DNSError) \
+            else ERR_CLOUD
+    else:  # a reply nobody expected: try again later
+        log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
+    if rt.trial():  # new settings that did not reach the cloud: the working ones again
+        from onboard.trial import end
+
+        end(rt, code)
+        return None
+    rt.set_error(code)
+    return retry
+
+
+async def wait_retry(rt, attempt, retry_after):
+    """Sleep the full-jitter exponential backoff (uniform in [0, min(cap,
+    base * 2**attempt)]), and at least Retry-After."""
+    import random
+
+    base, cap = rt.backoff
+    top = min(cap, base * (1 << min(attempt, 16)))
+    delay = max(random.getrandbits(20) / (1 << 20) * top, retry_after)
+    log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
+    rt.note(retry_in=delay, attempt=attempt + 1)
+    await asyncio.sleep(delay)
