@@ -11,8 +11,8 @@ from test_profiles import configure, port_of
 from test_spokezone import WEEK, make, renewals
 
 from onboard_cli import manifest
-from onboard_cli.simdevice import DEFAULT_RADIO
 from onboard_cli.build import build, module_name
+from onboard_cli.simdevice import DEFAULT_RADIO
 
 SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
 SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase"}
