@@ -5,7 +5,7 @@
 # Setup mode, which takes credentials and scans, keeps none of it in RAM.
 from micropython import const
 
-MAX_NETWORKS = const(8)  # saved networks kept, at most (runtime.switch has its own copy)
+MAX_NETWORKS = const(8)  # saved networks kept, at most (trial.switch has its own copy)
 _MAX_SSID = const(32)
 
 

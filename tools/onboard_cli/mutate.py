@@ -68,7 +68,7 @@ NAMED = (
     ("amqtt: no PUBACK for an incoming QoS 1 message (the runtime's client)", "amqtt", "drop",
      "", r"^await self\._asend\(.*_PUBACK"),
     ("portal: /reset does not reset", "portal", "drop", "", r"^self\.reset\(\) -> pass$"),
-    ("session: Retry-After ignored (max(backoff, retry_after) -> backoff)", "session",
+    ("failed: Retry-After ignored (max(backoff, retry_after) -> backoff)", "failed",
      "minmax", "", r"^max\(.*\bretry_after\b.*\) -> (?!.*retry_after)"),
 )
 
