@@ -734,3 +734,49 @@ def test_with_no_room_below_the_ephemeral_range_a_free_port_is_still_given(monke
     port = ports.free_port()
     assert 1024 <= port < 65536
     assert ports._bindable(port, socket.SOCK_STREAM)  # free: a server can bind it
+
+
+# A stand-in for mosquitto that, as the real one, listens on its ports before
+# it sets up its signal handlers (a SIGHUP in between ends it) and logs
+# "running" once they are set: here 0.3 s after its ports were first tried,
+# the window a loaded machine gave the real one.
+SLOW_MOSQUITTO = """#!{python}
+import pathlib, signal, socket, sys, time
+conf = pathlib.Path(sys.argv[2])
+ports = [int(l.split()[1]) for l in conf.read_text().splitlines() if l.startswith("listener ")]
+socks = []
+for p in ports:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", p))
+    s.listen()
+    socks.append(s)
+socks[0].accept()[0].close()
+time.sleep(0.3)
+signal.signal(signal.SIGHUP, lambda *a: print("Reloading config.", flush=True))
+print("mosquitto version 0 running", flush=True)
+while True:
+    for s in socks:
+        s.settimeout(0.05)
+        try:
+            s.accept()[0].close()
+        except OSError:
+            pass
+"""
+
+
+def test_the_broker_is_reloaded_only_once_mosquitto_handles_signals(tmp_path, pki_dir,
+                                                                    monkeypatch):
+    from cloudsim import broker as B
+
+    fake = tmp_path / "mosquitto"
+    fake.write_text(SLOW_MOSQUITTO.format(python=sys.executable))
+    fake.chmod(0o755)
+    monkeypatch.setattr(B, "mosquitto_binary", lambda: str(fake))
+    b = B.Broker(tmp_path / "broker", pki_dir / "server.pem", pki_dir / "server.key")
+    try:
+        b.start()
+        b.allow("dev", "secret-1")  # a reload: SIGHUP
+        assert b.proc.poll() is None
+    finally:
+        b.stop()

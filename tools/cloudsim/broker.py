@@ -111,12 +111,27 @@ class Broker:
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         (self.dir / "mosquitto.pid").write_text(str(self.proc.pid))
-        if not (wait_port(self.mqtt_port, self.proc) and wait_port(self.mqtts_port, self.proc)):
+        # Mosquitto listens before it sets up its signal handlers, and a SIGHUP
+        # (a reload: allow, revoke) in between ends it; it logs "running" once
+        # they are set (CI at df55a69: the broker gone at its first reload)
+        if not (wait_port(self.mqtt_port, self.proc) and wait_port(self.mqtts_port, self.proc)
+                and self._wait_log(b" running")):
             self.stop()
             raise BrokerError(f"mosquitto did not start; see {self.log_path}")
         self.front = LoginFront(self)
         self.login_port, self.login_tls_port = self.front.start()
         return self
+
+    def _wait_log(self, words, seconds=15):
+        deadline = time.monotonic() + seconds
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if words in self.log_path.read_bytes():
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.01)
+        return False
 
     def _reloads(self):
         try:
