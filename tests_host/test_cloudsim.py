@@ -774,6 +774,7 @@ def test_the_broker_is_reloaded_only_once_mosquitto_handles_signals(tmp_path, pk
     fake.chmod(0o755)
     monkeypatch.setattr(B, "mosquitto_binary", lambda: str(fake))
     b = B.Broker(tmp_path / "broker", pki_dir / "server.pem", pki_dir / "server.key")
+    b.log_path.write_text("1: mosquitto version 0 running\n")  # an earlier run's (--state-dir)
     try:
         b.start()
         b.allow("dev", "secret-1")  # a reload: SIGHUP

@@ -108,6 +108,7 @@ class Broker:
             f"keyfile {self.keyfile}\n"
         )
         self._log = open(self.log_path, "ab")
+        since = self._log.tell()  # (the log of an earlier run in this folder: --state-dir)
         self.proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)], stdout=self._log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         (self.dir / "mosquitto.pid").write_text(str(self.proc.pid))
@@ -115,18 +116,19 @@ class Broker:
         # (a reload: allow, revoke) in between ends it; it logs "running" once
         # they are set (CI at df55a69: the broker gone at its first reload)
         if not (wait_port(self.mqtt_port, self.proc) and wait_port(self.mqtts_port, self.proc)
-                and self._wait_log(b" running")):
+                and self._wait_log(b" running", since)):
             self.stop()
             raise BrokerError(f"mosquitto did not start; see {self.log_path}")
         self.front = LoginFront(self)
         self.login_port, self.login_tls_port = self.front.start()
         return self
 
-    def _wait_log(self, words, seconds=15):
+    def _wait_log(self, words, since, seconds=15):
+        # True once words are in the log past offset since
         deadline = time.monotonic() + seconds
         while self.proc.poll() is None and time.monotonic() < deadline:
             try:
-                if words in self.log_path.read_bytes():
+                if words in self.log_path.read_bytes()[since:]:
                     return True
             except OSError:
                 pass
