@@ -4,7 +4,9 @@ report_heap on, each lists the onboard modules loaded (sys.modules) at that
 change. A module let go of but still referenced stays in RAM all the same:
 that shows in the heap figures of `make bench`, not here."""
 
+import ast
 import re
+from pathlib import Path
 
 from test_faults import blynk_device
 from test_profiles import configure, port_of
@@ -121,6 +123,43 @@ def test_a_renewal_while_online_runs_without_the_mqtt_clients_code(device, cloud
     assert renewals(cloudsim) == before + 1  # (the renewal did reach the cloud)
     assert renewed["state"] == "RUNNING"  # (renewed while online)
     assert {"amqtt", "mqttbase"} & set(renewed["loaded"]) == set()
+
+
+def test_no_state_of_a_life_holds_the_codes_module(device, cloudsim):
+    # onboard.codes is the applications' table of states and codes; the
+    # library folds the values in at compile time (a module and its names
+    # held in every state, about 300 B on 32-bit, for a handful of numbers)
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    d.press(2000)
+    d.wait_state("WAIT_CONFIG")
+    assert [e["state"] for e in d.events if "codes" in e["loaded"]] == []
+
+
+def test_the_codes_the_library_folds_in_are_onboard_codes_values():
+    # each module holds its own private const of a state or last_error
+    # (_NAME = const(value) for codes.py's NAME): one value everywhere
+    lib = Path(__file__).resolve().parent.parent / "lib" / "onboard"
+    table = consts(lib / "codes.py")
+    folded = {(path.relative_to(lib).as_posix(), name[1:]): value
+              for path in lib.rglob("*.py") if path.name != "codes.py"
+              for name, value in consts(path).items() if name[1:] in table}
+    assert {"runtime.py", "session.py", "failed.py"} <= {f for f, _ in folded}  # (found)
+    assert {key: value for key, value in folded.items() if value != table[key[1]]} == {}
+
+
+def consts(path):
+    """A module's top-level constants: NAME = const(value) or NAME = "text"."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            value = node.value
+            if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "const":
+                value = value.args[0]
+            if isinstance(value, ast.Constant):
+                found[node.targets[0].id] = value.value
+    return found
 
 
 def test_a_simulated_device_interns_short_module_paths_wherever_the_project_is(

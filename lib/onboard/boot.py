@@ -7,10 +7,12 @@ import time
 from micropython import const
 
 from onboard import clock, log
-from onboard.codes import ERR_CONFIG, ERROR
 from onboard.runtime import Runtime
 from onboard.store import Store
 
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_ERROR = const("ERROR")
+_ERR_CONFIG = const(700)
 _TAG = const("runtime")
 
 
@@ -48,7 +50,7 @@ def runtime(board, config_path=None):
         return make(config, board)
     except (OSError, ValueError, ImportError, AttributeError) as e:
         log.error(_TAG, "config unusable: %s", type(e).__name__)
-        board.emit({"state": ERROR, "portal": None, "last_error": ERR_CONFIG})
+        board.emit({"state": _ERROR, "portal": None, "last_error": _ERR_CONFIG})
         while True:
             board.led(True)
             time.sleep_ms(50)

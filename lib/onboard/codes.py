@@ -1,6 +1,9 @@
 # The runtime's states (Blynk.Edgent's names) and every last_error code
-# (DESIGN.md section 9), in one place for the runtime, the profiles, the
-# Wi-Fi manager and the portal.
+# (DESIGN.md section 9), for applications: `from onboard.codes import RUNNING`.
+# The library's own modules do not load it. Each folds the values it uses in
+# as private constants (_RUNNING = const("RUNNING")), which cost no RAM once
+# compiled, where this module and the names imported from it stayed loaded in
+# every state; tests_host/test_memory checks that they are the values here.
 from micropython import const
 
 WAIT_CONFIG = "WAIT_CONFIG"

@@ -6,8 +6,12 @@ import asyncio
 from micropython import const
 
 from onboard import log
-from onboard.codes import ERR_CLOUD, ERR_DNS, ERR_TLS, ERR_TOKEN
 
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_ERR_CLOUD = const(702)
+_ERR_TOKEN = const(703)
+_ERR_DNS = const(710)
+_ERR_TLS = const(711)
 _TAG = const("runtime")
 
 
@@ -19,11 +23,11 @@ def outcome(rt, e):
     reboots for it."""
     from onboard.cloud import Rejected, Transient
 
-    code = ERR_CLOUD
+    code = _ERR_CLOUD
     retry = 0
     if isinstance(e, Rejected):
         log.warn(_TAG, "credentials refused at %s", e.args[0])
-        code = e.args[1] if len(e.args) > 1 else ERR_TOKEN
+        code = e.args[1] if len(e.args) > 1 else _ERR_TOKEN
         if not rt.trial():
             if len(e.args) > 2:
                 rt.store.put("cloud", **e.args[2])
@@ -38,8 +42,8 @@ def outcome(rt, e):
         from onboard.errors import DNSError, NetError, TLSError
 
         log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
-        code = ERR_TLS if isinstance(e, TLSError) else ERR_DNS if isinstance(e, DNSError) \
-            else ERR_CLOUD
+        code = _ERR_TLS if isinstance(e, TLSError) else _ERR_DNS if isinstance(e, DNSError) \
+            else _ERR_CLOUD
     else:  # a reply nobody expected: try again later
         log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
     if rt.trial():  # new settings that did not reach the cloud: the working ones again

@@ -12,7 +12,7 @@ _HEADER = const(b"IMPROV\x01")
 _MAX_DATA = const(128)
 # packet types
 _STATE = const(0x01)
-_ERROR = const(0x02)
+_ERROR_STATE = const(0x02)
 _RPC = const(0x03)
 _RESULT = const(0x04)
 # RPC commands
@@ -93,14 +93,14 @@ class Improv:
                 continue
             raw, buf, n = buf, b"", buf[8]
             if raw[6] != 1 or n > _MAX_DATA or (sum(raw[:-1]) & 0xFF) != raw[-1]:
-                self.send(packet(_ERROR, bytes((_ERR_INVALID_RPC,))))
+                self.send(packet(_ERROR_STATE, bytes((_ERR_INVALID_RPC,))))
                 continue
             if raw[7] == _RPC:
                 await self.rpc(raw[9 : 9 + n])
 
     async def rpc(self, data):
         if len(data) < 2 or data[1] != len(data) - 2:
-            self.send(packet(_ERROR, bytes((_ERR_INVALID_RPC,))))
+            self.send(packet(_ERROR_STATE, bytes((_ERR_INVALID_RPC,))))
             return
         command, body = data[0], data[2:]
         if command == _GET_CURRENT_STATE:
@@ -117,7 +117,7 @@ class Improv:
         elif command == _WIFI_SETTINGS:
             await self.provision(body)
         else:
-            self.send(packet(_ERROR, bytes((_ERR_UNKNOWN_RPC,))))
+            self.send(packet(_ERROR_STATE, bytes((_ERR_UNKNOWN_RPC,))))
 
     async def provision(self, body):
         try:
@@ -129,7 +129,7 @@ class Improv:
                 raise ValueError
             wifi.check_credentials(ssid, password)
         except (IndexError, ValueError, UnicodeError):
-            self.send(packet(_ERROR, bytes((_ERR_INVALID_RPC,))))
+            self.send(packet(_ERROR_STATE, bytes((_ERR_INVALID_RPC,))))
             return
         # no state change kept: nothing is read while join() runs
         self.send(packet(_STATE, bytes((_PROVISIONING,))))
@@ -137,7 +137,7 @@ class Improv:
         if code:
             log.info(_TAG, "could not join %s (%d)", ssid, code)
             self.state = _READY
-            self.send(packet(_ERROR, bytes((_ERR_UNABLE_TO_CONNECT,))))
+            self.send(packet(_ERROR_STATE, bytes((_ERR_UNABLE_TO_CONNECT,))))
             self.send(packet(_STATE, bytes((_READY,))))
             return
         try:
@@ -145,7 +145,7 @@ class Improv:
         except ValueError as e:
             log.info(_TAG, "not taken: %s", str(e))
             self.state = _READY
-            self.send(packet(_ERROR, bytes((_ERR_INVALID_RPC,))))
+            self.send(packet(_ERROR_STATE, bytes((_ERR_INVALID_RPC,))))
             self.send(packet(_STATE, bytes((_READY,))))
             return
         self.state = _PROVISIONED

@@ -10,17 +10,16 @@ import time
 from micropython import const
 
 from onboard import log
-from onboard.codes import (
-    CONFIGURING,
-    CONNECTING_CLOUD,
-    CONNECTING_NET,
-    ERR_INTERNAL,
-    ERROR,
-    RESET_CONFIG,
-    RUNNING,
-    WAIT_CONFIG,
-)
 
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_WAIT_CONFIG = const("WAIT_CONFIG")
+_CONFIGURING = const("CONFIGURING")
+_CONNECTING_NET = const("CONNECTING_NET")
+_CONNECTING_CLOUD = const("CONNECTING_CLOUD")
+_RUNNING = const("RUNNING")
+_RESET_CONFIG = const("RESET_CONFIG")
+_ERROR = const("ERROR")
+_ERR_INTERNAL = const(704)
 _TAG = const("runtime")
 _TYPES = const(0)  # pyright's: MicroPython folds `if _TYPES:` away
 if _TYPES:
@@ -28,9 +27,9 @@ if _TYPES:
 _OUTBOX = const(8)  # application messages queued while online, at most
 _GC_EVERY = const(1024)  # bytes allocated between two collections (main)
 # LED (on ms, off ms) per state: fast blink in setup, slow while connecting, on when online
-LED = {WAIT_CONFIG: (100, 100), CONFIGURING: (100, 100), CONNECTING_NET: (500, 500),
-       CONNECTING_CLOUD: (500, 500), RUNNING: (1000, 0), RESET_CONFIG: (50, 50),
-       ERROR: (50, 950)}
+LED = {_WAIT_CONFIG: (100, 100), _CONFIGURING: (100, 100), _CONNECTING_NET: (500, 500),
+       _CONNECTING_CLOUD: (500, 500), _RUNNING: (1000, 0), _RESET_CONFIG: (50, 50),
+       _ERROR: (50, 950)}
 
 
 def forget(*names):
@@ -232,9 +231,9 @@ class Runtime:
             switch(self.store)
             forget("trial")
         self.set_error(0)
-        if self.state == RUNNING:
+        if self.state == _RUNNING:
             self.note(online=True)  # back online without leaving RUNNING (a renewal)
-        self.set_state(RUNNING)
+        self.set_state(_RUNNING)
 
     # -- the board -------------------------------------------------------------------
 
@@ -277,7 +276,7 @@ class Runtime:
                     self.pressed_at = None
             elif down and time.ticks_diff(now, pressed_at) >= 10000:
                 self.pressed_at = False
-                self.set_state(RESET_CONFIG)
+                self.set_state(_RESET_CONFIG)
                 try:
                     self.reset()
                 except OSError as e:  # the flash refused: the settings stay, setup opens
@@ -311,7 +310,7 @@ def main(board, config_path=None):
         asyncio.run(rt.run())
     except Exception as e:  # noqa: BLE001  the device must come back by itself
         log.error(_TAG, "internal error: %s", type(e).__name__)
-        rt.set_error(ERR_INTERNAL)
-        rt.set_state(ERROR)
+        rt.set_error(_ERR_INTERNAL)
+        rt.set_state(_ERROR)
         time.sleep(10)
         board.reboot()

@@ -8,9 +8,12 @@ import time
 from micropython import const
 
 from onboard import clock, log
-from onboard.codes import CONNECTING_CLOUD, CONNECTING_NET, ERR_NETWORK
 from onboard.runtime import forget, loaded, new_since
 
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_CONNECTING_NET = const("CONNECTING_NET")
+_CONNECTING_CLOUD = const("CONNECTING_CLOUD")
+_ERR_NETWORK = const(701)
 _TAG = const("runtime")
 # the longest wait before a renewal: ticks_add() refuses more than 2**29 ms (6.2
 # days) on the ESP32, less than a 7-day token's wait; a renewal comes early instead
@@ -23,7 +26,7 @@ async def online(rt, attempt):
     sta = rt.station()
     joined = sta.isconnected()
     if not joined:
-        rt.set_state(CONNECTING_NET)
+        rt.set_state(_CONNECTING_NET)
         try:
             joined = await join(rt, sta)
         finally:
@@ -35,7 +38,7 @@ async def online(rt, attempt):
             return attempt
         retry_after = 0
     else:
-        rt.set_state(CONNECTING_CLOUD)
+        rt.set_state(_CONNECTING_CLOUD)
         retry_after = await go_online(rt)
         if retry_after is None:
             return 0
@@ -87,9 +90,9 @@ async def go_online(rt):
         if rt.trial():
             from onboard.trial import end
 
-            end(rt, ERR_NETWORK)
+            end(rt, _ERR_NETWORK)
             return None
-        rt.set_error(ERR_NETWORK)
+        rt.set_error(_ERR_NETWORK)
         return 0
     finally:
         rt.session = None
@@ -199,7 +202,7 @@ async def serve(rt):
             return
         if kind == cloud.REDIRECT:
             rt.store.put("cloud", **outcome[1])  # followed at the next start
-            rt.set_state(CONNECTING_CLOUD)
+            rt.set_state(_CONNECTING_CLOUD)
 
 
 async def mqtt_session(rt, link, due):

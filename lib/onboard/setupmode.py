@@ -7,8 +7,10 @@ import time
 from micropython import const
 
 from onboard import log, wifi
-from onboard.codes import CONFIGURING, WAIT_CONFIG
 
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_WAIT_CONFIG = const("WAIT_CONFIG")
+_CONFIGURING = const("CONFIGURING")
 _TAG = const("runtime")
 
 
@@ -120,7 +122,7 @@ async def run(rt):
         tasks.append(asyncio.create_task(improv.run()))
     rt.arrived.clear()
     await asyncio.sleep_ms(0)  # the DNS (and Improv) start before WAIT_CONFIG says so
-    rt.set_state(WAIT_CONFIG)
+    rt.set_state(_WAIT_CONFIG)
     idle_ms = int(opts.get("idle_timeout_s", 600)) * 1000
     try:
         while not rt.arrived.is_set():
@@ -145,6 +147,6 @@ async def run(rt):
         board.stop_ap()
         rt.portal_url = None
     if rt.arrived.is_set():
-        rt.set_state(CONFIGURING)
+        rt.set_state(_CONFIGURING)
         if not rt.joined:
             rt.station().disconnect()  # join again, with what just arrived

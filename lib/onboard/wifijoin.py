@@ -6,9 +6,14 @@ import asyncio
 import time
 from micropython import const
 
-from onboard.codes import ERR_CONFIG, ERR_NETWORK, ERR_NO_IP, ERR_NOT_FOUND, ERR_WRONG_PASSWORD
 from onboard.wifi import remember, saved
 
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_ERR_CONFIG = const(700)
+_ERR_NETWORK = const(701)
+_ERR_NOT_FOUND = const(720)
+_ERR_WRONG_PASSWORD = const(722)
+_ERR_NO_IP = const(723)
 _GOT_IP = const(1010)
 _CONNECTING = const(1001)
 
@@ -16,12 +21,12 @@ _CONNECTING = const(1001)
 def reason(status):
     """The last_error code for an ESP32 station status that ended a join."""
     if status in (201, 210, 211, 212):
-        return ERR_NOT_FOUND
+        return _ERR_NOT_FOUND
     if status in (202, 204):  # some access points report a wrong key as a handshake timeout
-        return ERR_WRONG_PASSWORD
+        return _ERR_WRONG_PASSWORD
     if status == _CONNECTING:  # associated, but no address came
-        return ERR_NO_IP
-    return ERR_NETWORK
+        return _ERR_NO_IP
+    return _ERR_NETWORK
 
 
 async def join(sta, ssid, password, timeout_ms=15000, ip=None):
@@ -55,7 +60,7 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None):
 async def join_saved(store, sta, timeout_ms=15000):
     """Try the saved networks, most recently good first: (0, ssid) once one
     joins (it moves to the front of the list), else (last_error, None)."""
-    error = ERR_CONFIG  # nothing saved
+    error = _ERR_CONFIG  # nothing saved
     for net in saved(store):
         code = await join(sta, net["ssid"], net["password"], timeout_ms, net.get("ip"))
         if not code:

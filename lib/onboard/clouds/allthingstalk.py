@@ -8,6 +8,8 @@
 import re
 from micropython import const
 
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_ERR_CONFIG = const(700)
 _ASSETS = const(16)  # at most this many assets in a config
 FIELDS = (("device_id", "Device ID", False), ("token", "Device token", True))
 
@@ -81,14 +83,13 @@ async def make_assets(rt, cloud, assets):
 
 async def start(rt):
     from onboard.cloud import Rejected
-    from onboard.codes import ERR_CONFIG
 
     cloud = rt.store.get("cloud")
     if not cloud.get("token") or not cloud.get("device_id"):
-        raise Rejected("config", ERR_CONFIG)
+        raise Rejected("config", _ERR_CONFIG)
     assets = rt.config.get("assets") or {}
     if not isinstance(assets, dict) or len(assets) > _ASSETS or (assets and "api" not in rt.config):
-        raise Rejected("config", ERR_CONFIG)
+        raise Rejected("config", _ERR_CONFIG)
     link = {"mqtt": (cloud["token"], "x", None, None, None),
             "topics": ("device/%s/asset/+/command" % cloud["device_id"],)}
     if assets and cloud.get("assets") != list(assets):

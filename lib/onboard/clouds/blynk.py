@@ -3,6 +3,9 @@ import re
 from micropython import const
 
 _TOKEN = re.compile("^[-_a-zA-Z0-9]+$")
+
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_ERR_CONFIG = const(700)
 _TOKEN_LEN = const(32)
 
 # extra portal fields: (name, label, secret)
@@ -78,13 +81,12 @@ async def start(rt):
     from onboard import clock
     from onboard.cloud import Rejected
     from onboard.cloudapi import fetch, judge
-    from onboard.codes import ERR_CONFIG
 
     cfg = rt.config
     cloud = rt.store.get("cloud")
     token = cloud.get("token")
     if not token:
-        raise Rejected("config", ERR_CONFIG)
+        raise Rejected("config", _ERR_CONFIG)
     link = {}
     tmpl = cfg.get("tmpl_id", "")
     if not cloud.get("activated"):

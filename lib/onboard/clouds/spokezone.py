@@ -6,6 +6,8 @@
 # beside the token ("renew": [exp, at]), so a reboot does not renew again.
 from micropython import const
 
+# onboard.codes' values, folded in at compile time (the module is not loaded)
+_ERR_CONFIG = const(700)
 _TWELVE_HOURS = const(43200)
 
 FIELDS = (("token", "Spoke Zone device token", True), ("uuid", "Device UUID", False))
@@ -68,7 +70,6 @@ async def renew(rt, cloud):
     whether it is new."""
     from onboard.cloud import Rejected, Transient
     from onboard.cloudapi import body, fetch, judge
-    from onboard.codes import ERR_CONFIG
 
     token = cloud["token"]
     resp = await fetch(rt, "POST", "/loginDevice",
@@ -76,7 +77,7 @@ async def renew(rt, cloud):
                              "uuid": cloud["uuid"]})
     code = resp.status_code
     if 400 <= code < 500 and code not in (401, 403, 408, 429):
-        raise Rejected("renewal", ERR_CONFIG)  # not worth retrying: the request is wrong
+        raise Rejected("renewal", _ERR_CONFIG)  # not worth retrying: the request is wrong
     judge(resp, "renewal")
     if code != 201:
         return token, False
@@ -93,11 +94,10 @@ async def start(rt):
     it), then MQTT with the current token under the token's prefix."""
     from onboard import clock
     from onboard.cloud import Rejected, renew_margin
-    from onboard.codes import ERR_CONFIG
 
     cloud = rt.store.get("cloud")
     if not cloud.get("token") or not cloud.get("uuid"):
-        raise Rejected("config", ERR_CONFIG)
+        raise Rejected("config", _ERR_CONFIG)
     token = cloud["token"]
     exp, lifetime, _, prefix = token_claims(token)
     at = due(cloud, exp)
