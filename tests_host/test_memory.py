@@ -129,12 +129,27 @@ def test_no_state_of_a_life_holds_the_codes_module(device, cloudsim):
     # onboard.codes is the applications' table of states and codes; the
     # library folds the values in at compile time (a module and its names
     # held in every state, about 300 B on 32-bit, for a handful of numbers)
+    d = online_then_setup_again(device, cloudsim)
+    assert [e["state"] for e in d.events if "codes" in e["loaded"]] == []
+
+
+def online_then_setup_again(device, cloudsim):
+    """A Blynk device configured, online, then in setup mode again (the
+    button): every state once, with the modules each held."""
     d, fields = blynk_device(device, cloudsim, report_heap=True)
     configure(d, **fields)
     d.wait_state("RUNNING")
     d.press(2000)
     d.wait_state("WAIT_CONFIG")
-    assert [e["state"] for e in d.events if "codes" in e["loaded"]] == []
+    return d
+
+
+def test_no_state_of_a_life_holds_the_stores_writing_code(device, cloudsim):
+    # the settings, the cloud's fields and last_error are written in setup
+    # mode and on the way online; the writing code is let go of after each
+    d = online_then_setup_again(device, cloudsim)
+    assert d.store_generation() >= 2  # (written: the settings, then the cloud's activation)
+    assert [e["state"] for e in d.events if "storewrite" in e["loaded"]] == []
 
 
 def test_the_codes_the_library_folds_in_are_onboard_codes_values():

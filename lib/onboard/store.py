@@ -8,9 +8,9 @@
 # atomic; on FAT a rename is two directory updates, so <path>.prev keeps the
 # previous generation and load() falls back to it when <path> is missing,
 # torn or corrupt. The temp file is never trusted.
-import json
-import os
-from binascii import crc32
+# The reading and the writing are modules of their own (onboard.storeread,
+# onboard.storewrite), loaded for a load or a write and let go of after it:
+# between the two, only the record and this module's checks stay in RAM.
 from micropython import const
 
 from onboard import log
@@ -19,8 +19,6 @@ SECTIONS = ("wifi", "enrol", "cloud", "state", "meta")
 VERSION = const(1)
 MAX_BYTES = const(8192)  # bound on what load() reads and put() writes
 _MAX_DEPTH = const(4)
-_REST = const(18)  # len('{"crc":"xxxxxxxx",')
-_ENOENT = const(2)
 
 # Where the record in memory came from (Store.status), a word:
 #   "new"       not loaded yet
@@ -30,8 +28,6 @@ _ENOENT = const(2)
 #   "damaged"   files present, none valid: started empty
 # (words, not module names: each name would cost RAM for as long as the
 # store is loaded, which is always)
-
-_TAG = const("store")
 
 
 def _check_value(value, field, depth=0):
@@ -84,13 +80,16 @@ def _register_secrets(obj):
             _register_secrets(v)
 
 
-def _remove(path):
-    # Missing is fine; a failing medium is not, the caller must hear of it.
-    try:
-        os.remove(path)
-    except OSError as e:
-        if e.errno != _ENOENT:
-            raise
+def _let_go(name):
+    # a module of the store's that was loaded for one step (the reading,
+    # the writing): out of sys.modules and the package, so its code is freed
+    import sys
+
+    import onboard
+
+    sys.modules.pop("onboard." + name, None)
+    if name in onboard.__dict__:
+        delattr(onboard, name)
 
 
 class Store:
@@ -117,16 +116,12 @@ class Store:
         The reading is onboard.storeread's, loaded for it and let go of
         after: a device reads its store at boot, and again only after a
         write failed."""
-        import sys
-
-        import onboard
         from onboard import storeread
 
         try:
             return storeread.load(self)
         finally:
-            sys.modules.pop("onboard.storeread", None)
-            delattr(onboard, "storeread")
+            _let_go("storeread")
 
     def _loaded(self):
         if self.status == "new":
@@ -182,42 +177,10 @@ class Store:
             raise ValueError("store: unknown section %r" % section)
 
     def _commit(self, data, scrub_previous, section=None, fields=()):
-        gen = self._gen + 1
-        head = b'"v":%d,"gen":%d,"data":' % (VERSION, gen)
-        # the one copy of the record in RAM: MicroPython's str is its UTF-8
-        # bytes, which crc32, memoryview and a file's write take as they are
-        # (no joined or encoded copies: a write may come when the heap is fullest)
-        data_text = json.dumps(data)
-        size = len(memoryview(data_text))  # pyright: ignore  (a str is a buffer here)
-        size += _REST + len(head) + 1
-        # the bound is on the file's bytes, as load() reads it
-        if size > MAX_BYTES:
-            raise ValueError("store: section %r (%s) would make the record %d bytes, over %d"
-                             % (section, ",".join(sorted(fields)), size, MAX_BYTES))
-        crc = crc32(b"}", crc32(data_text, crc32(head))) & 0xFFFFFFFF
-        tmp = self.path + ".tmp"
-        prev = self.path + ".prev"
+        # onboard.storewrite's, loaded for the write and let go of after it
+        from onboard import storewrite
+
         try:
-            with open(tmp, "wb") as f:
-                f.write(b'{"crc":"%08x",' % crc)
-                f.write(head)
-                f.write(data_text)
-                f.write(b"}")
-            del data_text
-            if self.status == "ok":
-                os.rename(self.path, prev)
-            else:  # damaged or unreadable: never rotate it over a good .prev
-                _remove(self.path)
-            os.rename(tmp, self.path)
-            if scrub_previous:
-                _remove(prev)
-        except OSError:
-            # The files may be anywhere between old and new: reread on next use.
-            self.status = "new"
-            raise
-        self._gen = gen
-        self._data = data
-        self.status = "ok"
-        self.problems = []
-        self.writes += 1
-        log.debug(_TAG, "wrote generation %d", gen)
+            storewrite.commit(self, data, scrub_previous, section, fields)
+        finally:
+            _let_go("storewrite")

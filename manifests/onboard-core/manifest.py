@@ -13,6 +13,7 @@ package(
         "log.py",
         "store.py",
         "storeread.py",
+        "storewrite.py",
         "clock.py",
         "runtime.py",
         "trial.py",
