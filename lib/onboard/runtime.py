@@ -150,7 +150,9 @@ class Runtime:
             self.session.cancel()
 
     def uid(self):
-        return "".join("%02x" % b for b in self.mac)  # the MAC, as wifi.mac_text(mac, "")
+        from binascii import hexlify
+
+        return hexlify(self.mac).decode()  # the MAC, as wifi.mac_text(mac, "")
 
     def station(self):
         # made active once; the online loop asks it every 100 ms
