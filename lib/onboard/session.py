@@ -27,10 +27,14 @@ async def online(rt, attempt):
     joined = sta.isconnected()
     if not joined:
         rt.set_state(_CONNECTING_NET)
+        from onboard import wifijoin  # (and onboard.wifi, which it uses)
+
         try:
-            joined = await join(rt, sta)
+            joined = await wifijoin.for_device(rt, sta)
         finally:
-            # not needed again until the link is lost (the runtime uses the station)
+            # not needed again until the link is lost (the runtime uses the
+            # station); a coroutine's local would hold the module for good
+            del wifijoin
             forget("wifi", "wifijoin")
     if not joined:
         if rt.fresh or rt.setup_requested:
@@ -46,30 +50,6 @@ async def online(rt, attempt):
 
     await wait_retry(rt, attempt, retry_after)
     return attempt + 1
-
-
-async def join(rt, sta):
-    from onboard import wifijoin  # (and onboard.wifi, which it uses)
-
-    timeout = int(rt.config.get("wifi_timeout_s", 15)) * 1000
-    if rt.trial():
-        p = rt.real.get("state")["pending"]
-        ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
-        code = await wifijoin.join(sta, ssid, p["password"], timeout,  # pyright: ignore
-                               p.get("ip"))  # pyright: ignore
-        if code:
-            from onboard.trial import end
-
-            end(rt, code)
-            return False
-    else:
-        code, ssid = await wifijoin.join_saved(rt.store, sta, timeout)
-        if code:
-            rt.set_error(code)
-            return False
-    log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
-    rt.fresh = False
-    return True
 
 
 async def go_online(rt):

@@ -1,7 +1,9 @@
 # Joining a network: one (join) or the saved ones in turn (join_saved), and
-# the last_error code a failed join ends with (reason). Imported by the
-# cloud session for CONNECTING_NET; Improv (and any user) reaches it as
-# wifi.join, through onboard.wifi's module __getattr__.
+# the last_error code a failed join ends with (reason); the device's join for
+# CONNECTING_NET (for_device: the settings on trial, else the saved ones).
+# Imported by the cloud session for CONNECTING_NET and let go of after it;
+# Improv (and any user) reaches join as wifi.join, through onboard.wifi's
+# module __getattr__.
 import asyncio
 import time
 from micropython import const
@@ -14,6 +16,7 @@ _ERR_NETWORK = const(701)
 _ERR_NOT_FOUND = const(720)
 _ERR_WRONG_PASSWORD = const(722)
 _ERR_NO_IP = const(723)
+_TAG = const("runtime")
 _GOT_IP = const(1010)
 _CONNECTING = const(1001)
 
@@ -68,3 +71,30 @@ async def join_saved(store, sta, timeout_ms=15000):
             return 0, net["ssid"]
         error = code
     return error, None
+
+
+async def for_device(rt, sta):
+    """CONNECTING_NET's join: the settings on trial, else the saved networks.
+    True once joined; else False, last_error set (or the trial ended).
+    """
+    from onboard import log
+
+    timeout = int(rt.config.get("wifi_timeout_s", 15)) * 1000
+    if rt.trial():
+        p = rt.real.get("state")["pending"]
+        ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
+        code = await join(sta, ssid, p["password"], timeout,  # pyright: ignore
+                      p.get("ip"))  # pyright: ignore
+        if code:
+            from onboard.trial import end
+
+            end(rt, code)
+            return False
+    else:
+        code, ssid = await join_saved(rt.store, sta, timeout)
+        if code:
+            rt.set_error(code)
+            return False
+    log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
+    rt.fresh = False
+    return True
