@@ -83,6 +83,20 @@ def test_settings_on_trial_hold_its_code_only_until_they_work(device, cloudsim):
     assert ["trial" in e["loaded"] for e in (first, tried, online)] == [False, True, False]
 
 
+def test_settings_on_trial_load_its_code_only_once_setup_mode_has_ended(device, cloudsim):
+    # setup mode is the device's fullest state: the trial's code comes after
+    # its code has been let go of, on the way to CONNECTING_NET
+    from test_blynk_app import reconfigure
+
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    reconfigure(d, ssid="cafe", **{"pass": ""}, **fields)  # saved networks: on trial
+    configuring = d.wait_state("CONFIGURING")
+    tried = d.wait_state("CONNECTING_NET")
+    assert ("trial" in configuring["loaded"], "trial" in tried["loaded"]) == (False, True)
+
+
 def test_settings_on_trial_that_fail_leave_none_of_its_code(device, cloudsim):
     from test_blynk_app import reconfigure
 

@@ -192,17 +192,22 @@ class Runtime:
                 pass
             forget("ca")
 
+    def try_pending(self):
+        """Settings waiting in the store (state.pending: from setup mode, or
+        left by a power cut during a trial or its switch) are tried, the
+        store seen through a Trial; a switch that had begun is finished."""
+        if self.trial() or not self.real.get("state").get("pending"):
+            return
+        from onboard.trial import resume
+
+        resume(self)
+        if not self.trial():  # the switch was finished
+            forget("trial")
+
     async def run(self):
         self.store.load()
-        state = self.store.get("state")
-        self.last_error = state.get("last_error", 0)
-        if state.get("pending"):  # a power cut came during a trial or its switch
-            from onboard import trial
-
-            trial.resume(self)
-            del trial  # (a coroutine's local: it would hold the module for good)
-            if not self.trial():  # the switch was finished
-                forget("trial")
+        self.last_error = self.store.get("state").get("last_error", 0)
+        self.try_pending()
         attempt = 0
         while True:
             await self.fresh_helpers()
@@ -214,6 +219,7 @@ class Runtime:
                 await asyncio.create_task(self.setup_mode())  # see fresh_helpers
                 await self.fresh_helpers()  # (and the cancelled setup tasks end)
                 forget(*new_since(before))  # setup mode's code leaves RAM (portal, DNS, Improv)
+                self.try_pending()  # (loaded now, not among setup mode's code)
                 attempt = 0
             self.make_tls()
             attempt = await self.go_online(attempt)

@@ -47,12 +47,9 @@ def arrive(rt, fields, joined=False):
         wifi.remember(store, ssid, password, ip)
         if cloud:
             store.put("cloud", **cloud)
-    else:
+    else:  # on trial once setup mode has ended (Runtime.try_pending)
         store.put("state", pending={"ssid": ssid, "password": password, "ip": ip,
                                     "cloud": cloud})
-        from onboard.trial import Trial
-
-        rt.store = Trial(store)
     rt.fresh = not joined
     rt.joined = joined
     rt.arrived.set()

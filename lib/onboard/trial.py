@@ -1,7 +1,9 @@
 # New settings on trial: from setup mode, where they arrive, until they have
 # worked (switch: they replace the working ones) or failed (end). Loaded only
-# then, and at boot when a power cut came during a trial or its switch; let go
-# of after, so a device online on settings that work holds none of this code.
+# then (Runtime.try_pending: once setup mode's code has been let go of, as
+# setup mode is the fullest state), and at boot when a power cut came during
+# a trial or its switch; let go of after, so a device online on settings that
+# work holds none of this code.
 from micropython import const
 
 from onboard import log
