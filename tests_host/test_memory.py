@@ -17,7 +17,8 @@ from onboard_cli.build import build, module_name
 from onboard_cli.simdevice import DEFAULT_RADIO
 
 SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
-SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase"}
+# (and the Blynk profile's online part, which the session loads through the profile)
+SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase", "clouds.blynk_online"}
 # booting, the profile's HTTPS, the time sync, the CA's loader, the store's reader:
 # done with before RUNNING (booting and the reader before the first state)
 ONCE = {"cloudapi", "ahttp", "httpmsg", "redirect", "chunked", "timesync", "httpdate", "ca",
@@ -260,6 +261,21 @@ def test_checking_text_interns_none_of_its_characters(mpy):
     before, after = (set(re.findall(r"^Q\((.*)\)$", part, re.M))
                      for part in re.split(r"^@checks$", run.stdout, flags=re.M))
     assert [q for q in after - before if len(q) == 1] == []
+
+
+def test_letting_go_of_a_module_of_a_subpackage_leaves_no_link_to_it(mpy):
+    # importing onboard.clouds.blynk_online links it from onboard.clouds too:
+    # that link alone would keep its code in RAM after sys.modules forgot it
+    run = mpy.run("""
+        import sys
+        import onboard.clouds.blynk_online
+        from onboard.runtime import forget
+
+        forget("clouds.blynk_online")
+        print([k for k in onboard.clouds.__dict__ if k == "blynk_online"],
+              "onboard.clouds.blynk_online" in sys.modules)
+        """)
+    assert run.stdout.split("\n")[-2] == "[] False"
 
 
 def test_letting_go_of_modules_frees_the_last_stream_asyncio_watched(mpy):

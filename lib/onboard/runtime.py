@@ -38,12 +38,13 @@ def forget(*names):
     import gc
     import sys
 
-    import onboard
-
     for name in names:
         sys.modules.pop("onboard." + name, None)
-        if name in onboard.__dict__:
-            delattr(onboard, name)
+        # and the package's link to it (clouds.blynk_online: onboard.clouds')
+        package, _, name = ("onboard." + name).rpartition(".")
+        package = sys.modules.get(package)
+        if package and name in package.__dict__:
+            delattr(package, name)
     # asyncio's poller keeps a link to the last stream it stopped watching: a
     # map slot whose key is removed keeps its value (MicroPython's dicts). That
     # kept a closed TLS socket, and with it the TLS context, in RAM through

@@ -8,3 +8,6 @@
 #       (renew_s); raises Rejected or Transient
 #   downlink(cloud, topic, msg) -> None (for the application) or an outcome
 # What they share is in onboard.cloud (loaded once a session starts).
+# A profile may keep what only the session uses in a module of its own that
+# its module __getattr__ loads (blynk: blynk_online), so setup mode, which
+# holds the profile, does not hold that code too.
