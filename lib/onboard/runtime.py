@@ -36,15 +36,11 @@ def forget(*names):
     """Let go of onboard modules that are no longer needed (their code is in
     RAM when loaded from a filesystem); imported again when needed."""
     import gc
-    import sys
+
+    from onboard import let_go
 
     for name in names:
-        sys.modules.pop("onboard." + name, None)
-        # and the package's link to it (clouds.blynk_online: onboard.clouds')
-        package, _, name = ("onboard." + name).rpartition(".")
-        package = sys.modules.get(package)
-        if package and name in package.__dict__:
-            delattr(package, name)
+        let_go(name)
     # asyncio's poller keeps a link to the last stream it stopped watching: a
     # map slot whose key is removed keeps its value (MicroPython's dicts). That
     # kept a closed TLS socket, and with it the TLS context, in RAM through

@@ -80,18 +80,6 @@ def _register_secrets(obj):
             _register_secrets(v)
 
 
-def _let_go(name):
-    # a module of the store's that was loaded for one step (the reading,
-    # the writing): out of sys.modules and the package, so its code is freed
-    import sys
-
-    import onboard
-
-    sys.modules.pop("onboard." + name, None)
-    if name in onboard.__dict__:
-        delattr(onboard, name)
-
-
 class Store:
     """One durable record of sections, see DESIGN.md section 3."""
 
@@ -116,12 +104,12 @@ class Store:
         The reading is onboard.storeread's, loaded for it and let go of
         after: a device reads its store at boot, and again only after a
         write failed."""
-        from onboard import storeread
+        from onboard import let_go, storeread
 
         try:
             return storeread.load(self)
         finally:
-            _let_go("storeread")
+            let_go("storeread")
 
     def _loaded(self):
         if self.status == "new":
@@ -178,9 +166,9 @@ class Store:
 
     def _commit(self, data, scrub_previous, section=None, fields=()):
         # onboard.storewrite's, loaded for the write and let go of after it
-        from onboard import storewrite
+        from onboard import let_go, storewrite
 
         try:
             storewrite.commit(self, data, scrub_previous, section, fields)
         finally:
-            _let_go("storewrite")
+            let_go("storewrite")
