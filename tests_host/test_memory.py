@@ -286,6 +286,7 @@ def test_letting_go_of_modules_frees_the_last_stream_asyncio_watched(mpy):
         import asyncio, gc, io
         from asyncio import core
         from onboard.runtime import forget
+        import onboard.store  # (the runtime always holds it: forget uses its let_go)
 
         class Stream(io.IOBase):  # readable at once, holding 20,000 bytes
             def __init__(self):

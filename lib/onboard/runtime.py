@@ -37,7 +37,7 @@ def forget(*names):
     RAM when loaded from a filesystem); imported again when needed."""
     import gc
 
-    from onboard import let_go
+    from onboard.store import let_go
 
     for name in names:
         let_go(name)
