@@ -167,6 +167,14 @@ def test_no_state_of_a_life_holds_the_stores_writing_code(device, cloudsim):
     assert [e["state"] for e in d.events if "storewrite" in e["loaded"]] == []
 
 
+def test_no_state_of_a_life_holds_the_blynk_profiles_check(device, cloudsim):
+    # check (the token's and the app's host and ports) runs for setup mode's
+    # /config and is let go of before the store writes what it returned
+    d = online_then_setup_again(device, cloudsim)
+    assert "CONFIGURING" in [e["state"] for e in d.events]  # (a /config with the token: checked)
+    assert [e["state"] for e in d.events if "clouds.blynk_check" in e["loaded"]] == []
+
+
 def test_the_codes_the_library_folds_in_are_onboard_codes_values():
     # each module holds its own private const of a state or last_error
     # (_NAME = const(value) for codes.py's NAME): one value everywhere

@@ -37,10 +37,11 @@ def arrive(rt, fields, joined=False):
     profile = rt.profile
     names = [f[0] for f in getattr(profile, "FIELDS", ())]
     # the cloud fields may be left out when the device already has a token
-    if hasattr(profile, "check") and (
-            any(fields.get(n) for n in names)
-            or not (joined or store.get("cloud").get("token"))):
-        cloud = profile.check(fields, rt.config, store.get("cloud"))
+    check = getattr(profile, "check", None)  # (blynk loads it for this call: once)
+    if check and (any(fields.get(n) for n in names)
+                  or not (joined or store.get("cloud").get("token"))):
+        cloud = check(fields, rt.config, store.get("cloud"))
+    check = None  # (the store's writes below need not hold its code)
     if joined or fields.get("save", "0") not in ("", "0") or not wifi.saved(store):
         rt.store = store
         store.put("state", pending=None)

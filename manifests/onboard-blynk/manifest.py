@@ -5,5 +5,5 @@ metadata(description="onboard for Blynk", version="0.1.0")
 add_library("onboard", "..")
 require("onboard-base", library="onboard")
 
-package("onboard", files=("clouds/blynk.py", "clouds/blynk_online.py"), base_path="../../lib",
-        opt=3)
+package("onboard", files=("clouds/blynk.py", "clouds/blynk_check.py", "clouds/blynk_online.py"),
+        base_path="../../lib", opt=3)
