@@ -228,6 +228,17 @@ def test_a_device_of_built_modules_runs_the_boards_network_from_its_firmware_ima
         ["/rom/network.mpy", ".lib/onboard/store.mpy"]
 
 
+def test_the_package_every_module_loads_defines_nothing_but_its_version(mpy):
+    # importing any onboard module loads the package first: the blocking HTTP
+    # and MQTT clients too, whose heap is measured against requests' and
+    # umqtt.simple's. One helper function there cost each 768 B (32-bit).
+    run = mpy.run("""
+        import onboard
+        print(sorted(k for k in onboard.__dict__ if k[:2] != "__"), onboard.__version__)
+        """)
+    assert run.lines[-1].startswith("[] ")
+
+
 def test_a_built_module_costs_no_qstr_for_its_source_name(mpy, tmp_path):
     # mpy-cross stores a source name in each .mpy; a path (onboard/store.py)
     # would be one more interned string per module, never freed. onboard build
