@@ -160,13 +160,6 @@ class Runtime:
             self.sta.active(True)
         return self.sta
 
-    # -- setup mode ----------------------------------------------------------------
-
-    async def setup_mode(self):
-        from onboard.setupmode import run  # (let go of when setup mode ends)
-
-        await run(self)
-
     # -- online ----------------------------------------------------------------------
 
     def make_tls(self):
@@ -213,19 +206,23 @@ class Runtime:
                                             or self.trial()):  # (wifi.saved)
                 self.setup_requested = False
                 self.ctx = None  # (not needed in setup mode: made again after it)
-                await asyncio.create_task(self.setup_mode())  # see fresh_helpers
+                # setup mode in a task of its own (see fresh_helpers); this
+                # coroutine's locals last as long as the device runs, so
+                # none keeps setup mode's code, nor the session's below
+                from onboard.setupmode import run as state
+                state = asyncio.create_task(state(self))
+                await state
+                state = None
                 await self.fresh_helpers()  # (and the cancelled setup tasks end)
                 forget(*new_since(before))  # setup mode's code leaves RAM (portal, DNS, Improv)
                 self.try_pending()  # (loaded now, not among setup mode's code)
                 attempt = 0
             self.make_tls()
-            attempt = await self.go_online(attempt)
+            from onboard.session import online as state
+
+            attempt = await state(self, attempt)
+            state = None
             forget(*new_since(before))  # the session's code (MQTT, TLS) leaves RAM
-
-    async def go_online(self, attempt):
-        from onboard.session import online  # (let go of when it returns)
-
-        return await online(self, attempt)
 
     def now_online(self):
         if self.trial():
