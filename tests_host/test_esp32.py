@@ -537,6 +537,31 @@ def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards,
     assert sim.front.logins["tls"] >= 1
 
 
+@lives
+def test_in_setup_mode_the_usb_line_answers_improv_and_still_lets_mpremote_in(tmp_path, boards,
+                                                                               sim):
+    # Improv's RPC packets carry 0x03, the REPL's Ctrl-C, which mpremote sends
+    from onboard_cli.improv import GET_DEVICE_INFO, RESULT, Serial, parse_strings, rpc
+
+    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
+    assert "improv" not in board.wait_state("WAIT_CONFIG")["loaded"]  # loaded on a first byte
+    port = Serial(board.ready["repl"])  # the board's UART0, as ESP Web Tools opens its USB
+    try:
+        port.send(rpc(GET_DEVICE_INFO))
+        while True:
+            got = port.packet(120)
+            assert got is not None, f"no Improv reply: {port.buf!r}; log:\n" + board.log_text()
+            if got[0] == RESULT and got[1][0] == GET_DEVICE_INFO:
+                break
+    finally:
+        port.close()
+    name, version, chip, device = parse_strings(got[1][2:])
+    assert (name, version, chip) == ("Sensor", "1.0.0", "ESP32 (QEMU)")
+    assert device.startswith("Acme Sensor-")
+    run = board.mpremote("exec", "print('repl', 6 * 7)")
+    assert "repl 42" in run.stdout, run.stdout + run.stderr
+
+
 class CertProxy:
     """A TLS server on the host presenting the certificate of kind `current` (expired,
     not_yet_valid, valid), each signed by cloudsim's CA; a connection whose

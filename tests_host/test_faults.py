@@ -24,10 +24,11 @@ HTTP_FAULTS = {
 }
 
 
-def blynk_device(device, cloudsim, **config):
+def blynk_device(device, cloudsim, serial=None, **config):
     prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
                {"orgId": 1, "ownerId": 1}, admin(cloudsim))
-    d = device(config={"profile": "blynk", "api": f"https://127.0.0.1:{cloudsim.https_port}/blynk",
+    d = device(serial=serial,
+               config={"profile": "blynk", "api": f"https://127.0.0.1:{cloudsim.https_port}/blynk",
                        "host": "127.0.0.1", "port": cloudsim.front.tls_port,
                        "ca": str(cloudsim.dir / "ca.pem"),
                        "time": cloudsim.time_config(), **FAST, **config})

@@ -129,3 +129,12 @@ def test_state_is_ready_again_in_setup_mode_after_fresh_credentials_failed(impro
     d.wait_state("WAIT_CONFIG", last_error=722)
     port.send(rpc(GET_CURRENT_STATE))
     assert until(port, STATE)[-1][1] == b"\x02"  # ready, never provisioned in setup mode
+
+
+@pytest.mark.device_traceback
+def test_ctrl_c_outside_a_packet_stops_the_device_program_as_on_the_repl(improv):
+    # (inside a packet 0x03 is data: an RPC's type, as in every test above)
+    d, port = improv
+    port.send(b"\x03", newline=False)
+    assert d.proc.wait(30) is not None
+    assert "KeyboardInterrupt" in d.log_path.read_text()

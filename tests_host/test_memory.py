@@ -60,6 +60,13 @@ def test_the_first_setup_mode_holds_no_session_code(device, cloudsim):
     assert (SESSION | ONCE) & set(first["loaded"]) == set()
 
 
+def test_setup_mode_on_a_serial_line_nobody_speaks_on_holds_no_improv_code(device, cloudsim,
+                                                                           tmp_path):
+    # (a board's USB serial is always there; its first byte loads Improv: test_improv)
+    d, _ = blynk_device(device, cloudsim, report_heap=True, serial=tmp_path / "tty")
+    assert "improv" not in d.wait_state("WAIT_CONFIG")["loaded"]
+
+
 def test_setup_mode_holds_no_wifi_joining_code_first_or_again(device, cloudsim):
     d, fields = blynk_device(device, cloudsim, report_heap=True)
     configure(d, **fields)

@@ -70,20 +70,26 @@ class Improv:
     def send(self, raw):
         self.out.write(raw)
 
-    async def run(self):
+    async def run(self, first=b""):
+        # first: what already arrived (setup mode loads this code on a first byte)
         try:
-            await self._serve()
+            await self._serve(first)
         except OSError as e:  # the UART went away: setup mode carries on without it
             log.warn(_TAG, "stopped: %s", e)
 
-    async def _serve(self):
+    async def _serve(self, first):
         reader = asyncio.StreamReader(self.stream)
         buf = b""
         self.send(packet(_STATE, bytes((self.state,))))
         while True:
-            byte = await reader.read(1)
+            byte = first or await reader.read(1)
+            first = b""
             if not byte:
                 return  # the stream ended: reading on would only spin
+            if byte == b"\x03" and not buf.startswith(b"IMPROV"):
+                # Ctrl-C, outside a packet: on a REPL's line (setup mode lets
+                # the byte through to Improv) it stops the program, as it would
+                raise KeyboardInterrupt
             buf += byte
             # one byte at a time: a header, once whole, is at the start
             if not buf.startswith(b"IMPROV"):
@@ -151,3 +157,15 @@ class Improv:
         self.state = _PROVISIONED
         self.send(packet(_STATE, bytes((_PROVISIONED,))))
         self.send(result(_WIFI_SETTINGS, self.url))
+
+
+async def serve(rt, uart, ap, scan, url, first):
+    # setup mode's Improv (onboard.setupmode), on the board's serial line
+    # once its first byte has come
+    from onboard.setupmode import arrive
+
+    cfg = rt.config
+    await Improv(uart, (cfg.get("name", "onboard"), cfg.get("fw_ver", "0.0.0"),
+                        rt.board.CHIP, ap),
+                 scan, lambda ssid, password: wifi.join(rt.station(), ssid, password),
+                 lambda fields, joined=False: arrive(rt, fields, joined), url).run(first)

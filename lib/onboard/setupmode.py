@@ -72,6 +72,28 @@ def board_info(rt, ap):
                      "static_ip": True}]}
 
 
+async def improv(rt, uart, ap, scan, url):
+    """Improv on the board's serial line. Its code is loaded once a byte
+    arrives there: setup mode that nobody speaks Improv to (a phone on the
+    portal) does not hold it. The line is the REPL's too, whose Ctrl-C
+    (0x03) would never reach Improv, whose packets carry that byte (an RPC's
+    type): it is let through meanwhile, and Improv stops the program on one
+    outside a packet, as Ctrl-C does (mpremote, a terminal)."""
+    from micropython import kbd_intr
+
+    kbd_intr(-1)
+    try:
+        first = await asyncio.StreamReader(uart[0] if isinstance(uart, tuple) else uart).read(1)
+        if first:
+            from onboard.improv import serve
+
+            await serve(rt, uart, ap, scan, url, first)
+    except OSError as e:  # the line went away: setup mode carries on without it
+        log.warn("improv", "stopped: %s", e)
+    finally:
+        kbd_intr(3)
+
+
 async def run(rt):
     """Setup mode until credentials arrive, or it ends idle or by the button
     with stored credentials to go back to."""
@@ -111,13 +133,7 @@ async def run(rt):
     tasks = [asyncio.create_task(dns.run())]
     uart = board.uart()
     if uart:
-        from onboard.improv import Improv
-
-        improv = Improv(uart, (cfg.get("name", "onboard"), cfg.get("fw_ver", "0.0.0"),
-                               board.CHIP, ap),
-                        scan, lambda ssid, password: wifi.join(rt.station(), ssid, password),
-                        lambda fields, joined=False: arrive(rt, fields, joined), portal.root)
-        tasks.append(asyncio.create_task(improv.run()))
+        tasks.append(asyncio.create_task(improv(rt, uart, ap, scan, portal.root)))
     rt.arrived.clear()
     await asyncio.sleep_ms(0)  # the DNS (and Improv) start before WAIT_CONFIG says so
     rt.set_state(_WAIT_CONFIG)

@@ -3,6 +3,7 @@ Tools does, with Improv Wi-Fi serial v1."""
 
 import os
 import select
+import socket
 import termios
 import time
 import tty
@@ -40,11 +41,22 @@ def parse_strings(data):
 
 
 class Serial:
-    """A raw serial port (or the pty of a simulated device)."""
+    """A raw serial port, the pty of a simulated device, or socket://HOST:PORT
+    (a UART relayed over TCP: the "repl" of `onboard esp32 run`)."""
 
     def __init__(self, path):
+        self.sock = None
         try:
+            if path.startswith("socket://"):
+                host, _, port = path[9:].rpartition(":")
+                self.sock = socket.create_connection((host, int(port)), timeout=30)
+                self.sock.settimeout(None)  # blocking: read after select, as a tty's fd
+                self.fd = self.sock.fileno()
+                self.buf = b""
+                return
             self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        except ValueError:
+            raise ToolError(f"{path}: not socket://HOST:PORT") from None
         except OSError as e:
             raise ToolError(f"{path}: {e.strerror}") from None
         if os.isatty(self.fd):
@@ -75,7 +87,10 @@ class Serial:
             self.buf += os.read(self.fd, 1024)
 
     def close(self):
-        os.close(self.fd)
+        if self.sock:
+            self.sock.close()
+        else:
+            os.close(self.fd)
 
 
 def describe(kind, data):

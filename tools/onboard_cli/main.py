@@ -85,7 +85,9 @@ def parser():
                          "(503), 429=S (Retry-After S s), latency=S, drop, truncate or shape")
 
     i = sub.add_parser("improv", help="give a device its Wi-Fi over serial (Improv)")
-    i.add_argument("--port", required=True, help="serial port or a simulated device's pty")
+    i.add_argument("--port", required=True,
+                   help="serial port, a simulated device's pty, or socket://HOST:PORT (the "
+                        "repl of onboard esp32 run)")
     i.add_argument("--ssid", help="network to join (without: only show the device)")
     i.add_argument("--password", default="")
     i.add_argument("--timeout", type=float, default=10)
