@@ -1,5 +1,6 @@
 """`make sim` as a test: the whole life of a device, with the exact states."""
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,30 @@ def test_whole_life_goes_through_setup_online_reconfigure_and_back(profile):
     if profile in ("spokezone", "plgd"):  # their tokens expire
         renewal = out.index("renewed True", out.index("wait for the token renewal"))
         assert "online True" in out[renewal:]
+
+
+def test_with_a_serial_line_the_device_of_the_sim_speaks_improv_there(tmp_path):
+    from onboard_cli.improv import GET_DEVICE_INFO, RESULT, Serial, parse_strings, rpc
+
+    tty = tmp_path / "tty"
+    onboard = str(Path(sys.executable).with_name("onboard"))
+    run = subprocess.Popen([onboard, "sim", "--profile", "blynk", "--interactive",
+                            "--serial", str(tty)], stdout=subprocess.PIPE, text=True)
+    try:
+        for line in run.stdout:  # pyright: ignore  (a pipe)
+            if line.startswith("Open http"):  # in setup mode, waiting for a person
+                break
+        port = Serial(str(tty))
+        try:
+            port.send(rpc(GET_DEVICE_INFO))
+            while True:
+                got = port.packet(10)
+                assert got is not None, "no Improv reply"
+                if got[0] == RESULT and got[1][0] == GET_DEVICE_INFO:
+                    break
+        finally:
+            port.close()
+        assert parse_strings(got[1][2:])[3].startswith("Acme Sensor-")
+    finally:
+        run.send_signal(signal.SIGINT)  # Ctrl-C: the sim stops its device and clouds
+        run.wait(60)

@@ -64,6 +64,9 @@ def parser():
                     help="the device loads the library from this ROMFS image (make romfs)")
     sm.add_argument("--report-heap", action="store_true",
                     help="show the device's live heap at each state")
+    sm.add_argument("--serial", metavar="PATH",
+                    help="link the device's UART here, as a board's USB serial: it speaks "
+                         "Improv there (onboard improv --port PATH)")
 
     dp = sub.add_parser("deploy", help="onboard onto a board running MicroPython (mpremote)")
     dp.add_argument("--port", required=True, help="the board's serial port")

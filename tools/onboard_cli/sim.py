@@ -169,10 +169,11 @@ def main(args):
                 (folder / "flash").mkdir()
                 (folder / "flash" / "app.py").write_text(PLGD_APP)
             device = Device(folder, config=config, heapsize=args.heapsize, mpy=args.mpy,
-                            romfs=args.romfs)
+                            romfs=args.romfs, serial=args.serial)
             walk = Walk(device)
             print(f"cloudsim {sim.ready_line()}\n"
-                  f"device   {args.profile}, empty flash {device.flash}\n", flush=True)
+                  f"device   {args.profile}, empty flash {device.flash}"
+                  + (f", serial {args.serial}" if args.serial else "") + "\n", flush=True)
             url = walk.state("WAIT_CONFIG", 30)["portal"]
             wifi = {"ssid": "home", "pass": "correct horse"}
             if args.interactive:
