@@ -168,4 +168,4 @@ async def serve(rt, uart, ap, scan, url, first):
     await Improv(uart, (cfg.get("name", "onboard"), cfg.get("fw_ver", "0.0.0"),
                         rt.board.CHIP, ap),
                  scan, lambda ssid, password: wifi.join(rt.station(), ssid, password),
-                 lambda fields, joined=False: arrive(rt, fields, joined), url).run(first)
+                 lambda fields, joined: arrive(rt, fields, joined), url).run(first)
