@@ -80,6 +80,25 @@ c.disconnect()
     assert out[0]["ok"] == "0"
 
 
+def test_over_tls_a_wait_that_nothing_comes_in_returns_none_and_keeps_the_session(mpy, broker,
+                                                                                  user, pki_dir):
+    # (a TLS socket whose read times out is dead for good: the wait must not read then)
+    out = run(mpy, f"""
+c = MQTTClient("dev-idle", "127.0.0.1", {broker.mqtts_port}, user={user!r},
+               password={user!r}, ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=5)
+c.connect()
+got = []
+c.set_callback(lambda t, m: got.append(m.decode()))
+c.subscribe("idle/echo", qos=1)
+attempt(lambda: c.wait_msg(300))
+c.publish("idle/echo", "still here", qos=1)
+while not got: c.wait_msg()
+result(got=got)
+c.disconnect()
+""")
+    assert out == [{"ok": "None", "s": out[0].get("s")}, {"got": ["still here"]}]
+
+
 def test_tls_with_another_ca_fails_with_a_tls_error(mpy, broker, user, tmp_path):
     from cloudsim.pki import CA
     (tmp_path / "other.pem").write_bytes(CA("another").pem())

@@ -12,6 +12,7 @@
 # client on asyncio, the runtime's): settings, packets, checks, failing.
 # (Few functions and names on purpose: each costs RAM once loaded. read, send
 # and wait are this module's helpers on the socket, not for applications.)
+import select
 import socket
 import time
 from micropython import const
@@ -39,6 +40,11 @@ def read(self, stop, n, poll=False):
         self.raw.settimeout(max(ms, 0) / 1000)
         if len(data) >= n:
             return data
+        # waited for with poll, not by the read's timeout: a TLS socket whose
+        # read timed out keeps failing (mbedTLS keeps the error), and a wait
+        # that nothing comes in must leave the session usable
+        if not self.poller.poll(max(ms, 0)):
+            raise OSError(110)  # ETIMEDOUT
         # recv returns what has arrived (read would wait for all of it)
         s = self.sock.recv(n - len(data))
         if s is None:  # the TLS layer would block: the time is up
@@ -112,6 +118,8 @@ class MQTTClient(mqttbase.MQTTClient):
                 self.phase = "tls"
                 read(self, stop, 0)
                 self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+            self.poller = select.poll()
+            self.poller.register(self.sock, select.POLLIN)
             self.phase = "login"
             send(self, stop, 0x10, *mqttbase.start(self, clean_session))
             return wait(self, stop, 0x20)[0] & 1  # pyright: ignore  (an ack: bytes)
