@@ -114,6 +114,18 @@ def test_the_backoff_never_waits_longer_than_its_cap(device, cloudsim):
     assert all(0 <= d.wait_note("retry_in")["retry_in"] <= 0.05 for _ in range(3))
 
 
+def test_a_backoff_cap_over_a_day_waits_at_most_a_day(device, cloudsim):
+    # (a board's asyncio cannot sleep 2**29 ms, 6.2 days, in one go)
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 1e7, "cap": 1e9})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    assert 0 <= d.wait_note("retry_in")["retry_in"] <= 86400
+
+
+def test_a_backoff_that_is_not_a_number_shows_error_700(device):
+    d = device(config={"backoff": {"cap": "a week"}})
+    assert d.wait_state("ERROR")["last_error"] == 700
+
+
 def test_portal_answers_and_button_is_seen_while_the_cloud_stalls_8s(device, cloudsim):
     prov = provision(cloudsim)
     stall = cloudsim.faults.add({"path": "/blynk/external/api/provision", "kind": "latency",

@@ -14,6 +14,7 @@ from onboard.store import Store
 _ERROR = const("ERROR")
 _ERR_CONFIG = const(700)
 _TAG = const("runtime")
+_DAY = const(86400)
 
 
 # What every way online loads (the session, joining, the time sync, the TLS
@@ -48,7 +49,7 @@ def runtime(board, config_path=None):
         with open(config_path or board.config_path()) as f:
             config = json.load(f)
         return make(config, board)
-    except (OSError, ValueError, ImportError, AttributeError) as e:
+    except (OSError, ValueError, TypeError, ImportError, AttributeError) as e:
         log.error(_TAG, "config unusable: %s", type(e).__name__)
         board.emit({"state": _ERROR, "portal": None, "last_error": _ERR_CONFIG})
         while True:
@@ -80,5 +81,7 @@ def make(config, board):
     rt.mac = board.unique_id()
     rt.helpers = ()
     backoff = config.get("backoff", {})
-    rt.backoff = (backoff.get("base", 2), backoff.get("cap", 64))
+    # the cap at most a day: an ESP32's asyncio refuses a sleep of 2**29 ms
+    # (6.2 days) or more (OverflowError), where the Unix port would sleep
+    rt.backoff = (float(backoff.get("base", 2)), min(float(backoff.get("cap", 64)), _DAY))
     return rt
