@@ -12,7 +12,6 @@
 # client on asyncio, the runtime's): settings, packets, checks, failing.
 # (Few functions and names on purpose: each costs RAM once loaded. read, send
 # and wait are this module's helpers on the socket, not for applications.)
-import select
 import socket
 import time
 from micropython import const
@@ -40,10 +39,10 @@ def read(self, stop, n, poll=False):
         self.raw.settimeout(max(ms, 0) / 1000)
         if len(data) >= n:
             return data
-        # waited for with poll, not by the read's timeout: a TLS socket whose
-        # read timed out keeps failing (mbedTLS keeps the error), and a wait
-        # that nothing comes in must leave the session usable
-        if not self.poller.poll(max(ms, 0)):
+        # TLS: waited for with poll, not by the read's timeout: a TLS socket
+        # whose read timed out keeps failing (mbedTLS keeps the error), and a
+        # wait that nothing comes in must leave the session usable
+        if self.ssl and not self.poller.poll(max(ms, 0)):
             raise OSError(110)  # ETIMEDOUT
         # recv returns what has arrived (read would wait for all of it)
         s = self.sock.recv(n - len(data))
@@ -118,8 +117,10 @@ class MQTTClient(mqttbase.MQTTClient):
                 self.phase = "tls"
                 read(self, stop, 0)
                 self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
-            self.poller = select.poll()
-            self.poller.register(self.sock, select.POLLIN)
+                from select import POLLIN, poll
+
+                self.poller = poll()
+                self.poller.register(self.sock, POLLIN)
             self.phase = "login"
             send(self, stop, 0x10, *mqttbase.start(self, clean_session))
             return wait(self, stop, 0x20)[0] & 1  # pyright: ignore  (an ack: bytes)
