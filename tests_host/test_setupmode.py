@@ -115,6 +115,28 @@ def test_settings_improv_has_joined_go_straight_to_the_cloud_without_joining_aga
     assert states[states.index("CONFIGURING"):] == ["CONFIGURING", "CONNECTING_CLOUD"]
 
 
+def test_improv_settings_that_come_while_the_station_is_still_joined_are_joined(device,
+                                                                               cloudsim,
+                                                                               tmp_path):
+    # setup mode opened from RUNNING: the station still holds its network (by
+    # DHCP) when Improv's join starts, as on an ESP32 (see boards/unix/network.py)
+    from test_profiles import configure
+
+    d = device(serial=tmp_path / "tty", config=blynk_config(cloudsim))
+    configure(d, blynk=provision(cloudsim)["token"])
+    d.wait_state("RUNNING")
+    d.press(2000)
+    d.wait_state("WAIT_CONFIG")
+    port = Serial(str(tmp_path / "tty"))
+    try:
+        port.send(wifi_settings("cafe", ""))
+        kind, data = until(port, RESULT, WIFI_SETTINGS)[-1]
+    finally:
+        port.close()
+    assert d.wait_state("CONFIGURING")
+    assert data[0] == WIFI_SETTINGS
+
+
 def test_with_nothing_stored_setup_mode_stays_open_through_a_short_press_until_settings_come(
         device):
     d = device()

@@ -36,6 +36,7 @@ _ASSOCIATE_MS = const(150)  # "ok": association and DHCP
 _SLOW_MS = const(3000)  # "slow"
 _WRONG_MS = const(400)  # a wrong password is reported after the 4-way handshake
 _REREAD_MS = const(250)
+_EVENT_MS = const(20)  # until ESP-IDF's event loop handles a disconnect
 _ANY = const(("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1"))
 _radio = [None, []]  # when the radio file was read (ticks), the networks in it
 _wlan = {}  # interface -> its one WLAN, as on the ESP32
@@ -78,8 +79,9 @@ class WLAN:
         self = _wlan.get(interface)
         if self is None:
             self = _wlan[interface] = object.__new__(cls)
-            # [active, ssid, key, since (ticks), status, static (ip, mask, gw, dns) or None]
-            self.s = [False, None, None, 0, STAT_IDLE, None]
+            # [active, ssid, key, since (ticks), status, static (ip, mask, gw, dns) or None,
+            #  when a disconnect left DHCP's client running (ticks) or None]
+            self.s = [False, None, None, 0, STAT_IDLE, None, None]
             self.interface = interface
             mac = _mac(os.getenv("ONBOARD_MAC") or "02:0b:0a:0d:00:01")
             if interface == AP_IF:
@@ -109,6 +111,9 @@ class WLAN:
         self.s[1:5] = [ssid, key or "", time.ticks_ms(), STAT_CONNECTING]
 
     def disconnect(self):
+        # as on an ESP32, the DHCP client of the network left stops only once
+        # ESP-IDF's event loop has handled the disconnect, just after this returns
+        self.s[6] = time.ticks_ms() if self.isconnected() and self.s[5] is None else None
         self.s[1] = None
         self.s[4] = STAT_IDLE
 
@@ -147,6 +152,13 @@ class WLAN:
             return (self.s[5] or _ANY) if self.isconnected() else ("0.0.0.0",) * 4
         # as the ESP32: a 4-tuple of addresses is a static address, "dhcp" DHCP
         if config == "dhcp":
+            # ESP-IDF refuses to start its DHCP client while it runs (MicroPython
+            # v1.25 raises RuntimeError "Wifi Unknown Error"): while connected by
+            # DHCP, and for a moment after a disconnect (the event not yet handled)
+            left = self.s[6]
+            if self.isconnected() and self.s[5] is None or left is not None and \
+                    time.ticks_diff(time.ticks_ms(), left) < _EVENT_MS:
+                raise RuntimeError("Wifi Unknown Error: DHCP client already started")
             self.s[5] = None
         elif len(config) != 4 or not all(isinstance(a, str) and a.count(".") == 3
                                          for a in config):

@@ -43,8 +43,10 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None):
     else:
         try:
             sta.ifconfig("dhcp")  # back to DHCP after a network with a static address
-        except (OSError, ValueError):
-            pass  # DHCP on already, or a port without the switch
+        except (OSError, ValueError, RuntimeError):
+            # DHCP on already (an ESP32 raises RuntimeError while its client
+            # still runs for the network just left), or a port without the switch
+            pass
     sta.connect(ssid, password)
     start = time.ticks_ms()
     while True:
