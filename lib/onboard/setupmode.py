@@ -73,12 +73,12 @@ def board_info(rt, ap):
 
 
 async def improv(rt, uart, ap, scan, url):
-    """Improv on the board's serial line. Its code is loaded once a byte
+    """Improv on the board's serial line, its code loaded once a byte
     arrives there: setup mode that nobody speaks Improv to (a phone on the
-    portal) does not hold it. The line is the REPL's too, whose Ctrl-C
-    (0x03) would never reach Improv, whose packets carry that byte (an RPC's
-    type): it is let through meanwhile, and Improv stops the program on one
-    outside a packet, as Ctrl-C does (mpremote, a terminal)."""
+    portal) does not hold it. The line is the REPL's too: its Ctrl-C byte
+    (0x03), which Improv's packets carry (an RPC's type), is let through to
+    Improv meanwhile, and Improv stops the program on one that comes outside
+    a packet, as Ctrl-C would (mpremote, a terminal)."""
     from micropython import kbd_intr
 
     kbd_intr(-1)
