@@ -541,6 +541,8 @@ def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards,
 def test_in_setup_mode_the_usb_line_answers_improv_and_still_lets_mpremote_in(tmp_path, boards,
                                                                                sim):
     # Improv's RPC packets carry 0x03, the REPL's Ctrl-C, which mpremote sends
+    from test_improv import until
+
     from onboard_cli.improv import GET_DEVICE_INFO, RESULT, Serial, parse_strings, rpc
 
     board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
@@ -548,14 +550,10 @@ def test_in_setup_mode_the_usb_line_answers_improv_and_still_lets_mpremote_in(tm
     port = Serial(board.ready["repl"])  # the board's UART0, as ESP Web Tools opens its USB
     try:
         port.send(rpc(GET_DEVICE_INFO))
-        while True:
-            got = port.packet(120)
-            assert got is not None, f"no Improv reply: {port.buf!r}; log:\n" + board.log_text()
-            if got[0] == RESULT and got[1][0] == GET_DEVICE_INFO:
-                break
+        data = until(port, RESULT, GET_DEVICE_INFO, timeout=120)[-1][1]  # (what else came: shown)
     finally:
         port.close()
-    name, version, chip, device = parse_strings(got[1][2:])
+    name, version, chip, device = parse_strings(data[2:])
     assert (name, version, chip) == ("Sensor", "1.0.0", "ESP32 (QEMU)")
     assert device.startswith("Acme Sensor-")
     run = board.mpremote("exec", "print('repl', 6 * 7)")

@@ -32,12 +32,12 @@ def improv(device, tmp_path):
     port.close()
 
 
-def until(port, kind, command=None):
+def until(port, kind, command=None, timeout=10):
     """Packets up to the first of this kind (and RPC command), all returned."""
     seen = []
     while True:
-        got = port.packet(10)
-        assert got is not None, f"no packet of type {kind}; got {seen}"
+        got = port.packet(timeout)
+        assert got is not None, f"no packet of type {kind}; got {seen}, then {port.buf!r}"
         seen.append(got)
         if got[0] == kind and (command is None or got[1][0] == command):
             return seen

@@ -30,6 +30,8 @@ def test_whole_life_goes_through_setup_online_reconfigure_and_back(profile):
 
 
 def test_with_a_serial_line_the_device_of_the_sim_speaks_improv_there(tmp_path):
+    from test_improv import until
+
     from onboard_cli.improv import GET_DEVICE_INFO, RESULT, Serial, parse_strings, rpc
 
     tty = tmp_path / "tty"
@@ -43,14 +45,10 @@ def test_with_a_serial_line_the_device_of_the_sim_speaks_improv_there(tmp_path):
         port = Serial(str(tty))
         try:
             port.send(rpc(GET_DEVICE_INFO))
-            while True:
-                got = port.packet(10)
-                assert got is not None, "no Improv reply"
-                if got[0] == RESULT and got[1][0] == GET_DEVICE_INFO:
-                    break
+            data = until(port, RESULT, GET_DEVICE_INFO)[-1][1]
         finally:
             port.close()
-        assert parse_strings(got[1][2:])[3].startswith("Acme Sensor-")
+        assert parse_strings(data[2:])[3].startswith("Acme Sensor-")
     finally:
         run.send_signal(signal.SIGINT)  # Ctrl-C: the sim stops its device and clouds
         run.wait(60)

@@ -46,13 +46,13 @@ class Serial:
 
     def __init__(self, path):
         self.sock = None
+        self.buf = b""
         try:
             if path.startswith("socket://"):
                 host, _, port = path[9:].rpartition(":")
                 self.sock = socket.create_connection((host, int(port)), timeout=30)
                 self.sock.settimeout(None)  # blocking: read after select, as a tty's fd
                 self.fd = self.sock.fileno()
-                self.buf = b""
                 return
             self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
         except ValueError:
@@ -64,7 +64,6 @@ class Serial:
             attrs = termios.tcgetattr(self.fd)
             attrs[4] = attrs[5] = termios.B115200
             termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
-        self.buf = b""
 
     def send(self, raw, newline=True):
         os.write(self.fd, raw + (b"\n" if newline else b""))
