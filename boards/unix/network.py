@@ -5,7 +5,13 @@
 # "sec" is one of Edgent's names (_SEC); any other is refused, loudly.
 # The file is re-read every 250 ms, so a test can take a network away under
 # a running device. Association is asynchronous, as on the ESP32:
-# connect() returns at once and status() moves on with time.
+# connect() returns at once and status() moves on with time. status() answers
+# as MicroPython v1.25's ESP32 port does (ports/esp32/network_wlan.c): the
+# reason the last try ended with stays until an address comes (connect()
+# keeps it); a wrong WPA2 key ends a try as ESP-IDF 5 says it, the 4-way
+# handshake's timeout (15), which shows only once config(reconnects=N)'s
+# retries are spent (by default the station retries, "connecting", for ever);
+# a disconnect of a joined station is handled _EVENT_MS after disconnect().
 # On an ESP32 this module is firmware, not heap: it is kept small (few
 # functions, names and objects), since the Unix board's heap figures count it.
 import json
@@ -23,6 +29,8 @@ STAT_NO_AP_FOUND = const(201)
 STAT_WRONG_PASSWORD = const(202)
 STAT_ASSOC_FAIL = const(203)
 STAT_HANDSHAKE_TIMEOUT = const(204)
+_ASSOC_LEAVE = const(8)  # the reason of a disconnect() (status: idle)
+_HANDSHAKE_4WAY = const(15)  # ESP-IDF 5's reason for a wrong WPA2 key
 AUTH_OPEN = const(0)
 AUTH_WEP = const(1)
 AUTH_WPA_PSK = const(2)
@@ -34,7 +42,7 @@ AUTH_WPA3_PSK = const(6)
 _SEC = const("OPEN WEP WPA WPA2 WPA+WPA2 WPA2-EAP WPA3 WPA2+WPA3 WAPI")
 _ASSOCIATE_MS = const(150)  # "ok": association and DHCP
 _SLOW_MS = const(3000)  # "slow"
-_WRONG_MS = const(400)  # a wrong password is reported after the 4-way handshake
+_WRONG_MS = const(400)  # a try with a wrong password ends with the 4-way handshake
 _REREAD_MS = const(250)
 _EVENT_MS = const(20)  # until ESP-IDF's event loop handles a disconnect
 _ANY = const(("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1"))
@@ -79,9 +87,11 @@ class WLAN:
         self = _wlan.get(interface)
         if self is None:
             self = _wlan[interface] = object.__new__(cls)
-            # [active, ssid, key, since (ticks), status, static (ip, mask, gw, dns) or None,
-            #  when a disconnect left DHCP's client running (ticks) or None]
-            self.s = [False, None, None, 0, STAT_IDLE, None, None]
+            # [active, ssid asked for (None: no join asked), key, since (ticks: this
+            #  try's start), the last try's reason (0: none), static (ip, mask, gw,
+            #  dns) or None, when a joined station was left (ticks) or None,
+            #  joined, tries that failed]
+            self.s = [False, None, None, 0, 0, None, None, False, 0]
             self.interface = interface
             mac = _mac(os.getenv("ONBOARD_MAC") or "02:0b:0a:0d:00:01")
             if interface == AP_IF:
@@ -108,39 +118,60 @@ class WLAN:
     def connect(self, ssid=None, key=None, *, bssid=None):
         if not self.s[0]:
             raise OSError("STA must be active")
-        self.s[1:5] = [ssid, key or "", time.ticks_ms(), STAT_CONNECTING]
+        self.s[1:4] = [ssid, key or "", time.ticks_ms()]
+        self.s[7:9] = [False, 0]
 
     def disconnect(self):
-        # as on an ESP32, the DHCP client of the network left stops only once
-        # ESP-IDF's event loop has handled the disconnect, just after this returns
-        self.s[6] = time.ticks_ms() if self.isconnected() and self.s[5] is None else None
+        # no event (and the reason kept) unless the station was joined
+        if self.s[7]:
+            self.s[6] = time.ticks_ms()
         self.s[1] = None
-        self.s[4] = STAT_IDLE
+        self.s[7] = False
 
     def status(self, param=None):
         s = self.s
         if param == "rssi":
             net = _networks(s[1]) if s[1] else None
             return net.get("rssi", -90) if net else 0
+        now = time.ticks_ms()
+        if s[6] is not None:  # left, the event not handled yet: still joined
+            if time.ticks_diff(now, s[6]) < _EVENT_MS:
+                return STAT_GOT_IP
+            s[4], s[6] = _ASSOC_LEAVE, None
+        retries = self.c["reconnects"]
         if s[1] is not None:
             net = _networks(s[1])
-            elapsed = time.ticks_diff(time.ticks_ms(), s[3])
-            if s[4] == STAT_GOT_IP:
-                if net is None or net.get("password", "") != s[2]:
-                    s[4] = STAT_BEACON_TIMEOUT  # the network went away
-            elif s[4] == STAT_CONNECTING:
-                if net is None:
-                    if elapsed >= _ASSOCIATE_MS:
-                        s[4] = STAT_NO_AP_FOUND
-                elif net.get("password", "") != s[2]:
-                    if elapsed >= _WRONG_MS:
-                        s[4] = STAT_WRONG_PASSWORD
+            wrong = net is not None and net.get("password", "") != s[2]
+            if s[7]:
+                if net is None or wrong:  # the network went away: the radio tries again
+                    s[3:5] = [now, STAT_BEACON_TIMEOUT]
+                    s[7:9] = [False, 0]
+            elif retries < 0 or s[8] <= retries:
+                elapsed = time.ticks_diff(now, s[3])
+                if net is None or wrong:
+                    tries = elapsed // (_WRONG_MS if wrong else _ASSOCIATE_MS)
+                    if tries:
+                        s[4] = _HANDSHAKE_4WAY if wrong else STAT_NO_AP_FOUND
+                        s[8] = tries if retries < 0 else min(tries, retries + 1)
                 else:
                     behaviour = net.get("behaviour", "ok")
                     if elapsed >= (_ASSOCIATE_MS if behaviour == "ok" else _SLOW_MS
                                    if behaviour == "slow" else 1 << 30):
-                        s[4] = STAT_GOT_IP  # ("no_ip": associated, no DHCP: stays CONNECTING)
-        return s[4]
+                        s[4] = 0  # an address clears the reason
+                        s[7] = True
+                    # ("no_ip": associated, no DHCP: no address ever)
+        r = s[4]
+        if s[7]:
+            return STAT_GOT_IP
+        if r in (STAT_NO_AP_FOUND, 210, 211, 212):
+            return r
+        if r in (STAT_WRONG_PASSWORD, 205):
+            return STAT_WRONG_PASSWORD
+        if r == _ASSOC_LEAVE:
+            return STAT_IDLE
+        if s[1] is not None and (retries < 0 or s[8] <= retries):
+            return STAT_CONNECTING
+        return r or STAT_IDLE
 
     def isconnected(self):
         return self.status() == STAT_GOT_IP if self.interface == STA_IF else self.s[0]
@@ -155,9 +186,7 @@ class WLAN:
             # ESP-IDF refuses to start its DHCP client while it runs (MicroPython
             # v1.25 raises RuntimeError "Wifi Unknown Error"): while connected by
             # DHCP, and for a moment after a disconnect (the event not yet handled)
-            left = self.s[6]
-            if self.isconnected() and self.s[5] is None or left is not None and \
-                    time.ticks_diff(time.ticks_ms(), left) < _EVENT_MS:
+            if self.isconnected() and self.s[5] is None:
                 raise RuntimeError("Wifi Unknown Error: DHCP client already started")
             self.s[5] = None
         elif len(config) != 4 or not all(isinstance(a, str) and a.count(".") == 3

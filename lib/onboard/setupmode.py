@@ -163,4 +163,8 @@ async def run(rt):
     if rt.arrived.is_set():
         rt.set_state(_CONFIGURING)
         if not rt.joined:
-            rt.station().disconnect()  # join again, with what just arrived
+            from onboard.wifijoin import leave  # (CONNECTING_NET loads it next)
+
+            # join again, with what just arrived: left once the station reads
+            # so, or CONNECTING_NET would take the old network for the new
+            await leave(rt.station())

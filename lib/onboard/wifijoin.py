@@ -19,24 +19,43 @@ _ERR_NO_IP = const(723)
 _TAG = const("runtime")
 _GOT_IP = const(1010)
 _CONNECTING = const(1001)
+_RETRIES = const(1)  # two tries: a wrong key shows well within wifi_timeout_s
 
 
 def reason(status):
     """The last_error code for an ESP32 station status that ended a join."""
     if status in (201, 210, 211, 212):
         return _ERR_NOT_FOUND
-    if status in (202, 204):  # some access points report a wrong key as a handshake timeout
+    # ESP-IDF 5 reports a wrong WPA2 key as the 4-way handshake's timeout (15);
+    # some access points end the handshake (204), WPA3 refuses it (202)
+    if status in (15, 202, 204):
         return _ERR_WRONG_PASSWORD
-    if status == _CONNECTING:  # associated, but no address came
+    # the timeout, no reason given: associated, but no address came (an ESP32
+    # station left by disconnect() reads idle until an address comes)
+    if status in (_CONNECTING, 1000):
         return _ERR_NO_IP
     return _ERR_NETWORK
+
+
+async def leave(sta):
+    """Leave the network the station is on. ESP-IDF handles the disconnect a
+    moment after disconnect() returns; until then the station still reads as
+    joined (and its DHCP client runs): wait for that, up to a second."""
+    sta.disconnect()
+    start = time.ticks_ms()
+    while sta.isconnected() and time.ticks_diff(time.ticks_ms(), start) < 1000:
+        await asyncio.sleep_ms(10)
 
 
 async def join(sta, ssid, password, timeout_ms=15000, ip=None):
     """Join one network: 0 when an address came, else its last_error code.
     ip: [ip, mask, gw, dns, dns2] for a static address, None for DHCP."""
     sta.active(True)
-    sta.disconnect()
+    # MicroPython's ESP32 station retries a failed join for ever by default, and
+    # status() says "connecting" all along for most reasons (a wrong key among
+    # them): with a few retries, the reason shows once they are spent
+    sta.config(reconnects=_RETRIES)
+    await leave(sta)
     # the radio takes ip, mask, gw and one DNS server; dns2 is kept, not applied
     if ip:
         sta.ifconfig(tuple(ip[:4]))
@@ -47,15 +66,22 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None):
             # DHCP on already (an ESP32 raises RuntimeError while its client
             # still runs for the network just left), or a port without the switch
             pass
+    # status() keeps the reason the last join ended with until an address
+    # comes or a try ends anew (connect() does not clear it): until the
+    # status moves, that old reason is no news of this join
+    old = sta.status()
     sta.connect(ssid, password)
     start = time.ticks_ms()
     while True:
         status = sta.status()
         if status == _GOT_IP:
             return 0
-        # idle (just after connect) or associating: wait, up to timeout_ms
-        if status not in (_CONNECTING, 1000) or time.ticks_diff(time.ticks_ms(),
-                                                                 start) >= timeout_ms:
+        if status != old:
+            old = None
+            # idle (just after connect) or associating: wait, up to timeout_ms
+            if status not in (_CONNECTING, 1000):
+                break
+        if time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
             break
         await asyncio.sleep_ms(100)
     sta.disconnect()
