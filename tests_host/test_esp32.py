@@ -273,7 +273,7 @@ def test_without_the_emulator_esp32_run_says_so_in_one_line(tmp_path):
 
 # -- on the emulated board (make test-esp32) ----------------------------------------------------
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def deployed(tmp_path_factory):
     """One board that `onboard esp32 run` deployed onboard to through mpremote,
     as `onboard deploy` does, with two host ports forwarded for test-device's
@@ -294,32 +294,36 @@ def deployed(tmp_path_factory):
     assert not qemu_alive(board.ready["qemu_pid"]), "an emulator outlived its run"
 
 
-@emulated
-def test_deployed_through_mpremote_the_board_serves_its_portal_on_the_host(deployed):
-    board, _ = deployed
-    event = board.wait_state("WAIT_CONFIG")
-    assert event["portal"] == board.ready["portal"]
-    with urllib.request.urlopen(board.ready["portal"] + "board_info.json", timeout=60) as r:
-        info = json.load(r)
-    assert info["ssid"].startswith("Emulated Board-")  # the deployed config's vendor and name
-    print(*[line for line in board.log if "deployed in" in line])
+class TestDeployedThroughMpremote:
+    """The deploy test and test-device on one board, which their class's fixture
+    shuts down once both have run: an idle emulated board still takes a good
+    part of a core, which the tests after them need."""
 
+    @emulated
+    def test_deployed_through_mpremote_the_board_serves_its_portal_on_the_host(self, deployed):
+        board, _ = deployed
+        event = board.wait_state("WAIT_CONFIG")
+        assert event["portal"] == board.ready["portal"]
+        with urllib.request.urlopen(board.ready["portal"] + "board_info.json", timeout=60) as r:
+            info = json.load(r)
+        assert info["ssid"].startswith("Emulated Board-")  # the deployed config's vendor and name
+        print(*[line for line in board.log if "deployed in" in line])
 
-@emulated
-def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(deployed):
-    # the HTTPS script's servers, reached from the board through the forwards
-    board, ports = deployed
-    proc = subprocess.run([ONBOARD, "test-device", "--port", board.ready["repl"],
-                           "--host", "192.168.4.100", "--https-ports", "%d,%d" % tuple(ports),
-                           "--wifi-ssid", "Espressif"],
-                          capture_output=True, text=True, timeout=600)
-    print(proc.stdout[-3000:], proc.stderr[-2000:])
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    passed = [int(n) for n in re.findall(r"^(\d+) passed, 0 failed$", proc.stdout, re.M)]
-    assert sum(passed) > 0, "no device test ran"
-    banner = [line for line in board.log if BANNER.search(line)]
-    print("the board's banner:", banner[:1])
-    assert banner, "no firmware banner in the board's output:\n" + board.log_text()
+    @emulated
+    def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(self, deployed):
+        # the HTTPS script's servers, reached from the board through the forwards
+        board, ports = deployed
+        proc = subprocess.run([ONBOARD, "test-device", "--port", board.ready["repl"],
+                               "--host", "192.168.4.100", "--https-ports", "%d,%d" % tuple(ports),
+                               "--wifi-ssid", "Espressif"],
+                              capture_output=True, text=True, timeout=600)
+        print(proc.stdout[-3000:], proc.stderr[-2000:])
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        passed = [int(n) for n in re.findall(r"^(\d+) passed, 0 failed$", proc.stdout, re.M)]
+        assert sum(passed) > 0, "no device test ran"
+        banner = [line for line in board.log if BANNER.search(line)]
+        print("the board's banner:", banner[:1])
+        assert banner, "no firmware banner in the board's output:\n" + board.log_text()
 
 
 @emulated
