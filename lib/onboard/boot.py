@@ -76,7 +76,7 @@ def make(config, board):
     rt.sta = rt.pressed_at = None
     rt.last_error = 0
     rt.arrived = asyncio.Event()
-    rt.joined = rt.fresh = rt.setup_requested = rt.online = False
+    rt.fresh = rt.setup_requested = rt.online = False
     rt.outbox = []
     rt.mac = board.unique_id()
     rt.helpers = ()

@@ -78,7 +78,6 @@ class Runtime:
     last_error: int
     portal_url: "Any"  # setup mode's portal, None outside it
     arrived: "Any"  # an asyncio.Event: credentials arrived in setup mode
-    joined: bool  # what arrived has already joined (Improv)
     fresh: bool  # credentials from setup that have not worked yet
     setup_requested: bool
     session: "Any"  # the running cloud session task, or None

@@ -24,7 +24,9 @@ async def online(rt, attempt):
     """CONNECTING_NET, then one cloud session, then the wait before the next
     try when one is due; the attempt count that follows."""
     sta = rt.station()
-    joined = sta.isconnected()
+    # settings from setup mode not joined yet (fresh) are joined even while
+    # the station is still on a network: join() leaves it first
+    joined = sta.isconnected() and not rt.fresh
     if not joined:
         rt.set_state(_CONNECTING_NET)
         from onboard import wifijoin  # (and onboard.wifi, which it uses)

@@ -52,7 +52,6 @@ def arrive(rt, fields, joined=False):
         store.put("state", pending={"ssid": ssid, "password": password, "ip": ip,
                                     "cloud": cloud})
     rt.fresh = not joined
-    rt.joined = joined
     rt.arrived.set()
 
 
@@ -161,10 +160,4 @@ async def run(rt):
         board.stop_ap()
         rt.portal_url = None
     if rt.arrived.is_set():
-        rt.set_state(_CONFIGURING)
-        if not rt.joined:
-            from onboard.wifijoin import leave  # (CONNECTING_NET loads it next)
-
-            # join again, with what just arrived: left once the station reads
-            # so, or CONNECTING_NET would take the old network for the new
-            await leave(rt.station())
+        rt.set_state(_CONFIGURING)  # (CONNECTING_NET joins what arrived: rt.fresh)

@@ -37,25 +37,20 @@ def reason(status):
     return _ERR_NETWORK
 
 
-async def leave(sta):
-    """Leave the network the station is on. ESP-IDF handles the disconnect a
-    moment after disconnect() returns; until then the station still reads as
-    joined (and its DHCP client runs): wait for that, up to a second."""
-    sta.disconnect()
-    start = time.ticks_ms()
-    while sta.isconnected() and time.ticks_diff(time.ticks_ms(), start) < 1000:
-        await asyncio.sleep_ms(10)
-
-
 async def join(sta, ssid, password, timeout_ms=15000, ip=None):
     """Join one network: 0 when an address came, else its last_error code.
     ip: [ip, mask, gw, dns, dns2] for a static address, None for DHCP."""
     sta.active(True)
     # MicroPython's ESP32 station retries a failed join for ever by default, and
     # status() says "connecting" all along for most reasons (a wrong key among
-    # them): with a few retries, the reason shows once they are spent
+    # them): with one retry (two tries), the reason shows once it is spent
     sta.config(reconnects=_RETRIES)
-    await leave(sta)
+    sta.disconnect()
+    # ESP-IDF handles the disconnect a moment after disconnect() returns; until
+    # then the station still reads as joined (and its DHCP client runs)
+    start = time.ticks_ms()
+    while sta.isconnected() and time.ticks_diff(time.ticks_ms(), start) < 1000:
+        await asyncio.sleep_ms(10)
     # the radio takes ip, mask, gw and one DNS server; dns2 is kept, not applied
     if ip:
         sta.ifconfig(tuple(ip[:4]))
