@@ -11,9 +11,23 @@ DNS_PORT = 53
 _pins = {}
 
 
-def init(button_pin, led_pin):
+_RGB_ON = (24, 24, 24)  # a dim white: the LED is a status light, not a lamp
+
+
+def init(button_pin, led_pin, rgb=False):
+    """rgb: the LED is one addressable RGB LED (a WS2812, as on the C3 and S3
+    DevKits), which a plain high or low on its pin does not light; the
+    firmware's neopixel module drives it."""
     _pins["button"] = machine.Pin(button_pin, machine.Pin.IN, machine.Pin.PULL_UP)
-    _pins["led"] = machine.Pin(led_pin, machine.Pin.OUT) if led_pin is not None else None
+    if led_pin is None:
+        _pins["led"] = None
+    elif rgb:
+        from neopixel import NeoPixel
+
+        _pins["led"] = NeoPixel(machine.Pin(led_pin), 1)
+    else:
+        _pins["led"] = machine.Pin(led_pin, machine.Pin.OUT)
+    _pins["rgb"] = rgb
 
 
 def store_path():
@@ -55,8 +69,14 @@ def button():
 
 
 def led(on):
-    if _pins.get("led") is not None:
-        _pins["led"].value(1 if on else 0)
+    pin = _pins.get("led")
+    if pin is None:
+        return
+    if _pins["rgb"]:
+        pin[0] = _RGB_ON if on else (0, 0, 0)
+        pin.write()
+    else:
+        pin.value(1 if on else 0)
 
 
 def emit(event):
