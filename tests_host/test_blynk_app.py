@@ -156,6 +156,45 @@ def test_a_wrong_wifi_password_shows_722_then_the_device_is_back_on_its_working_
     assert "pending" not in now.get("state", {})
 
 
+BASEMENT = {"ssid": "basement", "bssid": "aa:bb:cc:00:00:0b", "rssi": -55, "sec": "OPEN",
+            "ch": 3, "password": "", "behaviour": "no_ip"}  # joins, DHCP never answers
+
+
+def test_a_press_during_a_join_opens_setup_mode_at_once_listing_the_networks(device,
+                                                                             cloudsim):
+    # as Blynk.Edgent leaves its join for setup mode; the station left connecting
+    # could not scan (an ESP32 then lists no networks)
+    from onboard_cli.simdevice import DEFAULT_RADIO
+
+    d = device(config={**blynk_config(cloudsim), "wifi_timeout_s": 600},
+               radio=[*DEFAULT_RADIO, BASEMENT])
+    configure(d, ssid="basement", **{"pass": ""}, blynk=provision(cloudsim)["token"])
+    d.wait_state("CONNECTING_NET")
+    d.press(2000)
+    event = d.wait_state("WAIT_CONFIG")  # (the join would have waited 600 s)
+    assert event["last_error"] == 0  # the press is no failure to report
+    status, _, body = get(port_of(event), "/wifi_scan.json")
+    assert status == 200
+    assert {n["ssid"] for n in json.loads(body)} == {n["ssid"] for n in [*DEFAULT_RADIO, BASEMENT]}
+
+
+def test_a_press_during_the_join_of_new_settings_keeps_the_working_ones(device, cloudsim):
+    from onboard_cli.simdevice import DEFAULT_RADIO
+
+    token = provision(cloudsim)["token"]
+    d = device(config={**blynk_config(cloudsim), "wifi_timeout_s": 600},
+               radio=[*DEFAULT_RADIO, BASEMENT])
+    configure(d, blynk=token)
+    d.wait_state("RUNNING")
+    kept = d.store()
+    reconfigure(d, ssid="basement", **{"pass": ""}, blynk=token)
+    d.wait_state("CONNECTING_NET")
+    d.press(2000)
+    assert d.wait_state("WAIT_CONFIG")["last_error"] == 0
+    now = d.store()
+    assert now["wifi"] == kept["wifi"] and "pending" not in now.get("state", {})
+
+
 def test_a_network_that_gives_no_address_shows_723_on_the_portal_and_keeps_the_setup(
         device, cloudsim):
     from onboard_cli.simdevice import DEFAULT_RADIO

@@ -110,6 +110,10 @@ class WLAN:
     def scan(self):
         if not self.s[0] or self.interface != STA_IF:
             raise OSError("STA must be active")
+        if self.s[1] is not None and not self.isconnected():
+            # ESP-IDF refuses to scan while the station connects (v1.25 then
+            # returns an empty list, saying nothing)
+            return []
         names = _SEC.split()
         return [(n.get("ssid", "").encode(), _mac(n.get("bssid", "00:00:00:00:00:00")),
                  n.get("ch", 1), n.get("rssi", -90), names.index(n.get("sec", "OPEN")),

@@ -37,9 +37,11 @@ def reason(status):
     return _ERR_NETWORK
 
 
-async def join(sta, ssid, password, timeout_ms=15000, ip=None):
+async def join(sta, ssid, password, timeout_ms=15000, ip=None, stop=None):
     """Join one network: 0 when an address came, else its last_error code.
-    ip: [ip, mask, gw, dns, dns2] for a static address, None for DHCP."""
+    ip: [ip, mask, gw, dns, dns2] for a static address, None for DHCP.
+    stop: a callable; once it returns true the join ends there, as when
+    timeout_ms has passed."""
     sta.active(True)
     # MicroPython's ESP32 station retries a failed join for ever by default, and
     # status() says "connecting" all along for most reasons (a wrong key among
@@ -71,6 +73,8 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None):
         status = sta.status()
         if status == _GOT_IP:
             return 0
+        if stop and stop():
+            break
         if status != old:
             old = None
             # idle (just after connect) or associating: wait, up to timeout_ms
@@ -83,12 +87,12 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None):
     return reason(status)
 
 
-async def join_saved(store, sta, timeout_ms=15000):
+async def join_saved(store, sta, timeout_ms=15000, stop=None):
     """Try the saved networks, most recently good first: (0, ssid) once one
     joins (it moves to the front of the list), else (last_error, None)."""
     error = _ERR_CONFIG  # nothing saved
     for net in saved(store):
-        code = await join(sta, net["ssid"], net["password"], timeout_ms, net.get("ip"))
+        code = await join(sta, net["ssid"], net["password"], timeout_ms, net.get("ip"), stop)
         if not code:
             remember(store, net["ssid"], net["password"], net.get("ip"))
             return 0, net["ssid"]
@@ -98,25 +102,30 @@ async def join_saved(store, sta, timeout_ms=15000):
 
 async def for_device(rt, sta):
     """CONNECTING_NET's join: the settings on trial, else the saved networks.
-    True once joined; else False, last_error set (or the trial ended).
-    """
+    True once joined; else False, last_error set (or the trial ended). A
+    press of the button (setup requested) ends the join at once, as
+    Blynk.Edgent leaves its join for setup mode, and sets no last_error."""
     from onboard import log
+
+    def stop():
+        return rt.setup_requested
 
     timeout = int(rt.config.get("wifi_timeout_s", 15)) * 1000
     if rt.trial():
         p = rt.real.get("state")["pending"]
         ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
         code = await join(sta, ssid, p["password"], timeout,  # pyright: ignore
-                      p.get("ip"))  # pyright: ignore
+                          p.get("ip"), stop)  # pyright: ignore
         if code:
             from onboard.trial import end
 
-            end(rt, code)
+            end(rt, rt.last_error if stop() else code)
             return False
     else:
-        code, ssid = await join_saved(rt.store, sta, timeout)
+        code, ssid = await join_saved(rt.store, sta, timeout, stop)
         if code:
-            rt.set_error(code)
+            if not stop():
+                rt.set_error(code)
             return False
     log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
     rt.fresh = False
