@@ -377,7 +377,9 @@ while True:
     s.put('cloud', n=n, token='tok%d' % n)
     print('@event {"state": "WROTE", "n": %d}' % n)  # put() returned: this one is stored
 """
-CUTS = 4
+# cuts per run: two in make test (its ESP32 part is its longest), eight under
+# make test-esp32-cuts (ONBOARD_ESP32_CUTS); each at a random moment of a write
+CUTS = 8 if os.environ.get("ONBOARD_ESP32_CUTS") else 2
 READ_BACK = """
 from onboard.store import Store
 cloud = Store(%r).get('cloud')
