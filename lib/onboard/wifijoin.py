@@ -40,8 +40,8 @@ def reason(status):
 async def join(sta, ssid, password, timeout_ms=15000, ip=None, stop=None):
     """Join one network: 0 when an address came, else its last_error code.
     ip: [ip, mask, gw, dns, dns2] for a static address, None for DHCP.
-    stop: a callable; once it returns true the join ends there, as when
-    timeout_ms has passed."""
+    stop: the runtime, or None; once its setup_requested is true the join
+    ends there, as when timeout_ms has passed."""
     sta.active(True)
     # MicroPython's ESP32 station retries a failed join for ever by default, and
     # status() says "connecting" all along for most reasons (a wrong key among
@@ -73,7 +73,7 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None, stop=None):
         status = sta.status()
         if status == _GOT_IP:
             return 0
-        if stop and stop():
+        if stop and stop.setup_requested:
             break
         if status != old:
             old = None
@@ -107,24 +107,21 @@ async def for_device(rt, sta):
     Blynk.Edgent leaves its join for setup mode, and sets no last_error."""
     from onboard import log
 
-    def stop():
-        return rt.setup_requested
-
     timeout = int(rt.config.get("wifi_timeout_s", 15)) * 1000
     if rt.trial():
         p = rt.real.get("state")["pending"]
         ssid = p["ssid"]  # pyright: ignore  (a dict: the store's JSON)
         code = await join(sta, ssid, p["password"], timeout,  # pyright: ignore
-                          p.get("ip"), stop)  # pyright: ignore
+                          p.get("ip"), rt)  # pyright: ignore
         if code:
             from onboard.trial import end
 
-            end(rt, rt.last_error if stop() else code)
+            end(rt, rt.last_error if rt.setup_requested else code)
             return False
     else:
-        code, ssid = await join_saved(rt.store, sta, timeout, stop)
+        code, ssid = await join_saved(rt.store, sta, timeout, rt)
         if code:
-            if not stop():
+            if not rt.setup_requested:
                 rt.set_error(code)
             return False
     log.info(_TAG, "joined %s at %s", ssid, sta.ifconfig()[0])
