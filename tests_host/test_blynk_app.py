@@ -199,11 +199,9 @@ def test_a_network_that_gives_no_address_shows_723_on_the_portal_and_keeps_the_s
         device, cloudsim):
     from onboard_cli.simdevice import DEFAULT_RADIO
 
-    basement = {"ssid": "basement", "bssid": "aa:bb:cc:00:00:0b", "rssi": -55, "sec": "OPEN",
-                "ch": 3, "password": "", "behaviour": "no_ip"}  # joins, DHCP never answers
     prov = provision(cloudsim)
     d = device(config={**blynk_config(cloudsim), "wifi_timeout_s": 2},
-               radio=[*DEFAULT_RADIO, basement])
+               radio=[*DEFAULT_RADIO, BASEMENT])
     configure(d, blynk=prov["token"])
     d.wait_state("RUNNING")
     kept = d.store()
