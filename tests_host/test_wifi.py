@@ -280,11 +280,13 @@ print(sta.ifconfig()[0])
     assert out == ["('10.1.2.3', '255.255.0.0', '10.1.0.1', '10.1.0.2')", "127.0.0.1"]
 
 
-def test_join_waits_while_the_station_is_still_idle_after_connect(mpy, tmp_path):
-    out = run(mpy, tmp_path, """
-class Sta:  # an ESP32 station reports idle for a moment after connect()
-    def __init__(self):
-        self.statuses = [1000, 1000, 1001, 1010]
+# a station whose status() answers from a list (its last status from then on),
+# counting the joins asked of it
+LISTED_STATION = """
+class Sta:
+    joins = 0
+    def __init__(self, statuses):
+        self.statuses = statuses
     def active(self, on=None):
         return True
     def config(self, **kw):
@@ -296,10 +298,16 @@ class Sta:  # an ESP32 station reports idle for a moment after connect()
     def ifconfig(self, config=None):
         pass
     def connect(self, ssid, password):
-        pass
+        Sta.joins += 1
     def status(self):
         return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
-print(asyncio.run(wifi.join(Sta(), "home", "correct horse")))
+"""
+
+
+def test_join_waits_while_the_station_is_still_idle_after_connect(mpy, tmp_path):
+    # an ESP32 station reports idle for a moment after connect()
+    out = run(mpy, tmp_path, LISTED_STATION + """
+print(asyncio.run(wifi.join(Sta([1000, 1000, 1001, 1010]), "home", "correct horse")))
 """)
     assert out == ["0"]
 
@@ -358,6 +366,17 @@ print(json.dumps(Store(store.path).get("wifi")["networks"][0]))
     assert json.loads(out[1]) == {"ssid": "home", "password": "correct horse",
                                   "ip": ["10.1.2.3", "255.255.0.0", "10.1.0.1", "10.1.0.2",
                                          "10.1.0.3"]}
+
+
+def test_join_saved_ended_by_a_press_tries_no_other_network(mpy, tmp_path):
+    out = run(mpy, tmp_path, LISTED_STATION + """
+class Runtime:  # the button was pressed
+    setup_requested = True
+wifi.remember(store, "home", "correct horse")
+wifi.remember(store, "cafe", "")
+print(asyncio.run(wifi.join_saved(store, Sta([1001]), 60000, Runtime())), Sta.joins)
+""")
+    assert out == ["(723, None) 1"]
 
 
 def test_join_saved_when_none_joins_is_the_last_failure_and_changes_nothing(mpy, tmp_path):

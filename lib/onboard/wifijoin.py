@@ -89,7 +89,8 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None, stop=None):
 
 async def join_saved(store, sta, timeout_ms=15000, stop=None):
     """Try the saved networks, most recently good first: (0, ssid) once one
-    joins (it moves to the front of the list), else (last_error, None)."""
+    joins (it moves to the front of the list), else (last_error, None).
+    stop: as join's; once it has ended a join, no other network is tried."""
     error = _ERR_CONFIG  # nothing saved
     for net in saved(store):
         code = await join(sta, net["ssid"], net["password"], timeout_ms, net.get("ip"), stop)
@@ -97,6 +98,8 @@ async def join_saved(store, sta, timeout_ms=15000, stop=None):
             remember(store, net["ssid"], net["password"], net.get("ip"))
             return 0, net["ssid"]
         error = code
+        if stop and stop.setup_requested:
+            break  # (the others are not tried: the radio is left idle)
     return error, None
 
 
