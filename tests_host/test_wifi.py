@@ -141,6 +141,20 @@ print(json.dumps([n["ssid"] for n in Store(store.path).get("wifi")["networks"]])
     assert json.loads(out[0]) == ["net%d" % i for i in range(8, 0, -1)]
 
 
+def test_settings_that_worked_on_trial_keep_at_most_8_networks_the_oldest_goes(mpy, tmp_path):
+    # onboard.trial's switch writes the list itself (the Wi-Fi manager is not
+    # loaded while online): the same cap as remember's
+    out = run(mpy, tmp_path, """
+from onboard import trial
+for i in range(8):
+    wifi.remember(store, "net%d" % i, "")
+store.put("state", pending={"ssid": "net8", "password": "", "cloud": {}})
+trial.switch(store)
+print(json.dumps([n["ssid"] for n in Store(store.path).get("wifi")["networks"]]))
+""")
+    assert json.loads(out[0]) == ["net%d" % i for i in range(8, 0, -1)]
+
+
 def test_remembering_the_first_network_again_writes_nothing(mpy, tmp_path):
     out = run(mpy, tmp_path, """
 wifi.remember(store, "cafe", "")

@@ -10,6 +10,10 @@ try:
 except ImportError:
     BUILD = 1793491200  # 2026-11-01: the floor of an unbuilt source tree
     BUILD_DATE = "Nov  1 2026 00:00:00"
+# BUILD: the firmware's build time (Unix seconds), the floor the clock never
+# runs below; BUILD_DATE: the same as C's __DATE__ " " __TIME__ ("Jan 19 2024
+# 12:25:30"). Names, not accessor functions: a function costs RAM for as long
+# as this module is loaded, which is always.
 
 # seconds the port's time.time() counts from 1970 to its epoch (2000 on ESP32)
 _EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
@@ -27,16 +31,6 @@ def attach(board):
     _board = board
     if int(time.time()) + _EPOCH < BUILD:
         board.set_time(BUILD)
-
-
-def floor():
-    """The firmware's build time (Unix seconds): the clock never runs earlier."""
-    return BUILD
-
-
-def build_date():
-    """The build time as C's __DATE__ " " __TIME__ ("Jan 19 2024 12:25:30")."""
-    return BUILD_DATE
 
 
 def now():

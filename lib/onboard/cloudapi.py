@@ -28,7 +28,10 @@ def body(resp, step, *names):
         doc = resp.json()
         if not isinstance(doc, dict):
             raise ValueError
-        return [doc[n] for n in names]
+        out = []
+        for n in names:  # (a loop: a comprehension is a function in RAM)
+            out.append(doc[n])
+        return out
     except (ValueError, KeyError, TypeError):
         raise Transient(step, 0) from None
 

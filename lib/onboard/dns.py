@@ -36,7 +36,7 @@ def answer(query, ip, captive):
         return head + bytes(6) + query[12:end]
     return (head + b"\x00\x01\x00\x00\x00\x00" + query[12:end]
             + b"\xc0\x0c\x00\x01\x00\x01" + _TTL.to_bytes(4, "big") + b"\x00\x04"
-            + bytes(int(x) for x in ip.split(".")))
+            + bytes(map(int, ip.split("."))))
 
 
 class CaptiveDNS:

@@ -41,7 +41,10 @@ def write_conf(props):
 
 
 def read_conf(cloud):
-    return {k: cloud.get(k) for k in ("apn", "cis", "sid", "cps", "clec")}
+    conf = {}
+    for k in ("apn", "cis", "sid", "cps", "clec"):  # (a loop: a comprehension is a function)
+        conf[k] = cloud.get(k)
+    return conf
 
 
 def resource(href, rt, get, set=None):

@@ -35,11 +35,12 @@ def arrive(rt, fields, joined=False):
     store = rt.real
     cloud = {}
     profile = rt.profile
-    names = [f[0] for f in getattr(profile, "FIELDS", ())]
+    given = False  # a cloud field given (a loop: a comprehension is a function in RAM)
+    for f in getattr(profile, "FIELDS", ()):
+        given = given or bool(fields.get(f[0]))
     # the cloud fields may be left out when the device already has a token
     check = getattr(profile, "check", None)  # (blynk loads it for this call: once)
-    if check and (any(fields.get(n) for n in names)
-                  or not (joined or store.get("cloud").get("token"))):
+    if check and (given or not (joined or store.get("cloud").get("token"))):
         cloud = check(fields, rt.config, store.get("cloud"))
     check = None  # (the store's writes below need not hold its code)
     if joined or fields.get("save", "0") not in ("", "0") or not wifi.saved(store):

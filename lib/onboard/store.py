@@ -59,11 +59,16 @@ def _check_value(value, field, depth=0):
 
 
 def _copy(value):
+    # (a loop and map, not comprehensions: each of those is one more function
+    # in RAM while the module is loaded)
     t = type(value)
     if t is dict:
-        return {k: _copy(v) for k, v in value.items()}
+        d = {}
+        for k, v in value.items():
+            d[k] = _copy(v)
+        return d
     if t is list or t is tuple:
-        return [_copy(v) for v in value]
+        return list(map(_copy, value))
     return value
 
 
@@ -135,7 +140,7 @@ class Store:
         """A copy of one section (empty dict when absent)."""
         self._check_section(section)
         self._loaded()
-        return {k: _copy(v) for k, v in self._data.get(section, {}).items()}
+        return _copy(self._data.get(section, {}))
 
     def put(self, section, **fields):
         """Merge fields into a section with one write; a None value removes
@@ -170,7 +175,9 @@ class Store:
             self._check_section(s)
         self._loaded()
         names = sections or SECTIONS
-        data = {k: v for k, v in self._data.items() if k not in names}
+        data = dict(self._data)
+        for k in names:
+            data.pop(k, None)
         if data == self._data:
             return False
         self._commit(data, True)

@@ -58,8 +58,11 @@ def switch(store):
     net = {"ssid": p["ssid"], "password": p["password"]}
     if p.get("ip"):
         net["ip"] = p["ip"]
-    nets = [n for n in store.get("wifi").get("networks", []) if n.get("ssid") != p["ssid"]]
-    store.put("wifi", networks=[net] + nets[: _MAX_NETWORKS - 1])
+    nets = [net]
+    for n in store.get("wifi").get("networks", []):  # (a loop: a comprehension is a function)
+        if n.get("ssid") != p["ssid"] and len(nets) < _MAX_NETWORKS:
+            nets.append(n)
+    store.put("wifi", networks=nets)
     if p["cloud"]:
         store.put("cloud", **p["cloud"])
     store.put("state", pending=None)

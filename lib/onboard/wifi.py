@@ -60,12 +60,14 @@ def remember(store, ssid, password, ip=None):
     is already first with the same password and address). ip: its static
     address (check_ip), None for DHCP."""
     check_credentials(ssid, password)
-    nets = [n for n in saved(store) if n.get("ssid") != ssid]
     net = {"ssid": ssid, "password": password}
     if ip:
         net["ip"] = ip
-    nets.insert(0, net)
-    return store.put("wifi", networks=nets[:MAX_NETWORKS])
+    nets = [net]
+    for n in saved(store):  # (a loop: a comprehension is a function in RAM)
+        if n.get("ssid") != ssid and len(nets) < MAX_NETWORKS:
+            nets.append(n)
+    return store.put("wifi", networks=nets)
 
 
 # Edgent's names, indexed by the ESP32's authmode

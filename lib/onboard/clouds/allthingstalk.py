@@ -42,7 +42,9 @@ def publish_states(rt, values):
     import json
 
     device_id = rt.store.get("cloud")["device_id"]
-    doc = {k: {"value": v} for k, v in values.items()}
+    doc = {}
+    for k, v in values.items():  # (a loop: a comprehension is a function in RAM)
+        doc[k] = {"value": v}
     return rt.publish("device/%s/state" % device_id, json.dumps(doc), qos=1)
 
 

@@ -60,7 +60,7 @@ async def start(rt):
         path = "/external/api/provision?token=%s&templateId=%s" % (token, tmpl)
         judge(await fetch(rt, "GET", path), "activation", (400, 401, 403, 404))
         link["store"] = {"activated": True}
-    info = {"tmpl": tmpl, "ver": cfg.get("fw_ver", "0.0.0"), "build": clock.build_date(),
+    info = {"tmpl": tmpl, "ver": cfg.get("fw_ver", "0.0.0"), "build": clock.BUILD_DATE,
             "type": cfg.get("fw_type") or tmpl, "rxbuff": 1024}
     link["mqtt"] = ("device", token, cloud.get("host"), cloud.get("port"), cloud.get("tls"))
     link["topics"] = (b"downlink/#",)
