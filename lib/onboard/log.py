@@ -51,15 +51,13 @@ def forget_secrets():
 
 def masked(obj):
     """A copy of obj safe to print: values of secret-named keys masked."""
-    # (loops and map, not comprehensions: each of those is one more function
-    # object in RAM while the module is loaded)
     if isinstance(obj, dict):
-        d = {}
-        for k, v in obj.items():
-            d[k] = MASK if isinstance(k, str) and is_secret_key(k) else masked(v)
-        return d
+        return {
+            k: (MASK if isinstance(k, str) and is_secret_key(k) else masked(v))
+            for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
-        return list(map(masked, obj))
+        return [masked(v) for v in obj]
     return obj
 
 
@@ -68,7 +66,7 @@ def _emit(lvl, tag, msg, args):
         return
     if args:
         try:
-            msg = msg % tuple(map(masked, args))
+            msg = msg % tuple(masked(a) for a in args)
         except (TypeError, ValueError):
             msg = "%s (bad log format)" % msg
     # the level's letter: D, I, W or E (lvl is one of the four, 10 to 40)

@@ -56,23 +56,14 @@ def forget(*names):
 def loaded():
     import sys
 
-    # (loops, not comprehensions: each of those is one more function in RAM)
-    names = []
-    for n in sys.modules:
-        if n.startswith("onboard."):
-            names.append(n)
-    return names
+    return [n for n in sys.modules if n.startswith("onboard.")]
 
 
 def new_since(before):
     """The onboard modules (short names) loaded since loaded() gave before,
     but onboard.trial: settings on trial outlive the state that loaded it
     (their end lets go of it)."""
-    names = []
-    for n in loaded():
-        if n not in before and n != "onboard.trial":
-            names.append(n[8:])
-    return names
+    return [n[8:] for n in loaded() if n not in before and n != "onboard.trial"]
 
 
 class Runtime:
@@ -118,8 +109,7 @@ class Runtime:
 
             gc.collect()
             event["heap"] = gc.mem_alloc()  # live bytes, for the benchmarks
-            # and what holds them, by short name (no comprehension: a function)
-            event["loaded"] = " ".join(loaded()).replace("onboard.", "").split()
+            event["loaded"] = [n[8:] for n in loaded()]  # and what holds them
         self.board.emit(event)
 
     def set_error(self, code):
