@@ -329,8 +329,16 @@ def test_letting_go_of_modules_frees_the_last_stream_asyncio_watched(mpy):
             gc.collect()
             before = gc.mem_alloc()
             forget()
-            print(before - gc.mem_alloc())
+            return before - gc.mem_alloc()
 
-        asyncio.run(main())
+        # on five layouts of the heap: MicroPython's collector is conservative,
+        # so a stray word that happens to equal an address in the chain can keep
+        # the stream on one layout (seen once: 64 B freed). Without the fix the
+        # old poller keeps it on every layout.
+        pad = []
+        for i in range(5):
+            pad.append(bytearray(16 * i + 1))
+            print(asyncio.run(main()))
         """)
-    assert int(run.lines[-1]) >= 20000  # the stream, and what it held, are freed
+    freed = [int(n) >= 20000 for n in run.lines[-5:]]  # the stream, and what it held
+    assert freed.count(True) >= 4, freed

@@ -51,13 +51,15 @@ def forget_secrets():
 
 def masked(obj):
     """A copy of obj safe to print: values of secret-named keys masked."""
+    # (loops and map, not comprehensions: each of those is one more function
+    # object in RAM while the module is loaded)
     if isinstance(obj, dict):
-        return {
-            k: (MASK if isinstance(k, str) and is_secret_key(k) else masked(v))
-            for k, v in obj.items()
-        }
+        d = {}
+        for k, v in obj.items():
+            d[k] = MASK if isinstance(k, str) and is_secret_key(k) else masked(v)
+        return d
     if isinstance(obj, (list, tuple)):
-        return [masked(v) for v in obj]
+        return list(map(masked, obj))
     return obj
 
 
@@ -66,7 +68,7 @@ def _emit(lvl, tag, msg, args):
         return
     if args:
         try:
-            msg = msg % tuple(masked(a) for a in args)
+            msg = msg % tuple(map(masked, args))
         except (TypeError, ValueError):
             msg = "%s (bad log format)" % msg
     # the level's letter: D, I, W or E (lvl is one of the four, 10 to 40)
