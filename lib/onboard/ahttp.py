@@ -27,7 +27,7 @@ async def arequest(method, url, json=None, data=None, headers=None, timeout=10, 
         phase = "connect"
         c = net.Conn()
         try:
-            await c.connect(host, port, ctx, deadline, True)
+            await c.connect(host, port, ctx, deadline)
             phase = "tls" if ctx else "send"
             await c.send(deadline, out, body or b"")
             phase = "reply"

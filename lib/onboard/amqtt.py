@@ -73,7 +73,7 @@ class MQTTClient(mqttbase.MQTTClient):
         try:
             stop = net.deadline(self.timeout)
             self.sock = net.Conn()
-            await self.sock.connect(self.server, self.port, self.ssl, stop, True)
+            await self.sock.connect(self.server, self.port, self.ssl, stop)
             self.phase = "tls" if self.ssl else "login"  # the handshake runs on the first send
             await self._asend(stop, 0x10, *mqttbase.start(self, clean_session))
             self.phase = "login"
