@@ -19,11 +19,14 @@ def escape(text):
 
 def form(portal):
     """The config page: a plain form, no JavaScript needed."""
-    options = "".join('<option value="%s">' % escape(n["ssid"]) for n in portal.scan())
-    extra = "".join(
-        '<label>%s<input name="%s" type="%s" autocomplete="off"></label>'
-        % (escape(label), name, "password" if secret else "text")
-        for name, label, secret in portal.fields)
+    # (loops, not generators: each of those is one more function in RAM)
+    options = ""
+    for n in portal.scan():
+        options += '<option value="%s">' % escape(n["ssid"])
+    extra = ""
+    for name, label, secret in portal.fields:
+        extra += ('<label>%s<input name="%s" type="%s" autocomplete="off"></label>'
+                  % (escape(label), name, "password" if secret else "text"))
     if portal.pop:
         extra += ('<label>Proof of possession<input name="pop" type="password" '
                   'autocomplete="off"></label>')

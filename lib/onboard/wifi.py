@@ -3,6 +3,7 @@
 # network (join, join_saved, reason) is onboard.wifijoin's: the session
 # imports it, and wifi.join and the others load it on first use (Improv).
 # Setup mode, which takes credentials and scans, keeps none of it in RAM.
+from binascii import hexlify
 from micropython import const
 
 MAX_NETWORKS = const(8)  # saved networks kept, at most (trial.switch has its own copy)
@@ -43,8 +44,10 @@ def check_ip(fields):
     for name in ("ip", "mask", "gw", "dns", "dns2"):
         v = fields.get(name) or (out[-1] if name[0] == "d" else "")
         parts = v.split(".")
-        if len(parts) != 4 or not all(
-                p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
+        ok = len(parts) == 4
+        for p in parts:  # (a loop: a generator is one more function in RAM)
+            ok = ok and p.isdigit() and len(p) <= 3 and int(p) < 256
+        if not ok:
             raise ValueError("%s: must be an IPv4 address like 192.168.1.20" % name)
         out.append(v)
     return out
@@ -76,7 +79,9 @@ SEC_NAMES = ("OPEN", "WEP", "WPA", "WPA2", "WPA+WPA2", "WPA2-EAP", "WPA3", "WPA2
 
 def mac_text(raw, sep=":"):
     """A MAC or BSSID (bytes) as lower-case hex, "aa:bb:..." by default."""
-    return sep.join("%02x" % b for b in raw)
+    # (hexlify, not a generator: that would be one more function in RAM; and
+    # not hexlify(raw, ""), which puts a NUL between the bytes)
+    return (hexlify(raw, sep) if sep else hexlify(raw)).decode()
 
 
 def scan(sta, limit=15):
