@@ -60,6 +60,18 @@ def test_the_first_setup_mode_holds_no_session_code(device, cloudsim):
     assert (SESSION | ONCE) & set(first["loaded"]) == set()
 
 
+def test_a_heap_report_counts_the_names_interned_so_far_which_are_never_freed(device, cloudsim):
+    # (the benchmarks' figure: MicroPython's qstr pool line, which the Unix
+    # board prints before an event with a heap figure and `onboard device run`
+    # adds to it; the session's code is let go of, its names stay)
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    online = d.wait_state("RUNNING")
+    first = next(e for e in d.events if e["state"] == "WAIT_CONFIG")
+    assert 0 < first["names"] < online["names"]
+    assert 0 < first["names_bytes"] < online["names_bytes"]
+
+
 def test_setup_mode_on_a_serial_line_nobody_speaks_on_holds_no_improv_code(device, cloudsim,
                                                                            tmp_path):
     # (a board's USB serial is always there; its first byte loads Improv: test_improv)

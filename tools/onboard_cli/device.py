@@ -191,13 +191,22 @@ def main(args):
                                 text=True, bufsize=1)
         if stopping:  # (asked while it was being started: the handler saw none)
             proc.terminate()
+        names = {}  # the board's last qstr pool line: the names interned so far
         for line in proc.stdout:
+            if line.startswith("qstr pool: "):  # ("n_pool=5, n_qstr=520, ...")
+                names = dict(kv.split("=") for kv in line[11:].strip().split(", "))
+                continue
             if line.startswith("@event "):
                 try:
                     event = json.loads(line[7:])
                 except ValueError:
                     sys.stderr.write(line)
                     continue
+                if "heap" in event and names:
+                    # names interned (qstrs, never freed) and the heap they take
+                    event["names"] = int(names["n_qstr"])
+                    event["names_bytes"] = int(names["n_total_bytes"])
+                names = {}
                 # dns: the captive DNS's UDP port, for a client to query
                 print(json.dumps({"t": round(time.monotonic() - start, 3), "dns": dns_port,
                                   **event}), flush=True)

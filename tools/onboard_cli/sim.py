@@ -36,6 +36,8 @@ class Walk:
     def show(self):
         for event in self.device.events[self.seen:]:
             extra = f"heap {event['heap']:>6} " if "heap" in event else ""
+            if "names" in event:
+                extra += f"names {event['names']} ({event['names_bytes']} B) "
             if event.get("portal"):
                 extra += f"portal {event['portal']}"
             for key in ("renewed", "online", "retry_in", "message"):
