@@ -283,7 +283,8 @@ def build_rows(bits, path, image, Cloudsim):
         # short name and its file's path, each function its name and arguments
         rows.append(("heap", f"{bits}:   of it, names interned over the Blynk life (qstrs, "
                      "never freed): names / heap", f"{live['names']:,} / {live['names bytes']:,}",
-                     "B", "report (lib of 7e683ba, 32-bit: 517 / 9,321 B)"))
+                     "B", "report" + (" (lib of 7e683ba: 517 / 9,321 B)" if bits == "32-bit"
+                                      else "")))
         for profile in LIVES[1:]:
             live = live_per_state(profile)
             commit, was = BEFORE_14[bits][profile]
