@@ -294,6 +294,23 @@ print(sta.ifconfig()[0])
     assert out == ["('10.1.2.3', '255.255.0.0', '10.1.0.1', '10.1.0.2')", "127.0.0.1"]
 
 
+
+def test_the_stand_in_radio_takes_a_static_address_only_as_four_dotted_addresses(mpy, tmp_path):
+    # as the ESP32's ifconfig: anything else is refused
+    out = run(mpy, tmp_path, """
+sta.active(True)
+for bad in (("10.1.2.3", "255.255.0.0", "10.1.0.1"), ("10.1.2.3", "255.255.0.0", "10.1.0.1", 7),
+            ("10.1.2.3", "255.255.0", "10.1.0.1", "10.1.0.2")):
+    try:
+        sta.ifconfig(bad)
+        print("taken", bad)
+    except ValueError:
+        print("refused")
+sta.ifconfig(("10.1.2.3", "255.255.0.0", "10.1.0.1", "10.1.0.2"))
+print("taken")
+""", [HOME])
+    assert out == ["refused", "refused", "refused", "taken"]
+
 # a station whose status() answers from a list (its last status from then on),
 # counting the joins asked of it
 LISTED_STATION = """

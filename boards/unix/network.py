@@ -78,7 +78,7 @@ def _networks(ssid=None):
 
 
 def _mac(text):
-    return bytes(int(x, 16) for x in text.split(":"))
+    return bytes.fromhex(text.replace(":", ""))
 
 
 class WLAN:
@@ -115,9 +115,12 @@ class WLAN:
             # returns an empty list, saying nothing)
             return []
         names = _SEC.split()
-        return [(n.get("ssid", "").encode(), _mac(n.get("bssid", "00:00:00:00:00:00")),
-                 n.get("ch", 1), n.get("rssi", -90), names.index(n.get("sec", "OPEN")),
-                 False) for n in _networks()]
+        found = []  # (a loop: a comprehension is one more function in RAM)
+        for n in _networks():
+            found.append((n.get("ssid", "").encode(), _mac(n.get("bssid", "00:00:00:00:00:00")),
+                          n.get("ch", 1), n.get("rssi", -90), names.index(n.get("sec", "OPEN")),
+                          False))
+        return found
 
     def connect(self, ssid=None, key=None, *, bssid=None):
         if not self.s[0]:
@@ -193,10 +196,12 @@ class WLAN:
             if self.isconnected() and self.s[5] is None:
                 raise RuntimeError("Wifi Unknown Error: DHCP client already started")
             self.s[5] = None
-        elif len(config) != 4 or not all(isinstance(a, str) and a.count(".") == 3
-                                         for a in config):
-            raise ValueError("ifconfig: (ip, mask, gw, dns) or 'dhcp'")
         else:
+            ok = len(config) == 4
+            for a in config:  # (a loop: a generator is one more function in RAM)
+                ok = ok and isinstance(a, str) and a.count(".") == 3
+            if not ok:
+                raise ValueError("ifconfig: (ip, mask, gw, dns) or 'dhcp'")
             self.s[5] = tuple(config)
 
     def config(self, *args, **kw):
