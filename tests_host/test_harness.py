@@ -35,3 +35,12 @@ def test_a_stopped_device_leaves_no_process_behind_even_when_its_runner_hangs(de
     os.kill(d.proc.pid, signal.SIGSTOP)
     d.stop(grace=0.5)
     assert running_in_group(d.proc.pid) == []  # none, once stop() has returned
+
+
+def test_the_bench_gives_a_life_bisected_several_times_the_heap_every_run_worked_in():
+    # (near its smallest heap a life passes in one run and fails in the next)
+    from bench.heap import largest
+
+    assert largest([47_104, 47_360, 46_848]) == 47_360
+    assert largest([32_512, "> 196,608", 33_280]) == "> 196,608"  # a run that never worked
+    assert largest(["<= 16,384", 28_672]) == 28_672

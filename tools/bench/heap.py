@@ -25,6 +25,12 @@ from .measure import smallest, smallest_heap, workdir
 BEFORE_64 = {"life blynk": 105_984, "https": 25_043, "mqtt plain": 15_334, "mqtt tls": 31_941}
 # every profile with a life in `onboard sim` (issue 14: all reported, none grows)
 LIVES = ("blynk", "spokezone", "allthingstalk", "plgd")
+# The lives issue 14's goals are on (32-bit) are bisected this many times: near
+# its smallest heap the same life passes in one run and fails in the next (a
+# run's timing moves what is allocated where), so one bisection is one draw,
+# which moved by up to three 256 B steps from run to run (ROMFS: 32,512 and
+# 33,280 B on one image). The figure is the largest: a heap every run worked in.
+RUNS_32 = 3
 STATES = ("WAIT_CONFIG", "CONFIGURING", "CONNECTING_NET", "CONNECTING_CLOUD", "RUNNING")
 GOALS_32 = {"life blynk": "<= 40,960 B (issue 14)", "life blynk romfs": "<= 28,672 B (issue 14)",
             "life blynk serial": "report (b93794d: 50,432 B, Improv loaded in setup mode)"}
@@ -87,6 +93,16 @@ def life_ok(profile, heapsize, romfs=None, serial=False):
                       *(["--romfs", str(romfs)] if romfs else []),
                       *(["--serial", str(Path(d) / "tty")] if serial else []))
     return run.returncode == 0 and "states" in run.stdout
+
+
+def largest(figures):
+    """The largest of several runs' smallest heaps (a "> high" one, a life
+    that failed even there, outranks every number; "<= low" ranks below)."""
+    def rank(f):
+        if isinstance(f, int):
+            return f
+        return float("inf") if f.startswith(">") else 0
+    return max(figures, key=rank)
 
 
 def smallest_life(profile, low=32_768, high=196_608, romfs=None, serial=False):
@@ -242,11 +258,14 @@ def build_rows(bits, path, image, Cloudsim):
     """The heap rows of one interpreter build (64-bit, or 32-bit at path)."""
     rows = []
     with interpreter(path):
-        figs = {}
-        for profile in LIVES:
-            figs["life " + profile] = smallest_life(profile)
-        figs["life blynk romfs"] = smallest_life("blynk", low=16_384, romfs=image)
-        figs["life blynk serial"] = smallest_life("blynk", serial=True)
+        figs, runs = {}, {}
+        lives = {"life " + profile: {"profile": profile} for profile in LIVES}
+        lives["life blynk romfs"] = {"profile": "blynk", "low": 16_384, "romfs": image}
+        lives["life blynk serial"] = {"profile": "blynk", "serial": True}
+        for key, kw in lives.items():
+            n = RUNS_32 if bits == "32-bit" and key in GOALS_32 else 1
+            runs[key] = [smallest_life(**kw) for _ in range(n)]
+            figs[key] = largest(runs[key])
         with workdir() as d:
             sim = Cloudsim(Path(d) / "cloudsim", log=lambda line: None).start()
             try:
@@ -271,6 +290,9 @@ def build_rows(bits, path, image, Cloudsim):
             if not goal and key[5:] in BEFORE_14_LIFE[bits]:
                 goal = before(figs[key], (BEFORE_14_LIFE[bits][key[5:]],),
                               BEFORE_14[bits][key[5:]][0])
+            if len(runs.get(key, ())) > 1:
+                goal += " · runs: " + " / ".join(
+                    f"{r:,}" if isinstance(r, int) else r for r in runs[key])
             rows.append(("heap", f"{bits}: {name}: smallest -X heapsize", figs[key], "B",
                          goal))
         rows += stock_rows(bits, figs)
