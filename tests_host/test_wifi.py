@@ -224,6 +224,25 @@ print(len(wifi.scan(sta, 3)))
     assert out[1] == "3"
 
 
+def test_the_unix_radio_scans_nothing_while_a_join_tries_and_again_once_its_tries_are_spent(
+        mpy, tmp_path):
+    # as MicroPython v1.25 on the emulated ESP32: an empty list at once while
+    # the station tries, the networks again after config(reconnects=1)'s two
+    # tries of a network not in the air
+    out = run(mpy, tmp_path, """
+import time
+sta.active(True)
+sta.config(reconnects=1)
+sta.connect("missing", "")
+print(len(sta.scan()))
+start = time.ticks_ms()
+while not sta.scan() and time.ticks_diff(time.ticks_ms(), start) < 10000:
+    time.sleep_ms(20)
+print(len(sta.scan()), sta.status())
+""", [HOME])
+    assert out == ["0", "1 201"]
+
+
 def test_mac_text_is_lower_case_hex_with_the_separator_given(mpy):
     assert refusal(mpy, "wifi.mac_text(b'\\xaa\\x0b\\x00', '')") == "ok aa0b00"
     assert refusal(mpy, "wifi.mac_text(b'\\xaa\\x0b\\x00')") == "ok aa:0b:00"

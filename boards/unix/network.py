@@ -110,9 +110,12 @@ class WLAN:
     def scan(self):
         if not self.s[0] or self.interface != STA_IF:
             raise OSError("STA must be active")
-        if self.s[1] is not None and not self.isconnected():
-            # ESP-IDF refuses to scan while the station connects (v1.25 then
-            # returns an empty list, saying nothing)
+        retries = self.c["reconnects"]
+        if not self.isconnected() and self.s[1] is not None and (retries < 0 or
+                                                                  self.s[8] <= retries):
+            # ESP-IDF refuses to scan while the station tries to join, the
+            # radio's own retries included (v1.25 then returns an empty list,
+            # saying nothing); once config(reconnects=N)'s are spent it scans
             return []
         names = _SEC.split()
         found = []  # (a loop: a comprehension is one more function in RAM)
