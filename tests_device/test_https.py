@@ -31,6 +31,11 @@ if params and params.get("wifi") and sys.platform != "linux":
         sta = network.WLAN(network.STA_IF)
         sta.active(True)
         if not sta.isconnected():
+            # a soft reset leaves the station as the program before left it,
+            # perhaps still joining (the deployed board's setup mode joins the
+            # emulator's network), and a connect() meanwhile raises OSError
+            # "Wifi Internal Error" (ESP-IDF: sta is connecting)
+            sta.disconnect()
             sta.connect(params["wifi"]["ssid"], params["wifi"]["password"])
         start = time.ticks_ms()
         while not sta.isconnected() and time.ticks_diff(time.ticks_ms(), start) < 20000:
