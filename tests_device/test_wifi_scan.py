@@ -111,4 +111,17 @@ if sys.platform == "linux":  # the radio file exists only on the Unix port
             {"ssid": "cafe", "bssid": "aa:bb:cc:00:00:03", "rssi": -60, "sec": "OPEN", "ch": 11}]
 
 
+@test
+def a_station_that_was_joining_scans_once_onboard_made_it_leave():
+    # setup mode's first step (onboard.wifi.leave): a station whose join is
+    # under way, or whose radio retries a lost network, scans nothing (v1.25:
+    # an empty list, at once) until disconnect() ends that join
+    import asyncio
+
+    sta.config(reconnects=-1)  # as after a boot: the radio retries for ever
+    sta.connect("onboard-no-such-network", "")
+    asyncio.run(wifi.leave(sta))
+    assert sta.scan(), "nothing scanned after leave()"
+
+
 summary()

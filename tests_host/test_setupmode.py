@@ -115,11 +115,11 @@ def test_settings_improv_has_joined_go_straight_to_the_cloud_without_joining_aga
     assert states[states.index("CONFIGURING"):] == ["CONFIGURING", "CONNECTING_CLOUD"]
 
 
-def test_improv_settings_that_come_while_the_station_is_still_joined_are_joined(device,
-                                                                               cloudsim,
-                                                                               tmp_path):
-    # setup mode opened from RUNNING: the station still holds its network (by
-    # DHCP) when Improv's join starts, as on an ESP32 (see boards/unix/network.py)
+def test_improv_settings_in_setup_mode_opened_from_running_are_joined(device, cloudsim,
+                                                                    tmp_path):
+    # setup mode opened from RUNNING: it has just made the station leave its
+    # network (by DHCP), which ESP-IDF handles a moment later (see
+    # boards/unix/network.py), before Improv's join starts
     from test_profiles import configure
 
     d = device(serial=tmp_path / "tty", config=blynk_config(cloudsim))
@@ -234,3 +234,24 @@ def test_setup_mode_opened_by_a_press_stays_open_with_credentials_stored(device,
     calls, _ = d.led()
     d.led_after(calls, 8)  # setup mode's LED has blinked for 0.8 s: past its first look
     assert get(port, "/board_info.json")[0] == 200  # the portal still serves
+
+
+def test_a_network_lost_in_setup_mode_leaves_the_scan_listing_the_ones_in_the_air(device,
+                                                                                  cloudsim):
+    # setup mode leaves the network, as Blynk.Edgent turns the station off for
+    # it: a station kept joined would retry once its network went away, and
+    # an ESP32 station that retries cannot scan (the portal would list nothing)
+    from test_profiles import blynk_online
+
+    d, _ = blynk_online(device, cloudsim)
+    d.press(2000)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    deadline = time.monotonic() + 10
+    while True:  # until the radio has read the change: home is no longer listed
+        status, _, body = get(port, "/wifi_scan.json")
+        names = {n["ssid"] for n in json.loads(body)}
+        if "home" not in names or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert (status, names) == (200, {"cafe"})

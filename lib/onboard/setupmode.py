@@ -121,6 +121,11 @@ async def run(rt):
         except OSError:
             return []
 
+    # leave the network, as Blynk.Edgent turns the radio off before its access
+    # point: a station that had joined retries by itself once its network
+    # goes (or has just gone: a press while the firmware rejoins), and while
+    # it retries ESP-IDF refuses to scan (v1.25 lists no network)
+    await wifi.leave(rt.station())
     board.start_ap(ap, opts.get("ap_password") or None)
     portal = Portal(lambda: board_info(rt, ap), scan, lambda fields: arrive(rt, fields),
                     rt.reset, reboot=board.reboot, host=board.AP_ADDRESS,

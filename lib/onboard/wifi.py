@@ -3,6 +3,8 @@
 # network (join, join_saved, reason) is onboard.wifijoin's: the session
 # imports it, and wifi.join and the others load it on first use (Improv).
 # Setup mode, which takes credentials and scans, keeps none of it in RAM.
+import asyncio
+import time
 from binascii import hexlify
 from micropython import const
 
@@ -51,6 +53,17 @@ def check_ip(fields):
             raise ValueError("%s: must be an IPv4 address like 192.168.1.20" % name)
         out.append(v)
     return out
+
+
+async def leave(sta):
+    """Leave the network, ending any join under way (the radio's own retries
+    after a lost link among them). ESP-IDF handles the disconnect a moment
+    after disconnect() returns; until then the station still reads as joined
+    (and its DHCP client runs)."""
+    sta.disconnect()
+    start = time.ticks_ms()
+    while sta.isconnected() and time.ticks_diff(time.ticks_ms(), start) < 1000:
+        await asyncio.sleep_ms(10)
 
 
 def saved(store):

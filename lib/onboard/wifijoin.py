@@ -8,7 +8,7 @@ import asyncio
 import time
 from micropython import const
 
-from onboard.wifi import remember, saved
+from onboard.wifi import leave, remember, saved
 
 # onboard.codes' values, folded in at compile time (the module is not loaded)
 _ERR_CONFIG = const(700)
@@ -47,12 +47,7 @@ async def join(sta, ssid, password, timeout_ms=15000, ip=None, stop=None):
     # status() says "connecting" all along for most reasons (a wrong key among
     # them): with one retry (two tries), the reason shows once it is spent
     sta.config(reconnects=_RETRIES)
-    sta.disconnect()
-    # ESP-IDF handles the disconnect a moment after disconnect() returns; until
-    # then the station still reads as joined (and its DHCP client runs)
-    start = time.ticks_ms()
-    while sta.isconnected() and time.ticks_diff(time.ticks_ms(), start) < 1000:
-        await asyncio.sleep_ms(10)
+    await leave(sta)
     # the radio takes ip, mask, gw and one DNS server; dns2 is kept, not applied
     if ip:
         sta.ifconfig(tuple(ip[:4]))
