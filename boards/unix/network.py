@@ -209,9 +209,15 @@ class WLAN:
 
     def config(self, *args, **kw):
         names = {"ssid": "essid", "key": "password"}
+        c = dict(self.c)
         for k, v in kw.items():
-            self.c[names.get(k, k)] = v
+            c[names.get(k, k)] = v
         if kw:
+            # ESP-IDF refuses an access point's WPA key under 8 characters
+            # (v1.25: OSError "Wifi Invalid Password"), and keeps its config
+            if self.interface == AP_IF and c["authmode"] != AUTH_OPEN and len(c["password"]) < 8:
+                raise OSError("Wifi Invalid Password")
+            self.c = c
             return None
         if args[0] in ("password", "key"):
             raise ValueError("the password cannot be read back")
