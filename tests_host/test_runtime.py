@@ -126,6 +126,40 @@ def test_a_backoff_that_is_not_a_number_shows_error_700(device):
     assert d.wait_state("ERROR")["last_error"] == 700
 
 
+@pytest.mark.parametrize("password", ["short", "x" * 65, "caf\u00e9-caf\u00e9", 12345678])
+def test_an_access_point_password_an_esp32_would_refuse_shows_error_700_naming_it(device,
+                                                                                 password):
+    # (on an ESP32, setup mode's access point would raise at every boot: ERROR
+    # 704 and a reboot, for ever, the device never reachable to configure)
+    d = device(config={"portal": {"ap_password": password}})
+    assert d.wait_state("ERROR")["last_error"] == 700
+    log = d.log_path.read_text()
+    assert "portal.ap_password" in log
+    assert str(password) not in log
+
+
+@pytest.mark.parametrize("password", ["", "8 chars!", "x" * 63, "0123456789abcdef" * 4])
+def test_an_access_point_password_an_esp32_takes_opens_setup_mode(device, password):
+    assert device(config={"portal": {"ap_password": password}}).wait_state("WAIT_CONFIG")
+
+
+def test_the_unix_access_point_refuses_a_wpa2_password_under_8_characters(mpy):
+    # as MicroPython v1.25 on the emulated ESP32: OSError "Wifi Invalid Password"
+    out = mpy.run("""
+import network
+ap = network.WLAN(network.AP_IF)
+for pw in ("1234567", "12345678"):
+    try:
+        ap.config(essid="a", password=pw, authmode=network.AUTH_WPA2_PSK)
+        print("ok")
+    except OSError as e:
+        print(e)
+ap.config(essid="a", password="", authmode=network.AUTH_OPEN)
+print("open ok")
+""").lines
+    assert out == ["Wifi Invalid Password", "ok", "open ok"]
+
+
 def test_portal_answers_and_button_is_seen_while_the_cloud_stalls_8s(device, cloudsim):
     prov = provision(cloudsim)
     stall = cloudsim.faults.add({"path": "/blynk/external/api/provision", "kind": "latency",

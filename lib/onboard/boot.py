@@ -61,6 +61,17 @@ def runtime(board, config_path=None):
 
 def make(config, board):
     """A Runtime with every field it keeps (onboard.runtime names them)."""
+    # the access point's WPA2 key: none (an open access point), 8-63
+    # printable ASCII characters or 64 hex digits. An ESP32 refuses others
+    # only once setup mode starts the access point: at every boot, for good.
+    key = config.get("portal", {}).get("ap_password") or ""
+    ok = isinstance(key, str) and len(key) in range(8, 65) or key == ""
+    for c in key.encode() if ok else b"":
+        ok = ok and (32 <= c <= 126 if len(key) < 64 else c in b"0123456789abcdefABCDEF")
+    if not ok:
+        log.error(_TAG, "config: portal.ap_password must be 8-63 printable ASCII characters, "
+                  "64 hex digits, or empty (an open access point)")
+        raise ValueError
     rt = Runtime()
     rt.config = config
     rt.board = board
