@@ -126,6 +126,36 @@ def test_a_backoff_that_is_not_a_number_shows_error_700(device):
     assert d.wait_state("ERROR")["last_error"] == 700
 
 
+# a config field the device cannot use, and its name in the log: each would
+# otherwise fail the first state to read it, at every boot or every try (seen:
+# ERROR 704 and a reboot for good, or the cloud retried for ever with
+# last_error 0, or a portal refusing every proof of possession)
+UNUSABLE = [({"portal": "open"}, "portal"),
+            ({"portal": {"idle_timeout_s": "ten"}}, "portal.idle_timeout_s"),
+            ({"portal": {"idle_timeout_s": 0}}, "portal.idle_timeout_s"),
+            ({"portal": {"pop": 1234}}, "portal.pop"),
+            ({"wifi_timeout_s": "x"}, "wifi_timeout_s"), ({"wifi_timeout_s": -5}, "wifi_timeout_s"),
+            ({"timeout_s": None}, "timeout_s"), ({"timeout_s": 86401}, "timeout_s"),
+            ({"keepalive_s": 65536}, "keepalive_s"), ({"keepalive_s": True}, "keepalive_s"),
+            ({"port": "8883"}, "port"), ({"port": 8883.0}, "port"), ({"port": 0}, "port"),
+            ({"host": 5}, "host"), ({"api": 7}, "api"), ({"ca": 5}, "ca"),
+            ({"profile": 1}, "profile"), ({"tls": "no"}, "tls")]
+
+
+@pytest.mark.parametrize("bad,field", UNUSABLE, ids=[f for _, f in UNUSABLE])
+def test_a_config_field_the_device_cannot_use_shows_error_700_naming_it(device, bad, field):
+    d = device(config=bad)
+    assert d.wait_state("ERROR")["last_error"] == 700
+    assert f"config: {field} must be" in d.log_path.read_text()
+
+
+def test_a_time_section_that_is_not_an_object_is_refused_naming_it(mpy):
+    # (the simulated device's host side refuses it before the device starts)
+    out = mpy.run("from onboard.boot import unusable\n"
+                  "print(unusable({'time': 'pool.ntp.org'}), unusable({'time': {}}))").lines
+    assert out == ["('time', 'an object') None"]
+
+
 @pytest.mark.parametrize("password", ["short", "x" * 65, "caf\u00e9-caf\u00e9", 12345678])
 def test_an_access_point_password_an_esp32_would_refuse_shows_error_700_naming_it(device,
                                                                                  password):

@@ -59,18 +59,51 @@ def runtime(board, config_path=None):
             time.sleep_ms(950)
 
 
-def make(config, board):
-    """A Runtime with every field it keeps (onboard.runtime names them)."""
-    # the access point's WPA2 key: none (an open access point), 8-63
-    # printable ASCII characters or 64 hex digits. An ESP32 refuses others
-    # only once setup mode starts the access point: at every boot, for good.
-    key = config.get("portal", {}).get("ap_password") or ""
+# The config's fields onboard reads, checked at boot: one the device cannot
+# use shows ERROR 700 naming it, where the first state to read it would fail
+# at every boot or every try, for good (setup mode, the join, the session).
+# Numbers: (name, least, most); seconds up to a day (an ESP32's ticks compare
+# spans 6.2 days), keepalive_s as MQTT carries it (two bytes).
+_NUMBERS = (("wifi_timeout_s", 1, _DAY), ("timeout_s", 1, _DAY), ("keepalive_s", 0, 65535),
+            ("port", 1, 65535), ("portal.idle_timeout_s", 1, _DAY))
+_TEXTS = ("profile", "host", "api", "ca", "portal.pop")
+
+
+def unusable(config):
+    """(field, what it must be) for the first field of config the device
+    cannot use, else None. (Never its value: some are secrets.)"""
+    portal = config.get("portal", {})
+    if type(portal) is not dict:
+        return "portal", "an object"
+    for name, low, high in _NUMBERS:
+        v = (portal if "." in name else config).get(name.split(".")[-1], low)
+        if type(v) not in (int, float) or not low <= v <= high or (
+                name == "port" and type(v) is float):
+            return name, "a number from %d to %d" % (low, high)
+    for name in _TEXTS:
+        if type((portal if "." in name else config).get(name.split(".")[-1], "")) is not str:
+            return name, "text"
+    if type(config.get("time", {})) is not dict:
+        return "time", "an object"
+    if type(config.get("tls", True)) is not bool:
+        return "tls", "true or false"
+    # the access point's WPA2 key: none (an open access point), 8-63 printable
+    # ASCII characters or 64 hex digits. An ESP32 refuses others only once
+    # setup mode starts the access point (v1.25: OSError "Wifi Invalid Password")
+    key = portal.get("ap_password") or ""
     ok = isinstance(key, str) and len(key) in range(8, 65) or key == ""
     for c in key.encode() if ok else b"":
         ok = ok and (32 <= c <= 126 if len(key) < 64 else c in b"0123456789abcdefABCDEF")
     if not ok:
-        log.error(_TAG, "config: portal.ap_password must be 8-63 printable ASCII characters, "
-                  "64 hex digits, or empty (an open access point)")
+        return "portal.ap_password", "8-63 printable ASCII characters, 64 hex digits, or empty"
+    return None
+
+
+def make(config, board):
+    """A Runtime with every field it keeps (onboard.runtime names them)."""
+    bad = unusable(config)
+    if bad:
+        log.error(_TAG, "config: %s must be %s", bad[0], bad[1])
         raise ValueError
     rt = Runtime()
     rt.config = config
