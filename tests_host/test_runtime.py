@@ -149,6 +149,12 @@ def test_a_config_field_the_device_cannot_use_shows_error_700_naming_it(device, 
     assert f"config: {field} must be" in d.log_path.read_text()
 
 
+def test_a_port_that_is_not_a_whole_number_is_named_as_such(device):
+    d = device(config={"port": 8883.5})
+    d.wait_state("ERROR")
+    assert "config: port must be a whole number from 1 to 65535" in d.log_path.read_text()
+
+
 def test_a_time_section_that_is_not_an_object_is_refused_naming_it(mpy):
     # (the simulated device's host side refuses it before the device starts)
     out = mpy.run("from onboard.boot import unusable\n"

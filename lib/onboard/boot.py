@@ -79,7 +79,7 @@ def unusable(config):
         v = (portal if "." in name else config).get(name.split(".")[-1], low)
         if type(v) not in (int, float) or not low <= v <= high or (
                 name == "port" and type(v) is float):
-            return name, "a number from %d to %d" % (low, high)
+            return name, "a %snumber from %d to %d" % ("whole " * (name == "port"), low, high)
     for name in _TEXTS:
         if type((portal if "." in name else config).get(name.split(".")[-1], "")) is not str:
             return name, "text"
