@@ -137,6 +137,7 @@ UNUSABLE = [({"portal": "open"}, "portal"),
             ({"wifi_timeout_s": "x"}, "wifi_timeout_s"), ({"wifi_timeout_s": -5}, "wifi_timeout_s"),
             ({"timeout_s": None}, "timeout_s"), ({"timeout_s": 86401}, "timeout_s"),
             ({"keepalive_s": 65536}, "keepalive_s"), ({"keepalive_s": True}, "keepalive_s"),
+            ({"keepalive_s": 0}, "keepalive_s"), ({"keepalive_s": 45.5}, "keepalive_s"),
             ({"port": "8883"}, "port"), ({"port": 8883.0}, "port"), ({"port": 0}, "port"),
             ({"host": 5}, "host"), ({"api": 7}, "api"), ({"ca": 5}, "ca"),
             ({"profile": 1}, "profile"), ({"tls": "no"}, "tls")]
@@ -149,10 +150,11 @@ def test_a_config_field_the_device_cannot_use_shows_error_700_naming_it(device, 
     assert f"config: {field} must be" in d.log_path.read_text()
 
 
-def test_a_port_that_is_not_a_whole_number_is_named_as_such(device):
-    d = device(config={"port": 8883.5})
+@pytest.mark.parametrize("field,most", [("port", 65535), ("keepalive_s", 65535)])
+def test_a_number_that_must_be_whole_is_named_as_such(device, field, most):
+    d = device(config={field: 30.5})
     d.wait_state("ERROR")
-    assert "config: port must be a whole number from 1 to 65535" in d.log_path.read_text()
+    assert f"config: {field} must be a whole number from 1 to {most}" in d.log_path.read_text()
 
 
 def test_a_time_section_that_is_not_an_object_is_refused_naming_it(mpy):

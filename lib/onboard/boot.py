@@ -63,9 +63,11 @@ def runtime(board, config_path=None):
 # use shows ERROR 700 naming it, where the first state to read it would fail
 # at every boot or every try, for good (setup mode, the join, the session).
 # Numbers: (name, least, most); seconds up to a day (an ESP32's ticks compare
-# spans 6.2 days), keepalive_s as MQTT carries it (two bytes).
-_NUMBERS = (("wifi_timeout_s", 1, _DAY), ("timeout_s", 1, _DAY), ("keepalive_s", 0, 65535),
+# spans 6.2 days); keepalive_s a whole number of seconds as MQTT carries it
+# (two bytes; plgd's Ping interval, which cannot be 0).
+_NUMBERS = (("wifi_timeout_s", 1, _DAY), ("timeout_s", 1, _DAY), ("keepalive_s", 1, 65535),
             ("port", 1, 65535), ("portal.idle_timeout_s", 1, _DAY))
+_WHOLE = ("keepalive_s", "port")
 _TEXTS = ("profile", "host", "api", "ca", "portal.pop")
 
 
@@ -78,8 +80,8 @@ def unusable(config):
     for name, low, high in _NUMBERS:
         v = (portal if "." in name else config).get(name.split(".")[-1], low)
         if type(v) not in (int, float) or not low <= v <= high or (
-                name == "port" and type(v) is float):
-            return name, "a %snumber from %d to %d" % ("whole " * (name == "port"), low, high)
+                name in _WHOLE and type(v) is float):
+            return name, "a %snumber from %d to %d" % ("whole " * (name in _WHOLE), low, high)
     for name in _TEXTS:
         if type((portal if "." in name else config).get(name.split(".")[-1], "")) is not str:
             return name, "text"
