@@ -298,3 +298,16 @@ def test_only_a_confirmed_kill_of_a_former_survivor_is_newly_killed():
 def test_the_three_named_mutants_are_found_in_lib():
     found = mutate.named_mutants(mutate.modules())
     assert [(title, len(ms)) for title, _, ms in found] == [(t, 1) for t, *_ in mutate.NAMED]
+
+
+def test_every_accepted_equivalent_names_a_mutant_lib_still_has():
+    # one that names none (its code moved or went) would accept nothing, and
+    # read as if a judged survivor were still covered
+    from onboard_cli.paths import ROOT
+
+    known = set()
+    for module, path in mutate.modules().items():
+        for m in mutate.generate(module, str(path.relative_to(ROOT)), path.read_text()):
+            known.update((m.id, f"{m.path}:{m.line}:{m.change}"))
+    stale = [key for key in mutate.read_equivalent() if key not in known]
+    assert not stale, "stale lines in tools/mutate/equivalent.txt:\n" + "\n".join(stale)
