@@ -25,6 +25,37 @@ def test_deploy_to_an_unknown_board_is_one_clear_error(tmp_path):
         commands("/dev/ttyUSB0", "esp32_x", tmp_path / "c.json")
 
 
+@pytest.mark.parametrize("text,said", [
+    ('{"portal": {"ap_password": "short"}}', "portal.ap_password must be 8-63 printable"),
+    ('{"port": "8883"}', "port must be a whole number from 1 to 65535"),
+    ('[1, 2]', "the config must be an object"), ("{'profile': 1}", "is not JSON")])
+def test_deploy_refuses_a_config_the_board_would_refuse_before_copying_anything(
+        tmp_path, monkeypatch, text, said):
+    # the board's own check (onboard.boot.unusable) on the Unix port
+    from argparse import Namespace
+
+    from onboard_cli import deploy
+
+    config = tmp_path / "config.json"
+    config.write_text(text)
+    ran = []
+    monkeypatch.setattr(deploy, "build", lambda: ran.append("build"))
+    monkeypatch.setattr(deploy, "commands", lambda *a, **kw: ran.append("mpremote") or [])
+    args = Namespace(port="/dev/ttyUSB0", board="esp32_generic", config=str(config), ca=None,
+                     cloud=None, romfs=False)
+    with pytest.raises(ToolError) as e:
+        deploy.main(args)
+    assert said in str(e.value) and str(config) in str(e.value)
+    assert ran == []
+
+
+def test_the_example_config_passes_the_boards_check():
+    from onboard_cli.deploy import check_config
+    from onboard_cli.paths import ROOT
+
+    check_config(ROOT / "firmware" / "config.example.json")  # (raises when it does not)
+
+
 def test_deploy_with_a_cloud_copies_only_that_products_components():
     from onboard_cli import manifest
     from onboard_cli.build import build

@@ -14,10 +14,11 @@ sys.path). A firmware without a ROMFS partition is said in one line."""
 
 import shutil
 import subprocess
+from pathlib import Path
 
 from . import manifest
 from .build import build
-from .paths import BUILD, ROOT, ToolError, mpremote
+from .paths import BUILD, LIB, ROOT, ToolError, mpremote, run_micropython
 
 DEPLOY = BUILD / "deploy"  # the .mpy files of --cloud's components, as copied
 
@@ -40,6 +41,34 @@ for p in ('/onboard', '/board.py', '/board.mpy', '/esp32_common.py', '/esp32_com
 
 NO_PARTITION = ("the firmware on {port} has no ROMFS partition ({why}); flash a MicroPython "
                 "1.25+ build whose partition table has one, or deploy without ROMFS=1")
+
+
+# The board's own check of its config (onboard.boot.unusable, as it runs at
+# boot), on the Unix port before anything is copied: a config the board would
+# refuse at every boot (ERROR 700) is refused here, naming the field.
+_CHECK = """import json
+from onboard.boot import unusable
+try:
+    with open({path!r}) as f:
+        config = json.load(f)
+except ValueError:
+    print("CONFIG is not JSON")
+else:
+    bad = unusable(config) if type(config) is dict else ("the config", "an object")
+    print("CONFIG: %s must be %s" % bad if bad else "CONFIG ok")
+"""
+
+
+def check_config(path):
+    """ToolError naming what of the config file at path a board cannot use."""
+    if not path.is_file():
+        raise ToolError(f"{path}: no such config file")
+    out = run_micropython(_CHECK.format(path=str(path.resolve())), [LIB]).stdout
+    verdict = next((line for line in out.splitlines() if line.startswith("CONFIG")), None)
+    if verdict is None:
+        raise ToolError(f"{path}: the config check did not run:\n{out}")
+    if verdict != "CONFIG ok":
+        raise ToolError(f"{path}{verdict[6:]} (the board would show ERROR 700)")
 
 
 def board_files(board):
@@ -114,6 +143,7 @@ def deploy_image(port, board, clouds):
 
 def main(args):
     clouds = tuple(args.cloud or ())
+    check_config(Path(args.config))
     build()
     if args.romfs:
         deploy_image(args.port, args.board, clouds)
