@@ -140,7 +140,9 @@ UNUSABLE = [({"portal": "open"}, "portal"),
             ({"keepalive_s": 0}, "keepalive_s"), ({"keepalive_s": 45.5}, "keepalive_s"),
             ({"port": "8883"}, "port"), ({"port": 8883.0}, "port"), ({"port": 0}, "port"),
             ({"host": 5}, "host"), ({"api": 7}, "api"), ({"ca": 5}, "ca"),
-            ({"profile": 1}, "profile"), ({"tls": "no"}, "tls")]
+            ({"profile": 1}, "profile"), ({"tls": "no"}, "tls"), ({"vendor": 5}, "vendor"),
+            ({"name": None}, "name"), ({"fw_ver": 1.0}, "fw_ver"), ({"fw_type": []}, "fw_type"),
+            ({"tmpl_id": 7}, "tmpl_id")]
 
 
 @pytest.mark.parametrize("bad,field", UNUSABLE, ids=[f for _, f in UNUSABLE])

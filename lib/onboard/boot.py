@@ -68,7 +68,8 @@ def runtime(board, config_path=None):
 _NUMBERS = (("wifi_timeout_s", 1, _DAY), ("timeout_s", 1, _DAY), ("keepalive_s", 1, 65535),
             ("port", 1, 65535), ("portal.idle_timeout_s", 1, _DAY))
 _WHOLE = ("keepalive_s", "port")
-_TEXTS = ("profile", "host", "api", "ca", "portal.pop")
+_TEXTS = ("profile", "host", "api", "ca", "portal.pop", "vendor", "name", "fw_ver", "fw_type",
+          "tmpl_id")
 
 
 def unusable(config):
