@@ -271,6 +271,21 @@ def test_without_the_emulator_esp32_run_says_so_in_one_line(tmp_path):
         "ESP32_FIRMWARE=)"]
 
 
+def test_esp32_run_refuses_a_config_the_board_would_refuse_before_anything_starts(tmp_path):
+    # (QEMU points nowhere: reached, it would say so instead)
+    config = tmp_path / "config.json"
+    config.write_text('{"portal": {"idle_timeout_s": "ten"}}')
+    env = dict(os.environ, QEMU=str(tmp_path / "nothing"))
+    proc = subprocess.run([ONBOARD, "esp32", "run", "--flash", str(tmp_path / "f.bin"),
+                           "--config", str(config)], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"onboard esp32: {config}: portal.idle_timeout_s must be a number from 1 to 86400 "
+        "(the board would show ERROR 700)"]
+    assert not (tmp_path / "f.bin").exists()
+
+
 # -- on the emulated board (make test-esp32) ----------------------------------------------------
 
 @pytest.fixture(scope="class")

@@ -334,13 +334,17 @@ def connect_serial(port, qemu_proc, timeout=30):
 
 
 def run(args):
-    qemu, roms, firmware = emulator()
-    forwards = parse_forwards(args.forward)
-    flash = Path(args.flash).resolve()
     for name in ("config", "ca"):
         value = getattr(args, name)
         if value and not Path(value).is_file():
             raise ToolError(f"--{name} {value}: no such file")
+    if args.config and not args.bare:
+        from .deploy import check_config
+
+        check_config(Path(args.config))  # as `onboard deploy`: before anything starts
+    qemu, roms, firmware = emulator()
+    forwards = parse_forwards(args.forward)
+    flash = Path(args.flash).resolve()
     if not flash.exists():
         make_flash(flash, firmware)
     elif flash.stat().st_size != FLASH_SIZE:
