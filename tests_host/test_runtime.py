@@ -166,6 +166,14 @@ def test_a_time_section_that_is_not_an_object_is_refused_naming_it(mpy):
     assert out == ["('time', 'an object') None"]
 
 
+def test_a_null_ca_pop_or_time_is_taken_as_none_given(mpy):
+    # as where they are read: no CA (plain MQTT), no proof of possession, the default clock
+    out = mpy.run("from onboard.boot import unusable\n"
+                  "print(unusable({'ca': None, 'portal': {'pop': None}, 'time': None}))\n"
+                  "print(unusable({'host': None}), unusable({'vendor': None}))").lines
+    assert out == ["None", "('host', 'text') ('vendor', 'text')"]
+
+
 @pytest.mark.parametrize("password", ["short", "x" * 65, "caf\u00e9-caf\u00e9", 12345678])
 def test_an_access_point_password_an_esp32_would_refuse_shows_error_700_naming_it(device,
                                                                                  password):

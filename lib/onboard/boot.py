@@ -84,9 +84,11 @@ def unusable(config):
                 name in _WHOLE and type(v) is float):
             return name, "a %snumber from %d to %d" % ("whole " * (name in _WHOLE), low, high)
     for name in _TEXTS:
-        if type((portal if "." in name else config).get(name.split(".")[-1], "")) is not str:
+        v = (portal if "." in name else config).get(name.split(".")[-1], "")
+        # (a null ca or pop is taken as none given, as where they are read)
+        if type(v) is not str and not (v is None and name in ("ca", "portal.pop")):
             return name, "text"
-    if type(config.get("time", {})) is not dict:
+    if type(config.get("time") or {}) is not dict:  # (null: none given, as timesync reads it)
         return "time", "an object"
     if type(config.get("tls", True)) is not bool:
         return "tls", "true or false"
