@@ -92,13 +92,23 @@ def unusable(config):
         return "time", "an object"
     if type(config.get("tls", True)) is not bool:
         return "tls", "true or false"
-    # the access point's WPA2 key: none (an open access point), 8-63 printable
-    # ASCII characters or 64 hex digits. An ESP32 refuses others only once
-    # setup mode starts the access point (v1.25: OSError "Wifi Invalid Password")
+    # the access point's WPA2 key: none (an open access point), or a network
+    # password as onboard.wifi checks one (printable ASCII, or 64 hex digits)
+    # of 8 characters or more. An ESP32 refuses others only once setup mode
+    # starts the access point (v1.25: OSError "Wifi Invalid Password").
+    # (onboard.wifi is let go of again, as intern_names does.)
+    from onboard.runtime import forget, loaded, new_since
+
+    before = loaded()
+    from onboard.wifi import check_credentials
+
     key = portal.get("ap_password") or ""
-    ok = isinstance(key, str) and len(key) in range(8, 65) or key == ""
-    for c in key.encode() if ok else b"":
-        ok = ok and (32 <= c <= 126 if len(key) < 64 else c in b"0123456789abcdefABCDEF")
+    try:
+        check_credentials("ap", key)
+        ok = not 0 < len(key) < 8
+    except ValueError:
+        ok = False
+    forget(*new_since(before))
     if not ok:
         return "portal.ap_password", "8-63 printable ASCII characters, 64 hex digits, or empty"
     return None
