@@ -8,7 +8,6 @@ metadata(description="onboard core: runtime, store, log, codes, clock", version=
 package(
     "onboard",
     files=(
-        "__init__.py",
         "codes.py",
         "log.py",
         "store.py",
@@ -20,7 +19,6 @@ package(
         "boot.py",
         "session.py",
         "failed.py",
-        "clouds/__init__.py",
         "cloud.py",
     ),
     base_path="../../lib", opt=3,

@@ -77,7 +77,7 @@ PART = ".part"  # a file being compiled (another build's sweep leaves it alone)
 
 def module_name(path):
     """The module a file under lib/ (or a package's) is: onboard/mqtt.py ->
-    onboard.mqtt, onboard/clouds/__init__.py -> onboard.clouds. It is also
+    onboard.mqtt, a package's __init__.py -> the package. It is also
     the source name each .mpy carries (tracebacks show it): importing the
     module interns that word already, whereas a path would be one more qstr
     per module, in RAM for good (about 25 B each on a 32-bit port)."""
