@@ -6,9 +6,11 @@ that shows in the heap figures of `make bench`, not here."""
 
 import ast
 import re
+import urllib.parse
 from pathlib import Path
 
 from test_faults import blynk_device
+from test_portal import get
 from test_profiles import configure, port_of
 from test_spokezone import WEEK, make, renewals
 
@@ -184,6 +186,20 @@ def test_no_state_of_a_life_holds_the_stores_writing_code(device, cloudsim):
     d = online_then_setup_again(device, cloudsim)
     assert d.store_generation() >= 2  # (written: the settings, then the cloud's activation)
     assert [e["state"] for e in d.events if "storewrite" in e["loaded"]] == []
+
+
+def test_setup_mode_lets_go_of_the_browsers_pages_once_made(device, cloudsim):
+    # a person's browser gets the form, and for its post the page saying what
+    # was done (onboard.page); setup mode holds neither once they are sent
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    status, _, page = get(port, "/")
+    assert status == 200 and b'action="/config"' in page
+    # the form's post (ui=1): the reply is the result page
+    query = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse", "ui": "1", **fields})
+    status, _, page = get(port, "/config?" + query)
+    assert status == 200 and b"Trying to connect" in page
+    assert "page" not in d.wait_state("CONFIGURING")["loaded"]
 
 
 def test_no_state_of_a_life_holds_the_blynk_profiles_check(device, cloudsim):

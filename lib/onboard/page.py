@@ -1,6 +1,8 @@
 # The portal's pages for a person with a browser: the config form and the
-# page that tells what a form post did. Loaded at the first such request, so
-# that a setup done by an app (the JSON API) does not hold this in RAM.
+# page that tells what a form post did. Loaded for such a request and let go
+# of as the page is made (see _leave), so that setup mode holds none of this
+# in RAM: not after a browser's visit, never for a setup done by an app (the
+# JSON API).
 
 from micropython import const
 
@@ -17,8 +19,18 @@ def escape(text):
             .replace('"', "&quot;"))
 
 
+def _leave():
+    # this module out of sys.modules and off its package, as a page is made:
+    # the function making it keeps what it needs while it runs (its module's
+    # globals), and once it returns nothing holds the module (2 KB, 32-bit)
+    from onboard.store import let_go
+
+    let_go("page")
+
+
 def form(portal):
     """The config page: a plain form, no JavaScript needed."""
+    _leave()
     # (loops, not generators: each of those is one more function in RAM)
     options = ""
     for n in portal.scan():
@@ -40,5 +52,6 @@ def form(portal):
 
 def result(title, status, msg):
     """The page a form post gets: what was done, and a way back when it failed."""
+    _leave()
     back = "" if status == 200 else '<p><a href="/">Back</a></p>'
     return _PAGE % (title, title, "<p>%s</p>%s" % (escape(msg), back))

@@ -1,11 +1,13 @@
 # MicroPython side of the setup-mode benchmarks: a portal and a captive DNS
-# with stub callbacks. A line "heap" on stdin prints the live heap after a
-# collection; "stats" prints counters. argv: portal_port dns_port
+# with stub callbacks, the store loaded as on a device. A line "heap" on
+# stdin prints the live heap after a collection; "stats" prints counters.
+# argv: portal_port dns_port
 import asyncio
 import gc
 import json
 import sys
 
+import onboard.store  # noqa: F401  (a device holds the store in setup mode)
 from onboard import log
 from onboard.dns import CaptiveDNS
 from onboard.portal import Portal
@@ -43,7 +45,8 @@ async def control(portal, dns):
             print("HEAP", gc.mem_alloc())
         elif line.strip() == b"stats":
             print("STATS", json.dumps({"served": portal.served, "dns": dns.answered,
-                                       "dropped": dns.dropped, "applied": applied[0]}))
+                                       "dropped": dns.dropped, "applied": applied[0],
+                                       "active": portal.active}))
 
 
 async def main():
