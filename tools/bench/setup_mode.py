@@ -168,8 +168,8 @@ def quiet_heap(server):
     """The server's live heap once it has handled all that reached it, read
     after two app requests: a finished connection's task (its request and
     reply) stays linked from asyncio's queue until the next one, so the
-    reading holds the same small one each time, not whatever came last (up
-    to the hostile run's 2-9 KB requests)."""
+    reading holds the same small one each time, not whatever came last (a
+    hostile request's head: up to the portal's 2 KB bound)."""
     valid_request(server.port)
     valid_request(server.port)
     settled(server)
