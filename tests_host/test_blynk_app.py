@@ -280,12 +280,7 @@ def prepare(s):
 
 def which(s):
     # what a device booting on this record has: both setups, or the new one working
-    state = s.get("state")
-    pending = state.get("pending")
-    if pending and pending.get("ok"):
-        trial.switch(s)  # what Runtime.run does at boot
-        state = s.get("state")
-        pending = state.get("pending")
+    pending = s.get("state").get("pending")
     wifi = s.get("wifi")["networks"]
     cloud = s.get("cloud")
     if pending:
@@ -335,6 +330,45 @@ def test_a_power_cut_at_every_write_of_the_switch_loses_neither_setup(mpy, repor
     assert "lost" not in got, points
     assert got[0] == "both" and got[-1] == "new"
     report(f"power cut {kind:5} pending->working switch: {len(points)} cut points checked")
+
+
+ARRIVE = """
+import asyncio
+import powercut
+from onboard import setupmode
+from onboard.clouds import blynk
+
+class Device:  # what setupmode.arrive uses of the Runtime
+    def __init__(self, store):
+        self.real = self.store = store
+        self.profile = blynk
+        self.config = {}
+        self.arrived = asyncio.Event()
+
+def prepare(s):
+    if BEFORE:
+        s.put("wifi", networks=[{"ssid": "old", "password": "old-pass-1"}])
+        s.put("cloud", token="O" * 32, activated=True)
+        s.put("state", last_error=703)
+
+fields = {"ssid": "new", "pass": "new-pass-2", "blynk": "N" * 32, "save": "1"}
+powercut.sweep(KIND, prepare, lambda s: setupmode.arrive(Device(s), fields))
+"""
+
+
+@pytest.mark.parametrize("before", [False, True], ids=["first", "again"])
+@pytest.mark.parametrize("kind", ["lfs", "fat"])
+def test_a_power_cut_at_every_write_of_saved_settings_leaves_the_old_ones_or_all_new(
+        mpy, report, kind, before):
+    # the app's /config with save=1 (and the first settings a device gets):
+    # the network and the token are new together, or neither is
+    code = ARRIVE.replace("KIND", repr(kind)).replace("BEFORE", repr(before))
+    lines = [json.loads(line) for line in mpy.run(code).lines if line.startswith("{")]
+    points, summary = lines[:-1], lines[-1]
+    assert summary["old"], "the settings must change the record"
+    assert [p["got"] for p in points if p["got"] != "old"] == ["new"], points
+    report(f"power cut {kind:5} settings saved ({'again' if before else 'first'}): "
+           f"{len(points)} cut points checked")
 
 
 # Static IP -----------------------------------------------------------------------------------

@@ -321,22 +321,6 @@ def test_last_error_is_written_to_the_store(device, cloudsim):
     assert d.store()["state"]["last_error"] == 703  # the flash read back through Store
 
 
-def test_a_switch_cut_short_by_a_power_cut_is_finished_at_boot(device, mpy, tmp_path):
-    # the new settings had worked and the switch had begun (pending marked ok)
-    ip = ["10.0.0.2", "255.0.0.0", "10.0.0.1", "10.0.0.1", "10.0.0.1"]
-    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"},
-                                                 {"ssid": "cafe", "password": "old one"}]},
-               cloud={"token": "O" * 32},
-               state={"pending": {"ssid": "cafe", "password": "", "ip": ip,
-                                  "cloud": {"token": "N" * 32}, "ok": True}})
-    d = device()
-    d.wait_state("CONNECTING_NET")
-    stored = d.store()
-    assert stored["wifi"]["networks"] == [{"ssid": "cafe", "password": "", "ip": ip},
-                                          {"ssid": "home", "password": "correct horse"}]
-    assert stored["cloud"]["token"] == "N" * 32 and "pending" not in stored.get("state", {})
-
-
 def test_a_trial_cut_short_by_a_power_cut_is_tried_again_at_boot(device, mpy, tmp_path):
     # new settings were on trial; this config reaches no cloud, so the trial fails
     seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},

@@ -1,6 +1,6 @@
-"""Power cut at every write of put, clear and a first-ever save, on LittleFS
-and on FAT: after remounting, load returns the complete old record or the
-complete new one, never anything else."""
+"""Power cut at every write of put (one section or several), clear and a
+first-ever save, on LittleFS and on FAT: after remounting, load returns the
+complete old record or the complete new one, never anything else."""
 
 import json
 
@@ -31,6 +31,9 @@ OPERATIONS = {
     "put": "prepare, change",
     "clear": "prepare, lambda s: s.clear()",
     "first-save": "lambda s: None, change",
+    # several sections in one put: all old or all new, never some of each
+    "put-several": "prepare, lambda s: s.put({'wifi': {'networks': []}, "
+              "'enrol': {'token': '0x0000000000000002'}})",
 }
 
 

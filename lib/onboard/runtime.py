@@ -193,15 +193,13 @@ class Runtime:
 
     def try_pending(self):
         """Settings waiting in the store (state.pending: from setup mode, or
-        left by a power cut during a trial or its switch) are tried, the
-        store seen through a Trial; a switch that had begun is finished."""
+        left by a power cut during a trial) are tried, the store seen
+        through a Trial."""
         if self.trial() or not self.real.get("state").get("pending"):
             return
-        from onboard.trial import resume
+        from onboard.trial import Trial
 
-        resume(self)
-        if not self.trial():  # the switch was finished
-            forget("trial")
+        self.store = Trial(self.store)
 
     async def run(self):
         self.store.load()

@@ -45,10 +45,8 @@ def arrive(rt, fields, joined=False):
     check = None  # (the store's writes below need not hold its code)
     if joined or fields.get("save", "0") not in ("", "0") or not wifi.saved(store):
         rt.store = store
-        store.put("state", pending=None)
-        wifi.remember(store, ssid, password, ip)
-        if cloud:
-            store.put("cloud", **cloud)
+        # one write: a power cut leaves the old settings or all the new ones
+        wifi.remember(store, ssid, password, ip, {"state": {"pending": None}, "cloud": cloud})
     else:  # on trial once setup mode has ended (Runtime.try_pending)
         store.put("state", pending={"ssid": ssid, "password": password, "ip": ip,
                                     "cloud": cloud})

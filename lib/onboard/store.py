@@ -144,27 +144,33 @@ class Store:
 
     def put(self, section, **fields):
         """Merge fields into a section with one write; a None value removes
-        the field. Returns True when something changed and was written."""
-        self._check_section(section)
-        for k, v in fields.items():
-            _check_value(v, k)
+        the field. Returns True when something changed and was written.
+        Several sections at once: put({section: fields, ...}), one write
+        too, so a power cut leaves all of them old or all of them new. (One
+        method, not two: each costs RAM for as long as the store is loaded.)"""
+        sections = section if type(section) is dict else {section: fields}
+        for section, fields in sections.items():
+            self._check_section(section)
+            for k, v in fields.items():
+                _check_value(v, k)
         self._loaded()
-        old = self._data.get(section, {})
-        new = dict(old)
-        for k, v in fields.items():
-            if v is None:
-                new.pop(k, None)
-            else:
-                new[k] = _copy(v)
-        if new == old:
-            return False
         data = dict(self._data)
-        if new:
-            data[section] = new
-        else:
-            data.pop(section, None)
-        self._commit(data, False, section, fields)
-        _register_secrets(new)
+        for section, fields in sections.items():
+            new = dict(data.get(section, {}))
+            for k, v in fields.items():
+                if v is None:
+                    new.pop(k, None)
+                else:
+                    new[k] = _copy(v)
+            if new:
+                data[section] = new
+            else:
+                data.pop(section, None)
+        if data == self._data:
+            return False
+        self._commit(data, False, sections)
+        for section in sections:
+            _register_secrets(data.get(section))
         return True
 
     def clear(self, *sections):
@@ -187,11 +193,11 @@ class Store:
         if section not in SECTIONS:
             raise ValueError("store: unknown section %r" % section)
 
-    def _commit(self, data, scrub_previous, section=None, fields=()):
+    def _commit(self, data, scrub_previous, sections=None):
         # onboard.storewrite's, loaded for the write and let go of after it
         from onboard import storewrite
 
         try:
-            storewrite.commit(self, data, scrub_previous, section, fields)
+            storewrite.commit(self, data, scrub_previous, sections)
         finally:
             let_go("storewrite")

@@ -25,10 +25,11 @@ def _remove(path):
             raise
 
 
-def commit(store, data, scrub_previous, section, fields):
+def commit(store, data, scrub_previous, sections):
     """Write data as the store's next generation (the previous one removed
-    too with scrub_previous); ValueError names the section when the record
-    would be over MAX_BYTES, OSError when the flash refuses."""
+    too with scrub_previous); ValueError names the sections put ({section:
+    fields}) when the record would be over MAX_BYTES, OSError when the
+    flash refuses."""
     gen = store._gen + 1
     head = b'"v":%d,"gen":%d,"data":' % (VERSION, gen)
     # the one copy of the record in RAM: MicroPython's str is its UTF-8
@@ -39,8 +40,11 @@ def commit(store, data, scrub_previous, section, fields):
     size += _REST + len(head) + 1
     # the bound is on the file's bytes, as load() reads it
     if size > MAX_BYTES:
-        raise ValueError("store: section %r (%s) would make the record %d bytes, over %d"
-                         % (section, ",".join(sorted(fields)), size, MAX_BYTES))
+        what = ""
+        for section, fields in sections.items():
+            what += ", section %r (%s)" % (section, ",".join(sorted(fields)))
+        raise ValueError("store:%s would make the record %d bytes, over %d"
+                         % (what[1:], size, MAX_BYTES))
     crc = crc32(b"}", crc32(data_text, crc32(head))) & 0xFFFFFFFF
     tmp = store.path + ".tmp"
     prev = store.path + ".prev"

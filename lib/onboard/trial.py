@@ -2,8 +2,8 @@
 # worked (switch: they replace the working ones) or failed (end). Loaded only
 # then (Runtime.try_pending: once setup mode's code has been let go of, as
 # setup mode is the fullest state), and at boot when a power cut came during
-# a trial or its switch; let go of after, so a device online on settings that
-# work holds none of this code.
+# a trial; let go of after, so a device online on settings that work holds
+# none of this code.
 from micropython import const
 
 from onboard import log
@@ -34,25 +34,24 @@ class Trial:
         return got
 
     def put(self, section, **fields):
-        if section != "cloud":
-            return self.real.put(section, **fields)
-        p = self.real.get("state")["pending"]
-        p["cloud"].update(fields)
-        return self.real.put("state", pending=p)
+        # the store's one write (Store.put's forms), the cloud fields in the
+        # pending record
+        sections = dict(section) if type(section) is dict else {section: fields}
+        if "cloud" in sections:
+            p = self.real.get("state")["pending"]
+            p["cloud"].update(sections.pop("cloud"))
+            sections["state"] = dict(sections.get("state", {}), pending=p)
+        return self.real.put(sections)
 
 
 def switch(store):
-    """Pending settings that worked replace the working ones. Each step is
-    one store write and can be done again, so a power cut at any instant
-    leaves the old settings with the pending ones (tried again at boot) or
-    the switch marked ok (finished at boot)."""
+    """Pending settings that worked replace the working ones, in one store
+    write: a power cut leaves the old settings with the pending ones (tried
+    again at boot) or the new ones working."""
     p = store.get("state").get("pending")
     if not p:
         return
-    if not p.get("ok"):
-        p["ok"] = True
-        store.put("state", pending=p)
-    # wifi.remember's write, without loading the Wi-Fi manager while online
+    # wifi.remember's list, without loading the Wi-Fi manager while online
     # (at RUNNING's peak): the pending network first, once, the list capped
     # as wifi.MAX_NETWORKS caps it (the credentials were checked on arrival)
     net = {"ssid": p["ssid"], "password": p["password"]}
@@ -62,19 +61,7 @@ def switch(store):
     for n in store.get("wifi").get("networks", []):  # (a loop: a comprehension is a function)
         if n.get("ssid") != p["ssid"] and len(nets) < _MAX_NETWORKS:
             nets.append(n)
-    store.put("wifi", networks=nets)
-    if p["cloud"]:
-        store.put("cloud", **p["cloud"])
-    store.put("state", pending=None)
-
-
-def resume(rt):
-    """At boot, settings a power cut left on trial: their switch finished
-    when it had begun (pending marked ok), else they are tried again."""
-    if rt.store.get("state")["pending"].get("ok"):
-        switch(rt.store)
-    else:
-        rt.store = Trial(rt.store)
+    store.put({"wifi": {"networks": nets}, "cloud": p["cloud"], "state": {"pending": None}})
 
 
 def end(rt, code):

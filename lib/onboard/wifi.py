@@ -71,10 +71,11 @@ def saved(store):
     return store.get("wifi").get("networks", [])
 
 
-def remember(store, ssid, password, ip=None):
+def remember(store, ssid, password, ip=None, more=None):
     """Put a network first in the saved list (one store write, none when it
     is already first with the same password and address). ip: its static
-    address (check_ip), None for DHCP."""
+    address (check_ip), None for DHCP. more: other sections' fields
+    ({section: fields}) put in the same write."""
     check_credentials(ssid, password)
     net = {"ssid": ssid, "password": password}
     if ip:
@@ -83,7 +84,9 @@ def remember(store, ssid, password, ip=None):
     for n in saved(store):  # (a loop: a comprehension is a function in RAM)
         if n.get("ssid") != ssid and len(nets) < MAX_NETWORKS:
             nets.append(n)
-    return store.put("wifi", networks=nets)
+    more = more or {}
+    more["wifi"] = {"networks": nets}
+    return store.put(more)
 
 
 # Edgent's names, indexed by the ESP32's authmode
