@@ -545,7 +545,13 @@ def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards,
     # info/mcu is sent unretained, as Blynk's devices do: listen before the board is online
     mcu = subscribe(sim, f"blynk/{prov['deviceId']}/info/mcu")
     try:
+        # a person's browser (the captive portal's pop-up) got the form first
+        board.wait_state("WAIT_CONFIG")
+        status, page = portal_get(board, "/")
+        assert status == 200 and b'action="/config"' in page
         configure_like_the_app(board, blynk=prov["token"])
+        # setup mode let go of the page's code once sent (as on the Unix port, test_memory)
+        assert "page" not in board.wait_state("CONFIGURING")["loaded"]
         board.wait_state("CONNECTING_CLOUD")
         running = board.wait_state("RUNNING")
         assert online_holds_nothing_of(running) == set()  # as on the Unix port (test_memory)
