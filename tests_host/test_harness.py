@@ -65,3 +65,15 @@ def test_the_bench_reads_setup_modes_heap_only_once_its_counters_stop_moving_and
 
     server = Server()
     assert (settled(server), server.asked) == ('{"served": 2, "active": 0}', 5)
+
+
+def test_the_bench_finds_the_pools_micropython_keeps_its_names_in():
+    # each pool twice the last, added when the last is full (on a 32-bit
+    # build: 304, 592, 1,152, 2,272, 4,528 B at names 21, 61, 141, 301, 621)
+    from bench.heap import last_pool, name_pools
+
+    pools = name_pools()
+    assert [at for at, _ in pools[:5]] == [21, 61, 141, 301, 621]
+    assert all(1.8 < b / a < 2.2 for (_, a), (_, b) in zip(pools, pools[1:]))
+    assert last_pool(518, pools) == (pools[3][1], 301, 218)  # (the Blynk life's names)
+    assert last_pool(300, pools)[1:] == (141, 160)

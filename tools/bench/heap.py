@@ -139,6 +139,44 @@ def radio_stand_in():
     return int(rom.stdout.split()[-1]), int(file.stdout.split()[-1])
 
 
+# MicroPython keeps the names it interns (qstrs) in pools, each twice the
+# size of the last, added when the last is full and never freed: a pool's
+# bytes are paid whole at its first name. This script interns names one by
+# one and prints, for each pool added, how many names there were then and
+# the pool's bytes (text is kept apart, in chunks of 128 B: not counted).
+_POOLS = """
+import gc, micropython
+micropython.qstr_info()
+gc.collect()
+last = gc.mem_alloc()
+for i in range(1400):
+    getattr(micropython, "zq%dq" % i, 0)
+    gc.collect()
+    n = gc.mem_alloc()
+    if n - last > 256:
+        print("POOL", i, n - last)
+    last = n
+"""
+
+
+def name_pools():
+    """[(the names interned once a pool was added, its bytes)], as this
+    interpreter grows its names' pools."""
+    from onboard_cli.paths import run_micropython
+
+    out = run_micropython(_POOLS, []).stdout
+    start = int(re.search(r"n_qstr=(\d+)", out)[1])
+    return [(start + int(i) + 1, int(size)) for i, size in re.findall(r"^POOL (\d+) (\d+)$",
+                                                                        out, re.M)]
+
+
+def last_pool(names, pools):
+    """What the names of a life cost in pools: (the last pool's bytes, the
+    name that added it, the names fewer that would have spared it)."""
+    at, size = max((p for p in pools if p[0] <= names), default=(0, 0))
+    return size, at, names - at + 1
+
+
 def live_per_state(profile):
     """The largest live heap of each state over one life, and under "names"
     and "names bytes" the most names it had interned (MicroPython's qstrs:
@@ -307,6 +345,10 @@ def build_rows(bits, path, image, Cloudsim):
                      "never freed): names / heap", f"{live['names']:,} / {live['names bytes']:,}",
                      "B", "report" + (" (lib of 7e683ba: 517 / 9,321 B)" if bits == "32-bit"
                                       else "")))
+        size, at, fewer = last_pool(live["names"], name_pools())
+        rows.append(("heap", f"{bits}:   of those, the names' last pool (added at the {at}th "
+                     "name, paid whole)", size, "B",
+                     f"report: {fewer} names fewer would spare it"))
         for profile in LIVES[1:]:
             live = live_per_state(profile)
             commit, was = BEFORE_14[bits][profile]
