@@ -2,8 +2,9 @@
 port: finite floats, values nested up to four levels (five, or an object
 with a key that is not a string, are refused naming the field), and clear()
 when the previous generation is already gone; put() keeps a copy and get()
-and load() give copies; unknown sections are refused; its repr. Each case
-prints what the store holds afterwards."""
+and load() give copies; unknown sections are refused; several sections put
+at once, checked whole before one write; its repr. Each case prints what the
+store holds afterwards."""
 
 import json
 
@@ -85,6 +86,25 @@ for op, fn in (("get", lambda: s.get("secrets")), ("put", lambda: s.put("secrets
     except ValueError as e:
         error = str(e)
     print(json.dumps({"case": "unknown-section-" + op, "error": error}))
+
+# several sections in one put: checked whole before anything is written
+s = Store("several.json")
+s.put("wifi", networks=[{"ssid": "home", "password": "pw-several-1"}])
+for case, args, kw in (("several-unknown", ({"cloud": {"token": "t-3"}, "secrets": {"a": 1}},),
+                        {}),
+                       ("several-bad-value", ({"cloud": {"token": "t-3"},
+                                               "wifi": {"networks": [[[[[1]]]]]}},), {}),
+                       ("several-and-fields", ({"cloud": {"token": "t-3"}},), {"x": 1})):
+    try:
+        s.put(*args, **kw)
+        error = None
+    except (ValueError, TypeError) as e:
+        error = type(e).__name__ + ": " + str(e)
+    print(json.dumps({"case": case, "error": error, "writes": s.writes,
+                      "stored": Store("several.json").load()}))
+print(json.dumps({"case": "several", "changed": s.put({"cloud": {"token": "t-3"},
+                                                       "wifi": {"networks": None}}),
+                  "writes": s.writes, "stored": Store("several.json").load()}))
 
 # a Store not loaded yet: nothing read, nothing passed over, nothing written
 s = Store("never.json")
@@ -200,3 +220,19 @@ def test_clear_succeeds_when_the_previous_generation_is_already_gone(cases):
     got = cases["clear-prev-gone"]
     assert (got["cleared"], got["error"], got["stored"]) == (True, None, {})
     assert (got["status"], got["files"]) == ("ok", ["onboard.json"])
+
+
+@pytest.mark.parametrize("case,error", [
+    ("several-unknown", "ValueError: store: unknown section 'secrets'"),
+    ("several-bad-value", "ValueError: " + NESTED.replace("deep", "networks")),
+    ("several-and-fields", "TypeError: unsupported type for __hash__: 'dict'")])
+def test_a_put_of_several_sections_with_one_refused_writes_none_of_them(cases, case, error):
+    got = cases[case]
+    assert (got["error"], got["writes"]) == (error, 1)  # (1: the network put before)
+    assert got["stored"] == {"wifi": {"networks": [{"ssid": "home", "password": "pw-several-1"}]}}
+
+
+def test_a_put_of_several_sections_changes_them_all_in_one_write(cases):
+    got = cases["several"]
+    assert (got["changed"], got["writes"]) == (True, 2)
+    assert got["stored"] == {"cloud": {"token": "t-3"}}  # (the section whose last field went)

@@ -146,9 +146,12 @@ class Store:
         """Merge fields into a section with one write; a None value removes
         the field. Returns True when something changed and was written.
         Several sections at once: put({section: fields, ...}), one write
-        too, so a power cut leaves all of them old or all of them new. (One
-        method, not two: each costs RAM for as long as the store is loaded.)"""
-        sections = section if type(section) is dict else {section: fields}
+        too, so a power cut leaves all of them old or all of them new (and no
+        fields beside). (One method, not two: each costs RAM for as long as
+        the store is loaded.)"""
+        # (a dict of sections with fields beside is a dict as a section name:
+        # TypeError, unhashable, and nothing written)
+        sections = {section: fields} if type(section) is not dict or fields else section
         for section, fields in sections.items():
             self._check_section(section)
             for k, v in fields.items():
