@@ -149,9 +149,11 @@ class Store:
         too, so a power cut leaves all of them old or all of them new (and no
         fields beside). (One method, not two: each costs RAM for as long as
         the store is loaded.)"""
-        # (a dict of sections with fields beside is a dict as a section name:
-        # TypeError, unhashable, and nothing written)
-        sections = {section: fields} if type(section) is not dict or fields else section
+        sections = section
+        if type(section) is not dict or fields:
+            # (a dict of sections with fields beside becomes a section name:
+            # TypeError, unhashable, and nothing written)
+            sections = {section: fields}  # pyright: ignore  (that TypeError is the refusal)
         for section, fields in sections.items():
             self._check_section(section)
             for k, v in fields.items():
