@@ -36,7 +36,10 @@ class Trial:
     def put(self, section, **fields):
         # the store's one write (Store.put's forms), the cloud fields in the
         # pending record
-        sections = dict(section) if type(section) is dict else {section: fields}
+        if type(section) is dict and not fields:
+            sections = dict(section)
+        else:  # (fields beside a dict: TypeError, unhashable, as Store.put)
+            sections = {section: fields}  # pyright: ignore  (that TypeError is the refusal)
         if "cloud" in sections:
             p = self.real.get("state")["pending"]
             p["cloud"].update(sections.pop("cloud"))

@@ -84,9 +84,7 @@ def remember(store, ssid, password, ip=None, more=None):
     for n in saved(store):  # (a loop: a comprehension is a function in RAM)
         if n.get("ssid") != ssid and len(nets) < MAX_NETWORKS:
             nets.append(n)
-    more = more or {}
-    more["wifi"] = {"networks": nets}
-    return store.put(more)
+    return store.put(dict(more or {}, wifi={"networks": nets}))
 
 
 # Edgent's names, indexed by the ESP32's authmode
