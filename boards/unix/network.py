@@ -1,7 +1,9 @@
 # A stand-in for the ESP32 `network` module on the Unix port, driven by a
 # radio file (JSON, path in $ONBOARD_RADIO):
 #   {"networks": [{"ssid", "bssid", "rssi", "sec", "ch", "password",
-#                  "behaviour": "ok" | "no_ip" | "slow"}]}
+#                  "behaviour": "ok" | "no_ip" | "slow" | "weak"}]}
+# ("weak": the first try of a join ends as a wrong key's does, by the 4-way
+# handshake's timeout; the radio's retry, if it has one left, associates)
 # "sec" is one of Edgent's names (_SEC); any other is refused, loudly.
 # The file is re-read every 250 ms, so a test can take a network away under
 # a running device. Association is asynchronous, as on the ESP32:
@@ -11,7 +13,8 @@
 # keeps it); a wrong WPA2 key ends a try as ESP-IDF 5 says it, the 4-way
 # handshake's timeout (15), which shows only once config(reconnects=N)'s
 # retries are spent (by default the station retries, "connecting", for ever);
-# a disconnect of a joined station is handled _EVENT_MS after disconnect().
+# a disconnect of a joined station (disconnect(), or a connect() while
+# joined) is handled _EVENT_MS after the call.
 # On an ESP32 this module is firmware, not heap: it is kept small (few
 # functions, names and objects), since the Unix board's heap figures count it.
 import json
@@ -128,6 +131,8 @@ class WLAN:
     def connect(self, ssid=None, key=None, *, bssid=None):
         if not self.s[0]:
             raise OSError("STA must be active")
+        if self.s[7]:  # joined: ESP-IDF leaves that network first, its event a moment later
+            self.s[6] = time.ticks_ms()
         self.s[1:4] = [ssid, key or "", time.ticks_ms()]
         self.s[7:9] = [False, 0]
 
@@ -165,8 +170,13 @@ class WLAN:
                         s[8] = tries if retries < 0 else min(tries, retries + 1)
                 else:
                     behaviour = net.get("behaviour", "ok")
-                    if elapsed >= (_ASSOCIATE_MS if behaviour == "ok" else _SLOW_MS
-                                   if behaviour == "slow" else 1 << 30):
+                    if behaviour == "weak" and not s[8]:
+                        # the first try's handshake times out; a retry starts anew
+                        if elapsed >= _WRONG_MS:
+                            s[3:5] = [now, _HANDSHAKE_4WAY]
+                            s[8] = 1
+                    elif elapsed >= (_ASSOCIATE_MS if behaviour in ("ok", "weak") else _SLOW_MS
+                                     if behaviour == "slow" else 1 << 30):
                         s[4] = 0  # an address clears the reason
                         s[7] = True
                     # ("no_ip": associated, no DHCP: no address ever)
