@@ -148,8 +148,12 @@ def test_a_wrong_wifi_password_shows_722_then_the_device_is_back_on_its_working_
         device, cloudsim):
     d, prov = blynk_online(device, cloudsim, portal={"idle_timeout_s": 3})
     kept = d.store()
+    since = len(d.events)
     reconfigure(d, ssid="home", **{"pass": "wrong horse!"}, blynk=prov["token"])
     d.wait_state("WAIT_CONFIG", last_error=722)  # the reason, shown in setup mode
+    tried = [e["state"] for e in d.events[since:]]
+    tried = tried[:tried.index("CONNECTING_NET") + 2]
+    assert tried[-1] == "WAIT_CONFIG", tried  # straight from the failed join to setup mode
     d.wait_state("RUNNING", timeout=40)  # idle timeout: the working setup again
     now = d.store()
     assert now["wifi"] == kept["wifi"] and now["cloud"] == kept["cloud"]

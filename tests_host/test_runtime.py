@@ -84,6 +84,17 @@ def test_while_the_wifi_stays_down_each_retry_counts_one_more_attempt(device, cl
     assert [d.wait_note("retry_in")["attempt"] for _ in range(4)] == [1, 2, 3, 4]
 
 
+def test_while_the_saved_network_is_out_of_the_air_each_try_ends_at_the_join_with_720(
+        device, cloudsim):
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
+    since = len(d.events)
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    codes = [d.wait_note("retry_in")["last_error"] for _ in range(3)]
+    assert codes == [701, 720, 720]  # lost while online, then not found by each join
+    assert d.store()["state"]["last_error"] == 720  # as the flash keeps it
+    assert "CONNECTING_CLOUD" not in [e["state"] for e in d.events[since:]]
+
+
 def test_a_network_lost_while_online_is_701_and_waits_a_backoff_before_joining_again(device,
                                                                                      cloudsim):
     d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
