@@ -146,7 +146,9 @@ UNUSABLE = [({"portal": "open"}, "portal"),
             ({"portal": {"idle_timeout_s": 0}}, "portal.idle_timeout_s"),
             ({"portal": {"pop": 1234}}, "portal.pop"),
             ({"wifi_timeout_s": "x"}, "wifi_timeout_s"), ({"wifi_timeout_s": -5}, "wifi_timeout_s"),
+            ({"wifi_timeout_s": 0}, "wifi_timeout_s"),
             ({"timeout_s": None}, "timeout_s"), ({"timeout_s": 86401}, "timeout_s"),
+            ({"timeout_s": 0}, "timeout_s"),
             ({"keepalive_s": 65536}, "keepalive_s"), ({"keepalive_s": True}, "keepalive_s"),
             ({"keepalive_s": 0}, "keepalive_s"), ({"keepalive_s": 45.5}, "keepalive_s"),
             ({"port": "8883"}, "port"), ({"port": 8883.0}, "port"), ({"port": 0}, "port"),
@@ -168,6 +170,14 @@ def test_a_number_that_must_be_whole_is_named_as_such(device, field, most):
     d = device(config={field: 30.5})
     d.wait_state("ERROR")
     assert f"config: {field} must be a whole number from 1 to {most}" in d.log_path.read_text()
+
+
+def test_numbers_at_either_end_of_their_range_are_taken(mpy):
+    ends = [{"wifi_timeout_s": n, "timeout_s": n, "portal": {"idle_timeout_s": n}}
+            for n in (1, 86400)] + [{"keepalive_s": n, "port": n} for n in (1, 65535)]
+    out = mpy.run("from onboard.boot import unusable\n"
+                  f"print([unusable(c) for c in {ends!r}])").lines
+    assert out == ["[None, None, None, None]"]
 
 
 def test_a_time_section_that_is_not_an_object_is_refused_naming_it(mpy):
