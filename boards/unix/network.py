@@ -131,8 +131,7 @@ class WLAN:
     def connect(self, ssid=None, key=None, *, bssid=None):
         if not self.s[0]:
             raise OSError("STA must be active")
-        if self.s[7]:  # joined: ESP-IDF leaves that network first, its event a moment later
-            self.s[6] = time.ticks_ms()
+        self.disconnect()  # ESP-IDF leaves a network joined first, its event a moment later
         self.s[1:4] = [ssid, key or "", time.ticks_ms()]
         self.s[7:9] = [False, 0]
 
