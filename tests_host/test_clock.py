@@ -50,8 +50,8 @@ print(json.dumps({"before": before, "ok": ok, "now": clock.now(), "known": clock
 def sntp():
     started = []
 
-    def start(fault=None, offset=AHEAD):
-        s = SntpServer(lambda: time.time() + offset, fault=fault).start()
+    def start(fault=None, offset=AHEAD, **server):
+        s = SntpServer(lambda: time.time() + offset, fault=fault, **server).start()
         started.append(s)
         return s
 
@@ -147,6 +147,57 @@ def test_the_next_sntp_server_is_asked_when_one_fails(sntp, sync):
     assert (bad.requests, good.requests) == (1, 1)
 
 
+# well-formed replies as real servers send them: each is taken
+@pytest.mark.parametrize("server", [
+    {"delay": 0.3},  # a far server: its reply comes a round trip later, not at once
+    {"stratum": 1},  # a reference clock's own server (time.google.com is one)
+    {"stratum": 15},  # the last synchronised stratum
+    {"mode": 5},  # broadcast: RFC 4330 lets a client take mode 4 or 5
+    {"version": 3},  # an NTPv3 server
+], ids=["late", "stratum-1", "stratum-15", "mode-5", "version-3"])
+def test_a_well_formed_reply_of_another_kind_of_server_sets_the_clock(server, sntp, sync):
+    out = sync(ntp(sntp(**server)))
+    assert out["ok"] is True and abs(ahead_of_host(out) - AHEAD) <= 2
+
+
+def test_an_ntp_server_name_that_does_not_resolve_is_passed_over(sntp, sync):
+    good = sntp()
+    out = sync(ntp("a" * 64 + ".invalid", good))  # (a 64-character label: refused at once)
+    assert out["ok"] is True and good.requests == 1
+
+
+def test_a_name_alone_is_asked_at_the_ntp_port_123(sync):
+    try:
+        server = SntpServer(lambda: time.time() + AHEAD, port=123).start()
+    except OSError as e:  # (binding port 123 needs root, as CI runs)
+        pytest.skip(f"port 123: {e}")
+    try:
+        out = sync({"time": {"ntp": ["127.0.0.1"]}})
+    finally:
+        server.stop()
+    assert server.requests == 1 and out["ok"] is True
+
+
+def test_sync_leaves_no_socket_open_whatever_each_source_did(sntp, date_server, mpy):
+    # the device's open files as Linux counts them, before and after syncs whose
+    # servers answered, stayed silent, or did not resolve (each a UDP socket made)
+    silent = sntp({"kind": "silent", "count": -1})
+    servers = [f"127.0.0.1:{sntp().port}", f"127.0.0.1:{silent.port}", "a" * 64 + ".invalid"]
+    out = mpy.run("""
+        import asyncio, os
+        from onboard import timesync
+        def files():
+            return len(os.listdir("/proc/self/fd"))
+        before = files()
+        for server in %r:
+            asyncio.run(timesync.sync({"time": {"ntp": [server]}}, 200))
+        asyncio.run(timesync.sync({"time": {"ntp": [], "http": "http://127.0.0.1:%d/"}}, 2000))
+        print(before, files())
+    """ % (servers, date_server.port)).lines[-1].split()
+    assert date_server.requests == 1
+    assert out[0] == out[1]
+
+
 def test_an_sntp_time_earlier_than_the_build_is_refused(sntp, sync):
     server = sntp()
     floor = int(time.time() + AHEAD + 86400)  # a build "from tomorrow" of the server's time
@@ -197,6 +248,14 @@ def test_an_http_date_earlier_than_the_build_is_refused(date_server, sync):
     assert (out["ok"], out["now"]) == (False, None)
 
 
+def test_an_http_time_source_that_does_not_answer_leaves_the_clock_unknown(sync):
+    with socket.socket() as s:  # a loopback TCP port nobody listens on: refused at once
+        s.bind(("127.0.0.1", 0))
+        config = {"time": {"ntp": [], "http": f"http://127.0.0.1:{s.getsockname()[1]}/"}}
+        out = sync(config)
+    assert (out["ok"], out["now"], out["known"]) == (False, None, False)
+
+
 def test_no_source_at_all_leaves_the_clock_unknown(sync):
     out = sync({"time": {"ntp": [f"127.0.0.1:{dead_udp_port()}"]}})
     assert (out["ok"], out["now"], out["known"]) == (False, None, False)
@@ -234,6 +293,11 @@ def test_learn_keeps_a_clock_within_a_second_of_the_date(mpy):
     assert out[1][0] is False and out[1][1] - out[0][1] in (0, 1)
 
 
+def test_learn_moves_a_clock_two_seconds_ahead_of_the_date(mpy):
+    out = learn(mpy, ["Tue, 01 Dec 2026 10:00:00 GMT", "Tue, 01 Dec 2026 09:59:58 GMT"])
+    assert out[1][0] is True and out[1][1] - 1796119200 in (-2, -1)
+
+
 def test_learn_refuses_a_date_earlier_than_the_build(mpy):
     out = learn(mpy, ["Tue, 01 Dec 2026 10:00:00 GMT"], floor=1796119200 + 1)
     assert out == [[False, None]]
@@ -241,7 +305,9 @@ def test_learn_refuses_a_date_earlier_than_the_build(mpy):
 
 @pytest.mark.parametrize("text", ["", "yesterday", "Tue, 01 Dec 2026 10:00:00 UTC",
                                   "Tue, 01 ecD 2026 10:00:00 GMT", "Tue, 32 Dec 2026 10:00:00 GMT",
-                                  "Tue, 01 Dec 2026 24:00:00 GMT", "Tue 01 Dec 2026 10:00:00 GMT"])
+                                  "Tue, 01 Dec 2026 24:00:00 GMT", "Tue 01 Dec 2026 10:00:00 GMT",
+                                  "Tue, 00 Dec 2026 10:00:00 GMT", "Tue, 01 Dec 2026 10:60:00 GMT",
+                                  "Tue, 01 Dec 2026 10:00:61 GMT"])
 def test_learn_ignores_what_is_not_an_imf_fixdate(mpy, text):
     assert learn(mpy, [text]) == [[False, None]]
 
@@ -250,6 +316,9 @@ def test_http_date_reads_imf_fixdate_as_unix_seconds(mpy):
     import calendar
     dates = {"Sun, 06 Nov 1994 08:49:37 GMT": (1994, 11, 6, 8, 49, 37),
              "Tue, 29 Feb 2028 23:59:59 GMT": (2028, 2, 29, 23, 59, 59),
+             "Wed, 01 Mar 2028 00:00:00 GMT": (2028, 3, 1, 0, 0, 0),  # the day after Feb 29
+             "Mon, 31 Mar 2025 23:59:59 GMT": (2025, 3, 31, 23, 59, 59),
+             "Wed, 01 Mar 2000 00:00:00 GMT": (2000, 3, 1, 0, 0, 0),  # after a 400-year leap day
              "Thu, 01 Jan 1970 00:00:00 GMT": (1970, 1, 1, 0, 0, 0),
              "Fri, 31 Dec 2100 12:00:00 GMT": (2100, 12, 31, 12, 0, 0)}
     out = mpy.run("from onboard.httpdate import http_date\nfor d in %r:\n    print(http_date(d))"

@@ -21,6 +21,7 @@ SNTP_FAULTS = {
     "origin": "an originate timestamp that is not the request's transmit time",
     "short": "a reply of 47 bytes",
     "early": "the time 2000-01-01 (before any firmware's build)",
+    "stratum16": "stratum 16 (unsynchronised, RFC 5905)",
     "silent": "no reply at all",
 }
 
@@ -33,10 +34,14 @@ def ntp_timestamp(unix):
 
 
 class SntpServer:
-    """SNTP on 127.0.0.1:port (0 = a free port), answering from now()."""
+    """SNTP on 127.0.0.1:port (0 = a free port), answering from now(). As real
+    servers differ, a well-formed reply may come from a server of another stratum
+    (1: a reference clock's own), in broadcast mode (5, which RFC 4330 lets a
+    client take), in version 3, or delay seconds after the request (a far server)."""
 
-    def __init__(self, now, port=0, fault=None):
+    def __init__(self, now, port=0, fault=None, stratum=2, mode=4, version=None, delay=0.0):
         self.now = now
+        self.stratum, self.mode, self.version, self.delay = stratum, mode, version, delay
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", port))
         self.sock.settimeout(0.5)
@@ -81,10 +86,12 @@ class SntpServer:
         kind = self._take()
         if kind == "silent":
             return None
-        version = (req[0] >> 3) & 7
-        li, mode, stratum = 0, 4, 2
+        version = self.version or (req[0] >> 3) & 7  # (a server answers in the request's)
+        li, mode, stratum = 0, self.mode, self.stratum
         if kind == "kiss":
             stratum = 0
+        elif kind == "stratum16":
+            stratum = 16
         elif kind == "mode":
             mode = 3
         elif kind == "version":
@@ -111,6 +118,8 @@ class SntpServer:
             except OSError:
                 return
             out = self.reply(req)
+            if out is not None and self.delay:
+                self._stopped.wait(self.delay)  # (the way back: stamped, then on the network)
             if out is not None:
                 try:
                     self.sock.sendto(out, addr)
