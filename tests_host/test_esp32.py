@@ -105,11 +105,11 @@ class Board:
         return value
 
     def wait_state(self, state, timeout=240, until=lambda event: True):
-        """The first event in this state for which until(event) holds."""
+        """The first event in this state (None: in any) for which until(event) holds."""
         deadline = time.monotonic() + timeout
         while True:
             for event in self.events:
-                if event["state"] == state and until(event):
+                if state in (None, event["state"]) and until(event):
                     return event
             left = deadline - time.monotonic()
             assert left > 0 and self.next_line(left) is not None, (
@@ -471,10 +471,11 @@ def board_config(sim, profile, **extra):
 FIRMWARE_BUILT = 1744675200  # 2025-04-15, the stock firmware's date: onboard's clock floor
 
 
-def start_board(boards, tmp_path, sim, config, flash=None, extra=()):
+def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMWARE_BUILT):
     """An emulated board with onboard on its flash (written offline the first time),
-    built as if with the firmware, in April 2025: its clock floor is older than
-    cloudsim's certificates, so only a clock set from the network verifies them."""
+    built as if with the firmware, in April 2025 (or at built, Unix seconds): its
+    clock floor is older than cloudsim's certificates, so only a clock set from the
+    network verifies them."""
     from onboard_cli.build import stamp_build
     from onboard_cli.paths import tool
 
@@ -484,7 +485,7 @@ def start_board(boards, tmp_path, sim, config, flash=None, extra=()):
         esp32.make_flash(flash, esp32.emulator()[2])
         files = esp32.deploy_files(esp32.DEFAULT_BOARD, tmp_path / "config.json",
                                    sim.dir / "ca.pem")
-        stamp_build(tool("mpy-cross"), tmp_path / "_build.mpy", FIRMWARE_BUILT)
+        stamp_build(tool("mpy-cross"), tmp_path / "_build.mpy", built)
         files["onboard/_build.mpy"] = tmp_path / "_build.mpy"
         esp32.write_files(flash, files)
     return boards(flash, "--offline", "--config",
@@ -562,6 +563,59 @@ def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards,
         mcu.close()
     assert json.loads(payload)["tmpl"] == "TMPL1a2b3c4d"
     assert sim.front.logins["tls"] >= 1
+
+
+@lives
+def test_with_no_time_source_the_clock_starts_at_the_build_and_verifies_older_certificates(
+        tmp_path, boards, sim):
+    # the board's clock wakes at 2000; with no time source answering, onboard sets it to
+    # the firmware's build time, so a certificate issued before the build verifies.
+    # cloudsim's certificates date from an hour before its start: this board is built
+    # after that, and its config names no time source
+    prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
+                   {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    config = board_config(sim, "blynk", time={"ntp": []})
+    board = start_board(boards, tmp_path, sim, config, built=int(time.time()) - 60)
+    dates = sim.date_server.requests
+    configure_like_the_app(board, blynk=prov["token"])
+    first = board.wait_state(None, until=lambda e: e["state"] == "RUNNING" or e["last_error"])
+    assert (first["state"], first["last_error"]) == ("RUNNING", 0)
+    assert sim.date_server.requests == dates  # no time came from the network
+    assert sim.clouds["blynk"].devices[prov["deviceId"]]["active"]
+
+
+@lives
+def test_after_a_reboot_with_no_time_source_the_board_keeps_the_time_it_had_set(tmp_path, boards,
+                                                                             sim):
+    # an ESP32's RTC keeps counting through a reset: rebooted by the cloud while its time
+    # source is gone, the board verifies cloudsim's certificates (from an hour before
+    # cloudsim's start) by the clock it set before, not one rolled back to its build
+    # (April 2025: those certificates would not be valid yet)
+    from cloudsim.timesrc import DateServer
+
+    prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
+                   {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    dates = DateServer(time.time).start()
+    config = board_config(sim, "blynk",
+                          time={"ntp": [], "http": f"http://{esp32.GUEST_HOST}:{dates.port}/"})
+    try:
+        board = start_board(boards, tmp_path, sim, config,
+                            extra=("--forward", f"time={dates.port}"))
+        configure_like_the_app(board, blynk=prov["token"])
+        board.wait_state("RUNNING")
+        assert dates.requests == 1  # its clock was set from this source
+    finally:
+        dates.stop()  # and from now on there is none
+    before = {id(e) for e in board.events}
+    sim_api(sim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
+                                            "name": "reboot"},
+            {"Authorization": f"Bearer {sim.admin_token}"})
+    after = board.wait_state(None, until=lambda e: id(e) not in before and (
+        e["state"] == "RUNNING" or e["last_error"]))
+    rebooted = [e["state"] for e in board.events if id(e) not in before]
+    assert "CONNECTING_NET" in rebooted  # (the boot's join, on its stored network)
+    assert (after["state"], after["last_error"]) == ("RUNNING", 0)
+    assert dates.requests == 1
 
 
 @lives
