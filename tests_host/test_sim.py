@@ -36,8 +36,11 @@ def test_with_a_serial_line_the_device_of_the_sim_speaks_improv_there(tmp_path):
 
     tty = tmp_path / "tty"
     onboard = str(Path(sys.executable).with_name("onboard"))
+    # started as from a terminal, where Ctrl-C reaches it: a background job of a shell
+    # without job control (a CI runner's, `make test &`) inherits SIGINT ignored
     run = subprocess.Popen([onboard, "sim", "--profile", "blynk", "--interactive",
-                            "--serial", str(tty)], stdout=subprocess.PIPE, text=True)
+                            "--serial", str(tty)], stdout=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in run.stdout:  # pyright: ignore  (a pipe)
             if line.startswith("Open http"):  # in setup mode, waiting for a person
@@ -51,4 +54,8 @@ def test_with_a_serial_line_the_device_of_the_sim_speaks_improv_there(tmp_path):
         assert parse_strings(data[2:])[3].startswith("Acme Sensor-")
     finally:
         run.send_signal(signal.SIGINT)  # Ctrl-C: the sim stops its device and clouds
-        run.wait(60)
+        try:
+            run.wait(60)
+        except subprocess.TimeoutExpired:
+            run.kill()  # (its device and broker may be left: the failure says so)
+            raise
