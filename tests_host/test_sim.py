@@ -57,5 +57,5 @@ def test_with_a_serial_line_the_device_of_the_sim_speaks_improv_there(tmp_path):
         try:
             run.wait(60)
         except subprocess.TimeoutExpired:
-            run.kill()  # (its device and broker may be left: the failure says so)
+            run.kill()  # (the sim only: its device and broker may be left running)
             raise
