@@ -110,6 +110,21 @@ attempt(c.connect)
     assert out[0]["error"] == "TLSError"
 
 
+def test_a_context_from_onboard_ca_given_only_a_ca_verifies_the_broker(mpy, broker, user,
+                                                                      tmp_path):
+    # a blocking client's user makes the context with onboard.ca.context(ca): verifying is
+    # its default (insecure only when asked), so a broker of another CA is refused
+    from cloudsim.pki import CA
+    (tmp_path / "other.pem").write_bytes(CA("another").pem())
+    out = run(mpy, f"""
+from onboard.ca import context
+c = MQTTClient("dev-tls", "127.0.0.1", {broker.mqtts_port}, user={user!r}, password={user!r},
+               ssl=context({str(tmp_path / "other.pem")!r}), timeout=5)
+attempt(c.connect)
+""")
+    assert out[0]["error"] == "TLSError"
+
+
 def test_keepalive_pings_hold_the_connection_over_three_periods(mpy, broker, user):
     # keepalive 1 s: Mosquitto drops a silent client after 1.5 s
     out = run(mpy, f"""
