@@ -99,27 +99,16 @@ c.disconnect()
     assert out == [{"ok": "None", "s": out[0].get("s")}, {"got": ["still here"]}]
 
 
-def test_tls_with_another_ca_fails_with_a_tls_error(mpy, broker, user, tmp_path):
-    from cloudsim.pki import CA
-    (tmp_path / "other.pem").write_bytes(CA("another").pem())
-    out = run(mpy, f"""
-c = MQTTClient("dev-tls", "127.0.0.1", {broker.mqtts_port}, user={user!r}, password={user!r},
-               ssl=ctx({str(tmp_path / "other.pem")!r}), timeout=5)
-attempt(c.connect)
-""")
-    assert out[0]["error"] == "TLSError"
-
-
-def test_a_context_from_onboard_ca_given_only_a_ca_verifies_the_broker(mpy, broker, user,
-                                                                      tmp_path):
-    # a blocking client's user makes the context with onboard.ca.context(ca): verifying is
-    # its default (insecure only when asked), so a broker of another CA is refused
+# made as the runtime does (onboard.net.tls_context), or as a blocking client's user may,
+# with onboard.ca.context(ca) alone: verifying is its default, insecure only when asked
+@pytest.mark.parametrize("make", ["ctx", "context"])
+def test_tls_with_another_ca_fails_with_a_tls_error(mpy, broker, user, tmp_path, make):
     from cloudsim.pki import CA
     (tmp_path / "other.pem").write_bytes(CA("another").pem())
     out = run(mpy, f"""
 from onboard.ca import context
 c = MQTTClient("dev-tls", "127.0.0.1", {broker.mqtts_port}, user={user!r}, password={user!r},
-               ssl=context({str(tmp_path / "other.pem")!r}), timeout=5)
+               ssl={make}({str(tmp_path / "other.pem")!r}), timeout=5)
 attempt(c.connect)
 """)
     assert out[0]["error"] == "TLSError"
