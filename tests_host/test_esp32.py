@@ -537,10 +537,19 @@ def subscribe(sim, topic):
     return Subscription(sim, topic, timeout=120)
 
 
+def admin(sim):
+    return {"Authorization": f"Bearer {sim.admin_token}"}
+
+
+def blynk_device(sim):
+    """A Blynk device provisioned through cloudsim's API: its record (token, deviceId)."""
+    return sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
+                   {"orgId": 1, "ownerId": 1}, admin(sim))
+
+
 @lives
 def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards, sim):
-    prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
-                   {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    prov = blynk_device(sim)
     board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
     dates = sim.date_server.requests
     # info/mcu is sent unretained, as Blynk's devices do: listen before the board is online
@@ -572,8 +581,7 @@ def test_with_no_time_source_the_clock_starts_at_the_build_and_verifies_older_ce
     # the firmware's build time, so a certificate issued before the build verifies.
     # cloudsim's certificates date from an hour before its start: this board is built
     # after that, and its config names no time source
-    prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
-                   {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    prov = blynk_device(sim)
     config = board_config(sim, "blynk", time={"ntp": []})
     board = start_board(boards, tmp_path, sim, config, built=int(time.time()) - 60)
     dates = sim.date_server.requests
@@ -593,8 +601,7 @@ def test_after_a_reboot_with_no_time_source_the_board_keeps_the_time_it_had_set(
     # (April 2025: those certificates would not be valid yet)
     from cloudsim.timesrc import DateServer
 
-    prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
-                   {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    prov = blynk_device(sim)
     dates = DateServer(time.time).start()
     config = board_config(sim, "blynk",
                           time={"ntp": [], "http": f"http://{esp32.GUEST_HOST}:{dates.port}/"})
@@ -608,8 +615,7 @@ def test_after_a_reboot_with_no_time_source_the_board_keeps_the_time_it_had_set(
         dates.stop()  # and from now on there is none
     before = {id(e) for e in board.events}
     sim_api(sim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
-                                            "name": "reboot"},
-            {"Authorization": f"Bearer {sim.admin_token}"})
+                                            "name": "reboot"}, admin(sim))
     after = board.wait_state(None, until=lambda e: id(e) not in before and (
         e["state"] == "RUNNING" or e["last_error"]))
     rebooted = [e["state"] for e in board.events if id(e) not in before]
@@ -717,8 +723,7 @@ class CertProxy:
 @lives
 def test_a_certificate_expired_or_not_yet_valid_is_711_after_boot_and_later(tmp_path, boards,
                                                                              sim):
-    prov = sim_api(sim, "POST", "/blynk/api/v1/organization/device/provision/token",
-                   {"orgId": 1, "ownerId": 1}, {"Authorization": f"Bearer {sim.admin_token}"})
+    prov = blynk_device(sim)
     proxy = CertProxy(sim, tmp_path, "expired")
     config = board_config(sim, "blynk", api=f"https://{esp32.GUEST_HOST}:{proxy.port}/blynk")
     flash = tmp_path / "flash.bin"
