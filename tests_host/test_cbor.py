@@ -2,6 +2,7 @@
 
 
 import cbor2
+import pytest
 from fuzz import mutations, survive
 
 SAMPLES = [
@@ -67,21 +68,84 @@ def test_our_encoding_decodes_with_cbor2_for_every_type(mpy):
         "t": True, "F": False, "n": None, "l": [1, 2]}
 
 
-def test_nesting_past_the_bound_is_refused_both_ways(mpy):
-    deep = b"\x81" * (MAX_DEPTH_NEST + 1) + b"\x01"
-    out = mpy.run(f"""
+def test_integers_and_strings_take_the_shortest_head_as_cbor2_writes_them(mpy):
+    # RFC 8949 section 4.1, preferred serialization: the shortest argument
+    scalars = [o for o in SAMPLES if not isinstance(o, (float, dict, list))]
+    lines = [cbor2.dumps(o).hex() for o in scalars]
+    out = run_lines(mpy, "            print(binascii.hexlify(cbor.dumps(cbor.loads(d))).decode())",
+                    lines)
+    assert out == lines
+
+
+def _each(mpy, call, args):
+    """call(arg) for each arg (Python source text): its hex, or its ValueError."""
+    return mpy.run(f"""
+        import binascii
         from onboard import cbor
-        nest = 1
-        for _ in range({MAX_DEPTH_NEST + 1}):
-            nest = [nest]
-        for f, a in ((cbor.loads, {deep!r}), (cbor.dumps, nest)):
+        for a in {args!r}:
             try:
-                f(a)
-                print("accepted")
+                print(binascii.hexlify(cbor.{call}(eval(a))).decode())
             except ValueError as e:
                 print(e)
     """).lines
-    assert out == ["cbor: too deep", "cbor: too deep"]
+
+
+def test_integers_past_64_bits_are_refused_as_too_large(mpy):
+    assert _each(mpy, "dumps", ["2**64 - 1", "2**64", "-(2**64)", "-(2**64) - 1", "[2**70]"]) == [
+        cbor2.dumps(2**64 - 1).hex(), "cbor: too large", cbor2.dumps(-(2**64)).hex(),
+        "cbor: too large", "cbor: too large"]
+
+
+def test_a_value_of_no_cbor_type_is_refused_as_unsupported(mpy):
+    assert _each(mpy, "dumps", ["{1, 2}", "object()", "[1, range(3)]", "{'k': print}"]) == [
+        "cbor: unsupported"] * 4
+
+
+def test_what_the_subset_leaves_out_is_refused_naming_why(mpy):
+    cases = {
+        "c11a5f5e1000": "cbor: unsupported",      # tag 1 (an epoch date)
+        "d82001": "cbor: unsupported",            # tag 32 (a URI) over one byte
+        "c2a0": "cbor: unsupported",              # tag 2 over an empty map
+        "f3": "cbor: unsupported",                # simple value 19
+        "f7": "cbor: unsupported",                # undefined
+        "f820": "cbor: unsupported",              # simple value 32
+        "62c328": "cbor: bad UTF-8",              # a text string of invalid UTF-8
+        "0102": "cbor: trailing bytes",           # two items
+        "a10102ff": "cbor: trailing bytes",       # a map, then a stray break
+    }
+    out = run_lines(mpy, """            try:
+                print(repr(cbor.loads(d)))
+            except ValueError as e:
+                print(e)""", list(cases))
+    assert dict(zip(cases, out, strict=True)) == cases
+
+
+def _nest(kind, levels):
+    """levels lists, or maps holding the next as a value, around the integer 1,
+    as Python source."""
+    text = "1"
+    for _ in range(levels):
+        text = f"[{text}]" if kind == "list" else "{'k': %s}" % text
+    return text
+
+
+@pytest.mark.parametrize("kind", ["list", "map"])
+def test_nesting_up_to_the_bound_is_taken_both_ways(mpy, kind):
+    value = eval(_nest(kind, MAX_DEPTH_NEST))
+    assert _each(mpy, "dumps", [_nest(kind, MAX_DEPTH_NEST)]) == [cbor2.dumps(value).hex()]
+    out = run_lines(mpy, "            print(repr(cbor.loads(d)))", [cbor2.dumps(value).hex()])
+    assert out == [repr(value)]
+
+
+@pytest.mark.parametrize("kind", ["list", "map"])
+def test_nesting_past_the_bound_is_refused_both_ways(mpy, kind):
+    value = eval(_nest(kind, MAX_DEPTH_NEST + 1))
+    assert _each(mpy, "dumps", [_nest(kind, MAX_DEPTH_NEST + 1)]) == ["cbor: too deep"]
+    out = run_lines(mpy, """            try:
+                print(repr(cbor.loads(d)))
+            except ValueError as e:
+                print(e)""", [cbor2.dumps(value).hex()])
+    assert out == ["cbor: too deep"]
 
 
 def test_indefinite_lengths_and_huge_counts_are_refused_without_allocating(mpy):

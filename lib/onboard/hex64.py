@@ -16,9 +16,7 @@ def canonical(value, field="token"):
     value: "0x"-prefixed or bare hex of 1-16 digits in any case, or an int
     in [0, 2**64) (a JSON number from a server parses to an exact int).
     """
-    if isinstance(value, bool):
-        raise ValueError("%s: must be a hex string or an integer" % field)
-    if isinstance(value, int):
+    if isinstance(value, int):  # (not a bool: MicroPython's bool is no int here)
         if value < 0 or value > MAX:
             raise ValueError("%s: out of the 64-bit range" % field)
         return "0x%016x" % value
@@ -34,7 +32,3 @@ def canonical(value, field="token"):
             raise ValueError("%s: not hexadecimal" % field)
     return "0x%016x" % int(digits, 16)
 
-
-def to_int(value, field="token"):
-    """The token as an int, after the same checks as canonical()."""
-    return int(canonical(value, field)[2:], 16)
