@@ -217,6 +217,18 @@ def test_mutants_are_killed_or_survive_by_the_tests_against_a_copy(toy_lib):
     assert (lib / "toy.py").read_text() == COUNT  # the original is never written
 
 
+def test_an_edit_of_the_module_while_mutants_run_moves_none_of_them(toy_lib):
+    # the mutants were made from COUNT; lib/ is edited before they run
+    chosen = ("i < n -> i <= n", "i = 0 -> i = 1")
+    mutants = [m for m in mutate.generate("toy", "lib/toy.py", COUNT) if m.change in chosen]
+    edited = "# a comment, and a blank line, put in meanwhile\n\n" + COUNT
+    (toy_lib / "toy.py").write_text(edited)
+    results = judge(toy_lib, mutants, timeout=300)
+    assert {m.change: results[m.id]["status"] for m in mutants} == {
+        "i < n -> i <= n": "killed", "i = 0 -> i = 1": "survived"}
+    assert (toy_lib / "toy.py").read_text() == edited
+
+
 def test_the_killing_test_is_read_whole_from_the_summary():
     out = ("....\n=== short test summary info ===\n"
            'ERROR tests_host/test_hex64.py::test_ok["0x1A 2B"] - Failed: MicroPython exited\n')

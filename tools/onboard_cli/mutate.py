@@ -84,6 +84,7 @@ class Mutant:
     after: str
     edits: list = field(default_factory=list)  # [(start, end, text)] character offsets
     id: str = ""
+    source: str = field(default="", repr=False)  # the text the offsets are into
 
     @property
     def change(self):
@@ -358,6 +359,7 @@ def generate(module, path, text):
         m.id = base if seen[base] == 1 else f"{base} #{seen[base]}"
     ok = []
     for m in mutants:
+        m.source = text
         try:
             compile(m.apply(text), path, "exec")
         except SyntaxError:
@@ -605,9 +607,6 @@ class Workspace:
     def write(self, path, text):
         self.target(path).write_text(text)
 
-    def restore(self, path):
-        shutil.copyfile(path, self.target(path))
-
     def close(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -655,7 +654,10 @@ def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, c
     def judge(ws, m, n):
         src_path = sources[m.module]
         log_path = log_dir / f"{m.module}-{n}.log" if log_dir else None
-        ws.write(src_path, m.apply(src_path.read_text()))
+        # written over the text it was made from, and the copy restored to
+        # that text: an edit of lib/ while the run goes on moves no mutant
+        # off its place (its offsets into the edited file mutated other code)
+        ws.write(src_path, m.apply(m.source))
         again = None
         try:
             status, seconds, by = run_tests(tests[m.module], ws.copy, timeout, log_path,
@@ -663,7 +665,7 @@ def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, c
             if status == "failed" and confirm and by and not stopping:
                 again = run_tests([by], ws.copy, timeout, None, command, cwd)[0]
         finally:
-            ws.restore(src_path)
+            ws.write(src_path, m.source)
         if status == "failed" and confirm and by and not stopping:
             without = run_tests([by], ws.copy, timeout, None, command, cwd)[0]
             if again != "failed" or without != "passed":
