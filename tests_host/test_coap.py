@@ -379,6 +379,120 @@ def test_aiocoaps_messages_parse_and_ours_encode_the_same_bytes(mpy):
     assert [out[1], out[3], out[5]] == hexes
 
 
+def _boundary_messages():
+    """Messages whose length, option deltas and option lengths sit on each
+    side of RFC 8323's extended forms (13, 269 and, for a length, 65805), as
+    aiocoap writes them."""
+    from aiocoap.optiontypes import OpaqueOption
+    from aiocoap.transports.tcp import _serialize
+
+    edges = (12, 13, 14, 268, 269, 270)
+    out = []
+    for n in edges + (65804, 65805, 65806):  # options, marker and payload: n bytes
+        out.append(Message(code=POST, payload=b"p" * (n - 1)))
+    for d in edges + (2049, 2053):  # an option n numbers after the last (2049, 2053: OCF's)
+        m = Message(code=GET, uri_path=("a",))
+        m.opt.add_option(OpaqueOption(11 + d, b"v"))
+        out.append(m)
+    for n in edges:  # an option value of n bytes
+        m = Message(code=GET)
+        m.opt.add_option(OpaqueOption(2053, b"v" * n))
+        out.append(m)
+    for m in out:
+        m.token = b"\x07"
+    return [_serialize(m) for m in out]
+
+
+def test_at_each_extended_form_boundary_ours_parse_and_encode_aiocoaps_bytes(mpy):
+    hexes = [m.hex() for m in _boundary_messages()]
+    (mpy.workdir / "in.txt").write_text("\n".join(hexes) + "\n")
+    out = mpy.run("""
+        from onboard import coap
+        for line in open("in.txt"):
+            code, token, opts, payload = coap.parse(bytes.fromhex(line.strip()), 1 << 20)
+            print(coap.encode(code, token, opts, payload).hex())
+    """, heapsize="4m").lines
+    assert out == hexes
+
+
+def test_text_and_number_options_are_sent_as_aiocoap_writes_them(mpy):
+    # a text option as its UTF-8 bytes (its length counted in bytes), a uint
+    # in as few bytes as it takes (0 in none)
+    from aiocoap.transports.tcp import _serialize
+
+    m = Message(code=GET, uri_path=("café", "ü"), uri_query=("n=é",), observe=0, accept=10000)
+    m.token = b"\x07"
+    out = mpy.run("""
+        from onboard import coap
+        print(coap.encode(1, b"\\x07", [(6, 0), (11, "café"), (11, "ü"), (15, "n=é"),
+                                        (17, 10000)]).hex())
+    """).lines
+    assert out == [_serialize(m).hex()]
+
+
+def test_options_the_wire_cannot_carry_are_refused_as_bad(mpy):
+    # out of order, a number or length past the extended forms, a uint past
+    # 4 bytes or below 0
+    out = mpy.run("""
+        from onboard import coap
+        for opts in ([(12, 1), (11, "a")], [(65805, b"v")], [(11, b"v" * 65805)],
+                     [(6, 1 << 32)], [(6, -1)]):
+            try:
+                print(coap.encode(1, b"", opts).hex())
+            except ValueError as e:
+                print(e)
+    """, heapsize="1m").lines
+    assert out == ["coap: bad option"] * 5
+
+
+PARSED = {
+    # whole messages (hex) -> what parse() says; max_size 4 where given after "/"
+    "": "coap: truncated",                       # nothing
+    "d0": "coap: truncated",                     # a 1-byte extended length, cut off
+    "e000": "coap: truncated",                   # a 2-byte one, cut off
+    "d000": "coap: truncated",                   # an extended length and no code
+    "1001": "coap: bad length",                  # says 1 byte more than there is
+    "000101": "coap: bad length",                # a byte more than it says
+    "0901010203040506070809": "coap: bad length",  # a 9-byte token, length right
+    "1001f0": "coap: bad option",                # delta nibble 15 on an option
+    "1001ff": "coap: bad option",                # a payload marker and no payload
+    "1001d0": "coap: bad option",                # its delta extension cut off
+    "20011501": "coap: truncated",               # an option value past the end
+    "50014142434445/4": "coap: too large",       # 5 bytes of options over max_size 4
+}
+
+
+def _parsed(mpy, cases):
+    return mpy.run(f"""
+        from onboard import coap
+        for case in {cases!r}:
+            h, _, most = case.partition("/")
+            try:
+                print(coap.parse(bytes.fromhex(h), *([int(most)] if most else [])))
+            except ValueError as e:
+                print(e)
+    """, heapsize="1m").lines
+
+
+def test_a_malformed_message_is_refused_saying_why(mpy):
+    assert dict(zip(PARSED, _parsed(mpy, list(PARSED)), strict=True)) == PARSED
+
+
+def test_messages_at_the_edges_of_what_is_taken_parse(mpy):
+    body = "ff" + "78" * 65535  # 65536 bytes of marker and payload: the default max_size
+    out = _parsed(mpy, [
+        "40011141ff42/4",                # options and payload of exactly max_size
+        "0801" + "0102030405060708",     # an 8-byte token
+        "2001d00f",                      # the last option's delta extension ends the message
+        "e0fef3" + "01" + body,          # 65536 bytes by the default
+        "e0fef4" + "01" + body + "78",   # 65537: one past it
+    ])
+    assert out[:3] == ["(1, b'', [(1, b'A')], b'B')",
+                       "(1, b'\\x01\\x02\\x03\\x04\\x05\\x06\\x07\\x08', [], b'')",
+                       "(1, b'', [(28, b'')], b'')"]
+    assert out[3].startswith("(1, b'', [], b'xxx") and out[4] == "coap: too large"
+
+
 def test_twenty_thousand_malformed_messages_raise_only_value_error(mpy):
     valid = _samples()
     n, bad, after = survive(mpy, _mutations(valid, 20000), "coap", "parse", "coap: ", "4m",
@@ -437,40 +551,196 @@ def test_our_server_closes_on_a_message_over_its_max_size(our_server):
     assert _raw(our_server, _csm(1 << 20), big)[1:] == ["closed"]
 
 
-def test_our_client_refuses_to_send_past_the_peers_max_message_size(mpy):
-    with socket.socket() as srv:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(1)
-        port = srv.getsockname()[1]
-        got = []
+def _peer(behave):
+    """A listening socket whose one connection is handed to behave(conn) in a
+    thread: (port, the thread)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
 
-        def peer():  # a CoAP peer that allows 64-byte messages, records what arrives
+    def run():
+        with srv:
             conn, _ = srv.accept()
             with conn:
-                conn.sendall(_csm(64))
-                while data := conn.recv(4096):
-                    got.append(data)
+                behave(conn)
 
-        t = threading.Thread(target=peer, daemon=True)
-        t.start()
-        out = mpy.run(f"""
-            import asyncio
-            from onboard import coap
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return srv.getsockname()[1], t
 
-            async def main():
-                c = await coap.connect("127.0.0.1", {port}, timeout_ms=5000)
-                print(c.peer_max)
+
+def test_our_client_sends_up_to_the_peers_max_message_size_and_nothing_past_it(mpy):
+    got = []
+
+    def allows_64(conn):  # a CoAP peer that allows 64-byte messages, records what arrives
+        conn.sendall(_csm(64))
+        while data := conn.recv(4096):
+            got.append(data)
+
+    port, t = _peer(allows_64)
+    out = mpy.run(f"""
+        import asyncio
+        from onboard import coap
+
+        async def main():
+            c = await coap.connect("127.0.0.1", {port}, timeout_ms=5000)
+            print(c.peer_max)
+            for n in (59, 60):  # a 64-byte message, then a 65-byte one
                 try:
-                    await c.request(2, "big", b"x" * 100, timeout_ms=2000)
+                    await c.send(2, b"\\x01", (), b"x" * n)
+                    print("sent", n)
                 except ValueError as e:
                     print(e)
-                c.close()
+            try:
+                await c.request(2, "big", b"x" * 100, timeout_ms=2000)
+            except ValueError as e:
+                print(e)
+            c.close()
 
-            asyncio.run(main())
-        """).lines
-        t.join(10)
-    assert out == ["64", "coap: too large"]
-    assert b"".join(got) == bytes.fromhex("30e1220800")  # our CSM only: nothing else was sent
+        asyncio.run(main())
+    """).lines
+    t.join(10)
+    assert out == ["64", "sent 59", "coap: too large", "coap: too large"]
+    # our CSM and the 64-byte message: nothing else was sent
+    assert b"".join(got) == bytes.fromhex("30e1220800" + "d12f0201ff") + b"x" * 59
+
+
+def _messages(conn, n):
+    """The first n messages that arrive on conn, as aiocoap reads them, each
+    given as soon as it is whole."""
+    from aiocoap.transports.tcp import _decode_message, _extract_message_size
+
+    buf = b""
+    while n and (data := conn.recv(4096)):
+        buf += data
+        while n and (size := _extract_message_size(buf)) and len(buf) >= sum(size):
+            yield _decode_message(buf[:sum(size)])
+            buf, n = buf[sum(size):], n - 1
+
+
+def test_a_request_to_a_connection_without_a_handler_is_answered_4_04(mpy):
+    from aiocoap.numbers.codes import Code
+    from aiocoap.transports.tcp import _serialize
+
+    got = []
+
+    def asks(conn):  # a GET; our CSM, its answer and a Ping come back (the Ping answered)
+        conn.sendall(_csm() + _serialize(Message(code=GET, uri_path=("x",), token=b"\x05")))
+        for m in _messages(conn, 3):
+            got.append(m)
+            if str(m.code) == "7.02 Ping":
+                conn.sendall(_serialize(Message(code=Code.PONG, token=m.token)))
+        while conn.recv(4096):
+            pass
+
+    port, t = _peer(asks)
+    mpy.run(f"""
+        import asyncio
+        from onboard import coap
+
+        async def main():
+            c = await coap.connect("127.0.0.1", {port}, timeout_ms=5000)
+            await c.request(0xE2, "", timeout_ms=5000)
+            c.close()
+
+        asyncio.run(main())
+    """, timeout=30)
+    t.join(10)
+    assert [(str(m.code), m.token) for m in got if m.code.is_response()] == [
+        ("4.04 Not Found", b"\x05")]
+
+
+def test_an_observe_request_carries_observe_and_answered_requests_leave_nothing_behind(mpy):
+    from aiocoap.numbers.codes import Code
+    from aiocoap.transports.tcp import _serialize
+
+    got = []
+
+    def answers(conn):  # our CSM, the GET with Observe 0 and a Ping: each answered
+        conn.sendall(_csm())
+        for m in _messages(conn, 3):
+            got.append(m)
+            code = Code.PONG if m.code == Code.PING else CONTENT
+            if m.code != Code.CSM:
+                conn.sendall(_serialize(Message(code=code, token=m.token)))
+        while conn.recv(4096):
+            pass
+
+    port, t = _peer(answers)
+    out = mpy.run(f"""
+        import asyncio
+        from onboard import coap
+
+        async def main():
+            c = await coap.connect("127.0.0.1", {port}, timeout_ms=5000)
+            print(hex((await c.request(1, "oic/d", observe=0, timeout_ms=5000))[0]))
+            await c.request(0xE2, "", timeout_ms=5000)
+            print("waiting for", len(c.waits))
+            c.close()
+
+        asyncio.run(main())
+    """, timeout=30).lines
+    t.join(10)
+    assert out == ["0x45", "waiting for 0"]
+    assert got[1].opt.observe == 0 and got[1].opt.uri_path == ("oic", "d")
+
+
+def test_a_peer_that_closes_before_its_csm_fails_the_start_as_closed(mpy):
+    port, t = _peer(lambda conn: None)  # accepts, then closes
+    out = mpy.run(f"""
+        import asyncio
+        from onboard import coap
+
+        async def main():
+            try:
+                await coap.connect("127.0.0.1", {port}, timeout_ms=5000)
+                print("started")
+            except Exception as e:
+                print(type(e).__name__, e)
+
+        asyncio.run(main())
+    """).lines
+    t.join(10)
+    assert out == ["ProtocolError coap: closed"]
+
+
+def test_a_start_that_times_out_closes_its_connection_at_once(tmp_path):
+    # the device goes on running after the failure (it waits on its stdin):
+    # the peer must see the connection closed while it does
+    seen = {}
+
+    def silent(conn):  # sends no CSM; waits for the other end to close
+        conn.settimeout(60)
+        while conn.recv(4096):
+            pass
+        seen["alive"] = proc.poll() is None
+
+    port, t = _peer(silent)
+    script = tmp_path / "start.py"
+    script.write_text(f"""
+import asyncio, sys
+from onboard import coap
+
+async def main():
+    try:
+        await coap.connect("127.0.0.1", {port}, timeout_ms=300)
+    except Exception as e:
+        print(type(e).__name__, e)
+
+asyncio.run(main())
+sys.stdin.readline()
+""")
+    from conftest import MicroPython
+
+    proc = subprocess.Popen([micropython_binary(), str(script)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env=MicroPython(tmp_path).env())
+    try:
+        assert proc.stdout.readline().strip() == "Timeout coap: timed out"
+        t.join(60)
+        assert seen == {"alive": True}
+    finally:
+        proc.communicate("\n", timeout=30)
 
 
 @pytest.mark.parametrize("sends_csm", [True, False])

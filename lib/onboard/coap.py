@@ -62,6 +62,8 @@ def encode(code, token, opts=(), payload=b""):
         if v is None:  # (an option not given)
             continue
         if isinstance(v, int):
+            if v >> 32:  # (a uint option takes 4 bytes at most; never negative)
+                raise _err("bad option")
             v = v.to_bytes(4, "big").lstrip(b"\0")
         elif isinstance(v, str):
             v = v.encode()
@@ -163,6 +165,8 @@ class Conn:
         except BaseException:
             self.close()
             raise
+        finally:
+            self.waits.pop(_CSM)  # (a later CSM of the peer waits for nothing)
 
     async def send(self, code, token, opts=(), payload=b"", timeout_ms=10000):
         m = encode(code, token, opts, payload)
