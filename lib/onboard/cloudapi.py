@@ -18,16 +18,14 @@ def judge(resp, step, refused=(401, 403)):
         try:
             retry = int(resp.headers.get("retry-after", "0"))
         except ValueError:
-            retry = 0
+            pass  # (not a number of seconds: the device's own backoff)
     raise Transient(step, max(0, min(retry, 3600)))
 
 
 def body(resp, step, *names):
     """The named fields of a JSON object reply; Transient when it is not one."""
     try:
-        doc = resp.json()
-        if not isinstance(doc, dict):
-            raise ValueError
+        doc = resp.json()  # (not an object: a name as its index is a TypeError)
         out = []
         for n in names:  # (a loop: a comprehension is a function in RAM)
             out.append(doc[n])
