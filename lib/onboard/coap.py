@@ -166,7 +166,7 @@ class Conn:
             self.close()
             raise
         finally:
-            self.waits.pop(_CSM)  # (a later CSM of the peer waits for nothing)
+            self.waits.pop(_CSM, None)  # (a later CSM of the peer waits for nothing)
 
     async def send(self, code, token, opts=(), payload=b"", timeout_ms=10000):
         m = encode(code, token, opts, payload)
