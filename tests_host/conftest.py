@@ -6,6 +6,7 @@ MICROPYPATH, returns what it printed, and on failure fails the test with the
 MicroPython traceback.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -91,6 +92,13 @@ class MicroPython:
 @pytest.fixture
 def mpy(tmp_path):
     return MicroPython(tmp_path)
+
+
+def json_cases(mpy, script, cases):
+    """Run script, which reads the list in cases.json and prints one JSON
+    line for each, over cases: the decoded lines."""
+    (mpy.workdir / "cases.json").write_text(json.dumps(cases))
+    return [json.loads(line) for line in mpy.run(script).lines]
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,9 @@
 renewal margins, under the Unix port: what each status, Retry-After and body
 becomes (the profiles' tests and test_faults see them through a device)."""
 
-import json
 
 import pytest
+from conftest import json_cases
 from servers import Server, json_reply
 
 from cloudsim.pki import CA
@@ -38,10 +38,7 @@ for case in json.load(open("cases.json")):
 
 @pytest.fixture
 def verdicts(mpy):
-    def run(*cases):
-        (mpy.workdir / "cases.json").write_text(json.dumps(cases))
-        return [json.loads(line) for line in mpy.run(SCRIPT).lines]
-    return run
+    return lambda *cases: json_cases(mpy, SCRIPT, cases)
 
 
 @pytest.mark.parametrize(("code", "verdict"), [

@@ -2,9 +2,8 @@
 becomes, named by host and phase (the clients' tests meet these through a
 server; here each kind is made directly)."""
 
-import json
-
 import pytest
+from conftest import json_cases
 
 SCRIPT = """
 import json
@@ -18,10 +17,7 @@ for case in json.load(open("cases.json")):
 
 @pytest.fixture
 def wrapped(mpy):
-    def run(*cases):
-        (mpy.workdir / "cases.json").write_text(json.dumps(cases))
-        return [json.loads(line) for line in mpy.run(SCRIPT).lines]
-    return run
+    return lambda *cases: json_cases(mpy, SCRIPT, cases)
 
 
 @pytest.mark.parametrize("errno", [11, 110, 116])

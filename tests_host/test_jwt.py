@@ -5,6 +5,7 @@ import base64
 import json
 
 import pytest
+from conftest import json_cases
 
 CLAIMS_MAX = 2048  # characters of the claims part read at most
 
@@ -24,18 +25,15 @@ def _object_of(length):
 
 @pytest.fixture
 def claims(mpy):
-    def run(*tokens):
-        (mpy.workdir / "tokens.json").write_text(json.dumps(tokens))
-        return [json.loads(line) for line in mpy.run("""
-            import json
-            from onboard.jwt import claims
-            for t in json.load(open("tokens.json")):
-                try:
-                    print(json.dumps({"ok": claims(t, "access_token")}))
-                except ValueError as e:
-                    print(json.dumps({"error": str(e)}))
-        """).lines]
-    return run
+    return lambda *tokens: json_cases(mpy, """
+import json
+from onboard.jwt import claims
+for t in json.load(open("cases.json")):
+    try:
+        print(json.dumps({"ok": claims(t, "access_token")}))
+    except ValueError as e:
+        print(json.dumps({"error": str(e)}))
+""", tokens)
 
 
 def test_the_claims_of_a_jwt_are_read_as_a_dict(claims):
