@@ -451,6 +451,15 @@ def test_config_page_works_without_javascript_and_escapes_ssids(portal):
     assert len(body) < 2048
 
 
+def test_the_forms_result_page_links_back_to_the_form_only_when_the_post_failed(portal):
+    ok = get(portal.port, "/config?ui=1&ssid=home&pass=&blynk=" + TOKEN)
+    failed = get(portal.port, "/config?ui=1&ssid=refuse-me&pass=x")  # (the stand-in refuses it)
+    assert ok[0] == 200 and "Trying to connect" in ok[2].decode()
+    assert failed[0] == 500 and failed[1]["content-type"].startswith("text/html")
+    back = '<a href="/">Back</a>'
+    assert back not in ok[2].decode() and back in failed[2].decode()
+
+
 def test_reset_replies_as_blynk_does(portal):
     status, _, body = get(portal.port, "/reset")
     assert (status, json.loads(body)) == (200, {"status": "ok", "msg": "Configuration reset"})
@@ -491,6 +500,14 @@ def test_config_and_reset_need_the_proof_of_possession(pop_portal, path, pop):
     status, _, body = get(pop_portal.port, path + query)
     assert (status, json.loads(body)["msg"]) == (403, "pop: missing or wrong")
     assert pop_portal.applied() == []
+
+
+def test_the_form_asks_for_the_proof_of_possession_as_a_password_only_when_one_is_set(
+        pop_portal, portal):
+    # (a person with a browser could not configure the device otherwise)
+    field = '<input name="pop" type="password"'
+    assert field in get(pop_portal.port, "/")[2].decode()
+    assert 'name="pop"' not in get(portal.port, "/")[2].decode()
 
 
 def test_right_pop_is_accepted(pop_portal):
