@@ -12,7 +12,7 @@ import cbor2
 import pytest
 from aiocoap import CHANGED, CONTENT, GET, POST, Context, Message, resource
 from aiocoap.optiontypes import UintOption
-from conftest import micropython_binary
+from conftest import MicroPython, micropython_binary
 from fuzz import mutations, survive
 
 from onboard_cli.ports import free_port
@@ -502,27 +502,32 @@ def test_twenty_thousand_malformed_messages_raise_only_value_error(mpy):
                      "(17, b\"'\\x10\")], b'')"]
 
 
-def _raw(port, *messages):
-    """Send messages on one connection; return every message received until
-    the server's answers to all of them came or it closed."""
+def _messages(conn, n):
+    """The first n messages that arrive on conn, as aiocoap reads them, each
+    given as soon as it is whole; fewer when the other end closes first."""
     from aiocoap.transports.tcp import _decode_message, _extract_message_size
 
-    got, buf = [], b""
+    buf = b""
+    while n:
+        try:
+            data = conn.recv(4096)
+        except ConnectionResetError:  # closed with our bytes unread
+            data = b""
+        if not data:
+            return
+        buf += data
+        while n and (size := _extract_message_size(buf)) and len(buf) >= sum(size):
+            yield _decode_message(buf[:sum(size)])
+            buf, n = buf[sum(size):], n - 1
+
+
+def _raw(port, *messages):
+    """Send messages on one connection; return every message received until
+    the server's answers to all of them came or it closed ("closed")."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"".join(messages))
-        while len(got) < len(messages):
-            try:
-                data = s.recv(4096)
-            except ConnectionResetError:  # closed with our bytes unread
-                data = b""
-            if not data:
-                got.append("closed")
-                break
-            buf += data
-            while (size := _extract_message_size(buf)) and len(buf) >= sum(size):
-                got.append(_decode_message(buf[:sum(size)]))
-                buf = buf[sum(size):]
-    return got
+        got = list(_messages(s, len(messages)))
+    return got + ["closed"] * (len(got) < len(messages))
 
 
 def _csm(max_size=1152):
@@ -605,19 +610,6 @@ def test_our_client_sends_up_to_the_peers_max_message_size_and_nothing_past_it(m
     assert b"".join(got) == bytes.fromhex("30e1220800" + "d12f0201ff") + b"x" * 59
 
 
-def _messages(conn, n):
-    """The first n messages that arrive on conn, as aiocoap reads them, each
-    given as soon as it is whole."""
-    from aiocoap.transports.tcp import _decode_message, _extract_message_size
-
-    buf = b""
-    while n and (data := conn.recv(4096)):
-        buf += data
-        while n and (size := _extract_message_size(buf)) and len(buf) >= sum(size):
-            yield _decode_message(buf[:sum(size)])
-            buf, n = buf[sum(size):], n - 1
-
-
 def test_a_request_to_a_connection_without_a_handler_is_answered_4_04(mpy):
     from aiocoap.numbers.codes import Code
     from aiocoap.transports.tcp import _serialize
@@ -628,7 +620,7 @@ def test_a_request_to_a_connection_without_a_handler_is_answered_4_04(mpy):
         conn.sendall(_csm() + _serialize(Message(code=GET, uri_path=("x",), token=b"\x05")))
         for m in _messages(conn, 3):
             got.append(m)
-            if str(m.code) == "7.02 Ping":
+            if m.code == Code.PING:
                 conn.sendall(_serialize(Message(code=Code.PONG, token=m.token)))
         while conn.recv(4096):
             pass
@@ -730,8 +722,6 @@ async def main():
 asyncio.run(main())
 sys.stdin.readline()
 """)
-    from conftest import MicroPython
-
     proc = subprocess.Popen([micropython_binary(), str(script)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=tmp_path,
                             env=MicroPython(tmp_path).env())
@@ -745,35 +735,29 @@ sys.stdin.readline()
 
 @pytest.mark.parametrize("sends_csm", [True, False])
 def test_a_silent_peer_ends_in_timeout_not_a_hang(mpy, sends_csm):
-    with socket.socket() as srv:
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(1)
-        port = srv.getsockname()[1]
-        done = threading.Event()
+    done = threading.Event()
 
-        def peer():  # sends its CSM (or not), then answers nothing
-            conn, _ = srv.accept()
-            with conn:
-                if sends_csm:
-                    conn.sendall(_csm())
-                done.wait(20)
+    def silent(conn):  # sends its CSM (or not), then answers nothing
+        if sends_csm:
+            conn.sendall(_csm())
+        done.wait(20)
 
-        threading.Thread(target=peer, daemon=True).start()
-        try:
-            out = mpy.run(f"""
-                import asyncio
-                from onboard import coap
+    port, _ = _peer(silent)
+    try:
+        out = mpy.run(f"""
+            import asyncio
+            from onboard import coap
 
-                async def main():
-                    try:
-                        c = await coap.connect("127.0.0.1", {port}, timeout_ms=500)
-                        print("connected")
-                        await c.request(1, "x", timeout_ms=500)
-                    except Exception as e:
-                        print(type(e).__name__, e)
+            async def main():
+                try:
+                    c = await coap.connect("127.0.0.1", {port}, timeout_ms=500)
+                    print("connected")
+                    await c.request(1, "x", timeout_ms=500)
+                except Exception as e:
+                    print(type(e).__name__, e)
 
-                asyncio.run(main())
-            """).lines
-        finally:
-            done.set()
+            asyncio.run(main())
+        """).lines
+    finally:
+        done.set()
     assert out == (["connected"] if sends_csm else []) + ["Timeout coap: timed out"]
