@@ -77,6 +77,13 @@ def test_integers_and_strings_take_the_shortest_head_as_cbor2_writes_them(mpy):
     assert out == lines
 
 
+# run_lines' body: what loads() makes of each input, or why it refuses it
+LOADS_OR_WHY = """            try:
+                print(repr(cbor.loads(d)))
+            except ValueError as e:
+                print(e)"""
+
+
 def _each(mpy, call, args):
     """call(arg) for each arg (Python source text): its hex, or its ValueError."""
     return mpy.run(f"""
@@ -113,10 +120,7 @@ def test_what_the_subset_leaves_out_is_refused_naming_why(mpy):
         "0102": "cbor: trailing bytes",           # two items
         "a10102ff": "cbor: trailing bytes",       # a map, then a stray break
     }
-    out = run_lines(mpy, """            try:
-                print(repr(cbor.loads(d)))
-            except ValueError as e:
-                print(e)""", list(cases))
+    out = run_lines(mpy, LOADS_OR_WHY, list(cases))
     assert dict(zip(cases, out, strict=True)) == cases
 
 
@@ -141,10 +145,7 @@ def test_nesting_up_to_the_bound_is_taken_both_ways(mpy, kind):
 def test_nesting_past_the_bound_is_refused_both_ways(mpy, kind):
     value = eval(_nest(kind, MAX_DEPTH_NEST + 1))
     assert _each(mpy, "dumps", [_nest(kind, MAX_DEPTH_NEST + 1)]) == ["cbor: too deep"]
-    out = run_lines(mpy, """            try:
-                print(repr(cbor.loads(d)))
-            except ValueError as e:
-                print(e)""", [cbor2.dumps(value).hex()])
+    out = run_lines(mpy, LOADS_OR_WHY, [cbor2.dumps(value).hex()])
     assert out == ["cbor: too deep"]
 
 
