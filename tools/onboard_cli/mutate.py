@@ -90,7 +90,9 @@ class Mutant:
     def change(self):
         return f"{self.before} -> {self.after}"
 
-    def apply(self, source):
+    def apply(self):
+        """The source it was made from, with its edits."""
+        source = self.source
         for start, end, text in sorted(self.edits, reverse=True):
             source = source[:start] + text + source[end:]
         return source
@@ -361,7 +363,7 @@ def generate(module, path, text):
     for m in mutants:
         m.source = text
         try:
-            compile(m.apply(text), path, "exec")
+            compile(m.apply(), path, "exec")
         except SyntaxError:
             continue
         ok.append(m)
@@ -657,7 +659,7 @@ def run_mutants(mutants, sources, tests, *, jobs=1, timeout=600, log_dir=None, c
         # written over the text it was made from, and the copy restored to
         # that text: an edit of lib/ while the run goes on moves no mutant
         # off its place (its offsets into the edited file mutated other code)
-        ws.write(src_path, m.apply(m.source))
+        ws.write(src_path, m.apply())
         again = None
         try:
             status, seconds, by = run_tests(tests[m.module], ws.copy, timeout, log_path,
