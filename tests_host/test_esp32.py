@@ -448,9 +448,11 @@ def sim(tmp_path_factory):
 
 def forwards(sim):
     """--forward options: cloudsim's HTTPS API, Blynk's MQTT front, the broker's MQTTS,
-    its plain-HTTP Date port (the emulator forwards only TCP from the board: no SNTP)."""
+    its plain-HTTP Date port (the emulator forwards only TCP from the board: no SNTP),
+    the plgd gateway's CoAP over TLS."""
     ports = {"https": sim.https_port, "blynk": sim.front.tls_port,
-             "mqtts": sim.broker.mqtts_port, "date": sim.http_port}
+             "mqtts": sim.broker.mqtts_port, "date": sim.http_port,
+             "coaps": sim.gateway.tls_port}
     return [a for name, port in ports.items() for a in ("--forward", f"{name}={port}")]
 
 
@@ -471,11 +473,12 @@ def board_config(sim, profile, **extra):
 FIRMWARE_BUILT = 1744675200  # 2025-04-15, the stock firmware's date: onboard's clock floor
 
 
-def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMWARE_BUILT):
+def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMWARE_BUILT,
+                app=None):
     """An emulated board with onboard on its flash (written offline the first time),
     built as if with the firmware, in April 2025 (or at built, Unix seconds): its
     clock floor is older than cloudsim's certificates, so only a clock set from the
-    network verifies them."""
+    network verifies them. app: the product's own app.py, written beside them."""
     from onboard_cli.build import stamp_build
     from onboard_cli.paths import tool
 
@@ -487,6 +490,9 @@ def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMW
                                    sim.dir / "ca.pem")
         stamp_build(tool("mpy-cross"), tmp_path / "_build.mpy", built)
         files["onboard/_build.mpy"] = tmp_path / "_build.mpy"
+        if app:
+            (tmp_path / "app.py").write_text(app)
+            files["app.py"] = tmp_path / "app.py"
         esp32.write_files(flash, files)
     return boards(flash, "--offline", "--config",
                   tmp_path / "config.json", "--ca", sim.dir / "ca.pem", *forwards(sim), *extra)
@@ -775,6 +781,34 @@ def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boa
     # renewed at the first start: no HTTPS request of its own)
     (topic, payload), = retained(sim, f"mrs/d/{dev['id']}/status")
     assert json.loads(payload) == {"status": "online", "fw": "1.0.0"}
+
+
+@lives
+def test_plgd_life_from_an_empty_flash_signs_up_over_coap_and_the_hub_lists_its_resource(
+        tmp_path, boards, sim):
+    from test_plgd import c2c
+
+    from onboard_cli.clouds import authorization_code
+    from onboard_cli.sim import PLGD_APP
+
+    # the hub's "Onboard Device" code, as `onboard plgd onboard` prints it
+    code = authorization_code(f"https://127.0.0.1:{sim.https_port}/plgd", sim.admin_token,
+                              "onboard-device", str(sim.dir / "ca.pem"))
+    board = start_board(boards, tmp_path, sim, board_config(sim, "plgd"), app=PLGD_APP)
+    configure_like_the_app(board, apn="plgd", sid="sid-1", at=code,
+                           cis=f"coaps+tcp://{esp32.GUEST_HOST}:{sim.gateway.tls_port}")
+    board.wait_state("RUNNING")
+    # the gateway saw it sign up with the code, sign in with the tokens it got, publish
+    (di,) = {who for _, event, who in list(sim.gateway.events) if event == "signup"}
+    assert [e for _, e, who in list(sim.gateway.events) if who == di][:3] == [
+        "signup", "signin", "publish"]
+    # the gateway observes the resource of its app.py (its first answer came over CoAP)
+    assert sim.gateway.wait_observing(di, "/sensor/1", timeout=120), board.log_text()
+    # and the hub's API lists the device online with that resource's content
+    listed = {x["id"]: x for x in c2c(sim)}[di]
+    assert listed["metadata"]["connection"]["status"] == "ONLINE"
+    content = {r["href"]: r.get("content") for r in listed["resources"]}
+    assert content["/sensor/1"] == {"temperature": 21.5}
 
 
 # -- power cuts over a credential write and over a token renewal (make test-esp32-cuts) -----
