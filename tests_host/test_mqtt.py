@@ -182,20 +182,23 @@ class FakeBroker:
         conn, _ = self.sock.accept()
         try:
             conn.settimeout(30)
-            if self.tls:
-                import ssl
-                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-                ctx.load_cert_chain(self.tls / "server.pem", self.tls / "server.key")
-                conn = ctx.wrap_socket(conn, server_side=True)
-            self.connect = read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
-            self.script(conn)
-            while part := conn.recv(4096):
-                self.got += part
-        except OSError:
+            self._serve(conn)
+        except (OSError, EOFError):
             pass
         finally:
             conn.close()
             self.done.set()
+
+    def _serve(self, conn):
+        if self.tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.tls / "server.pem", self.tls / "server.key")
+            conn = ctx.wrap_socket(conn, server_side=True)
+        self.connect = read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
+        self.script(conn)
+        while part := conn.recv(4096):
+            self.got += part
 
     def close(self):
         self.sock.close()
@@ -1316,3 +1319,119 @@ c.disconnect()
     assert broker.done.wait(10)
     broker.close()
     assert seen == [(0x82, b"\x00\x01" + b"\x00\x01t" + b"\x00")]  # id 1, topic "t", QoS 0
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_wait_whose_time_has_already_passed_returns_none_at_once_over_tls(mpy, broker, user,
+                                                                            pki_dir, path):
+    # a wait computed from a deadline already behind (negative), on a TLS link with
+    # nothing pending: no packet, as a wait of 0 (select's poll would wait for ever)
+    out = run_both(mpy, path, f"""
+from onboard.net import tls_context as ctx
+c = Client("dev-tls-late", "127.0.0.1", {broker.mqtts_port}, user={user!r}, password={user!r},
+           ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=5)
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", -1000))
+c.disconnect()
+""", timeout=60)
+    assert out[0]["ok"] == "None"
+
+
+class SplitRecordTLS(FakeBroker):
+    """A TLS server that answers the CONNECT with its CONNACK and, in the same
+    write, the first half of the TLS record of a PUBLISH; the rest of that
+    record once the client has sent another packet."""
+
+    PUBLISH = b"\x30\x08\x00\x01tsplit"  # QoS 0, topic "t"
+    half = b""  # the part of the record sent with the CONNACK
+
+    @staticmethod
+    def _step(conn, tls, inc, out, step):
+        # step (the handshake, or reading one MQTT packet) through the BIOs
+        import ssl
+        data = b""
+        while True:
+            try:
+                data += step() or b""
+                if step == tls.do_handshake or packets(data):
+                    return
+            except ssl.SSLWantReadError:
+                pass
+            except (IndexError, ValueError):  # an incomplete packet: read on
+                continue
+            conn.sendall(out.read())  # (TLS 1.3: the session tickets too)
+            part = conn.recv(4096)
+            if not part:
+                raise EOFError
+            inc.write(part)
+
+    def _serve(self, conn):
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.tls / "server.pem", self.tls / "server.key")
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(inc, out, server_side=True)
+        self._step(conn, tls, inc, out, tls.do_handshake)
+        self._step(conn, tls, inc, out, lambda: tls.read(4096))  # CONNECT
+        tls.write(CONNACK)
+        connack = out.read()
+        tls.write(self.PUBLISH)
+        record = out.read()
+        self.half = record[: len(record) // 2]
+        conn.sendall(connack + self.half)
+        self._step(conn, tls, inc, out, lambda: tls.read(4096))  # the client's go
+        conn.sendall(record[len(self.half):])
+        while conn.recv(4096):  # until the client hangs up
+            pass
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_record_that_has_come_only_in_part_is_no_message_yet_over_tls(mpy, pki_dir, path):
+    # check_msg while half a TLS record is there: None, the session intact; the
+    # message is delivered once the rest comes
+    broker = SplitRecordTLS(None, tls=pki_dir)
+    out = run_both(mpy, path, f"""
+from onboard.net import tls_context as ctx
+got = []
+c = Client("dev", "127.0.0.1", {broker.port}, ssl=ctx({str(pki_dir / "ca.pem")!r}), timeout=5)
+c.set_callback(lambda t, m: got.append([t.decode(), m.decode()]))
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg", 0))
+call(c, "publish", "go", "")
+attempt(lambda: call(c, "wait_msg"))
+result(got=got)
+c.disconnect()
+""")
+    assert broker.done.wait(30)
+    broker.close()
+    assert broker.half  # part of the record came with the CONNACK
+    assert out[:2] == [{"ok": "None", "s": out[0]["s"]}, {"ok": "48", "s": out[1]["s"]}]
+    assert out[2] == {"got": [["t", "split"]]}
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_boards_socket_timeout_on_a_wait_is_no_packet_not_a_failure(mpy, path):
+    # lwIP's ETIMEDOUT is 116 (Linux's 110): an ESP32's socket whose timeout passes
+    # raises it, which no loopback socket here can; a stand-in socket raises it
+    out = run_both(mpy, path, """
+class Lwip:
+    s = None
+    def settimeout(self, t):
+        pass
+    def recv(self, n):
+        raise OSError(116)
+    read = recv
+    def close(self):
+        pass
+c = Client("dev", "127.0.0.1", 1883, timeout=5)
+if Client is MQTTClient:
+    c.sock = c.raw = Lwip()
+else:
+    from onboard import net
+    c.sock = net.Conn()
+    c.sock.buf = bytearray()
+    c.sock.s = Lwip()
+    c.sock.s.s = Lwip()
+attempt(lambda: call(c, "wait_msg", 100))
+""")
+    assert out[0]["ok"] == "None"
