@@ -1040,19 +1040,22 @@ attempt(c.wait_msg)
         "ProtocolError", "127.0.0.1: read: bad packet %02x" % packet[0])
 
 
-def test_long_packets_from_the_client_carry_2_and_3_byte_remaining_lengths(mpy):
+def test_packets_from_the_client_carry_the_shortest_remaining_length(mpy):
+    # MQTT 3.1.1 section 2.2.3, at the one/two-byte edge and at two and three bytes
+    # (a broker may take only the shortest form)
     broker = FakeBroker(lambda c: c.sendall(CONNACK))
     run(mpy, f"""
 c = MQTTClient("dev", "127.0.0.1", {broker.port}, timeout=5)
 c.connect()
-c.publish("t", "a" * 200)
-c.publish("t", "b" * 20000)
+for n, x in ((124, "a"), (125, "b"), (200, "c"), (20000, "d")):
+    c.publish("t", x * n)
 c.disconnect()
 """)
     assert broker.done.wait(10)
     broker.close()
-    assert packets(broker.got) == [(0x30, b"\x00\x01t" + b"a" * 200),
-                                   (0x30, b"\x00\x01t" + b"b" * 20000), (0xE0, b"")]
+    heads = {b"a": b"\x7f", b"b": b"\x80\x01", b"c": b"\xcb\x01", b"d": b"\xa3\x9c\x01"}
+    assert broker.got == b"".join(b"\x30" + head + b"\x00\x01t" + x * n for (x, head), n in
+                                  zip(heads.items(), (124, 125, 200, 20000))) + b"\xe0\x00"
 
 
 def test_connect_carries_a_keepalive_over_255_seconds_in_two_bytes(mpy):
@@ -1435,3 +1438,97 @@ else:
 attempt(lambda: call(c, "wait_msg", 100))
 """)
     assert out[0]["ok"] == "None"
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_retained_message_is_delivered_on_subscribe(mpy, broker, user, path):
+    topic = f"kept/{user}/{path}"
+    out = run_both(mpy, path, f"""
+b = MQTTClient("app-r", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r},
+               timeout=5)
+b.connect()
+b.publish({topic!r}, "kept", retain=True, qos=1)
+b.disconnect()
+got = []
+a = Client("dev-r", "127.0.0.1", {broker.mqtt_port}, user={user!r}, password={user!r}, timeout=5)
+a.set_callback(lambda t, m: got.append([t.decode(), m.decode()]))
+call(a, "connect")
+call(a, "subscribe", {topic!r})
+attempt(lambda: call(a, "wait_msg"))
+result(got=got)
+a.disconnect()
+""")
+    assert out[0]["ok"] == str(0x31)  # a PUBLISH with its retain flag
+    assert out[1] == {"got": [[topic, "kept"]]}
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_qos1_message_with_an_empty_payload_is_delivered_and_acknowledged(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(CONNACK + publish(b"t", b"", 7)))
+    out = run_both(mpy, path, f"""
+got = []
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+c.set_callback(lambda t, m: got.append([t.decode(), m.decode()]))
+call(c, "connect")
+attempt(lambda: call(c, "wait_msg"))
+result(got=got)
+c.disconnect()
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert out[1] == {"got": [["t", ""]]}
+    assert packets(broker.got) == [(0x40, b"\x00\x07"), (0xE0, b"")]  # PUBACK 7, DISCONNECT
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_packet_before_the_connack_is_a_protocol_error_naming_it(mpy, path):
+    broker = FakeBroker(lambda c: c.sendall(b"\x30\x03\x00\x01t" + CONNACK))
+    out = run_both(mpy, path, f"""
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=5)
+attempt(lambda: call(c, "connect"))
+""")
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("ProtocolError",
+                                                    "127.0.0.1: login: bad packet 30")
+
+
+def pinged(mpy, path, broker, *, connect_to=None):
+    """A client (timeout 1 s) that connects to broker and pings it; then
+    (connect_to) connects to that one instead; then, past the first ping's
+    deadline, what wait_msg(0) gives."""
+    return run_both(mpy, path, f"""
+import time
+c = Client("dev", "127.0.0.1", {broker.port}, timeout=1)
+call(c, "connect")
+call(c, "ping")
+if {connect_to}:
+    c.port = {connect_to}
+    call(c, "connect")
+else:
+    attempt(lambda: call(c, "wait_msg"))
+time.sleep_ms(1100)  # the first ping's PINGRESP deadline passes
+attempt(lambda: call(c, "wait_msg", 0))
+c.disconnect()
+""")
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_an_answered_ping_is_owed_nothing_once_its_deadline_passes(mpy, path):
+    def script(c):
+        c.sendall(CONNACK)
+        assert packets(read_packet(c)) == [(0xC0, b"")]
+        c.sendall(b"\xd0\x00")  # PINGRESP
+    broker = FakeBroker(script)
+    out = pinged(mpy, path, broker)
+    broker.close()
+    assert [o.get("ok", o.get("error")) for o in out] == [str(0xD0), "None"]
+
+
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_reconnect_forgets_the_pingresp_the_old_connection_owed(mpy, path):
+    silent = FakeBroker(lambda c: c.sendall(CONNACK))  # answers no PINGREQ
+    other = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = pinged(mpy, path, silent, connect_to=other.port)
+    silent.close()
+    other.close()
+    assert [o.get("ok", o.get("error")) for o in out] == ["None"]
