@@ -784,7 +784,7 @@ def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boa
 
 
 @lives
-def test_plgd_life_from_an_empty_flash_signs_up_over_coap_and_the_hub_lists_its_resource(
+def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshes_its_tokens(
         tmp_path, boards, sim):
     from test_plgd import c2c
 
@@ -794,21 +794,34 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_and_the_hub_lists_its_
     # the hub's "Onboard Device" code, as `onboard plgd onboard` prints it
     code = authorization_code(f"https://127.0.0.1:{sim.https_port}/plgd", sim.admin_token,
                               "onboard-device", str(sim.dir / "ca.pem"))
+    gw = sim.gateway
     board = start_board(boards, tmp_path, sim, board_config(sim, "plgd"), app=PLGD_APP)
-    configure_like_the_app(board, apn="plgd", sid="sid-1", at=code,
-                           cis=f"coaps+tcp://{esp32.GUEST_HOST}:{sim.gateway.tls_port}")
-    board.wait_state("RUNNING")
-    # the gateway saw it sign up with the code, sign in with the tokens it got, publish
-    (di,) = {who for _, event, who in list(sim.gateway.events) if event == "signup"}
-    assert [e for _, e, who in list(sim.gateway.events) if who == di][:3] == [
-        "signup", "signin", "publish"]
-    # the gateway observes the resource of its app.py (its first answer came over CoAP)
-    assert sim.gateway.wait_observing(di, "/sensor/1", timeout=120), board.log_text()
-    # and the hub's API lists the device online with that resource's content
-    listed = {x["id"]: x for x in c2c(sim)}[di]
-    assert listed["metadata"]["connection"]["status"] == "ONLINE"
-    content = {r["href"]: r.get("content") for r in listed["resources"]}
-    assert content["/sensor/1"] == {"temperature": 21.5}
+    lifetime, sim.lifetimes["plgd"] = sim.lifetimes["plgd"], 22  # refreshed 10 s before expiry
+    try:
+        configure_like_the_app(board, apn="plgd", sid="sid-1", at=code,
+                               cis=f"coaps+tcp://{esp32.GUEST_HOST}:{gw.tls_port}")
+        board.wait_state("RUNNING")
+        # the gateway saw it sign up with the code, sign in with the tokens it got, publish
+        (di,) = {who for _, event, who in list(gw.events) if event == "signup"}
+
+        def seen():
+            return [e for _, e, who in list(gw.events) if who == di]
+        assert seen()[:3] == ["signup", "signin", "publish"]
+        # the gateway observes the resource of its app.py (its first answer came over CoAP)
+        assert gw.wait_observing(di, "/sensor/1", timeout=120), board.log_text()
+        # and the hub's API lists the device online with that resource's content
+        listed = {x["id"]: x for x in c2c(sim)}[di]
+        assert listed["metadata"]["connection"]["status"] == "ONLINE"
+        content = {r["href"]: r.get("content") for r in listed["resources"]}
+        assert content["/sensor/1"] == {"temperature": 21.5}
+        # before its access token expires it refreshes the pair and signs in with the new one
+        def refreshed_then_signed_in():
+            ev = seen()
+            return "refresh" in ev and "signin" in ev[ev.index("refresh"):]
+        with gw.changed:
+            assert gw.changed.wait_for(refreshed_then_signed_in, 120), seen()
+    finally:
+        sim.lifetimes["plgd"] = lifetime
 
 
 # -- power cuts over a credential write and over a token renewal (make test-esp32-cuts) -----
