@@ -449,10 +449,10 @@ def sim(tmp_path_factory):
 def forwards(sim):
     """--forward options: cloudsim's HTTPS API, Blynk's MQTT front, the broker's MQTTS,
     its plain-HTTP Date port (the emulator forwards only TCP from the board: no SNTP),
-    the plgd gateway's CoAP over TLS."""
+    the plgd gateway's CoAP over TLS, the broker's login front (AllThingsTalk's makers)."""
     ports = {"https": sim.https_port, "blynk": sim.front.tls_port,
              "mqtts": sim.broker.mqtts_port, "date": sim.http_port,
-             "coaps": sim.gateway.tls_port}
+             "coaps": sim.gateway.tls_port, "login": sim.broker.login_tls_port}
     return [a for name, port in ports.items() for a in ("--forward", f"{name}={port}")]
 
 
@@ -822,6 +822,32 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshe
             assert gw.changed.wait_for(refreshed_then_signed_in, 120), seen()
     finally:
         sim.lifetimes["plgd"] = lifetime
+
+
+@lives
+def test_allthingstalk_life_makes_its_asset_and_a_command_comes_back_as_its_state(tmp_path, boards,
+                                                                                 sim):
+    from test_profiles import LED
+
+    att = sim.clouds["att"]
+    device_id = att.add_device("ground-1", "esp32")
+    config = board_config(sim, "allthingstalk", port=sim.broker.login_tls_port, assets=LED,
+                          api=f"https://{esp32.GUEST_HOST}:{sim.https_port}/att")
+    board = start_board(boards, tmp_path, sim, config)
+    configure_like_the_app(board, device_id=device_id, token=att.devices[device_id]["token"])
+    board.wait_state("RUNNING")
+    # its LED asset, made through the HTTPS API at the first connection
+    assert att.devices[device_id]["assets"]["led"]["is"] == "actuator"
+    # a command from the cloud reaches the board, whose state comes back on the broker
+    states = subscribe(sim, f"device/{device_id}/asset/led/state")
+    try:
+        sim_api(sim, "POST", "/_sim/downlink", {"cloud": "att", "device": device_id,
+                                               "name": "led", "payload": '{"value": true}'},
+                admin(sim))
+        (topic, payload), = states.messages(1)
+    finally:
+        states.close()
+    assert json.loads(payload) == {"value": True}
 
 
 # -- power cuts over a credential write and over a token renewal (make test-esp32-cuts) -----
