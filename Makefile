@@ -56,7 +56,7 @@ help:
 	@echo "make test-esp32             tests_device/ and end-to-end cases on the emulated ESP32"
 	@echo "make test-esp32-cuts        power cuts during store writes on the emulated ESP32"
 	@echo "make mutate ARGS='--module store --max 30'   mutation check of lib/ (slow, not in make test)"
-	@echo "make test-esp32-lives       only the four clouds' lives and certificate dates (711)"
+	@echo "make test-esp32-lives       only the Blynk, Spoke Zone, plgd and AllThingsTalk lives, and certificate dates (711)"
 	@echo "make setup                  the toolchain in .venv (every target runs it)"
 
 setup: $(STAMP)
