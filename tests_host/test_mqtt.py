@@ -1390,8 +1390,8 @@ class SplitRecordTLS(FakeBroker):
 
 @pytest.mark.parametrize("path", sorted(BOTH))
 def test_a_record_that_has_come_only_in_part_is_no_message_yet_over_tls(mpy, pki_dir, path):
-    # check_msg while half a TLS record is there: None, the session intact; the
-    # message is delivered once the rest comes
+    # a wait of 0 (check_msg) while half a TLS record is there: None, the session
+    # intact; the message is delivered once the rest comes
     broker = SplitRecordTLS(None, tls=pki_dir)
     out = run_both(mpy, path, f"""
 from onboard.net import tls_context as ctx
