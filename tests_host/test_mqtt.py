@@ -1171,9 +1171,12 @@ arun(main())
     assert out[0]["ok"] == "None"
 
 
+@pytest.mark.parametrize("part", [b"", b"\x30\x05\x00"], ids=["between", "inside-a-packet"])
 @pytest.mark.parametrize("path", sorted(BOTH))
-def test_a_broker_that_hangs_up_is_a_closed_connection(mpy, path):
-    assert read_error(mpy, path, lambda c: (c.sendall(CONNACK), c.shutdown(socket.SHUT_WR))) \
+def test_a_broker_that_hangs_up_is_a_closed_connection(mpy, path, part):
+    # (part: what comes of a packet before the hang-up, its length saying 5 bytes)
+    assert read_error(mpy, path, lambda c: (c.sendall(CONNACK + part),
+                                            c.shutdown(socket.SHUT_WR))) \
         == ("ProtocolError", "127.0.0.1: read: connection closed")
 
 

@@ -33,7 +33,6 @@ def tls_context(ca, insecure=False):
 
 class Conn:
     """One connection on asyncio streams, with buffered reads."""
-    eof = False
     s = None  # the asyncio stream
 
     async def _io(self, deadline, aw):
@@ -74,8 +73,6 @@ class Conn:
             part = await self._io(deadline, self.s.read(want))  # pyright: ignore
         if part:
             self.buf += part
-        else:
-            self.eof = True
         return part
 
     async def take(self, n, deadline, skip=0):
