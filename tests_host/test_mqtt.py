@@ -189,12 +189,15 @@ class FakeBroker:
             conn.close()
             self.done.set()
 
+    def _context(self):
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.tls / "server.pem", self.tls / "server.key")
+        return ctx
+
     def _serve(self, conn):
         if self.tls:
-            import ssl
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(self.tls / "server.pem", self.tls / "server.key")
-            conn = ctx.wrap_socket(conn, server_side=True)
+            conn = self._context().wrap_socket(conn, server_side=True)
         self.connect = read_packet(conn)  # CONNECT (or a TLS ClientHello: then part of it)
         self.script(conn)
         while part := conn.recv(4096):
@@ -1373,10 +1376,8 @@ class SplitRecordTLS(FakeBroker):
 
     def _serve(self, conn):
         import ssl
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.tls / "server.pem", self.tls / "server.key")
         inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        tls = ctx.wrap_bio(inc, out, server_side=True)
+        tls = self._context().wrap_bio(inc, out, server_side=True)
         self._step(conn, tls, inc, out, tls.do_handshake)
         self._step(conn, tls, inc, out, lambda: tls.read(4096))  # CONNECT
         tls.write(CONNACK)
