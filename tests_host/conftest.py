@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the lib/ under test: under `onboard mutate`, a mutated copy of it
+LIB = Path(os.environ.get("ONBOARD_LIB") or ROOT / "lib")
 MICROPYPATH = [
     ".frozen",
-    os.environ.get("ONBOARD_LIB") or str(ROOT / "lib"),  # onboard mutate: a mutated copy
+    str(LIB),
     str(ROOT / "boards" / "unix"),
     str(ROOT / "tests_device"),
     str(ROOT / "tests_host" / "mpy"),

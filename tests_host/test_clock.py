@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import LIB
 
 from cloudsim.timesrc import SNTP_FAULTS, DateServer, SntpServer
 
@@ -364,7 +365,7 @@ def loopback_only(config):
 def test_the_product_default_stays_pool_ntp_org(mpy):
     shipped = json.loads((ROOT / "firmware" / "config.example.json").read_text())
     assert shipped.get("time", {}).get("ntp", ["pool.ntp.org"]) == ["pool.ntp.org"]
-    source = (ROOT / "lib" / "onboard" / "timesync.py").read_text()
+    source = (LIB / "onboard" / "timesync.py").read_text()
     assert '("pool.ntp.org",)' in source
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 import pytest
-from conftest import ROOT, micropython_binary
+from conftest import LIB, ROOT, micropython_binary
 
 from onboard_cli import device_tests
 from onboard_cli.device_tests import PATH, HTTPSFixture, verdict
@@ -88,7 +88,7 @@ def test_test_device_copies_what_the_scripts_need_and_every_script_passes(tmp_pa
     board.mkdir()
     build = tmp_path / "build"  # the sources stand in for build/'s .mpy files
     build.mkdir()
-    (build / "onboard").symlink_to(ROOT / "lib" / "onboard", target_is_directory=True)
+    (build / "onboard").symlink_to(LIB / "onboard", target_is_directory=True)
     fake = tmp_path / "mpremote"
     fake.write_text(FAKE_MPREMOTE.format(python=sys.executable, board=str(board),
                                          board_unix=str(ROOT / "boards" / "unix"),

@@ -7,8 +7,8 @@ that shows in the heap figures of `make bench`, not here."""
 import ast
 import re
 import urllib.parse
-from pathlib import Path
 
+from conftest import LIB
 from test_faults import blynk_device
 from test_portal import get
 from test_profiles import configure, port_of
@@ -210,10 +210,25 @@ def test_no_state_of_a_life_holds_the_blynk_profiles_check(device, cloudsim):
     assert [e["state"] for e in d.events if "clouds.blynk_check" in e["loaded"]] == []
 
 
+def test_an_application_imports_the_designs_states_and_last_error_codes_from_onboard_codes(mpy):
+    # DESIGN.md section 9: Blynk.Edgent's state names and the last_error codes
+    out = mpy.run("""
+from onboard import codes
+print(sorted((k, v) for k, v in codes.__dict__.items() if k.isupper()))
+""")
+    assert out.lines == [repr(sorted({
+        "WAIT_CONFIG": "WAIT_CONFIG", "CONFIGURING": "CONFIGURING",
+        "CONNECTING_NET": "CONNECTING_NET", "CONNECTING_CLOUD": "CONNECTING_CLOUD",
+        "RUNNING": "RUNNING", "RESET_CONFIG": "RESET_CONFIG", "ERROR": "ERROR",
+        "OK": 0, "ERR_CONFIG": 700, "ERR_NETWORK": 701, "ERR_CLOUD": 702, "ERR_TOKEN": 703,
+        "ERR_INTERNAL": 704, "ERR_DNS": 710, "ERR_TLS": 711, "ERR_NOT_FOUND": 720,
+        "ERR_WRONG_PASSWORD": 722, "ERR_NO_IP": 723}.items()))]
+
+
 def test_the_codes_the_library_folds_in_are_onboard_codes_values():
     # each module holds its own private const of a state or last_error
     # (_NAME = const(value) for codes.py's NAME): one value everywhere
-    lib = Path(__file__).resolve().parent.parent / "lib" / "onboard"
+    lib = LIB / "onboard"
     table = consts(lib / "codes.py")
     folded = {(path.relative_to(lib).as_posix(), name[1:]): value
               for path in lib.rglob("*.py") if path.name != "codes.py"
