@@ -17,10 +17,8 @@ def _number(value):
     # a claim as a whole number, whatever its JSON type (int, float, digits)
     if isinstance(value, bool):
         raise ValueError
-    if isinstance(value, str):
-        value = value.strip()
-        if "." in value:
-            value = float(value)
+    if isinstance(value, str) and "." in value:  # (int() and float() skip spaces)
+        value = float(value)
     return int(value)
 
 
