@@ -52,6 +52,19 @@ answer("down-reconfigure", lambda: downlink({}, b"downlink/reconfigure", b""))
 answer("down-reboot", lambda: downlink({}, b"downlink/reboot", b""))
 answer("down-ping", lambda: downlink({}, b"downlink/ping", b""))
 answer("down-other", lambda: downlink({}, b"downlink/ds/led", b"1"))
+
+
+def unknown_name():
+    from onboard.clouds import blynk
+
+    try:
+        from onboard.clouds.blynk import bye  # noqa
+    except (ImportError, AttributeError) as e:
+        return [hasattr(blynk, "bye"), type(e).__name__]
+    return [hasattr(blynk, "bye"), "imported"]
+
+
+answer("unknown-name", unknown_name)
 """
 
 T = "Ab-_" + "x" * 28
@@ -72,6 +85,12 @@ def test_a_new_32_character_token_is_taken_and_marked_for_activation(cases):
 @pytest.mark.parametrize("case", ["token-31", "token-33", "token-space"])
 def test_a_token_of_another_length_or_alphabet_is_refused_naming_the_field(cases, case):
     assert cases[case]["error"] == TOKEN_ERROR
+
+
+def test_a_name_the_profile_does_not_have_is_absent_and_importing_it_fails(cases):
+    # as from any module: a misspelt name fails where it is imported (MicroPython
+    # raises the module __getattr__'s AttributeError there, CPython an ImportError)
+    assert cases["unknown-name"]["out"] == [False, "AttributeError"]
 
 
 def test_the_same_token_again_keeps_its_activation(cases):
