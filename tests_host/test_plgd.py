@@ -32,6 +32,12 @@ cases = [
     ("an http cis rejected", lambda: write_conf(dict(FULL, cis="https://h"))),
     ("a cis without a port rejected", lambda: write_conf(dict(FULL, cis="coap+tcp://h"))),
     ("a cis without a scheme rejected", lambda: write_conf(dict(FULL, cis="h:5683"))),
+    ("a cis on port 1 accepted", lambda: write_conf(dict(FULL, cis="coap+tcp://h:1"))),
+    ("a cis on port 65535 accepted", lambda: write_conf(dict(FULL, cis="coap+tcp://h:65535"))),
+    ("a cis on port 0 rejected", lambda: write_conf(dict(FULL, cis="coap+tcp://h:0"))),
+    ("a cis on port 65536 rejected", lambda: write_conf(dict(FULL, cis="coap+tcp://h:65536"))),
+    ("an at of 512 characters accepted", lambda: write_conf(dict(FULL, at="a" * 512))),
+    ("an at of 513 characters rejected", lambda: write_conf(dict(FULL, at="a" * 513))),
     ("a new code accepted after a failure", lambda: check(FULL, {}, {"cps": "failed"})),
     ("wifi only keeps the registration",
      lambda: check({"ssid": "x", "cis": "", "at": ""}, {}, REG)),
@@ -62,6 +68,12 @@ def rules(mpy_in):
     ("an http cis rejected", "rejected", "cis: "),
     ("a cis without a port rejected", "rejected", "cis: "),
     ("a cis without a scheme rejected", "rejected", "cis: "),
+    ("a cis on port 1 accepted", "accepted", "readytoregister"),
+    ("a cis on port 65535 accepted", "accepted", "readytoregister"),
+    ("a cis on port 0 rejected", "rejected", "cis: "),
+    ("a cis on port 65536 rejected", "rejected", "cis: "),
+    ("an at of 512 characters accepted", "accepted", "readytoregister"),
+    ("an at of 513 characters rejected", "rejected", "at: "),
     ("a new code accepted after a failure", "accepted", "readytoregister"),
     ("a new code replaces a registration", "accepted", "readytoregister"),
 ])
@@ -184,10 +196,10 @@ def c2c(sim, method="GET", path="", body=None):
                {"Authorization": "Bearer " + user_token(sim)})
 
 
-def plgd_device(device, tmp_path, sim, n=0, ca=None, **config):
+def plgd_device(device, tmp_path, sim, n=0, ca=None, app=APP, **config):
     flash = tmp_path / f"device{n}" / "flash"  # (the device fixture's folder for the n-th)
     flash.mkdir(parents=True, exist_ok=True)
-    (flash / "app.py").write_text(APP)
+    (flash / "app.py").write_text(app)
     return device(config={"profile": "plgd", "ca": str(ca or sim.dir / "ca.pem"),
                           "time": sim.time_config(), "timeout_s": 2,
                           "backoff": {"base": 0.2, "cap": 1}, **config})
@@ -203,8 +215,8 @@ def events(sim, di):
     return [e for _, e, who in list(sim.gateway.events) if who == di]
 
 
-def online(device, tmp_path, sim, tls=True, **config):
-    d = plgd_device(device, tmp_path, sim, **config)
+def online(device, tmp_path, sim, tls=True, app=APP, **config):
+    d = plgd_device(device, tmp_path, sim, app=app, **config)
     configure(d, **fields(sim, tls))
     d.wait_state("RUNNING")
     return d
@@ -241,6 +253,37 @@ def test_the_c2c_api_lists_the_device_online_with_its_resources_content(device, 
     assert res["/oic/d"]["content"]["di"] == di
 
 
+def test_the_c2c_api_shows_only_content_that_plgd_hub_takes(cloudsim):
+    # plgd hub takes content from an answer that is OK to it (2.01, 2.02, 2.04,
+    # 2.05), decodes CBOR, OCF's CBOR and JSON, and its C2C API leaves out a
+    # resource in another content format ("unsupported content type"). A
+    # device stand-in: offline, so the listing shows what its resources last
+    # came with.
+    import cbor2
+    from aiocoap import Message
+    from aiocoap.numbers.codes import Code
+
+    from cloudsim.coapgw import USER
+
+    gw, di = cloudsim.gateway, "00000000-0000-4000-8000-c0ffee000001"
+    answers = {"/a": (Code.CONTENT, 10000, cbor2.dumps({"v": 1})),
+               "/b": (Code.CONTENT, 50, b'{"v": 2}'),
+               "/c": (Code.CONTENT, 10001, cbor2.dumps({"v": 3})),
+               "/d": (Code.VALID, 10000, cbor2.dumps({"v": 4})),
+               "/e": (Code.CHANGED, 60, cbor2.dumps({"v": 5}))}
+    dev = {"di": di, "uid": USER, "remote": None, "ctx": None,
+           "links": {h: {"rt": ["x.y"], "content": None} for h in answers}}
+    gw.devices[di] = dev
+    try:
+        for href, (code, fmt, payload) in answers.items():
+            gw._content(dev, href, Message(code=code, payload=payload, content_format=fmt))
+        listed = {x["id"]: x for x in c2c(cloudsim)}[di]
+    finally:
+        del gw.devices[di]
+    assert {r["href"]: r["content"] for r in listed["resources"]} == {
+        "/a": {"v": 1}, "/b": {"v": 2}, "/d": None, "/e": {"v": 5}}
+
+
 def test_a_c2c_write_reaches_the_applications_setter(device, tmp_path, cloudsim):
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
@@ -265,6 +308,129 @@ def test_a_change_reaches_the_gateways_observation_as_a_notification(device, tmp
     c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 5})
     assert cloudsim.gateway.wait_event(di, "notified /light/1"), events(cloudsim, di)
     assert cloudsim.gateway.devices[di]["links"]["/light/1"]["content"] == {"value": 5}
+
+# a thermostat: the cloud writes its target, and the room's reading, another
+# resource, moves with it; the application tells onboard.ocf it changed
+THERMOSTAT = APP + """
+room = {"temperature": 20.0}
+def _target(doc):
+    room["temperature"] = doc.get("value")
+    ocf.changed("/room/1")
+ocf.resource("/target/1", "oic.r.temperature", lambda: {"temperature": 0}, _target)
+ocf.resource("/room/1", "oic.r.temperature", lambda: dict(room))
+# read when asked, never notified
+import time
+ocf.resource("/uptime/1", "x.org.example.uptime", lambda: {"ms": time.ticks_ms()})
+"""
+
+
+def test_a_resource_the_application_says_changed_is_notified_to_the_gateways_observation(
+        device, tmp_path, cloudsim):
+    d = online(device, tmp_path, cloudsim, app=THERMOSTAT)
+    di = device_id(cloudsim, d)
+    assert cloudsim.gateway.wait_observing(di, "/room/1")
+    c2c(cloudsim, "PUT", f"/{di}/target/1", {"value": 23.5})
+    assert cloudsim.gateway.wait_event(di, "notified /room/1"), events(cloudsim, di)
+    assert cloudsim.gateway.devices[di]["links"]["/room/1"]["content"] == {"temperature": 23.5}
+
+
+def test_a_change_is_notified_once(device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim, app=THERMOSTAT)
+    di = device_id(cloudsim, d)
+    assert gw.wait_observing(di, "/room/1") and gw.wait_observing(di, "/light/1")
+    c2c(cloudsim, "PUT", f"/{di}/target/1", {"value": 23.5})
+    assert gw.wait_event(di, "notified /room/1")
+    # two writes of another resource later, each notified in a later round of
+    # the device's notifications than the one before
+    for n in (1, 2):
+        c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": n})
+        with gw.changed:
+            assert gw.changed.wait_for(
+                lambda n=n: events(cloudsim, di).count("notified /light/1") >= n, 20)
+    assert events(cloudsim, di).count("notified /room/1") == 1
+
+
+def test_a_get_without_observe_answers_afresh_and_leaves_the_observations_as_they_were(
+        device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim, app=THERMOSTAT)
+    di = device_id(cloudsim, d)
+    assert gw.wait_observing(di, "/uptime/1") and gw.wait_observing(di, "/room/1")
+    observed = gw.devices[di]["links"]["/uptime/1"]["content"]["ms"]
+    # the C2C listing asks each resource of an online device with a plain GET
+    listed = {r["href"]: r["content"] for r in {x["id"]: x for x in c2c(cloudsim)}[di]
+              ["resources"]}
+    assert listed["/uptime/1"]["ms"] > observed
+    c2c(cloudsim, "PUT", f"/{di}/target/1", {"value": 18.0})
+    assert gw.wait_event(di, "notified /room/1"), events(cloudsim, di)
+
+
+# a device that publishes /uptime/1 as discoverable only (bm 1), as an
+# IoTivity-Lite application may: its links pass through the application
+NOT_OBSERVABLE = THERMOSTAT + """
+_links = ocf.links
+def _only_discoverable(di, name):
+    out = _links(di, name)
+    for link in out:
+        if link["href"] == "/uptime/1":
+            link["p"] = {"bm": 1}
+    return out
+ocf.links = _only_discoverable
+def _both(doc):
+    _target(doc)
+    ocf.changed("/uptime/1")  # (nobody observes it)
+ocf.resource("/target/1", "oic.r.temperature", lambda: {"temperature": 0}, _both)
+"""
+
+
+def test_the_gateway_reads_a_resource_published_as_not_observable_once_and_observes_it_not(
+        device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim, app=NOT_OBSERVABLE)
+    di = device_id(cloudsim, d)
+    assert gw.wait_event(di, "read /uptime/1"), events(cloudsim, di)
+    assert gw.wait_observing(di, "/room/1")
+    assert isinstance(gw.devices[di]["links"]["/uptime/1"]["content"]["ms"], int)
+    assert (di, "/uptime/1") not in gw.observing
+    # a change of it is no notification, and the session goes on
+    c2c(cloudsim, "PUT", f"/{di}/target/1", {"value": 19.0})
+    assert gw.wait_event(di, "notified /room/1")
+    c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 1})
+    assert gw.wait_event(di, "notified /light/1")
+    assert events(cloudsim, di).count("signin") == 1
+    assert "notified /uptime/1" not in events(cloudsim, di)
+
+
+def test_a_write_to_a_read_only_resource_other_methods_and_unknown_paths_are_refused(
+        device, tmp_path, cloudsim):
+    # as IoTivity-Lite answers them: 4.05 for a method the resource has no
+    # handler for, 4.04 for a path it does not have; the device serves on
+    from aiocoap import DELETE, GET, POST, PUT
+    from aiocoap.numbers.codes import Code
+
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    assert gw.wait_observing(di, "/sensor/1") and gw.wait_observing(di, "/light/1")
+    asks = [(POST, "/sensor/1", {"temperature": 99}), (PUT, "/light/1", {"value": True}),
+            (DELETE, "/light/1", None), (GET, "/nothing/9", None)]
+    answers = [gw.run(gw._ask(di, code, href, body))[0] for code, href, body in asks]
+    assert answers == [Code.METHOD_NOT_ALLOWED] * 3 + [Code.NOT_FOUND]
+    assert not (d.flash / "light.json").exists()  # no write reached the application
+    assert gw.run(gw._ask(di, GET, "/sensor/1")) == (Code.CONTENT, {"temperature": 21.5})
+
+
+def test_a_write_is_answered_changed_with_the_resources_new_content(device, tmp_path, cloudsim):
+    # 2.04 Changed, as IoTivity-Lite answers a POST its handler took
+    from aiocoap import POST
+    from aiocoap.numbers.codes import Code
+
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    assert gw.run(gw._ask(di, POST, "/light/1", {"value": True})) == (Code.CHANGED,
+                                                                      {"value": True})
 
 # -- refresh, kills ---------------------------------------------------------------------
 

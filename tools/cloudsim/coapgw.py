@@ -22,6 +22,7 @@ CBOR; without one, bytes that are not CBOR)."""
 
 import asyncio
 import collections
+import json
 import ssl
 import threading
 import time
@@ -33,6 +34,16 @@ from aiocoap.numbers.codes import Code
 from onboard_cli.ports import free_port
 
 OCF_CBOR = 10000
+# The content formats the hub decodes (plgd hub's commands.DecodeContent:
+# CBOR, OCF's CBOR, JSON). Content in any other format is taken from the
+# device all the same, but its C2C API leaves that resource out of a listing
+# ("unsupported content type"), as this one does.
+DECODERS = {60: cbor2.loads, OCF_CBOR: cbor2.loads, 50: json.loads}
+# The answers whose content plgd hub takes (coapconv.CoapCodeToStatus: OK for
+# 2.02, 2.04 and 2.05, CREATED for 2.01; 2.03 Valid is "not modified", any
+# other code an error)
+CONTENT_CODES = (Code.CREATED, Code.DELETED, Code.CHANGED, Code.CONTENT)
+UNDECODED = object()  # the content of a resource whose format the hub does not decode
 USER = "user-admin"  # the portal's signed-in user (the admin token's session)
 DEVICE_CLIENT = "onboard-device"  # the OAuth client whose codes onboard devices
 
@@ -257,7 +268,12 @@ class Gateway:
             raise _Refused(Code.BAD_REQUEST, "links: a list of links with href")
         for link in links:
             dev["links"][link["href"]] = {"rt": link.get("rt", []), "content": None}
-            task = asyncio.get_running_loop().create_task(self._observe(dev, link["href"]))
+            # plgd hub observes a link whose policy says observable (bm & 2), and
+            # reads the others once
+            bm = (link.get("p") or {}).get("bm") if isinstance(link.get("p"), dict) else None
+            observable = isinstance(bm, int) and bool(bm & 2)
+            task = asyncio.get_running_loop().create_task(
+                self._observe(dev, link["href"], observable))
             self.observers.add(task)
             task.add_done_callback(self.observers.discard)
         self.log("publish", di)
@@ -306,16 +322,21 @@ class Gateway:
         transport = remote and remote._transport
         return bool(transport) and not transport.is_closing()
 
-    async def _observe(self, dev, href):
-        # as plgd hub does: observe each published resource, keep its content
+    async def _observe(self, dev, href, observable=True):
+        # as plgd hub does: observe each observable published resource, keep its
+        # content; one that is not observable is read once
         try:
-            msg = Message(code=GET, uri_path=href.strip("/").split("/"), observe=0)
+            msg = Message(code=GET, uri_path=href.strip("/").split("/"),
+                          **({"observe": 0} if observable else {}))
             msg.remote = dev["remote"]
             req = dev["ctx"].request(msg)
             # listening before the first response: a notification right after it is not missed
-            notes = req.observation.__aiter__()
+            notes = req.observation.__aiter__() if observable else None
             first = await asyncio.wait_for(req.response, 10)
             self._content(dev, href, first)
+            if not notes:
+                self.log(f"read {href}", dev["di"])
+                return
             with self.changed:  # (not an event: the device's requests are the events)
                 self.observing.add((dev["di"], href))
                 self.changed.notify_all()
@@ -329,13 +350,24 @@ class Gateway:
             self.sim.log(f"plgd gateway: observing {href} of {dev['di']} ended: "
                          f"{type(e).__name__} {e}")
 
-    @staticmethod
-    def _content(dev, href, msg):
-        if msg.code.is_successful() and href in dev["links"]:
-            try:
-                dev["links"][href]["content"] = cbor2.loads(msg.payload)
-            except Exception:  # noqa: BLE001
-                pass
+    def _content(self, dev, href, msg):
+        if href not in dev["links"]:
+            return
+        if msg.code not in CONTENT_CODES:
+            self.sim.log(f"plgd gateway: {href} of {dev['di']}: answered {msg.code}, "
+                         "no content the hub takes")
+            return
+        fmt = msg.opt.content_format
+        decode = DECODERS.get(None if fmt is None else int(fmt))
+        if not decode:
+            dev["links"][href]["content"] = UNDECODED
+            self.sim.log(f"plgd gateway: {href} of {dev['di']}: content format {fmt} "
+                         "is not one the hub decodes")
+            return
+        try:
+            dev["links"][href]["content"] = decode(msg.payload)
+        except Exception:  # noqa: BLE001
+            pass
 
     async def _ask(self, di, code, href, body=None):
         dev = self.devices[di]
@@ -345,7 +377,8 @@ class Gateway:
             msg.payload, msg.opt.content_format = cbor2.dumps(body), OCF_CBOR
         res = await asyncio.wait_for(dev["ctx"].request(msg).response, 5)
         self._content(dev, href, res)
-        return res.code, (cbor2.loads(res.payload) if res.payload else None)
+        content = dev["links"].get(href, {}).get("content")
+        return res.code, (None if content is UNDECODED or not res.payload else content)
 
     async def _ask_all(self, asks):
         async def one(di, href):
@@ -369,5 +402,6 @@ class Gateway:
         return [{"id": di, "onboarded": True,
                  "metadata": {"connection": {"status": "ONLINE" if online[di] else "OFFLINE"}},
                  "resources": [{"href": h, "rt": v["rt"], "content": v["content"]}
-                               for h, v in list(dev["links"].items())]}
+                               for h, v in list(dev["links"].items())
+                               if v["content"] is not UNDECODED]}
                 for di, dev in devices]
