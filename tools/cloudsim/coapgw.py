@@ -270,7 +270,8 @@ class Gateway:
             dev["links"][link["href"]] = {"rt": link.get("rt", []), "content": None}
             # plgd hub observes a link whose policy says observable (bm & 2), and
             # reads the others once
-            bm = (link.get("p") or {}).get("bm") if isinstance(link.get("p"), dict) else None
+            policy = link.get("p")
+            bm = policy.get("bm") if isinstance(policy, dict) else None
             observable = isinstance(bm, int) and bool(bm & 2)
             task = asyncio.get_running_loop().create_task(
                 self._observe(dev, link["href"], observable))
@@ -351,23 +352,26 @@ class Gateway:
                          f"{type(e).__name__} {e}")
 
     def _content(self, dev, href, msg):
+        """The content of the device's answer for href, kept as the resource's
+        (as plgd hub would take it), or None."""
         if href not in dev["links"]:
-            return
+            return None
         if msg.code not in CONTENT_CODES:
             self.sim.log(f"plgd gateway: {href} of {dev['di']}: answered {msg.code}, "
                          "no content the hub takes")
-            return
+            return None
         fmt = msg.opt.content_format
         decode = DECODERS.get(None if fmt is None else int(fmt))
         if not decode:
             dev["links"][href]["content"] = UNDECODED
             self.sim.log(f"plgd gateway: {href} of {dev['di']}: content format {fmt} "
                          "is not one the hub decodes")
-            return
+            return None
         try:
-            dev["links"][href]["content"] = decode(msg.payload)
+            content = dev["links"][href]["content"] = decode(msg.payload)
         except Exception:  # noqa: BLE001
-            pass
+            return None
+        return content
 
     async def _ask(self, di, code, href, body=None):
         dev = self.devices[di]
@@ -376,9 +380,7 @@ class Gateway:
         if body is not None:
             msg.payload, msg.opt.content_format = cbor2.dumps(body), OCF_CBOR
         res = await asyncio.wait_for(dev["ctx"].request(msg).response, 5)
-        self._content(dev, href, res)
-        content = dev["links"].get(href, {}).get("content")
-        return res.code, (None if content is UNDECODED or not res.payload else content)
+        return res.code, self._content(dev, href, res)
 
     async def _ask_all(self, asks):
         async def one(di, href):
