@@ -786,7 +786,7 @@ def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boa
 @lives
 def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshes_its_tokens(
         tmp_path, boards, sim):
-    from test_plgd import c2c
+    from test_plgd import listed
 
     from onboard_cli.clouds import authorization_code
     from onboard_cli.sim import PLGD_APP
@@ -810,9 +810,9 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshe
         # the gateway observes the resource of its app.py (its first answer came over CoAP)
         assert gw.wait_observing(di, "/sensor/1", timeout=120), board.log_text()
         # and the hub's API lists the device online with that resource's content
-        listed = {x["id"]: x for x in c2c(sim)}[di]
-        assert listed["metadata"]["connection"]["status"] == "ONLINE"
-        content = {r["href"]: r.get("content") for r in listed["resources"]}
+        shown = listed(sim, di)
+        assert shown["metadata"]["connection"]["status"] == "ONLINE"
+        content = {r["href"]: r.get("content") for r in shown["resources"]}
         assert content["/sensor/1"] == {"temperature": 21.5}
         # before its access token expires it refreshes the pair and signs in with the new one
         def refreshed_then_signed_in():

@@ -10,10 +10,14 @@ import shutil
 import threading
 import urllib.parse
 
+import cbor2
 import pytest
+from aiocoap import DELETE, GET, POST, PUT, Message
+from aiocoap.numbers.codes import Code
 from test_portal import get, port_of
 from test_profiles import admin, api, configure
 
+from cloudsim.coapgw import USER
 from onboard_cli.simdevice import read_store
 
 RULES = """
@@ -211,6 +215,11 @@ def fields(sim, tls=True):
     return {"apn": "plgd", "cis": cis, "sid": "sid-1", "at": onboard_code(sim)}
 
 
+def listed(sim, di):
+    """The device as the C2C API lists it."""
+    return {x["id"]: x for x in c2c(sim)}[di]
+
+
 def events(sim, di):
     return [e for _, e, who in list(sim.gateway.events) if who == di]
 
@@ -245,9 +254,9 @@ def test_the_c2c_api_lists_the_device_online_with_its_resources_content(device, 
                                                                         cloudsim):
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
-    listed = {x["id"]: x for x in c2c(cloudsim)}[di]
-    assert listed["metadata"]["connection"]["status"] == "ONLINE"
-    res = {r["href"]: r for r in listed["resources"]}
+    shown = listed(cloudsim, di)
+    assert shown["metadata"]["connection"]["status"] == "ONLINE"
+    res = {r["href"]: r for r in shown["resources"]}
     assert res["/sensor/1"]["content"] == {"temperature": 21.5}
     assert res["/sensor/1"]["rt"] == ["oic.r.temperature"]
     assert res["/oic/d"]["content"]["di"] == di
@@ -259,12 +268,6 @@ def test_the_c2c_api_shows_only_content_that_plgd_hub_takes(cloudsim):
     # resource in another content format ("unsupported content type"). A
     # device stand-in: offline, so the listing shows what its resources last
     # came with.
-    import cbor2
-    from aiocoap import Message
-    from aiocoap.numbers.codes import Code
-
-    from cloudsim.coapgw import USER
-
     gw, di = cloudsim.gateway, "00000000-0000-4000-8000-c0ffee000001"
     answers = {"/a": (Code.CONTENT, 10000, cbor2.dumps({"v": 1})),
                "/b": (Code.CONTENT, 50, b'{"v": 2}'),
@@ -277,10 +280,10 @@ def test_the_c2c_api_shows_only_content_that_plgd_hub_takes(cloudsim):
     try:
         for href, (code, fmt, payload) in answers.items():
             gw._content(dev, href, Message(code=code, payload=payload, content_format=fmt))
-        listed = {x["id"]: x for x in c2c(cloudsim)}[di]
+        shown = listed(cloudsim, di)
     finally:
         del gw.devices[di]
-    assert {r["href"]: r["content"] for r in listed["resources"]} == {
+    assert {r["href"]: r["content"] for r in shown["resources"]} == {
         "/a": {"v": 1}, "/b": {"v": 2}, "/d": None, "/e": {"v": 5}}
 
 
@@ -290,7 +293,7 @@ def test_a_c2c_write_reaches_the_applications_setter(device, tmp_path, cloudsim)
     reply = c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": True})
     assert reply["content"] == {"value": True}
     assert json.loads((d.flash / "light.json").read_text()) == {"value": True}
-    res = {r["href"]: r for r in {x["id"]: x for x in c2c(cloudsim)}[di]["resources"]}
+    res = {r["href"]: r for r in listed(cloudsim, di)["resources"]}
     assert res["/light/1"]["content"] == {"value": True}
 
 
@@ -345,9 +348,7 @@ def test_a_change_is_notified_once(device, tmp_path, cloudsim):
     # the device's notifications than the one before
     for n in (1, 2):
         c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": n})
-        with gw.changed:
-            assert gw.changed.wait_for(
-                lambda n=n: events(cloudsim, di).count("notified /light/1") >= n, 20)
+        assert gw.wait_event(di, "notified /light/1", count=n)
     assert events(cloudsim, di).count("notified /room/1") == 1
 
 
@@ -359,9 +360,8 @@ def test_a_get_without_observe_answers_afresh_and_leaves_the_observations_as_the
     assert gw.wait_observing(di, "/uptime/1") and gw.wait_observing(di, "/room/1")
     observed = gw.devices[di]["links"]["/uptime/1"]["content"]["ms"]
     # the C2C listing asks each resource of an online device with a plain GET
-    listed = {r["href"]: r["content"] for r in {x["id"]: x for x in c2c(cloudsim)}[di]
-              ["resources"]}
-    assert listed["/uptime/1"]["ms"] > observed
+    contents = {r["href"]: r["content"] for r in listed(cloudsim, di)["resources"]}
+    assert contents["/uptime/1"]["ms"] > observed
     c2c(cloudsim, "PUT", f"/{di}/target/1", {"value": 18.0})
     assert gw.wait_event(di, "notified /room/1"), events(cloudsim, di)
 
@@ -406,9 +406,6 @@ def test_a_write_to_a_read_only_resource_other_methods_and_unknown_paths_are_ref
         device, tmp_path, cloudsim):
     # as IoTivity-Lite answers them: 4.05 for a method the resource has no
     # handler for, 4.04 for a path it does not have; the device serves on
-    from aiocoap import DELETE, GET, POST, PUT
-    from aiocoap.numbers.codes import Code
-
     gw = cloudsim.gateway
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
@@ -423,9 +420,6 @@ def test_a_write_to_a_read_only_resource_other_methods_and_unknown_paths_are_ref
 
 def test_a_write_is_answered_changed_with_the_resources_new_content(device, tmp_path, cloudsim):
     # 2.04 Changed, as IoTivity-Lite answers a POST its handler took
-    from aiocoap import POST
-    from aiocoap.numbers.codes import Code
-
     gw = cloudsim.gateway
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)

@@ -83,7 +83,7 @@ def test_a_token_not_yet_due_at_boot_is_sent_for_renewal_when_its_12_h_mark_come
     # at boot, and then while online (not 12 h later, a lifetime from boot).
     # (Asked at its 12 h mark, the server may still call it valid, its clock a
     # moment behind the device's: whether it is replaced now is not the point)
-    d, fields, dev, _ = make(device, sz, lifetime=12 * HOUR + 25)
+    d, fields, _, _ = make(device, sz, lifetime=12 * HOUR + 25)
     before = renewals(sz)
     configure(d, **fields)
     d.wait_state("RUNNING")

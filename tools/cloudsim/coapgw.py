@@ -151,11 +151,13 @@ class Gateway:
             self.changed.notify_all()
         self.sim.log(f"plgd gateway: {event} {di}")
 
-    def wait_event(self, di, event, timeout=20):
-        """True once the gateway logged this event for the device (tests)."""
+    def wait_event(self, di, event, timeout=20, count=1):
+        """True once the gateway logged this event for the device (count times
+        in all) (tests)."""
         with self.changed:
             return self.changed.wait_for(
-                lambda: any(e == event and who == di for _, e, who in self.events), timeout)
+                lambda: sum(e == event and who == di for _, e, who in self.events) >= count,
+                timeout)
 
     def wait_observing(self, di, href, timeout=20):
         """True once the gateway observes the device's resource href: its
@@ -335,7 +337,7 @@ class Gateway:
             notes = req.observation.__aiter__() if observable else None
             first = await asyncio.wait_for(req.response, 10)
             self._content(dev, href, first)
-            if not notes:
+            if not observable:
                 self.log(f"read {href}", dev["di"])
                 return
             with self.changed:  # (not an event: the device's requests are the events)
