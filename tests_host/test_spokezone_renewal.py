@@ -5,9 +5,9 @@ server calls wrong (400, 404, 499) is last_error 700 and not sent again,
 refused credentials (401, 403) are 703, a timeout, a busy server or a new
 token that does not check is tried again, which then renews; "still valid"
 keeps the token. When the next renewal is due, as stored beside the token:
-12 h before a new token's expiry (10 min before when it lives less, or when
-the server called the old one still valid), also when the time was unknown
-until the renewal's Date. A stored record missing its token or uuid is 700."""
+12 h before a new token's expiry (10 min before when it lives less), halfway
+to that when the server called the old one still valid, also when the time
+was unknown until the renewal's Date. A stored record missing its token or uuid is 700."""
 
 from collections import namedtuple
 
@@ -95,10 +95,41 @@ def test_a_renewal_answered_still_valid_keeps_the_token_and_reports_no_renewal(d
     assert [e for e in r.events if "renewed" in e] == []
 
 
-def test_a_token_the_server_calls_still_valid_is_renewed_next_10_min_before_expiry(device, sim):
+def test_a_token_the_server_calls_still_valid_is_asked_for_again_halfway_to_its_end(device, sim):
+    # asked with 11 h left: next at about 5 h 25 min left (halfway to 10 min
+    # before expiry), not 10 min before it, so a server unreachable then
+    # leaves hours to renew in. The device asked at a second between the
+    # simulator's clock before and after (its clock set from the simulator's)
+    first = int(sim.now()) - 1
     r = renew_against(device, sim, STILL_VALID, "cpu-sz-valid-next")
+    last = int(sim.now()) + 1
     exp = jwt.decode(r.fields["token"], sim.clouds["spokezone"].key)["exp"]
-    assert r.d.store()["cloud"]["renew"] == [exp, exp - 600]
+    renew = r.d.store()["cloud"]["renew"]
+    assert renew[0] == exp
+    assert (first + exp - 600) // 2 <= renew[1] <= (last + exp - 600) // 2
+
+
+def test_each_still_valid_answer_halves_the_wait_until_10_s_before_expiry(device, sim):
+    # the server calls the token still valid whenever it is asked: the device
+    # asks again at each stored time, and stores the next one halfway to 10 s
+    # before the end of its 30 s token, until that end itself
+    d, fields, _, _ = make(device, sim, lifetime=30, cpu="cpu-sz-valid-halves")
+    api(sim, "POST", "/_sim/faults",
+        {"path": PATH, "method": "POST", **STILL_VALID, "count": -1}, admin(sim))
+    exp = jwt.decode(fields["token"], sim.clouds["spokezone"].key)["exp"]
+    end = exp - 10
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    stored = [d.store()["cloud"]["renew"]]
+    while stored[-1][1] < end:
+        d.wait_note("online", timeout=60)  # asked again, without leaving RUNNING
+        stored.append(d.store()["cloud"]["renew"])
+        assert len(stored) < 12
+    assert all(e == exp for e, _ in stored)
+    ats = [at for _, at in stored]
+    assert ats[0] < end and ats[-1] == end
+    # each next time halfway between the ask (at or after the time before) and the end
+    assert all(a < b and end - b <= (end - a) // 2 + 1 for a, b in zip(ats, ats[1:]))
 
 
 @pytest.mark.parametrize("drop", ["uuid", "token"])
@@ -135,11 +166,28 @@ def test_a_renewed_token_is_due_for_renewal_12_h_before_its_own_expiry(device, s
     assert renew == [exp, exp - 12 * HOUR]
 
 
+def nowhere():
+    """Time sources that do not answer (ports nothing listens on)."""
+    return {"ntp": [f"127.0.0.1:{free_port()}"], "http": f"http://127.0.0.1:{free_port()}/"}
+
+
 def test_with_the_time_unknown_the_schedule_comes_from_the_renewals_date(device, sim):
     # no time source answers: the renewal goes out at once and its Date sets the clock
-    nowhere = {"ntp": [f"127.0.0.1:{free_port()}"], "http": f"http://127.0.0.1:{free_port()}/"}
-    _, renew, exp = renewed_schedule(device, sim, "cpu-sz-no-time", time=nowhere)
+    _, renew, exp = renewed_schedule(device, sim, "cpu-sz-no-time", time=nowhere())
     assert renew == [exp, exp - 12 * HOUR]
+
+
+def test_with_the_time_still_unknown_after_the_renewal_it_is_due_10_min_before_expiry(
+        device, sim):
+    # no time source answers and the server's Date is a year before the
+    # firmware was built, which the clock does not take: the new token is
+    # renewed next near its end (10 min before), from its own claims alone
+    api(sim, "POST", "/_sim/clock", {"advance": -400 * 24 * HOUR}, admin(sim))
+    try:
+        _, renew, exp = renewed_schedule(device, sim, "cpu-sz-no-time-after", time=nowhere())
+    finally:
+        api(sim, "POST", "/_sim/clock", {"reset": True}, admin(sim))
+    assert renew == [exp, exp - 600]
 
 
 def test_a_renewed_token_living_under_12_h_is_due_10_min_before_its_expiry(device, sim):

@@ -2,7 +2,8 @@
 # integer) and the MQTT prefix. Renewed with POST /loginDevice once less than
 # 12 h are left (200: still valid, 201: a new token, checked, then stored
 # before use); network errors, 429 and 5xx are retried, 401/403 (or a token
-# expired over 12 h ago) is 703. When the next renewal is due is stored
+# expired over 12 h ago) is 703; a token the server still calls valid is
+# asked for again halfway to its end. When the next renewal is due is stored
 # beside the token ("renew": [exp, at]), so a reboot does not renew again.
 from micropython import const
 
@@ -105,12 +106,17 @@ async def start(rt):
         token, renewed = await renew(rt, cloud)
         exp, lifetime, _, prefix = token_claims(token)
         now = clock.now()
-        margin = renew_margin(lifetime)
+        end = exp - renew_margin(lifetime)  # near its end
         # a new token: 12 h before its end, or near its end when it lives less
-        # than that; one the server still calls valid: near its end
-        at = exp - _TWELVE_HOURS if renewed else exp - margin
-        if now is None or at <= now:
-            at = exp - margin
+        # than that. One the server still calls valid (its clock a moment
+        # behind ours at the 12 h mark, or its rule another): halfway to near
+        # its end, so the time left to renew in stays wide; each such answer
+        # halves the wait, so few asks reach near its end
+        at = end
+        if now is not None:
+            at = exp - _TWELVE_HOURS if renewed else (now + end) // 2
+            if at <= now:
+                at = end
         link["store"] = {"token": token, "renew": [exp, at]} if renewed \
             else {"renew": [exp, at]}
         link["renewed"] = renewed
