@@ -106,17 +106,20 @@ async def start(rt):
         token, renewed = await renew(rt, cloud)
         exp, lifetime, _, prefix = token_claims(token)
         now = clock.now()
-        end = exp - renew_margin(lifetime)  # near its end
+        margin = renew_margin(lifetime)
+        end = exp - margin  # near its end
         # a new token: 12 h before its end, or near its end when it lives less
         # than that. One the server still calls valid (its clock a moment
         # behind ours at the 12 h mark, or its rule another): halfway to near
-        # its end, so the time left to renew in stays wide; each such answer
-        # halves the wait, so few asks reach near its end
+        # its end, so the time left to renew in stays wide (each such answer
+        # halves the wait: few asks reach it); from there on, a little over
+        # half a margin later each time, never again at once (no storm of
+        # requests against a server that keeps calling it valid)
         at = end
         if now is not None:
-            at = exp - _TWELVE_HOURS if renewed else (now + end) // 2
+            at = exp - _TWELVE_HOURS if renewed else (now + end + 1) // 2
             if at <= now:
-                at = end
+                at = end if renewed else now + margin // 2 + 1
         link["store"] = {"token": token, "renew": [exp, at]} if renewed \
             else {"renew": [exp, at]}
         link["renewed"] = renewed
