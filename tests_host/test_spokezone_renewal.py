@@ -112,8 +112,8 @@ def test_a_token_the_server_calls_still_valid_is_asked_for_again_halfway_to_its_
 def test_each_still_valid_answer_halves_the_wait_then_none_comes_at_once(device, sim):
     # the server calls the token still valid whenever it is asked: the device
     # asks again at each stored time, and stores the next one halfway to 10 s
-    # before the end of its 30 s token; asked at or after that, 6 s after the
-    # ask (half that margin, and a second), not at once again
+    # before the end of its 30 s token; asked at or after that, 10 s after the
+    # ask (the least wait; half that margin is 5 s), not at once again
     d, fields, _, _ = make(device, sim, lifetime=30, cpu="cpu-sz-valid-halves")
     api(sim, "POST", "/_sim/faults",
         {"path": PATH, "method": "POST", **STILL_VALID, "count": -1}, admin(sim))
@@ -132,7 +132,27 @@ def test_each_still_valid_answer_halves_the_wait_then_none_comes_at_once(device,
     # each next time halfway between the ask (at or after the time before) and the end
     halves = ats[:-1]
     assert all(end - b <= (end - a) // 2 for a, b in zip(halves, halves[1:]))
-    assert ats[-1] >= max(end, ats[-2]) + 6  # asked at or after the end: 6 s after the ask
+    assert ats[-1] >= max(end, ats[-2]) + 10  # asked at or after the end: 10 s after the ask
+
+
+def test_a_renewal_answered_with_a_token_near_its_end_is_not_asked_again_at_once(device, sim):
+    # the server "renews" with the device's own 30 s token whenever asked
+    # (a cached answer): once that token is within 10 s of its end, the next
+    # ask is 10 s after this one (the least wait), not at once again and again
+    d, fields, _, _ = make(device, sim, lifetime=30, cpu="cpu-sz-same-token")
+    api(sim, "POST", "/_sim/faults", {"path": PATH, "method": "POST", "kind": "shape",
+                                      "status": 201, "body": {"token": fields["token"]},
+                                      "count": -1}, admin(sim))
+    exp = jwt.decode(fields["token"], sim.clouds["spokezone"].key)["exp"]
+    end = exp - 10
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    stored = [d.store()["cloud"]["renew"]]
+    while stored[-1][1] <= end:
+        d.wait_note("online", timeout=60)  # asked again, without leaving RUNNING
+        stored.append(d.store()["cloud"]["renew"])
+        assert len(stored) < 6
+    assert stored[-1][1] >= max(end, stored[-2][1]) + 10
 
 
 @pytest.mark.parametrize("drop", ["uuid", "token"])

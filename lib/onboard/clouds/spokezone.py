@@ -10,6 +10,7 @@ from micropython import const
 # onboard.codes' values, folded in at compile time (the module is not loaded)
 _ERR_CONFIG = const(700)
 _TWELVE_HOURS = const(43200)
+_MIN_WAIT = const(10)  # seconds: the least wait before asking again
 
 FIELDS = (("token", "Spoke Zone device token", True), ("uuid", "Device UUID", False))
 
@@ -112,14 +113,15 @@ async def start(rt):
         # than that. One the server still calls valid (its clock a moment
         # behind ours at the 12 h mark, or its rule another): halfway to near
         # its end, so the time left to renew in stays wide (each such answer
-        # halves the wait: few asks reach it); from there on, a little over
-        # half a margin later each time, never again at once (no storm of
-        # requests against a server that keeps calling it valid)
+        # halves the wait: few asks reach it). Near its end already (a server
+        # that keeps calling it valid, or renews it with one that lives less
+        # than its margin): half a margin later, at least _MIN_WAIT s, never
+        # again at once (no storm of requests and flash writes)
         at = end
         if now is not None:
             at = exp - _TWELVE_HOURS if renewed else (now + end + 1) // 2
             if at <= now:
-                at = end if renewed else now + margin // 2 + 1
+                at = end if end > now else now + max(margin // 2, _MIN_WAIT)
         link["store"] = {"token": token, "renew": [exp, at]} if renewed \
             else {"renew": [exp, at]}
         link["renewed"] = renewed
