@@ -109,6 +109,20 @@ def test_a_token_the_server_calls_still_valid_is_asked_for_again_halfway_to_its_
     assert (first + exp - 600) // 2 <= renew[1] <= (last + exp - 600 + 1) // 2
 
 
+def asked_until_past(d, fields, end, most):
+    """Configure d with fields; the renewal schedules it stores ([exp, at]),
+    one per ask (at boot, then each time it is back online without leaving
+    RUNNING), until one is past end; fewer than `most` of them."""
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    stored = [d.store()["cloud"]["renew"]]
+    while stored[-1][1] <= end:
+        d.wait_note("online", timeout=60)
+        stored.append(d.store()["cloud"]["renew"])
+        assert len(stored) < most
+    return stored
+
+
 def test_each_still_valid_answer_halves_the_wait_then_none_comes_at_once(device, sim):
     # the server calls the token still valid whenever it is asked: the device
     # asks again at each stored time, and stores the next one halfway to 10 s
@@ -119,13 +133,7 @@ def test_each_still_valid_answer_halves_the_wait_then_none_comes_at_once(device,
         {"path": PATH, "method": "POST", **STILL_VALID, "count": -1}, admin(sim))
     exp = jwt.decode(fields["token"], sim.clouds["spokezone"].key)["exp"]
     end = exp - 10
-    configure(d, **fields)
-    d.wait_state("RUNNING")
-    stored = [d.store()["cloud"]["renew"]]
-    while stored[-1][1] <= end:
-        d.wait_note("online", timeout=60)  # asked again, without leaving RUNNING
-        stored.append(d.store()["cloud"]["renew"])
-        assert len(stored) < 12
+    stored = asked_until_past(d, fields, end, 12)
     assert all(e == exp for e, _ in stored)
     ats = [at for _, at in stored]
     assert ats[0] < end and ats == sorted(ats)
@@ -145,13 +153,7 @@ def test_a_renewal_answered_with_a_token_near_its_end_is_not_asked_again_at_once
                                       "count": -1}, admin(sim))
     exp = jwt.decode(fields["token"], sim.clouds["spokezone"].key)["exp"]
     end = exp - 10
-    configure(d, **fields)
-    d.wait_state("RUNNING")
-    stored = [d.store()["cloud"]["renew"]]
-    while stored[-1][1] <= end:
-        d.wait_note("online", timeout=60)  # asked again, without leaving RUNNING
-        stored.append(d.store()["cloud"]["renew"])
-        assert len(stored) < 6
+    stored = asked_until_past(d, fields, end, 6)
     assert stored[-1][1] >= max(end, stored[-2][1]) + 10
 
 
