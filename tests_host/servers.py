@@ -136,3 +136,90 @@ def trickle(conn, req):
             time.sleep(1)
     except OSError:
         pass
+
+
+class TrickledTLS:
+    """A TLS server on loopback that sends one part of each connection a byte
+    at a time, DELAY apart, inside single TLS records: its handshake flight
+    ("handshake"), or its answer ("reply": sent as one record once the
+    client's first application data came). Every raw read then gets a byte
+    and no record completes before a client's deadline: only a deadline over
+    the whole TLS exchange ends it (a TLS layer that waits for whole records
+    gives each raw read the socket's full timeout again). It gives up and
+    closes after GIVE_UP s, before either part is whole. (Python's ssl
+    sockets send each write as records of its own; a memory BIO lets the
+    bytes of one record go out apart.)"""
+
+    DELAY = 0.2
+    GIVE_UP = 30
+
+    def __init__(self, cert, where, answer=b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n"
+                 + b"x" * 300):
+        self.where, self.answer = where, answer
+        self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._ctx.load_cert_chain(*map(str, cert))
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, path="/"):
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def _accept(self):
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self._ctx.wrap_bio(incoming, outgoing, server_side=True)
+        until = time.monotonic() + self.GIVE_UP
+
+        def send(slow):
+            data = outgoing.read()
+            if not slow:
+                conn.sendall(data)
+                return
+            for i in range(len(data)):
+                if self._closed.wait(self.DELAY) or time.monotonic() > until:
+                    raise OSError("given up")
+                conn.sendall(data[i:i + 1])
+
+        def receive():
+            data = conn.recv(4096)
+            if not data:
+                raise OSError("closed")
+            incoming.write(data)
+
+        try:
+            conn.settimeout(self.GIVE_UP)
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    send(self.where == "handshake")
+                    receive()
+            send(self.where == "handshake")
+            while True:  # the client's first application data
+                try:
+                    if tls.read(4096):
+                        break
+                except ssl.SSLWantReadError:
+                    send(False)
+                    receive()
+            tls.write(self.answer)
+            send(self.where == "reply")
+            self._closed.wait(self.GIVE_UP)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self):
+        self._closed.set()
+        self._sock.close()

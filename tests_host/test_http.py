@@ -7,6 +7,7 @@ import threading
 import pytest
 from servers import (
     Server,
+    TrickledTLS,
     half_header,
     json_reply,
     read_request,
@@ -240,6 +241,19 @@ def test_stalling_server_ends_in_timeout(serve, call, pki, behaviour, tls):
     assert out["error"] == "Timeout"
     assert out["message"] == "127.0.0.1: reply: timed out"
 
+
+
+@pytest.mark.parametrize("where,phase", [("handshake", "tls"), ("reply", "reply")])
+def test_a_tls_record_sent_a_byte_at_a_time_ends_in_timeout(call, pki, where, phase):
+    # every raw read gets a byte, no record completes: the deadline must bound
+    # the whole TLS exchange, not each read (8 s: the handshake itself must
+    # finish in time when the reply is the slow part, on a loaded machine)
+    server = TrickledTLS(pki["good"], where)
+    try:
+        out = call(server.url(), ca=pki["ca"], timeout=4 if where == "handshake" else 8)
+    finally:
+        server.close()
+    assert (out["error"], out["message"]) == ("Timeout", f"127.0.0.1: {phase}: timed out")
 
 
 # Bodies -------------------------------------------------------------------

@@ -646,6 +646,33 @@ else:
     assert out[0]["message"].startswith("127.0.0.1: tls: error ")
 
 
+@pytest.mark.parametrize("where,phase", [("handshake", "tls"), ("reply", "login")])
+@pytest.mark.parametrize("path", ["connect", "aconnect"])
+def test_a_tls_record_sent_a_byte_at_a_time_ends_in_timeout(mpy, pki_dir, path, where, phase):
+    # the handshake, or the CONNACK in one record with a long PUBLISH after
+    # it, a byte at a time: every raw read gets one, no record completes; the
+    # deadline must bound the whole exchange (8 s for the CONNACK: the
+    # handshake itself must end in time on a loaded machine)
+    from servers import TrickledTLS
+
+    publish = b"\x30\xaf\x02\x00\x01t" + b"x" * 300  # remaining length 303
+    broker = TrickledTLS((pki_dir / "server.pem", pki_dir / "server.key"), where,
+                         CONNACK + publish)
+    try:
+        out = run(mpy, ASYNC + f"""
+c = (AClient if {path == "aconnect"} else MQTTClient)(
+    "dev", "127.0.0.1", {broker.port}, ssl=ctx({str(pki_dir / "ca.pem")!r}),
+    timeout={4 if where == "handshake" else 8})
+if {path == "aconnect"}:
+    arun(c.aconnect())
+else:
+    attempt(c.connect)
+""")
+    finally:
+        broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", f"127.0.0.1: {phase}: timed out")
+
+
 def test_await_msg_0_handles_a_packet_that_has_already_arrived(mpy):
     # CONNACK and PUBLISH leave in one segment: once the CONNACK is read, the
     # PUBLISH is waiting in the socket, and await_msg(0) must take it

@@ -11,12 +11,24 @@ import socket
 import time
 
 
-def _left(s, t):
-    # the socket's timeout: what is left until the deadline t (ticks)
+def _left(s, t, tls=None, ev=0):
+    # Within the deadline t (ticks): a plain socket's timeout is what is left
+    # of it; a TLS one (non-blocking) is waited for, with ev (POLLIN 1,
+    # POLLOUT 4), until it can go on. (mbedTLS reads a record to its end,
+    # each raw read with the socket's whole timeout: a record sent a byte at
+    # a time would hold a blocking TLS socket past any deadline.)
     ms = time.ticks_diff(t, time.ticks_ms())
     if ms <= 0:
         raise OSError(110)  # ETIMEDOUT
-    s.settimeout(ms / 1000)
+    if not tls:
+        s.settimeout(ms / 1000)
+    elif ev:
+        from select import poll
+
+        p = poll()
+        p.register(tls, ev)
+        if not p.poll(ms):
+            raise OSError(110)
 
 
 def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None,
@@ -61,16 +73,27 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                 _left(raw, t)
                 raw.connect(ai[-1])
                 if tls:
+                    # non-blocking, each TLS call waited for by _left; the
+                    # handshake runs in the first write (phase tls until then)
                     phase = "tls"
-                    _left(raw, t)
-                    s = ca.wrap_socket(raw, server_hostname=host)  # pyright: ignore  (a context here)
-                phase = "send"
+                    raw.setblocking(False)
+                    s = tls = ca.wrap_socket(  # pyright: ignore  (a context here)
+                        raw, server_hostname=host, do_handshake_on_connect=False)
+                else:
+                    tls = None
+                    phase = "send"
                 # in pieces, the time left before each: a write of the whole
                 # would retry each partial send with the full socket timeout
                 for part in (out, body or b""):
-                    for i in range(0, len(part), 1024):
-                        _left(raw, t)
-                        s.write(memoryview(part)[i : i + 1024])  # (a view: no copy of the head)
+                    i = 0
+                    while i < len(part):
+                        _left(raw, t, tls)
+                        n = s.write(memoryview(part)[i : i + 1024])  # (a view: no copy of the head)
+                        if n is None:  # (TLS: it would block)
+                            _left(raw, t, tls, 4)
+                            continue
+                        i += n
+                        phase = "send"
                 out = None  # sent: its RAM is the reply's (32-bit HTTPS POST: 256 B less heap)
                 phase = "reply"
                 buf = bytearray()  # grows and shrinks in place
@@ -82,14 +105,15 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                     except StopIteration as done:
                         r = done.value
                         break
-                    _left(raw, t)
                     # recv returns what has arrived; readinto would wait to fill its
                     # buffer. Small pieces: the handshake leaves the heap in small
                     # holes, a 128-byte piece may find none (HTTPS POST: 256-512 B
                     # less heap, 32-bit)
+                    _left(raw, t, tls)
                     n = s.recv(48)
-                    if n is None:  # the TLS layer would block: the timeout passed
-                        raise OSError(110)
+                    while n is None:  # (TLS: no whole record yet)
+                        _left(raw, t, tls, 1)
+                        n = s.recv(48)
                     buf.extend(n)
                     n = len(n)
             finally:

@@ -28,7 +28,11 @@ MQTTException = mqttbase.MQTTException
 
 def read(self, stop, n, poll=False):
     # n bytes (0: none) from the socket, each call bounded by what is left
-    # until stop, ticks (poll: one more read, without waiting, past it)
+    # until stop, ticks (poll: one more read, without waiting, past it).
+    # TLS (non-blocking): waited for with poll, not by a read's timeout:
+    # mbedTLS reads a record to its end, each raw read with the socket's
+    # whole timeout (a record sent a byte at a time would hold it past any
+    # deadline), and a wait that nothing comes in must leave the session usable
     data = b""
     while True:
         if not self.sock:
@@ -36,28 +40,35 @@ def read(self, stop, n, poll=False):
         ms = time.ticks_diff(stop, time.ticks_ms())
         if ms <= 0 and not poll:
             raise OSError(110)  # ETIMEDOUT
-        self.raw.settimeout(max(ms, 0) / 1000)
+        if self.sock is self.raw:  # (plain; TLS is polled, below)
+            self.raw.settimeout(max(ms, 0) / 1000)
         if len(data) >= n:
             return data
-        # TLS: waited for with poll, not by the read's timeout: a TLS socket
-        # whose read timed out keeps failing (mbedTLS keeps the error), and a
-        # wait that nothing comes in must leave the session usable
         if self.ssl and not self.poller.poll(max(ms, 0)):
             raise OSError(110)  # ETIMEDOUT
         # recv returns what has arrived (read would wait for all of it)
         s = self.sock.recv(n - len(data))
-        if s is None:  # the TLS layer would block: the time is up
-            raise OSError(110)
+        if s is None:  # (TLS: no whole record yet)
+            continue
         if not s:
             raise EOFError
         data += s
 
 
 def send(self, stop, code, *args):
-    read(self, stop, 0)
-    self.sock.write(mqttbase.head(code, args))
-    for s in args:
-        self.sock.write(s)
+    for s in (mqttbase.head(code, args),) + args:
+        s = memoryview(s)
+        while s:
+            read(self, stop, 0)
+            n = self.sock.write(s)
+            if n is None:  # (TLS: it would block; the handshake runs in the first write)
+                self.poller.modify(self.sock, 4)  # POLLOUT
+                n = self.poller.poll(max(time.ticks_diff(stop, time.ticks_ms()), 0))
+                self.poller.modify(self.sock, 1)  # POLLIN
+                if not n:
+                    raise OSError(110)  # ETIMEDOUT
+                continue
+            s = s[n:]
     self.sent = time.ticks_ms()
 
 
@@ -113,16 +124,21 @@ class MQTTClient(mqttbase.MQTTClient):
             self.sock = self.raw = socket.socket(s[0], socket.SOCK_STREAM, s[2])
             read(self, stop, 0)
             self.sock.connect(s[-1])
-            if self.ssl:
+            self.phase = "login"
+            ssl = self.ssl
+            if ssl:
+                # non-blocking, each TLS call polled; the handshake runs in
+                # the CONNECT's first write (phase tls until it is sent)
                 self.phase = "tls"
-                read(self, stop, 0)
-                self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+                self.raw.setblocking(False)
+                self.sock = ssl.wrap_socket(self.raw, server_hostname=self.server,
+                                            do_handshake_on_connect=False)
                 from select import POLLIN, poll
 
                 self.poller = poll()
                 self.poller.register(self.sock, POLLIN)
-            self.phase = "login"
             send(self, stop, 0x10, *mqttbase.start(self, clean_session))
+            self.phase = "login"
             return wait(self, stop, 0x20)[0] & 1  # pyright: ignore  (an ack: bytes)
         except Exception as e:
             raise mqttbase.fail(self, e) from None
