@@ -138,7 +138,7 @@ def trickle(conn, req):
         pass
 
 
-class TrickledTLS:
+class TrickledTLS(Server):
     """A TLS server on loopback that sends one part of each connection a byte
     at a time, DELAY apart, inside single TLS records: its handshake flight
     ("handshake"), or its answer ("reply": sent as one record once the
@@ -156,23 +156,7 @@ class TrickledTLS:
     def __init__(self, cert, where, answer=b"HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n"
                  + b"x" * 300):
         self.where, self.answer = where, answer
-        self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._ctx.load_cert_chain(*map(str, cert))
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._closed = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def url(self, path="/"):
-        return f"https://127.0.0.1:{self.port}{path}"
-
-    def _accept(self):
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        super().__init__(None, cert)
 
     def _serve(self, conn):
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -219,7 +203,3 @@ class TrickledTLS:
             pass
         finally:
             conn.close()
-
-    def close(self):
-        self._closed.set()
-        self._sock.close()
