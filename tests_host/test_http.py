@@ -218,6 +218,13 @@ def test_a_ca_file_that_holds_no_certificate_is_a_value_error_naming_ca(serve, c
     assert server.connections == 0
 
 
+@pytest.mark.parametrize("insecure", ["false", 1, "yes"])
+def test_only_insecure_true_turns_verification_off(serve, call, pki, insecure):
+    server = serve(OK, tls=pki["other_ca"])
+    out = call(server.url(), ca=pki["ca"], insecure=insecure)
+    assert out["error"] == "TLSError"
+
+
 def test_https_without_a_ca_is_refused_unless_insecure_is_explicit(serve, call, pki):
     server = serve(OK, tls=pki["other_ca"])
     refused = call(server.url())
@@ -432,6 +439,24 @@ def redirect(location, status=307):
                  "Content-Length: 0\r\n\r\n".encode())
 
 
+def test_one_deadline_bounds_the_redirects_and_the_last_reply(serve, call):
+    # two hops answered after 0.75 s each, the final reply after 0.75 s more:
+    # each within a 2 s timeout, not all three
+    import time
+
+    def slow(behaviour):
+        def answer(conn, req):
+            time.sleep(0.75)
+            behaviour(conn, req)
+        return answer
+    final = serve(slow(OK))
+    middle = serve(slow(redirect(final.url("/end"))))
+    first = serve(slow(redirect(middle.url("/next"))))
+    out = call(first.url(), timeout=2)
+    assert out["error"] == "Timeout"
+    assert out["message"] == "127.0.0.1: reply: timed out"
+
+
 CARRIES = {"body": {"method": "POST", "json": {"token": SECRET}},
            "Authorization": {"headers": {"Authorization": "Bearer " + SECRET}},
            "x-access-token": {"headers": {"x-access-token": SECRET}},
@@ -538,6 +563,83 @@ def test_chunk_size_that_is_not_pure_hex_is_a_protocol_error(serve, call, size):
     assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: malformed")
 
 
+@pytest.mark.parametrize("status", [b"+200", b"0200", b"2_00", b"20", b" 200"])
+def test_a_status_code_that_is_not_three_digits_is_a_protocol_error(serve, call, status):
+    out = call(serve(reply(b"HTTP/1.1 " + status + b" OK\r\nContent-Length: 0\r\n\r\n")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: status: malformed")
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.1x", b"HTTP/1.", b"HTTP/1.2"])
+def test_a_version_other_than_http_1_0_or_1_1_is_a_protocol_error(serve, call, version):
+    out = call(serve(reply(version + b" 200 OK\r\nContent-Length: 0\r\n\r\n")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: status: malformed")
+
+
+@pytest.mark.parametrize("line", [
+    b" Content-Length: 5",  # a folded line: a header of its own to a careless reader
+    b"\tX-A: b",
+    b"X-A: b\nContent-Length: 5",  # a bare LF
+    b"X-A: b\x00c",
+    b": v",
+    b"Content-Length : 5",
+    b"X A: b",
+], ids=["folded", "folded-tab", "bare-lf", "nul", "empty-name", "space-before-colon",
+        "space-in-name"])
+def test_a_header_line_that_could_be_read_two_ways_is_a_protocol_error(serve, call, line):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nX-A: b\r\n" + line
+                           + b"\r\nContent-Length: 10\r\n\r\nhelloEXTRA")).url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: headers: malformed")
+
+
+def test_a_tab_inside_a_header_value_is_taken(serve, call):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nX-A: b\tc\r\nContent-Length: 2\r\n\r\nok"))
+               .url())
+    assert (out["status"], out["headers"]["x-a"], out["body"]) == (200, "b\tc", "ok")
+
+
+@pytest.mark.parametrize("n, refused", [(48, False), (49, True)])
+def test_a_reply_with_more_than_48_header_lines_is_refused(serve, call, n, refused):
+    # 49 tiny headers fit the 4 KB head, but each costs RAM as a str pair in a dict
+    lines = b"".join(b"h%d:\r\n" % i for i in range(n - 1))
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\n" + lines
+                           + b"Content-Length: 2\r\n\r\nok")).url())
+    if refused:
+        assert (out["error"], out["message"]) == (
+            "ProtocolError", "127.0.0.1: headers: malformed")
+    else:
+        assert (out["status"], len(out["headers"])) == (200, n)
+
+
+@pytest.mark.parametrize("te", [b"Transfer-Encoding: gzip", b"Transfer-Encoding: notchunked",
+                                b"Transfer-Encoding: gzip, chunked",
+                                b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip"],
+                         ids=["gzip", "notchunked", "gzip-chunked", "two"])
+def test_a_transfer_coding_other_than_chunked_alone_is_a_protocol_error(serve, call, te):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\n" + te
+                           + b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")).url())
+    assert out["error"] == "ProtocolError"
+    assert out["message"] in ("127.0.0.1: headers: malformed", "127.0.0.1: body: malformed")
+
+
+def test_chunked_in_any_case_is_decoded(serve, call):
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                           b"5\r\nhello\r\n0\r\n\r\n")).url())
+    assert (out["status"], out["body"]) == (200, "hello")
+
+
+@pytest.mark.parametrize("whole", [b"41\r\n", b"X: " + b"y" * 254 + b"\r\n"],
+                         ids=["chunk-size-line", "trailer"])
+def test_a_chunk_line_over_its_bound_is_refused_even_when_it_comes_at_once(serve, call, whole):
+    # a chunk-size line over 64 bytes (here: 65 with its extension) or a trailer over 256
+    if whole.startswith(b"41"):
+        body = b"5;" + b"e" * 63 + b"\r\nhello\r\n0\r\n\r\n"
+    else:
+        body = b"5\r\nhello\r\n0\r\n" + whole + b"\r\n"
+    out = call(serve(reply(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body))
+               .url())
+    assert (out["error"], out["message"]) == ("ProtocolError", "127.0.0.1: body: malformed")
+
+
 # URLs and the Response -------------------------------------------------------
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:abc/x", "http://127.0.0.1:0/x",
@@ -546,6 +648,25 @@ def test_chunk_size_that_is_not_pure_hex_is_a_protocol_error(serve, call, size):
 def test_a_malformed_url_is_a_value_error_naming_url_before_connecting(call, url):
     out = call(url)
     assert (out["error"], out["message"]) == ("ValueError", "url: malformed")
+
+
+@pytest.mark.parametrize("tail, target", [(f"?token={SECRET}", f"/?token={SECRET}"),
+                                          (f"#{SECRET}", "/"), (f"/x#{SECRET}", "/x")],
+                         ids=["query", "fragment", "path-fragment"])
+def test_a_query_or_fragment_right_after_the_host_is_not_taken_for_the_host(serve, call, tail,
+                                                                            target):
+    server = serve(OK)
+    out = call(server.url("") + tail)
+    assert out["status"] == 200
+    assert server.received[0].startswith(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                         .encode())
+
+
+@pytest.mark.parametrize("userinfo", [f"user:{SECRET}@", f"{SECRET}@"])
+def test_credentials_in_a_url_are_refused_without_naming_them(serve, call, userinfo):
+    server = serve(OK)
+    out = call(server.url().replace("://", "://" + userinfo))
+    assert (out["error"], out["message"], server.connections) == ("ValueError", "url: malformed", 0)
 
 
 def test_a_url_without_a_port_uses_80_for_http_and_443_for_https(mpy, pki):

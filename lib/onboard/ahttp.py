@@ -21,9 +21,9 @@ async def arequest(method, url, json=None, data=None, headers=None, timeout=10, 
     # one TLS context for every hop: redirects keep the scheme
     ctx = net.tls_context(ca, insecure) if url.startswith("https:") else None
     hop = 0
+    deadline = net.deadline(timeout)  # (one for the whole exchange, redirects included)
     while True:
         host, port, out = head(method, url, body, is_json, headers)[1:]
-        deadline = net.deadline(timeout)
         phase = "connect"
         c = net.Conn()
         try:

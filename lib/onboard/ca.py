@@ -13,7 +13,7 @@ def context(ca, insecure=False, ctx=None):
 
     if ctx is None:  # the context first: mbedTLS wants one large block, easier to find early
         ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-    if insecure:
+    if insecure is True:  # (only True: "false" or 1 by mistake still verifies)
         ctx.verify_mode = tls.CERT_NONE  # pyright: ignore  (missing from the stubs)
         return ctx
     ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)

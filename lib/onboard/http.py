@@ -57,9 +57,9 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
     body = data.encode() if isinstance(data, str) else data
     is_json = json is not None
     hop = 0
+    t = time.ticks_add(time.ticks_ms(), int(timeout * 1000))  # (redirects included)
     while True:
         tls, host, port, out = head(method, url, body, is_json, headers)
-        t = time.ticks_add(time.ticks_ms(), int(timeout * 1000))
         try:
             # (a lookup cannot be bounded on MicroPython: lwIP's DNS timeout applies)
             ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]

@@ -5,6 +5,7 @@
 from micropython import const
 
 _MAX_HEAD = const(4096)
+_MAX_HEADERS = const(48)
 
 
 class Response:
@@ -40,8 +41,14 @@ def fail(kind, host, phase, why):
 def head(method, url, body, is_json, headers):
     # -> (https?, host, port, the request's head); ValueError names the field
     scheme, sep, rest = url.partition("://")
-    hostport, slash, path = rest.partition("/")
-    host, colon, port = hostport.partition(":")
+    rest = rest.partition("#")[0]  # (a fragment is never sent)
+    # the host ends at the path or the query, whichever comes first
+    end = len(rest)
+    for i in (rest.find("/"), rest.find("?")):
+        if 0 <= i < end:
+            end = i
+    path = rest[end:]
+    host, colon, port = rest[:end].partition(":")
     tls = scheme == "https"
     try:
         port = int(port) if colon else (443 if tls else 80)
@@ -50,11 +57,13 @@ def head(method, url, body, is_json, headers):
     # (below: CR, LF, space or control characters would split or bend the request;
     # looked for in the UTF-8 bytes: taking a str apart by character would
     # intern each character met as a qstr, in RAM for good)
+    # ("@": credentials in the URL, which onboard does not send)
     if not sep or scheme not in ("http", "https") or not host or not 0 < port < 65536 \
-            or min(url.encode()) <= 32:
+            or min(url.encode()) <= 32 or "@" in host:
         raise ValueError("url: malformed")
-    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (
-        method, slash + path or "/", host)
+    if not path.startswith("/"):
+        path = "/" + path
+    head = "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n" % (method, path, host)
     if is_json:
         head += "Content-Type: application/json\r\n"
     if body is not None:
@@ -75,6 +84,8 @@ def _get(buf, sep, limit):
     # closes first
     while True:
         i = buf.find(sep) if sep else limit if len(buf) >= limit else -1
+        if sep and i > limit:  # (a line over its bound that came whole)
+            raise ValueError
         if i >= 0:
             part = bytes(memoryview(buf)[:i])  # one copy, not two
             buf[: i + len(sep)] = b""  # in place (MicroPython has no del on slices)
@@ -100,31 +111,42 @@ def reply(buf, host, max_body, head_only):
             while True:
                 line = yield from _get(buf, b"\r\n", left)
                 left -= 2 + len(line)
-                if left < 0:  # (lines that came at once are counted here)
+                if left < 0:  # (a line that fits, its CRLF not)
                     raise ValueError
+                # a control byte but tab (a bare LF, NUL): a line read two ways
+                bad = min(line.replace(b"\t", b" ") + b" ") < 32
                 line = line.decode()
-                if headers is None:  # the status line
-                    line = line.split(" ")
+                if headers is None:  # the status line: HTTP/1.x and 3 digits
+                    line = line.split(" ", 2)
                     status = int(line[1])
-                    if not line[0].startswith("HTTP/1.") or not 100 <= status <= 599:
+                    if bad or line[0] not in ("HTTP/1.0", "HTTP/1.1") or len(line[1]) != 3 \
+                            or not line[1].isdigit() or not 100 <= status <= 599:
                         raise ValueError
                     headers = {}
                     continue
                 if not line:
                     break
                 name, sep, value = line.partition(":")
-                name, value = name.strip().lower(), value.strip()
-                # a second, different Content-Length makes the body's end ambiguous
-                if not sep or name == "content-length" and headers.get(name, value) != value:
+                low, value = name.lower(), value.strip()
+                # no name, or a space in it (a folded line, "Content-Length :");
+                # a second, different length or coding makes the body's end
+                # ambiguous; at most _MAX_HEADERS (each costs RAM)
+                if bad or not sep or not name or " " in name or "\t" in name \
+                        or low in ("content-length", "transfer-encoding") \
+                        and headers.get(low, value) != value \
+                        or len(headers) >= _MAX_HEADERS and low not in headers:
                     phase = "headers"
                     raise ValueError
-                headers[name] = value
+                headers[low] = value
         phase = "body"
         body = b""
         n = headers.get("content-length")
         if head_only or status in (204, 304):
             pass
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
+        elif "transfer-encoding" in headers:
+            # chunked alone (another coding: a body onboard cannot read)
+            if headers["transfer-encoding"].lower() != "chunked":
+                raise ValueError
             from onboard.chunked import body as chunks  # (loaded for a chunked reply only)
 
             body = yield from chunks(buf, max_body)
