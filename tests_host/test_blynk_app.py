@@ -517,6 +517,24 @@ def test_mqtt_logins_are_logged_with_the_token_masked(cloudsim, monkeypatch):
     assert not any(prov["token"] in line for line in lines)
 
 
+def test_a_cloud_that_redirects_at_every_login_is_followed_after_growing_waits(device,
+                                                                               cloudsim):
+    # each login redirected to the same broker: the device follows, but each
+    # next login after a backoff that grows (attempts 1, 2, 3, ...), not in a
+    # loop of TLS logins and flash writes
+    d, prov = blynk_online(device, cloudsim)
+    blynk = cloudsim.clouds["blynk"]
+    blynk.redirect_next_login(prov["deviceId"], f"mqtt://127.0.0.1:{cloudsim.front.port}",
+                              every=True)
+    try:
+        d.kill()
+        again = device(same_as=d, config=d.config)
+        attempts = [again.wait_note("retry_in", timeout=60)["attempt"] for _ in range(3)]
+    finally:
+        blynk.redirect_every.discard(prov["deviceId"])
+    assert attempts == [1, 2, 3]
+
+
 def test_a_redirect_right_after_connect_is_followed(device, cloudsim):
     d, prov = blynk_online(device, cloudsim)
     plain = cloudsim.front.logins["plain"]

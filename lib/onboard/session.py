@@ -18,6 +18,7 @@ _TAG = const("runtime")
 # the longest wait before a renewal: ticks_add() refuses more than 2**29 ms (6.2
 # days) on the ESP32, less than a 7-day token's wait; a renewal comes early instead
 _MAX_WAIT_MS = const(1 << 28)
+_QUICK_MS = const(5000)
 
 
 async def online(rt, attempt):
@@ -146,7 +147,22 @@ async def serve(rt):
     from onboard import cloud
 
     profile = rt.profile
+    began = None
+    quick = 0  # sessions in a row that ended within _QUICK_MS of their start
     while True:
+        if began is not None:
+            # one that came back at once (a redirect to where it was, a token
+            # renewed to one due again, a cloud that keeps asking for it):
+            # the next after a backoff, growing, not in a loop of requests,
+            # logins and flash writes
+            if time.ticks_diff(time.ticks_ms(), began) < _QUICK_MS:
+                from onboard.failed import wait_retry
+
+                await wait_retry(rt, quick, 0)
+                quick += 1
+            else:
+                quick = 0
+        began = time.ticks_ms()
         link = await profile.start(rt)
         # its HTTPS is over until the next renewal
         forget("cloudapi", "ahttp", "httpmsg", "redirect", "chunked")

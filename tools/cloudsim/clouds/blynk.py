@@ -29,11 +29,15 @@ class Blynk:
         self.next_id = 101
         self.sent = []  # (device id, downlink) for the device's MQTT topics
         self.redirects = {}  # device id -> payload of a downlink/redirect at its next login
+        self.redirect_every = set()  # device ids redirected at every login
 
-    def redirect_next_login(self, device_id, target):
+    def redirect_next_login(self, device_id, target, every=False):
         """Send downlink/redirect (target: "host:port" or "mqtt[s]://host:port")
-        right after the device's next MQTT login, once."""
+        right after the device's next MQTT login, once (every: after each,
+        as a cloud redirecting in a loop would)."""
         self.redirects[int(device_id)] = target
+        if every:
+            self.redirect_every.add(int(device_id))
 
     def routes(self, r):
         r.add("POST", P + "/token", self.provision_token)
