@@ -439,6 +439,31 @@ def redirect(location, status=307):
                  "Content-Length: 0\r\n\r\n".encode())
 
 
+def test_a_location_without_a_scheme_is_followed_to_its_host(serve, call):
+    final = serve(OK)
+    first = serve(redirect(f"//127.0.0.1:{final.port}/end"))
+    out = call(first.url())
+    assert out["status"] == 200
+    assert final.received[0].startswith(b"GET /end HTTP/1.1\r\n")
+
+
+@pytest.mark.parametrize("location", ["next", "?page=2", f"http://user:{SECRET}@127.0.0.1/"])
+def test_a_location_onboard_cannot_follow_is_a_net_error_naming_the_redirect(serve, call,
+                                                                           location):
+    out = call(serve(redirect(location)).url())
+    assert (out["error"], out["message"]) == (
+        "NetError", "127.0.0.1: redirect: location malformed")
+
+
+def test_a_head_redirected_with_303_stays_a_head(serve, call):
+    def behaviour(conn, req):
+        (OK if req.startswith(b"HEAD /end") else redirect("/end", 303))(conn, req)
+    server = serve(behaviour)
+    out = call(server.url(), method="HEAD")
+    assert out["status"] == 200
+    assert [r.split(b" ")[0] for r in server.received] == [b"HEAD", b"HEAD"]
+
+
 def test_one_deadline_bounds_the_redirects_and_the_last_reply(serve, call):
     # two hops answered after 0.75 s each, the final reply after 0.75 s more:
     # each within a 2 s timeout, not all three

@@ -14,11 +14,16 @@ def follow(hop, r, url, method, body, is_json, headers):
     if hop >= 3:
         raise fail("NetError", host, "redirect", "more than 3 redirects")
     loc = r.headers["location"]
-    if loc.startswith("/"):  # after the origin: the URL up to its path
+    if loc.startswith("//"):  # another host, this scheme
+        loc = url[: url.find("//")] + loc
+    elif loc.startswith("/"):  # after the origin: the URL up to its path
         i = url.find("/", url.find("//") + 2)
         loc = (url if i < 0 else url[:i]) + loc
-    new = head("GET", loc, None, False, None)
-    if r.status_code == 303 or (r.status_code < 303 and method == "POST"):
+    try:
+        new = head("GET", loc, None, False, None)
+    except ValueError:  # (a reference onboard does not resolve, credentials, ...)
+        raise fail("NetError", host, "redirect", "location malformed") from None
+    if method != "HEAD" and (r.status_code == 303 or r.status_code < 303 and method == "POST"):
         method, body, is_json = "GET", None, False
     if new[0] != tls or (new[1].lower(), new[2]) != (host.lower(), port) and (
             body is not None or headers):
