@@ -673,6 +673,37 @@ else:
     assert (out[0]["error"], out[0]["message"]) == ("Timeout", f"127.0.0.1: {phase}: timed out")
 
 
+@pytest.mark.parametrize("path", ["wait_msg", "await_msg"])
+def test_a_broker_that_falls_silent_is_pinged_though_the_client_keeps_publishing(mpy, path):
+    # CONNACK, then nothing: QoS 0 publishes every round keep the client
+    # sending, but nothing comes back; with keepalive 2 s it pings once 1 s
+    # passed without a packet from the broker, and no PINGRESP within the
+    # timeout ends the session (60 rounds of 0.2 s: 12 s, six periods)
+    broker = FakeBroker(lambda c: c.sendall(CONNACK))
+    out = run(mpy, ASYNC + f"""
+c = (AClient if {path == "await_msg"} else MQTTClient)(
+    "dev", "127.0.0.1", {broker.port}, keepalive=2, timeout=3)
+async def session():
+    await c.aconnect()
+    for i in range(60):
+        await c.apublish(b"t", b"x")
+        await c.await_msg(200)
+def blocking():
+    c.connect()
+    for i in range(60):
+        c.publish(b"t", b"x")
+        c.wait_msg(200)
+if {path == "await_msg"}:
+    arun(session())
+else:
+    attempt(blocking)
+""")
+    assert broker.done.wait(10)
+    broker.close()
+    assert (out[0]["error"], out[0]["message"]) == ("Timeout", "127.0.0.1: ping: no PINGRESP")
+    assert b"\xc0\x00" in broker.got  # the PINGREQ
+
+
 def test_await_msg_0_handles_a_packet_that_has_already_arrived(mpy):
     # CONNACK and PUBLISH leave in one segment: once the CONNACK is read, the
     # PUBLISH is waiting in the socket, and await_msg(0) must take it

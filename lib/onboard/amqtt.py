@@ -44,6 +44,7 @@ class MQTTClient(mqttbase.MQTTClient):
                     return None
             end = net.deadline(self.timeout)  # the rest of the packet
             code = (await c.take(1, end))[0]
+            self.heard = time.ticks_ms()
             n = shift = 0
             while True:  # the remaining length: 7 bits a byte, at most 4 bytes
                 s = (await c.take(1, end))[0]
@@ -134,7 +135,10 @@ class MQTTClient(mqttbase.MQTTClient):
             if wait_ms is None:
                 wait_ms = self.timeout * 1000
             if self.keepalive:
-                n = self.keepalive * 500 - time.ticks_diff(now, self.sent)
+                # (since the older of the last packet sent and received: a
+                # broker that falls silent while the client publishes is pinged)
+                n = self.keepalive * 500 - max(time.ticks_diff(now, self.sent),
+                                               time.ticks_diff(now, self.heard))
                 if n <= 0:
                     await self.aping()
                     n = self.keepalive * 500

@@ -84,6 +84,7 @@ def wait(self, stop, match=0, pid=b""):
                 raise
             return None
         end = time.ticks_add(time.ticks_ms(), int(self.timeout * 1000))  # the rest
+        self.heard = time.ticks_ms()
         n = shift = 0
         while True:  # the remaining length: 7 bits a byte, at most 4 bytes
             s = read(self, end, 1)[0]
@@ -206,7 +207,10 @@ class MQTTClient(mqttbase.MQTTClient):
             if wait_ms is None:
                 wait_ms = self.timeout * 1000
             if self.keepalive:
-                n = self.keepalive * 500 - time.ticks_diff(now, self.sent)
+                # (since the older of the last packet sent and received: a
+                # broker that falls silent while the client publishes is pinged)
+                n = self.keepalive * 500 - max(time.ticks_diff(now, self.sent),
+                                               time.ticks_diff(now, self.heard))
                 if n <= 0:
                     self.ping()
                     n = self.keepalive * 500

@@ -127,9 +127,10 @@ class MQTTClient:
         self.timeout = timeout
         self.max_packet = max_packet
         # sock: the socket (TLS once wrapped; raw: its plain one), pong: when
-        # a PINGRESP is due, sent: when the last packet left (ticks)
+        # a PINGRESP is due, sent: when the last packet left, heard: when the
+        # last one came (ticks; keepalive pings when either is old)
         self.sock = self.cb = self.will = self.pong = None
-        self.pid = self.sent = 0
+        self.pid = self.sent = self.heard = 0
         self.phase = "connect"  # what errors name
 
     def set_callback(self, f):
