@@ -131,6 +131,20 @@ def test_settings_on_trial_that_fail_leave_none_of_its_code(device, cloudsim):
     assert ("trial" in tried["loaded"], "trial" in failed["loaded"]) == (True, False)
 
 
+def test_a_session_started_again_after_a_quick_redirect_holds_no_failure_code(device,
+                                                                              cloudsim):
+    # redirected at its first login: the next login waits a backoff (the
+    # failure code loaded for it), and the session that follows holds none of it
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    blynk = cloudsim.clouds["blynk"]
+    (dev_id,) = [i for i, dev in blynk.devices.items() if dev["token"] == fields["blynk"]]
+    blynk.redirect_next_login(dev_id, f"mqtts://127.0.0.1:{cloudsim.front.tls_port}")
+    configure(d, **fields)
+    retry = d.wait_note("retry_in")
+    online = d.wait_state("RUNNING")
+    assert ("failed" in retry["loaded"], "failed" in online["loaded"]) == (True, False)
+
+
 def test_a_failed_try_loads_the_failure_code_and_online_again_holds_none_of_it(device,
                                                                                 cloudsim):
     d, fields = blynk_device(device, cloudsim, report_heap=True)

@@ -159,6 +159,8 @@ async def serve(rt):
                 from onboard.failed import wait_retry
 
                 await wait_retry(rt, quick, 0)
+                del wait_retry  # (its module leaves RAM: not held through the next session)
+                forget("failed")
                 quick += 1
             else:
                 quick = 0
