@@ -157,6 +157,28 @@ def test_a_renewal_answered_with_a_token_near_its_end_is_not_asked_again_at_once
     assert stored[-1][1] >= max(end, stored[-2][1]) + 10
 
 
+def test_the_date_of_a_plain_http_api_does_not_set_the_clock(device, sim):
+    # an api configured as plain http:// answers the renewal "still valid"
+    # with a Date in 2041: an unverified server's Date must not move the clock
+    # (DESIGN: only verified ones refine it). The next ask is then stored
+    # halfway to 10 min before the token's end by the true time, not at once
+    # by a clock 15 years ahead
+    from servers import Server, reply
+
+    plain = Server(reply(b"HTTP/1.1 200 OK\r\nDate: Tue, 01 Jan 2041 00:00:00 GMT\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"))
+    try:
+        d, fields, _, _ = make(device, sim, lifetime=11 * HOUR, cpu="cpu-sz-plain-api",
+                               api=f"http://127.0.0.1:{plain.port}/spokezone")
+        configure(d, **fields)
+        d.wait_state("RUNNING")
+    finally:
+        plain.close()
+    assert plain.received[0].startswith(b"POST /spokezone/loginDevice ")
+    exp = jwt.decode(fields["token"], sim.clouds["spokezone"].key)["exp"]
+    assert exp - 11 * HOUR < d.store()["cloud"]["renew"][1] < exp - 600
+
+
 @pytest.mark.parametrize("drop", ["uuid", "token"])
 def test_a_stored_record_missing_its_uuid_or_token_is_last_error_700(device, sim, mpy, drop):
     d, fields, _, config = make(device, sim)

@@ -42,22 +42,24 @@ def text(value, step, limit=4096):
 
 
 async def fetch(rt, method, path, **kw):
-    """One HTTPS request to the config's API with its CA and timeout; the
-    verified server's Date refines the clock."""
+    """One request to the config's API with its CA and timeout; over HTTPS
+    the verified server's Date refines the clock (a plain one's never)."""
     from onboard.ahttp import arequest
 
     cfg = rt.config
     ca = cfg.get("ca")
-    if cfg["api"].startswith("https:") and hasattr(rt, "ctx"):
+    https = cfg["api"].startswith("https:")
+    if https and hasattr(rt, "ctx"):
         from onboard.session import session_tls
 
         ca = session_tls(rt)  # the session's one context, shared with its MQTT
     resp = await arequest(method, cfg["api"] + path, ca=ca,
                           timeout=cfg.get("timeout_s", 10), **kw)
-    # the Date reader (small) is loaded after the request, whose TLS needs the room
-    from onboard.httpdate import learn
-    from onboard.runtime import forget
+    if https:  # (a plain http:// api is no verified server: its Date is not taken)
+        # the Date reader (small) is loaded after the request, whose TLS needs the room
+        from onboard.httpdate import learn
+        from onboard.runtime import forget
 
-    learn(resp.headers.get("date"))
-    forget("httpdate")
+        learn(resp.headers.get("date"))
+        forget("httpdate")
     return resp
