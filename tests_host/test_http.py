@@ -447,6 +447,16 @@ def test_a_location_without_a_scheme_is_followed_to_its_host(serve, call):
     assert final.received[0].startswith(b"GET /end HTTP/1.1\r\n")
 
 
+def test_a_location_path_is_joined_to_the_origin_of_a_url_without_a_path(serve, call):
+    # http://host:port?x=1 has no path: the redirect's /end follows the origin
+    def behaviour(conn, req):
+        (OK if req.startswith(b"GET /end ") else redirect("/end"))(conn, req)
+    server = serve(behaviour)
+    out = call(server.url("") + "?x=1")
+    assert out["status"] == 200
+    assert server.received[1].startswith(b"GET /end HTTP/1.1\r\n")
+
+
 @pytest.mark.parametrize("location", ["next", "?page=2", f"http://user:{SECRET}@127.0.0.1/"])
 def test_a_location_onboard_cannot_follow_is_a_net_error_naming_the_redirect(serve, call,
                                                                            location):

@@ -14,11 +14,9 @@ def follow(hop, r, url, method, body, is_json, headers):
     if hop >= 3:
         raise fail("NetError", host, "redirect", "more than 3 redirects")
     loc = r.headers["location"]
-    if loc.startswith("//"):  # another host, this scheme
-        loc = url[: url.find("//")] + loc
-    elif loc.startswith("/"):  # after the origin: the URL up to its path
-        i = url.find("/", url.find("//") + 2)
-        loc = (url if i < 0 else url[:i]) + loc
+    if loc.startswith("/"):  # this scheme; after "//" another host, else this origin
+        loc = ("https:" if tls else "http:") + (
+            "" if loc.startswith("//") else "//%s:%d" % (host, port)) + loc
     try:
         new = head("GET", loc, None, False, None)
     except ValueError:  # (a reference onboard does not resolve, credentials, ...)
