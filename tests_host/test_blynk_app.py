@@ -531,7 +531,7 @@ def test_a_cloud_that_redirects_at_every_login_is_followed_after_growing_waits(d
         again = device(same_as=d, config=d.config)
         attempts = [again.wait_note("retry_in", timeout=60)["attempt"] for _ in range(3)]
     finally:
-        blynk.redirect_every.discard(prov["deviceId"])
+        blynk.redirects.pop(prov["deviceId"], None)
     assert attempts == [1, 2, 3]
 
 

@@ -208,9 +208,7 @@ class BlynkFront(LoopbackFront):
                     continue
                 if not upstream and kind == CONNACK and body[1:2] == b"\x00":
                     writer.write(out)
-                    blynk = self.sim.clouds["blynk"]
-                    target = (blynk.redirects.get if other in blynk.redirect_every
-                              else blynk.redirects.pop)(other, None)
+                    target = self.sim.clouds["blynk"].redirect_at_login(other)
                     out = None if target is None else packet(
                         0x30, mqtt_string(b"downlink/redirect") + target.encode())
                 elif kind == PUBLISH:

@@ -28,16 +28,22 @@ class Blynk:
         self.devices = {}  # id -> {"owner", "org", "token", "active", "template"}
         self.next_id = 101
         self.sent = []  # (device id, downlink) for the device's MQTT topics
-        self.redirects = {}  # device id -> payload of a downlink/redirect at its next login
-        self.redirect_every = set()  # device ids redirected at every login
+        # device id -> (payload of a downlink/redirect at its next login, whether
+        # at every login after it too)
+        self.redirects = {}
 
     def redirect_next_login(self, device_id, target, every=False):
         """Send downlink/redirect (target: "host:port" or "mqtt[s]://host:port")
         right after the device's next MQTT login, once (every: after each,
         as a cloud redirecting in a loop would)."""
-        self.redirects[int(device_id)] = target
-        if every:
-            self.redirect_every.add(int(device_id))
+        self.redirects[int(device_id)] = (target, every)
+
+    def redirect_at_login(self, device_id):
+        """The downlink/redirect payload for this login of the device, or None."""
+        target, every = self.redirects.get(device_id, (None, False))
+        if not every:
+            self.redirects.pop(device_id, None)
+        return target
 
     def routes(self, r):
         r.add("POST", P + "/token", self.provision_token)
