@@ -524,7 +524,7 @@ def test_a_cloud_that_redirects_at_every_login_is_followed_after_growing_waits(d
     # loop of TLS logins and flash writes
     d, prov = blynk_online(device, cloudsim)
     blynk = cloudsim.clouds["blynk"]
-    blynk.redirect_next_login(prov["deviceId"], f"mqtt://127.0.0.1:{cloudsim.front.port}",
+    blynk.redirect_next_login(prov["deviceId"], f"mqtts://127.0.0.1:{cloudsim.front.tls_port}",
                               every=True)
     try:
         d.kill()
@@ -535,15 +535,44 @@ def test_a_cloud_that_redirects_at_every_login_is_followed_after_growing_waits(d
     assert attempts == [1, 2, 3]
 
 
-def test_a_redirect_right_after_connect_is_followed(device, cloudsim):
+def restarted_and_redirected(device, cloudsim, d, prov, target):
+    """The device powered on again with its first login redirected to target,
+    once it is back RUNNING after following it."""
+    cloudsim.clouds["blynk"].redirect_next_login(prov["deviceId"], target)
+    d.kill()
+    again = device(same_as=d, config=d.config)
+    for state in ("RUNNING", "CONNECTING_CLOUD", "RUNNING"):
+        again.wait_state(state)
+    return again
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_a_redirect_right_after_connect_is_followed(device, cloudsim, tls):
+    # as real Blynk redirects: a TLS session to an mqtts:// target, a plain one
+    # (a device configured with "tls": false) to mqtt://; stored and logged in to
+    port, kind = (cloudsim.front.tls_port, "tls") if tls else (cloudsim.front.port, "plain")
+    d, prov = blynk_online(device, cloudsim, tls=tls, port=port)
+    logins = cloudsim.front.logins[kind]
+    assert "port" not in d.store()["cloud"]
+    again = restarted_and_redirected(device, cloudsim, d, prov,
+                                     f"mqtt{'s' if tls else ''}://localhost:{port}")
+    assert cloudsim.front.logins[kind] == logins + 2
+    cloud = again.store()["cloud"]
+    assert (cloud["host"], cloud["port"], cloud["tls"]) == ("localhost", port, tls)
+
+
+def test_a_redirect_from_a_tls_session_to_plain_mqtt_is_not_followed(device, cloudsim):
+    # the token would travel in the clear: the device stays where it is
     d, prov = blynk_online(device, cloudsim)
-    plain = cloudsim.front.logins["plain"]
+    plain, tls = cloudsim.front.logins["plain"], cloudsim.front.logins["tls"]
     cloudsim.clouds["blynk"].redirect_next_login(prov["deviceId"],
                                                  f"mqtt://127.0.0.1:{cloudsim.front.port}")
     d.kill()
     again = device(same_as=d, config=d.config)
     again.wait_state("RUNNING")
-    again.wait_state("CONNECTING_CLOUD")
-    again.wait_state("RUNNING")
-    assert cloudsim.front.logins["plain"] == plain + 1
-    assert again.store()["cloud"]["port"] == cloudsim.front.port
+    # a message after the redirect: once it is noted, the redirect was handled before it
+    cloudsim.downlink("blynk", prov["deviceId"], "ds/Power", "1")
+    again.wait_message("downlink/ds/Power")
+    assert [e["state"] for e in again.events].count("CONNECTING_CLOUD") == 1
+    assert (cloudsim.front.logins["plain"], cloudsim.front.logins["tls"]) == (plain, tls + 1)
+    assert "port" not in again.store()["cloud"]

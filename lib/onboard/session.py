@@ -209,7 +209,7 @@ async def mqtt_session(rt, link, due):
     """Connect, subscribe, say hello and serve the link until renewal is
     due (None) or a downlink ends the session (its outcome)."""
     from onboard.amqtt import MQTTClient, MQTTException
-    from onboard.cloud import HANDLED, PUBLISH, Rejected, Transient
+    from onboard.cloud import HANDLED, PUBLISH, REDIRECT, Rejected, Transient
 
     # the profile's MQTT client: link["mqtt"] is (user, password, host, port,
     # tls), each of the last three None for the config's; TLS against the
@@ -236,7 +236,11 @@ async def mqtt_session(rt, link, due):
                 answer = echo and echo(cloud, topic, msg)
                 if answer:
                     outcome = (PUBLISH,) + answer
-        if outcome and outcome[0] != HANDLED:
+        if outcome and outcome[0] == REDIRECT and ctx and outcome[1].get("tls") is False:
+            # never from TLS to plain MQTT on a message's word: the token would
+            # then travel in the clear (real Blynk sends a TLS session mqtts://)
+            log.warn(_TAG, "redirect to plain MQTT ignored")
+        elif outcome and outcome[0] != HANDLED:
             got.append(outcome)
 
     client.set_callback(arrived)
