@@ -561,6 +561,36 @@ def test_a_redirect_right_after_connect_is_followed(device, cloudsim, tls):
     assert (cloud["host"], cloud["port"], cloud["tls"]) == ("localhost", port, tls)
 
 
+@pytest.mark.parametrize("hops", [1, 2])
+def test_a_redirect_to_a_host_that_cannot_be_reached_is_left_for_where_it_came_from(
+        device, cloudsim, hops):
+    # nothing listens at the target: after one failed try the device logs in
+    # where it was first redirected from (the host the app gave), not at the
+    # dead target for ever (it kept the target on flash across reboots).
+    # hops 2: redirected once to a live host, then from there to the dead one
+    prov = provision(cloudsim)
+    d = device(config=blynk_config(cloudsim))
+    configure(d, blynk=prov["token"], host="localhost")
+    d.wait_state("RUNNING")
+    if hops == 2:
+        d = restarted_and_redirected(device, cloudsim, d, prov,
+                                     f"mqtts://127.0.0.1:{cloudsim.front.tls_port}")
+    tls = cloudsim.front.logins["tls"]
+    with socket.socket() as s:  # a port that was free a moment ago, now closed
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    cloudsim.clouds["blynk"].redirect_next_login(prov["deviceId"], f"mqtts://127.0.0.1:{dead}")
+    d.kill()
+    again = device(same_as=d, config=d.config)
+    for state in ("RUNNING", "CONNECTING_CLOUD"):
+        again.wait_state(state)
+    again.wait_note("retry_in", timeout=60)
+    again.wait_state("RUNNING", timeout=60)
+    assert cloudsim.front.logins["tls"] == tls + 2
+    cloud = again.store()["cloud"]
+    assert cloud["host"] == "localhost" and {"port", "tls", "home"} & set(cloud) == set()
+
+
 def test_a_redirect_from_a_tls_session_to_plain_mqtt_is_not_followed(device, cloudsim):
     # the token would travel in the clear: the device stays where it is
     d, prov = blynk_online(device, cloudsim)

@@ -101,9 +101,9 @@ def test_another_token_is_activated_again(cases):
     assert cases["token-other"]["out"] == {"token": T, "activated": None}
 
 
-def test_a_host_from_setup_replaces_the_mqtt_host_port_and_scheme(cases):
+def test_a_host_from_setup_replaces_the_mqtt_host_port_scheme_and_redirects_home(cases):
     assert cases["host"]["out"] == {"token": T, "activated": None, "host": "ny3.blynk.cloud",
-                                    "port": None, "tls": None}
+                                    "port": None, "tls": None, "home": None}
 
 
 def test_a_host_of_64_characters_is_taken(cases):

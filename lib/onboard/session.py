@@ -201,7 +201,13 @@ async def serve(rt):
             rt.board.reboot()
             return
         if kind == cloud.REDIRECT:
-            rt.store.put("cloud", **outcome[1])  # followed at the next start
+            # followed at the next start; where the device was is kept (home),
+            # to go back to when the target cannot be reached (mqtt_session)
+            to = outcome[1]
+            was = rt.store.get("cloud")
+            if "home" not in was:
+                to["home"] = [was.get("host"), was.get("port"), was.get("tls")]
+            rt.store.put("cloud", **to)
             rt.set_state(_CONNECTING_CLOUD)
 
 
@@ -251,6 +257,11 @@ async def mqtt_session(rt, link, due):
             if e.args and e.args[0] in (4, 5):
                 raise Rejected("mqtt") from None
             raise Transient("mqtt", 0) from None
+        except OSError:
+            home = cloud.get("home")
+            if home:  # a redirect's target not reached: the next try where it came from
+                rt.store.put("cloud", host=home[0], port=home[1], tls=home[2], home=None)
+            raise
         for topic in link.get("topics", ()):
             await client.asubscribe(topic, 1)
         for topic, msg, retain in link.get("hello", ()):
