@@ -9,6 +9,7 @@ import urllib.request
 from conftest import Subscription, broker_messages
 from test_portal import get, port_of
 
+from cloudsim.mqttfront import publish
 from onboard_cli.device import device_mac
 
 
@@ -228,18 +229,20 @@ def test_allthingstalk_wrong_token_is_703(device, cloudsim):
 
 def test_blynk_redirect_is_followed_and_persists_across_a_restart(device, cloudsim):
     d, prov = blynk_online(device, cloudsim)
-    plain = cloudsim.front.logins["plain"]
+    tls = cloudsim.front.logins["tls"]
     api(cloudsim, "POST", "/_sim/downlink",
         {"cloud": "blynk", "device": prov["deviceId"], "name": "redirect",
-         "payload": f"mqtt://127.0.0.1:{cloudsim.front.port}"}, admin(cloudsim))
+         "payload": f"mqtts://localhost:{cloudsim.front.tls_port}"}, admin(cloudsim))
     d.wait_state("CONNECTING_CLOUD")
     d.wait_state("RUNNING")
-    assert cloudsim.front.logins["plain"] == plain + 1
-    assert d.store()["cloud"]["port"] == cloudsim.front.port
+    assert cloudsim.front.logins["tls"] == tls + 1
+    cloud = d.store()["cloud"]
+    assert (cloud["host"], cloud["port"]) == ("localhost", cloudsim.front.tls_port)
     d.kill()
     again = device(same_as=d, config=blynk_config(cloudsim))
     again.wait_state("RUNNING")
-    assert cloudsim.front.logins["plain"] == plain + 2
+    assert cloudsim.front.logins["tls"] == tls + 2
+    assert again.store()["cloud"]["host"] == "localhost"
 
 
 def test_blynk_reprovision_refuses_the_old_token_and_the_new_one_works(device, cloudsim):
@@ -281,6 +284,29 @@ def test_spokezone_messages_flow_both_ways(device, cloudsim):
     api(cloudsim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
                                              "name": "config", "payload": "{}"}, admin(cloudsim))
     assert d.wait_message(f"mrs/d/{dev['id']}/down/config")["state"] == "RUNNING"
+
+
+def test_a_retained_command_is_not_acted_on_at_login(device, cloudsim):
+    # a broker that kept a reconfigure (retained) hands it over at every
+    # login: acted on, it would put the device in setup mode each time (a
+    # retained reboot: a reboot loop). Sent while the device is off.
+    d, fields, dev = spokezone_device(device, cloudsim)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    d.kill()
+    topic, _ = cloudsim.clouds["spokezone"].downlink_topic(dev["id"], "reconfigure")
+    publish(cloudsim.broker.mqtt_port, *cloudsim.internal, topic, "now", retain=True)
+    try:
+        again = device(same_as=d, config=d.config)
+        again.wait_state("RUNNING")
+        # a message after it: once it is noted, the retained one was handled
+        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
+                                                 "name": "config", "payload": "{}"},
+            admin(cloudsim))
+        again.wait_message(f"mrs/d/{dev['id']}/down/config")
+        assert "WAIT_CONFIG" not in [e["state"] for e in again.events]
+    finally:  # (an empty retained message removes the kept one)
+        publish(cloudsim.broker.mqtt_port, *cloudsim.internal, topic, "", retain=True)
 
 
 def test_blynk_reconfigure_opens_setup_and_idle_timeout_returns_to_the_stored_token(device,

@@ -95,6 +95,8 @@ def parse(self, code, data, match, pid):
         if qos > 1 or n < pos + 2 * qos:
             raise fail(self, code)
         if self.cb:
+            # (retained: whether the broker kept it, read by the runtime's callback)
+            self.retained = code & 1
             try:
                 self.cb(data[2:pos], data[pos + 2 * qos :])
             except Exception as e:

@@ -233,7 +233,18 @@ async def mqtt_session(rt, link, due):
 
     def arrived(topic, msg):
         outcome = rt.profile.downlink(cloud, topic, msg)
-        if outcome is None:
+        if outcome:
+            if client.retained:  # pyright: ignore  (set by mqttbase.parse before this call)
+                # a command the broker kept would act again at every login (a
+                # retained reboot: a reboot loop); acted on only as it is sent
+                log.warn(_TAG, "retained command ignored")
+                return
+            if outcome[0] == REDIRECT and ctx and outcome[1].get("tls") is False:
+                # never from TLS to plain MQTT on a message's word: the token would
+                # then travel in the clear (real Blynk sends a TLS session mqtts://)
+                log.warn(_TAG, "redirect to plain MQTT ignored")
+                return
+        else:
             if rt.on_message:
                 rt.on_message(topic, msg)
             else:
@@ -242,11 +253,7 @@ async def mqtt_session(rt, link, due):
                 answer = echo and echo(cloud, topic, msg)
                 if answer:
                     outcome = (PUBLISH,) + answer
-        if outcome and outcome[0] == REDIRECT and ctx and outcome[1].get("tls") is False:
-            # never from TLS to plain MQTT on a message's word: the token would
-            # then travel in the clear (real Blynk sends a TLS session mqtts://)
-            log.warn(_TAG, "redirect to plain MQTT ignored")
-        elif outcome and outcome[0] != HANDLED:
+        if outcome and outcome[0] != HANDLED:
             got.append(outcome)
 
     client.set_callback(arrived)
