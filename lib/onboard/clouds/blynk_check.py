@@ -18,8 +18,9 @@ def check(fields, config, current=None):
     if token != (current or {}).get("token"):
         cloud["activated"] = None  # a new token is activated again
     # host: the MQTT host from now on (a redirect's port, scheme and the
-    # host it came from are forgotten). port, port_ssl: the app's Blynk-protocol ports, kept as
-    # app_port, app_port_ssl; never the MQTT port (the config's, 8883).
+    # host it came from are forgotten). port, port_ssl: the app's
+    # Blynk-protocol ports, kept as app_port, app_port_ssl; never the MQTT
+    # port (the config's, 8883).
     host = fields.get("host", "")
     if host:
         if len(host) > 64 or not re.match("^[-.a-zA-Z0-9]+$", host):
