@@ -432,6 +432,20 @@ def test_redirect_303_turns_post_into_get_and_relative_location_works(serve, cal
     server = serve(behaviour)
     assert call(server.url("/submit"), method="POST", json={"a": 1})["status"] == 200
     assert server.received[1].startswith(b"GET /result HTTP/1.1\r\n")
+    # the GET carries no body and says nothing of one
+    assert b"content-" not in server.received[1].lower()
+
+
+@pytest.mark.parametrize("method, then", [("POST", b"GET"), ("PUT", b"PUT")])
+def test_a_302_turns_a_post_into_a_get_and_keeps_other_methods(serve, call, method, then):
+    # as browsers and requests do; a PUT keeps its method and its body
+    def behaviour(conn, req):
+        (OK if req.startswith(b"GET /end ") or req.startswith(b"PUT /end ") else
+         redirect("/end", 302))(conn, req)
+    server = serve(behaviour)
+    assert call(server.url("/start"), method=method, data="b=1")["status"] == 200
+    assert server.received[1].startswith(then + b" /end HTTP/1.1\r\n")
+    assert server.received[1].endswith(b"\r\n\r\n" if then == b"GET" else b"\r\n\r\nb=1")
 
 
 def redirect(location, status=307):
