@@ -9,6 +9,54 @@ import threading
 import time
 
 
+def pipe(a, b):
+    """Copy what a receives to b until a ends or fails, then close both."""
+    try:
+        while data := a.recv(16384):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class Listener:
+    """A loopback TCP port whose connections serve(conn) handles, each in a
+    thread of its own; close() leaves the port dead (nothing listens)."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn):
+        try:
+            self.serve(conn)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def serve(self, conn):
+        raise NotImplementedError
+
+    def close(self):
+        self.sock.shutdown(socket.SHUT_RDWR)  # (a close alone leaves a pending accept listening)
+        self.sock.close()
+
+
 class Server:
     def __init__(self, behaviour, tls=None, port=0):
         """behaviour(conn, request_bytes) answers one connection;

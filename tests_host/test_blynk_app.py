@@ -7,11 +7,13 @@ import json
 import socket
 import ssl
 import struct
+import threading
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
+from servers import Listener, pipe
 from test_dns import query
 from test_portal import get, port_of
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
@@ -523,16 +525,22 @@ def test_a_cloud_that_redirects_at_every_login_is_followed_after_growing_waits(d
     # next login after a backoff that grows (attempts 1, 2, 3, ...), not in a
     # loop of TLS logins and flash writes
     d, prov = blynk_online(device, cloudsim)
+    _, attempts = retries_redirected_at_every_login(
+        device, cloudsim, d, prov, f"mqtts://127.0.0.1:{cloudsim.front.tls_port}", 3)
+    assert attempts == [1, 2, 3]
+
+
+def retries_redirected_at_every_login(device, cloudsim, d, prov, target, n):
+    """The device powered on again with every login redirected to target:
+    (the device, the attempt numbers of its first n retries)."""
     blynk = cloudsim.clouds["blynk"]
-    blynk.redirect_next_login(prov["deviceId"], f"mqtts://127.0.0.1:{cloudsim.front.tls_port}",
-                              every=True)
+    blynk.redirect_next_login(prov["deviceId"], target, every=True)
     try:
         d.kill()
         again = device(same_as=d, config=d.config)
-        attempts = [again.wait_note("retry_in", timeout=60)["attempt"] for _ in range(3)]
+        return again, [again.wait_note("retry_in", timeout=60)["attempt"] for _ in range(n)]
     finally:
         blynk.redirects.pop(prov["deviceId"], None)
-    assert attempts == [1, 2, 3]
 
 
 def restarted_and_redirected(device, cloudsim, d, prov, target):
@@ -561,25 +569,82 @@ def test_a_redirect_right_after_connect_is_followed(device, cloudsim, tls):
     assert (cloud["host"], cloud["port"], cloud["tls"]) == ("localhost", port, tls)
 
 
-@pytest.mark.parametrize("hops", [1, 2])
-def test_a_redirect_to_a_host_that_cannot_be_reached_is_left_for_where_it_came_from(
-        device, cloudsim, hops):
-    # nothing listens at the target: after one failed try the device logs in
-    # where it was first redirected from (the host the app gave), not at the
-    # dead target for ever (it kept the target on flash across reboots).
-    # hops 2: redirected once to a live host, then from there to the dead one
+def dead_port():
+    """A loopback port that was free a moment ago: nothing listens there."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Relay(Listener):
+    """A loopback TCP port relayed to another; close() leaves it dead."""
+
+    def __init__(self, port):
+        self.to = port
+        super().__init__()
+
+    def serve(self, conn):
+        up = socket.create_connection(("127.0.0.1", self.to))
+        threading.Thread(target=pipe, args=(up, conn), daemon=True).start()
+        pipe(conn, up)
+
+
+class Refuser(Listener):
+    """A TLS MQTT broker (cloudsim's certificate) that answers every CONNECT
+    with CONNACK 5, not authorized."""
+
+    def __init__(self, sim):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(sim.certfile, sim.keyfile)
+        self.refused = 0
+        super().__init__()
+
+    def serve(self, conn):
+        with self.ctx.wrap_socket(conn, server_side=True) as c:
+            c.settimeout(10)
+            if c.recv(1)[:1] == b"\x10":  # CONNECT
+                c.sendall(b"\x20\x02\x00\x05")
+                self.refused += 1
+
+
+def home_device(device, cloudsim):
+    """A Blynk device online at the host the app gave (localhost): (device, prov)."""
     prov = provision(cloudsim)
     d = device(config=blynk_config(cloudsim))
     configure(d, blynk=prov["token"], host="localhost")
     d.wait_state("RUNNING")
-    if hops == 2:
+    return d, prov
+
+
+def at_a_target_that_died(device, cloudsim):
+    """A device online at a redirect's target (stored, with home: the app's
+    localhost) that then stops answering: (device, prov)."""
+    d, prov = home_device(device, cloudsim)
+    relay = Relay(cloudsim.front.tls_port)
+    try:
         d = restarted_and_redirected(device, cloudsim, d, prov,
-                                     f"mqtts://127.0.0.1:{cloudsim.front.tls_port}")
-    tls = cloudsim.front.logins["tls"]
-    with socket.socket() as s:  # a port that was free a moment ago, now closed
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
-    cloudsim.clouds["blynk"].redirect_next_login(prov["deviceId"], f"mqtts://127.0.0.1:{dead}")
+                                     f"mqtts://127.0.0.1:{relay.port}")
+        cloud = d.store()["cloud"]
+        assert (cloud["port"], cloud["home"]) == (relay.port, ["localhost", None, None])
+    finally:
+        relay.close()
+    return d, prov
+
+
+def assert_back_home(d):
+    cloud = d.store()["cloud"]
+    assert cloud["host"] == "localhost" and {"port", "tls", "home"} & set(cloud) == set()
+
+
+def test_a_redirect_to_a_host_that_cannot_be_reached_is_left_for_where_it_came_from(
+        device, cloudsim):
+    # nothing listens at the target: after one failed try the device logs in
+    # where it was redirected from (the host the app gave), not at the dead
+    # target for ever; a target that never worked is never written to flash
+    d, prov = home_device(device, cloudsim)
+    tls, gen = cloudsim.front.logins["tls"], d.store_generation()
+    cloudsim.clouds["blynk"].redirect_next_login(prov["deviceId"],
+                                                 f"mqtts://127.0.0.1:{dead_port()}")
     d.kill()
     again = device(same_as=d, config=d.config)
     for state in ("RUNNING", "CONNECTING_CLOUD"):
@@ -587,8 +652,78 @@ def test_a_redirect_to_a_host_that_cannot_be_reached_is_left_for_where_it_came_f
     again.wait_note("retry_in", timeout=60)
     again.wait_state("RUNNING", timeout=60)
     assert cloudsim.front.logins["tls"] == tls + 2
+    assert again.store_generation() == gen
+    assert_back_home(again)
+
+
+def test_a_stored_redirect_whose_target_died_is_left_for_where_it_came_from(device,
+                                                                          cloudsim):
+    # a target that worked is stored (and logged in to directly after a
+    # reboot); once nothing answers there, the device goes back home
+    d, prov = at_a_target_that_died(device, cloudsim)
+    d.kill()
+    again = device(same_as=d, config=d.config)
+    again.wait_note("retry_in", timeout=60)
+    again.wait_state("RUNNING", timeout=60)
+    assert_back_home(again)
+
+
+def test_a_redirects_target_that_refuses_the_token_is_703_and_never_stored(device,
+                                                                             cloudsim):
+    # a refused token stays refused (703, setup mode), as at any broker; the
+    # target, which never worked, is not kept: the next try starts home
+    d, prov = home_device(device, cloudsim)
+    refuser = Refuser(cloudsim)
+    try:
+        cloudsim.clouds["blynk"].redirect_next_login(prov["deviceId"],
+                                                     f"mqtts://127.0.0.1:{refuser.port}")
+        d.kill()
+        again = device(same_as=d, config=d.config)
+        again.wait_state("WAIT_CONFIG", last_error=703, timeout=60)
+    finally:
+        refuser.close()
+    assert refuser.refused == 1
+    assert_back_home(again)
+
+
+def test_new_settings_tried_while_the_stored_target_is_dead_go_online_at_home(device,
+                                                                               cloudsim):
+    # the same Wi-Fi and token sent again (no host: not the Blynk app) while
+    # the stored target is dead: the trial goes home and its settings work
+    d, prov = at_a_target_that_died(device, cloudsim)
+    reconfigure(d, ssid="home", **{"pass": "correct horse"}, blynk=prov["token"])
+    d.wait_state("RUNNING", timeout=60)
+    assert "pending" not in d.store().get("state", {})
+    assert_back_home(d)
+
+
+def test_a_stored_targets_session_lost_once_online_stays_at_the_target(device, cloudsim):
+    # a stored target that the device logged in to after a reboot, and that
+    # then dropped it (a broker restart), is where it logs in again: only a
+    # target that fails before the session is online sends it home
+    d, prov = home_device(device, cloudsim)
+    d = restarted_and_redirected(device, cloudsim, d, prov,
+                                 f"mqtts://127.0.0.1:{cloudsim.front.tls_port}")
+    d.kill()
+    again = device(same_as=d, config=d.config)
+    again.wait_state("RUNNING")
+    cloudsim.front.kick(int(prov["deviceId"]))
+    again.wait_state("CONNECTING_CLOUD", timeout=60)
+    again.wait_state("RUNNING", timeout=60)
     cloud = again.store()["cloud"]
-    assert cloud["host"] == "localhost" and {"port", "tls", "home"} & set(cloud) == set()
+    assert (cloud["host"], cloud["port"]) == ("127.0.0.1", cloudsim.front.tls_port)
+
+
+def test_a_home_that_redirects_every_login_to_a_dead_target_writes_no_flash(device,
+                                                                           cloudsim):
+    # home, redirect, the dead target, home again: each round after a growing
+    # backoff, and none of it on flash
+    d, prov = home_device(device, cloudsim)
+    gen = d.store_generation()
+    again, attempts = retries_redirected_at_every_login(
+        device, cloudsim, d, prov, f"mqtts://127.0.0.1:{dead_port()}", 4)
+    assert attempts == [1, 2, 3, 4]
+    assert again.store_generation() == gen
 
 
 def test_a_redirect_from_a_tls_session_to_plain_mqtt_is_not_followed(device, cloudsim):

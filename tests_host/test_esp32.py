@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import pipe
 from test_memory import online_holds_nothing_of
 
 from onboard_cli import esp32
@@ -705,19 +706,6 @@ class CertProxy:
         self.handshakes.append((kind, "ok"))
         up = self.upstream.wrap_socket(socket.create_connection(("127.0.0.1", self.sim.https_port)),
                                        server_hostname="127.0.0.1")
-
-        def pipe(a, b):
-            try:
-                while data := a.recv(16384):
-                    b.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (a, b):
-                    try:
-                        s.close()
-                    except OSError:
-                        pass
 
         threading.Thread(target=pipe, args=(up, tls), daemon=True).start()
         pipe(tls, up)

@@ -154,9 +154,12 @@ class Deaf:
     def _accept(self):
         while True:
             try:
-                self.conns.append(self.sock.accept()[0])
+                self.took(self.sock.accept()[0])
             except OSError:
                 return
+
+    def took(self, conn):
+        self.conns.append(conn)
 
     def close(self):
         self.sock.close()
@@ -169,14 +172,9 @@ class Sluggish(Deaf):
     poor link): each partial send makes progress, so only a deadline over the
     whole send can end it."""
 
-    def _accept(self):
-        while True:
-            try:
-                conn = self.sock.accept()[0]
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
+    def took(self, conn):
+        self.conns.append(conn)
+        threading.Thread(target=self._drain, args=(conn,), daemon=True).start()
 
     def _drain(self, conn):
         try:

@@ -147,7 +147,7 @@ async def serve(rt):
     from onboard import cloud
 
     profile = rt.profile
-    began = None
+    began = to = None  # to: a redirect's target, not stored until it has worked
     quick = 0  # sessions in a row that ended within _QUICK_MS of their start
     while True:
         if began is not None:
@@ -180,7 +180,8 @@ async def serve(rt):
             if outcome is None:
                 continue  # its renewal is due
         elif link.get("mqtt"):
-            outcome = await mqtt_session(rt, link, due)
+            outcome = await mqtt_session(rt, link, due, to)
+            to = None  # (stored once it worked)
             # the client's code leaves RAM before a renewal's HTTPS comes in
             forget("amqtt", "mqttbase")
         else:
@@ -200,20 +201,20 @@ async def serve(rt):
             log.info(_TAG, "reboot asked by the cloud")
             rt.board.reboot()
             return
-        if kind == cloud.REDIRECT:
-            # followed at the next start; where the device was is kept (home),
-            # to go back to when the target cannot be reached (mqtt_session)
+        if kind == cloud.REDIRECT:  # (None: back from a target that failed)
             to = outcome[1]
-            was = rt.store.get("cloud")
-            if "home" not in was:
-                to["home"] = [was.get("host"), was.get("port"), was.get("tls")]
-            rt.store.put("cloud", **to)
             rt.set_state(_CONNECTING_CLOUD)
 
 
-async def mqtt_session(rt, link, due):
+async def mqtt_session(rt, link, due, to=None):
     """Connect, subscribe, say hello and serve the link until renewal is
-    due (None) or a downlink ends the session (its outcome)."""
+    due (None) or a downlink ends the session (its outcome). to: a
+    redirect's target (cloud fields host, port, tls) instead of the link's.
+    A redirect is stored once a session at its target is online, with where
+    the device was before (home); a session at a redirect's target (stored
+    or not) that fails before it is online returns (REDIRECT, None), after
+    going back home in the store: the next try where the redirect came from
+    (real Blynk keeps a redirect in RAM only, so a reboot goes back there)."""
     from onboard.amqtt import MQTTClient, MQTTException
     from onboard.cloud import HANDLED, PUBLISH, REDIRECT, Rejected, Transient
 
@@ -221,6 +222,9 @@ async def mqtt_session(rt, link, due):
     # tls), each of the last three None for the config's; TLS against the
     # config's CA unless "tls" is false; keepalive_s and timeout_s from the config
     user, password, host, port, tls = link["mqtt"]
+    cloud = rt.store.get("cloud")
+    if to:
+        host, port, tls = to["host"], to["port"], to["tls"]
     cfg = rt.config
     ctx = None
     if (cfg.get("tls", True) if tls is None else tls) is not False:
@@ -229,7 +233,6 @@ async def mqtt_session(rt, link, due):
                         user=user, password=password, keepalive=cfg.get("keepalive_s", 45),
                         ssl=ctx, timeout=cfg.get("timeout_s", 10))
     got = []
-    cloud = rt.store.get("cloud")
 
     def arrived(topic, msg):
         outcome = rt.profile.downlink(cloud, topic, msg)
@@ -264,15 +267,14 @@ async def mqtt_session(rt, link, due):
             if e.args and e.args[0] in (4, 5):
                 raise Rejected("mqtt") from None
             raise Transient("mqtt", 0) from None
-        except OSError:
-            home = cloud.get("home")
-            if home:  # a redirect's target not reached: the next try where it came from
-                rt.store.put("cloud", host=home[0], port=home[1], tls=home[2], home=None)
-            raise
         for topic in link.get("topics", ()):
             await client.asubscribe(topic, 1)
         for topic, msg, retain in link.get("hello", ()):
             await client.apublish(topic, msg, retain, 1)
+        if to:  # a redirect's target that works: stored, with home
+            if "home" not in cloud:
+                to["home"] = [cloud.get("host"), cloud.get("port"), cloud.get("tls")]
+            rt.store.put("cloud", **to)
         rt.outbox = []
         rt.online = True
         rt.now_online()
@@ -290,6 +292,19 @@ async def mqtt_session(rt, link, due):
                 if wait <= 0:
                     return None
             await client.await_msg(wait)
+    except Exception as e:
+        home = cloud.get("home")
+        if rt.online or not (to or home) or isinstance(e, MemoryError):
+            raise
+        # a redirect's target that failed before the session was online
+        # (unreachable, refusing, dropping the device): where it came from
+        # next; a refused token stays refused (703)
+        log.warn(_TAG, "redirect's target failed: back")
+        if not to:
+            rt.store.put("cloud", host=home[0], port=home[1], tls=home[2], home=None)
+        if isinstance(e, Rejected):
+            raise
+        return (REDIRECT, None)
     finally:
         rt.online = False
         client.disconnect()
