@@ -57,6 +57,27 @@ class Listener:
         self.sock.close()
 
 
+class RefusingBroker(Listener):
+    """An MQTT broker that answers every CONNECT with CONNACK code (3: server
+    unavailable, 5: not authorized), over TLS with tls (a server-side
+    SSLContext) when given; .refused counts the answers."""
+
+    def __init__(self, code, tls=None):
+        self.code, self.tls, self.refused = code, tls, 0
+        super().__init__()
+
+    def serve(self, conn):
+        conn.settimeout(10)
+        if self.tls:
+            conn = self.tls.wrap_socket(conn, server_side=True)
+        with conn:
+            if conn.recv(1)[:1] == b"\x10":  # CONNECT
+                conn.sendall(bytes((0x20, 2, 0, self.code)))
+                self.refused += 1
+                while conn.recv(1024):  # the rest, until the device closes
+                    pass
+
+
 class Server:
     def __init__(self, behaviour, tls=None, port=0):
         """behaviour(conn, request_bytes) answers one connection;

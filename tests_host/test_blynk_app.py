@@ -13,7 +13,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from servers import Listener, pipe
+from servers import Listener, RefusingBroker, pipe
 from test_dns import query
 from test_portal import get, port_of
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
@@ -589,24 +589,6 @@ class Relay(Listener):
         pipe(conn, up)
 
 
-class Refuser(Listener):
-    """A TLS MQTT broker (cloudsim's certificate) that answers every CONNECT
-    with CONNACK 5, not authorized."""
-
-    def __init__(self, sim):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(sim.certfile, sim.keyfile)
-        self.refused = 0
-        super().__init__()
-
-    def serve(self, conn):
-        with self.ctx.wrap_socket(conn, server_side=True) as c:
-            c.settimeout(10)
-            if c.recv(1)[:1] == b"\x10":  # CONNECT
-                c.sendall(b"\x20\x02\x00\x05")
-                self.refused += 1
-
-
 def home_device(device, cloudsim):
     """A Blynk device online at the host the app gave (localhost): (device, prov)."""
     prov = provision(cloudsim)
@@ -673,7 +655,9 @@ def test_a_redirects_target_that_refuses_the_token_is_703_and_never_stored(devic
     # a refused token stays refused (703, setup mode), as at any broker; the
     # target, which never worked, is not kept: the next try starts home
     d, prov = home_device(device, cloudsim)
-    refuser = Refuser(cloudsim)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cloudsim.certfile, cloudsim.keyfile)  # (cloudsim's own certificate)
+    refuser = RefusingBroker(5, tls)
     try:
         cloudsim.clouds["blynk"].redirect_next_login(prov["deviceId"],
                                                      f"mqtts://127.0.0.1:{refuser.port}")

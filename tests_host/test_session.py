@@ -3,8 +3,8 @@ a profile of the test's own: a link with no session of its own, what the
 runtime stores and says for it, and the code it lets go of afterwards."""
 
 import json
-import socket
-import threading
+
+from servers import RefusingBroker
 
 SESSION = """
 import asyncio, json, sys
@@ -127,39 +127,11 @@ def test_a_refusal_with_a_code_and_fields_stores_them_and_shows_the_code(mpy):
 
 # On a whole simulated device ----------------------------------------------------------------
 
-class Connack3Broker:
-    """A broker that answers every CONNECT with CONNACK 3 (server unavailable)."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return  # closed
-            with conn:
-                conn.settimeout(10)
-                try:
-                    if conn.recv(1024):  # the CONNECT (or its first part)
-                        conn.sendall(b"\x20\x02\x00\x03")
-                        while conn.recv(1024):  # the rest, until the device closes
-                            pass
-                except OSError:
-                    pass
-
-    def close(self):
-        self.sock.close()
-
-
 def test_a_broker_unavailable_for_now_is_702_and_retried_within_the_backoff(device, cloudsim):
     from test_faults import blynk_device, bound
     from test_profiles import configure
 
-    broker = Connack3Broker()
+    broker = RefusingBroker(3)  # server unavailable
     try:
         d, fields = blynk_device(device, cloudsim, port=broker.port, tls=False)
         configure(d, **fields)
