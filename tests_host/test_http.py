@@ -207,7 +207,7 @@ def test_server_silent_during_the_handshake_is_a_timeout(serve, call, pki):
 
 
 @pytest.mark.parametrize("content", [
-    b"x", b"not a certificate at all",
+    b"", b"x", b"not a certificate at all",
     b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
 def test_a_ca_file_that_holds_no_certificate_is_a_value_error_naming_ca(serve, call, tmp_path,
                                                                         content):

@@ -31,6 +31,8 @@ def context(ca, insecure=False, ctx=None):
     from binascii import a2b_base64
 
     try:
+        if not ca:  # an empty file: nothing to trust (refused before connecting)
+            raise IndexError
         i = ca.find(b"-----BEGIN CERTIFICATE-----")
         while i < 0 and ca:  # DER, one certificate after another
             n = 2 + (ca[1] & 0x7F) + int.from_bytes(ca[2 : 2 + (ca[1] & 0x7F)], "big")
