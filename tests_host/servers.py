@@ -24,6 +24,13 @@ def pipe(a, b):
                 pass
 
 
+def dead_port():
+    """A loopback port that was free a moment ago: nothing listens there."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Listener:
     """A loopback TCP port whose connections serve(conn) handles, each in a
     thread of its own; close() leaves the port dead (nothing listens)."""
@@ -31,6 +38,7 @@ class Listener:
     def __init__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.connections = 0  # accepted so far
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -39,6 +47,7 @@ class Listener:
                 conn = self.sock.accept()[0]
             except OSError:
                 return
+            self.connections += 1
             threading.Thread(target=self._one, args=(conn,), daemon=True).start()
 
     def _one(self, conn):
@@ -55,6 +64,19 @@ class Listener:
     def close(self):
         self.sock.shutdown(socket.SHUT_RDWR)  # (a close alone leaves a pending accept listening)
         self.sock.close()
+
+
+class Relay(Listener):
+    """A loopback TCP port relayed to another; close() leaves it dead."""
+
+    def __init__(self, port):
+        self.to = port
+        super().__init__()
+
+    def serve(self, conn):
+        up = socket.create_connection(("127.0.0.1", self.to))
+        threading.Thread(target=pipe, args=(up, conn), daemon=True).start()
+        pipe(conn, up)
 
 
 class RefusingBroker(Listener):

@@ -7,13 +7,12 @@ import json
 import socket
 import ssl
 import struct
-import threading
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
-from servers import Listener, RefusingBroker, pipe
+from servers import RefusingBroker, Relay, dead_port
 from test_dns import query
 from test_portal import get, port_of
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
@@ -567,26 +566,6 @@ def test_a_redirect_right_after_connect_is_followed(device, cloudsim, tls):
     assert cloudsim.front.logins[kind] == logins + 2
     cloud = again.store()["cloud"]
     assert (cloud["host"], cloud["port"], cloud["tls"]) == ("localhost", port, tls)
-
-
-def dead_port():
-    """A loopback port that was free a moment ago: nothing listens there."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Relay(Listener):
-    """A loopback TCP port relayed to another; close() leaves it dead."""
-
-    def __init__(self, port):
-        self.to = port
-        super().__init__()
-
-    def serve(self, conn):
-        up = socket.create_connection(("127.0.0.1", self.to))
-        threading.Thread(target=pipe, args=(up, conn), daemon=True).start()
-        pipe(conn, up)
 
 
 def home_device(device, cloudsim):

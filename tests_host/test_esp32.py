@@ -24,7 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from servers import pipe
+from servers import Relay, pipe
 from test_memory import online_holds_nothing_of
 
 from onboard_cli import esp32
@@ -746,6 +746,46 @@ def test_a_certificate_expired_or_not_yet_valid_is_711_after_boot_and_later(tmp_
         assert sim.clouds["blynk"].devices[prov["deviceId"]]["active"]
     finally:
         proxy.close()
+
+
+@lives
+def test_a_stored_redirect_whose_target_died_is_left_for_home_after_a_reboot(tmp_path, boards,
+                                                                                sim, mpy):
+    # on the firmware's sockets, TLS and flash: Blynk redirects a board to a target
+    # that works (a relay to the same front), which is stored once online there, and a
+    # reboot goes straight to it; once nothing answers there, the board logs in at the
+    # host the app gave again, shows no failure for it, and the store is home again
+    prov = blynk_device(sim)
+    target = Relay(sim.front.tls_port)
+    forward = ("--forward", f"target={target.port}")
+    config = board_config(sim, "blynk")
+    try:
+        board = start_board(boards, tmp_path, sim, config, extra=forward)
+        configure_like_the_app(board, blynk=prov["token"])
+        board.wait_state("RUNNING")
+        before = {id(e) for e in board.events}
+        sim_api(sim, "POST", "/_sim/downlink", {
+            "cloud": "blynk", "device": prov["deviceId"], "name": "redirect",
+            "payload": f"mqtts://{esp32.GUEST_HOST}:{target.port}"}, admin(sim))
+        board.wait_state("RUNNING", until=lambda e: id(e) not in before)  # (stored before)
+        assert target.connections == 1
+        board.power_cut()
+        assert read_store(mpy, tmp_path / "flash.bin", tmp_path / "at-target")["cloud"][
+            "port"] == target.port
+    finally:
+        target.close()  # from now on nothing answers there
+    logins = sim.front.logins["tls"]
+    board = start_board(boards, tmp_path, sim, config, extra=forward)
+    board.wait_state("RUNNING")
+    tried = board.relays.read_text()[board.relays_from:]  # (what this boot's relays did)
+    assert f"port {target.port}: host refused" in tried  # the stored target first
+    assert sim.front.logins["tls"] == logins + 1  # then home
+    assert [e["last_error"] for e in board.events if e["last_error"]] == []
+    board.power_cut()
+    stored = read_store(mpy, tmp_path / "flash.bin", tmp_path / "home")
+    # (the host the app gave is the config's: nothing of the target is left)
+    assert stored["status"] == "ok"
+    assert stored["cloud"] == {"token": prov["token"], "activated": True}
 
 
 def spokezone_device(sim, cpu):
