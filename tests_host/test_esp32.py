@@ -788,6 +788,53 @@ def test_a_stored_redirect_whose_target_died_is_left_for_home_after_a_reboot(tmp
     assert stored["cloud"] == {"token": prov["token"], "activated": True}
 
 
+BLOCKING_MQTT = """
+import machine
+machine.RTC().datetime({now})  # (the clock a time source would have set: the certificate's dates)
+from onboard.ca import context
+from onboard.mqtt import MQTTClient
+got = []
+c = MQTTClient("esp32-app", {host!r}, {port}, user={token!r}, password={token!r},
+               ssl=context("/ca.pem"), timeout=60)
+c.set_callback(lambda topic, msg: got.append((topic, msg)))
+c.connect()
+c.subscribe(b"esp32/down", 1)
+c.publish(b"esp32/up", b"from the board", qos=1)
+while not got:
+    c.wait_msg()
+print("got", got)
+c.disconnect()
+"""
+
+
+@lives
+def test_the_blocking_mqtt_client_over_tls_publishes_and_receives_on_the_firmware(tmp_path,
+                                                                                  boards, sim):
+    # onboard.mqtt, umqtt.simple's interface, as a product's own code uses it: over the
+    # firmware's sockets and mbedTLS (its handshake and reads polled, not blocking), a
+    # verified TLS login, a QoS 1 publish the broker takes, a message the broker sends
+    from datetime import datetime, timezone
+
+    from cloudsim.mqttfront import publish
+
+    token = "esp32-app-5ecret"
+    sim.broker.allow(token, token)
+    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
+    board.wait_state("WAIT_CONFIG")  # (joined: the host is reached)
+    publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "from the host", retain=True)
+    up = subscribe(sim, "esp32/up")
+    t = datetime.now(timezone.utc)
+    try:
+        run = board.mpremote("exec", BLOCKING_MQTT.format(
+            now=(t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, 0),
+            host=esp32.GUEST_HOST, port=sim.broker.mqtts_port, token=token))
+        assert "got [(b'esp32/down', b'from the host')]" in run.stdout, run.stdout + run.stderr
+        assert up.messages() == [("esp32/up", b"from the board")]
+    finally:
+        up.close()
+        publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "", retain=True)  # (cleared)
+
+
 def spokezone_device(sim, cpu):
     """A Spoke Zone device made through cloudsim's API: its record (token, uuid, id)."""
     user = sim_api(sim, "POST", "/spokezone/login",
