@@ -813,8 +813,6 @@ def test_the_blocking_mqtt_client_over_tls_publishes_and_receives_on_the_firmwar
     # onboard.mqtt, umqtt.simple's interface, as a product's own code uses it: over the
     # firmware's sockets and mbedTLS (its handshake and reads polled, not blocking), a
     # verified TLS login, a QoS 1 publish the broker takes, a message the broker sends
-    from datetime import datetime, timezone
-
     from cloudsim.mqttfront import publish
 
     token = "esp32-app-5ecret"
@@ -823,16 +821,51 @@ def test_the_blocking_mqtt_client_over_tls_publishes_and_receives_on_the_firmwar
     board.wait_state("WAIT_CONFIG")  # (joined: the host is reached)
     publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "from the host", retain=True)
     up = subscribe(sim, "esp32/up")
-    t = datetime.now(timezone.utc)
     try:
         run = board.mpremote("exec", BLOCKING_MQTT.format(
-            now=(t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, 0),
+            now=clock_tuple(),
             host=esp32.GUEST_HOST, port=sim.broker.mqtts_port, token=token))
         assert "got [(b'esp32/down', b'from the host')]" in run.stdout, run.stdout + run.stderr
         assert up.messages() == [("esp32/up", b"from the board")]
     finally:
         up.close()
         publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "", retain=True)  # (cleared)
+
+
+BLOCKING_HTTPS = """
+import machine
+machine.RTC().datetime({now})  # (the clock a time source would have set: the certificate's dates)
+from onboard.http import request
+r = request("POST", {url!r}, json={{"type": "production_token"}},
+            headers={{"Authorization": {auth!r}}}, ca="/ca.pem", timeout=60)
+print("reply", r.status_code, r.json()["token_id"])
+"""
+
+
+def clock_tuple():
+    """Now (UTC) as machine.RTC().datetime() takes it."""
+    from datetime import datetime, timezone
+
+    t = datetime.now(timezone.utc)
+    return (t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, 0)
+
+
+@lives
+def test_the_blocking_https_client_verifies_and_posts_on_the_firmware(tmp_path, boards, sim):
+    # onboard.http, urequests' names, as a product's own code uses it: a verified
+    # HTTPS POST over the firmware's sockets and mbedTLS (its handshake and reads
+    # polled, not blocking), seen by the server, whose reply the board reads whole
+    import base64
+
+    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
+    board.wait_state("WAIT_CONFIG")  # (joined: the host is reached)
+    enrolments = sim.clouds["imp"].enrolments
+    issued = len(enrolments)
+    run = board.mpremote("exec", BLOCKING_HTTPS.format(
+        now=clock_tuple(), url=f"https://{esp32.GUEST_HOST}:{sim.https_port}/imp/v5/enroll",
+        auth="Basic " + base64.b64encode(sim.admin_token.encode() + b":").decode()))
+    assert len(enrolments) == issued + 1, run.stdout + run.stderr  # the server took it
+    assert f"reply 201 {enrolments[-1][1]}" in run.stdout, run.stdout + run.stderr
 
 
 def spokezone_device(sim, cpu):
