@@ -142,6 +142,22 @@ def test_a_broker_unavailable_for_now_is_702_and_retried_within_the_backoff(devi
     assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
 
 
+def test_a_session_the_broker_ends_logs_in_again_on_the_network_the_device_is_on(device,
+                                                                                 cloudsim):
+    # the Wi-Fi stayed up: the next login goes straight to the cloud; leaving the
+    # network and joining it again would drop every other connection of the device
+    from test_profiles import blynk_online
+
+    d, prov = blynk_online(device, cloudsim)
+    logins = cloudsim.front.logins["tls"]
+    since = len(d.events)
+    cloudsim.front.kick(int(prov["deviceId"]))
+    d.wait_state("CONNECTING_CLOUD", timeout=60)
+    d.wait_state("RUNNING", timeout=60)
+    assert cloudsim.front.logins["tls"] == logins + 1
+    assert "CONNECTING_NET" not in [e["state"] for e in d.events[since:]]
+
+
 def test_a_session_that_outlives_its_cancel_is_cancelled_again(mpy):
     # setup mode asked for: the runtime cancels the session; one that goes on
     # (the cancel lost) must still end, or the device stays online for good
