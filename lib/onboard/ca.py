@@ -31,14 +31,14 @@ def context(ca, insecure=False, ctx=None):
     from binascii import a2b_base64
 
     try:
-        if not ca:  # an empty file: nothing to trust (refused before connecting)
-            raise IndexError
         i = ca.find(b"-----BEGIN CERTIFICATE-----")
-        while i < 0 and ca:  # DER, one certificate after another
+        while i < 0:  # DER, one certificate after another (none: IndexError)
             n = 2 + (ca[1] & 0x7F) + int.from_bytes(ca[2 : 2 + (ca[1] & 0x7F)], "big")
             # a SEQUENCE: tag, length of length, length
             ctx.load_verify_locations(ca[:n] if n < len(ca) else ca)
             ca = ca[n:]
+            if not ca:
+                break
         while i >= 0:
             n = ca.find(b"-----END", i)
             ctx.load_verify_locations(a2b_base64(memoryview(ca)[i + 27 : n]))  # pyright: ignore
