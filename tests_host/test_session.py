@@ -28,8 +28,18 @@ class Runtime:
     config = {"time": {"ntp": []}}
     backoff = (0.05, 0.1)  # (base, cap) seconds: retries at once
 
+    fresh = setup_requested = False  # (what session.online reads)
+    session = None
+
     def __init__(self, profile):
         self.profile, self.store, self.said, self.errors = profile, Store(), [], []
+        self.states = []
+
+    def station(self):
+        return Station
+
+    def set_state(self, state):
+        self.states.append(state)
 
     def trial(self):
         return False
@@ -42,6 +52,11 @@ class Runtime:
 
     def set_error(self, code):
         self.errors.append(code)
+
+
+class Station:  # joined, and it stays so
+    def isconnected():
+        return True
 
 
 class Profile:
@@ -61,8 +76,9 @@ class Profile:
 
 async def main():
     rt = Runtime(Profile)
-    retry = await session.run(rt)
-    print(json.dumps({"retry": retry, "said": rt.said, "errors": rt.errors,
+    # session.online (ATTEMPT: the failed tries before it) or one session
+    retry = await (session.run(rt) if ATTEMPT is None else session.online(rt, ATTEMPT))
+    print(json.dumps({"retry": retry, "said": rt.said, "errors": rt.errors, "states": rt.states,
                       "starts": Profile.starts, "setup": getattr(rt, "setup_requested", None),
                       "stored": rt.store.data,
                       "loaded": sorted(m for m in sys.modules if m.startswith("onboard."))}))
@@ -71,13 +87,21 @@ asyncio.run(main())
 """
 
 
-def run_session(mpy, *starts):
-    return json.loads(mpy.run(f"STARTS = {list(starts)!r}\n" + SESSION).stdout.splitlines()[-1])
+def run_session(mpy, *starts, attempt=None):
+    return json.loads(mpy.run(f"STARTS = {list(starts)!r}\nATTEMPT = {attempt!r}\n"
+                              + SESSION).stdout.splitlines()[-1])
 
 
 def test_a_link_without_a_session_of_its_own_is_online_and_ends_with_no_retry(mpy):
     got = run_session(mpy, {})
     assert (got["retry"], got["said"], got["errors"]) == (None, ["online"], [])
+
+
+def test_a_session_that_ended_by_itself_starts_the_count_of_failed_tries_again(mpy):
+    # after 5 failed tries, one that went online and ended without a failure:
+    # the next failure's backoff starts from the first again
+    got = run_session(mpy, {}, attempt=5)
+    assert (got["retry"], got["states"], got["said"]) == (0, ["CONNECTING_CLOUD"], ["online"])
 
 
 def test_what_the_link_asks_to_store_is_stored(mpy):
@@ -202,17 +226,10 @@ def test_when_a_session_ends_so_has_its_network_watcher(mpy):
     # queued ends later beside the main task, which keeps a link to it (see
     # Runtime.fresh_helpers), and through it the session's code, in RAM
     run = mpy.run("STARTS = [{}]\n" + SESSION.replace("""
-    retry = await session.run(rt)
+    retry = await (session.run(rt) if ATTEMPT is None else session.online(rt, ATTEMPT))
 """, """
-    rt.setup_requested, rt.session = False, None
-    rt.station = lambda: Station()
     retry = await session.go_online(rt)
     from asyncio import core
     print("queued", core._task_queue.peek() is not None)
-""").replace("class Store:", """class Station:
-    def isconnected(self):
-        return True
-
-
-class Store:"""))
+"""))
     assert "queued False" in run.stdout
