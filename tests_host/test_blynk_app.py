@@ -161,6 +161,28 @@ def test_a_wrong_wifi_password_shows_722_then_the_device_is_back_on_its_working_
     assert "pending" not in now.get("state", {})
 
 
+def test_new_settings_whose_network_is_lost_before_they_worked_show_701_and_keep_the_setup(
+        device, cloudsim):
+    # the new network joined, then gone while the new token's activation is in
+    # flight: the trial ends there, its reason (701) shown in setup mode, not
+    # after one more join of a network that is no longer there
+    from onboard_cli.simdevice import DEFAULT_RADIO
+
+    d, prov = blynk_online(device, cloudsim, portal={"idle_timeout_s": 3})
+    kept = d.store()
+    cloudsim.faults.add({"path": "/blynk/external/api/provision", "kind": "latency",
+                         "seconds": 30})
+    since = len(d.events)
+    reconfigure(d, ssid="cafe", **{"pass": ""}, blynk=provision(cloudsim)["token"])
+    d.wait_state("CONNECTING_CLOUD")  # cafe joined, the activation stalled
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "cafe"])
+    d.wait_state("WAIT_CONFIG", last_error=701)
+    assert [e["state"] for e in d.events[since:]].count("CONNECTING_NET") == 1
+    d.wait_state("RUNNING", timeout=40)  # idle timeout: the working setup again
+    now = d.store()
+    assert now["wifi"] == kept["wifi"] and now["cloud"] == kept["cloud"]
+
+
 BASEMENT = {"ssid": "basement", "bssid": "aa:bb:cc:00:00:0b", "rssi": -55, "sec": "OPEN",
             "ch": 3, "password": "", "behaviour": "no_ip"}  # joins, DHCP never answers
 
