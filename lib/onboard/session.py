@@ -117,8 +117,7 @@ def session_tls(rt):
     if rt.ctx is None:
         from onboard.net import tls_context
 
-        rt.ctx = tls_context(rt.config.get("ca"))
-        forget("ca")  # the TLS context holds the certificates now
+        rt.ctx = tls_context(rt.config.get("ca"))  # (which lets go of onboard.ca)
     return rt.ctx
 
 
