@@ -71,6 +71,8 @@ class Profile:
         got = STARTS.pop(0)
         if isinstance(got, dict):
             return got
+        if got[0] == "memory":
+            raise MemoryError
         raise (Transient if got[0] == "transient" else Rejected)(*got[1])
 
 
@@ -139,6 +141,14 @@ def test_a_transient_failure_with_retry_after_is_702_and_a_retry_no_sooner(mpy):
     assert (got["retry"], got["errors"]) == (30, [702])
 
 
+def test_a_memory_error_is_raised_to_the_runtime_not_made_a_failure_of_the_cloud(mpy):
+    # (the runtime shows 704 and reboots: a fragmented heap is mended by a reboot)
+    run = mpy.run("STARTS = [('memory',)]\nATTEMPT = None\n" + SESSION, check=False)
+    # (MicroPython prints its traceback on stdout: nothing else came, no outcome, no retry)
+    assert run.returncode != 0 and run.stdout.startswith("Traceback"), run.stdout
+    assert run.stdout.strip().endswith("MemoryError:"), run.stdout
+
+
 def test_a_refusal_without_a_code_is_703_and_setup_mode(mpy):
     got = run_session(mpy, ("rejected", ["activation"]))
     assert (got["retry"], got["errors"], got["setup"]) == (None, [703], True)
@@ -180,6 +190,32 @@ def test_a_session_the_broker_ends_logs_in_again_on_the_network_the_device_is_on
     d.wait_state("RUNNING", timeout=60)
     assert cloudsim.front.logins["tls"] == logins + 1
     assert "CONNECTING_NET" not in [e["state"] for e in d.events[since:]]
+
+
+def test_the_time_is_asked_before_the_first_session_only(device, cloudsim):
+    # the clock is unknown at power on (on the Unix port too): the first
+    # session sets it from the config's time source; once it is known, a later
+    # session asks none
+    from test_profiles import blynk_online
+
+    asked = cloudsim.sntp.requests
+    d, prov = blynk_online(device, cloudsim)
+    assert cloudsim.sntp.requests == asked + 1
+    cloudsim.front.kick(int(prov["deviceId"]))
+    d.wait_state("CONNECTING_CLOUD", timeout=60)
+    d.wait_state("RUNNING", timeout=60)
+    assert cloudsim.sntp.requests == asked + 1
+    assert "time unknown" not in d.log_path.read_text()
+
+
+def test_with_no_time_source_answering_the_log_says_the_time_is_unknown(device, cloudsim):
+    # (TLS then checks dates against the build time: the log says why)
+    from test_profiles import blynk_config, configure, provision
+
+    d = device(config={**blynk_config(cloudsim), "time": {"ntp": []}})
+    configure(d, blynk=provision(cloudsim)["token"])
+    d.wait_state("RUNNING")
+    assert "time unknown: no time source answered" in d.log_path.read_text()
 
 
 def test_a_session_that_outlives_its_cancel_is_cancelled_again(mpy):
