@@ -131,6 +131,14 @@ def test_a_link_whose_renewal_is_due_at_once_starts_the_profile_again_after_a_ba
     assert [s if s == "online" else s["attempt"] for s in got["said"]] == ["online", 1, "online"]
 
 
+def test_a_session_that_lasted_starts_the_count_of_quick_ones_again(mpy):
+    # quick (due at once), one that lasts 6 s (past the 5 s of a quick one),
+    # quick again: the backoff before the last is the first one's again
+    got = run_session(mpy, {"renew_s": 0}, {"renew_s": 6}, {"renew_s": 0}, {})
+    assert [s if s == "online" else s["attempt"] for s in got["said"]] == [
+        "online", 1, "online", "online", 1, "online"]
+
+
 def test_a_transient_failure_without_retry_after_is_702_and_a_retry_with_no_minimum(mpy):
     got = run_session(mpy, ("transient", ["activation"]))
     assert (got["retry"], got["errors"]) == (0, [702])
