@@ -157,6 +157,20 @@ def test_a_failed_try_loads_the_failure_code_and_online_again_holds_none_of_it(d
     assert ("failed" in retry["loaded"], "failed" in online["loaded"]) == (True, False)
 
 
+def test_while_a_failed_try_waits_its_backoff_it_holds_none_of_the_sessions_code(device,
+                                                                                  cloudsim):
+    # the session's code (MQTT client, the profile's online part) leaves RAM when the
+    # session ends, not only once the backoff before the next try is over
+    d, fields = blynk_device(device, cloudsim, report_heap=True)
+    configure(d, **fields)
+    online = d.wait_state("RUNNING")
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])  # the network is lost
+    retry = d.wait_note("retry_in")  # (said while the backoff runs)
+    session = {"amqtt", "mqttbase", "clouds.blynk_online"}
+    assert session <= set(online["loaded"])
+    assert session & set(retry["loaded"]) == set()
+
+
 def test_a_renewal_while_online_runs_without_the_mqtt_clients_code(device, cloudsim):
     # Spoke Zone tokens living 12 s: each renewed over HTTPS 6 s before it
     # expires, between two MQTT sessions; the renewal's note lists what was
