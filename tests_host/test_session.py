@@ -81,7 +81,7 @@ async def main():
     # session.online (ATTEMPT: the failed tries before it) or one session
     retry = await (session.run(rt) if ATTEMPT is None else session.online(rt, ATTEMPT))
     print(json.dumps({"retry": retry, "said": rt.said, "errors": rt.errors, "states": rt.states,
-                      "starts": Profile.starts, "setup": getattr(rt, "setup_requested", None),
+                      "starts": Profile.starts, "setup": rt.setup_requested,
                       "stored": rt.store.data,
                       "loaded": sorted(m for m in sys.modules if m.startswith("onboard."))}))
 
@@ -89,9 +89,13 @@ asyncio.run(main())
 """
 
 
+def session_script(*starts, attempt=None):
+    """SESSION with its STARTS (and ATTEMPT: run session.online after so many)."""
+    return f"STARTS = {list(starts)!r}\nATTEMPT = {attempt!r}\n" + SESSION
+
+
 def run_session(mpy, *starts, attempt=None):
-    return json.loads(mpy.run(f"STARTS = {list(starts)!r}\nATTEMPT = {attempt!r}\n"
-                              + SESSION).stdout.splitlines()[-1])
+    return json.loads(mpy.run(session_script(*starts, attempt=attempt)).stdout.splitlines()[-1])
 
 
 def test_a_link_without_a_session_of_its_own_is_online_and_ends_with_no_retry(mpy):
@@ -151,7 +155,7 @@ def test_a_transient_failure_with_retry_after_is_702_and_a_retry_no_sooner(mpy):
 
 def test_a_memory_error_is_raised_to_the_runtime_not_made_a_failure_of_the_cloud(mpy):
     # (the runtime shows 704 and reboots: a fragmented heap is mended by a reboot)
-    run = mpy.run("STARTS = [('memory',)]\nATTEMPT = None\n" + SESSION, check=False)
+    run = mpy.run(session_script(("memory",)), check=False)
     # (MicroPython prints its traceback on stdout: nothing else came, no outcome, no retry)
     assert run.returncode != 0 and run.stdout.startswith("Traceback"), run.stdout
     assert run.stdout.strip().endswith("MemoryError:"), run.stdout
@@ -269,7 +273,7 @@ def test_when_a_session_ends_so_has_its_network_watcher(mpy):
     # go_online's watcher must have ended when go_online returns: one still
     # queued ends later beside the main task, which keeps a link to it (see
     # Runtime.fresh_helpers), and through it the session's code, in RAM
-    run = mpy.run("STARTS = [{}]\n" + SESSION.replace("""
+    run = mpy.run(session_script({}).replace("""
     retry = await (session.run(rt) if ATTEMPT is None else session.online(rt, ATTEMPT))
 """, """
     retry = await session.go_online(rt)
