@@ -788,9 +788,24 @@ def test_a_stored_redirect_whose_target_died_is_left_for_home_after_a_reboot(tmp
     assert stored["cloud"] == {"token": prov["token"], "activated": True}
 
 
+def clock_tuple():
+    """Now (UTC) as machine.RTC().datetime() takes it."""
+    from datetime import datetime, timezone
+
+    t = datetime.now(timezone.utc)
+    return (t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, 0)
+
+
+def product_code(board, script):
+    """script run on a board in setup mode (joined, so the host is reached) as a
+    product's own code, the clock set first as a time source would have set it (the
+    certificates' dates): mpremote's run."""
+    board.wait_state("WAIT_CONFIG")
+    return board.mpremote("exec", f"import machine\nmachine.RTC().datetime({clock_tuple()})\n"
+                          + script)
+
+
 BLOCKING_MQTT = """
-import machine
-machine.RTC().datetime({now})  # (the clock a time source would have set: the certificate's dates)
 from onboard.ca import context
 from onboard.mqtt import MQTTClient
 got = []
@@ -818,12 +833,10 @@ def test_the_blocking_mqtt_client_over_tls_publishes_and_receives_on_the_firmwar
     token = "esp32-app-5ecret"
     sim.broker.allow(token, token)
     board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
-    board.wait_state("WAIT_CONFIG")  # (joined: the host is reached)
     publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "from the host", retain=True)
     up = subscribe(sim, "esp32/up")
     try:
-        run = board.mpremote("exec", BLOCKING_MQTT.format(
-            now=clock_tuple(),
+        run = product_code(board, BLOCKING_MQTT.format(
             host=esp32.GUEST_HOST, port=sim.broker.mqtts_port, token=token))
         assert "got [(b'esp32/down', b'from the host')]" in run.stdout, run.stdout + run.stderr
         assert up.messages() == [("esp32/up", b"from the board")]
@@ -833,21 +846,11 @@ def test_the_blocking_mqtt_client_over_tls_publishes_and_receives_on_the_firmwar
 
 
 BLOCKING_HTTPS = """
-import machine
-machine.RTC().datetime({now})  # (the clock a time source would have set: the certificate's dates)
 from onboard.http import request
 r = request("POST", {url!r}, json={{"type": "production_token"}},
             headers={{"Authorization": {auth!r}}}, ca="/ca.pem", timeout=60)
 print("reply", r.status_code, r.json()["token_id"])
 """
-
-
-def clock_tuple():
-    """Now (UTC) as machine.RTC().datetime() takes it."""
-    from datetime import datetime, timezone
-
-    t = datetime.now(timezone.utc)
-    return (t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second, 0)
 
 
 @lives
@@ -858,11 +861,10 @@ def test_the_blocking_https_client_verifies_and_posts_on_the_firmware(tmp_path, 
     import base64
 
     board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
-    board.wait_state("WAIT_CONFIG")  # (joined: the host is reached)
     enrolments = sim.clouds["imp"].enrolments
     issued = len(enrolments)
-    run = board.mpremote("exec", BLOCKING_HTTPS.format(
-        now=clock_tuple(), url=f"https://{esp32.GUEST_HOST}:{sim.https_port}/imp/v5/enroll",
+    run = product_code(board, BLOCKING_HTTPS.format(
+        url=f"https://{esp32.GUEST_HOST}:{sim.https_port}/imp/v5/enroll",
         auth="Basic " + base64.b64encode(sim.admin_token.encode() + b":").decode()))
     assert len(enrolments) == issued + 1, run.stdout + run.stderr  # the server took it
     assert f"reply 201 {enrolments[-1][1]}" in run.stdout, run.stdout + run.stderr
