@@ -6,7 +6,7 @@
 import json
 import sys
 
-from tinytest import raises, summary, test
+from tinytest import raises, station, summary, test
 
 from onboard import http
 
@@ -25,18 +25,10 @@ def params_are_given():
 if params and params.get("wifi") and sys.platform != "linux":
     @test
     def station_joins_the_given_network():
-        import network
         import time
 
-        sta = network.WLAN(network.STA_IF)
-        sta.active(True)
-        if not sta.isconnected():
-            # a soft reset leaves the station as the program before left it,
-            # perhaps still joining (the deployed board's setup mode joins the
-            # emulator's network), and a connect() meanwhile raises OSError
-            # "Wifi Internal Error" (ESP-IDF: sta is connecting)
-            sta.disconnect()
-            sta.connect(params["wifi"]["ssid"], params["wifi"]["password"])
+        sta = station()
+        sta.connect(params["wifi"]["ssid"], params["wifi"]["password"])
         start = time.ticks_ms()
         while not sta.isconnected() and time.ticks_diff(time.ticks_ms(), start) < 20000:
             time.sleep_ms(100)

@@ -5,11 +5,10 @@
 # each visible SSID; a fixed scan gives an exact list. On the Unix port a
 # radio file is made first; on a board the real radio answers.
 import json
-import network
 import os
 import sys
 
-from tinytest import summary, test
+from tinytest import station, summary, test
 
 from onboard import wifi
 
@@ -22,11 +21,7 @@ if sys.platform == "linux":
              "ch": 11}]}, f)
     os.putenv("ONBOARD_RADIO", "radio_test.json")
 
-sta = network.WLAN(network.STA_IF)
-sta.active(True)
-# a soft reset leaves the station as the program before left it, perhaps
-# still joining, and a station that is joining scans nothing (v1.25: [])
-sta.disconnect()
+sta = station()
 raw = sta.scan()  # one scan, shared below so the checks compare like with like
 
 

@@ -7,11 +7,10 @@
 # port, a radio file made here for the stand-in radio.
 import asyncio
 import json
-import network
 import os
 import sys
 
-from tinytest import summary, test
+from tinytest import station, summary, test
 
 from onboard import wifijoin
 
@@ -29,7 +28,7 @@ if sys.platform == "linux":
                   f)
     os.putenv("ONBOARD_RADIO", "radio_join.json")
 
-sta = network.WLAN(network.STA_IF)
+sta = station()
 
 
 def join(ssid, password):

@@ -30,6 +30,24 @@ def raises(exc, fn, *args, **kw):
     raise AssertionError("%s did not raise %s" % (fn.__name__, exc.__name__))
 
 
+def station():
+    """The station interface, its radio started afresh (off, then on), as a
+    power-on leaves it. A soft reset leaves the radio as the program before
+    left it: joined, or still joining (then a scan finds nothing and a
+    connect() raises "Wifi Internal Error"). On the emulated ESP32 the restart
+    also revives the emulator's Wi-Fi receive, which a long stretch of flash
+    work while joined (mpremote copying files) can stop for good: its model
+    hands frames to a list of buffers it never goes back to once at the end,
+    so the board hears no network until the radio restarts or the board
+    reboots."""
+    import network
+
+    sta = network.WLAN(network.STA_IF)
+    sta.active(False)
+    sta.active(True)
+    return sta
+
+
 def summary():
     print("%d passed, %d failed" % (_passed, _failed))
     if _failed:
