@@ -35,11 +35,11 @@ def station():
     power-on leaves it. A soft reset leaves the radio as the program before
     left it: joined, or still joining (then a scan finds nothing and a
     connect() raises "Wifi Internal Error"). On the emulated ESP32 the restart
-    also revives the emulator's Wi-Fi receive, which a long stretch of flash
-    work while joined (mpremote copying files) can stop for good: its model
-    hands frames to a list of buffers it never goes back to once at the end,
-    so the board hears no network until the radio restarts or the board
-    reboots."""
+    also revives the emulator's Wi-Fi receive, which stops for good when the
+    board's CPUs get no time for some seconds while joined (seen on busy
+    hosts as mpremote copied files): its model hands frames to a list of
+    buffers it never goes back to once at the end, so the board hears no
+    network until the radio restarts or the board reboots."""
     import network
 
     sta = network.WLAN(network.STA_IF)
