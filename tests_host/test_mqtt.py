@@ -1594,3 +1594,32 @@ def test_a_reconnect_forgets_the_pingresp_the_old_connection_owed(mpy, path):
     silent.close()
     other.close()
     assert [o.get("ok", o.get("error")) for o in out] == ["None"]
+
+
+def test_a_tls_publish_larger_than_the_socket_holds_goes_out_as_the_broker_reads(mpy, pki_dir):
+    # small socket buffers at both ends (a board's lwIP sends at most 5,744
+    # bytes ahead), so the client's TLS writes find the socket full (mbedTLS:
+    # "want write") and must wait until it can write again, not for something
+    # to read (nothing comes)
+    got = {}
+
+    def script(c):
+        c.sendall(CONNACK)
+        got["publish"] = read_packet(c)
+
+    broker = FakeBroker(script, tls=pki_dir)
+    broker.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    out = run(mpy, f"""
+from onboard.net import tls_context as ctx
+c = MQTTClient("dev", "127.0.0.1", {broker.port}, ssl=ctx({str(pki_dir / "ca.pem")!r}),
+               timeout=10)
+c.connect()
+c.raw.setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF (Linux)
+attempt(lambda: c.publish(b"big", b"x" * 200000))
+c.disconnect()
+""")
+    assert broker.done.wait(30)
+    broker.close()
+    assert out[0].get("ok") == "None", out
+    assert packets(got["publish"]) == [(0x30, len(b"big").to_bytes(2, "big") + b"big"
+                                        + b"x" * 200000)]
