@@ -704,6 +704,58 @@ else:
     assert b"\xc0\x00" in broker.got  # the PINGREQ
 
 
+@pytest.mark.parametrize("path", ["wait_msg", "await_msg"])
+def test_a_client_that_only_receives_still_pings_within_its_keepalive(mpy, path):
+    # the broker pushes QoS 0 messages without pause (the client acks none):
+    # the client hears it all the time but sends nothing, and the broker
+    # needs a packet from it within the keepalive (MQTT 3.1.1, 3.1.2.10), so
+    # it pings half a period after its CONNECT; the broker floods until the
+    # client's next packet (a PINGREQ) or its hang-up after 3 s
+    seen = []
+
+    def flood(c):
+        import select
+        c.sendall(CONNACK)
+        msg = bytes([0x30, 7]) + b"\x00\x04down" + b"x"
+        while True:  # until the client's next packet, or its hang-up
+            c.sendall(msg)
+            if select.select([c], [], [], 0)[0]:
+                got = b""
+                while len(got) < 2 and (part := c.recv(2 - len(got))):
+                    got += part
+                seen.append(got)
+                c.sendall(b"\xd0\x00")  # PINGRESP
+                return
+
+    broker = FakeBroker(flood)
+    out = run(mpy, ASYNC + f"""
+c = (AClient if {path == "await_msg"} else MQTTClient)(
+    "dev", "127.0.0.1", {broker.port}, keepalive=1, timeout=3)
+got = []
+c.set_callback(lambda t, m: got.append(1))
+async def session():
+    await c.aconnect()
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 3000:
+        await c.await_msg(200)
+    c.disconnect()
+def blocking():
+    c.connect()
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 3000:
+        c.wait_msg(200)
+    c.disconnect()
+if {path == "await_msg"}:
+    arun(session())
+else:
+    attempt(blocking)
+""")
+    assert broker.done.wait(30)
+    broker.close()
+    assert "error" not in out[0], out
+    assert seen == [b"\xc0\x00"]  # a PINGREQ, the client's first packet after CONNECT
+
+
 def test_await_msg_0_handles_a_packet_that_has_already_arrived(mpy):
     # CONNACK and PUBLISH leave in one segment: once the CONNACK is read, the
     # PUBLISH is waiting in the socket, and await_msg(0) must take it
