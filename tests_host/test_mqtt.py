@@ -1649,10 +1649,10 @@ def test_a_reconnect_forgets_the_pingresp_the_old_connection_owed(mpy, path):
 
 
 def test_a_tls_publish_larger_than_the_socket_holds_goes_out_as_the_broker_reads(mpy, pki_dir):
-    # small socket buffers at both ends (a board's lwIP sends at most 5,744
-    # bytes ahead), so the client's TLS writes find the socket full (mbedTLS:
-    # "want write") and must wait until it can write again, not for something
-    # to read (nothing comes)
+    # small socket buffers at both ends (a board's lwIP send buffer is a few
+    # KB: ESP-IDF's default is 5,744 bytes), so the client's TLS writes find
+    # the socket full (mbedTLS: "want write") and must wait until it can
+    # write again, not for something to read (nothing comes)
     got = {}
 
     def script(c):
