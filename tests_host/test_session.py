@@ -26,7 +26,8 @@ class Store:
 class Runtime:
     # what session.run asks of onboard.runtime.Runtime, recorded
     config = {"time": {"ntp": []}}
-    backoff = (0.05, 0.1)  # (base, cap) seconds: retries at once
+    backoff = (0.05, 0.1, 30)  # (base, cap, stable) seconds: retries at once
+    state = None
 
     fresh = setup_requested = False  # (what session.online reads)
     session = None
@@ -39,6 +40,7 @@ class Runtime:
         return Station
 
     def set_state(self, state):
+        self.state = state
         self.states.append(state)
 
     def trial(self):
@@ -188,6 +190,22 @@ def test_a_broker_unavailable_for_now_is_702_and_retried_within_the_backoff(devi
     assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
 
 
+def test_tries_that_never_went_online_keep_the_backoff_growing(device, cloudsim):
+    # (backoff.stable 0: only having been online starts it again)
+    from test_faults import blynk_device
+    from test_profiles import configure
+
+    broker = RefusingBroker(3)
+    try:
+        d, fields = blynk_device(device, cloudsim, port=broker.port, tls=False,
+                                 backoff={"base": 0.05, "cap": 1, "stable": 0})
+        configure(d, **fields)
+        attempts = [d.wait_note("retry_in")["attempt"] for _ in range(3)]
+    finally:
+        broker.close()
+    assert attempts == [1, 2, 3]
+
+
 def test_a_session_the_broker_ends_logs_in_again_on_the_network_the_device_is_on(device,
                                                                                  cloudsim):
     # the Wi-Fi stayed up: the next login goes straight to the cloud; leaving the
@@ -202,6 +220,32 @@ def test_a_session_the_broker_ends_logs_in_again_on_the_network_the_device_is_on
     d.wait_state("RUNNING", timeout=60)
     assert cloudsim.front.logins["tls"] == logins + 1
     assert "CONNECTING_NET" not in [e["state"] for e in d.events[since:]]
+
+
+def kicked_twice(device, cloudsim, stable):
+    """The attempt numbers of the retries after a Blynk session is ended by
+    the broker twice, the second time once the device is online again."""
+    from test_profiles import blynk_online
+
+    d, prov = blynk_online(device, cloudsim, backoff={"base": 0.05, "cap": 60,
+                                                      "stable": stable})
+    attempts = []
+    for _ in range(2):
+        cloudsim.front.kick(int(prov["deviceId"]))
+        attempts.append(d.wait_note("retry_in", timeout=60)["attempt"])
+        d.wait_state("RUNNING", timeout=60)
+    return attempts
+
+
+def test_a_session_that_stayed_online_is_retried_as_a_first_failure(device, cloudsim):
+    # backoff.stable 0: every session that went online stayed long enough, so
+    # each drop starts the backoff again, not where the last outage left it
+    assert kicked_twice(device, cloudsim, stable=0) == [1, 1]
+
+
+def test_a_session_dropped_soon_after_its_login_keeps_the_backoff_growing(device, cloudsim):
+    # (a broker that takes the login and then drops the device: no login storm)
+    assert kicked_twice(device, cloudsim, stable=3600) == [1, 2]
 
 
 def test_the_time_is_asked_before_the_first_session_only(device, cloudsim):

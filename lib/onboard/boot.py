@@ -142,5 +142,6 @@ def make(config, board):
     backoff = config.get("backoff", {})
     # the cap at most a day: an ESP32's asyncio refuses a sleep of 2**29 ms
     # (6.2 days) or more (OverflowError), where the Unix port would sleep
-    rt.backoff = (float(backoff.get("base", 2)), min(float(backoff.get("cap", 64)), _DAY))
+    rt.backoff = (float(backoff.get("base", 2)), min(float(backoff.get("cap", 64)), _DAY),
+                  float(backoff.get("stable", 30)))
     return rt

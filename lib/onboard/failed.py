@@ -60,7 +60,7 @@ async def wait_retry(rt, attempt, retry_after):
     base * 2**attempt)]), and at least Retry-After."""
     import random
 
-    base, cap = rt.backoff
+    base, cap, _ = rt.backoff
     top = min(cap, base * (1 << min(attempt, 16)))
     delay = max(random.getrandbits(20) / (1 << 20) * top, retry_after)
     log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)

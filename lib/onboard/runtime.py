@@ -98,7 +98,7 @@ class Runtime:
     sta: "Any"  # the station interface, once made active
     helpers: tuple  # the button's and the LED's tasks
     pressed_at: "Any"  # the button: ticks_ms when pressed, False: held after a reset
-    backoff: tuple  # (base, cap) seconds between two tries
+    backoff: tuple  # (base, cap) seconds between two tries; stable: online that long resets it
 
     # -- reporting -------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from onboard.runtime import forget, loaded, new_since
 # onboard.codes' values, folded in at compile time (the module is not loaded)
 _CONNECTING_NET = const("CONNECTING_NET")
 _CONNECTING_CLOUD = const("CONNECTING_CLOUD")
+_RUNNING = const("RUNNING")
 _ERR_NETWORK = const(701)
 _TAG = const("runtime")
 # the longest wait before a renewal: ticks_add() refuses more than 2**29 ms (6.2
@@ -46,9 +47,15 @@ async def online(rt, attempt):
         retry_after = 0
     else:
         rt.set_state(_CONNECTING_CLOUD)
+        began = time.time()
         retry_after = await go_online(rt)
         if retry_after is None:
             return 0
+        if rt.state == _RUNNING and time.time() - began >= rt.backoff[2]:
+            # it went online and stayed (backoff.stable s): a drop after that
+            # is retried as a first failure, not at the last outage's backoff;
+            # one dropped soon after its login still grows it (no login storm)
+            attempt = 0
     from onboard.failed import wait_retry  # (going online failed: loaded for it)
 
     await wait_retry(rt, attempt, retry_after)
