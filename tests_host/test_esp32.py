@@ -554,10 +554,41 @@ def blynk_device(sim):
                    {"orgId": 1, "ownerId": 1}, admin(sim))
 
 
+FREEZER = Path("/sys/fs/cgroup/freezer")  # cgroup v1's freezer (root)
+
+
+def deafen(board, seconds=10):
+    """Stop the emulated board's two CPU threads for seconds while QEMU runs on:
+    its Wi-Fi model's beacons, on the host's clock, fill the board's receive
+    buffers, which the model then no longer refills until the board's radio
+    restarts (README, the emulator: seen in CI). The board reads joined and
+    hears nothing, as a wedged radio."""
+    if not os.access(FREEZER, os.W_OK):
+        pytest.skip(f"the board's CPUs cannot be stopped here: no writable {FREEZER}")
+    pid = board.ready["qemu_pid"]
+    cpus = [t.name for t in Path(f"/proc/{pid}/task").iterdir()
+            if (t / "comm").read_text().startswith("CPU ")]
+    assert len(cpus) == 2, cpus
+    group = FREEZER / f"onboard-deafen-{os.getpid()}"
+    group.mkdir(exist_ok=True)
+    try:
+        for t in cpus:
+            (group / "tasks").write_text(t)
+        (group / "freezer.state").write_text("FROZEN")
+        time.sleep(seconds)  # (the fault's length: the receive buffers fill meanwhile)
+    finally:
+        (group / "freezer.state").write_text("THAWED")
+        for t in cpus:
+            (FREEZER / "tasks").write_text(t)
+        group.rmdir()
+
+
 @lives
 def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards, sim):
     prov = blynk_device(sim)
-    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
+    # (keepalive 10 s and a radio restart at the second failed try: see the end)
+    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk", keepalive_s=10,
+                                                             rejoin_after=2))
     dates = sim.date_server.requests
     # info/mcu is sent unretained, as Blynk's devices do: listen before the board is online
     mcu = subscribe(sim, f"blynk/{prov['deviceId']}/info/mcu")
@@ -579,6 +610,16 @@ def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards,
         mcu.close()
     assert json.loads(payload)["tmpl"] == "TMPL1a2b3c4d"
     assert sim.front.logins["tls"] >= 1
+    # its radio goes deaf while it reads joined: its session fails, and at the
+    # second failed try in a row it restarts the radio, joins again and logs in
+    logins, since = sim.front.logins["tls"], len(board.events)
+    deafen(board)
+
+    def after(n):
+        return lambda e: any(x is e for x in board.events[n:])
+    board.wait_state("CONNECTING_NET", until=after(since))
+    board.wait_state("RUNNING", until=after(len(board.events)))
+    assert sim.front.logins["tls"] == logins + 1
 
 
 @lives

@@ -84,6 +84,19 @@ def test_while_the_wifi_stays_down_each_retry_counts_one_more_attempt(device, cl
     assert [d.wait_note("retry_in")["attempt"] for _ in range(4)] == [1, 2, 3, 4]
 
 
+def test_a_radio_that_hears_nothing_more_is_started_again_and_the_device_comes_back(device,
+                                                                                 cloudsim):
+    # the station loses its network and no join finds it again until the radio
+    # is turned off and on: the device does so at its third failed try in a row
+    d, _ = online_blynk(device, cloudsim, rejoin_after=3,
+                        backoff={"base": 0.05, "cap": 0.1})
+    logins = cloudsim.front.logins["tls"]
+    d.set_radio(DEFAULT_RADIO, deaf=1)
+    assert [d.wait_note("retry_in")["last_error"] for _ in range(3)] == [701, 720, 720]
+    d.wait_state("RUNNING", timeout=30)
+    assert cloudsim.front.logins["tls"] == logins + 1
+
+
 def test_while_the_saved_network_is_out_of_the_air_each_try_ends_at_the_join_with_720(
         device, cloudsim):
     d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
@@ -155,7 +168,8 @@ UNUSABLE = [({"portal": "open"}, "portal"),
             ({"host": 5}, "host"), ({"api": 7}, "api"), ({"ca": 5}, "ca"),
             ({"profile": 1}, "profile"), ({"tls": "no"}, "tls"), ({"vendor": 5}, "vendor"),
             ({"name": None}, "name"), ({"fw_ver": 1.0}, "fw_ver"), ({"fw_type": []}, "fw_type"),
-            ({"tmpl_id": 7}, "tmpl_id")]
+            ({"tmpl_id": 7}, "tmpl_id"), ({"rejoin_after": -1}, "rejoin_after"),
+            ({"rejoin_after": 2.5}, "rejoin_after"), ({"rejoin_after": "5"}, "rejoin_after")]
 
 
 @pytest.mark.parametrize("bad,field", UNUSABLE, ids=[f for _, f in UNUSABLE])
@@ -174,10 +188,11 @@ def test_a_number_that_must_be_whole_is_named_as_such(device, field, most):
 
 def test_numbers_at_either_end_of_their_range_are_taken(mpy):
     ends = [{"wifi_timeout_s": n, "timeout_s": n, "portal": {"idle_timeout_s": n}}
-            for n in (1, 86400)] + [{"keepalive_s": n, "port": n} for n in (1, 65535)]
+            for n in (1, 86400)] + [{"keepalive_s": n, "port": n} for n in (1, 65535)] + [
+            {"rejoin_after": n} for n in (0, 65535)]
     out = mpy.run("from onboard.boot import unusable\n"
                   f"print([unusable(c) for c in {ends!r}])").lines
-    assert out == ["[None, None, None, None]"]
+    assert out == ["[None, None, None, None, None, None]"]
 
 
 def test_a_time_section_that_is_not_an_object_is_refused_naming_it(mpy):

@@ -25,7 +25,7 @@ class Store:
 
 class Runtime:
     # what session.run asks of onboard.runtime.Runtime, recorded
-    config = {"time": {"ntp": []}}
+    config = {"time": {"ntp": []}, "rejoin_after": 0}  # (a station that stays joined)
     backoff = (0.05, 0.1, 30)  # (base, cap, stable) seconds: retries at once
     state = None
 
@@ -204,6 +204,41 @@ def test_tries_that_never_went_online_keep_the_backoff_growing(device, cloudsim)
     finally:
         broker.close()
     assert attempts == [1, 2, 3]
+
+
+def cloud_refusing_on_a_network_in_the_air(device, cloudsim, rejoin_after, tries):
+    """A Blynk device whose broker refuses every login (server unavailable),
+    on a network that stays in the air: the events from its first cloud try
+    to its retry number tries."""
+    from test_faults import blynk_device
+    from test_profiles import configure
+
+    broker = RefusingBroker(3)
+    try:
+        d, fields = blynk_device(device, cloudsim, port=broker.port, tls=False,
+                                 rejoin_after=rejoin_after, backoff={"base": 0.05, "cap": 0.1})
+        configure(d, **fields)
+        d.wait_state("CONNECTING_CLOUD")
+        since = len(d.events) - 1
+        d.wait_for(lambda e: e.get("attempt") == tries, f"retry {tries}")
+    finally:
+        broker.close()
+    return d.events[since:]
+
+
+def test_after_rejoin_after_failed_tries_in_a_row_the_radio_starts_again_and_joins(device,
+                                                                                  cloudsim):
+    # (the station reads joined all along; one that passes nothing is not
+    # told apart from a cloud that refuses, so both rejoin)
+    events = cloud_refusing_on_a_network_in_the_air(device, cloudsim, 2, 5)
+    states = [e["state"] if "retry_in" not in e else e["attempt"] for e in events]
+    assert states == ["CONNECTING_CLOUD", 1, 2, "CONNECTING_NET", "CONNECTING_CLOUD", 3, 4,
+                      "CONNECTING_NET", "CONNECTING_CLOUD", 5]
+
+
+def test_with_rejoin_after_0_the_device_stays_on_the_network_it_is_on(device, cloudsim):
+    events = cloud_refusing_on_a_network_in_the_air(device, cloudsim, 0, 5)
+    assert "CONNECTING_NET" not in [e["state"] for e in events]
 
 
 def test_a_session_the_broker_ends_logs_in_again_on_the_network_the_device_is_on(device,

@@ -1,7 +1,11 @@
 # A stand-in for the ESP32 `network` module on the Unix port, driven by a
 # radio file (JSON, path in $ONBOARD_RADIO):
 #   {"networks": [{"ssid", "bssid", "rssi", "sec", "ch", "password",
-#                  "behaviour": "ok" | "no_ip" | "slow" | "weak"}]}
+#                  "behaviour": "ok" | "no_ip" | "slow" | "weak"}], "deaf": N}
+# ("deaf", a number other than 0: from then on the station hears nothing, as
+# an ESP32 radio that no longer takes in frames: a joined station loses its
+# network, scans find none and joins fail, until the radio is turned off
+# (active(False)); a new number makes it deaf again)
 # ("weak": the first try of a join ends as a wrong key's does, by the 4-way
 # handshake's timeout; the radio's retry, if it has one left, associates)
 # "sec" is one of Edgent's names (_SEC); any other is refused, loudly.
@@ -49,19 +53,23 @@ _WRONG_MS = const(400)  # a try with a wrong password ends with the 4-way handsh
 _REREAD_MS = const(250)
 _EVENT_MS = const(20)  # until ESP-IDF's event loop handles a disconnect
 _ANY = const(("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1"))
-_radio = [None, []]  # when the radio file was read (ticks), the networks in it
+_radio = [None, [], 0]  # when the radio file was read (ticks), the networks in it, deaf
 _wlan = {}  # interface -> its one WLAN, as on the ESP32
 
 
-def _networks(ssid=None):
+def _networks(ssid=None, cured=None):
     """The networks in the air now, from the radio file; with ssid: the
-    strongest of that name, None when there is none."""
+    strongest of that name, None when there is none. cured: the deafness a
+    station's radio was last turned off in; it hears nothing while the
+    file's is another."""
     path = os.getenv("ONBOARD_RADIO")
     now = time.ticks_ms()
     if path and (_radio[0] is None or time.ticks_diff(now, _radio[0]) >= _REREAD_MS):
+        deaf = 0
         try:
             with open(path) as f:
-                nets = json.load(f).get("networks", [])
+                radio = json.load(f)
+            nets, deaf = radio.get("networks", []), radio.get("deaf", 0)
         except (OSError, ValueError, AttributeError):
             nets = []  # no file, or one being rewritten: no networks this time
         nets = nets if isinstance(nets, list) else []
@@ -70,7 +78,9 @@ def _networks(ssid=None):
             if n.get("sec", "OPEN") not in names:
                 raise ValueError("radio file %s: network %r: sec %r is not one of %s"
                                  % (path, n.get("ssid"), n.get("sec"), ", ".join(names)))
-        _radio[:] = [now, nets]
+        _radio[:] = [now, nets, deaf]
+    if cured is not None and _radio[2] not in (0, cured):
+        return None if ssid else []
     if ssid is None:
         return _radio[1]
     best = None
@@ -93,8 +103,8 @@ class WLAN:
             # [active, ssid asked for (None: no join asked), key, since (ticks: this
             #  try's start), the last try's reason (0: none), static (ip, mask, gw,
             #  dns) or None, when a joined station was left (ticks) or None,
-            #  joined, tries that failed]
-            self.s = [False, None, None, 0, 0, None, None, False, 0]
+            #  joined, tries that failed, the deafness it was last turned off in]
+            self.s = [False, None, None, 0, 0, None, None, False, 0, 0]
             self.interface = interface
             mac = _mac(os.getenv("ONBOARD_MAC") or "02:0b:0a:0d:00:01")
             if interface == AP_IF:
@@ -108,6 +118,8 @@ class WLAN:
             self.s[0] = bool(on)
             if not on:
                 self.disconnect()
+                _networks()
+                self.s[9] = _radio[2]
         return self.s[0]
 
     def scan(self):
@@ -122,7 +134,7 @@ class WLAN:
             return []
         names = _SEC.split()
         found = []  # (a loop: a comprehension is one more function in RAM)
-        for n in _networks():
+        for n in _networks(None, self.s[9]):
             found.append((n.get("ssid", "").encode(), _mac(n.get("bssid", "00:00:00:00:00:00")),
                           n.get("ch", 1), n.get("rssi", -90), names.index(n.get("sec", "OPEN")),
                           False))
@@ -145,7 +157,7 @@ class WLAN:
     def status(self, param=None):
         s = self.s
         if param == "rssi":
-            net = _networks(s[1]) if s[1] else None
+            net = _networks(s[1], s[9]) if s[1] else None
             return net.get("rssi", -90) if net else 0
         now = time.ticks_ms()
         if s[6] is not None:  # left, the event not handled yet: still joined
@@ -154,7 +166,7 @@ class WLAN:
             s[4], s[6] = _ASSOC_LEAVE, None
         retries = self.c["reconnects"]
         if s[1] is not None:
-            net = _networks(s[1])
+            net = _networks(s[1], s[9])
             wrong = net is not None and net.get("password", "") != s[2]
             if s[7]:
                 if net is None or wrong:  # the network went away: the radio tries again

@@ -64,10 +64,10 @@ def runtime(board, config_path=None):
 # at every boot or every try, for good (setup mode, the join, the session).
 # Numbers: (name, least, most); seconds up to a day (an ESP32's ticks compare
 # spans 6.2 days); keepalive_s a whole number of seconds as MQTT carries it
-# (two bytes; plgd's Ping interval, which cannot be 0).
+# (two bytes; plgd's Ping interval, which cannot be 0); rejoin_after a count of tries.
 _NUMBERS = (("wifi_timeout_s", 1, _DAY), ("timeout_s", 1, _DAY), ("keepalive_s", 1, 65535),
-            ("port", 1, 65535), ("portal.idle_timeout_s", 1, _DAY))
-_WHOLE = ("keepalive_s", "port")
+            ("port", 1, 65535), ("portal.idle_timeout_s", 1, _DAY), ("rejoin_after", 0, 65535))
+_WHOLE = ("keepalive_s", "port", "rejoin_after")
 _TEXTS = ("profile", "host", "api", "ca", "portal.pop", "vendor", "name", "fw_ver", "fw_type",
           "tmpl_id")
 

@@ -29,6 +29,15 @@ async def online(rt, attempt):
     # settings from setup mode not joined yet (fresh) are joined even while
     # the station is still on a network: join() leaves it first
     joined = sta.isconnected() and not rt.fresh
+    n = rt.config.get("rejoin_after", 5)
+    if n and attempt and not attempt % n:
+        # n tries in a row failed: the radio starts afresh, as at power on, and
+        # joins again. A station that reads joined may pass nothing (a stale
+        # address, a radio that hears no more); one that hears nothing does
+        # not find its network again until its radio restarts
+        log.warn(_TAG, "%d tries failed: the radio starts again", attempt)
+        sta.active(False)
+        joined = False
     if not joined:
         rt.set_state(_CONNECTING_NET)
         from onboard import wifijoin  # (and onboard.wifi, which it uses)

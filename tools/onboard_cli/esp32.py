@@ -183,7 +183,9 @@ def qemu_command(qemu, roms, flash, serial_port, portal_port, forwards):
     nic += f",hostfwd=tcp:127.0.0.1:{portal_port}-{STATION_IP}:{PORTAL_PORT}"
     for port in sorted(set(forwards.values())):
         nic += f",guestfwd=tcp:{GUEST_HOST}:{port}-cmd:{relay} {port}"
+    # (debug-threads: the board's CPU threads are named "CPU 0/TCG" and "CPU 1/TCG")
     return [str(qemu), "-L", str(roms), "-display", "none", "-monitor", "none",
+            "-name", "esp32,debug-threads=on",
             "-machine", "esp32-picsimlab", "-accel", "tcg,thread=multi",
             "-drive", f"file={flash},if=mtd,format=raw",
             "-global", "driver=timer.esp32.timg,property=wdt_disable,value=true",

@@ -96,9 +96,11 @@ class Device:
             self._queue.put(json.loads(line))
         self._queue.put(None)
 
-    def set_radio(self, networks):
+    def set_radio(self, networks, deaf=0):
+        """The networks in the air; deaf (not 0): the station hears none of
+        them until its radio is turned off (boards/unix/network.py)."""
         tmp = self.radio_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"networks": networks}))
+        tmp.write_text(json.dumps({"networks": networks, "deaf": deaf}))
         os.replace(tmp, self.radio_path)
 
     def wait_for(self, wanted, what, timeout=20):
