@@ -209,14 +209,15 @@ def test_tries_that_never_went_online_keep_the_backoff_growing(device, cloudsim)
 def cloud_refusing_on_a_network_in_the_air(device, cloudsim, rejoin_after, tries):
     """A Blynk device whose broker refuses every login (server unavailable),
     on a network that stays in the air: the events from its first cloud try
-    to its retry number tries."""
+    to its retry number tries (rejoin_after None: the config leaves it out)."""
     from test_faults import blynk_device
     from test_profiles import configure
 
     broker = RefusingBroker(3)
     try:
+        config = {} if rejoin_after is None else {"rejoin_after": rejoin_after}
         d, fields = blynk_device(device, cloudsim, port=broker.port, tls=False,
-                                 rejoin_after=rejoin_after, backoff={"base": 0.05, "cap": 0.1})
+                                 backoff={"base": 0.05, "cap": 0.1}, **config)
         configure(d, **fields)
         d.wait_state("CONNECTING_CLOUD")
         since = len(d.events) - 1
@@ -234,6 +235,12 @@ def test_after_rejoin_after_failed_tries_in_a_row_the_radio_starts_again_and_joi
     states = [e["state"] if "retry_in" not in e else e["attempt"] for e in events]
     assert states == ["CONNECTING_CLOUD", 1, 2, "CONNECTING_NET", "CONNECTING_CLOUD", 3, 4,
                       "CONNECTING_NET", "CONNECTING_CLOUD", 5]
+
+
+def test_by_default_the_radio_starts_again_at_the_fifth_failed_try_in_a_row(device, cloudsim):
+    events = cloud_refusing_on_a_network_in_the_air(device, cloudsim, None, 6)
+    states = [e["state"] if "retry_in" not in e else e["attempt"] for e in events]
+    assert states == ["CONNECTING_CLOUD", 1, 2, 3, 4, 5, "CONNECTING_NET", "CONNECTING_CLOUD", 6]
 
 
 def test_with_rejoin_after_0_the_device_stays_on_the_network_it_is_on(device, cloudsim):

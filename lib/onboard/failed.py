@@ -3,6 +3,7 @@
 # try. Loaded by onboard.session only when joining or a session failed, and
 # let go of with the session's code: a device online holds none of it.
 import asyncio
+import time
 from micropython import const
 
 from onboard import log
@@ -13,6 +14,7 @@ _ERR_TOKEN = const(703)
 _ERR_DNS = const(710)
 _ERR_TLS = const(711)
 _TAG = const("runtime")
+_RUNNING = const("RUNNING")
 
 
 def outcome(rt, e):
@@ -66,3 +68,29 @@ async def wait_retry(rt, attempt, retry_after):
     log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
     rt.note(retry_in=delay, attempt=attempt + 1)
     await asyncio.sleep(delay)
+
+
+async def next_try(rt, attempt, retry_after, began):
+    """After a failed try (attempt: the failed ones in a row before it;
+    began: time.time() when its cloud session began, 0 when the join
+    failed): the backoff, then the count that follows. A session that got
+    online and lasted backoff.stable s counts as the first failure again;
+    one dropped soon after its login still grows it (no login storm).
+    Every rejoin_after failed tries in a row the radio is turned off and on,
+    so that the next try joins afresh: a station that reads joined may pass
+    nothing (a stale address, a radio that hears no more), and one that
+    hears nothing does not find its network again until its radio restarts."""
+    if began and rt.state == _RUNNING and time.time() - began >= rt.backoff[2]:
+        attempt = 0
+    await wait_retry(rt, attempt, retry_after)
+    attempt += 1
+    n = rt.config.get("rejoin_after", 5)
+    if n and not attempt % n:
+        log.warn(_TAG, "%d tries failed: the radio starts again", attempt)
+        from onboard.wifi import leave
+
+        sta = rt.station()
+        await leave(sta)  # (left first: a station reads joined until its leaving is handled)
+        sta.active(False)
+        sta.active(True)
+    return attempt

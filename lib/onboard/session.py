@@ -13,7 +13,6 @@ from onboard.runtime import forget, loaded, new_since
 # onboard.codes' values, folded in at compile time (the module is not loaded)
 _CONNECTING_NET = const("CONNECTING_NET")
 _CONNECTING_CLOUD = const("CONNECTING_CLOUD")
-_RUNNING = const("RUNNING")
 _ERR_NETWORK = const(701)
 _TAG = const("runtime")
 # the longest wait before a renewal: ticks_add() refuses more than 2**29 ms (6.2
@@ -29,15 +28,6 @@ async def online(rt, attempt):
     # settings from setup mode not joined yet (fresh) are joined even while
     # the station is still on a network: join() leaves it first
     joined = sta.isconnected() and not rt.fresh
-    n = rt.config.get("rejoin_after", 5)
-    if n and attempt and not attempt % n:
-        # n tries in a row failed: the radio starts afresh, as at power on, and
-        # joins again. A station that reads joined may pass nothing (a stale
-        # address, a radio that hears no more); one that hears nothing does
-        # not find its network again until its radio restarts
-        log.warn(_TAG, "%d tries failed: the radio starts again", attempt)
-        sta.active(False)
-        joined = False
     if not joined:
         rt.set_state(_CONNECTING_NET)
         from onboard import wifijoin  # (and onboard.wifi, which it uses)
@@ -53,22 +43,16 @@ async def online(rt, attempt):
         if rt.fresh or rt.setup_requested:
             rt.setup_requested = True  # new credentials failed: show the user why
             return attempt
-        retry_after = 0
+        retry_after = began = 0
     else:
         rt.set_state(_CONNECTING_CLOUD)
         began = time.time()
         retry_after = await go_online(rt)
         if retry_after is None:
             return 0
-        if rt.state == _RUNNING and time.time() - began >= rt.backoff[2]:
-            # it went online and stayed (backoff.stable s): a drop after that
-            # is retried as a first failure, not at the last outage's backoff;
-            # one dropped soon after its login still grows it (no login storm)
-            attempt = 0
-    from onboard.failed import wait_retry  # (going online failed: loaded for it)
+    from onboard.failed import next_try  # (going online failed: loaded for it)
 
-    await wait_retry(rt, attempt, retry_after)
-    return attempt + 1
+    return await next_try(rt, attempt, retry_after, began)
 
 
 async def go_online(rt):
