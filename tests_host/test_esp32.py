@@ -586,9 +586,9 @@ def deafen(board, seconds=10):
 @lives
 def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards, sim):
     prov = blynk_device(sim)
-    # (keepalive 10 s and a radio restart at the second failed try: see the end)
+    # (keepalive 10 s and a radio restart at each failed try: see the end)
     board = start_board(boards, tmp_path, sim, board_config(sim, "blynk", keepalive_s=10,
-                                                             rejoin_after=2))
+                                                             rejoin_after=1))
     dates = sim.date_server.requests
     # info/mcu is sent unretained, as Blynk's devices do: listen before the board is online
     mcu = subscribe(sim, f"blynk/{prov['deviceId']}/info/mcu")
@@ -610,8 +610,8 @@ def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards,
         mcu.close()
     assert json.loads(payload)["tmpl"] == "TMPL1a2b3c4d"
     assert sim.front.logins["tls"] >= 1
-    # its radio goes deaf while it reads joined: its session fails, and at the
-    # second failed try in a row it restarts the radio, joins again and logs in
+    # its radio goes deaf while it reads joined: its session fails, and after
+    # that failed try it restarts the radio, joins again and logs in
     logins, since = sim.front.logins["tls"], len(board.events)
     deafen(board)
 
