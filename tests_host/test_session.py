@@ -190,62 +190,51 @@ def test_a_broker_unavailable_for_now_is_702_and_retried_within_the_backoff(devi
     assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
 
 
-def test_tries_that_never_went_online_keep_the_backoff_growing(device, cloudsim):
-    # (backoff.stable 0: only having been online starts it again)
-    from test_faults import blynk_device
-    from test_profiles import configure
-
-    broker = RefusingBroker(3)
-    try:
-        d, fields = blynk_device(device, cloudsim, port=broker.port, tls=False,
-                                 backoff={"base": 0.05, "cap": 1, "stable": 0})
-        configure(d, **fields)
-        attempts = [d.wait_note("retry_in")["attempt"] for _ in range(3)]
-    finally:
-        broker.close()
-    assert attempts == [1, 2, 3]
-
-
-def cloud_refusing_on_a_network_in_the_air(device, cloudsim, rejoin_after, tries):
+def cloud_refusing_on_a_network_in_the_air(device, cloudsim, tries, **config):
     """A Blynk device whose broker refuses every login (server unavailable),
-    on a network that stays in the air: the events from its first cloud try
-    to its retry number tries (rejoin_after None: the config leaves it out)."""
+    on a network that stays in the air (config: the device's, beside a fast
+    backoff): from its first cloud try to its retry number tries, each state
+    it entered and each retry's attempt number, in order."""
     from test_faults import blynk_device
     from test_profiles import configure
 
     broker = RefusingBroker(3)
     try:
-        config = {} if rejoin_after is None else {"rejoin_after": rejoin_after}
         d, fields = blynk_device(device, cloudsim, port=broker.port, tls=False,
-                                 backoff={"base": 0.05, "cap": 0.1}, **config)
+                                 **{"backoff": {"base": 0.05, "cap": 0.1}, **config})
         configure(d, **fields)
         d.wait_state("CONNECTING_CLOUD")
         since = len(d.events) - 1
         d.wait_for(lambda e: e.get("attempt") == tries, f"retry {tries}")
     finally:
         broker.close()
-    return d.events[since:]
+    return [e["state"] if "retry_in" not in e else e["attempt"] for e in d.events[since:]]
+
+
+def test_tries_that_never_went_online_keep_the_backoff_growing(device, cloudsim):
+    # (backoff.stable 0: only having been online starts it again)
+    got = cloud_refusing_on_a_network_in_the_air(device, cloudsim, 3,
+                                                 backoff={"base": 0.05, "cap": 1, "stable": 0})
+    assert got == ["CONNECTING_CLOUD", 1, 2, 3]
 
 
 def test_after_rejoin_after_failed_tries_in_a_row_the_radio_starts_again_and_joins(device,
                                                                                   cloudsim):
     # (the station reads joined all along; one that passes nothing is not
     # told apart from a cloud that refuses, so both rejoin)
-    events = cloud_refusing_on_a_network_in_the_air(device, cloudsim, 2, 5)
-    states = [e["state"] if "retry_in" not in e else e["attempt"] for e in events]
-    assert states == ["CONNECTING_CLOUD", 1, 2, "CONNECTING_NET", "CONNECTING_CLOUD", 3, 4,
-                      "CONNECTING_NET", "CONNECTING_CLOUD", 5]
+    got = cloud_refusing_on_a_network_in_the_air(device, cloudsim, 5, rejoin_after=2)
+    assert got == ["CONNECTING_CLOUD", 1, 2, "CONNECTING_NET", "CONNECTING_CLOUD", 3, 4,
+                   "CONNECTING_NET", "CONNECTING_CLOUD", 5]
 
 
 def test_by_default_the_radio_starts_again_at_the_fifth_failed_try_in_a_row(device, cloudsim):
-    events = cloud_refusing_on_a_network_in_the_air(device, cloudsim, None, 6)
-    states = [e["state"] if "retry_in" not in e else e["attempt"] for e in events]
-    assert states == ["CONNECTING_CLOUD", 1, 2, 3, 4, 5, "CONNECTING_NET", "CONNECTING_CLOUD", 6]
+    got = cloud_refusing_on_a_network_in_the_air(device, cloudsim, 6)
+    assert got == ["CONNECTING_CLOUD", 1, 2, 3, 4, 5, "CONNECTING_NET", "CONNECTING_CLOUD", 6]
 
 
 def test_with_rejoin_after_0_the_device_stays_on_the_network_it_is_on(device, cloudsim):
-    events = cloud_refusing_on_a_network_in_the_air(device, cloudsim, 0, 5)
-    assert "CONNECTING_NET" not in [e["state"] for e in events]
+    assert "CONNECTING_NET" not in cloud_refusing_on_a_network_in_the_air(device, cloudsim, 5,
+                                                                          rejoin_after=0)
 
 
 def test_a_session_the_broker_ends_logs_in_again_on_the_network_the_device_is_on(device,
