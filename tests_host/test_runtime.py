@@ -145,11 +145,6 @@ def test_a_backoff_cap_over_a_day_waits_at_most_a_day(device, cloudsim):
     assert 0 <= d.wait_note("retry_in")["retry_in"] <= 86400
 
 
-def test_a_backoff_that_is_not_a_number_shows_error_700(device):
-    d = device(config={"backoff": {"cap": "a week"}})
-    assert d.wait_state("ERROR")["last_error"] == 700
-
-
 # a config field the device cannot use, and its name in the log: each would
 # otherwise fail the first state to read it, at every boot or every try (seen:
 # ERROR 704 and a reboot for good, or the cloud retried for ever with
@@ -169,7 +164,13 @@ UNUSABLE = [({"portal": "open"}, "portal"),
             ({"profile": 1}, "profile"), ({"tls": "no"}, "tls"), ({"vendor": 5}, "vendor"),
             ({"name": None}, "name"), ({"fw_ver": 1.0}, "fw_ver"), ({"fw_type": []}, "fw_type"),
             ({"tmpl_id": 7}, "tmpl_id"), ({"rejoin_after": -1}, "rejoin_after"),
-            ({"rejoin_after": 2.5}, "rejoin_after"), ({"rejoin_after": "5"}, "rejoin_after")]
+            ({"rejoin_after": 2.5}, "rejoin_after"), ({"rejoin_after": "5"}, "rejoin_after"),
+            # a backoff of 0 (or less) retries at once, for ever: a login storm
+            ({"backoff": 5}, "backoff"), ({"backoff": {"cap": "a week"}}, "backoff.cap"),
+            ({"backoff": {"base": 0}}, "backoff.base"), ({"backoff": {"cap": -1}}, "backoff.cap"),
+            ({"backoff": {"base": None}}, "backoff.base"),
+            ({"backoff": {"stable": -1}}, "backoff.stable"),
+            ({"backoff": {"stable": True}}, "backoff.stable")]
 
 
 @pytest.mark.parametrize("bad,field", UNUSABLE, ids=[f for _, f in UNUSABLE])
@@ -189,10 +190,11 @@ def test_a_number_that_must_be_whole_is_named_as_such(device, field, most):
 def test_numbers_at_either_end_of_their_range_are_taken(mpy):
     ends = [{"wifi_timeout_s": n, "timeout_s": n, "portal": {"idle_timeout_s": n}}
             for n in (1, 86400)] + [{"keepalive_s": n, "port": n} for n in (1, 65535)] + [
-            {"rejoin_after": n} for n in (0, 65535)]
+            {"rejoin_after": n} for n in (0, 65535)] + [
+            {"backoff": {"base": 0.001, "cap": 0.001, "stable": 0}}, {"backoff": {}}]
     out = mpy.run("from onboard.boot import unusable\n"
                   f"print([unusable(c) for c in {ends!r}])").lines
-    assert out == ["[None, None, None, None, None, None]"]
+    assert out == ["[None, None, None, None, None, None, None, None]"]
 
 
 def test_a_time_section_that_is_not_an_object_is_refused_naming_it(mpy):

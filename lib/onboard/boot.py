@@ -92,6 +92,16 @@ def unusable(config):
         return "time", "an object"
     if type(config.get("tls", True)) is not bool:
         return "tls", "true or false"
+    # the backoff's seconds: base and cap above 0 (0 retries at once, for
+    # ever: a login storm; a cap over a day is taken as a day), stable 0 or more
+    backoff = config.get("backoff", {})
+    if type(backoff) is not dict:
+        return "backoff", "an object"
+    for name in ("base", "cap", "stable"):
+        v = backoff.get(name, 1)
+        if type(v) not in (int, float) or v < 0 or not v and name != "stable":
+            return "backoff." + name, "a number of 0 or more" if name == "stable" else \
+                "a number above 0"
     # the access point's WPA2 key: none (an open access point), or a network
     # password as onboard.wifi checks one (printable ASCII, or 64 hex digits)
     # of 8 characters or more. An ESP32 refuses others only once setup mode
