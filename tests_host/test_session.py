@@ -100,6 +100,40 @@ def run_session(mpy, *starts, attempt=None):
     return json.loads(mpy.run(session_script(*starts, attempt=attempt)).stdout.splitlines()[-1])
 
 
+# the fake runtime above, and the waits onboard.failed draws for ATTEMPTS
+WAITS = SESSION[:SESSION.index("class Profile")] + """
+from onboard.failed import wait_retry
+
+
+async def main():
+    rt = Runtime(None)
+    for attempt in ATTEMPTS:
+        await wait_retry(rt, attempt, 0)
+    print(json.dumps([n["retry_in"] for n in rt.said]))
+
+asyncio.run(main())
+"""
+
+
+def waits(mpy, attempts):
+    """The backoff's waits (base 0.05 s, cap 0.1 s) after so many failed tries."""
+    return json.loads(mpy.run(f"ATTEMPTS = {attempts!r}\n" + WAITS).stdout.splitlines()[-1])
+
+
+def test_the_backoffs_waits_are_drawn_up_to_their_bound_and_are_not_all_zero(mpy):
+    # full jitter: uniform in [0, 0.05 s] at the first try, so four are not all 0
+    # (but once in 2**80 runs)
+    got = waits(mpy, [0, 0, 0, 0])
+    assert all(0 <= w <= 0.05 for w in got) and any(w > 0 for w in got), got
+
+
+def test_after_a_billion_failed_tries_the_wait_is_still_drawn_up_to_the_cap(mpy):
+    # a device that fails for years counts on: its backoff must not compute
+    # 2 ** attempts (125 MB for this count), only the cap's bound
+    got = waits(mpy, [10**9])
+    assert len(got) == 1 and 0 <= got[0] <= 0.1, got
+
+
 def test_a_link_without_a_session_of_its_own_is_online_and_ends_with_no_retry(mpy):
     got = run_session(mpy, {})
     assert (got["retry"], got["said"], got["errors"]) == (None, ["online"], [])
@@ -171,6 +205,12 @@ def test_a_refusal_without_a_code_is_703_and_setup_mode(mpy):
 def test_a_refusal_with_a_code_and_fields_stores_them_and_shows_the_code(mpy):
     got = run_session(mpy, ("rejected", ["activation", 700, {"status": "gone"}]))
     assert (got["errors"], got["stored"]) == ([700], {"cloud": {"status": "gone"}})
+
+
+def test_a_refusal_with_a_code_and_no_fields_shows_the_code_and_stores_nothing(mpy):
+    # (Blynk with no token stored: Rejected("config", 700))
+    got = run_session(mpy, ("rejected", ["config", 700]))
+    assert (got["retry"], got["errors"], got["setup"], got["stored"]) == (None, [700], True, {})
 
 
 # On a whole simulated device ----------------------------------------------------------------
