@@ -134,6 +134,31 @@ def test_after_a_billion_failed_tries_the_wait_is_still_drawn_up_to_the_cap(mpy)
     assert len(got) == 1 and 0 <= got[0] <= 0.1, got
 
 
+def test_a_session_that_lasted_exactly_stable_seconds_counts_as_stable(mpy):
+    # began at 1000 s, failed at 1030 s with backoff.stable 30 s (the module's
+    # clock fixed): after 3 failed tries, the next wait is the first one's again
+    script = SESSION[:SESSION.index("class Profile")] + """
+from onboard import failed
+
+
+class Clock:
+    def time():
+        return 1030
+
+
+failed.time = Clock
+
+
+async def main():
+    rt = Runtime(None)
+    rt.state = "RUNNING"
+    print(await failed.next_try(rt, 3, 0, 1000), rt.said[0]["attempt"])
+
+asyncio.run(main())
+"""
+    assert mpy.run(script).stdout.split() == ["1", "1"]
+
+
 def test_a_link_without_a_session_of_its_own_is_online_and_ends_with_no_retry(mpy):
     got = run_session(mpy, {})
     assert (got["retry"], got["said"], got["errors"]) == (None, ["online"], [])
