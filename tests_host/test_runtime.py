@@ -262,6 +262,40 @@ def test_portal_answers_and_button_is_seen_while_the_cloud_stalls_8s(device, clo
     assert not stall.get("finished"), "the portal answered only after the stall ended"
 
 
+def pressed_while_waiting_out_a_retry_after(device, cloudsim, **config):
+    """A Blynk device whose activation answered 429 with Retry-After an hour,
+    its button pressed while it waits between two tries (no session under
+    way): the device, once setup mode has opened."""
+    prov = provision(cloudsim)
+    cloudsim.faults.add({"path": "/blynk/external/api/provision", "count": -1,
+                         "kind": "retry_after", "seconds": 3600})
+    try:
+        d = device(config={**blynk_config(cloudsim), **config})
+        configure(d, blynk=prov["token"])
+        assert d.wait_note("retry_in")["retry_in"] >= 3600
+    finally:
+        cloudsim.faults.clear()  # (the device asks no more before its wait ends)
+    d.press(2000)
+    d.portal = port_of(d.wait_state("WAIT_CONFIG"))
+    return d
+
+
+def test_button_opens_setup_while_the_device_waits_out_a_retry_after(device, cloudsim):
+    # then, not an hour later (nor after the backoff's own wait)
+    d = pressed_while_waiting_out_a_retry_after(device, cloudsim)
+    status, _, _ = get(d.portal, "/board_info.json")
+    assert status == 200
+
+
+def test_setup_mode_opened_right_after_the_radio_restarted_lists_the_networks(device, cloudsim):
+    # (rejoin_after 1: the radio is turned off and on after that failed try,
+    # before setup mode: its station is on again, or its scan would find nothing)
+    d = pressed_while_waiting_out_a_retry_after(device, cloudsim, rejoin_after=1)
+    status, _, body = get(d.portal, "/wifi_scan.json")
+    assert status == 200
+    assert "home" in [n["ssid"] for n in json.loads(body)]
+
+
 def test_a_config_naming_no_known_profile_shows_error_700(device):
     d = device(config={"profile": "no-such-cloud"})
     event = d.wait_state("ERROR")

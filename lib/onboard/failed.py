@@ -67,7 +67,14 @@ async def wait_retry(rt, attempt, retry_after):
     delay = max(random.getrandbits(20) / (1 << 20) * top, retry_after)
     log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
     rt.note(retry_in=delay, attempt=attempt + 1)
-    await asyncio.sleep(delay)
+    # in steps: a press of the button (setup_requested) ends the wait, as it
+    # ends a session (no session is under way to cancel here)
+    stop = time.ticks_add(time.ticks_ms(), int(delay * 1000))
+    while not rt.setup_requested:
+        left = time.ticks_diff(stop, time.ticks_ms())
+        if left <= 0:
+            break
+        await asyncio.sleep_ms(min(left, 100))
 
 
 async def next_try(rt, attempt, retry_after, began):
