@@ -102,6 +102,7 @@ def run_session(mpy, *starts, attempt=None):
 
 # the fake runtime above, and the waits onboard.failed draws for ATTEMPTS
 WAITS = SESSION[:SESSION.index("class Profile")] + """
+Runtime.backoff = BACKOFF
 from onboard.failed import wait_retry
 
 
@@ -115,9 +116,10 @@ asyncio.run(main())
 """
 
 
-def waits(mpy, attempts):
-    """The backoff's waits (base 0.05 s, cap 0.1 s) after so many failed tries."""
-    return json.loads(mpy.run(f"ATTEMPTS = {attempts!r}\n" + WAITS).stdout.splitlines()[-1])
+def waits(mpy, attempts, backoff=(0.05, 0.1)):
+    """The backoff's waits (base, cap seconds) after so many failed tries."""
+    script = f"ATTEMPTS = {attempts!r}\nBACKOFF = {(*backoff, 30)!r}\n" + WAITS
+    return json.loads(mpy.run(script).stdout.splitlines()[-1])
 
 
 def test_the_backoffs_waits_are_drawn_over_the_whole_range_up_to_their_bound(mpy):
@@ -125,6 +127,14 @@ def test_the_backoffs_waits_are_drawn_over_the_whole_range_up_to_their_bound(mpy
     # are in its upper half (all 40 in the lower half: once in 2**40 runs)
     got = waits(mpy, [0] * 40)
     assert all(0 <= w <= 0.05 for w in got) and any(w > 0.025 for w in got), got
+
+
+def test_a_small_base_keeps_doubling_past_sixteen_tries_until_the_cap(mpy):
+    # full jitter's bound at the 21st try is base * 2**20 (0.105 s for this
+    # base), below the cap: of 10 waits some are past base * 2**16 (0.0066 s)
+    # (all 10 below it: once in 16**10 runs)
+    got = waits(mpy, [20] * 10, backoff=(1e-7, 0.2))
+    assert all(0 <= w <= 0.105 for w in got) and any(w > 0.0066 for w in got), got
 
 
 def test_after_a_billion_failed_tries_the_wait_is_still_drawn_up_to_the_cap(mpy):

@@ -63,7 +63,7 @@ async def wait_retry(rt, attempt, retry_after):
     import random
 
     base, cap, _ = rt.backoff
-    top = min(cap, base * (1 << min(attempt, 16)))
+    top = min(cap, base * 2.0 ** attempt)  # (a float: inf past its range, never a big int)
     delay = max(random.getrandbits(20) / (1 << 20) * top, retry_after)
     log.info(_TAG, "retry in %d ms (attempt %d)", int(delay * 1000), attempt + 1)
     rt.note(retry_in=delay, attempt=attempt + 1)
