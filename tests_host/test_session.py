@@ -100,8 +100,11 @@ def run_session(mpy, *starts, attempt=None):
     return json.loads(mpy.run(session_script(*starts, attempt=attempt)).stdout.splitlines()[-1])
 
 
-# the fake runtime above, and the waits onboard.failed draws for ATTEMPTS
-WAITS = SESSION[:SESSION.index("class Profile")] + """
+# the fake runtime above, without its profile and main: for onboard.failed alone
+FAKE_RUNTIME = SESSION[:SESSION.index("class Profile")]
+
+# the waits onboard.failed draws for ATTEMPTS
+WAITS = FAKE_RUNTIME + """
 Runtime.backoff = BACKOFF
 from onboard.failed import wait_retry
 
@@ -147,7 +150,7 @@ def test_after_a_billion_failed_tries_the_wait_is_still_drawn_up_to_the_cap(mpy)
 def test_a_session_that_lasted_exactly_stable_seconds_counts_as_stable(mpy):
     # began at 1000 s, failed at 1030 s with backoff.stable 30 s (the module's
     # clock fixed): after 3 failed tries, the next wait is the first one's again
-    script = SESSION[:SESSION.index("class Profile")] + """
+    script = FAKE_RUNTIME + """
 import time
 from onboard import failed
 
