@@ -263,6 +263,54 @@ def test_a_refused_token_shows_703_then_the_device_is_back_on_its_working_setup(
     assert activations(cloudsim) == before + 1  # the working token needs no activation
 
 
+def test_new_settings_whose_activation_failed_once_are_tried_again_and_replace_the_working_ones(
+        device, cloudsim):
+    # a server error may pass: Blynk.Edgent gives new settings 50 s of logins,
+    # and onboard trial_s (default 50) seconds of tries after the first failure
+    d, _ = blynk_online(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
+    new = provision(cloudsim)["token"]
+    cloudsim.faults.add({"path": ACTIVATION, "kind": "status", "status": 503})  # (once)
+    before = activations(cloudsim)
+    reconfigure(d, ssid="cafe", **{"pass": ""}, blynk=new)
+    d.wait_state("RUNNING")
+    assert activations(cloudsim) == before + 2  # the 503, then the one that worked
+    store = d.store()
+    assert store["cloud"]["token"] == new and store["cloud"]["activated"] is True
+    assert [n["ssid"] for n in store["wifi"]["networks"]] == ["cafe", "home"]
+    assert "pending" not in store.get("state", {})
+
+
+def test_new_settings_that_keep_failing_are_tried_for_trial_s_then_the_working_ones_come_back(
+        device, cloudsim):
+    d, prov = blynk_online(device, cloudsim, backoff={"base": 0.05, "cap": 0.1}, trial_s=2,
+                           portal={"idle_timeout_s": 3})
+    kept = d.store()
+    cloudsim.faults.add({"path": ACTIVATION, "kind": "status", "status": 503, "count": -1})
+    try:
+        before = activations(cloudsim)
+        reconfigure(d, ssid="cafe", **{"pass": ""}, blynk=provision(cloudsim)["token"])
+        d.wait_state("WAIT_CONFIG", last_error=702)  # the reason, shown in setup mode
+        assert activations(cloudsim) >= before + 2  # tried again before giving up
+    finally:
+        cloudsim.faults.clear()
+    d.wait_state("RUNNING", timeout=40)  # idle timeout: the working setup again
+    now = d.store()
+    assert now["wifi"] == kept["wifi"] and now["cloud"] == kept["cloud"]
+    assert "pending" not in now.get("state", {})
+
+
+def test_new_settings_told_to_come_back_after_trial_s_are_given_up_at_once(device, cloudsim):
+    d, _ = blynk_online(device, cloudsim)  # trial_s 50: less than the cloud's hour
+    kept = d.store()
+    cloudsim.faults.add({"path": ACTIVATION, "kind": "retry_after", "seconds": 3600})
+    before = activations(cloudsim)
+    reconfigure(d, ssid="cafe", **{"pass": ""}, blynk=provision(cloudsim)["token"])
+    d.wait_state("WAIT_CONFIG", last_error=702)
+    assert activations(cloudsim) == before + 1
+    assert not [e for e in d.events if "retry_in" in e]
+    assert d.store()["cloud"] == kept["cloud"]
+
+
 def test_new_settings_that_work_replace_the_working_ones(device, cloudsim):
     d, prov = blynk_online(device, cloudsim)
     new = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/reprovision/token",

@@ -66,7 +66,8 @@ def runtime(board, config_path=None):
 # spans 6.2 days); keepalive_s a whole number of seconds as MQTT carries it
 # (two bytes; plgd's Ping interval, which cannot be 0); rejoin_after a count of tries.
 _NUMBERS = (("wifi_timeout_s", 1, _DAY), ("timeout_s", 1, _DAY), ("keepalive_s", 1, 65535),
-            ("port", 1, 65535), ("portal.idle_timeout_s", 1, _DAY), ("rejoin_after", 0, 65535))
+            ("port", 1, 65535), ("portal.idle_timeout_s", 1, _DAY), ("rejoin_after", 0, 65535),
+            ("trial_s", 0, _DAY))
 _WHOLE = ("keepalive_s", "port", "rejoin_after")
 _TEXTS = ("profile", "host", "api", "ca", "portal.pop", "vendor", "name", "fw_ver", "fw_type",
           "tmpl_id")

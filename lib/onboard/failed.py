@@ -48,11 +48,21 @@ def outcome(rt, e):
             else _ERR_CLOUD
     else:  # a reply nobody expected: try again later
         log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
-    if rt.trial():  # new settings that did not reach the cloud: the working ones again
-        from onboard.trial import end
+    if rt.trial():
+        # new settings that did not reach the cloud: a refusal ends their
+        # trial at once; a failure that may pass (a server's error, a
+        # timeout, a broker down) is tried again for trial_s seconds after
+        # the first (Blynk.Edgent gives new settings 50 s of logins), unless
+        # the cloud's Retry-After is longer. Then the working ones again.
+        t = rt.store
+        if t.since is None:
+            t.since = time.ticks_ms()
+        if isinstance(e, Rejected) or time.ticks_diff(time.ticks_ms(), t.since) \
+                + retry * 1000 >= rt.config.get("trial_s", 50) * 1000:
+            from onboard.trial import end
 
-        end(rt, code)
-        return None
+            end(rt, code)
+            return None
     rt.set_error(code)
     return retry
 

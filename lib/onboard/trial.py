@@ -17,6 +17,8 @@ class Trial:
     the stored ones; cloud writes go to the pending record (state.pending),
     everything else to the store."""
 
+    since = None  # ticks_ms of their first failure to reach the cloud (onboard.failed)
+
     def __init__(self, store):
         self.real = store
 
