@@ -238,6 +238,7 @@ class Runtime:
             from onboard.trial import switch
 
             switch(self.store)
+            del switch  # (a local holds the module until this returns: the state's report, a write)
             forget("trial")
         self.set_error(0)
         if self.state == _RUNNING:
