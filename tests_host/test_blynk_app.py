@@ -525,13 +525,14 @@ def test_wep_keys_are_accepted_as_edgent_does(mpy):
 
 # cloudsim's Blynk MQTT as the real one -------------------------------------------------------
 
-def mqtt_login(sim, token):
-    """A raw MQTT connection to cloudsim's Blynk front (plain port), logged in."""
+def mqtt_login(sim, token, code=0):
+    """A raw MQTT connection to cloudsim's Blynk front (plain port), its
+    login answered with CONNACK code (0: logged in)."""
     s = socket.create_connection(("127.0.0.1", sim.front.port), timeout=10)
     body = mqtt_string(b"MQTT") + bytes((4, 0xC2)) + struct.pack(">H", 60)
     body += mqtt_string(b"raw") + mqtt_string(b"device") + mqtt_string(token.encode())
     s.sendall(packet(0x10, body))
-    assert s.recv(4) == b"\x20\x02\x00\x00"
+    assert s.recv(4) == b"\x20\x02\x00" + bytes((code,))
     return s
 
 
@@ -549,6 +550,15 @@ def closed(s):
         return s.recv(64) == b""
     except ConnectionResetError:
         return True
+
+
+def test_a_token_no_device_has_is_refused_with_connack_4_as_blynk_documents(cloudsim):
+    # Blynk's device MQTT API: "0x04 Connection Refused" means the credentials
+    s = mqtt_login(cloudsim, BAD_TOKEN, code=4)
+    try:
+        assert closed(s)
+    finally:
+        s.close()
 
 
 def test_a_second_login_with_the_same_token_drops_the_first(cloudsim):

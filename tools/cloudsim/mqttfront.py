@@ -160,7 +160,9 @@ class BlynkFront(LoopbackFront):
                      f"token {token[:2]}…({len(token)} chars): "
                      + ("refused" if device_id is None else f"device {device_id}"))
         if device_id is None:
-            writer.write(packet(0x20, b"\x00\x05"))  # CONNACK: not authorised
+            # CONNACK 4, bad user name or password: what Blynk's device MQTT
+            # API documents for a problem with the credentials
+            writer.write(packet(0x20, b"\x00\x04"))
             await writer.drain()
             writer.close()
             return
