@@ -53,6 +53,14 @@ def activations(sim):
     return len(sim.arrivals(ACTIVATION))
 
 
+def arrived(sim, n, timeout=20):
+    """Wait until the server has had n activation requests in all."""
+    deadline = time.monotonic() + timeout
+    while activations(sim) < n:
+        assert time.monotonic() < deadline, f"{activations(sim)} activations, not {n}"
+        time.sleep(0.05)
+
+
 # The app's flows ---------------------------------------------------------------------------
 
 def test_the_blynk_apps_script_brings_the_device_online_on_the_mqtt_port(device, cloudsim):
@@ -297,6 +305,32 @@ def test_new_settings_that_keep_failing_are_tried_for_trial_s_then_the_working_o
     now = d.store()
     assert now["wifi"] == kept["wifi"] and now["cloud"] == kept["cloud"]
     assert "pending" not in now.get("state", {})
+
+
+def test_settings_sent_from_a_setup_mode_opened_during_a_trial_get_a_whole_trial_s(device,
+                                                                                  cloudsim):
+    # a trial failed once, then the button (held 2 s, past its trial_s of 1 s)
+    # opened setup mode; settings sent there are new: their failures are
+    # counted from their own first one, not from the trial before
+    d, _ = blynk_online(device, cloudsim, backoff={"base": 0.05, "cap": 0.1}, trial_s=1)
+    cloudsim.faults.add({"path": ACTIVATION, "kind": "status", "status": 503})
+    cloudsim.faults.add({"path": ACTIVATION, "kind": "latency", "seconds": 5})
+    try:
+        before = activations(cloudsim)
+        reconfigure(d, ssid="cafe", **{"pass": ""}, blynk=provision(cloudsim)["token"])
+        arrived(cloudsim, before + 2)  # the trial's second try, stalled by the server
+        d.press(2000)
+        port = port_of(d.wait_state("WAIT_CONFIG"))
+        assert d.events[-1]["last_error"] == 702  # the trial's failure, shown
+    finally:
+        cloudsim.faults.clear()
+    new = provision(cloudsim)["token"]
+    cloudsim.faults.add({"path": ACTIVATION, "kind": "status", "status": 503})  # (once)
+    status, _, body = get(port, "/config?" + urllib.parse.urlencode(
+        {"ssid": "cafe", "pass": "", "blynk": new}))
+    assert status == 200, body
+    d.wait_state("RUNNING")
+    assert d.store()["cloud"]["token"] == new
 
 
 def test_new_settings_told_to_come_back_after_trial_s_are_given_up_at_once(device, cloudsim):

@@ -43,8 +43,10 @@ def arrive(rt, fields, joined=False):
     if check and (given or not (joined or store.get("cloud").get("token"))):
         cloud = check(fields, rt.config, store.get("cloud"))
     check = None  # (the store's writes below need not hold its code)
+    # settings that arrive end a trial left unfinished (a press during it):
+    # saved, or on trial afresh (Runtime.try_pending), their own tries counted
+    rt.store = store
     if joined or fields.get("save", "0") not in ("", "0") or not wifi.saved(store):
-        rt.store = store
         # one write: a power cut leaves the old settings or all the new ones
         wifi.remember(store, ssid, password, ip, {"state": {"pending": None}, "cloud": cloud})
     else:  # on trial once setup mode has ended (Runtime.try_pending)
