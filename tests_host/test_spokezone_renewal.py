@@ -3,7 +3,8 @@ renewal (POST /loginDevice of a token with 11 h left), seen from the
 simulator's request log, the device's events and its flash: a request the
 server calls wrong (400, 404, 499) is last_error 700 and not sent again,
 refused credentials (401, 403) are 703, a timeout, a busy server or a new
-token that does not check is tried again, which then renews; "still valid"
+token that does not check is tried again, which then renews (online with the
+old token meanwhile, unless it would end first); "still valid"
 keeps the token. When the next renewal is due, as stored beside the token:
 12 h before a new token's expiry (10 min before when it lives less), halfway
 to that when the server called the old one still valid, also when the time
@@ -56,32 +57,69 @@ def test_a_renewal_the_server_calls_wrong_or_refuses_ends_in_setup_mode_unretrie
     assert d.store()["cloud"]["token"] == fields["token"]
 
 
+def renewed_after_going_online(r):
+    """r's device went online with its old token (the renewal had failed),
+    then renewed it: the note of the renewal, which came after."""
+    assert r.end["state"] == "RUNNING"
+    assert [e for e in r.events if "renewed" in e or "retry_in" in e] == []
+    return r.d.wait_note("renewed")
+
+
 @pytest.mark.parametrize("status", [408, 429, 500, 503])
-def test_a_renewal_answered_with_a_timeout_or_busy_server_is_retried_and_renews(
+def test_a_renewal_answered_with_a_timeout_or_busy_server_goes_online_then_renews(
         device, sim, status):
-    d, fields, _, before, end, _ = renew_against(
-        device, sim, {"kind": "status", "status": status}, f"cpu-sz-{status}")
-    assert end["state"] == "RUNNING"
-    assert renewals(sim) == before + 2
-    assert d.store()["cloud"]["token"] != fields["token"]
+    # the token still has 11 h: the session goes on with it, and the renewal
+    # comes again after the backoff's cap (MRS's SDK keeps its connection too)
+    r = renew_against(device, sim, {"kind": "status", "status": status}, f"cpu-sz-{status}")
+    renewed_after_going_online(r)
+    assert renewals(sim) == r.before + 2
+    assert r.d.store()["cloud"]["token"] != r.fields["token"]
 
 
 def test_a_new_token_that_does_not_check_is_not_stored_and_the_renewal_is_retried(device, sim):
     fault = {"kind": "shape", "status": 201, "body": {"token": "not.a-token.at-all"}}
-    d, _, dev, before, end, _ = renew_against(device, sim, fault, "cpu-sz-shape")
-    assert end["state"] == "RUNNING"
-    assert renewals(sim) == before + 2
-    assert d.store()["cloud"]["token"] == sim.clouds["spokezone"].devices[dev["id"]]["token"]
+    r = renew_against(device, sim, fault, "cpu-sz-shape")
+    renewed_after_going_online(r)
+    assert renewals(sim) == r.before + 2
+    assert r.d.store()["cloud"]["token"] == sim.clouds["spokezone"].devices[r.dev["id"]]["token"]
 
 
 def test_the_log_names_the_renewal_when_its_new_token_does_not_check(device, sim):
     fault = {"kind": "shape", "status": 201, "body": {"token": "not.a-token.at-all"}}
-    d, _, _, _, end, _ = renew_against(device, sim, fault, "cpu-sz-shape-log")
-    assert end["state"] == "RUNNING"
-    d.stop()  # all it logged is in the file
-    log = d.log_path.read_text()
-    assert "cloud: renewal failed, will retry" in log
+    r = renew_against(device, sim, fault, "cpu-sz-shape-log")
+    renewed_after_going_online(r)
+    r.d.stop()  # all it logged is in the file
+    log = r.d.log_path.read_text()
+    assert "renewal failed: the token still works" in log
     assert "unexpected" not in log
+
+
+def test_while_the_api_is_down_the_device_stays_online_with_its_token_and_asks_again(
+        device, sim):
+    r = renew_against(device, sim, {"kind": "status", "status": 503, "count": -1},
+                      "cpu-sz-api-down")
+    assert r.end["state"] == "RUNNING"
+    for _ in range(3):  # a session with the token after each renewal that failed
+        r.d.wait_note("online")
+    assert renewals(sim) >= r.before + 3
+    assert r.d.store()["cloud"]["token"] == r.fields["token"]
+    states = [e["state"] for e in r.d.events]
+    assert set(states[states.index("RUNNING"):]) == {"RUNNING"}  # online throughout
+
+
+def test_a_token_too_near_its_end_is_not_used_when_its_renewal_fails(device, sim):
+    # it would end before the next renewal: the session fails and is retried
+    # as any other, never online with a token about to end
+    d, fields, _, _ = make(device, sim, lifetime=1, cpu="cpu-sz-near-end", **FAST_RETRY)
+    api(sim, "POST", "/_sim/faults", {"path": PATH, "method": "POST", "kind": "status",
+                                      "status": 503}, admin(sim))
+    before = renewals(sim)
+    configure(d, **fields)
+    first = d.wait_for(lambda e: e["state"] == "RUNNING" or "retry_in" in e,
+                       "online or a retry")
+    assert "retry_in" in first
+    d.wait_note("renewed")
+    assert renewals(sim) == before + 2
 
 
 STILL_VALID = {"kind": "shape", "status": 200, "body": {"message": "token still valid"}}

@@ -1,8 +1,9 @@
 # Spoke Zone: a device JWT whose claims give the device id (a positive
 # integer) and the MQTT prefix. Renewed with POST /loginDevice once less than
 # 12 h are left (200: still valid, 201: a new token, checked, then stored
-# before use); network errors, 429 and 5xx are retried, 401/403 (or a token
-# expired over 12 h ago) is 703; a token the server still calls valid is
+# before use); network errors, 429 and 5xx are retried (while the token
+# still works, online with it meanwhile), 401/403 (or a token expired over
+# 12 h ago) is 703; a token the server still calls valid is
 # asked for again halfway to its end. When the next renewal is due is stored
 # beside the token ("renew": [exp, at]), so a reboot does not renew again.
 from micropython import const
@@ -11,6 +12,7 @@ from micropython import const
 _ERR_CONFIG = const(700)
 _TWELVE_HOURS = const(43200)
 _MIN_WAIT = const(10)  # seconds: the least wait before asking again
+_TAG = const("spokezone")
 
 FIELDS = (("token", "Spoke Zone device token", True), ("uuid", "Device UUID", False))
 
@@ -89,6 +91,30 @@ async def renew(rt, cloud):
     return new, True
 
 
+def _keep(rt, e, exp, now):
+    """A renewal that failed with e: the seconds until it is tried again
+    while the session goes on with the current token, which still works (the
+    API out of reach or its reply not one to take: a server error, a
+    timeout, a reply cut short). The backoff's cap, the cloud's Retry-After
+    when longer, never past the token's end; e raised again when it refused
+    the token, when the time is unknown or the token would end first (the
+    session then fails and is retried as any other). MRS's SDK keeps its live
+    connection whatever its renewal does; an outage of the API alone does
+    not take the device offline."""
+    from onboard import log
+    from onboard.cloud import Rejected, Transient
+
+    if isinstance(e, (Rejected, MemoryError)) or now is None:
+        raise e
+    wait = min(rt.backoff[1], (exp - now) / 2)
+    if isinstance(e, Transient) and len(e.args) > 1:
+        wait = max(wait, e.args[1])
+    if now + wait >= exp - 1:
+        raise e
+    log.warn(_TAG, "renewal failed: the token still works, again in %d s", int(wait))
+    return wait
+
+
 async def start(rt):
     """Renew when due (or while the time is unknown: the reply's Date sets
     it), then MQTT with the current token under the token's prefix."""
@@ -104,27 +130,34 @@ async def start(rt):
     now = clock.now()
     link = {}
     if now is None or now >= at:
-        token, renewed = await renew(rt, cloud)
-        exp, lifetime, _, prefix = token_claims(token)
-        now = clock.now()
-        margin = renew_margin(lifetime)
-        end = exp - margin  # near its end
-        # a new token: 12 h before its end, or near its end when it lives less
-        # than that. One the server still calls valid (its clock a moment
-        # behind ours at the 12 h mark, or its rule another): halfway to near
-        # its end, so the time left to renew in stays wide (each such answer
-        # halves the wait: few asks reach it). Near its end already (a server
-        # that keeps calling it valid, or renews it with one that lives less
-        # than its margin): half a margin later, at least _MIN_WAIT s, never
-        # again at once (no storm of requests and flash writes)
-        at = end
-        if now is not None:
-            at = exp - _TWELVE_HOURS if renewed else (now + end + 1) // 2
-            if at <= now:
-                at = end if end > now else now + max(margin // 2, _MIN_WAIT)
-        link["store"] = {"token": token, "renew": [exp, at]} if renewed \
-            else {"renew": [exp, at]}
-        link["renewed"] = renewed
+        try:
+            token, renewed = await renew(rt, cloud)
+        except Exception as e:  # noqa: BLE001  (sorted below)
+            wait = _keep(rt, e, exp, now)
+            now = clock.now()
+            at = now + wait
+            renewed = None
+        if renewed is not None:
+            exp, lifetime, _, prefix = token_claims(token)
+            now = clock.now()
+            margin = renew_margin(lifetime)
+            end = exp - margin  # near its end
+            # a new token: 12 h before its end, or near its end when it lives less
+            # than that. One the server still calls valid (its clock a moment
+            # behind ours at the 12 h mark, or its rule another): halfway to near
+            # its end, so the time left to renew in stays wide (each such answer
+            # halves the wait: few asks reach it). Near its end already (a server
+            # that keeps calling it valid, or renews it with one that lives less
+            # than its margin): half a margin later, at least _MIN_WAIT s, never
+            # again at once (no storm of requests and flash writes)
+            at = end
+            if now is not None:
+                at = exp - _TWELVE_HOURS if renewed else (now + end + 1) // 2
+                if at <= now:
+                    at = end if end > now else now + max(margin // 2, _MIN_WAIT)
+            link["store"] = {"token": token, "renew": [exp, at]} if renewed \
+                else {"renew": [exp, at]}
+            link["renewed"] = renewed
     left = at - now if now is not None else lifetime - renew_margin(lifetime)
     link.update({"mqtt": (token, token, None, None, None), "topics": (prefix + "/down/#",),
                  # a retained birth message: the cloud sees which firmware is online
