@@ -464,6 +464,27 @@ def test_refresh_comes_before_expiry_and_the_new_pair_is_stored_in_one_write_bef
     assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
 
 
+def test_after_a_refresh_on_the_same_connection_changes_still_reach_the_gateway(
+        device, tmp_path, cloudsim):
+    # IoTivity-Lite signs in again after a refresh and does not publish again;
+    # plgd hub observes a published path once per connection: observations
+    # dropped by the device at a refresh would leave the hub's copy stale
+    gw = cloudsim.gateway
+    cloudsim.lifetimes["plgd"] = 22  # refreshed 10 s before expiry, on the same connection
+    try:
+        d = online(device, tmp_path, cloudsim, timeout_s=5)
+        di = device_id(cloudsim, d)
+        assert gw.wait_observing(di, "/light/1")
+        d.wait_note("renewed", timeout=30)
+        d.wait_note("online")
+    finally:
+        cloudsim.lifetimes["plgd"] = 3600
+    assert events(cloudsim, di).count("signin") == 2  # the same connection: signed in again
+    c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 7})
+    assert gw.wait_event(di, "notified /light/1"), events(cloudsim, di)
+    assert gw.devices[di]["links"]["/light/1"]["content"] == {"value": 7}
+
+
 @pytest.mark.parametrize("moment", ["the refresh arrives", "the new pair signs in"])
 def test_a_kill_during_a_refresh_leaves_a_device_that_comes_back(device, tmp_path, cloudsim,
                                                                   moment):

@@ -245,6 +245,8 @@ class Gateway:
         if not held or held["di"] != di or held["uid"] != doc.get("uid") \
                 or held["exp"] < self.sim.now() or doc.get("login") is not True:
             raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown or expired")
+        if dev["remote"] is not request.remote:  # a new connection: nothing observed on it
+            dev["observed"] = set()
         dev["remote"], dev["ctx"] = request.remote, self.contexts[tls]
         self.log("signin", di)
         return {"expiresin": int(held["exp"] - self.sim.now())}
@@ -268,10 +270,17 @@ class Gateway:
         if not isinstance(links, list) or not all(
                 isinstance(k, dict) and isinstance(k.get("href"), str) for k in links):
             raise _Refused(Code.BAD_REQUEST, "links: a list of links with href")
+        observed = dev.setdefault("observed", set())
         for link in links:
             dev["links"][link["href"]] = {"rt": link.get("rt", []), "content": None}
             # plgd hub observes a link whose policy says observable (bm & 2), and
-            # reads the others once
+            # reads the others once; a path it observes on this connection
+            # already is not observed again (its resourcesObserver adds only new
+            # paths): a device that publishes again after a refresh on the same
+            # connection keeps the observations it had
+            if link["href"] in observed:
+                continue
+            observed.add(link["href"])
             policy = link.get("p")
             bm = policy.get("bm") if isinstance(policy, dict) else None
             observable = isinstance(bm, int) and bool(bm & 2)

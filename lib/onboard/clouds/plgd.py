@@ -4,15 +4,17 @@
 # for coaps+tcp, the config's CA the only trust anchor) to cis, CBOR bodies:
 # sign-up with the code `at` (once), else refresh the stored pair; the
 # runtime stores the new pair in one write, then the link's session signs
-# in, publishes /oic/d and the application's resources (onboard.ocf), serves
-# the gateway's requests on them, Pings every 20 s and comes back when the
-# refresh is due (IoTivity-Lite's margins), on the same connection. 4.01 on
+# in, publishes /oic/d and the application's resources (onboard.ocf; once a
+# connection), serves the gateway's requests on them, Pings every 20 s and
+# comes back when the refresh is due (IoTivity-Lite's margins), on the same
+# connection, where it signs in again. 4.01 on
 # sign-up, sign-in or refresh: 703 (cps failed, clec 4, the tokens gone).
 from onboard import ocf
 
 FIELDS = (("apn", "Authorization provider", False), ("cis", "Cloud URL", False),
           ("sid", "Cloud ID", False), ("at", "Authorization code", True))
 _live = None  # the open connection, kept by a session for the next refresh
+_published = False  # its links published (once a connection, as IoTivity-Lite)
 
 
 def check(fields, config, current):
@@ -28,10 +30,11 @@ def check(fields, config, current):
 def _close():
     # the connection closed and let go of: kept here closed, it would hold its
     # buffers and the CoAP code (which the runtime lets go of) in RAM for good
-    global _live
+    global _live, _published
     if _live:
         _live.close()
     _live = ocf.conn = None
+    _published = False
 
 
 def _di(rt):
@@ -106,6 +109,7 @@ async def start(rt):
 
 
 async def _session(rt):
+    global _published
     import asyncio
     import time
 
@@ -119,8 +123,12 @@ async def _session(rt):
             "sign-in")).get("expiresin")
         if type(life) is not int or not 0 < life < 1 << 19:
             life = 1 << 19  # a token that does not expire: at most 6 days a wait
-        await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links(
-            _di(rt), rt.config.get("name"))}, "publish")
+        # once a connection: after a refresh on it, signed in again only (the
+        # gateway observes a path once a connection, and keeps observing it)
+        if not _published:
+            await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links(
+                _di(rt), rt.config.get("name"))}, "publish")
+            _published = True
         rt.now_online()
         # refresh with IoTivity-Lite's margins (none at 20 s or less)
         due = time.ticks_add(time.ticks_ms(),
