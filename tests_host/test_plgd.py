@@ -707,9 +707,12 @@ def reset_online(device, tmp_path, cloudsim, how):
 
 
 @pytest.mark.parametrize("how", ["portal", "button"])
-def test_a_reset_signs_out_and_deregisters_the_device(device, tmp_path, cloudsim, how):
+def test_a_reset_deregisters_the_device(device, tmp_path, cloudsim, how):
+    # as IoTivity-Lite: DELETE /oic/sec/account with di, uid and the access
+    # token, which plgd hub needs on a connection not signed in (no sign-out)
     d, di = reset_online(device, tmp_path, cloudsim, how)
-    assert events(cloudsim, di)[-2:] == ["signout", "deregister"]
+    assert events(cloudsim, di)[-1] == "deregister"
+    assert "signout" not in events(cloudsim, di)
     assert di not in [x["id"] for x in c2c(cloudsim)]
     assert "cloud" not in d.store()
 
@@ -770,6 +773,49 @@ def sign_up(sim, code, di="00000000-0000-4000-8000-00000000beef"):
         finally:
             await ctx.shutdown()
     return asyncio.run(go())
+
+
+def gateway_requests(sim, *requests):
+    """Requests (method, path, query, CBOR body or None) on one connection
+    to the gateway, not signed in: each reply's code as text."""
+    import asyncio
+
+    from aiocoap import Context
+
+    async def go():
+        ctx = await Context.create_client_context(transports=["tcpclient"])
+        out = []
+        try:
+            for method, path, query, body in requests:
+                msg = Message(code=method, uri=f"coap+tcp://127.0.0.1:{sim.gateway.port}{path}",
+                              uri_query=query, content_format=10000,
+                              payload=b"" if body is None else cbor2.dumps(body))
+                out.append(str((await ctx.request(msg).response).code))
+        finally:
+            await ctx.shutdown()
+        return out
+    return asyncio.run(go())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_gateway_takes_a_sign_off_or_sign_out_only_with_the_owners_uid_and_token(cloudsim):
+    # plgd hub's signOff.go and sign-out: on a connection not signed in, di,
+    # uid and accesstoken are all needed (4.00), and the token must be the
+    # uid's (4.01); then the device is gone
+    di = "00000000-0000-4000-8000-00000000dead"
+    (code,) = gateway_requests(cloudsim, (POST, "/oic/sec/account", (), {
+        "di": di, "authprovider": "plgd", "accesstoken": onboard_code(cloudsim)}))
+    assert code.startswith("2.04")
+    token = next(t for t, v in cloudsim.gateway.access.items() if v["di"] == di)
+    q = [f"di={di}", f"accesstoken={token}"]
+    replies = gateway_requests(
+        cloudsim, (POST, "/oic/sec/session", (), {"di": di, "uid": USER, "login": False}),
+        (DELETE, "/oic/sec/account", q, None),
+        (DELETE, "/oic/sec/account", [*q, "uid=someone-else"], None))
+    assert [r[:4] for r in replies] == ["4.00", "4.00", "4.01"]
+    assert di in cloudsim.gateway.devices
+    (code,) = gateway_requests(cloudsim, (DELETE, "/oic/sec/account", [*q, f"uid={USER}"], None))
+    assert code.startswith("2.02") and di not in cloudsim.gateway.devices
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -6,9 +6,11 @@ publishResource.go) and IoTivity-Lite's cloud manager use it:
 - POST /oic/sec/account {di, authprovider, accesstoken}: sign-up with an
   authorization code the OAuth server issued (once) for the user ->
   {accesstoken, refreshtoken, uid, expiresin[, redirecturi]}
-- DELETE /oic/sec/account?di=&accesstoken=: deregistration (sign-off)
+- DELETE /oic/sec/account?di=&uid=&accesstoken=: deregistration (sign-off)
 - POST /oic/sec/session {di, uid, accesstoken, login}: sign-in (-> {expiresin})
-  or, with login false, sign-out
+  or, with login false, sign-out; a sign-off's or sign-out's uid and
+  accesstoken may be left out on a connection signed in as the device
+  (4.00 elsewhere), the token must be the uid's (4.01)
 - POST /oic/sec/tokenrefresh {di, uid, refreshtoken} -> {accesstoken,
   refreshtoken, expiresin}; refresh tokens rotate (each works once)
 - POST /oic/rd {di, links, ttl}: publish, only on a signed-in connection; the
@@ -237,6 +239,7 @@ class Gateway:
         di = doc["di"]
         dev = self._device(di)
         if doc.get("login") is False:
+            self._signed_off(request, di, doc.get("uid"), doc.get("accesstoken"), "sign out")
             if dev["remote"] is request.remote:
                 dev["remote"] = None
             self.log("signout", di)
@@ -248,6 +251,7 @@ class Gateway:
         if dev["remote"] is not request.remote:  # a new connection: nothing observed on it
             dev["observed"] = set()
         dev["remote"], dev["ctx"] = request.remote, self.contexts[tls]
+        dev["token"] = doc["accesstoken"]  # (the connection's: sign-out and sign-off default to it)
         self.log("signin", di)
         return {"expiresin": int(held["exp"] - self.sim.now())}
 
@@ -291,13 +295,27 @@ class Gateway:
         self.log("publish", di)
         return {"di": di, "links": links, "ttl": doc.get("ttl", 0)}
 
+    def _signed_off(self, request, di, uid, token, what):
+        """As plgd hub's signOff.go and sign-out: di, uid and accesstoken,
+        each taken from the connection's sign-in when not given (4.00 when
+        one is missing still); the token must be a live one of di, owned by
+        uid (4.01). The token's record."""
+        dev = self.devices.get(di)
+        if dev and dev["remote"] is request.remote and dev.get("token"):
+            uid, token = uid or dev["uid"], token or dev["token"]
+        if not (di and uid and token):
+            raise _Refused(Code.BAD_REQUEST, f"cannot handle {what}: di, uid and accesstoken")
+        held = self.access.get(token)
+        if not held or held["di"] != di or held["uid"] != uid:
+            raise _Refused(Code.UNAUTHORIZED, f"cannot handle {what}: accesstoken")
+        return held
+
     def deregister(self, request):
         query = dict(q.split("=", 1) for q in request.opt.uri_query if "=" in q)
         di = query.get("di", "")
-        held = self.access.get(query.get("accesstoken", ""))
         with self.sim.lock:
-            if not held or held["di"] != di:
-                raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown")
+            self._signed_off(request, di, query.get("uid"), query.get("accesstoken"),
+                             "sign off")
             self.devices.pop(di, None)
             self.deregistered_on[di] = request.remote
             for table in (self.access, self.refresh):

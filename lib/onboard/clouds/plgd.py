@@ -148,8 +148,10 @@ async def _session(rt):
 
 
 async def bye(rt, cloud):
-    """Sign out and deregister (DELETE /oic/sec/account), best effort: the
-    configuration is being reset."""
+    """Deregister (DELETE /oic/sec/account naming di, uid and the access
+    token, as IoTivity-Lite: no sign-out first, on a connection not signed in
+    plgd hub takes neither without them), best effort: the configuration is
+    being reset."""
     import asyncio
 
     for _ in range(200):  # the session, cancelled, ends (closing its connection) first
@@ -157,9 +159,8 @@ async def bye(rt, cloud):
             break
         await asyncio.sleep_ms(10)
     try:
-        await _ask(rt, cloud["cis"], "/oic/sec/session", {"uid": cloud["uid"], "login": False})
         await _ask(rt, cloud["cis"], "/oic/sec/account", {}, None, 4, (
-            "di=" + _di(rt), "accesstoken=" + cloud["access_token"]))
+            "di=" + _di(rt), "uid=" + cloud["uid"], "accesstoken=" + cloud["access_token"]))
     except Exception:  # noqa: BLE001  (offline, never registered: the cloud forgets in time)
         pass
     _close()
