@@ -585,14 +585,35 @@ def test_a_refresh_reply_of_the_wrong_shape_shows_702_and_keeps_the_pair(device,
     assert d.restarts() == 0
 
 
-@pytest.mark.parametrize("path", ["/oic/sec/session", "/oic/sec/tokenrefresh"],
-                         ids=["sign-in", "refresh"])
-def test_a_401_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(
+@pytest.mark.parametrize("path", ["/oic/sec/session", "/oic/rd"], ids=["sign-in", "publish"])
+def test_a_401_on_sign_in_or_publish_is_refreshed_and_signed_in_again_keeping_the_registration(
         device, tmp_path, cloudsim, path):
+    # as IoTivity-Lite: only the access token is taken as refused (plgd hub
+    # answers 4.01 also while its token check fails); only a refused refresh
+    # ends the registration
     gw = cloudsim.gateway
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
+    kept = d.store()["cloud"]
+    seen = len(events(cloudsim, di))
     cloudsim.faults.add({"path": path, "method": "POST", "kind": "status", "status": 401})
+    assert gw.kick(di)
+    d.wait_for(lambda e: "retry_in" in e, "a retry")
+    d.wait_state("RUNNING")
+    assert events(cloudsim, di)[seen:].count("refresh") == 2  # one each connection
+    cloud = d.store()["cloud"]
+    assert cloud["cps"] == "registered" and cloud["uid"] == kept["uid"]
+    states = [e["state"] for e in d.events]
+    assert "WAIT_CONFIG" not in states[states.index("RUNNING"):]
+
+
+def test_a_401_on_refresh_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(
+        device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    cloudsim.faults.add({"path": "/oic/sec/tokenrefresh", "method": "POST", "kind": "status",
+                         "status": 401})
     assert gw.kick(di)
     ev = d.wait_state("WAIT_CONFIG", last_error=703)
     cloud = d.store()["cloud"]

@@ -8,7 +8,8 @@
 # connection), serves the gateway's requests on them, Pings every 20 s and
 # comes back when the refresh is due (IoTivity-Lite's margins), on the same
 # connection, where it signs in again. 4.01 on
-# sign-up, sign-in or refresh: 703 (cps failed, clec 4, the tokens gone).
+# sign-up or refresh: 703 (cps failed, clec 4, the tokens gone); on sign-in
+# or publish: refreshed, then again.
 from onboard import ocf
 
 FIELDS = (("apn", "Authorization provider", False), ("cis", "Cloud URL", False),
@@ -66,6 +67,11 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
     if not step:
         return
     if code == 0x81:  # 4.01: the code or the tokens are refused
+        if step in ("sign-in", "publish"):
+            # the access token alone (plgd hub also answers so when its token
+            # check fails for a while): refreshed, then signed in again, as
+            # IoTivity-Lite does; the registration goes only with the refresh's
+            raise Transient(step, 0)
         raise Rejected(step, 703, {"cps": "failed", "clec": 4, "at": None,
                                    "access_token": None, "refresh_token": None})
     try:
