@@ -607,15 +607,20 @@ def test_a_401_on_sign_in_or_publish_is_refreshed_and_signed_in_again_keeping_th
     assert "WAIT_CONFIG" not in states[states.index("RUNNING"):]
 
 
-def test_a_401_on_refresh_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(
-        device, tmp_path, cloudsim):
-    gw = cloudsim.gateway
+def refresh_refused(device, tmp_path, cloudsim):
+    """An online device whose next refresh (on a new connection) the gateway
+    refuses with 4.01: (device, di, its setup mode's event with 703)."""
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
     cloudsim.faults.add({"path": "/oic/sec/tokenrefresh", "method": "POST", "kind": "status",
                          "status": 401})
-    assert gw.kick(di)
-    ev = d.wait_state("WAIT_CONFIG", last_error=703)
+    assert cloudsim.gateway.kick(di)
+    return d, di, d.wait_state("WAIT_CONFIG", last_error=703)
+
+
+def test_a_401_on_refresh_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(
+        device, tmp_path, cloudsim):
+    d, di, ev = refresh_refused(device, tmp_path, cloudsim)
     cloud = d.store()["cloud"]
     assert cloud["cps"] == "failed" and cloud["clec"] == 4 and "access_token" not in cloud
     status, _, body = get(port_of(ev), "/config?" + urllib.parse.urlencode(

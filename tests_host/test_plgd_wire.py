@@ -9,7 +9,7 @@ import re
 import threading
 
 import pytest
-from test_plgd import Blackhole, device_id, events, fields, online, plgd_device
+from test_plgd import Blackhole, device_id, events, fields, online, plgd_device, refresh_refused
 from test_portal import get, port_of
 from test_profiles import configure
 
@@ -232,13 +232,7 @@ def test_a_session_that_fails_leaves_its_connection_and_the_retry_comes_on_a_new
 
 def test_a_device_restarted_after_a_703_asks_for_setup_with_700_without_the_gateway(
         device, tmp_path, cloudsim):
-    gw = cloudsim.gateway
-    d = online(device, tmp_path, cloudsim)
-    di = device_id(cloudsim, d)
-    cloudsim.faults.add({"path": "/oic/sec/tokenrefresh", "method": "POST", "kind": "status",
-                         "status": 401})
-    assert gw.kick(di)
-    d.wait_state("WAIT_CONFIG", last_error=703)  # no code, no tokens left
+    d, di, _ = refresh_refused(device, tmp_path, cloudsim)  # no code, no tokens left
     d.stop()
     seen = events(cloudsim, di)
     again = device(same_as=d, config=d.config)
