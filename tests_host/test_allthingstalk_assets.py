@@ -4,24 +4,27 @@ list) and the device's flash: up to 16 are made, with the documented
 defaults, only the ones not made yet, and no asset list is written without
 assets; a config it cannot use, or a stored record missing its device id or
 token, is last_error 700 before any request; an asset PUT refused with 403
-is 703."""
+is 703; one the API does not make otherwise leaves the device online and is
+asked for again at the next session."""
 
 import pytest
 from test_profiles import admin, api, att_config, configure
 
 
-def boot(device, sim, assets, name, with_api=True, refuse=None):
+def boot(device, sim, assets, name, with_api=True, refuse=None, status=403, api_url=None):
     """A new AllThingsTalk device of the simulator, configured and run until
     it is online or back in setup mode; (device, its id, config, that event).
-    refuse: an asset whose first PUT the simulator answers with 403."""
+    refuse: an asset whose PUTs the simulator answers with status (403: the
+    first only; another: all of them until the faults are cleared)."""
     att = sim.clouds["att"]
     device_id = att.add_device("ground-1", name)
     if refuse:
         api(sim, "POST", "/_sim/faults", {"path": f"/att/device/{device_id}/asset/{refuse}",
-                                          "kind": "status", "status": 403}, admin(sim))
+                                          "kind": "status", "status": status,
+                                          "count": 1 if status == 403 else -1}, admin(sim))
     config = att_config(sim, assets=assets)
     if with_api:
-        config["api"] = f"https://127.0.0.1:{sim.https_port}/att"
+        config["api"] = api_url or f"https://127.0.0.1:{sim.https_port}/att"
     d = device(config=config)
     configure(d, device_id=device_id, token=att.devices[device_id]["token"])
     return d, device_id, config, online_or_setup(d)
@@ -95,6 +98,39 @@ def test_an_asset_put_refused_with_403_is_last_error_703_and_not_stored_as_made(
     assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 703)
     assert puts(cloudsim, device_id, "led") == 1
     assert d.store()["cloud"].get("assets") is None
+
+
+@pytest.mark.parametrize("status", [400, 404, 500])
+def test_an_asset_the_api_does_not_make_is_made_at_the_next_session_online_meanwhile(
+        device, cloudsim, status):
+    # as AllThingsTalk's SDKs, which log the error and connect: never kept
+    # offline by an asset (before, it was retried for ever, MQTT never tried)
+    assets = {"led": {"is": "actuator", "type": "boolean"}, "temp": {"type": "number"}}
+    try:
+        d, device_id, config, end = boot(device, cloudsim, assets, f"unmade-{status}",
+                                         refuse="led", status=status)
+        assert end["state"] == "RUNNING"
+        assert [a["name"] for a in made(cloudsim, device_id)] == ["temp"]
+        assert d.store()["cloud"]["assets"] == ["temp"]
+    finally:
+        api(cloudsim, "DELETE", "/_sim/faults", None, admin(cloudsim))
+    d.kill()
+    again = device(same_as=d, config=config)
+    assert online_or_setup(again)["state"] == "RUNNING"
+    assert (puts(cloudsim, device_id, "led"), puts(cloudsim, device_id, "temp")) == (2, 1)
+    assert again.store()["cloud"]["assets"] == ["led", "temp"]
+
+
+def test_with_the_api_out_of_reach_the_device_goes_online_and_asks_once(device, cloudsim):
+    from servers import dead_port
+
+    assets = {"led": {}, "temp": {}}
+    d, device_id, _, end = boot(device, cloudsim, assets, "api-gone",
+                                api_url=f"https://127.0.0.1:{dead_port()}/att")
+    assert end["state"] == "RUNNING"
+    assert d.store()["cloud"].get("assets") in (None, [])
+    d.stop()
+    assert d.log_path.read_text().count("not made") == 1  # the rest were not asked
 
 
 @pytest.mark.parametrize("drop", ["device_id", "token"])

@@ -1,7 +1,8 @@
 # AllThingsTalk: a device id and a device token ("maker:..."); MQTT with the
 # token as the user name (any password). The product's assets (config
 # "assets": {name: {"is", "type", "title"}}) are made once with
-# PUT {api}/device/{id}/asset/{name} before the first publish; states go to
+# PUT {api}/device/{id}/asset/{name} before the first publish (one the API
+# does not make is asked for again at the next session, online meanwhile); states go to
 # device/{id}/asset/{name}/state as {"value": ...} or, several at once, to
 # device/{id}/state as {name: {"value": ...}}; commands come from
 # device/{id}/asset/{name}/command.
@@ -67,20 +68,39 @@ def echo(cloud, topic, msg):
 
 
 async def make_assets(rt, cloud, assets):
-    """PUT each asset not yet made; the names made, in config order."""
+    """PUT each asset not yet made; the names made, in config order. One the
+    API does not make (an error reply; none at all, and the rest are not
+    asked) is logged and asked for again at the next session, which goes
+    online meanwhile, as AllThingsTalk's SDKs do; a refused token (401/403)
+    is raised."""
+    from onboard import log
+    from onboard.cloud import Rejected, Transient
     from onboard.cloudapi import fetch, judge
 
     done = cloud.get("assets") or []
+    made = []
     auth = {"Authorization": "Bearer " + cloud["token"]}
+    answers = True  # the API answered the last request
     for name, spec in assets.items():
-        if name in done:
-            continue
-        resp = await fetch(rt, "PUT", "/device/%s/asset/%s" % (cloud["device_id"], name),
-                           headers=auth,
-                           json={"title": spec.get("title", name), "is": spec.get("is", "sensor"),
-                                 "profile": {"type": spec.get("type", "string")}})
-        judge(resp, "asset")
-    return list(assets)
+        if name not in done:
+            if not answers:
+                continue
+            try:
+                resp = await fetch(rt, "PUT", "/device/%s/asset/%s" % (cloud["device_id"], name),
+                                   headers=auth, json={
+                                       "title": spec.get("title", name),
+                                       "is": spec.get("is", "sensor"),
+                                       "profile": {"type": spec.get("type", "string")}})
+                judge(resp, "asset")
+            except (Rejected, MemoryError):
+                raise
+            except Exception as e:  # noqa: BLE001  (an error reply, or none)
+                log.warn("att", "asset %s not made (%s): again at the next session", name,
+                         type(e).__name__)
+                answers = isinstance(e, Transient)
+                continue
+        made.append(name)
+    return made
 
 
 async def start(rt):
