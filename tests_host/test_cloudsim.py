@@ -323,7 +323,8 @@ def test_spokezone_login_device_refuses_a_token_not_signed_by_it(call, sim):
     claims = {"type": "device", "sub": dev["id"], "prefix": f"mrs/d/{dev['id']}",
               "iat": int(sim.now()), "exp": int(sim.now()) + 3600}
     forged = jwt.encode(claims, b"k" * 32)
-    assert login_device(call, dev, token=forged)["status"] == 401
+    # "given an incorrect value": 400, as Spoke Zone's renewal page says
+    assert login_device(call, dev, token=forged)["status"] == 400
 
 
 def test_spokezone_login_device_is_400_for_a_malformed_body(call):
@@ -339,10 +340,12 @@ def test_spokezone_device_ids_are_positive_integers(call):
 
 
 def test_spokezone_login_device_checks_fields_and_identity(call):
+    # Spoke Zone's renewal page: a field missing or given an incorrect value is 400
     dev = sz_device(call, sz_user(call))
     assert call("POST", "/spokezone/loginDevice", json={"token": dev["token"]})["status"] == 400
-    assert login_device(call, dev, cpu_id="someone-else")["status"] == 401
-    assert login_device(call, dev, token="not.a.jwt")["status"] == 401
+    assert login_device(call, dev, cpu_id="someone-else")["status"] == 400
+    assert login_device(call, dev, uuid="another-uuid")["status"] == 400
+    assert login_device(call, dev, token="not.a.jwt")["status"] == 400
 
 
 # plgd ------------------------------------------------------------------------------

@@ -103,10 +103,12 @@ class SpokeZone:
         claims = jwt.decode(token, self.key)  # signed here, or None
         sub = claims.get("sub") if claims else None
         dev = self.devices.get(sub) if isinstance(sub, int) else None
+        # Spoke Zone's renewal page: "If one of the fields was missing or given
+        # an incorrect value, the endpoint will return a 400 response"
         if not dev or claims.get("type") != "device":
-            raise HttpError(401, "token: not a device token of this service")
+            raise HttpError(400, "token: not a device token of this service")
         if dev["cpuId"] != cpu_id or dev["uuid"] != dev_uuid:
-            raise HttpError(401, "cpu_id or uuid does not match the device")
+            raise HttpError(400, "cpu_id or uuid does not match the device")
         left = claims["exp"] - self.sim.now()
         if left > TWELVE_HOURS:
             return 200, {"message": "token still valid"}
