@@ -13,7 +13,7 @@ INPUTS = re.compile(r'<input name="(\w+)" type="(\w+)" autocomplete="off">')
 
 
 @pytest.mark.parametrize("profile,expected", [
-    ("spokezone", {"token": "password", "uuid": "text"}),
+    ("spokezone", {"token": "password", "uuid": "text", "cpu_id": "text"}),
     ("allthingstalk", {"device_id": "text", "token": "password"}),
     ("blynk", {"blynk": "password"}),
 ])

@@ -14,7 +14,10 @@ _TWELVE_HOURS = const(43200)
 _MIN_WAIT = const(10)  # seconds: the least wait before asking again
 _TAG = const("spokezone")
 
-FIELDS = (("token", "Spoke Zone device token", True), ("uuid", "Device UUID", False))
+# cpu_id: the CPU ID the device was created with (Spoke Zone's /loginDevice
+# checks it); left empty, the device's MAC in hex
+FIELDS = (("token", "Spoke Zone device token", True), ("uuid", "Device UUID", False),
+          ("cpu_id", "CPU ID (empty: the MAC)", False))
 
 
 def _number(value):
