@@ -8,6 +8,7 @@ import gc
 import json
 import shutil
 import threading
+import time
 import urllib.parse
 
 import cbor2
@@ -649,6 +650,9 @@ class Blackhole:
     def __init__(self, port):
         import socket
         self.target, self.silent = port, threading.Event()
+        self.dropped = 0  # chunks from the device not passed on while silent
+        self.connections = 0  # the device's, in all
+        self.to_device = threading.Semaphore(0)  # released for each chunk passed to it
         self.lsock = socket.create_server(("127.0.0.1", 0))
         self.port = self.lsock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -660,15 +664,21 @@ class Blackhole:
                 a, _ = self.lsock.accept()
             except OSError:
                 return
+            self.connections += 1
             b = socket.create_connection(("127.0.0.1", self.target))
             for src, dst in ((a, b), (b, a)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
     def _pump(self, src, dst):
+        to_device = dst.getsockname()[1] == self.port  # (the device's side: accepted here)
         try:
             while data := src.recv(65536):
                 if not self.silent.is_set():
                     dst.sendall(data)
+                    if to_device:
+                        self.to_device.release()
+                elif not to_device:
+                    self.dropped += 1
         except OSError:
             pass
         finally:  # one side closed: so does the other
@@ -678,23 +688,53 @@ class Blackhole:
         self.lsock.close()
 
 
+def online_through(relay, device, tmp_path, cloudsim):
+    """A plgd device online through relay, Pinging every second: (device,
+    its di, the sign-ins the gateway has seen from it)."""
+    d = plgd_device(device, tmp_path, cloudsim, keepalive_s=1)
+    configure(d, **{**fields(cloudsim), "cis": f"coap+tcp://127.0.0.1:{relay.port}"})
+    d.wait_state("RUNNING")
+    di = device_id(cloudsim, d)
+    return d, di, events(cloudsim, di).count("signin")
+
+
 def test_a_link_gone_silent_is_found_by_the_keepalive_ping_and_left(device, tmp_path,
                                                                    cloudsim):
     relay = Blackhole(cloudsim.gateway.port)
     try:
-        d = plgd_device(device, tmp_path, cloudsim, keepalive_s=1)
-        configure(d, **{**fields(cloudsim), "cis": f"coap+tcp://127.0.0.1:{relay.port}"})
-        d.wait_state("RUNNING")
-        di = device_id(cloudsim, d)
-        signins = events(cloudsim, di).count("signin")
+        d, di, signins = online_through(relay, device, tmp_path, cloudsim)
         relay.silent.set()  # nothing passes, nothing closes: only a Ping finds out
-        d.wait_for(lambda e: e["last_error"] == 702, "last_error 702")
+        # (6 Pongs missed in a row, 4 s each and 4 s apart, as IoTivity-Lite)
+        d.wait_for(lambda e: e["last_error"] == 702, "last_error 702", timeout=90)
         relay.silent.clear()
         d.wait_state("RUNNING")  # a new connection through the relay
         # the gateway saw the device sign in again on it
         assert events(cloudsim, di).count("signin") > signins, events(cloudsim, di)
     finally:
         relay.close()
+
+
+def test_a_pong_or_two_missed_do_not_end_the_session(device, tmp_path, cloudsim):
+    # as IoTivity-Lite: the next Ping comes 4 s later, and its Pong keeps the
+    # connection (a lossy link is not left at its first lost packet)
+    relay = Blackhole(cloudsim.gateway.port)
+    try:
+        d, di, signins = online_through(relay, device, tmp_path, cloudsim)
+        for href in ("/oic/d", "/light/1", "/sensor/1"):  # then only Pings go on
+            assert cloudsim.gateway.wait_observing(di, href)
+        while relay.to_device.acquire(blocking=False):  # (what passed before)
+            pass
+        relay.silent.set()
+        deadline = time.monotonic() + 30
+        while relay.dropped < 2:  # two Pings lost, the second 4 s after the first's Pong was due
+            assert time.monotonic() < deadline, f"{relay.dropped} Pings within 30 s"
+            time.sleep(0.05)
+        relay.silent.clear()
+        assert relay.to_device.acquire(timeout=30), "no Pong came back"  # the next Ping's
+        assert relay.connections == 1  # the session went on: no new connection
+    finally:
+        relay.close()
+    assert events(cloudsim, di).count("signin") == signins
 
 
 # -- setup mode: Wi-Fi only, reset, redirect -------------------------------------------------

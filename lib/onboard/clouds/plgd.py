@@ -10,7 +10,13 @@
 # connection, where it signs in again. 4.01 on
 # sign-up or refresh: 703 (cps failed, clec 4, the tokens gone); on sign-in
 # or publish: refreshed, then again.
+from micropython import const
+
 from onboard import ocf
+
+_PONG_MS = const(4000)  # IoTivity-Lite's keepalive: a Pong awaited 4 s,
+_AGAIN = const(8)  # the next Ping 4 s (8 half-seconds) after one missed,
+_MISSES = const(6)  # and the connection given up at the 6th missed in a row
 
 FIELDS = (("apn", "Authorization provider", False), ("cis", "Cloud URL", False),
           ("sid", "Cloud ID", False), ("at", "Authorization code", True))
@@ -139,14 +145,27 @@ async def _session(rt):
         # refresh with IoTivity-Lite's margins (none at 20 s or less)
         due = time.ticks_add(time.ticks_ms(),
                              (life - (renew_margin(life) if life > 20 else 0)) * 1000)
-        t = 0
-        ka = rt.config.get("keepalive_s", 20) * 2  # a Ping every 20 s, as IoTivity-Lite's
+        # a Ping every keepalive_s (20), its Pong awaited 4 s; after a Pong
+        # missed, the next Ping 4 s later, and the 6th missed in a row ends
+        # the session (about 45 s silent), as IoTivity-Lite's keepalive does
+        from onboard.errors import Timeout
+
+        ka = rt.config.get("keepalive_s", 20) * 2  # (in half-seconds, as t)
+        t = missed = 0
+        ping = ka
         while time.ticks_diff(due, time.ticks_ms()) > 0:
             await ocf.notify(_live)
             await asyncio.sleep_ms(500)
             t += 1
-            if not (_live.w and t % ka):  # (on a closed connection: ProtocolError)
-                await _live.request(0xE2, "", timeout_ms=5000)
+            if t >= ping or not _live.w:  # (on a closed connection: ProtocolError)
+                try:
+                    await _live.request(0xE2, "", timeout_ms=_PONG_MS)
+                    missed, ping = 0, t + ka
+                except Timeout:
+                    missed += 1
+                    if missed == _MISSES:
+                        raise
+                    ping = t + _AGAIN
         return None  # refresh due: start() again, on this connection
     except BaseException:
         _close()
