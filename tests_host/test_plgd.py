@@ -619,6 +619,27 @@ def refresh_refused(device, tmp_path, cloudsim):
     return d, di, d.wait_state("WAIT_CONFIG", last_error=703)
 
 
+def test_a_code_the_gateway_cannot_use_is_tried_six_times_then_703_keeping_it(device, tmp_path,
+                                                                             cloudsim):
+    # plgd hub answers 5.03 (as when its OAuth server is away); IoTivity-Lite
+    # gives a sign-up 6 tries, then cps failed: setup mode shows why, and the
+    # code is tried again once setup mode idles (or replaced there)
+    def refused():
+        return sum(e.startswith("/oic/sec/account refused")
+                   for _, e, _ in list(cloudsim.gateway.events))
+
+    d = plgd_device(device, tmp_path, cloudsim, portal={"idle_timeout_s": 2})
+    before = refused()
+    configure(d, **{**fields(cloudsim), "at": "mistyped-code"})
+    d.wait_state("WAIT_CONFIG", last_error=703)
+    assert refused() == before + 6
+    cloud = d.store()["cloud"]
+    assert (cloud["cps"], cloud["at"]) == ("failed", "mistyped-code")
+    d.wait_state("CONNECTING_CLOUD", timeout=30)  # idle: the kept code again
+    d.wait_for(lambda e: "retry_in" in e, "a retry")
+    assert refused() > before + 6
+
+
 def test_a_401_on_refresh_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(
         device, tmp_path, cloudsim):
     d, di, ev = refresh_refused(device, tmp_path, cloudsim)
@@ -886,9 +907,10 @@ def test_the_gateway_takes_a_sign_off_or_sign_out_only_with_the_owners_uid_and_t
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_the_gateway_takes_a_portal_code_once(cloudsim):
+    # a used code: its exchange fails, which plgd hub's signUp.go answers with 5.03
     code = onboard_code(cloudsim)
     assert sign_up(cloudsim, code).startswith("2.04")
-    assert sign_up(cloudsim, code).startswith("4.01")
+    assert sign_up(cloudsim, code).startswith("5.03")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -908,5 +930,5 @@ def test_the_gateway_refuses_a_code_it_did_not_issue_for_devices(cloudsim):
         {"response_type": "code", "client_id": "test-app", "redirect_uri": CALLBACK}),
         admin(cloudsim))
     app_code = dict(urllib.parse.parse_qsl(location.split("?", 1)[1]))["code"]
-    assert sign_up(cloudsim, app_code).startswith("4.01")  # an application's code
-    assert sign_up(cloudsim, "made-up-code").startswith("4.01")
+    assert sign_up(cloudsim, app_code).startswith("5.03")  # an application's code
+    assert sign_up(cloudsim, "made-up-code").startswith("5.03")

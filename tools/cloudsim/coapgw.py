@@ -220,7 +220,9 @@ class Gateway:
         di, code = doc["di"], doc.get("accesstoken")
         grant = self.plgd.codes.get(code) if isinstance(code, str) else None
         if not grant or grant["client_id"] != DEVICE_CLIENT:
-            raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown or used code")
+            # plgd hub's signUp.go answers any failed exchange of the code with
+            # the OAuth server (unknown, used, another client's) with 5.03
+            raise _Refused(Code.SERVICE_UNAVAILABLE, "accesstoken: unknown or used code")
         del self.plgd.codes[code]  # a code works once
         self.devices[di] = {"di": di, "uid": USER, "links": {}, "remote": None, "ctx": None}
         reply = {**self._issue(di, USER), "uid": USER}

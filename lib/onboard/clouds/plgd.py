@@ -9,7 +9,8 @@
 # comes back when the refresh is due (IoTivity-Lite's margins), on the same
 # connection, where it signs in again. 4.01 on
 # sign-up or refresh: 703 (cps failed, clec 4, the tokens gone); on sign-in
-# or publish: refreshed, then again.
+# or publish: refreshed, then again. A sign-up answered but not taken 6 times
+# in a row: 703 (cps failed, clec 2), the code kept.
 from micropython import const
 
 from onboard import ocf
@@ -17,6 +18,9 @@ from onboard import ocf
 _PONG_MS = const(4000)  # IoTivity-Lite's keepalive: a Pong awaited 4 s,
 _AGAIN = const(8)  # the next Ping 4 s (8 half-seconds) after one missed,
 _MISSES = const(6)  # and the connection given up at the 6th missed in a row
+_SIGNUPS = const(6)  # sign-ups the gateway answered but did not take, in a row: given up
+_signups = 0  # (plgd hub answers a code it cannot use with 5.03, as when its OAuth
+# server is away: IoTivity-Lite gives a sign-up 6 tries, then cps failed)
 
 FIELDS = (("apn", "Authorization provider", False), ("cis", "Cloud URL", False),
           ("sid", "Cloud ID", False), ("at", "Authorization code", True))
@@ -95,11 +99,23 @@ async def start(rt):
     from onboard.cloud import Rejected
     from onboard.cloudapi import text
 
+    global _signups
+    from onboard.cloud import Transient
+
     c = rt.store.get("cloud")
     try:
         if c.get("at"):
-            doc = await _ask(rt, c["cis"], "/oic/sec/account", {
-                "authprovider": c.get("apn") or "plgd", "accesstoken": c["at"]}, "sign-up")
+            try:
+                doc = await _ask(rt, c["cis"], "/oic/sec/account", {
+                    "authprovider": c.get("apn") or "plgd", "accesstoken": c["at"]}, "sign-up")
+            except Transient:
+                _signups += 1
+                if _signups < _SIGNUPS:
+                    raise
+                _signups = 0
+                # the code kept: sent again after setup mode idles, or replaced there
+                raise Rejected("sign-up", 703, {"cps": "failed", "clec": 2}) from None
+            _signups = 0
             new = {"uid": text(doc.get("uid"), "sign-up"), "at": None, "cps": "registered",
                    "clec": 0}
             uri = doc.get("redirecturi")
