@@ -11,7 +11,8 @@ import pytest
 from test_profiles import admin, api, att_config, configure
 
 
-def boot(device, sim, assets, name, with_api=True, refuse=None, status=403, api_url=None):
+def boot(device, sim, assets, name, with_api=True, refuse=None, status=403, api_url=None,
+         **extra):
     """A new AllThingsTalk device of the simulator, configured and run until
     it is online or back in setup mode; (device, its id, config, that event).
     refuse: an asset whose PUTs the simulator answers with status (403: the
@@ -22,7 +23,7 @@ def boot(device, sim, assets, name, with_api=True, refuse=None, status=403, api_
         api(sim, "POST", "/_sim/faults", {"path": f"/att/device/{device_id}/asset/{refuse}",
                                           "kind": "status", "status": status,
                                           "count": 1 if status == 403 else -1}, admin(sim))
-    config = att_config(sim, assets=assets)
+    config = {**att_config(sim, assets=assets), **extra}
     if with_api:
         config["api"] = api_url or f"https://127.0.0.1:{sim.https_port}/att"
     d = device(config=config)
@@ -79,6 +80,16 @@ def test_an_asset_given_no_details_is_a_sensor_of_strings_titled_by_its_name(dev
     assert end["state"] == "RUNNING"
     assert made(cloudsim, device_id) == [{"name": "note", "title": "note", "is": "sensor",
                                           "profile": {"type": "string"}}]
+
+
+def test_the_asset_code_is_let_go_of_once_the_assets_are_made(device, cloudsim):
+    # its own module, loaded for the call at the session's start: the state
+    # reached next (RUNNING) holds none of it
+    d, device_id, _, end = boot(device, cloudsim, {"led": {}}, "let-go", report_heap=True)
+    assert end["state"] == "RUNNING"
+    assert [a["name"] for a in made(cloudsim, device_id)] == ["led"]
+    assert "clouds.allthingstalk" in end["loaded"]
+    assert "clouds.allthingstalk_assets" not in end["loaded"]
 
 
 def test_an_asset_added_to_the_config_later_is_made_alone(device, cloudsim):

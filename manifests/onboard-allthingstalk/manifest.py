@@ -5,4 +5,5 @@ metadata(description="onboard for AllThingsTalk", version="0.1.0")
 add_library("onboard", "..")
 require("onboard-base", library="onboard")
 
-package("onboard", files=("clouds/allthingstalk.py",), base_path="../../lib", opt=3)
+package("onboard", files=("clouds/allthingstalk.py", "clouds/allthingstalk_assets.py"),
+        base_path="../../lib", opt=3)

@@ -67,42 +67,6 @@ def echo(cloud, topic, msg):
     return state_topic(cloud["device_id"], asset), json.dumps({"value": value})
 
 
-async def make_assets(rt, cloud, assets):
-    """PUT each asset not yet made; the names made, in config order. One the
-    API does not make (an error reply; none at all, and the rest are not
-    asked) is logged and asked for again at the next session, which goes
-    online meanwhile, as AllThingsTalk's SDKs do; a refused token (401/403)
-    is raised."""
-    from onboard import log
-    from onboard.cloud import Rejected, Transient
-    from onboard.cloudapi import fetch, judge
-
-    done = cloud.get("assets") or []
-    made = []
-    auth = {"Authorization": "Bearer " + cloud["token"]}
-    answers = True  # the API answered the last request
-    for name, spec in assets.items():
-        if name not in done:
-            if not answers:
-                continue
-            try:
-                resp = await fetch(rt, "PUT", "/device/%s/asset/%s" % (cloud["device_id"], name),
-                                   headers=auth, json={
-                                       "title": spec.get("title", name),
-                                       "is": spec.get("is", "sensor"),
-                                       "profile": {"type": spec.get("type", "string")}})
-                judge(resp, "asset")
-            except (Rejected, MemoryError):
-                raise
-            except Exception as e:  # noqa: BLE001  (an error reply, or none)
-                log.warn("att", "asset %s not made (%s): again at the next session", name,
-                         type(e).__name__)
-                answers = isinstance(e, Transient)
-                continue
-        made.append(name)
-    return made
-
-
 async def start(rt):
     from onboard.cloud import Rejected
 
@@ -115,5 +79,11 @@ async def start(rt):
     link = {"mqtt": (cloud["token"], "x", None, None, None),
             "topics": ("device/%s/asset/+/command" % cloud["device_id"],)}
     if assets and cloud.get("assets") != list(assets):
-        link["store"] = {"assets": await make_assets(rt, cloud, assets)}
+        # (its own module: loaded for the call, let go of before it runs, so
+        # neither setup mode nor the session holds the asset code)
+        from onboard.clouds import allthingstalk_assets
+        from onboard.store import let_go
+
+        let_go("clouds.allthingstalk_assets")
+        link["store"] = {"assets": await allthingstalk_assets.make(rt, cloud, assets)}
     return link

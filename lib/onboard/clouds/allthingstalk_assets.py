@@ -1,0 +1,40 @@
+# AllThingsTalk's assets (onboard.clouds.allthingstalk): the product's config
+# "assets" made with PUT {api}/device/{id}/asset/{name}. The profile loads
+# this module for the one call at a session's start, when some are not made
+# yet, and lets go of it at once.
+
+
+async def make(rt, cloud, assets):
+    """PUT each asset not yet made; the names made, in config order. One the
+    API does not make (an error reply; none at all, and the rest are not
+    asked) is logged and asked for again at the next session, which goes
+    online meanwhile, as AllThingsTalk's SDKs do; a refused token (401/403)
+    is raised."""
+    from onboard import log
+    from onboard.cloud import Rejected, Transient
+    from onboard.cloudapi import fetch, judge
+
+    done = cloud.get("assets") or []
+    made = []
+    auth = {"Authorization": "Bearer " + cloud["token"]}
+    answers = True  # the API answered the last request
+    for name, spec in assets.items():
+        if name not in done:
+            if not answers:
+                continue
+            try:
+                resp = await fetch(rt, "PUT", "/device/%s/asset/%s" % (cloud["device_id"], name),
+                                   headers=auth, json={
+                                       "title": spec.get("title", name),
+                                       "is": spec.get("is", "sensor"),
+                                       "profile": {"type": spec.get("type", "string")}})
+                judge(resp, "asset")
+            except (Rejected, MemoryError):
+                raise
+            except Exception as e:  # noqa: BLE001  (an error reply, or none)
+                log.warn("att", "asset %s not made (%s): again at the next session", name,
+                         type(e).__name__)
+                answers = isinstance(e, Transient)
+                continue
+        made.append(name)
+    return made
