@@ -756,6 +756,20 @@ print(json.dumps({"text": r.text, "repr": repr(r)}))
     assert out == {"text": "caf\u00e9 " + SECRET[:8], "repr": "<Response 201>"}
 
 
+def test_put_sends_a_put_with_its_json_and_returns_the_reply(serve, mpy):
+    # the urequests name onboard.http offers beside get and post
+    server = serve(json_reply('{"ok": true}'))
+    code = """
+from onboard import http
+r = http.put(%r, json={"value": 1}, timeout=5)
+print(r.status_code, r.json()["ok"])
+""" % server.url("/asset/led")
+    assert mpy.run(code).lines[-1] == "200 True"
+    head, _, body = server.received[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"PUT /asset/led HTTP/1.1\r\n")
+    assert json.loads(body) == {"value": 1}
+
+
 # Name lookup ----------------------------------------------------------------
 
 def test_a_name_that_does_not_resolve_raises_dns_error(call):
