@@ -41,8 +41,10 @@ def spokezone_device(device, cloudsim, **config):
 
 
 def spokezone_renewing(device, cloudsim, **config):
-    # a token with 11 h left: the device renews it before it goes online
-    cloudsim.lifetimes["spokezone"] = 11 * 3600
+    # a token that ended an hour ago (renewable for 12 h): the device renews it
+    # before it goes online, and cannot ride out a failed renewal with it (one
+    # that still works keeps the device online meanwhile: test_spokezone_renewal)
+    cloudsim.lifetimes["spokezone"] = -3600
     try:
         d, fields, _ = profiles.spokezone_device(device, cloudsim, "cpu-faults", **FAST, **config)
     finally:
