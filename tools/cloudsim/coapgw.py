@@ -276,9 +276,16 @@ class Gateway:
         if not isinstance(links, list) or not all(
                 isinstance(k, dict) and isinstance(k.get("href"), str) for k in links):
             raise _Refused(Code.BAD_REQUEST, "links: a list of links with href")
+        # plgd hub's resourceDirectory.go: ttl (or the legacy lt) is needed; a
+        # ttl above 0 makes the links valid for that many seconds, 0 for good
+        ttl = doc.get("ttl", doc.get("lt", -1))
+        if not isinstance(ttl, int) or ttl < 0:
+            raise _Refused(Code.BAD_REQUEST, "ttl: invalid TimeToLive")
+        until = self.sim.now() + ttl if ttl > 0 else None
         observed = dev.setdefault("observed", set())
         for link in links:
-            dev["links"][link["href"]] = {"rt": link.get("rt", []), "content": None}
+            dev["links"][link["href"]] = {"rt": link.get("rt", []), "content": None,
+                                          "until": until}
             # plgd hub observes a link whose policy says observable (bm & 2), and
             # reads the others once; a path it observes on this connection
             # already is not observed again (its resourcesObserver adds only new
@@ -436,5 +443,6 @@ class Gateway:
                  "metadata": {"connection": {"status": "ONLINE" if online[di] else "OFFLINE"}},
                  "resources": [{"href": h, "rt": v["rt"], "content": v["content"]}
                                for h, v in list(dev["links"].items())
-                               if v["content"] is not UNDECODED]}
+                               if v["content"] is not UNDECODED and not (
+                                   v.get("until") and v["until"] < self.sim.now())]}
                 for di, dev in devices]
