@@ -52,8 +52,9 @@ def outcome(rt, e):
         # new settings that did not reach the cloud: a refusal ends their
         # trial at once; a failure that may pass (a server's error, a
         # timeout, a broker down) is tried again for trial_s seconds after
-        # the first (Blynk.Edgent gives new settings 50 s of logins), unless
-        # the cloud's Retry-After is longer. Then the working ones again.
+        # the first (one window of Blynk.Edgent's logins, 50 s; Edgent goes
+        # on with such windows for hours), unless the cloud's Retry-After is
+        # longer. Then the working ones again, and setup mode shows why.
         t = rt.store
         if t.since is None:
             t.since = time.ticks_ms()
