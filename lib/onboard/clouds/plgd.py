@@ -96,11 +96,9 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
 async def start(rt):
     """Sign up with the `at` (once), else refresh the stored pair; the link's
     session signs in with what the runtime stored."""
-    from onboard.cloud import Rejected
-    from onboard.cloudapi import text
-
     global _signups
-    from onboard.cloud import Transient
+    from onboard.cloud import Rejected, Transient
+    from onboard.cloudapi import text
 
     c = rt.store.get("cloud")
     try:

@@ -135,12 +135,11 @@ async def start(rt):
     if now is None or now >= at:
         try:
             token, renewed = await renew(rt, cloud)
-        except Exception as e:  # noqa: BLE001  (sorted below)
+        except Exception as e:  # noqa: BLE001  (sorted by _keep)
             wait = _keep(rt, e, exp, now)
             now = clock.now()
             at = now + wait
-            renewed = None
-        if renewed is not None:
+        else:
             exp, lifetime, _, prefix = token_claims(token)
             now = clock.now()
             margin = renew_margin(lifetime)
