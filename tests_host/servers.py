@@ -24,6 +24,16 @@ def pipe(a, b):
                 pass
 
 
+def eventually(done, what, timeout=20):
+    """Poll done() (what the world outside the device shows: a server's log,
+    a relay's counts, a file) until it is true; AssertionError naming what
+    when it is not within timeout."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        time.sleep(0.05)
+
+
 def dead_port():
     """A loopback port that was free a moment ago: nothing listens there."""
     with socket.socket() as s:

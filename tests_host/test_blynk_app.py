@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from servers import RefusingBroker, Relay, dead_port
+from servers import RefusingBroker, Relay, dead_port, eventually
 from test_dns import query
 from test_portal import get, port_of
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
@@ -53,12 +53,9 @@ def activations(sim):
     return len(sim.arrivals(ACTIVATION))
 
 
-def arrived(sim, n, timeout=20):
+def arrived(sim, n):
     """Wait until the server has had n activation requests in all."""
-    deadline = time.monotonic() + timeout
-    while activations(sim) < n:
-        assert time.monotonic() < deadline, f"{activations(sim)} activations, not {n}"
-        time.sleep(0.05)
+    eventually(lambda: activations(sim) >= n, f"{n} activations")
 
 
 # The app's flows ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import socket
 import time
 import urllib.parse
 
+from servers import eventually
 from test_dns import query
 from test_improv import until
 from test_portal import TOKEN, get, ok_reply, port_of
@@ -77,10 +78,7 @@ def test_an_ssid_too_long_is_refused_naming_ssid(device):
 
 def wait_log(d, text, timeout=20):
     """Until the device's log has this text (what the device saw and said)."""
-    deadline = time.monotonic() + timeout
-    while text not in d.log_path.read_text():
-        assert time.monotonic() < deadline, f"no {text!r} in the device log"
-        time.sleep(0.05)
+    eventually(lambda: text in d.log_path.read_text(), f"{text!r} in the device log", timeout)
 
 
 def test_a_short_press_during_the_first_setup_does_not_open_setup_mode_later(device, cloudsim):
