@@ -937,7 +937,7 @@ def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boa
 @lives
 def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshes_its_tokens(
         tmp_path, boards, sim):
-    from test_plgd import listed
+    from test_plgd import c2c, listed
 
     from onboard_cli.clouds import authorization_code
     from onboard_cli.sim import PLGD_APP
@@ -946,7 +946,12 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshe
     code = authorization_code(f"https://127.0.0.1:{sim.https_port}/plgd", sim.admin_token,
                               "onboard-device", str(sim.dir / "ca.pem"))
     gw = sim.gateway
-    board = start_board(boards, tmp_path, sim, board_config(sim, "plgd"), app=PLGD_APP)
+    # and a switch the cloud writes: its change is notified after the refresh too
+    app = PLGD_APP + ('light = {"value": False}\n'
+                      'def _set(doc):\n    light["value"] = doc.get("value")\n'
+                      'ocf.resource("/light/1", "oic.r.switch.binary", lambda: dict(light),\n'
+                      '             _set)\n')
+    board = start_board(boards, tmp_path, sim, board_config(sim, "plgd"), app=app)
     lifetime, sim.lifetimes["plgd"] = sim.lifetimes["plgd"], 22  # refreshed 10 s before expiry
     try:
         configure_like_the_app(board, apn="plgd", sid="sid-1", at=code,
@@ -971,6 +976,11 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshe
             return "refresh" in ev and "signin" in ev[ev.index("refresh"):]
         with gw.changed:
             assert gw.changed.wait_for(refreshed_then_signed_in, 120), seen()
+        # on the same connection, signed in again and not published again: the
+        # gateway's observation goes on, so a change still reaches it
+        assert seen().count("publish") == 1
+        c2c(sim, "PUT", f"/{di}/light/1", {"value": True})
+        assert gw.wait_event(di, "notified /light/1", timeout=60), seen()
     finally:
         sim.lifetimes["plgd"] = lifetime
 
