@@ -937,7 +937,7 @@ def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boa
 @lives
 def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshes_its_tokens(
         tmp_path, boards, sim):
-    from test_plgd import c2c, listed
+    from test_plgd import c2c, listed, requests
 
     from onboard_cli.clouds import authorization_code
     from onboard_cli.sim import PLGD_APP
@@ -962,9 +962,11 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshe
 
         def seen():
             return [e for _, e, who in list(gw.events) if who == di]
-        assert seen()[:3] == ["signup", "signin", "publish"]
-        # the gateway observes the resource of its app.py (its first answer came over CoAP)
+        assert requests(sim, di)[:3] == ["signup", "signin", "publish"]
+        # the gateway observes the resources of its app.py through /oic/res's batch
+        # interface, as plgd hub's default configuration needs (its first answer came)
         assert gw.wait_observing(di, "/sensor/1", timeout=120), board.log_text()
+        assert "observing /oic/res" in seen()
         # and the hub's API lists the device online with that resource's content
         shown = listed(sim, di)
         assert shown["metadata"]["connection"]["status"] == "ONLINE"

@@ -225,6 +225,15 @@ def events(sim, di):
     return [e for _, e, who in list(sim.gateway.events) if who == di]
 
 
+OWN = ("observing ", "notified ", "read ", "observation refused")  # the gateway's own doing
+
+
+def requests(sim, di):
+    """The device's requests among its events, in order (the gateway observes
+    the device meanwhile, in its own time)."""
+    return [e for e in events(sim, di) if not e.startswith(OWN)]
+
+
 def online(device, tmp_path, sim, tls=True, app=APP, **config):
     d = plgd_device(device, tmp_path, sim, app=app, **config)
     configure(d, **fields(sim, tls))
@@ -245,7 +254,7 @@ def test_a_portal_configured_device_signs_up_signs_in_and_publishes(device, tmp_
                                                                     tls):
     d = online(device, tmp_path, cloudsim, tls)
     di = device_id(cloudsim, d)
-    assert events(cloudsim, di)[:3] == ["signup", "signin", "publish"]
+    assert requests(cloudsim, di)[:3] == ["signup", "signin", "publish"]
     cloud = d.store()["cloud"]
     assert cloud["cps"] == "registered" and "at" not in cloud
     assert (cloud["access_token"], cloud["refresh_token"]) in cloudsim.clouds["plgd"].pairs
@@ -313,6 +322,90 @@ def test_a_change_reaches_the_gateways_observation_as_a_notification(device, tmp
     assert cloudsim.gateway.wait_event(di, "notified /light/1"), events(cloudsim, di)
     assert cloudsim.gateway.devices[di]["links"]["/light/1"]["content"] == {"value": 5}
 
+def test_the_gateway_observes_the_device_by_its_batch_interface_on_one_connection(
+        device, tmp_path, cloudsim):
+    # plgd hub's default configuration (requireBatchObserveEnabled) closes the
+    # connection of a device it cannot observe through /oic/res?if=oic.if.b
+    gw = cloudsim.gateway
+    assert gw.require_batch
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    assert gw.wait_event(di, "observing /oic/res"), events(cloudsim, di)
+    c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 7})
+    assert gw.wait_event(di, "notified /light/1"), events(cloudsim, di)
+    assert gw.devices[di]["mode"].result() == "batch"  # (no resource observed alone)
+    assert gw.devices[di]["links"]["/light/1"]["content"] == {"value": 7}
+    assert events(cloudsim, di).count("signin") == 1 and gw.online(di)
+    assert "observation refused" not in events(cloudsim, di)
+
+
+def test_the_oic_res_code_is_let_go_of_once_it_has_answered(device, tmp_path, cloudsim):
+    # its own module, loaded for the gateway's two requests a connection: the
+    # session holds none of it after them (seen at the in-connection
+    # refresh's report, the session still on)
+    gw = cloudsim.gateway
+    cloudsim.lifetimes["plgd"] = 22  # refreshed 10 s before expiry, on the same connection
+    try:
+        d = online(device, tmp_path, cloudsim, timeout_s=5, report_heap=True)
+        di = device_id(cloudsim, d)
+        assert gw.wait_event(di, "observing /oic/res"), events(cloudsim, di)
+        end = d.wait_note("online", timeout=30)
+    finally:
+        cloudsim.lifetimes["plgd"] = 3600
+    assert events(cloudsim, di).count("signin") == 2  # (the same connection)
+    assert "ocf" in end["loaded"] and "ocfres" not in end["loaded"]
+
+
+def ask_res(gw, di, query, code=GET):
+    """The device's answer to a request on /oic/res with this query: (code, CBOR)."""
+    async def go():
+        msg = Message(code=code, uri_path=["oic", "res"], uri_query=query)
+        msg.remote = gw.devices[di]["remote"]
+        res = await gw.devices[di]["ctx"].request(msg).response
+        return res.code, cbor2.loads(res.payload) if res.payload else None
+    return gw.run(go())
+
+
+def test_oic_res_lists_the_links_and_itself_as_batch_observable(device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    for query in (["if=oic.if.ll"], []):  # (oic.if.ll: its default interface)
+        code, links = ask_res(gw, di, query)
+        assert code == Code.CONTENT
+        by = {k["href"]: k for k in links}
+        assert set(by) == {"/oic/res", "/oic/d", "/light/1", "/sensor/1"}
+        assert by["/oic/res"]["p"]["bm"] & 2 and "oic.if.b" in by["/oic/res"]["if"]
+        assert {k["anchor"] for k in links} == {"ocf://" + di}
+        assert by["/sensor/1"]["rt"] == ["oic.r.temperature"]
+    code, (base,) = ask_res(gw, di, ["if=oic.if.baseline"])
+    assert code == Code.CONTENT and base["rt"] == ["oic.wk.res"] and len(base["links"]) == 4
+
+
+def test_oic_res_in_a_batch_gives_every_resources_content_under_the_devices_anchor(
+        device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    code, batch = ask_res(gw, di, ["if=oic.if.b"])
+    assert code == Code.CONTENT
+    by = {b["href"]: b for b in batch}
+    assert set(by) == {f"ocf://{di}{h}" for h in ("/oic/d", "/light/1", "/sensor/1")}
+    assert by[f"ocf://{di}/sensor/1"]["rep"] == {"temperature": 21.5}
+    assert by[f"ocf://{di}/sensor/1"]["rt"] == ["oic.r.temperature"]
+    assert by[f"ocf://{di}/oic/d"]["rep"]["di"] == di
+
+
+def test_oic_res_refuses_another_interface_and_a_write(device, tmp_path, cloudsim):
+    # as IoTivity-Lite: 4.00 for an interface the resource has not, 4.05 for a method
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim)
+    di = device_id(cloudsim, d)
+    assert ask_res(gw, di, ["if=oic.if.rw"])[0] == Code.BAD_REQUEST
+    assert ask_res(gw, di, [], POST)[0] == Code.METHOD_NOT_ALLOWED
+    assert ask_res(gw, di, ["if=oic.if.ll"])[0] == Code.CONTENT  # (the device serves on)
+
+
 # a thermostat: the cloud writes its target, and the room's reading, another
 # resource, moves with it; the application tells onboard.ocf it changed
 THERMOSTAT = APP + """
@@ -367,17 +460,25 @@ def test_a_get_without_observe_answers_afresh_and_leaves_the_observations_as_the
     assert gw.wait_event(di, "notified /room/1"), events(cloudsim, di)
 
 
-# a device that publishes /uptime/1 as discoverable only (bm 1), as an
-# IoTivity-Lite application may: its links pass through the application
+# a device without a batch interface on /oic/res (as IoTivity-Lite built
+# without OC_RES_BATCH_SUPPORT), which publishes /uptime/1 as discoverable
+# only (bm 1), as an IoTivity-Lite application may; plgd hub observes such a
+# device resource by resource when its configuration does not require batch
+# observation (try.plgd.cloud's bundle)
 NOT_OBSERVABLE = THERMOSTAT + """
-_links = ocf.links
-def _only_discoverable(di, name):
-    out = _links(di, name)
+_links, _serve = ocf.links, ocf.serve
+def _only_discoverable():
+    out = _links()
     for link in out:
         if link["href"] == "/uptime/1":
             link["p"] = {"bm": 1}
     return out
 ocf.links = _only_discoverable
+def _no_res(code, opts, payload):
+    if (11, b"res") in opts:
+        return 0x84, (), b""
+    return _serve(code, opts, payload)
+ocf.serve = _no_res
 def _both(doc):
     _target(doc)
     ocf.changed("/uptime/1")  # (nobody observes it)
@@ -385,8 +486,15 @@ ocf.resource("/target/1", "oic.r.temperature", lambda: {"temperature": 0}, _both
 """
 
 
-def test_the_gateway_reads_a_resource_published_as_not_observable_once_and_observes_it_not(
-        device, tmp_path, cloudsim):
+@pytest.fixture
+def batch_not_required(cloudsim):
+    cloudsim.gateway.require_batch = False
+    yield
+    cloudsim.gateway.require_batch = True
+
+
+def test_without_batch_observation_the_gateway_reads_a_resource_published_as_not_observable_once(
+        device, tmp_path, cloudsim, batch_not_required):
     gw = cloudsim.gateway
     d = online(device, tmp_path, cloudsim, app=NOT_OBSERVABLE)
     di = device_id(cloudsim, d)
@@ -401,6 +509,16 @@ def test_the_gateway_reads_a_resource_published_as_not_observable_once_and_obser
     assert gw.wait_event(di, "notified /light/1")
     assert events(cloudsim, di).count("signin") == 1
     assert "notified /uptime/1" not in events(cloudsim, di)
+    assert "observing /oic/res" not in events(cloudsim, di)
+
+
+def test_a_device_without_batch_observation_is_disconnected_by_the_hubs_default(
+        device, tmp_path, cloudsim):
+    gw = cloudsim.gateway
+    d = online(device, tmp_path, cloudsim, app=NOT_OBSERVABLE)
+    di = device_id(cloudsim, d)
+    assert gw.wait_event(di, "observation refused", count=2), events(cloudsim, di)
+    assert events(cloudsim, di).count("signin") >= 2  # (it comes back, and is refused again)
 
 
 def test_a_write_to_a_read_only_resource_other_methods_and_unknown_paths_are_refused(

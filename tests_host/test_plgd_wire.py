@@ -9,7 +9,16 @@ import re
 import threading
 
 import pytest
-from test_plgd import Blackhole, device_id, events, fields, online, plgd_device, refresh_refused
+from test_plgd import (
+    Blackhole,
+    device_id,
+    events,
+    fields,
+    online,
+    plgd_device,
+    refresh_refused,
+    requests,
+)
 from test_portal import get, port_of
 from test_profiles import configure
 
@@ -171,7 +180,7 @@ def test_every_request_to_the_gateway_is_cbor_by_its_content_format_and_accept(
         di = device_id(cloudsim, d)
     mine = [(path, r) for path, _, r in seen]  # (this device's: the only one meanwhile)
     assert {p for p, _ in mine} >= {"/oic/sec/account", "/oic/sec/session", "/oic/rd"}
-    assert events(cloudsim, di)[:3] == ["signup", "signin", "publish"]
+    assert requests(cloudsim, di)[:3] == ["signup", "signin", "publish"]
     assert [(p, r.opt.content_format, r.opt.accept) for p, r in mine] == [
         (p, 10000, 10000) for p, _ in mine]
 
@@ -185,7 +194,7 @@ def test_a_sign_in_that_does_not_expire_keeps_the_session_without_a_refresh(
         di = device_id(cloudsim, d)
         # the session's loop Pings (after 1 s): it kept the session this long
         assert wire.wait(lambda w: PING in [code for _, code in w.sent]), wire.sent
-    assert events(cloudsim, di) == ["signup", "signin", "publish"]
+    assert requests(cloudsim, di) == ["signup", "signin", "publish"]
 
 
 def test_a_sign_in_for_one_second_is_refreshed_no_sooner_than_that_second(

@@ -8,12 +8,19 @@
 #       set(dict) takes a write from the cloud
 #   changed(href)                      the observers get the new content
 # onboard.clouds.plgd publishes them (with /oic/d) and serves the gateway's
-# GET, observe and POST on them through serve() on its CoAP connection.
+# GET, observe and POST on them through serve() on its CoAP connection, and
+# /oic/res as IoTivity-Lite's (with OC_RES_BATCH_SUPPORT and its discovery
+# resource observable): its links (oic.if.ll, the default), and every
+# resource's content at once (oic.if.b), which plgd hub observes instead of
+# each resource when it can (and needs by default: requireBatchObserveEnabled);
+# a change is then notified to it as a batch of that resource alone.
 from micropython import const
 
 _CF = const(10000)  # application/vnd.ocf+cbor
 RES = {}  # href -> [rt, get, set, the observation's token, changed]
 conn = None  # the connection the observations came on
+batch = None  # the token of its batch observation of /oic/res
+anchor = ""  # ocf://<di>
 
 
 def write_conf(props):
@@ -55,26 +62,42 @@ def changed(href):
     RES[href][4] = 1
 
 
-def reply(r):
-    """(options, payload) of a resource's content: Observe (a sequence) and CBOR."""
+def item(h, r):
+    # a resource in a batch: its href under the device's anchor, its content in rep
+    return {"href": anchor + h, "rt": [r[0]], "rep": r[1]()}
+
+
+def reply(r, h=None):
+    """(options, payload) of a resource's content: Observe (a sequence) and
+    CBOR; with its href h, as a batch of it alone."""
     import time
 
     from onboard import cbor
 
-    return ((6, time.ticks_ms() & 0xFFFFFF), (12, _CF)), cbor.dumps(r[1]())  # pyright: ignore
+    c = [item(h, r)] if h else r[1]()  # pyright: ignore
+    return ((6, time.ticks_ms() & 0xFFFFFF), (12, _CF)), cbor.dumps(c)  # pyright: ignore
 
 
 def serve(code, opts, payload):
-    """The CoAP handler: GET (observe) and POST on a resource."""
+    """The CoAP handler: GET (observe) and POST on a resource, GET (observe)
+    on /oic/res (onboard.ocfres)."""
     from onboard import cbor
 
     href = ""
-    obs = None
+    obs = iface = None
     for n, v in opts:
         if n == 11:
             href += "/" + v.decode()
         if n == 6:
             obs = v
+        if n == 15 and v[:3] == b"if=":
+            iface = v[3:]
+    if href == "/oic/res":  # (its code loaded for the answer: twice a connection)
+        from onboard import ocfres
+        from onboard.store import let_go
+
+        let_go("ocfres")
+        return ocfres.answer(code, iface, obs)
     r = RES.get(href)
     if not r or code > 2 or code == 2 and not r[2]:
         return 0x85 if r else 0x84, (), b""  # 4.05, 4.04
@@ -89,21 +112,38 @@ def serve(code, opts, payload):
     return (code,) + reply(r)
 
 
-def links(di, name):
-    """The links /oic/rd publishes: /oic/d and the application's resources
-    (whose observations start afresh: a new connection)."""
+def device(di, name):
+    """/oic/d, before the connection's sign-in: the gateway may ask /oic/res
+    then, before the links are published."""
+    global anchor
+    anchor = "ocf://" + di
     RES.setdefault("/oic/d", ["oic.wk.d", lambda: {"di": di, "n": name}, None, None, 0])
+
+
+def closed():
+    """The connection is gone, and its observations with it."""
+    global conn, batch
+    conn = batch = None
+    for r in RES.values():
+        r[3] = None
+
+
+def links():
+    """The links /oic/rd publishes: /oic/d and the application's resources."""
     out = []
     for h, r in RES.items():
-        r[3] = None
         out.append({"href": h, "rt": [r[0]], "if": ["oic.if.baseline"], "p": {"bm": 3},
-                    "anchor": "ocf://" + di})
+                    "anchor": anchor})
     return out
 
 
 async def notify(conn):
-    """A notification for each observed resource that changed."""
-    for r in RES.values():
-        if r[4] and r[3]:
+    """A notification of each resource that changed, to its observation and
+    to the batch observation."""
+    for h, r in RES.items():
+        if r[4] and (r[3] or batch):
             r[4] = 0
-            await conn.send(0x45, r[3], *reply(r))
+            if r[3]:
+                await conn.send(0x45, r[3], *reply(r))
+            if batch:
+                await conn.send(0x45, batch, *reply(r, h))

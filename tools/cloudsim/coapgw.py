@@ -13,9 +13,16 @@ publishResource.go) and IoTivity-Lite's cloud manager use it:
   (4.00 elsewhere), the token must be the uid's (4.01)
 - POST /oic/sec/tokenrefresh {di, uid, refreshtoken} -> {accesstoken,
   refreshtoken, expiresin}; refresh tokens rotate (each works once)
-- POST /oic/rd {di, links, ttl}: publish, only on a signed-in connection; the
-  gateway then GETs and observes each published resource over the same
-  connection (a device is a CoAP server too).
+- POST /oic/rd {di, links, ttl}: publish, only on a signed-in connection.
+After the first sign-in on a connection the gateway observes the device over
+it (a device is a CoAP server too), as plgd hub's deviceObserver.go does
+(observation type Detect): GET /oic/res?if=oic.if.ll; when its /oic/res
+link is observable with oic.if.b, or it cannot be read, one observation of
+/oic/res?if=oic.if.b (every resource's content in its first answer, a batch
+of the changed ones in each notification); when that fails and
+`require_batch` holds (the hub's requireBatchObserveEnabled, true in its
+default config.yaml) the connection is closed; else each published resource
+is observed (read once when its link says it is not observable).
 Refused credentials get 4.01, a malformed body 4.00. Faults from
 /_sim/faults match a path here ("/oic/sec/session", ...): "drop" closes the
 connection, "status" answers that status (503 -> 5.03, 401 -> 4.01),
@@ -95,6 +102,7 @@ class Gateway:
         # gateway's loop: a test can act at an observed moment (kill the device)
         self.on_request = None
         self.redirect = None  # a URI sent as redirecturi at the next sign-up
+        self.require_batch = True  # plgd hub's requireBatchObserveEnabled (its default)
         self.changed = threading.Condition()
         self.loop = None
         self.contexts = {}
@@ -250,11 +258,14 @@ class Gateway:
         if not held or held["di"] != di or held["uid"] != doc.get("uid") \
                 or held["exp"] < self.sim.now() or doc.get("login") is not True:
             raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown or expired")
-        if dev["remote"] is not request.remote:  # a new connection: nothing observed on it
-            dev["observed"] = set()
+        new = dev["remote"] is not request.remote  # a new connection: nothing observed on it
         dev["remote"], dev["ctx"] = request.remote, self.contexts[tls]
         dev["token"] = doc["accesstoken"]  # (the connection's: sign-out and sign-off default to it)
         self.log("signin", di)
+        if new:  # (a sign-in again on it, after a refresh, keeps its observer, as the hub's)
+            dev["observed"] = set()
+            dev["mode"] = asyncio.get_running_loop().create_future()
+            self._task(self._watch(dev, dev["mode"]))
         return {"expiresin": int(held["exp"] - self.sim.now())}
 
     def token_refresh(self, doc, request, tls):
@@ -284,7 +295,8 @@ class Gateway:
         until = self.sim.now() + ttl if ttl > 0 else None
         observed = dev.setdefault("observed", set())
         for link in links:
-            dev["links"][link["href"]] = {"rt": link.get("rt", []), "content": None,
+            dev["links"][link["href"]] = {"rt": link.get("rt", []),
+                                          "content": dev.get("seen", {}).get(link["href"]),
                                           "until": until}
             # plgd hub observes a link whose policy says observable (bm & 2), and
             # reads the others once; a path it observes on this connection
@@ -297,10 +309,7 @@ class Gateway:
             policy = link.get("p")
             bm = policy.get("bm") if isinstance(policy, dict) else None
             observable = isinstance(bm, int) and bool(bm & 2)
-            task = asyncio.get_running_loop().create_task(
-                self._observe(dev, link["href"], observable))
-            self.observers.add(task)
-            task.add_done_callback(self.observers.discard)
+            self._task(self._observe(dev, link["href"], observable, dev["mode"]))
         self.log("publish", di)
         return {"di": di, "links": links, "ttl": doc.get("ttl", 0)}
 
@@ -361,9 +370,106 @@ class Gateway:
         transport = remote and remote._transport
         return bool(transport) and not transport.is_closing()
 
-    async def _observe(self, dev, href, observable=True):
-        # as plgd hub does: observe each observable published resource, keep its
-        # content; one that is not observable is read once
+    def _task(self, coro):
+        task = asyncio.get_running_loop().create_task(coro)
+        self.observers.add(task)
+        task.add_done_callback(self.observers.discard)
+
+    def _request(self, dev, href, query=(), observe=False):
+        msg = Message(code=GET, uri_path=href.strip("/").split("/"), uri_query=query,
+                      **({"observe": 0} if observe else {}))
+        msg.remote = dev["remote"]
+        return dev["ctx"].request(msg)
+
+    async def _watch(self, dev, mode):
+        """plgd hub's NewDeviceObserver on a new connection: the batch
+        observation of /oic/res, else (not required) one per resource."""
+        try:
+            await self._detect(dev, mode)
+        finally:
+            if not mode.done():  # (the publish's observations wait for it)
+                mode.set_result(None)
+
+    async def _detect(self, dev, mode):
+        remote, links = dev["remote"], None
+        try:
+            req = self._request(dev, "/oic/res", ["if=oic.if.ll"])
+            res = await asyncio.wait_for(req.response, 10)
+            if res.code == Code.CONTENT:
+                links = cbor2.loads(res.payload)
+        except Exception:  # noqa: BLE001  (no /oic/res, or a timeout: a batch observation tried)
+            pass
+        batch = True
+        own = [k for k in links if isinstance(k, dict) and k.get("href") == "/oic/res"] \
+            if isinstance(links, list) else []
+        if own:  # (none, or no links: the hub tries the batch observation)
+            p, ifs = own[0].get("p"), own[0].get("if")
+            batch = isinstance(p, dict) and isinstance(p.get("bm"), int) and bool(p["bm"] & 2) \
+                and isinstance(ifs, list) and "oic.if.b" in ifs
+        if batch and await self._batch(dev, mode):
+            return
+        if self.require_batch:
+            self.log("observation refused", dev["di"])
+            if remote._transport:  # (the hub's signIn.go: no observer, the connection closed)
+                remote._transport.abort()
+            return
+        mode.set_result("resource")
+
+    async def _batch(self, dev, mode):
+        """The batch observation of /oic/res: False when it cannot be made."""
+        di = dev["di"]
+        try:
+            req = self._request(dev, "/oic/res", ["if=oic.if.b"], True)
+            notes = req.observation.__aiter__()
+            first = await asyncio.wait_for(req.response, 10)
+            # the hub drops an answer without Observe: the observation is not made
+            if not first.code.is_successful() or first.opt.observe is None:
+                return False
+        except Exception:  # noqa: BLE001
+            return False
+        mode.set_result("batch")
+        self.log("observing /oic/res", di)
+        try:
+            with self.changed:
+                for href in self._batch_content(dev, first):
+                    self.observing.add((di, href))
+                self.changed.notify_all()
+            while True:
+                note = await notes.__anext__()
+                for href in self._batch_content(dev, note):
+                    self.log(f"notified {href}", di)
+        except Exception as e:  # noqa: BLE001  the device went away
+            self.sim.log(f"plgd gateway: observing /oic/res of {di} ended: {type(e).__name__} {e}")
+        return True
+
+    def _batch_content(self, dev, msg):
+        """The hrefs of a batch answer (coapconv's
+        NewNotifyResourceChangedRequestsFromBatchResourceDiscovery), each
+        one's rep kept as its content."""
+        fmt = msg.opt.content_format
+        if msg.code not in CONTENT_CODES or fmt is None or int(fmt) not in (60, OCF_CBOR):
+            self.sim.log(f"plgd gateway: /oic/res of {dev['di']}: not a batch the hub decodes")
+            return []
+        out = []
+        for item in cbor2.loads(msg.payload):
+            raw = item.get("href", "") if isinstance(item, dict) else ""
+            parts = raw.removeprefix("ocf://").split("/", 1)
+            if len(parts) != 2:
+                continue
+            href = "/" + parts[1]
+            dev.setdefault("seen", {})[href] = item.get("rep")
+            if href in dev["links"]:
+                dev["links"][href]["content"] = item.get("rep")
+            out.append(href)
+        return out
+
+    async def _observe(self, dev, href, observable, mode):
+        # as plgd hub does without a batch observation: observe each
+        # observable published resource, keep its content; one that is not
+        # observable is read once (with the batch one: nothing, its
+        # AddPublishedResources)
+        if await mode != "resource":
+            return
         try:
             msg = Message(code=GET, uri_path=href.strip("/").split("/"),
                           **({"observe": 0} if observable else {}))

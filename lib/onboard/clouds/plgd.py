@@ -44,7 +44,8 @@ def _close():
     global _live, _published
     if _live:
         _live.close()
-    _live = ocf.conn = None
+    _live = None
+    ocf.closed()
     _published = False
 
 
@@ -143,6 +144,7 @@ async def _session(rt):
 
     c = rt.store.get("cloud")  # (what the runtime stored from start())
     cis = c["cis"]
+    ocf.device(_di(rt), rt.config.get("name"))
     try:
         life = (await _ask(rt, cis, "/oic/sec/session", {
             "uid": c["uid"], "accesstoken": c["access_token"], "login": True},
@@ -152,8 +154,7 @@ async def _session(rt):
         # once a connection: after a refresh on it, signed in again only (the
         # gateway observes a path once a connection, and keeps observing it)
         if not _published:
-            await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links(
-                _di(rt), rt.config.get("name"))}, "publish")
+            await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links()}, "publish")
             _published = True
         rt.now_online()
         # refresh with IoTivity-Lite's margins (none at 20 s or less)
