@@ -356,12 +356,15 @@ def test_the_oic_res_code_is_let_go_of_once_it_has_answered(device, tmp_path, cl
     assert "ocf" in end["loaded"] and "ocfres" not in end["loaded"]
 
 
-def ask_res(gw, di, query, code=GET):
-    """The device's answer to a request on /oic/res with this query: (code, CBOR)."""
+def ask_res(gw, di, query, code=GET, formats=None):
+    """The device's answer to a request on /oic/res with this query: (code,
+    CBOR); its content format appended to formats."""
     async def go():
         msg = Message(code=code, uri_path=["oic", "res"], uri_query=query)
         msg.remote = gw.devices[di]["remote"]
         res = await gw.devices[di]["ctx"].request(msg).response
+        if formats is not None:
+            formats.append(res.opt.content_format)
         return res.code, cbor2.loads(res.payload) if res.payload else None
     return gw.run(go())
 
@@ -370,16 +373,18 @@ def test_oic_res_lists_the_links_and_itself_as_batch_observable(device, tmp_path
     gw = cloudsim.gateway
     d = online(device, tmp_path, cloudsim)
     di = device_id(cloudsim, d)
+    formats = []
     for query in (["if=oic.if.ll"], []):  # (oic.if.ll: its default interface)
-        code, links = ask_res(gw, di, query)
+        code, links = ask_res(gw, di, query, formats=formats)
         assert code == Code.CONTENT
         by = {k["href"]: k for k in links}
         assert set(by) == {"/oic/res", "/oic/d", "/light/1", "/sensor/1"}
         assert by["/oic/res"]["p"]["bm"] & 2 and "oic.if.b" in by["/oic/res"]["if"]
         assert {k["anchor"] for k in links} == {"ocf://" + di}
         assert by["/sensor/1"]["rt"] == ["oic.r.temperature"]
-    code, (base,) = ask_res(gw, di, ["if=oic.if.baseline"])
+    code, (base,) = ask_res(gw, di, ["if=oic.if.baseline"], formats=formats)
     assert code == Code.CONTENT and base["rt"] == ["oic.wk.res"] and len(base["links"]) == 4
+    assert formats == [10000] * 3  # OCF's CBOR, as every answer of the device
 
 
 def test_oic_res_in_a_batch_gives_every_resources_content_under_the_devices_anchor(
