@@ -94,7 +94,9 @@ def figures():
             ("plgd", "  coap.mpy, cbor.mpy", f"{coap:,} + {cbor:,}", "B", ""),
             ("plgd", "clouds/plgd.mpy", mpy_size("clouds.plgd"), "B", "<= 2,500 B"),
             ("plgd", "ocf.mpy (coapcloudconf rules, the application's resources)",
-             mpy_size("ocf"), "B", "")]
+             mpy_size("ocf"), "B", ""),
+            ("plgd", "ocfres.mpy (/oic/res: loaded for each answer, let go of)",
+             mpy_size("ocfres"), "B", "")]
     with workdir() as d:
         sim = Cloudsim(d + "/cloudsim", log=lambda line: None).start()
         limit = oauth.THROTTLE_LIMIT
