@@ -475,11 +475,12 @@ FIRMWARE_BUILT = 1744675200  # 2025-04-15, the stock firmware's date: onboard's 
 
 
 def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMWARE_BUILT,
-                app=None):
+                app=None, files_=None):
     """An emulated board with onboard on its flash (written offline the first time),
     built as if with the firmware, in April 2025 (or at built, Unix seconds): its
     clock floor is older than cloudsim's certificates, so only a clock set from the
-    network verifies them. app: the product's own app.py, written beside them."""
+    network verifies them. app: the product's own app.py, written beside them;
+    files_: more, {name on the flash: host path}."""
     from onboard_cli.build import stamp_build
     from onboard_cli.paths import tool
 
@@ -494,7 +495,7 @@ def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMW
         if app:
             (tmp_path / "app.py").write_text(app)
             files["app.py"] = tmp_path / "app.py"
-        esp32.write_files(flash, files)
+        esp32.write_files(flash, {**files, **(files_ or {})})
     return boards(flash, "--offline", "--config",
                   tmp_path / "config.json", "--ca", sim.dir / "ca.pem", *forwards(sim), *extra)
 
@@ -951,14 +952,24 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshe
                       'def _set(doc):\n    light["value"] = doc.get("value")\n'
                       'ocf.resource("/light/1", "oic.r.switch.binary", lambda: dict(light),\n'
                       '             _set)\n')
-    board = start_board(boards, tmp_path, sim, board_config(sim, "plgd"), app=app)
+    # its own identity certificate, which the gateway requires here (plgd hub's
+    # clientCertificateRequired, true in its Helm chart): it names the device's id
+    di = "3c2b1a09-8f7e-4d6c-9b5a-4f3e2d1c0b0a"
+    cert, key = sim.ca.issue_device(di)
+    (tmp_path / "device.pem").write_bytes(cert)
+    (tmp_path / "device.key").write_bytes(key)
+    board = start_board(boards, tmp_path, sim, board_config(
+        sim, "plgd", cert="/device.pem", key="/device.key"), app=app, files_={
+        "device.pem": tmp_path / "device.pem", "device.key": tmp_path / "device.key"})
     lifetime, sim.lifetimes["plgd"] = sim.lifetimes["plgd"], 22  # refreshed 10 s before expiry
+    gw.client_cert_required = True
     try:
         configure_like_the_app(board, apn="plgd", sid="sid-1", at=code,
                                cis=f"coaps+tcp://{esp32.GUEST_HOST}:{gw.tls_port}")
         board.wait_state("RUNNING")
-        # the gateway saw it sign up with the code, sign in with the tokens it got, publish
-        (di,) = {who for _, event, who in list(gw.events) if event == "signup"}
+        # the gateway saw it sign up with the code, sign in with the tokens it got, publish,
+        # under its certificate's id
+        assert {who for _, event, who in list(gw.events) if event == "signup"} == {di}
 
         def seen():
             return [e for _, e, who in list(gw.events) if who == di]
@@ -983,8 +994,10 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshe
         assert seen().count("publish") == 1
         c2c(sim, "PUT", f"/{di}/light/1", {"value": True})
         assert gw.wait_event(di, "notified /light/1", timeout=60), seen()
+        assert content["/oic/d"]["di"] == di  # (it names itself so too)
     finally:
         sim.lifetimes["plgd"] = lifetime
+        gw.client_cert_required = False
 
 
 @lives

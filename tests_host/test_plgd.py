@@ -8,12 +8,14 @@ import gc
 import json
 import shutil
 import threading
+import time
 import urllib.parse
 
 import cbor2
 import pytest
 from aiocoap import DELETE, GET, POST, PUT, Message
 from aiocoap.numbers.codes import Code
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from servers import eventually
 from test_portal import get, port_of
 from test_profiles import admin, api, configure
@@ -963,6 +965,64 @@ def test_a_redirecturi_from_sign_up_is_followed_and_kept(device, tmp_path, cloud
     di = device_id(cloudsim, d)
     assert d.store()["cloud"]["cis"] == target
     assert gw.devices[di]["ctx"] is gw.contexts[False]  # signed in where it was sent
+
+
+# -- device identity certificates (plgd hub's clientCertificateRequired) --------------------
+
+@pytest.fixture
+def certificate_required(cloudsim):
+    cloudsim.gateway.client_cert_required = True
+    yield
+    cloudsim.gateway.client_cert_required = False
+
+
+def identity(sim, tmp_path, di, usages=None):
+    """{cert, key}: the config's paths of a device identity certificate for
+    di that the sim's CA issued, and its key."""
+    cert, key = sim.ca.issue_device(di, usages)
+    (tmp_path / "device.pem").write_bytes(cert)
+    (tmp_path / "device.key").write_bytes(key)
+    return {"cert": str(tmp_path / "device.pem"), "key": str(tmp_path / "device.key")}
+
+
+def signups_since(sim, since):
+    return [who for t, e, who in list(sim.gateway.events) if e == "signup" and t >= since]
+
+
+def test_a_device_with_its_identity_certificate_is_taken_where_one_is_required_under_its_id(
+        device, tmp_path, cloudsim, certificate_required):
+    di = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+    d = online(device, tmp_path, cloudsim, **identity(cloudsim, tmp_path, di))
+    assert requests(cloudsim, di)[:3] == ["signup", "signin", "publish"]
+    assert device_id(cloudsim, d) == di
+    # the device names itself so too: its /oic/d, as the hub lists it
+    assert listed(cloudsim, di)["resources"] and {
+        r["href"]: r["content"] for r in listed(cloudsim, di)["resources"]}["/oic/d"]["di"] == di
+
+
+def test_a_device_without_a_certificate_is_refused_where_one_is_required(
+        device, tmp_path, cloudsim, certificate_required):
+    since = time.monotonic()
+    d = plgd_device(device, tmp_path, cloudsim)
+    configure(d, **fields(cloudsim))
+    d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
+    assert not signups_since(cloudsim, since)
+    assert "at" in d.store()["cloud"]  # (the code kept, not spent)
+
+
+@pytest.mark.parametrize("usages", [[ExtendedKeyUsageOID.CLIENT_AUTH],
+                                    [ExtendedKeyUsageOID.CLIENT_AUTH,
+                                     ExtendedKeyUsageOID.SERVER_AUTH]],
+                         ids=["client only", "without OCF's identity"])
+def test_a_certificate_that_is_not_a_device_identity_is_refused(
+        device, tmp_path, cloudsim, usages):
+    # (checked when given, as the hub does whether or not it requires one)
+    since = time.monotonic()
+    di = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+    d = plgd_device(device, tmp_path, cloudsim, **identity(cloudsim, tmp_path, di, usages))
+    configure(d, **fields(cloudsim))
+    d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
+    assert not signups_since(cloudsim, since)
 
 
 # -- the gateway alone (aiocoap's client as the device) -----------------------------------

@@ -167,6 +167,9 @@ UNUSABLE = [({"portal": "open"}, "portal"),
             ({"rejoin_after": 2.5}, "rejoin_after"), ({"rejoin_after": "5"}, "rejoin_after"),
             ({"trial_s": -1}, "trial_s"), ({"trial_s": 86401}, "trial_s"),
             ({"trial_s": "50"}, "trial_s"),
+            # the device's own certificate comes with its key, and the other way round
+            ({"cert": "/device.pem"}, "key"), ({"key": "/device.key"}, "cert"),
+            ({"cert": 5, "key": "/device.key"}, "cert"),
             # a backoff of 0 (or less) retries at once, for ever: a login storm
             ({"backoff": 5}, "backoff"), ({"backoff": {"cap": "a week"}}, "backoff.cap"),
             ({"backoff": {"base": 0}}, "backoff.base"), ({"backoff": {"cap": -1}}, "backoff.cap"),

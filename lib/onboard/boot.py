@@ -70,7 +70,7 @@ _NUMBERS = (("wifi_timeout_s", 1, _DAY), ("timeout_s", 1, _DAY), ("keepalive_s",
             ("trial_s", 0, _DAY))
 _WHOLE = ("keepalive_s", "port", "rejoin_after")
 _TEXTS = ("profile", "host", "api", "ca", "portal.pop", "vendor", "name", "fw_ver", "fw_type",
-          "tmpl_id")
+          "tmpl_id", "cert", "key")
 
 
 def unusable(config):
@@ -89,6 +89,8 @@ def unusable(config):
         # (a null ca or pop is taken as none given, as where they are read)
         if type(v) is not str and not (v is None and name in ("ca", "portal.pop")):
             return name, "text"
+    if bool(config.get("cert")) != bool(config.get("key")):  # (the device's own: both or none)
+        return "cert" if config.get("key") else "key", "given with the other (cert, key)"
     if type(config.get("time") or {}) is not dict:  # (null: none given, as timesync reads it)
         return "time", "an object"
     if type(config.get("tls", True)) is not bool:

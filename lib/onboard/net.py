@@ -16,8 +16,9 @@ def deadline(seconds):
     return time.ticks_add(time.ticks_ms(), int(seconds * 1000))
 
 
-def tls_context(ca, insecure=False):
-    """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER).
+def tls_context(ca, insecure=False, config=None):
+    """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER),
+    presenting the certificate of config's cert and key, if it has one.
     onboard.ca (a plain connection does not load it) is let go afterwards,
     unless it was loaded before: the context holds the certificates."""
     import sys
@@ -25,7 +26,7 @@ def tls_context(ca, insecure=False):
     kept = "onboard.ca" in sys.modules
     import onboard.ca
 
-    ctx = onboard.ca.context(ca, insecure)
+    ctx = onboard.ca.context(ca, insecure, None, config)
     if not kept:
         del sys.modules["onboard.ca"], onboard.ca
     return ctx

@@ -21,6 +21,7 @@ RES = {}  # href -> [rt, get, set, the observation's token, changed]
 conn = None  # the connection the observations came on
 batch = None  # the token of its batch observation of /oic/res
 anchor = ""  # ocf://<di>
+di = None  # the device's id, found once (ident)
 
 
 def write_conf(props):
@@ -112,12 +113,29 @@ def serve(code, opts, payload):
     return (code,) + reply(r)
 
 
-def device(di, name):
+def ident(rt):
+    """The device's id (di): the one its certificate names (uuid:<di>), when
+    it has one, which plgd hub takes instead of the di sent; else a UUID from
+    its MAC."""
+    global di
+    if not di:
+        if rt.config.get("cert"):
+            from onboard.ca import cert_uuid
+            from onboard.store import let_go
+
+            di = cert_uuid(rt.config["cert"])
+            let_go("ca")
+        di = di or "00000000-0000-4000-8000-" + rt.uid()
+    return di
+
+
+def device(rt):
     """/oic/d, before the connection's sign-in: the gateway may ask /oic/res
     then, before the links are published."""
     global anchor
-    anchor = "ocf://" + di
-    RES.setdefault("/oic/d", ["oic.wk.d", lambda: {"di": di, "n": name}, None, None, 0])
+    d, name = ident(rt), rt.config.get("name")
+    anchor = "ocf://" + d
+    RES.setdefault("/oic/d", ["oic.wk.d", lambda: {"di": d, "n": name}, None, None, 0])
 
 
 def closed():

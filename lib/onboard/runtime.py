@@ -186,7 +186,7 @@ class Runtime:
             try:
                 from onboard.ca import context
 
-                self.ctx = context(cfg["ca"], False, ctx)
+                self.ctx = context(cfg["ca"], False, ctx, cfg)
             except (OSError, ValueError):
                 pass
             forget("ca")

@@ -117,7 +117,7 @@ def session_tls(rt):
     if rt.ctx is None:
         from onboard.net import tls_context
 
-        rt.ctx = tls_context(rt.config.get("ca"))  # (which lets go of onboard.ca)
+        rt.ctx = tls_context(rt.config.get("ca"), False, rt.config)  # (lets go of onboard.ca)
     return rt.ctx
 
 

@@ -35,14 +35,18 @@ import json
 import ssl
 import threading
 import time
+import uuid
 
 import cbor2
 from aiocoap import GET, POST, Context, Message, resource
 from aiocoap.numbers.codes import Code
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from onboard_cli.ports import free_port
 
 OCF_CBOR = 10000
+OCF_IDENTITY = {x509.ObjectIdentifier("1.3.6.1.4.1.44924.1.6")}  # an OCF identity certificate
 # The content formats the hub decodes (plgd hub's commands.DecodeContent:
 # CBOR, OCF's CBOR, JSON). Content in any other format is taken from the
 # device all the same, but its C2C API leaves that resource out of a listing
@@ -103,6 +107,8 @@ class Gateway:
         self.on_request = None
         self.redirect = None  # a URI sent as redirecturi at the next sign-up
         self.require_batch = True  # plgd hub's requireBatchObserveEnabled (its default)
+        self._required = False  # clientCertificateRequired (client_cert_required)
+        self.sslctx = None
         self.changed = threading.Condition()
         self.loop = None
         self.contexts = {}
@@ -116,8 +122,12 @@ class Gateway:
         return self
 
     async def _start(self):
-        sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sslctx = self.sslctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         sslctx.load_cert_chain(str(self.certfile), str(self.keyfile))
+        # a device's own certificate is asked for, and checked against the
+        # sim's CA (the hub's caPool) when given; client_cert_required: needed
+        sslctx.load_verify_locations(str(self.sim.dir / "ca.pem"))
+        self.client_cert_required = self._required
         for tls in (False, True):
             site = resource.Site()
             for path in ("oic/sec/account", "oic/sec/session", "oic/sec/tokenrefresh", "oic/rd"):
@@ -139,6 +149,19 @@ class Gateway:
                         self.tls_port = free_port(pair=True)
                     else:
                         self.port = free_port()
+
+    @property
+    def client_cert_required(self):
+        """plgd hub's clientCertificateRequired (true in its config.yaml and
+        Helm chart, false in its bundle; False here): coaps+tcp connections
+        made from now on need a device certificate the sim's CA issued."""
+        return self._required
+
+    @client_cert_required.setter
+    def client_cert_required(self, value):
+        self._required = bool(value)
+        if self.sslctx:
+            self.sslctx.verify_mode = ssl.CERT_REQUIRED if value else ssl.CERT_OPTIONAL
 
     def run(self, coro, timeout=10):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -175,6 +198,34 @@ class Gateway:
         with self.changed:
             return self.changed.wait_for(lambda: (di, href) in self.observing, timeout)
 
+    def _identity(self, request):
+        """The device id the connection's certificate names, as plgd hub's
+        coap-gateway takes it (pkg/net/coap verify.go: extended key usages
+        client and server authentication and OCF's identity, 1.3.6.1.4.1.44924.1.6;
+        subject CN uuid:<id>), None without one; _Refused (the connection
+        closed, as the hub's handshake fails) for a certificate it refuses."""
+        transport = request.remote._transport
+        sslobj = transport and transport.get_extra_info("ssl_object")
+        der = sslobj and sslobj.getpeercert(binary_form=True)
+        if not der:
+            return None
+        cert = x509.load_der_x509_certificate(der)
+        try:
+            ekus = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        except x509.ExtensionNotFound:
+            ekus = set()
+        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        kind, _, di = (cn[0].value if cn else "").partition(":")
+        try:
+            di = str(uuid.UUID(di)) if kind.lower() == "uuid" else None
+        except ValueError:
+            di = None
+        if not (OCF_IDENTITY | {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH}
+                ) <= ekus or not di:
+            transport.abort()
+            raise _Refused(Code.UNAUTHORIZED, "certificate: not a device identity certificate")
+        return di
+
     async def handle(self, path, tls, request):
         method = request.code.name  # POST, DELETE, ...
         fault = self.sim.faults.take(method, path)
@@ -192,10 +243,14 @@ class Gateway:
             if kind == "latency":
                 await asyncio.sleep(float(fault.get("seconds", 5)))
         try:
+            # the device's id from its certificate, when it gave one: the
+            # hub takes it instead of the di a request names (auth.go
+            # VerifyAndResolveDeviceID)
+            named = self._identity(request) if tls else None
             if method == "DELETE" and path == "/oic/sec/account":
                 if self.on_request:
                     self.on_request(path, None)
-                return self.deregister(request)
+                return self.deregister(request, named)
             if method != "POST":
                 return Message(code=Code.METHOD_NOT_ALLOWED)
             try:
@@ -204,6 +259,8 @@ class Gateway:
                 doc = None
             if not isinstance(doc, dict) or not isinstance(doc.get("di"), str):
                 raise _Refused(Code.BAD_REQUEST, "body: a CBOR map with di")
+            if named:
+                doc["di"] = named
             if self.on_request:
                 self.on_request(path, doc)
             with self.sim.lock:
@@ -328,9 +385,9 @@ class Gateway:
             raise _Refused(Code.UNAUTHORIZED, f"cannot handle {what}: accesstoken")
         return held
 
-    def deregister(self, request):
+    def deregister(self, request, named=None):
         query = dict(q.split("=", 1) for q in request.opt.uri_query if "=" in q)
-        di = query.get("di", "")
+        di = named or query.get("di", "")
         with self.sim.lock:
             self._signed_off(request, di, query.get("uid"), query.get("accesstoken"),
                              "sign off")

@@ -13,6 +13,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 # address the emulated ESP32 dials for a forwarded host port (onboard esp32 run)
 SERVER_NAMES = ("localhost",)
 SERVER_IPS = ("127.0.0.1", "192.168.4.100")
+OCF_IDENTITY = "1.3.6.1.4.1.44924.1.6"  # the extended key usage of an OCF identity certificate
 
 
 def _name(common):
@@ -78,6 +79,21 @@ class CA:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+
+    def issue_device(self, di, usages=None):
+        """(cert PEM, key PEM) of an OCF device identity certificate for the
+        device id di (subject CN uuid:<di>), as plgd hub's certificate
+        authority signs one: extended key usages client and server
+        authentication and OCF's identity (usages: others instead)."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = x509.CertificateBuilder().subject_name(_name("uuid:" + di))
+        builder = _validity(builder.issuer_name(self.cert.subject), 365)
+        builder = builder.serial_number(x509.random_serial_number()).public_key(key.public_key())
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages if usages is not None else [
+            ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH,
+            x509.ObjectIdentifier(OCF_IDENTITY)]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 

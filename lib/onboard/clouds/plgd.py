@@ -49,10 +49,6 @@ def _close():
     _published = False
 
 
-def _di(rt):
-    return "00000000-0000-4000-8000-" + rt.uid()  # (a UUID from the MAC)
-
-
 async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
     # a request on the open connection (to cis, connected first): its CBOR map reply
     global _live
@@ -69,10 +65,10 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
         try:
             # the runtime's context (Runtime.make_tls), else one against the config's CA
             _live = ocf.conn = await coap.connect(host, int(port), (rt.ctx or tls_context(
-                rt.config.get("ca"))) if cis[4] == "s" else None, ocf.serve, ms)
+                rt.config.get("ca"), False, rt.config)) if cis[4] == "s" else None, ocf.serve, ms)
         except ValueError as e:  # mbedTLS refusing the certificate
             raise wrap(e, host, "tls") from None
-    doc["di"] = _di(rt)
+    doc["di"] = ocf.ident(rt)
     code, _, body = await _live.request(code, path, cbor.dumps(doc),  # pyright: ignore
                                         query, 10000, 10000, timeout_ms=ms)
     if not step:
@@ -144,7 +140,7 @@ async def _session(rt):
 
     c = rt.store.get("cloud")  # (what the runtime stored from start())
     cis = c["cis"]
-    ocf.device(_di(rt), rt.config.get("name"))
+    ocf.device(rt)
     try:
         life = (await _ask(rt, cis, "/oic/sec/session", {
             "uid": c["uid"], "accesstoken": c["access_token"], "login": True},
@@ -200,7 +196,7 @@ async def bye(rt, cloud):
         await asyncio.sleep_ms(10)
     try:
         await _ask(rt, cloud["cis"], "/oic/sec/account", {}, None, 4, (
-            "di=" + _di(rt), "uid=" + cloud["uid"], "accesstoken=" + cloud["access_token"]))
+            "di=" + ocf.ident(rt), "uid=" + cloud["uid"], "accesstoken=" + cloud["access_token"]))
     except Exception:  # noqa: BLE001  (offline, never registered: the cloud forgets in time)
         pass
     _close()
