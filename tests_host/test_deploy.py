@@ -20,6 +20,15 @@ def test_deploy_copies_library_board_firmware_and_config_then_resets(tmp_path):
     assert cmd[-1] == "reset"
 
 
+def test_deploy_copies_the_devices_certificate_and_key_where_a_config_names_them(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text("{}")
+    cmd = commands("/dev/ttyUSB0", "esp32_generic", config, cert=tmp_path / "d.pem",
+                   key=tmp_path / "d.key")
+    assert cmd[cmd.index(str(tmp_path / "d.pem")) + 1] == ":device.pem"
+    assert cmd[cmd.index(str(tmp_path / "d.key")) + 1] == ":device.key"
+
+
 def test_deploy_to_an_unknown_board_is_one_clear_error(tmp_path):
     with pytest.raises(ToolError, match="no boards/esp32_x/board.py"):
         commands("/dev/ttyUSB0", "esp32_x", tmp_path / "c.json")

@@ -94,9 +94,10 @@ def library(clouds=()):
     return DEPLOY / "onboard"
 
 
-def commands(port, board, config, ca=None, clouds=(), romfs=False):
+def commands(port, board, config, ca=None, clouds=(), romfs=False, cert=None, key=None):
     """The mpremote command line for a deploy (a list of arguments); with
-    romfs, the one after the image is in the partition."""
+    romfs, the one after the image is in the partition. ca, cert, key: host
+    files copied as /ca.pem, /device.pem and /device.key."""
     boards = board_files(board)
     cmd = mpremote() + ["connect", port]
     if romfs:
@@ -108,8 +109,9 @@ def commands(port, board, config, ca=None, clouds=(), romfs=False):
     cmd += ["+", "fs", "cp", str(ROOT / "firmware" / "boot.py"), ":boot.py",
             "+", "fs", "cp", str(ROOT / "firmware" / "main.py"), ":main.py",
             "+", "fs", "cp", str(config), ":config.json"]
-    if ca:
-        cmd += ["+", "fs", "cp", str(ca), ":ca.pem"]
+    for src, dst in ((ca, ":ca.pem"), (cert, ":device.pem"), (key, ":device.key")):
+        if src:
+            cmd += ["+", "fs", "cp", str(src), dst]
     return cmd + ["+", "reset"]
 
 
@@ -147,7 +149,10 @@ def main(args):
     build()
     if args.romfs:
         deploy_image(args.port, args.board, clouds)
-    cmd = commands(args.port, args.board, args.config, args.ca, clouds, args.romfs)
+    if bool(args.cert) != bool(args.key):
+        raise ToolError("--cert and --key: the device's certificate comes with its key")
+    cmd = commands(args.port, args.board, args.config, args.ca, clouds, args.romfs, args.cert,
+                   args.key)
     if subprocess.run(cmd).returncode:
         raise ToolError(f"mpremote could not deploy to {args.port}")
     print(f"deployed to {args.port}{' (onboard in ROMFS)' if args.romfs else ''}; "

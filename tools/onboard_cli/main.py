@@ -73,6 +73,9 @@ def parser():
     dp.add_argument("--board", default="esp32_generic", help="a folder of boards/")
     dp.add_argument("--config", default="firmware/config.example.json")
     dp.add_argument("--ca", help="the CA file the device trusts (copied as /ca.pem)")
+    dp.add_argument("--cert", help="the device's own certificate, PEM or DER (copied as "
+                    "/device.pem: the config's cert names it)")
+    dp.add_argument("--key", help="its private key (copied as /device.key: the config's key)")
     dp.add_argument("--cloud", action="append", choices=CLOUDS + ("clients",),
                     help="only this cloud's components (manifests/; repeatable; "
                          "default: every cloud; clients: the blocking http and mqtt)")
