@@ -512,6 +512,7 @@ def test_without_batch_observation_the_gateway_reads_a_resource_published_as_not
     # a change of it is no notification, and the session goes on
     c2c(cloudsim, "PUT", f"/{di}/target/1", {"value": 19.0})
     assert gw.wait_event(di, "notified /room/1")
+    assert gw.devices[di]["links"]["/room/1"]["content"] == {"temperature": 19.0}
     c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 1})
     assert gw.wait_event(di, "notified /light/1")
     assert events(cloudsim, di).count("signin") == 1
