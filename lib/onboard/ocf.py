@@ -68,14 +68,12 @@ def item(h, r):
     return {"href": anchor + h, "rt": [r[0]], "rep": r[1]()}
 
 
-def reply(r, h=None):
-    """(options, payload) of a resource's content: Observe (a sequence) and
-    CBOR; with its href h, as a batch of it alone."""
+def reply(c):
+    """(options, payload) of content c: Observe (a sequence) and CBOR."""
     import time
 
     from onboard import cbor
 
-    c = [item(h, r)] if h else r[1]()  # pyright: ignore
     return ((6, time.ticks_ms() & 0xFFFFFF), (12, _CF)), cbor.dumps(c)  # pyright: ignore
 
 
@@ -110,7 +108,7 @@ def serve(code, opts, payload):
         code = 0x45
         if obs is not None:  # registered (0) or cancelled (1)
             r[3] = None if obs == b"\x01" else conn.last  # pyright: ignore
-    return (code,) + reply(r)
+    return (code,) + reply(r[1]())  # pyright: ignore
 
 
 def ident(rt):
@@ -162,6 +160,6 @@ async def notify(conn):
         if r[4] and (r[3] or batch):
             r[4] = 0
             if r[3]:
-                await conn.send(0x45, r[3], *reply(r))
+                await conn.send(0x45, r[3], *reply(r[1]()))
             if batch:
-                await conn.send(0x45, batch, *reply(r, h))
+                await conn.send(0x45, batch, *reply([item(h, r)]))  # (a batch of it alone)

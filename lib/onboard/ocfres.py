@@ -19,7 +19,7 @@ def answer(code, iface, obs):
         out = []
         for h, r in ocf.RES.items():
             out.append(ocf.item(h, r))
-        return (0x45,) + ocf.reply((0, lambda: out))
+        return (0x45,) + ocf.reply(out)
     ifs = ["oic.if.ll", "oic.if.b", "oic.if.baseline"]
     out = [{"href": "/oic/res", "rt": ["oic.wk.res"], "if": ifs, "p": {"bm": 3},
             "anchor": ocf.anchor}] + ocf.links()
