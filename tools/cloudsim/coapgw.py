@@ -45,8 +45,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from onboard_cli.ports import free_port
 
+from .pki import OCF_IDENTITY
+
 OCF_CBOR = 10000
-OCF_IDENTITY = {x509.ObjectIdentifier("1.3.6.1.4.1.44924.1.6")}  # an OCF identity certificate
 # The content formats the hub decodes (plgd hub's commands.DecodeContent:
 # CBOR, OCF's CBOR, JSON). Content in any other format is taken from the
 # device all the same, but its C2C API leaves that resource out of a listing
@@ -220,8 +221,8 @@ class Gateway:
             di = str(uuid.UUID(di)) if kind.lower() == "uuid" else None
         except ValueError:
             di = None
-        if not (OCF_IDENTITY | {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH}
-                ) <= ekus or not di:
+        if not {x509.ObjectIdentifier(OCF_IDENTITY), ExtendedKeyUsageOID.CLIENT_AUTH,
+                ExtendedKeyUsageOID.SERVER_AUTH} <= ekus or not di:
             transport.abort()
             raise _Refused(Code.UNAUTHORIZED, "certificate: not a device identity certificate")
         return di
@@ -528,10 +529,7 @@ class Gateway:
         if await mode != "resource":
             return
         try:
-            msg = Message(code=GET, uri_path=href.strip("/").split("/"),
-                          **({"observe": 0} if observable else {}))
-            msg.remote = dev["remote"]
-            req = dev["ctx"].request(msg)
+            req = self._request(dev, href, observe=observable)
             # listening before the first response: a notification right after it is not missed
             notes = req.observation.__aiter__() if observable else None
             first = await asyncio.wait_for(req.response, 10)
