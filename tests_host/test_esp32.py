@@ -475,12 +475,12 @@ FIRMWARE_BUILT = 1744675200  # 2025-04-15, the stock firmware's date: onboard's 
 
 
 def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMWARE_BUILT,
-                app=None, files_=None):
+                app=None, more=None):
     """An emulated board with onboard on its flash (written offline the first time),
     built as if with the firmware, in April 2025 (or at built, Unix seconds): its
     clock floor is older than cloudsim's certificates, so only a clock set from the
     network verifies them. app: the product's own app.py, written beside them;
-    files_: more, {name on the flash: host path}."""
+    more: more files, {name on the flash: host path}."""
     from onboard_cli.build import stamp_build
     from onboard_cli.paths import tool
 
@@ -495,7 +495,7 @@ def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMW
         if app:
             (tmp_path / "app.py").write_text(app)
             files["app.py"] = tmp_path / "app.py"
-        esp32.write_files(flash, {**files, **(files_ or {})})
+        esp32.write_files(flash, {**files, **(more or {})})
     return boards(flash, "--offline", "--config",
                   tmp_path / "config.json", "--ca", sim.dir / "ca.pem", *forwards(sim), *extra)
 
@@ -959,7 +959,7 @@ def test_plgd_life_from_an_empty_flash_signs_up_over_coap_is_listed_and_refreshe
     (tmp_path / "device.pem").write_bytes(cert)
     (tmp_path / "device.key").write_bytes(key)
     board = start_board(boards, tmp_path, sim, board_config(
-        sim, "plgd", cert="/device.pem", key="/device.key"), app=app, files_={
+        sim, "plgd", cert="/device.pem", key="/device.key"), app=app, more={
         "device.pem": tmp_path / "device.pem", "device.key": tmp_path / "device.key"})
     lifetime, sim.lifetimes["plgd"] = sim.lifetimes["plgd"], 22  # refreshed 10 s before expiry
     gw.client_cert_required = True

@@ -986,8 +986,15 @@ def identity(sim, tmp_path, di, usages=None):
     return {"cert": str(tmp_path / "device.pem"), "key": str(tmp_path / "device.key")}
 
 
-def signups_since(sim, since):
-    return [who for t, e, who in list(sim.gateway.events) if e == "signup" and t >= since]
+def refused_at_the_handshake(device, tmp_path, sim, **config):
+    """A device configured through its portal whose first try fails and
+    which never signs up (asserted; no other device's sign-up counted)."""
+    since = time.monotonic()
+    d = plgd_device(device, tmp_path, sim, **config)
+    configure(d, **fields(sim))
+    d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
+    assert not [who for t, e, who in list(sim.gateway.events) if e == "signup" and t >= since]
+    return d
 
 
 def test_a_device_with_its_identity_certificate_is_taken_where_one_is_required_under_its_id(
@@ -1003,11 +1010,7 @@ def test_a_device_with_its_identity_certificate_is_taken_where_one_is_required_u
 
 def test_a_device_without_a_certificate_is_refused_where_one_is_required(
         device, tmp_path, cloudsim, certificate_required):
-    since = time.monotonic()
-    d = plgd_device(device, tmp_path, cloudsim)
-    configure(d, **fields(cloudsim))
-    d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
-    assert not signups_since(cloudsim, since)
+    d = refused_at_the_handshake(device, tmp_path, cloudsim)
     assert "at" in d.store()["cloud"]  # (the code kept, not spent)
 
 
@@ -1018,12 +1021,9 @@ def test_a_device_without_a_certificate_is_refused_where_one_is_required(
 def test_a_certificate_that_is_not_a_device_identity_is_refused(
         device, tmp_path, cloudsim, usages):
     # (checked when given, as the hub does whether or not it requires one)
-    since = time.monotonic()
     di = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
-    d = plgd_device(device, tmp_path, cloudsim, **identity(cloudsim, tmp_path, di, usages))
-    configure(d, **fields(cloudsim))
-    d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
-    assert not signups_since(cloudsim, since)
+    refused_at_the_handshake(device, tmp_path, cloudsim,
+                             **identity(cloudsim, tmp_path, di, usages))
 
 
 # -- the gateway alone (aiocoap's client as the device) -----------------------------------
