@@ -977,10 +977,17 @@ def certificate_required(cloudsim):
     cloudsim.gateway.client_cert_required = False
 
 
-def identity(sim, tmp_path, di, usages=None):
+def identity(sim, tmp_path, di, usages=None, der=False):
     """{cert, key}: the config's paths of a device identity certificate for
-    di that the sim's CA issued, and its key."""
+    di that the sim's CA issued, and its key (PEM; der: both as DER)."""
     cert, key = sim.ca.issue_device(di, usages)
+    if der:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization as s
+
+        cert = x509.load_pem_x509_certificate(cert).public_bytes(s.Encoding.DER)
+        key = s.load_pem_private_key(key, None).private_bytes(
+            s.Encoding.DER, s.PrivateFormat.PKCS8, s.NoEncryption())
     (tmp_path / "device.pem").write_bytes(cert)
     (tmp_path / "device.key").write_bytes(key)
     return {"cert": str(tmp_path / "device.pem"), "key": str(tmp_path / "device.key")}
@@ -997,10 +1004,11 @@ def refused_at_the_handshake(device, tmp_path, sim, **config):
     return d
 
 
+@pytest.mark.parametrize("der", [False, True], ids=["PEM", "DER"])
 def test_a_device_with_its_identity_certificate_is_taken_where_one_is_required_under_its_id(
-        device, tmp_path, cloudsim, certificate_required):
+        device, tmp_path, cloudsim, certificate_required, der):
     di = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-    d = online(device, tmp_path, cloudsim, **identity(cloudsim, tmp_path, di))
+    d = online(device, tmp_path, cloudsim, **identity(cloudsim, tmp_path, di, der=der))
     assert requests(cloudsim, di)[:3] == ["signup", "signin", "publish"]
     assert device_id(cloudsim, d) == di
     # the device names itself so too: its /oic/d, as the hub lists it

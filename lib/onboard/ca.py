@@ -2,33 +2,11 @@
 # connection (MQTT without TLS, http://) does not load this code.
 
 
-def _read(path):
-    with open(path, "rb") as f:
-        # its size first: read() without one grows its buffer (peaks at twice)
-        n = f.seek(0, 2)
-        f.seek(0)
-        return f.read(n)
-
-
-def _der(b):
-    # PEM's first block as DER (mbedTLS here parses DER only); DER as it is
-    i = b.find(b"-----BEGIN")
-    if i < 0:
-        return b
-    from binascii import a2b_base64
-
-    i = b.find(b"\n", i) + 1
-    return a2b_base64(memoryview(b)[i : b.find(b"-----END", i)])  # pyright: ignore
-
-
-def context(ca, insecure=False, ctx=None, config=None):
+def context(ca, insecure=False, ctx=None):
     """An SSLContext trusting every certificate of ca: a path, or PEM or DER
     bytes, one certificate or several; an SSLContext is returned as it is.
     insecure=True (explicit) verifies nothing. ctx: a new SSLContext to use
-    (made before this module was loaded, when the heap had one large block).
-    config: the device's, whose cert and key (paths: PEM or DER, one
-    certificate) are its own certificate and private key, presented to a
-    server that asks for one."""
+    (made before this module was loaded, when the heap had one large block)."""
     if hasattr(ca, "wrap_socket"):
         return ca
     import tls
@@ -41,14 +19,12 @@ def context(ca, insecure=False, ctx=None, config=None):
     ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore  (missing from the stubs)
     if ca is None:
         raise ValueError("ca: https needs one (or insecure=True)")
-    cert = config and config.get("cert")
-    if cert:
-        try:
-            ctx.load_cert_chain(_der(_read(cert)), _der(_read(config["key"])))  # pyright: ignore
-        except (OSError, ValueError):  # (mbedTLS: ValueError; a file missing: OSError)
-            raise ValueError("cert, key: the device's certificate and its key") from None
     if isinstance(ca, str):
-        ca = _read(ca)
+        with open(ca, "rb") as f:
+            # its size first: read() without one grows its buffer (peaks at twice)
+            n = f.seek(0, 2)
+            f.seek(0)
+            ca = f.read(n)
     # mbedTLS here parses one DER certificate per call and adds it to those
     # trusted, so a bundle is loaded one certificate at a time (PEM decoded
     # from a memoryview: no copy of the file's text)
@@ -70,11 +46,3 @@ def context(ca, insecure=False, ctx=None, config=None):
     except (ValueError, IndexError, OverflowError):
         raise ValueError("ca: not a PEM or DER certificate") from None
     return ctx
-
-
-def cert_uuid(path):
-    """The id a certificate's subject names as uuid:<id> (OCF's identity
-    certificates name the device so), or None."""
-    c = _der(_read(path))
-    i = c.rfind(b"uuid:")  # (the subject comes after the issuer)
-    return c[i + 5 : i + 41].decode() if i >= 0 else None

@@ -18,17 +18,24 @@ def deadline(seconds):
 
 def tls_context(ca, insecure=False, config=None):
     """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER),
-    presenting the certificate of config's cert and key, if it has one.
-    onboard.ca (a plain connection does not load it) is let go afterwards,
-    unless it was loaded before: the context holds the certificates."""
+    presenting the device's certificate when config names one (cert,
+    key: onboard.cloudtls). Both modules are let go of afterwards (unless
+    onboard.ca was loaded before): the context holds the certificates."""
     import sys
 
     kept = "onboard.ca" in sys.modules
     import onboard.ca
 
-    ctx = onboard.ca.context(ca, insecure, None, config)
+    ctx = onboard.ca.context(ca, insecure)
     if not kept:
         del sys.modules["onboard.ca"], onboard.ca
+    if config and config.get("cert"):  # (most devices have none: code of its own)
+        import onboard.cloudtls
+
+        try:
+            onboard.cloudtls.load(ctx, config)
+        finally:
+            del sys.modules["onboard.cloudtls"], onboard.cloudtls
     return ctx
 
 

@@ -118,11 +118,11 @@ def ident(rt):
     global di
     if not di:
         if rt.config.get("cert"):
-            from onboard.ca import cert_uuid
+            from onboard.cloudtls import uuid
             from onboard.store import let_go
 
-            di = cert_uuid(rt.config["cert"])
-            let_go("ca")
+            di = uuid(rt.config["cert"])
+            let_go("cloudtls")
         di = di or "00000000-0000-4000-8000-" + rt.uid()
     return di
 

@@ -176,20 +176,14 @@ class Runtime:
         the heap has room (at boot, or where setup mode's code just was) and
         kept for every session: mbedTLS wants one large block, which a heap
         fragmented by a session or by setup mode may no longer have. A CA
-        that does not load is left for the session to report (ERR_CLOUD)."""
+        that does not load is left for the session to report (ERR_CLOUD).
+        (onboard.cloudtls makes it: code loaded only while it does.)"""
         cfg = self.config
         if self.ctx is None and cfg.get("ca") and cfg.get("tls", True) is not False:
-            import tls
+            from onboard.cloudtls import context
 
-            # the context's one large block first, before the CA's loader
-            ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-            try:
-                from onboard.ca import context
-
-                self.ctx = context(cfg["ca"], False, ctx, cfg)
-            except (OSError, ValueError):
-                pass
-            forget("ca")
+            context(self)
+            forget("ca", "cloudtls")
 
     def try_pending(self):
         """Settings waiting in the store (state.pending: from setup mode, or

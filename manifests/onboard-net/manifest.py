@@ -1,8 +1,9 @@
 # onboard's network as the runtime uses it: sockets and TLS contexts, errors,
-# the CA loader, the asyncio HTTP and MQTT clients (and what they share with
-# the blocking ones of onboard-clients), the cloud profiles' HTTPS steps and
-# the time sync (clock asks it before the first verified TLS connection).
-metadata(description="onboard net: net, errors, ca, ahttp, cloudapi, amqtt, time sync",
+# the CA loader and the device certificate's, the asyncio HTTP and MQTT
+# clients (and what they share with the blocking ones of onboard-clients), the
+# cloud profiles' HTTPS steps and the time sync (clock asks it before the
+# first verified TLS connection).
+metadata(description="onboard net: net, errors, ca, cloudtls, ahttp, cloudapi, amqtt, time sync",
          version="0.1.0")
 
 add_library("onboard", "..")
@@ -14,6 +15,7 @@ package(
         "errors.py",
         "net.py",
         "ca.py",
+        "cloudtls.py",
         "httpmsg.py",
         "ahttp.py",
         "cloudapi.py",

@@ -1,0 +1,54 @@
+# The cloud's TLS credentials beyond the CA: the device's own certificate and
+# key (config cert, key: paths on the flash, PEM or DER), presented to a
+# server that asks for one (plgd hub does), the id its subject names, and the
+# context Runtime.make_tls makes early. A module of its own, loaded only while
+# they are used and let go of afterwards: onboard.ca, which every TLS
+# connection loads (the blocking clients' too), stays small, and so does the
+# runtime, which is in RAM all the time.
+
+
+def _der(path):
+    # the file's first PEM block as DER (mbedTLS here parses DER only); DER as it is
+    with open(path, "rb") as f:
+        b = f.read()
+    i = b.find(b"-----BEGIN")
+    if i < 0:
+        return b
+    from binascii import a2b_base64
+
+    i = b.find(b"\n", i) + 1
+    return a2b_base64(memoryview(b)[i : b.find(b"-----END", i)])  # pyright: ignore
+
+
+def load(ctx, config):
+    """Load config's cert and key into the SSLContext ctx."""
+    try:
+        ctx.load_cert_chain(_der(config["cert"]), _der(config["key"]))
+    except (OSError, ValueError):  # (mbedTLS: ValueError; a file missing: OSError)
+        raise ValueError("cert, key: the device's certificate and its key") from None
+
+
+def uuid(path):
+    """The id a certificate's subject names as uuid:<id> (OCF's identity
+    certificates name the device so), or None."""
+    c = _der(path)
+    i = c.rfind(b"uuid:")  # (the subject comes after the issuer)
+    return c[i + 5 : i + 41].decode() if i >= 0 else None
+
+
+def context(rt):
+    """Runtime.make_tls's context, as rt.ctx; a CA or certificate that does
+    not load is left for the session to report (rt.ctx stays None)."""
+    import tls
+
+    # the context's one large block first, before the CA's loader
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    try:
+        from onboard import ca
+
+        ctx = ca.context(rt.config["ca"], False, ctx)
+        if rt.config.get("cert"):
+            load(ctx, rt.config)
+        rt.ctx = ctx
+    except (OSError, ValueError):
+        pass
