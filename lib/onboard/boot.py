@@ -91,6 +91,14 @@ def unusable(config):
             return name, "text"
     if bool(config.get("cert")) != bool(config.get("key")):  # (the device's own: both or none)
         return "cert" if config.get("key") else "key", "given with the other (cert, key)"
+    import os
+
+    for name in ("ca", "cert", "key"):  # files the device must have (a bad one: the session's)
+        if config.get(name):
+            try:
+                os.stat(config[name])
+            except OSError:
+                return name, "the path of a file on the device"
     if type(config.get("time") or {}) is not dict:  # (null: none given, as timesync reads it)
         return "time", "an object"
     if type(config.get("tls", True)) is not bool:

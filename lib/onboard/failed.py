@@ -9,6 +9,7 @@ from micropython import const
 from onboard import log
 
 # onboard.codes' values, folded in at compile time (the module is not loaded)
+_ERR_CONFIG = const(700)
 _ERR_CLOUD = const(702)
 _ERR_TOKEN = const(703)
 _ERR_DNS = const(710)
@@ -46,6 +47,12 @@ def outcome(rt, e):
         log.warn(_TAG, "cloud: %s", str(e) if isinstance(e, NetError) else "network error")
         code = _ERR_TLS if isinstance(e, TLSError) else _ERR_DNS if isinstance(e, DNSError) \
             else _ERR_CLOUD
+    elif isinstance(e, ValueError) and str(e).split(":")[0] in ("ca", "cert, key"):
+        # the CA or the device's certificate does not load (onboard.ca,
+        # onboard.cloudtls): the config's, named; tried again, as its file
+        # may be replaced
+        log.error(_TAG, "config: %s", str(e))
+        code = _ERR_CONFIG
     else:  # a reply nobody expected: try again later
         log.warn(_TAG, "cloud: unexpected %s, will retry", type(e).__name__)
     if rt.trial():
