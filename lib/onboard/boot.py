@@ -91,14 +91,6 @@ def unusable(config):
             return name, "text"
     if bool(config.get("cert")) != bool(config.get("key")):  # (the device's own: both or none)
         return "cert" if config.get("key") else "key", "given with the other (cert, key)"
-    import os
-
-    for name in ("ca", "cert", "key"):  # files the device must have (a bad one: the session's)
-        if config.get(name):
-            try:
-                os.stat(config[name])
-            except OSError:
-                return name, "the path of a file on the device"
     if type(config.get("time") or {}) is not dict:  # (null: none given, as timesync reads it)
         return "time", "an object"
     if type(config.get("tls", True)) is not bool:
@@ -135,9 +127,24 @@ def unusable(config):
     return None
 
 
+def _missing(config):
+    # (field, what it must be) for a file the config names that this device
+    # does not have (a file it cannot load: the session's 700). Not in
+    # unusable, which onboard deploy also runs on the host, before the copy.
+    import os
+
+    for name in ("ca", "cert", "key"):
+        if config.get(name):
+            try:
+                os.stat(config[name])
+            except OSError:
+                return name, "the path of a file on the device"
+    return None
+
+
 def make(config, board):
     """A Runtime with every field it keeps (onboard.runtime names them)."""
-    bad = unusable(config)
+    bad = unusable(config) or _missing(config)
     if bad:
         log.error(_TAG, "config: %s must be %s", bad[0], bad[1])
         raise ValueError
