@@ -242,14 +242,17 @@ def test_a_certificate_from_another_ca_is_711(device, cloudsim, pki_dir):
     assert first_retry(d, fields) == 711
 
 
-@pytest.mark.parametrize("field", ["ca", "cert"])
-def test_a_ca_or_device_certificate_file_that_does_not_load_is_700_naming_it(device, cloudsim,
-                                                                             tmp_path, field):
-    (tmp_path / "bad.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64!\n")
+@pytest.mark.parametrize("field,missing", [("ca", False), ("cert", False), ("ca", True),
+                                           ("cert", True)],
+                         ids=["ca", "cert", "ca missing", "cert missing"])
+def test_a_ca_or_device_certificate_file_that_does_not_load_is_700_naming_it(
+        device, cloudsim, tmp_path, field, missing):
+    if not missing:
+        (tmp_path / "bad.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64!\n")
     (tmp_path / "device.key").write_bytes(cloudsim.ca.issue_device("d")[1])
     bad = {"ca": str(tmp_path / "bad.pem")} if field == "ca" else {
         "cert": str(tmp_path / "bad.pem"), "key": str(tmp_path / "device.key")}
-    d, fields = blynk_device(device, cloudsim, **bad)
+    d, fields = blynk_device(device, cloudsim, **bad)  # (setup mode opens: the file may come)
     assert first_retry(d, fields) == 700
     assert "config: %s: " % ("ca" if field == "ca" else "cert, key") in d.log_path.read_text()
 

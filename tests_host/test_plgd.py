@@ -1004,6 +1004,18 @@ def refused_at_the_handshake(device, tmp_path, sim, **config):
     return d
 
 
+@pytest.mark.parametrize("missing", [False, True], ids=["not a certificate", "missing"])
+def test_a_ca_file_that_does_not_load_is_700_naming_it(device, tmp_path, cloudsim, missing):
+    ca = tmp_path / "bad.pem"
+    if not missing:
+        ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64!\n")
+    d = plgd_device(device, tmp_path, cloudsim, ca=str(ca))
+    configure(d, **fields(cloudsim))
+    retry = d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
+    assert retry["last_error"] == 700
+    assert "config: ca: " in d.log_path.read_text()
+
+
 @pytest.mark.parametrize("der", [False, True], ids=["PEM", "DER"])
 def test_a_device_with_its_identity_certificate_is_taken_where_one_is_required_under_its_id(
         device, tmp_path, cloudsim, certificate_required, der):

@@ -127,24 +127,9 @@ def unusable(config):
     return None
 
 
-def _missing(config):
-    # (field, what it must be) for a file the config names that this device
-    # does not have (a file it cannot load: the session's 700). Not in
-    # unusable, which onboard deploy also runs on the host, before the copy.
-    import os
-
-    for name in ("ca", "cert", "key"):
-        if config.get(name):
-            try:
-                os.stat(config[name])
-            except OSError:
-                return name, "the path of a file on the device"
-    return None
-
-
 def make(config, board):
     """A Runtime with every field it keeps (onboard.runtime names them)."""
-    bad = unusable(config) or _missing(config)
+    bad = unusable(config)
     if bad:
         log.error(_TAG, "config: %s must be %s", bad[0], bad[1])
         raise ValueError

@@ -62,10 +62,12 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
         from onboard.net import tls_context
 
         host, _, port = cis.split("://")[1].rpartition(":")
+        # the runtime's context (Runtime.make_tls), else one against the config's
+        # CA (made here: a CA that does not load is the config's error, not the TLS's)
+        ctx = (rt.ctx or tls_context(rt.config.get("ca"), False, rt.config)) \
+            if cis[4] == "s" else None
         try:
-            # the runtime's context (Runtime.make_tls), else one against the config's CA
-            _live = ocf.conn = await coap.connect(host, int(port), (rt.ctx or tls_context(
-                rt.config.get("ca"), False, rt.config)) if cis[4] == "s" else None, ocf.serve, ms)
+            _live = ocf.conn = await coap.connect(host, int(port), ctx, ocf.serve, ms)
         except ValueError as e:  # mbedTLS refusing the certificate
             raise wrap(e, host, "tls") from None
     doc["di"] = ocf.ident(rt)
