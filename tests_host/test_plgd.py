@@ -994,14 +994,13 @@ def identity(sim, tmp_path, di, usages=None, der=False):
 
 
 def refused_at_the_handshake(device, tmp_path, sim, **config):
-    """A device configured through its portal whose first try fails and
-    which never signs up (asserted; no other device's sign-up counted)."""
+    """A device configured through its portal, up to its first retry: (the
+    device, the gateway's events since it started)."""
     since = time.monotonic()
     d = plgd_device(device, tmp_path, sim, **config)
     configure(d, **fields(sim))
     d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
-    assert not [who for t, e, who in list(sim.gateway.events) if e == "signup" and t >= since]
-    return d
+    return d, [e for t, e, _ in list(sim.gateway.events) if t >= since]
 
 
 @pytest.mark.parametrize("missing", [False, True], ids=["not a certificate", "missing"])
@@ -1030,7 +1029,8 @@ def test_a_device_with_its_identity_certificate_is_taken_where_one_is_required_u
 
 def test_a_device_without_a_certificate_is_refused_where_one_is_required(
         device, tmp_path, cloudsim, certificate_required):
-    d = refused_at_the_handshake(device, tmp_path, cloudsim)
+    d, events = refused_at_the_handshake(device, tmp_path, cloudsim)
+    assert "signup" not in events
     assert "at" in d.store()["cloud"]  # (the code kept, not spent)
 
 
@@ -1042,8 +1042,10 @@ def test_a_certificate_that_is_not_a_device_identity_is_refused(
         device, tmp_path, cloudsim, usages):
     # (checked when given, as the hub does whether or not it requires one)
     di = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
-    refused_at_the_handshake(device, tmp_path, cloudsim,
-                             **identity(cloudsim, tmp_path, di, usages))
+    _, events = refused_at_the_handshake(device, tmp_path, cloudsim,
+                                         **identity(cloudsim, tmp_path, di, usages))
+    assert "signup" not in events
+    assert "/oic/sec/account refused: certificate: not a device identity certificate" in events
 
 
 # -- the gateway alone (aiocoap's client as the device) -----------------------------------
