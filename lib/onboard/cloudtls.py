@@ -1,7 +1,8 @@
 # The cloud's TLS credentials beyond the CA: the device's own certificate and
 # key (config cert, key: paths on the flash, PEM or DER), presented to a
 # server that asks for one (plgd hub does), the id its subject names, and the
-# context Runtime.make_tls makes early. A module of its own, loaded only while
+# cloud's context made of them (early, by Runtime.make_tls, else by the
+# session or plgd's connection). A module of its own, loaded only while
 # they are used and let go of afterwards: onboard.ca, which every TLS
 # connection loads (the blocking clients' too), stays small, and so does the
 # runtime, which is in RAM all the time.
@@ -36,19 +37,30 @@ def uuid(path):
     return c[i + 5 : i + 41].decode() if i >= 0 else None
 
 
-def context(rt):
-    """Runtime.make_tls's context, as rt.ctx; a CA or certificate that does
-    not load is left for the session to report (rt.ctx stays None)."""
-    import tls
+def context(rt, ctx=None):
+    """The cloud's TLS context: trusting the config's CA, presenting the
+    device's certificate when the config names one (ctx: a new SSLContext
+    to use). ValueError (or OSError) when one of them does not load. Lets
+    go of onboard.ca and of this module: the context holds what they load."""
+    from onboard import ca
+    from onboard.runtime import forget
 
-    # the context's one large block first, before the CA's loader
-    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     try:
-        from onboard import ca
-
-        ctx = ca.context(rt.config["ca"], False, ctx)
+        ctx = ca.context(rt.config.get("ca"), False, ctx)
         if rt.config.get("cert"):
             load(ctx, rt.config)
-        rt.ctx = ctx
+        return ctx
+    finally:
+        forget("ca", "cloudtls")
+
+
+def make_tls(rt):
+    """Runtime.make_tls's context, as rt.ctx; one that does not load is left
+    for the session to report (rt.ctx stays None)."""
+    import tls
+
+    try:
+        # the context's one large block first, before the CA's loader
+        rt.ctx = context(rt, tls.SSLContext(tls.PROTOCOL_TLS_CLIENT))
     except (OSError, ValueError):
         pass

@@ -16,11 +16,10 @@ def deadline(seconds):
     return time.ticks_add(time.ticks_ms(), int(seconds * 1000))
 
 
-def tls_context(ca, insecure=False, config=None):
-    """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER),
-    presenting the device's certificate when config names one (cert,
-    key: onboard.cloudtls). Both modules are let go of afterwards (unless
-    onboard.ca was loaded before): the context holds the certificates."""
+def tls_context(ca, insecure=False):
+    """onboard.ca.context: an SSLContext trusting ca (a path, PEM or DER).
+    onboard.ca (a plain connection does not load it) is let go afterwards,
+    unless it was loaded before: the context holds the certificates."""
     import sys
 
     kept = "onboard.ca" in sys.modules
@@ -29,13 +28,6 @@ def tls_context(ca, insecure=False, config=None):
     ctx = onboard.ca.context(ca, insecure)
     if not kept:
         del sys.modules["onboard.ca"], onboard.ca
-    if config and config.get("cert"):  # (most devices have none: code of its own)
-        import onboard.cloudtls
-
-        try:
-            onboard.cloudtls.load(ctx, config)
-        finally:
-            del sys.modules["onboard.cloudtls"], onboard.cloudtls
     return ctx
 
 

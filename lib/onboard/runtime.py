@@ -180,10 +180,9 @@ class Runtime:
         (onboard.cloudtls makes it: code loaded only while it does.)"""
         cfg = self.config
         if self.ctx is None and cfg.get("ca") and cfg.get("tls", True) is not False:
-            from onboard.cloudtls import context
+            from onboard.cloudtls import make_tls
 
-            context(self)
-            forget("ca", "cloudtls")
+            make_tls(self)  # (which lets go of its code)
 
     def try_pending(self):
         """Settings waiting in the store (state.pending: from setup mode, or

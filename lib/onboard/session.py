@@ -115,9 +115,9 @@ def session_tls(rt):
     only when that failed, so that the failure is the session's to report.
     The profile's HTTPS and the MQTT of every session share it."""
     if rt.ctx is None:
-        from onboard.net import tls_context
+        from onboard.cloudtls import context
 
-        rt.ctx = tls_context(rt.config.get("ca"), False, rt.config)  # (lets go of onboard.ca)
+        rt.ctx = context(rt)  # (which lets go of its code)
     return rt.ctx
 
 

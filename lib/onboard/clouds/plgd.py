@@ -59,13 +59,16 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
     if not (_live and _live.w):
         from onboard import coap
         from onboard.errors import wrap
-        from onboard.net import tls_context
-
         host, _, port = cis.split("://")[1].rpartition(":")
-        # the runtime's context (Runtime.make_tls), else one against the config's
-        # CA (made here: a CA that does not load is the config's error, not the TLS's)
-        ctx = (rt.ctx or tls_context(rt.config.get("ca"), False, rt.config)) \
-            if cis[4] == "s" else None
+        # the runtime's context (Runtime.make_tls), else the cloud's made here (a
+        # CA that does not load is the config's error, not the TLS's)
+        ctx = None
+        if cis[4] == "s":
+            ctx = rt.ctx
+            if not ctx:
+                from onboard.cloudtls import context
+
+                ctx = context(rt)  # (which lets go of its code)
         try:
             _live = ocf.conn = await coap.connect(host, int(port), ctx, ocf.serve, ms)
         except ValueError as e:  # mbedTLS refusing the certificate
