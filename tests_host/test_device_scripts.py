@@ -3,6 +3,7 @@ on a board: with the same HTTPS servers and parameter files, judged by the
 same verdict."""
 
 import argparse
+import shutil
 import sys
 
 import pytest
@@ -56,39 +57,48 @@ def test_verdict_needs_a_summary_with_tests_run_and_none_failed(output, why):
 
 
 # `onboard test-device` itself, against a fake mpremote whose board is a folder:
-# `fs cp` copies into it, `run` runs the script there on the Unix port. Only what
-# the runner copied is on that board's import path (plus the Unix board's network).
+# `exec` and `run` run the script there on the Unix port, `fs mkdir` and `fs cp`
+# write into it, and each file copied is logged in copied.log beside the board.
+# Only what the runner copied is on that board's import path (plus the Unix
+# board's network).
 FAKE_MPREMOTE = r'''#!{python}
 import os, shutil, subprocess, sys
 board = {board!r}
 args = sys.argv[3:]  # after "connect PORT"
-if args[0] == "run":
+if args[0] in ("run", "exec"):
     env = dict(os.environ, MICROPYPATH=".frozen:" + board + ":" + {board_unix!r})
-    proc = subprocess.run([{micropython!r}, args[1]], cwd=board, env=env)
+    script = ["-c", args[1]] if args[0] == "exec" else [args[1]]
+    proc = subprocess.run([{micropython!r}, *script], cwd=board, env=env)
     sys.exit(proc.returncode)
 command = []
 for word in args + ["+"]:
     if word != "+":
         command.append(word)
         continue
-    *_, src, dst = command  # fs cp [-r] SRC :DST
-    target = os.path.join(board, dst.lstrip(":") or os.path.basename(src))
-    if os.path.isdir(src):
-        target = os.path.join(board, dst.lstrip(":"), os.path.basename(src))
-        shutil.copytree(src, target)
-    else:
+    if command[1] == "mkdir":
+        os.mkdir(os.path.join(board, command[2].lstrip(":")))
+        command = []
+        continue
+    *sources, dst = [w for w in command[2:] if w != "-f"]  # fs cp [-f] SRC.. :DST
+    for src in sources:
+        target = os.path.join(board, dst.lstrip(":"))
+        if dst.endswith(("/", ":")):
+            target = os.path.join(target, os.path.basename(src))
+        with open(os.path.join(board, "..", "copied.log"), "a") as log:
+            log.write(os.path.relpath(target, board) + "\n")
         shutil.copy(src, target)
     command = []
 '''
 
 
-def test_test_device_copies_what_the_scripts_need_and_every_script_passes(tmp_path, monkeypatch,
-                                                                         capsys):
+def fake_board(tmp_path, monkeypatch):
+    """(board folder, build folder) for `onboard test-device` with the fake mpremote:
+    the build holds lib/onboard's sources as its files."""
     board = tmp_path / "board"
     board.mkdir()
-    build = tmp_path / "build"  # the sources stand in for build/'s .mpy files
-    build.mkdir()
-    (build / "onboard").symlink_to(LIB / "onboard", target_is_directory=True)
+    build = tmp_path / "build"
+    shutil.copytree(LIB / "onboard", build / "onboard",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     fake = tmp_path / "mpremote"
     fake.write_text(FAKE_MPREMOTE.format(python=sys.executable, board=str(board),
                                          board_unix=str(ROOT / "boards" / "unix"),
@@ -96,11 +106,42 @@ def test_test_device_copies_what_the_scripts_need_and_every_script_passes(tmp_pa
     fake.chmod(0o755)
     monkeypatch.setattr(device_tests, "mpremote", lambda: [str(fake)])
     monkeypatch.setattr(device_tests, "BUILD", build)
+    return board, build
+
+
+def run_test_device(tmp_path):
+    """One `onboard test-device` run on the fake board; the files it copied."""
+    log = tmp_path / "copied.log"
+    log.unlink(missing_ok=True)
     args = argparse.Namespace(port="fake", timeout=120, host="127.0.0.1", wifi_ssid=None,
                               wifi_password="")
     device_tests.main(args)
+    return log.read_text().splitlines()
+
+
+def test_test_device_copies_what_the_scripts_need_and_every_script_passes(tmp_path, monkeypatch,
+                                                                         capsys):
+    board, build = fake_board(tmp_path, monkeypatch)
+    copied = run_test_device(tmp_path)
     assert capsys.readouterr().out.endswith("all device tests passed\n")
+    library = sorted(str(p.relative_to(build)) for p in (build / "onboard").rglob("*.py"))
+    assert sorted(c for c in copied if c.startswith("onboard/")) == library
     copied = {p.name for p in board.iterdir()}
     assert {"onboard", "tinytest.py", "ramblock.py", "test_params.json", "test_ca.pem",
             "test_stranger_ca.pem"} <= copied
     assert not any(name.endswith(".key") for name in copied)  # the servers' keys stay here
+
+
+def test_test_device_copies_only_the_library_files_the_board_lacks_or_holds_otherwise(
+        tmp_path, monkeypatch):
+    # (its first run copied them all: above)
+    board, build = fake_board(tmp_path, monkeypatch)
+    run_test_device(tmp_path)
+    (board / "onboard" / "store.py").write_text("# an older one\n")
+    shutil.rmtree(board / "onboard" / "clouds")
+    copied = run_test_device(tmp_path)
+    clouds = [str(f.relative_to(build)) for f in (build / "onboard" / "clouds").glob("*.py")]
+    assert sorted(c for c in copied if c.startswith("onboard/")) == sorted(
+        ["onboard/store.py", *clouds])
+    for f in (build / "onboard").rglob("*.py"):  # the board's library is the build's again
+        assert (board / f.relative_to(build)).read_bytes() == f.read_bytes()

@@ -294,9 +294,9 @@ def deployed(tmp_path_factory):
     """One board that `onboard esp32 run` deployed onboard to through mpremote,
     as `onboard deploy` does, with two host ports forwarded for test-device's
     HTTPS servers: (board, ports). Copying the library over the emulated
-    UART is most of a minute and a half, so the deploy test and test-device
-    share it: test-device copies the same build/onboard to the same place,
-    and mpremote skips each file whose hash the board already has."""
+    UART is most of a minute, so the deploy test and test-device share it:
+    test-device brings the board's onboard/ up to build/onboard, and copies
+    none of the files the deploy put there."""
     folder = tmp_path_factory.mktemp("deployed")
     config = json.loads((ROOT / "firmware" / "config.example.json").read_text())
     config.update(vendor="Emulated", name="Board")
@@ -335,6 +335,8 @@ class TestDeployedThroughMpremote:
                               capture_output=True, text=True, timeout=600)
         print(proc.stdout[-3000:], proc.stderr[-2000:])
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        # the deploy left the build's library: the board's own listing of it matched
+        assert "onboard/: 0 file(s) to copy" in proc.stdout, proc.stdout[-3000:]
         passed = [int(n) for n in re.findall(r"^(\d+) passed, 0 failed$", proc.stdout, re.M)]
         assert sum(passed) > 0, "no device test ran"
         banner = [line for line in board.log if BANNER.search(line)]

@@ -1,12 +1,15 @@
 """`onboard test-device --port P`: tests_device/ on a board through mpremote.
 
 Starts the local HTTPS servers tests_device/test_https.py checks against
-(their own throw-away CA, on this host's address), copies build/onboard, the
-test helpers and what the scripts need (test_params.json, the CA files) to
-the board, runs every tests_device/test_*.py with `mpremote run`, and
-checks each ends with "N passed, 0 failed" with N > 0, and that the HTTPS
-server saw the board's verified request."""
+(their own throw-away CA, on this host's address), brings the board's
+onboard/ up to build/onboard (copying only the files it lacks or holds
+otherwise), copies the test helpers and what the scripts need
+(test_params.json, the CA files) to the board, runs every
+tests_device/test_*.py with `mpremote run`, and checks each ends with
+"N passed, 0 failed" with N > 0, and that the HTTPS server saw the board's
+verified request."""
 
+import hashlib
 import json
 import re
 import secrets
@@ -25,6 +28,55 @@ from .paths import BUILD, TESTS_DEVICE, ToolError, mpremote
 HELPERS = ("tinytest.py", "ramblock.py")
 PATH = "/onboard-test-device"
 _SUMMARY = re.compile(r"(\d+) passed, (\d+) failed")
+
+
+# run on the board: "dir PATH" and "file PATH SHA256" for all under onboard/,
+# in one exchange (mpremote's own cp checks each file in three)
+_LISTING = """import os, hashlib, binascii
+def walk(d):
+    entries = list(os.ilistdir(d))
+    print("dir", d)
+    for e in entries:
+        p = d + "/" + e[0]
+        if e[1] == 0x4000:
+            walk(p)
+        else:
+            h = hashlib.sha256()
+            with open(p, "rb") as f:
+                h.update(f.read())
+            print("file", p, binascii.hexlify(h.digest()).decode())
+try:
+    walk("onboard")
+except OSError:
+    pass
+"""
+
+
+def library_commands(base, library):
+    """mpremote commands that make the board's onboard/ hold library's files:
+    only the folders and files it lacks or holds otherwise, as the board's own
+    listing (_LISTING) shows, or all when that fails. Files the board holds
+    beyond them are left."""
+    run = subprocess.run(base + ["exec", _LISTING], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL)
+    dirs, files = set(), {}
+    for line in run.stdout.splitlines() if run.returncode == 0 else ():
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "dir":
+            dirs.add(rest)
+        elif kind == "file":
+            path, _, digest = rest.rpartition(" ")
+            files[path] = digest
+    commands = []
+    for folder in [library] + sorted(p for p in library.rglob("*") if p.is_dir()):
+        name = "/".join(folder.relative_to(library.parent).parts)
+        if name not in dirs:
+            commands.append(["fs", "mkdir", ":" + name])
+        stale = [str(f) for f in sorted(folder.iterdir()) if f.is_file() and files.get(
+            name + "/" + f.name) != hashlib.sha256(f.read_bytes()).hexdigest()]
+        if stale:
+            commands.append(["fs", "cp", "-f", *stale, ":" + name + "/"])
+    return commands
 
 
 def verdict(output):
@@ -176,10 +228,15 @@ def main(args):
     base = mpremote() + ["connect", args.port]
     with tempfile.TemporaryDirectory() as tmp, \
             HTTPSFixture(tmp, args.host or lan_address(), wifi, *https_ports(args)) as https:
-        copy = base + ["fs", "cp", "-r", str(BUILD / "onboard"), ":"]
+        copy = base[:]
+        library = library_commands(base, BUILD / "onboard")
+        for command in library:
+            copy += [*command, "+"]
+        stale = sum(len(c) - 4 for c in library if c[1] == "cp")
+        print(f"onboard/: {stale} file(s) to copy, the others are on the board already")
         for path in [TESTS_DEVICE / h for h in HELPERS] + https.files:
-            copy += ["+", "fs", "cp", str(path), ":" + path.name]
-        if subprocess.run(copy).returncode:
+            copy += ["fs", "cp", str(path), ":" + path.name, "+"]
+        if subprocess.run(copy[:-1]).returncode:
             raise ToolError(f"could not copy onboard to the board on {args.port}")
         failed = []
         for script in sorted(TESTS_DEVICE.glob("test_*.py")):
