@@ -79,7 +79,16 @@ for word in args + ["+"]:
         os.mkdir(os.path.join(board, command[2].lstrip(":")))
         command = []
         continue
-    *sources, dst = [w for w in command[2:] if w != "-f"]  # fs cp [-f] SRC.. :DST
+    *sources, dst = [w for w in command[2:] if w not in ("-f", "-r")]  # fs cp [-fr] SRC.. :DST
+    if "-r" in command:
+        target = os.path.join(board, dst.lstrip(":"), os.path.basename(sources[0]))
+        for folder, _, names in os.walk(sources[0]):
+            for name in names:
+                with open(os.path.join(board, "..", "copied.log"), "a") as log:
+                    log.write(os.path.relpath(os.path.join(folder, name), sources[0] + "/..")
+                              + "\n")
+        shutil.copytree(sources[0], target, dirs_exist_ok=True)
+        sources = []
     for src in sources:
         target = os.path.join(board, dst.lstrip(":"))
         if dst.endswith(("/", ":")):
@@ -145,3 +154,17 @@ def test_test_device_copies_only_the_library_files_the_board_lacks_or_holds_othe
         ["onboard/store.py", *clouds])
     for f in (build / "onboard").rglob("*.py"):  # the board's library is the build's again
         assert (board / f.relative_to(build)).read_bytes() == f.read_bytes()
+
+
+def test_test_device_copies_the_whole_library_when_the_board_cannot_list_it(tmp_path,
+                                                                          monkeypatch):
+    # (a firmware without hashlib, say): mpremote's own recursive copy, over what is there
+    board, build = fake_board(tmp_path, monkeypatch)
+    run_test_device(tmp_path)
+    monkeypatch.setattr(device_tests, "_LISTING", "import hashlib\nhashlib.sha999()\n")
+    (board / "onboard" / "store.py").write_text("# an older one\n")
+    copied = run_test_device(tmp_path)
+    library = sorted(str(p.relative_to(build)) for p in (build / "onboard").rglob("*.py"))
+    assert sorted(c for c in copied if c.startswith("onboard/")) == library
+    assert (board / "onboard" / "store.py").read_bytes() == (
+        build / "onboard" / "store.py").read_bytes()

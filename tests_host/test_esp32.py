@@ -335,8 +335,11 @@ class TestDeployedThroughMpremote:
                               capture_output=True, text=True, timeout=600)
         print(proc.stdout[-3000:], proc.stderr[-2000:])
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-        # the board's own listing matched what the deploy put there: of the library,
-        # at most the build stamp is copied again (each build renews it, the host tests' too)
+        # the board listed its library (with each file's hash), and it matched what the
+        # deploy put there: at most the build stamp is copied again (each build renews
+        # it, the host tests' too)
+        assert re.search(r"^onboard/: [01] file\(s\) to copy", proc.stdout, re.M), (
+            proc.stdout[-3000:])
         library = [line.split()[1] for line in proc.stdout.splitlines()
                    if line.startswith("cp ") and "/build/onboard/" in line]
         assert {Path(src).name for src in library} <= {"_build.mpy"}, proc.stdout[-3000:]

@@ -55,19 +55,22 @@ except OSError:
 def library_commands(base, library):
     """mpremote commands that make the board's onboard/ hold library's files:
     only the folders and files it lacks or holds otherwise, as the board's own
-    listing (_LISTING) shows, or all when that fails. Files the board holds
-    beyond them are left."""
+    listing (_LISTING) shows; when that fails, mpremote's recursive copy (it
+    checks each file's hash itself). Files the board holds beyond them are
+    left."""
     run = subprocess.run(base + ["exec", _LISTING], capture_output=True, text=True,
                          stdin=subprocess.DEVNULL)
+    if run.returncode:  # (a firmware without hashlib, say): mpremote's own copy
+        return [["fs", "cp", "-r", str(library), ":"]]
     dirs, files = set(), {}
-    for line in run.stdout.splitlines() if run.returncode == 0 else ():
+    for line in run.stdout.splitlines():
         kind, _, rest = line.strip().partition(" ")
         if kind == "dir":
             dirs.add(rest)
         elif kind == "file":
             path, _, digest = rest.rpartition(" ")
             files[path] = digest
-    commands = []
+    commands, copied = [], 0
     for folder in [library] + sorted(p for p in library.rglob("*") if p.is_dir()):
         name = "/".join(folder.relative_to(library.parent).parts)
         if name not in dirs:
@@ -76,6 +79,8 @@ def library_commands(base, library):
             name + "/" + f.name) != hashlib.sha256(f.read_bytes()).hexdigest()]
         if stale:
             commands.append(["fs", "cp", "-f", *stale, ":" + name + "/"])
+            copied += len(stale)
+    print(f"onboard/: {copied} file(s) to copy, the others are on the board already")
     return commands
 
 
@@ -229,11 +234,8 @@ def main(args):
     with tempfile.TemporaryDirectory() as tmp, \
             HTTPSFixture(tmp, args.host or lan_address(), wifi, *https_ports(args)) as https:
         copy = base[:]
-        library = library_commands(base, BUILD / "onboard")
-        for command in library:
+        for command in library_commands(base, BUILD / "onboard"):
             copy += [*command, "+"]
-        stale = sum(len(c) - 4 for c in library if c[1] == "cp")
-        print(f"onboard/: {stale} file(s) to copy, the others are on the board already")
         for path in [TESTS_DEVICE / h for h in HELPERS] + https.files:
             copy += ["fs", "cp", str(path), ":" + path.name, "+"]
         if subprocess.run(copy[:-1]).returncode:
