@@ -752,20 +752,40 @@ def test_a_code_the_gateway_cannot_use_is_tried_six_times_then_703_keeping_it(de
     # plgd hub answers 5.03 (as when its OAuth server is away); IoTivity-Lite
     # gives a sign-up 6 tries, then cps failed: setup mode shows why, and the
     # code is tried again once setup mode idles (or replaced there)
-    def refused():
-        return sum(e.startswith("/oic/sec/account refused")
-                   for _, e, _ in list(cloudsim.gateway.events))
-
     d = plgd_device(device, tmp_path, cloudsim, portal={"idle_timeout_s": 2})
-    before = refused()
+    before = sign_ups_refused(cloudsim)
     configure(d, **{**fields(cloudsim), "at": "mistyped-code"})
     d.wait_state("WAIT_CONFIG", last_error=703)
-    assert refused() == before + 6
+    assert sign_ups_refused(cloudsim) == before + 6
     cloud = d.store()["cloud"]
     assert (cloud["cps"], cloud["at"]) == ("failed", "mistyped-code")
-    d.wait_state("CONNECTING_CLOUD", timeout=30)  # idle: the kept code again
-    d.wait_for(lambda e: "retry_in" in e, "a retry")
-    assert refused() > before + 6
+    d.wait_state("CONNECTING_CLOUD", timeout=30)  # idle: the kept code again,
+    d.wait_state("WAIT_CONFIG", last_error=703)  # six tries again (a count in a row)
+    assert sign_ups_refused(cloudsim) == before + 12
+
+
+def sign_ups_refused(sim):
+    return sum(e.startswith("/oic/sec/account refused") for _, e, _ in list(sim.gateway.events))
+
+
+def test_a_sign_up_taken_starts_the_count_of_those_not_taken_again(device, tmp_path, cloudsim):
+    # five sign-ups answered 5.03, then one taken: a code the gateway cannot use
+    # later (a new one, after the registration ended) still gets its six tries
+    busy = cloudsim.faults.add({"path": "/oic/sec/account", "method": "POST", "kind": "status",
+                                "status": 503, "count": 5})
+    d = online(device, tmp_path, cloudsim)
+    assert busy["count"] == 0  # (all five were answered so)
+    di = device_id(cloudsim, d)
+    cloudsim.faults.add({"path": "/oic/sec/tokenrefresh", "method": "POST", "kind": "status",
+                         "status": 401})
+    assert cloudsim.gateway.kick(di)
+    ev = d.wait_state("WAIT_CONFIG", last_error=703)
+    before = sign_ups_refused(cloudsim)
+    status, _, body = get(port_of(ev), "/config?" + urllib.parse.urlencode(
+        {"ssid": "home", "pass": "correct horse", **fields(cloudsim), "at": "mistyped-code"}))
+    assert status == 200, body
+    d.wait_state("WAIT_CONFIG", last_error=703)
+    assert sign_ups_refused(cloudsim) == before + 6
 
 
 def test_a_401_on_refresh_shows_703_in_setup_mode_and_a_new_code_signs_up_without_a_reset(
