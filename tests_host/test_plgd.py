@@ -747,6 +747,15 @@ def refresh_refused(device, tmp_path, cloudsim):
     return d, di, d.wait_state("WAIT_CONFIG", last_error=703)
 
 
+def test_a_device_whose_refresh_is_refused_keeps_no_connection_to_the_gateway(
+        device, tmp_path, cloudsim):
+    # setup mode after the 703 holds nothing of the cloud open: the device closed
+    # the connection its refused refresh came on
+    gw = cloudsim.gateway
+    refresh_refused(device, tmp_path, cloudsim)
+    assert gw.closed(gw.came_on["/oic/sec/tokenrefresh"])
+
+
 def test_a_code_the_gateway_cannot_use_is_tried_six_times_then_703_keeping_it(device, tmp_path,
                                                                              cloudsim):
     # plgd hub answers 5.03 (as when its OAuth server is away); IoTivity-Lite

@@ -103,6 +103,7 @@ class Gateway:
         # device's next notification is dropped
         self.observers = set()
         self.deregistered_on = {}  # di -> the connection its deregistration came on
+        self.came_on = {}  # path -> the connection its last request came on (tests)
         # test hook: f(path, doc) as each request arrives (after its fault), in the
         # gateway's loop: a test can act at an observed moment (kill the device)
         self.on_request = None
@@ -229,6 +230,7 @@ class Gateway:
 
     async def handle(self, path, tls, request):
         method = request.code.name  # POST, DELETE, ...
+        self.came_on[path] = request.remote
         fault = self.sim.faults.take(method, path)
         if fault:
             kind = fault["kind"]
@@ -413,7 +415,10 @@ class Gateway:
     def hung_up(self, di, timeout=10):
         """True once the device has closed the connection it deregistered on
         (tests: a device that forgets it holds the gateway's resources)."""
-        remote = self.deregistered_on.get(di)
+        return self.closed(self.deregistered_on.get(di), timeout)
+
+    def closed(self, remote, timeout=10):
+        """True once the connection remote (a request's) is closed, within timeout."""
         stop = time.monotonic() + timeout
         while remote is not None and time.monotonic() < stop:
             transport = remote._transport
