@@ -607,6 +607,7 @@ def test_after_a_refresh_on_the_same_connection_changes_still_reach_the_gateway(
     finally:
         cloudsim.lifetimes["plgd"] = 3600
     assert events(cloudsim, di).count("signin") == 2  # the same connection: signed in again
+    assert events(cloudsim, di).count("publish") == 1  # and not published again
     # published for good (ttl 0): still listed after the refresh, 12 s after the publish
     assert {"/light/1", "/sensor/1"} <= {r["href"] for r in listed(cloudsim, di)["resources"]}
     c2c(cloudsim, "PUT", f"/{di}/light/1", {"value": 7})
