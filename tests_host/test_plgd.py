@@ -830,6 +830,7 @@ class Blackhole:
         import socket
         self.target, self.silent = port, threading.Event()
         self.dropped = 0  # chunks from the device not passed on while silent
+        self.sockets = []  # both sides of each connection (closed at close())
         self.connections = 0  # the device's, in all
         self.to_device = threading.Semaphore(0)  # released for each chunk passed to it
         self.lsock = socket.create_server(("127.0.0.1", 0))
@@ -845,6 +846,7 @@ class Blackhole:
                 return
             self.connections += 1
             b = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [a, b]
             for src, dst in ((a, b), (b, a)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
@@ -860,11 +862,14 @@ class Blackhole:
                     self.dropped += 1
         except OSError:
             pass
-        finally:  # one side closed: so does the other
-            dst.close()
+        finally:  # one side closed: so does the other, but for the device's while
+            if not (self.silent.is_set() and to_device):  # silent (nothing closes)
+                dst.close()
 
     def close(self):
         self.lsock.close()
+        for sock in self.sockets:
+            sock.close()
 
 
 def online_through(relay, device, tmp_path, cloudsim):
