@@ -80,22 +80,19 @@ for word in args + ["+"]:
         command = []
         continue
     *sources, dst = [w for w in command[2:] if w not in ("-f", "-r")]  # fs cp [-fr] SRC.. :DST
-    if "-r" in command:
-        target = os.path.join(board, dst.lstrip(":"), os.path.basename(sources[0]))
-        for folder, _, names in os.walk(sources[0]):
-            for name in names:
-                with open(os.path.join(board, "..", "copied.log"), "a") as log:
-                    log.write(os.path.relpath(os.path.join(folder, name), sources[0] + "/..")
-                              + "\n")
-        shutil.copytree(sources[0], target, dirs_exist_ok=True)
-        sources = []
-    for src in sources:
-        target = os.path.join(board, dst.lstrip(":"))
-        if dst.endswith(("/", ":")):
-            target = os.path.join(target, os.path.basename(src))
+    into = os.path.join(board, dst.lstrip(":"))
+    if "-r" in command:  # (one folder, copied into dst: each of its files)
+        top = os.path.dirname(sources[0])
+        pairs = [(os.path.join(d, n), os.path.join(into, os.path.relpath(d, top), n))
+                 for d, _, names in os.walk(sources[0]) for n in names]
+    else:
+        pairs = [(src, os.path.join(into, os.path.basename(src))
+                  if dst.endswith(("/", ":")) else into) for src in sources]
+    for src, target in pairs:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy(src, target)
         with open(os.path.join(board, "..", "copied.log"), "a") as log:
             log.write(os.path.relpath(target, board) + "\n")
-        shutil.copy(src, target)
     command = []
 '''
 
