@@ -21,10 +21,11 @@ from onboard_cli.simdevice import DEFAULT_RADIO
 SETUP_MODE = {"setupmode", "portal", "page", "dns", "improv"}
 # (and the Blynk profile's online part, which the session loads through the profile)
 SESSION = {"session", "cloud", "net", "errors", "amqtt", "mqttbase", "clouds.blynk_online"}
-# booting, the profile's HTTPS, the time sync, the CA's loader, the store's reader:
-# done with before RUNNING (booting and the reader before the first state)
+# booting, the profile's HTTPS, the time sync, the CA's loader and the TLS context's
+# maker, the store's reader: done with before RUNNING (booting and the reader before
+# the first state)
 ONCE = {"cloudapi", "ahttp", "httpmsg", "redirect", "chunked", "timesync", "httpdate", "ca",
-        "storeread", "boot"}
+        "cloudtls", "storeread", "boot"}
 
 
 # the error kinds and what a failure means: loaded when something fails, not before
