@@ -3,6 +3,7 @@
 import json
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 from servers import (
@@ -215,6 +216,18 @@ def test_a_ca_file_that_holds_no_certificate_is_a_value_error_naming_ca(serve, c
     server = serve(OK, tls=None)
     out = call(server.url().replace("http:", "https:"), ca=str(tmp_path / "bad.pem"))
     assert (out["error"], out["message"]) == ("ValueError", "ca: not a PEM or DER certificate")
+    assert server.connections == 0
+
+
+@pytest.mark.parametrize("path", ["missing.pem", "folder", "huge.pem"],
+                         ids=["missing", "a folder", "over 64 KB"])
+def test_a_ca_file_that_cannot_be_read_is_a_value_error_naming_it(serve, call, tmp_path, pki,
+                                                                  path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "huge.pem").write_bytes(Path(pki["ca"]).read_bytes() + b"\n" * 65536)
+    server = serve(OK, tls=None)
+    out = call(server.url().replace("http:", "https:"), ca=str(tmp_path / path))
+    assert (out["error"], out["message"]) == ("ValueError", f"ca: cannot read {tmp_path / path}")
     assert server.connections == 0
 
 

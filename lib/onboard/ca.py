@@ -20,11 +20,19 @@ def context(ca, insecure=False, ctx=None):
     if ca is None:
         raise ValueError("ca: https needs one (or insecure=True)")
     if isinstance(ca, str):
-        with open(ca, "rb") as f:
-            # its size first: read() without one grows its buffer (peaks at twice)
-            n = f.seek(0, 2)
-            f.seek(0)
-            ca = f.read(n)
+        # a file that cannot be read (missing, a folder, over 64 KB) is the
+        # config's to mend, as one that does not parse: ValueError naming ca
+        # (a folder opens on the Unix port, 2**63 bytes long; not on a board)
+        try:
+            with open(ca, "rb") as f:
+                # its size first: read() without one grows its buffer (peaks at twice)
+                n = f.seek(0, 2)
+                if n > 65536:
+                    raise OSError(27)  # EFBIG
+                f.seek(0)
+                ca = f.read(n)
+        except OSError:
+            raise ValueError("ca: cannot read " + ca) from None
     # mbedTLS here parses one DER certificate per call and adds it to those
     # trusted, so a bundle is loaded one certificate at a time (PEM decoded
     # from a memoryview: no copy of the file's text)

@@ -40,13 +40,11 @@ def outcome(rt, e):
     elif isinstance(e, Transient):
         log.warn(_TAG, "cloud: %s failed, will retry", e.args[0])
         retry = e.args[1] if len(e.args) > 1 else 0
-    elif isinstance(e, ValueError) and str(e).split(":")[0] in ("ca", "cert, key") or (
-            type(e) is OSError and e.errno == 2):
-        # the CA or the device's certificate does not load (onboard.ca,
-        # onboard.cloudtls), or the CA's file is missing (ENOENT: onboard.ca
-        # opens it; the session opens no other file): the config's, named;
-        # tried again, as its file may be copied or replaced
-        log.error(_TAG, "config: %s", str(e) if type(e) is ValueError else "ca: no such file")
+    elif isinstance(e, ValueError) and str(e).split(":")[0] in ("ca", "cert, key"):
+        # the CA or the device's certificate does not load or cannot be read
+        # (onboard.ca, onboard.cloudtls): the config's, named; tried again,
+        # as its file may be copied or replaced
+        log.error(_TAG, "config: %s", str(e))
         code = _ERR_CONFIG
     elif isinstance(e, OSError):
         # the error kinds, loaded when a session fails (else never)
