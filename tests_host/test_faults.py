@@ -244,19 +244,21 @@ def test_a_certificate_from_another_ca_is_711(device, cloudsim, pki_dir):
 
 @pytest.mark.parametrize("field,missing", [("ca", False), ("cert", False), ("ca", True),
                                            ("cert", True), ("ca", "folder"),
-                                           ("cert", "folder"), ("ca", "over 64 KB")],
+                                           ("cert", "folder"), ("ca", "over 64 KB"),
+                                           ("cert", "over 64 KB")],
                          ids=["ca", "cert", "ca missing", "cert missing", "ca a folder",
-                              "cert a folder", "ca over 64 KB"])
+                              "cert a folder", "ca over 64 KB", "cert over 64 KB"])
 def test_a_ca_or_device_certificate_file_that_does_not_load_is_700_naming_it(
         device, cloudsim, tmp_path, field, missing):
+    cert, key = cloudsim.ca.issue_device("d")
     if missing == "folder":  # (a path that names a folder: it opens, no read works)
         (tmp_path / "bad.pem").mkdir()
-    elif missing == "over 64 KB":  # (its certificate, then more than a CA file may hold)
-        (tmp_path / "bad.pem").write_bytes((cloudsim.dir / "ca.pem").read_bytes()
-                                           + b"\n" * 65536)
+    elif missing == "over 64 KB":  # (a good certificate, then more than a file may hold)
+        good = (cloudsim.dir / "ca.pem").read_bytes() if field == "ca" else cert
+        (tmp_path / "bad.pem").write_bytes(good + b"\n" * 65536)
     elif not missing:
         (tmp_path / "bad.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64!\n")
-    (tmp_path / "device.key").write_bytes(cloudsim.ca.issue_device("d")[1])
+    (tmp_path / "device.key").write_bytes(key)
     bad = {"ca": str(tmp_path / "bad.pem")} if field == "ca" else {
         "cert": str(tmp_path / "bad.pem"), "key": str(tmp_path / "device.key")}
     d, fields = blynk_device(device, cloudsim, **bad)  # (setup mode opens: the file may come)

@@ -231,6 +231,13 @@ def test_a_ca_file_that_cannot_be_read_is_a_value_error_naming_it(serve, call, t
     assert server.connections == 0
 
 
+def test_a_ca_file_of_exactly_64_kb_is_read_and_trusted(serve, call, tmp_path, pki):
+    pem = Path(pki["ca"]).read_bytes()
+    (tmp_path / "ca.pem").write_bytes(pem + b"\n" * (65536 - len(pem)))  # (the bound's edge)
+    server = serve(OK, tls=pki["good"])
+    assert call(server.url(), ca=str(tmp_path / "ca.pem"))["status"] == 200
+
+
 @pytest.mark.parametrize("insecure", ["false", 1, "yes"])
 def test_only_insecure_true_turns_verification_off(serve, call, pki, insecure):
     server = serve(OK, tls=pki["other_ca"])

@@ -1070,6 +1070,18 @@ def test_a_device_with_its_identity_certificate_is_taken_where_one_is_required_u
         r["href"]: r["content"] for r in listed(cloudsim, di)["resources"]}["/oic/d"]["di"] == di
 
 
+def test_online_with_its_identity_certificate_the_device_holds_none_of_the_code_that_read_it(
+        device, tmp_path, cloudsim, certificate_required):
+    # the certificate is read twice: into the TLS context, and for the id it names
+    di = "5e0f1a2b-3c4d-4e5f-9a6b-7c8d9e0f1a2b"
+    d = plgd_device(device, tmp_path, cloudsim, report_heap=True,
+                    **identity(cloudsim, tmp_path, di))
+    configure(d, **fields(cloudsim))
+    running = d.wait_state("RUNNING")
+    assert device_id(cloudsim, d) == di  # (the id read from it)
+    assert {"ca", "cloudtls"} & set(running["loaded"]) == set()
+
+
 def test_a_device_without_a_certificate_is_refused_where_one_is_required(
         device, tmp_path, cloudsim, certificate_required):
     d, events = refused_at_the_handshake(device, tmp_path, cloudsim)

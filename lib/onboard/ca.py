@@ -2,6 +2,20 @@
 # connection (MQTT without TLS, http://) does not load this code.
 
 
+def read(path):
+    """The whole file at path, at most 64 KB: OSError when it cannot be read
+    (missing, a folder, larger). (A folder opens on the Unix port, 2**63
+    bytes long; not on a board.) Here for the device's certificate and key
+    too (onboard.cloudtls)."""
+    with open(path, "rb") as f:
+        # its size first: read() without one grows its buffer (peaks at twice)
+        n = f.seek(0, 2)
+        if n > 65536:
+            raise OSError(27)  # EFBIG
+        f.seek(0)
+        return f.read(n)
+
+
 def context(ca, insecure=False, ctx=None):
     """An SSLContext trusting every certificate of ca: a path, or PEM or DER
     bytes, one certificate or several; an SSLContext is returned as it is.
@@ -20,17 +34,10 @@ def context(ca, insecure=False, ctx=None):
     if ca is None:
         raise ValueError("ca: https needs one (or insecure=True)")
     if isinstance(ca, str):
-        # a file that cannot be read (missing, a folder, over 64 KB) is the
-        # config's to mend, as one that does not parse: ValueError naming ca
-        # (a folder opens on the Unix port, 2**63 bytes long; not on a board)
+        # a file that cannot be read is the config's to mend, as one that
+        # does not parse: ValueError naming ca
         try:
-            with open(ca, "rb") as f:
-                # its size first: read() without one grows its buffer (peaks at twice)
-                n = f.seek(0, 2)
-                if n > 65536:
-                    raise OSError(27)  # EFBIG
-                f.seek(0)
-                ca = f.read(n)
+            ca = read(ca)
         except OSError:
             raise ValueError("ca: cannot read " + ca) from None
     # mbedTLS here parses one DER certificate per call and adds it to those

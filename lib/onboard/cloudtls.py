@@ -9,9 +9,11 @@
 
 
 def _der(path):
-    # the file's first PEM block as DER (mbedTLS here parses DER only); DER as it is
-    with open(path, "rb") as f:
-        b = f.read()
+    # the file's first PEM block as DER (mbedTLS here parses DER only); DER as
+    # it is. OSError when it cannot be read (onboard.ca.read: at most 64 KB)
+    from onboard.ca import read
+
+    b = read(path)
     i = b.find(b"-----BEGIN")
     if i < 0:
         return b

@@ -123,6 +123,7 @@ def ident(rt):
 
             di = uuid(rt.config["cert"])
             let_go("cloudtls")
+            let_go("ca")  # (its reader)
         di = di or "00000000-0000-4000-8000-" + rt.uid()
     return di
 
