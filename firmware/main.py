@@ -3,9 +3,9 @@ import board
 
 from onboard.runtime import main
 
-try:
-    import app  # noqa: F401  the product's own code on the flash (its plgd resources, hooks)
-except ImportError:
-    pass
+try:  # the product's own code on the flash (its plgd resources, hooks): its start(rt)
+    from app import start
+except ImportError:  # (no app.py, or one without a start)
+    start = None
 
-main(board)
+main(board, None, start)

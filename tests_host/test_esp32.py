@@ -594,10 +594,13 @@ def deafen(board, seconds=10):
 
 @lives
 def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards, sim):
+    from test_app import ECHO
+
     prov = blynk_device(sim)
-    # (keepalive 10 s and a radio restart at each failed try: see the end)
+    # (keepalive 10 s and a radio restart at each failed try: see the end; the
+    # product's app.py echoes what the cloud sends through the runtime it is given)
     board = start_board(boards, tmp_path, sim, board_config(sim, "blynk", keepalive_s=10,
-                                                             rejoin_after=1))
+                                                             rejoin_after=1), app=ECHO)
     dates = sim.date_server.requests
     # info/mcu is sent unretained, as Blynk's devices do: listen before the board is online
     mcu = subscribe(sim, f"blynk/{prov['deviceId']}/info/mcu")
@@ -619,6 +622,14 @@ def test_blynk_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards,
         mcu.close()
     assert json.loads(payload)["tmpl"] == "TMPL1a2b3c4d"
     assert sim.front.logins["tls"] >= 1
+    # the cloud's message reaches the app, whose own message reaches the broker
+    echo = subscribe(sim, f"blynk/{prov['deviceId']}/ds/echo")
+    try:
+        sim_api(sim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
+                                               "name": "ds/led", "payload": "1"}, admin(sim))
+        assert echo.messages() == [(f"blynk/{prov['deviceId']}/ds/echo", b"downlink/ds/led=1")]
+    finally:
+        echo.close()
     # its radio goes deaf while it reads joined: its session fails, and after
     # that failed try it restarts the radio, joins again and logs in
     logins, since = sim.front.logins["tls"], len(board.events)

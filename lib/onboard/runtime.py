@@ -129,7 +129,10 @@ class Runtime:
 
     def publish(self, topic, msg, retain=False, qos=0):
         """Queue a message for the cloud; False when offline or the queue is
-        full (nothing is kept for later)."""
+        full (nothing is kept for later). ValueError for a QoS that MQTT
+        does not carry here (0 and 1 only), at the call: not in the session."""
+        if qos not in (0, 1):
+            raise ValueError("qos: 0 or 1")
         if not self.online or len(self.outbox) >= _OUTBOX:
             return False
         self.outbox.append((topic, msg, retain, qos))
@@ -292,10 +295,13 @@ class Runtime:
                     self.request_setup()
 
 
-def main(board, config_path=None):
+def main(board, config_path=None, start=None):
     """Load the config and run the device forever. A config it cannot use
     shows ERROR with 700 and waits (rebooting would not help); anything
-    unexpected shows ERROR with 704 and reboots after 10 s."""
+    unexpected shows ERROR with 704 and reboots after 10 s. start: the
+    application's f(rt), called once with the runtime before it runs: it
+    sets rt.on_message and starts its own tasks (asyncio.create_task),
+    which publish with rt.publish."""
     import gc
 
     # collect after every 1 KB allocated, not only when an allocation fails:
@@ -310,6 +316,8 @@ def main(board, config_path=None):
     del boot
     forget("boot")  # its code leaves RAM
     try:
+        if start:
+            start(rt)
         asyncio.run(rt.run())
     except Exception as e:  # noqa: BLE001  the device must come back by itself
         log.error(_TAG, "internal error: %s", type(e).__name__)

@@ -1,0 +1,117 @@
+"""The product's own code (app.py on the flash) and the runtime: its start(rt)
+hook gets the runtime, through which it hears the cloud's messages and
+publishes its own. Seen on the broker's wire, a Blynk device on cloudsim."""
+
+from conftest import Subscription
+from test_profiles import admin, api, blynk_config, configure, provision
+
+ECHO = """
+def start(rt):
+    def heard(topic, msg):
+        rt.publish("ds/echo", topic + b"=" + msg)
+    rt.on_message = heard
+"""
+
+QOS_2 = """
+def start(rt):
+    def heard(topic, msg):
+        try:
+            rt.publish("ds/two", msg, qos=2)
+        except ValueError as e:
+            rt.publish("ds/refused", str(e))
+    rt.on_message = heard
+"""
+
+
+def answer(device, tmp_path, sim, app, payloads=("1",)):
+    """A Blynk device whose flash holds app, configured and online, sent
+    downlink/ds/led with each of payloads by the cloud: (its id, the first
+    message it published on ds/# after that, as the broker saw it, and how
+    many logins the broker's front took meanwhile)."""
+    flash = tmp_path / "device0" / "flash"  # (the device fixture's folder for the first)
+    flash.mkdir(parents=True)
+    (flash / "app.py").write_text(app)
+    prov = provision(sim)
+    d = device(config=blynk_config(sim))
+    configure(d, blynk=prov["token"])
+    d.wait_state("RUNNING")
+    device_id, logins = prov["deviceId"], sim.front.logins["tls"]
+    sent = Subscription(sim, f"blynk/{device_id}/ds/#")
+    try:
+        for payload in payloads:
+            api(sim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": device_id,
+                                                "name": "ds/led", "payload": payload},
+                admin(sim))
+        return device_id, sent.messages(), sim.front.logins["tls"] - logins
+    finally:
+        sent.close()
+
+
+def test_an_apps_start_hook_hears_the_clouds_messages_and_publishes_through_the_runtime(
+        device, tmp_path, cloudsim):
+    device_id, sent, _ = answer(device, tmp_path, cloudsim, ECHO)
+    assert sent == [(f"blynk/{device_id}/ds/echo", b"downlink/ds/led=1")]
+
+
+def test_a_publish_with_a_qos_mqtt_does_not_carry_is_refused_at_the_apps_call(
+        device, tmp_path, cloudsim):
+    # (not queued to fail in the session later, which would drop the connection)
+    device_id, sent, _ = answer(device, tmp_path, cloudsim, QOS_2)
+    assert sent == [(f"blynk/{device_id}/ds/refused", b"qos: 0 or 1")]
+
+
+def test_an_app_whose_start_raises_is_an_internal_error_704_kept_on_the_flash(device,
+                                                                              tmp_path):
+    flash = tmp_path / "device0" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "app.py").write_text("def start(rt):\n    raise RuntimeError\n")
+    d = device()
+    assert d.wait_state("ERROR")["last_error"] == 704
+    assert d.store()["state"]["last_error"] == 704  # (read back through Store)
+
+
+RAISES_FIRST = """
+def start(rt):
+    heard = []
+    def on_message(topic, msg):
+        heard.append(msg)
+        if len(heard) == 1:
+            int("not a number")  # the product's own bug, once
+        rt.publish("ds/echo", msg)
+    rt.on_message = on_message
+"""
+
+
+def test_an_apps_message_hook_that_raises_leaves_the_session_on_for_the_next_message(
+        device, tmp_path, cloudsim):
+    device_id, sent, logins = answer(device, tmp_path, cloudsim, RAISES_FIRST, ("1", "2"))
+    assert (sent, logins) == ([(f"blynk/{device_id}/ds/echo", b"2")], 0)
+
+
+TASK = """
+import asyncio
+
+def start(rt):
+    asyncio.create_task(hello(rt))
+
+async def hello(rt):
+    while not rt.publish("ds/hello", "from the app's own task"):
+        await asyncio.sleep_ms(100)  # (False until the device is online)
+"""
+
+
+def test_an_apps_own_task_started_in_its_hook_publishes_once_the_device_is_online(device,
+                                                                                 tmp_path,
+                                                                                 cloudsim):
+    flash = tmp_path / "device0" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "app.py").write_text(TASK)
+    prov = provision(cloudsim)
+    sent = Subscription(cloudsim, f"blynk/{prov['deviceId']}/ds/#", timeout=60)  # (a life)
+    try:
+        d = device(config=blynk_config(cloudsim))
+        configure(d, blynk=prov["token"])
+        assert sent.messages() == [(f"blynk/{prov['deviceId']}/ds/hello",
+                                    b"from the app's own task")]
+    finally:
+        sent.close()
