@@ -220,11 +220,12 @@ def test_a_ca_file_that_holds_no_certificate_is_a_value_error_naming_ca(serve, c
 
 
 @pytest.mark.parametrize("path", ["missing.pem", "folder", "huge.pem"],
-                         ids=["missing", "a folder", "over 64 KB"])
+                         ids=["missing", "a folder", "one byte over 64 KB"])
 def test_a_ca_file_that_cannot_be_read_is_a_value_error_naming_it(serve, call, tmp_path, pki,
                                                                   path):
     (tmp_path / "folder").mkdir()
-    (tmp_path / "huge.pem").write_bytes(Path(pki["ca"]).read_bytes() + b"\n" * 65536)
+    pem = Path(pki["ca"]).read_bytes()  # (a good CA, padded past the bound by one byte)
+    (tmp_path / "huge.pem").write_bytes(pem + b"\n" * (65537 - len(pem)))
     server = serve(OK, tls=None)
     out = call(server.url().replace("http:", "https:"), ca=str(tmp_path / path))
     assert (out["error"], out["message"]) == ("ValueError", f"ca: cannot read {tmp_path / path}")
