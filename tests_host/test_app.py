@@ -92,26 +92,34 @@ TASK = """
 import asyncio
 
 def start(rt):
-    asyncio.create_task(hello(rt))
+    said = [rt.publish("ds/early", "before the device is online")]
+    asyncio.create_task(hello(rt, said))
 
-async def hello(rt):
-    while not rt.publish("ds/hello", "from the app's own task"):
+async def hello(rt, said):
+    while not rt.publish("ds/hello", "online", qos=1):
         await asyncio.sleep_ms(100)  # (False until the device is online)
+    for n in range(8):  # one more than the queue holds with hello in it, all at once
+        said.append(rt.publish("ds/n", str(n), qos=1))
+    while not rt.publish("ds/said", repr(said)):
+        await asyncio.sleep_ms(100)  # (the session sends what waits meanwhile)
 """
 
 
-def test_an_apps_own_task_started_in_its_hook_publishes_once_the_device_is_online(device,
-                                                                                 tmp_path,
-                                                                                 cloudsim):
+def test_an_apps_task_publishes_through_a_queue_of_eight_and_is_told_false_when_offline_or_full(
+        device, tmp_path, cloudsim):
+    # (README's example: a task started in start; what rt.publish returns, seen on the broker)
     flash = tmp_path / "device0" / "flash"
     flash.mkdir(parents=True)
     (flash / "app.py").write_text(TASK)
     prov = provision(cloudsim)
-    sent = Subscription(cloudsim, f"blynk/{prov['deviceId']}/ds/#", timeout=60)  # (a life)
+    topic = f"blynk/{prov['deviceId']}/ds/"
+    sent = Subscription(cloudsim, topic + "#", timeout=60)  # (a life)
     try:
         d = device(config=blynk_config(cloudsim))
         configure(d, blynk=prov["token"])
-        assert sent.messages() == [(f"blynk/{prov['deviceId']}/ds/hello",
-                                    b"from the app's own task")]
+        got = sent.messages(9)
     finally:
         sent.close()
+    said = b"[False, True, True, True, True, True, True, True, False]"
+    assert got == ([(topic + "hello", b"online")] + [(topic + "n", b"%d" % n) for n in range(7)]
+                   + [(topic + "said", said)])
