@@ -3,7 +3,7 @@ hook gets the runtime, through which it hears the cloud's messages and
 publishes its own. Seen on the broker's wire, a Blynk device on cloudsim."""
 
 from conftest import Subscription
-from test_profiles import admin, api, blynk_config, configure, provision
+from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
 
 ECHO = """
 def start(rt):
@@ -23,18 +23,20 @@ def start(rt):
 """
 
 
+def with_app(tmp_path, app):
+    """The first device's flash (the device fixture's folder for it), holding app.py."""
+    flash = tmp_path / "device0" / "flash"
+    flash.mkdir(parents=True)
+    (flash / "app.py").write_text(app)
+
+
 def answer(device, tmp_path, sim, app, payloads=("1",)):
     """A Blynk device whose flash holds app, configured and online, sent
     downlink/ds/led with each of payloads by the cloud: (its id, the first
     message it published on ds/# after that, as the broker saw it, and how
     many logins the broker's front took meanwhile)."""
-    flash = tmp_path / "device0" / "flash"  # (the device fixture's folder for the first)
-    flash.mkdir(parents=True)
-    (flash / "app.py").write_text(app)
-    prov = provision(sim)
-    d = device(config=blynk_config(sim))
-    configure(d, blynk=prov["token"])
-    d.wait_state("RUNNING")
+    with_app(tmp_path, app)
+    _, prov = blynk_online(device, sim)
     device_id, logins = prov["deviceId"], sim.front.logins["tls"]
     sent = Subscription(sim, f"blynk/{device_id}/ds/#")
     try:
@@ -62,9 +64,7 @@ def test_a_publish_with_a_qos_mqtt_does_not_carry_is_refused_at_the_apps_call(
 
 def test_an_app_whose_start_raises_is_an_internal_error_704_kept_on_the_flash(device,
                                                                               tmp_path):
-    flash = tmp_path / "device0" / "flash"
-    flash.mkdir(parents=True)
-    (flash / "app.py").write_text("def start(rt):\n    raise RuntimeError\n")
+    with_app(tmp_path, "def start(rt):\n    raise RuntimeError\n")
     d = device()
     assert d.wait_state("ERROR")["last_error"] == 704
     assert d.store()["state"]["last_error"] == 704  # (read back through Store)
@@ -108,9 +108,7 @@ async def hello(rt, said):
 def test_an_apps_task_publishes_through_a_queue_of_eight_and_is_told_false_when_offline_or_full(
         device, tmp_path, cloudsim):
     # (README's example: a task started in start; what rt.publish returns, seen on the broker)
-    flash = tmp_path / "device0" / "flash"
-    flash.mkdir(parents=True)
-    (flash / "app.py").write_text(TASK)
+    with_app(tmp_path, TASK)
     prov = provision(cloudsim)
     topic = f"blynk/{prov['deviceId']}/ds/"
     sent = Subscription(cloudsim, topic + "#", timeout=60)  # (a life)
