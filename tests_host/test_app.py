@@ -2,6 +2,7 @@
 hook gets the runtime, through which it hears the cloud's messages and
 publishes its own. Seen on the broker's wire, a Blynk device on cloudsim."""
 
+import pytest
 from conftest import Subscription
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
 
@@ -65,6 +66,19 @@ def test_a_publish_with_a_qos_mqtt_does_not_carry_is_refused_at_the_apps_call(
 def test_an_app_whose_start_raises_is_an_internal_error_704_kept_on_the_flash(device,
                                                                               tmp_path):
     with_app(tmp_path, "def start(rt):\n    raise RuntimeError\n")
+    d = device()
+    assert d.wait_state("ERROR")["last_error"] == 704
+    assert d.store()["state"]["last_error"] == 704  # (read back through Store)
+
+
+@pytest.mark.parametrize("app", [
+    "import onboard_no_such_module\n",  # (a module the product forgot to deploy)
+    "raise ValueError\n",
+])
+def test_an_app_whose_own_import_fails_is_an_internal_error_704_not_skipped(app, device,
+                                                                            tmp_path):
+    # (neither run without it, online as if it had none, nor stopped before the runtime)
+    with_app(tmp_path, app)
     d = device()
     assert d.wait_state("ERROR")["last_error"] == 704
     assert d.store()["state"]["last_error"] == 704  # (read back through Store)
