@@ -63,21 +63,15 @@ def test_a_publish_with_a_qos_mqtt_does_not_carry_is_refused_at_the_apps_call(
     assert sent == [(f"blynk/{device_id}/ds/refused", b"qos: 0 or 1")]
 
 
-def test_an_app_whose_start_raises_is_an_internal_error_704_kept_on_the_flash(device,
-                                                                              tmp_path):
-    with_app(tmp_path, "def start(rt):\n    raise RuntimeError\n")
-    d = device()
-    assert d.wait_state("ERROR")["last_error"] == 704
-    assert d.store()["state"]["last_error"] == 704  # (read back through Store)
-
-
 @pytest.mark.parametrize("app", [
+    "def start(rt):\n    raise RuntimeError\n",
     "import onboard_no_such_module\n",  # (a module the product forgot to deploy)
     "raise ValueError\n",
-])
-def test_an_app_whose_own_import_fails_is_an_internal_error_704_not_skipped(app, device,
-                                                                            tmp_path):
-    # (neither run without it, online as if it had none, nor stopped before the runtime)
+], ids=["its start raises", "a module it imports is missing", "it raises at import"])
+def test_an_app_that_raises_in_start_or_at_its_import_is_an_internal_error_704_kept_on_the_flash(
+        app, device, tmp_path):
+    # (an app whose import fails is neither skipped, the device online as if it had
+    # none, nor stops the board before the runtime)
     with_app(tmp_path, app)
     d = device()
     assert d.wait_state("ERROR")["last_error"] == 704
