@@ -351,31 +351,6 @@ class TestDeployedThroughMpremote:
 
 
 @emulated
-def test_a_forwarded_host_port_is_reached_from_the_board(tmp_path, boards):
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    board = boards(tmp_path / "flash.bin", "--offline", "--forward", f"echo={port}")
-    assert board.ready["forwards"] == {"echo": f"192.168.4.100:{port}"}
-    board.wait_state("WAIT_CONFIG")  # the station has joined the emulator's network
-    got = []
-
-    def serve():
-        server.settimeout(120)
-        conn, _ = server.accept()
-        with conn:
-            got.append(conn.recv(100))
-            conn.sendall(b"host says hi")
-
-    threading.Thread(target=serve, daemon=True).start()
-    proc = board.mpremote("exec", "import socket\n"
-                          f"s = socket.socket(); s.connect(('192.168.4.100', {port}))\n"
-                          "s.send(b'board says hi'); print(s.recv(100)); s.close()")
-    server.close()
-    assert got == [b"board says hi"]
-    assert "b'host says hi'" in proc.stdout, proc.stdout + proc.stderr
-
-
-@emulated
 def test_an_esp32_run_killed_outright_takes_its_emulator_with_it(tmp_path, boards):
     board = boards(tmp_path / "flash.bin", "--bare")
     pid = board.ready["qemu_pid"]
@@ -692,29 +667,6 @@ def test_after_a_reboot_with_no_time_source_the_board_keeps_the_time_it_had_set(
     assert dates.requests == 1
 
 
-@lives
-def test_in_setup_mode_the_usb_line_answers_improv_and_still_lets_mpremote_in(tmp_path, boards,
-                                                                               sim):
-    # Improv's RPC packets carry 0x03, the REPL's Ctrl-C, which mpremote sends
-    from test_improv import until
-
-    from onboard_cli.improv import GET_DEVICE_INFO, RESULT, Serial, parse_strings, rpc
-
-    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
-    assert "improv" not in board.wait_state("WAIT_CONFIG")["loaded"]  # loaded on a first byte
-    port = Serial(board.ready["repl"])  # the board's UART0, as ESP Web Tools opens its USB
-    try:
-        port.send(rpc(GET_DEVICE_INFO))
-        data = until(port, RESULT, GET_DEVICE_INFO, timeout=120)[-1][1]  # (what else came: shown)
-    finally:
-        port.close()
-    name, version, chip, device = parse_strings(data[2:])
-    assert (name, version, chip) == ("Sensor", "1.0.0", "ESP32 (QEMU)")
-    assert device.startswith("Acme Sensor-")
-    run = board.mpremote("exec", "print('repl', 6 * 7)")
-    assert "repl 42" in run.stdout, run.stdout + run.stderr
-
-
 class CertProxy:
     """A TLS server on the host presenting the certificate of kind `current` (expired,
     not_yet_valid, valid), each signed by cloudsim's CA; a connection whose
@@ -883,29 +835,6 @@ c.disconnect()
 """
 
 
-@lives
-def test_the_blocking_mqtt_client_over_tls_publishes_and_receives_on_the_firmware(tmp_path,
-                                                                                  boards, sim):
-    # onboard.mqtt, umqtt.simple's interface, as a product's own code uses it: over the
-    # firmware's sockets and mbedTLS (its handshake and reads polled, not blocking), a
-    # verified TLS login, a QoS 1 publish the broker takes, a message the broker sends
-    from cloudsim.mqttfront import publish
-
-    token = "esp32-app-5ecret"
-    sim.broker.allow(token, token)
-    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
-    publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "from the host", retain=True)
-    up = subscribe(sim, "esp32/up")
-    try:
-        run = product_code(board, BLOCKING_MQTT.format(
-            host=esp32.GUEST_HOST, port=sim.broker.mqtts_port, token=token))
-        assert "got [(b'esp32/down', b'from the host')]" in run.stdout, run.stdout + run.stderr
-        assert up.messages() == [("esp32/up", b"from the board")]
-    finally:
-        up.close()
-        publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "", retain=True)  # (cleared)
-
-
 BLOCKING_HTTPS = """
 from onboard.http import request
 r = request("POST", {url!r}, json={{"type": "production_token"}},
@@ -914,21 +843,116 @@ print("reply", r.status_code, r.json()["token_id"])
 """
 
 
-@lives
-def test_the_blocking_https_client_verifies_and_posts_on_the_firmware(tmp_path, boards, sim):
-    # onboard.http, urequests' names, as a product's own code uses it: a verified
-    # HTTPS POST over the firmware's sockets and mbedTLS (its handshake and reads
-    # polled, not blocking), seen by the server, whose reply the board reads whole
-    import base64
+@pytest.fixture(scope="class")
+def setup_mode(tmp_path_factory, sim):
+    """One board in setup mode (Blynk, not configured), with the `echo` forward to a
+    host server: (board, server). Booting to setup mode is most of what each of this
+    class's tests took on a board of its own."""
+    tmp = tmp_path_factory.mktemp("setup-mode")
+    server = socket.create_server(("127.0.0.1", 0))
+    started = []
 
-    board = start_board(boards, tmp_path, sim, board_config(sim, "blynk"))
-    enrolments = sim.clouds["imp"].enrolments
-    issued = len(enrolments)
-    run = product_code(board, BLOCKING_HTTPS.format(
-        url=f"https://{esp32.GUEST_HOST}:{sim.https_port}/imp/v5/enroll",
-        auth="Basic " + base64.b64encode(sim.admin_token.encode() + b":").decode()))
-    assert len(enrolments) == issued + 1, run.stdout + run.stderr  # the server took it
-    assert f"reply 201 {enrolments[-1][1]}" in run.stdout, run.stdout + run.stderr
+    def boards(flash, *args):
+        started.append(Board(flash, *args))
+        return started[-1]
+
+    try:
+        yield start_board(boards, tmp, sim, board_config(sim, "blynk"),
+                          extra=("--forward", f"echo={server.getsockname()[1]}")), server
+    finally:
+        server.close()
+        for board in started:
+            board.close()
+            assert not qemu_alive(board.ready["qemu_pid"]), "an emulator outlived its run"
+
+
+class TestOneBoardInSetupMode:
+    """The USB line's Improv while onboard runs, then the board as a product's own
+    code uses it (mpremote's exec, which stops onboard: Improv runs first), in the
+    order written here. Each test also passes alone (-k), on a board of its own."""
+
+    @lives
+    def test_in_setup_mode_the_usb_line_answers_improv_and_still_lets_mpremote_in(
+            self, setup_mode):
+        # Improv's RPC packets carry 0x03, the REPL's Ctrl-C, which mpremote sends
+        from test_improv import until
+
+        from onboard_cli.improv import GET_DEVICE_INFO, RESULT, Serial, parse_strings, rpc
+
+        board, _ = setup_mode
+        assert "improv" not in board.wait_state("WAIT_CONFIG")["loaded"]  # loaded on a first byte
+        port = Serial(board.ready["repl"])  # the board's UART0, as ESP Web Tools opens its USB
+        try:
+            port.send(rpc(GET_DEVICE_INFO))
+            data = until(port, RESULT, GET_DEVICE_INFO, timeout=120)[-1][1]  # (what else came)
+        finally:
+            port.close()
+        name, version, chip, device = parse_strings(data[2:])
+        assert (name, version, chip) == ("Sensor", "1.0.0", "ESP32 (QEMU)")
+        assert device.startswith("Acme Sensor-")
+        run = board.mpremote("exec", "print('repl', 6 * 7)")
+        assert "repl 42" in run.stdout, run.stdout + run.stderr
+
+    @emulated
+    def test_a_forwarded_host_port_is_reached_from_the_board(self, setup_mode):
+        board, server = setup_mode
+        port = server.getsockname()[1]
+        assert board.ready["forwards"]["echo"] == f"192.168.4.100:{port}"
+        board.wait_state("WAIT_CONFIG")  # the station has joined the emulator's network
+        got = []
+
+        def serve():
+            server.settimeout(120)
+            conn, _ = server.accept()
+            with conn:
+                got.append(conn.recv(100))
+                conn.sendall(b"host says hi")
+
+        threading.Thread(target=serve, daemon=True).start()
+        proc = board.mpremote("exec", "import socket\n"
+                              f"s = socket.socket(); s.connect(('192.168.4.100', {port}))\n"
+                              "s.send(b'board says hi'); print(s.recv(100)); s.close()")
+        assert got == [b"board says hi"]
+        assert "b'host says hi'" in proc.stdout, proc.stdout + proc.stderr
+
+    @lives
+    def test_the_blocking_mqtt_client_over_tls_publishes_and_receives_on_the_firmware(
+            self, setup_mode, sim):
+        # onboard.mqtt, umqtt.simple's interface, as a product's own code uses it: over the
+        # firmware's sockets and mbedTLS (its handshake and reads polled, not blocking), a
+        # verified TLS login, a QoS 1 publish the broker takes, a message the broker sends
+        from cloudsim.mqttfront import publish
+
+        board, _ = setup_mode
+        token = "esp32-app-5ecret"
+        sim.broker.allow(token, token)
+        publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "from the host", retain=True)
+        up = subscribe(sim, "esp32/up")
+        try:
+            run = product_code(board, BLOCKING_MQTT.format(
+                host=esp32.GUEST_HOST, port=sim.broker.mqtts_port, token=token))
+            assert "got [(b'esp32/down', b'from the host')]" in run.stdout, (
+                run.stdout + run.stderr)
+            assert up.messages() == [("esp32/up", b"from the board")]
+        finally:
+            up.close()
+            publish(sim.broker.mqtt_port, *sim.internal, "esp32/down", "", retain=True)  # (cleared)
+
+    @lives
+    def test_the_blocking_https_client_verifies_and_posts_on_the_firmware(self, setup_mode, sim):
+        # onboard.http, urequests' names, as a product's own code uses it: a verified
+        # HTTPS POST over the firmware's sockets and mbedTLS (its handshake and reads
+        # polled, not blocking), seen by the server, whose reply the board reads whole
+        import base64
+
+        board, _ = setup_mode
+        enrolments = sim.clouds["imp"].enrolments
+        issued = len(enrolments)
+        run = product_code(board, BLOCKING_HTTPS.format(
+            url=f"https://{esp32.GUEST_HOST}:{sim.https_port}/imp/v5/enroll",
+            auth="Basic " + base64.b64encode(sim.admin_token.encode() + b":").decode()))
+        assert len(enrolments) == issued + 1, run.stdout + run.stderr  # the server took it
+        assert f"reply 201 {enrolments[-1][1]}" in run.stdout, run.stdout + run.stderr
 
 
 def spokezone_device(sim, cpu):
