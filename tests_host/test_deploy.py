@@ -1,37 +1,70 @@
 """`onboard deploy`: what it copies to a board (no board is attached here)."""
 
+import shutil
 import time
 
 import pytest
+from fakeboard import fake_mpremote, held, written
 
-from onboard_cli.deploy import commands
-from onboard_cli.paths import ToolError
+from onboard_cli.deploy import commands, files
+from onboard_cli.paths import BUILD, ROOT, ToolError
 
 
-def test_deploy_copies_library_board_firmware_and_config_then_resets(tmp_path):
+def deploy_to_folder(tmp_path, monkeypatch, config, **kw):
+    """`onboard deploy` to a fake board that is a folder (fakeboard): the folder."""
+    from argparse import Namespace
+
+    from onboard_cli import deploy
+
+    board = tmp_path / "board"
+    board.mkdir(exist_ok=True)
+    monkeypatch.setattr(deploy, "mpremote", lambda: fake_mpremote(board))
+    args = dict(port="fake", board="esp32_s3", config=str(config), ca=None, cloud=None,
+                romfs=False, cert=None, key=None)
+    deploy.main(Namespace(**{**args, **kw}))
+    return board
+
+
+def test_deploy_writes_library_board_firmware_and_config_then_resets(tmp_path, monkeypatch):
     config = tmp_path / "config.json"
-    config.write_text("{}")
-    cmd = commands("/dev/ttyUSB0", "esp32_s3", config, ca=tmp_path / "ca.pem")
-    targets = [cmd[i + 1] for i, arg in enumerate(cmd) if arg.startswith(("/", "build")) and
-               i + 1 < len(cmd) and cmd[i + 1].startswith(":")]
-    assert targets == [":", ":board.py", ":esp32_common.py", ":boot.py", ":main.py",
-                       ":config.json", ":ca.pem"]
-    assert cmd[cmd.index(":board.py") - 1].endswith("boards/esp32_s3/board.py")
-    assert cmd[-1] == "reset"
+    shutil.copyfile(ROOT / "firmware" / "config.example.json", config)
+    (tmp_path / "ca.pem").write_bytes(b"the CA")
+    board = deploy_to_folder(tmp_path, monkeypatch, config, ca=str(tmp_path / "ca.pem"))
+    expected = {str(p.relative_to(BUILD)): p.read_bytes()
+                for p in (BUILD / "onboard").rglob("*") if p.is_file()}
+    expected.update({
+        "board.py": (ROOT / "boards" / "esp32_s3" / "board.py").read_bytes(),
+        "esp32_common.py": (ROOT / "boards" / "esp32_common.py").read_bytes(),
+        "boot.py": (ROOT / "firmware" / "boot.py").read_bytes(),
+        "main.py": (ROOT / "firmware" / "main.py").read_bytes(),
+        "config.json": config.read_bytes(), "ca.pem": b"the CA"})
+    assert held(board) == expected
+    assert (tmp_path / "board.resets").read_text() == "reset\n"  # once, after the files
+
+
+def test_a_second_deploy_writes_only_the_files_the_board_holds_otherwise(tmp_path,
+                                                                        monkeypatch):
+    config = tmp_path / "config.json"
+    shutil.copyfile(ROOT / "firmware" / "config.example.json", config)
+    board = deploy_to_folder(tmp_path, monkeypatch, config)
+    config.write_text(config.read_text().replace('"Acme"', '"Other"'))
+    (board / "onboard" / "store.mpy").write_bytes(b"an older one")
+    # (and the build's stamp: each build, the deploy's own too, renews it)
+    assert written(board, lambda: deploy_to_folder(tmp_path, monkeypatch, config)) == [
+        "config.json", "onboard/_build.mpy", "onboard/store.mpy"]
+    assert held(board)["config.json"] == config.read_bytes()
 
 
 def test_deploy_copies_the_devices_certificate_and_key_where_a_config_names_them(tmp_path):
-    config = tmp_path / "config.json"
-    config.write_text("{}")
-    cmd = commands("/dev/ttyUSB0", "esp32_generic", config, cert=tmp_path / "d.pem",
+    wanted = files("esp32_generic", tmp_path / "c.json", cert=tmp_path / "d.pem",
                    key=tmp_path / "d.key")
-    assert cmd[cmd.index(str(tmp_path / "d.pem")) + 1] == ":device.pem"
-    assert cmd[cmd.index(str(tmp_path / "d.key")) + 1] == ":device.key"
+    assert wanted["device.pem"] == tmp_path / "d.pem"
+    assert wanted["device.key"] == tmp_path / "d.key"
 
 
 def test_deploy_to_an_unknown_board_is_one_clear_error(tmp_path):
     with pytest.raises(ToolError, match="no boards/esp32_x/board.py"):
-        commands("/dev/ttyUSB0", "esp32_x", tmp_path / "c.json")
+        files("esp32_x", tmp_path / "c.json")
 
 
 @pytest.mark.parametrize("text,said", [
@@ -141,16 +174,13 @@ def test_a_module_being_compiled_is_read_whole_meanwhile_the_old_or_the_new(tmp_
 
 
 def test_deploy_to_romfs_copies_firmware_and_config_but_not_the_library(tmp_path):
-    config = tmp_path / "config.json"
-    config.write_text("{}")
-    cmd = commands("/dev/ttyUSB0", "esp32_generic", config, romfs=True)
-    targets = [a for a in cmd if a.startswith(":")]
-    assert targets == [":boot.py", ":main.py", ":config.json"]
+    assert sorted(files("esp32_generic", tmp_path / "c.json", romfs=True)) == [
+        "boot.py", "config.json", "main.py"]
 
 
 def test_deploy_to_romfs_first_removes_what_would_shadow_the_image(tmp_path):
     # '' is before /rom on a board's sys.path: an earlier deploy's files would win
-    cmd = commands("/dev/ttyUSB0", "esp32_generic", tmp_path / "c.json", romfs=True)
+    cmd = commands("/dev/ttyUSB0", {}, romfs=True)
     at = cmd.index("connect")
     assert cmd[at:at + 3] == ["connect", "/dev/ttyUSB0", "exec"]
     assert all(f"'/{name}'" in cmd[at + 3] for name in ("onboard", "board.py", "esp32_common.py"))

@@ -341,8 +341,8 @@ class TestDeployedThroughMpremote:
         assert re.search(r"^onboard/: [01] file\(s\) to copy", proc.stdout, re.M), (
             proc.stdout[-3000:])
         library = [line.split()[1] for line in proc.stdout.splitlines()
-                   if line.startswith("cp ") and "/build/onboard/" in line]
-        assert {Path(src).name for src in library} <= {"_build.mpy"}, proc.stdout[-3000:]
+                   if line.startswith("wrote onboard/")]
+        assert {Path(path).name for path in library} <= {"_build.mpy"}, proc.stdout[-3000:]
         passed = [int(n) for n in re.findall(r"^(\d+) passed, 0 failed$", proc.stdout, re.M)]
         assert sum(passed) > 0, "no device test ran"
         banner = [line for line in board.log if BANNER.search(line)]

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from . import manifest
+from . import boardfs, manifest
 from .build import build
 from .paths import BUILD, LIB, ROOT, ToolError, mpremote, run_micropython
 
@@ -72,13 +72,14 @@ def check_config(path):
 
 
 def board_files(board):
+    """{path on the board: host file} of the board's own modules."""
     board_py = ROOT / "boards" / board / "board.py"
     if not board_py.is_file():
         raise ToolError(f"--board {board}: no boards/{board}/board.py")
-    files = [(board_py, ":board.py")]
+    out = {"board.py": board_py}
     if board.startswith("esp32"):
-        files.append((ROOT / "boards" / "esp32_common.py", ":esp32_common.py"))
-    return files
+        out["esp32_common.py"] = ROOT / "boards" / "esp32_common.py"
+    return out
 
 
 def library(clouds=()):
@@ -94,25 +95,35 @@ def library(clouds=()):
     return DEPLOY / "onboard"
 
 
-def commands(port, board, config, ca=None, clouds=(), romfs=False, cert=None, key=None):
-    """The mpremote command line for a deploy (a list of arguments); with
-    romfs, the one after the image is in the partition. ca, cert, key: host
-    files copied as /ca.pem, /device.pem and /device.key."""
-    boards = board_files(board)
+def files(board, config, ca=None, clouds=(), romfs=False, cert=None, key=None):
+    """{path on the board: host file} a deploy writes: the library (not with
+    romfs: it is in the image) and the board's modules, the firmware's boot.py
+    and main.py, the config as config.json; ca, cert, key: host files written
+    as ca.pem, device.pem and device.key."""
+    boards = board_files(board)  # (checked with romfs too: a typo'd board is said at once)
+    out = {}
+    if not romfs:
+        folder = library(clouds)
+        out = {"/".join(f.relative_to(folder.parent).parts): f
+               for f in sorted(folder.rglob("*")) if f.is_file()}
+        out.update(boards)
+    out.update({"boot.py": ROOT / "firmware" / "boot.py", "main.py": ROOT / "firmware" / "main.py",
+                "config.json": Path(config)})
+    for src, dst in ((ca, "ca.pem"), (cert, "device.pem"), (key, "device.key")):
+        if src:
+            out[dst] = Path(src)
+    return out
+
+
+def commands(port, wanted, held=None, romfs=False):
+    """The mpremote command line (a list of arguments) that writes wanted
+    ({path on the board: host file}: files()) the board lacks or holds otherwise (held:
+    {path: sha256 hex} the board holds, None: write them all), then resets it;
+    with romfs, first removes what would shadow the image."""
     cmd = mpremote() + ["connect", port]
     if romfs:
-        cmd += ["exec", _UNSHADOW]
-    else:
-        cmd += ["fs", "cp", "-r", str(library(clouds)), ":"]
-        for src, dst in boards:
-            cmd += ["+", "fs", "cp", str(src), dst]
-    cmd += ["+", "fs", "cp", str(ROOT / "firmware" / "boot.py"), ":boot.py",
-            "+", "fs", "cp", str(ROOT / "firmware" / "main.py"), ":main.py",
-            "+", "fs", "cp", str(config), ":config.json"]
-    for src, dst in ((ca, ":ca.pem"), (cert, ":device.pem"), (key, ":device.key")):
-        if src:
-            cmd += ["+", "fs", "cp", str(src), dst]
-    return cmd + ["+", "reset"]
+        cmd += ["exec", _UNSHADOW, "+"]
+    return cmd + boardfs.write({p: wanted[p] for p in boardfs.stale(wanted, held)}) + ["reset"]
 
 
 def romfs_command(port, image):
@@ -151,8 +162,9 @@ def main(args):
         deploy_image(args.port, args.board, clouds)
     if bool(args.cert) != bool(args.key):
         raise ToolError("--cert and --key: the device's certificate comes with its key")
-    cmd = commands(args.port, args.board, args.config, args.ca, clouds, args.romfs, args.cert,
-                   args.key)
+    wanted = files(args.board, args.config, args.ca, clouds, args.romfs, args.cert, args.key)
+    held = boardfs.listing(mpremote() + ["connect", args.port], wanted)
+    cmd = commands(args.port, wanted, held, args.romfs)
     if subprocess.run(cmd).returncode:
         raise ToolError(f"mpremote could not deploy to {args.port}")
     print(f"deployed to {args.port}{' (onboard in ROMFS)' if args.romfs else ''}; "

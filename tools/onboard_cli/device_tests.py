@@ -9,7 +9,6 @@ tests_device/test_*.py with `mpremote run`, and checks each ends with
 "N passed, 0 failed" with N > 0, and that the HTTPS server saw the board's
 verified request."""
 
-import hashlib
 import json
 import re
 import secrets
@@ -23,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
 
+from . import boardfs
 from .paths import BUILD, TESTS_DEVICE, ToolError, mpremote
 
 HELPERS = ("tinytest.py", "ramblock.py")
@@ -30,58 +30,20 @@ PATH = "/onboard-test-device"
 _SUMMARY = re.compile(r"(\d+) passed, (\d+) failed")
 
 
-# run on the board: "dir PATH" and "file PATH SHA256" for all under onboard/,
-# in one exchange (mpremote's own cp checks each file in three)
-_LISTING = """import os, hashlib, binascii
-def walk(d):
-    entries = list(os.ilistdir(d))
-    print("dir", d)
-    for e in entries:
-        p = d + "/" + e[0]
-        if e[1] == 0x4000:
-            walk(p)
-        else:
-            h = hashlib.sha256()
-            with open(p, "rb") as f:
-                h.update(f.read())
-            print("file", p, binascii.hexlify(h.digest()).decode())
-try:
-    walk("onboard")
-except OSError:
-    pass
-"""
-
-
-def library_commands(base, library):
-    """mpremote commands that make the board's onboard/ hold library's files:
-    only the folders and files it lacks or holds otherwise, as the board's own
-    listing (_LISTING) shows; when that fails, mpremote's recursive copy (it
-    checks each file's hash itself). Files the board holds beyond them are
-    left."""
-    run = subprocess.run(base + ["exec", _LISTING], capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL)
-    if run.returncode:  # (a firmware without hashlib, say): mpremote's own copy
-        return [["fs", "cp", "-r", str(library), ":"]]
-    dirs, files = set(), {}
-    for line in run.stdout.splitlines():
-        kind, _, rest = line.strip().partition(" ")
-        if kind == "dir":
-            dirs.add(rest)
-        elif kind == "file":
-            path, _, digest = rest.rpartition(" ")
-            files[path] = digest
-    commands, copied = [], 0
-    for folder in [library] + sorted(p for p in library.rglob("*") if p.is_dir()):
-        name = "/".join(folder.relative_to(library.parent).parts)
-        if name not in dirs:
-            commands.append(["fs", "mkdir", ":" + name])
-        stale = [str(f) for f in sorted(folder.iterdir()) if f.is_file() and files.get(
-            name + "/" + f.name) != hashlib.sha256(f.read_bytes()).hexdigest()]
-        if stale:
-            commands.append(["fs", "cp", "-f", *stale, ":" + name + "/"])
-            copied += len(stale)
+def copy_commands(base, extra):
+    """mpremote commands that bring the board's onboard/ up to build/onboard,
+    and write the helpers and extra (host files) beside it: only the files
+    the board lacks or holds otherwise, from one listing of their hashes on
+    the board (all of them when it cannot list them). Files the board holds
+    beyond them are left."""
+    library = BUILD / "onboard"
+    files = {"/".join(f.relative_to(BUILD).parts): f
+             for f in sorted(library.rglob("*")) if f.is_file()}
+    files.update({f.name: f for f in [TESTS_DEVICE / h for h in HELPERS] + list(extra)})
+    stale = boardfs.stale(files, boardfs.listing(base, files))
+    copied = sum(p.startswith("onboard/") for p in stale)
     print(f"onboard/: {copied} file(s) to copy, the others are on the board already")
-    return commands
+    return boardfs.write({p: files[p] for p in stale})[:-1]
 
 
 def verdict(output):
@@ -233,12 +195,7 @@ def main(args):
     base = mpremote() + ["connect", args.port]
     with tempfile.TemporaryDirectory() as tmp, \
             HTTPSFixture(tmp, args.host or lan_address(), wifi, *https_ports(args)) as https:
-        copy = base[:]
-        for command in library_commands(base, BUILD / "onboard"):
-            copy += [*command, "+"]
-        for path in [TESTS_DEVICE / h for h in HELPERS] + https.files:
-            copy += ["fs", "cp", str(path), ":" + path.name, "+"]
-        if subprocess.run(copy[:-1]).returncode:
+        if subprocess.run(base + copy_commands(base, https.files)).returncode:
             raise ToolError(f"could not copy onboard to the board on {args.port}")
         failed = []
         for script in sorted(TESTS_DEVICE.glob("test_*.py")):

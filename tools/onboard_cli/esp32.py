@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from .paths import BUILD, ROOT, ToolError, stop_process, tool
+from .paths import ROOT, ToolError, stop_process, tool
 from .ports import free_port
 
 FLASH_SIZE = 4 * 1024 * 1024
@@ -111,18 +111,10 @@ def has_onboard(flash):
 
 
 def deploy_files(board, config, ca=None):
-    """{path on the board: host file} as `onboard deploy` copies them."""
-    board_py = ROOT / "boards" / board / "board.py"
-    if not board_py.is_file():
-        raise ToolError(f"--board {board}: no boards/{board}/board.py")
-    files = {f"onboard/{p.relative_to(BUILD / 'onboard')}": p
-             for p in sorted((BUILD / "onboard").rglob("*.mpy"))}
-    files.update({"board.py": board_py, "esp32_common.py": ROOT / "boards" / "esp32_common.py",
-                  "boot.py": ROOT / "firmware" / "boot.py",
-                  "main.py": ROOT / "firmware" / "main.py", "config.json": Path(config)})
-    if ca:
-        files["ca.pem"] = Path(ca)
-    return files
+    """{path on the board: host file} as `onboard deploy` writes them."""
+    from .deploy import files
+
+    return files(board, config, ca)
 
 
 def write_files(flash, files):
@@ -411,7 +403,8 @@ def mpremote_deploy(uart, repl_port, args, proc):
     if not uart.wait_for((b">>> ",), BOOT_TIMEOUT):
         raise ToolError("the board showed no REPL prompt")
     began = time.monotonic()
-    cmd = commands(f"socket://127.0.0.1:{repl_port}", args.board, args.config, args.ca)
+    cmd = commands(f"socket://127.0.0.1:{repl_port}",
+                   deploy_files(args.board, args.config, args.ca))
     done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr)
     if done.returncode or proc.poll() is not None:
         raise ToolError("mpremote could not deploy onboard to the emulated board")
