@@ -1,9 +1,9 @@
 """A fake mpremote whose board is a folder, for `onboard deploy` and `onboard
 test-device` (tests_host/test_deploy.py, test_device_scripts.py): a chain
-of `exec`s runs there on the Unix port as one script (the globals of one
-exec are the next one's, as in a board's raw REPL), and so does `run`;
-`reset` is noted in
-BOARD.resets. Only what was written there is on that board's import
+of `exec`s and `run`s runs there on the Unix port as one script (the
+globals of one are the next one's, as in a board's raw REPL), and so does a
+`run` alone; `reset` is noted in BOARD.resets, and each command line in
+BOARD.argv. Only what was written there is on that board's import
 path (plus the Unix board's network)."""
 
 import os
@@ -14,8 +14,10 @@ from conftest import ROOT, micropython_binary
 FAKE_MPREMOTE = r'''#!{python}
 import os, subprocess, sys
 args = sys.argv[3:]  # after "connect PORT"
+with open({board!r} + ".argv", "a") as f:  # (each command line, for the tests to read)
+    f.write(repr(sys.argv) + "\n")
 env = dict(os.environ, MICROPYPATH=".frozen:" + {board!r} + ":" + {board_unix!r})
-if args[0] == "run":
+if args[0] == "run" and len(args) == 2:
     script = [args[1]]
 else:
     code, command = [], []
@@ -25,6 +27,9 @@ else:
             continue
         if command[0] == "exec":
             code.append(command[1])
+        elif command[0] == "run":
+            with open(command[1]) as f:
+                code.append(f.read())
         elif command[0] == "reset":  # (noted beside the board)
             code.append("with open(%r, 'a') as f:\n    f.write('reset\\n')" % (
                 {board!r} + ".resets"))

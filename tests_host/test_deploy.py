@@ -55,6 +55,28 @@ def test_a_second_deploy_writes_only_the_files_the_board_holds_otherwise(tmp_pat
     assert held(board)["config.json"] == config.read_bytes()
 
 
+def test_the_configs_secrets_and_the_devices_key_stay_off_mpremotes_command_line(
+        tmp_path, monkeypatch):
+    # any process on the host reads another's command line (/proc/PID/cmdline)
+    import base64
+    import json
+
+    config = tmp_path / "config.json"
+    example = json.loads((ROOT / "firmware" / "config.example.json").read_text())
+    example["portal"] = {**example.get("portal", {}), "ap_password": "s3cret-ap-pass"}
+    config.write_text(json.dumps(example))
+    (tmp_path / "d.pem").write_text("the certificate")
+    (tmp_path / "d.key").write_text("-----BEGIN PRIVATE KEY-----\nk3y-material\n")
+    board = deploy_to_folder(tmp_path, monkeypatch, config, cert=str(tmp_path / "d.pem"),
+                             key=str(tmp_path / "d.key"))
+    assert held(board)["device.key"] == (tmp_path / "d.key").read_bytes()  # it was written
+    assert held(board)["config.json"] == config.read_bytes()
+    argv = (tmp_path / "board.argv").read_text()
+    for secret in (config.read_bytes(), (tmp_path / "d.key").read_bytes()):
+        assert base64.b64encode(secret).decode() not in argv
+    assert "s3cret-ap-pass" not in argv and "k3y-material" not in argv
+
+
 def test_deploy_copies_the_devices_certificate_and_key_where_a_config_names_them(tmp_path):
     wanted = files("esp32_generic", tmp_path / "c.json", cert=tmp_path / "d.pem",
                    key=tmp_path / "d.key")
@@ -180,7 +202,7 @@ def test_deploy_to_romfs_copies_firmware_and_config_but_not_the_library(tmp_path
 
 def test_deploy_to_romfs_first_removes_what_would_shadow_the_image(tmp_path):
     # '' is before /rom on a board's sys.path: an earlier deploy's files would win
-    cmd = commands("/dev/ttyUSB0", {}, romfs=True)
+    cmd = commands("/dev/ttyUSB0", {}, tmp_path, romfs=True)
     at = cmd.index("connect")
     assert cmd[at:at + 3] == ["connect", "/dev/ttyUSB0", "exec"]
     assert all(f"'/{name}'" in cmd[at + 3] for name in ("onboard", "board.py", "esp32_common.py"))

@@ -13,6 +13,7 @@ about a third of the time mpremote's recursive copy takes."""
 import binascii
 import hashlib
 import subprocess
+from pathlib import Path
 
 CHUNK = 3072  # file bytes per exchange: 4 KB of base64 the board compiles and decodes
 
@@ -73,18 +74,25 @@ def stale(files, held):
         src.read_bytes()).hexdigest()]
 
 
-def write(files):
+def write(files, folder):
     """mpremote commands (a list of arguments, each command ending in "+")
     that write files ({board path: host path}, paths relative to the board's
-    current folder, "/" after mpremote's soft reset) onto the board."""
+    current folder, "/" after mpremote's soft reset) onto the board. Each
+    piece goes in a script of its own in folder (one only this user reads:
+    tempfile's), which mpremote runs: a config's secrets and a device's key
+    stay off the command line, which any process on the host may read."""
     folders = sorted({"/".join(p.split("/")[:i]) for p in files
                       for i in range(1, p.count("/") + 1)})
     cmd = ["exec", _WRITER.format(folders=folders), "+"]
+    n = 0
     for path, src in files.items():
         data = src.read_bytes()
         for at in range(0, max(len(data), 1), CHUNK):
             piece = binascii.b2a_base64(data[at:at + CHUNK], newline=False)
             last = at + CHUNK >= len(data)
-            cmd += ["exec", f"W({path!r}, {piece!r}, {'wb' if at == 0 else 'ab'!r}, "
-                    f"{len(data) if last else -1})", "+"]
+            script = Path(folder) / f"piece{n}.py"
+            n += 1
+            script.write_text(f"W({path!r}, {piece!r}, {'wb' if at == 0 else 'ab'!r}, "
+                              f"{len(data) if last else -1})\n")
+            cmd += ["run", str(script), "+"]
     return cmd

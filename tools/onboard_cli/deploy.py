@@ -14,6 +14,7 @@ sys.path). A firmware without a ROMFS partition is said in one line."""
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from . import boardfs, manifest
@@ -115,15 +116,17 @@ def files(board, config, ca=None, clouds=(), romfs=False, cert=None, key=None):
     return out
 
 
-def commands(port, wanted, held=None, romfs=False):
+def commands(port, wanted, folder, held=None, romfs=False):
     """The mpremote command line (a list of arguments) that writes wanted
-    ({path on the board: host file}: files()) the board lacks or holds otherwise (held:
-    {path: sha256 hex} the board holds, None: write them all), then resets it;
+    ({path on the board: host file}: files()) the board lacks or holds
+    otherwise (held: {path: sha256 hex} the board holds, None: write them
+    all), its pieces kept in folder until it has run, then resets the board;
     with romfs, first removes what would shadow the image."""
     cmd = mpremote() + ["connect", port]
     if romfs:
         cmd += ["exec", _UNSHADOW, "+"]
-    return cmd + boardfs.write({p: wanted[p] for p in boardfs.stale(wanted, held)}) + ["reset"]
+    stale = {p: wanted[p] for p in boardfs.stale(wanted, held)}
+    return cmd + boardfs.write(stale, folder) + ["reset"]
 
 
 def romfs_command(port, image):
@@ -164,8 +167,8 @@ def main(args):
         raise ToolError("--cert and --key: the device's certificate comes with its key")
     wanted = files(args.board, args.config, args.ca, clouds, args.romfs, args.cert, args.key)
     held = boardfs.listing(mpremote() + ["connect", args.port], wanted)
-    cmd = commands(args.port, wanted, held, args.romfs)
-    if subprocess.run(cmd).returncode:
-        raise ToolError(f"mpremote could not deploy to {args.port}")
+    with tempfile.TemporaryDirectory() as folder:
+        if subprocess.run(commands(args.port, wanted, folder, held, args.romfs)).returncode:
+            raise ToolError(f"mpremote could not deploy to {args.port}")
     print(f"deployed to {args.port}{' (onboard in ROMFS)' if args.romfs else ''}; "
           "the board is restarting")

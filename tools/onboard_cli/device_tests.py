@@ -30,12 +30,12 @@ PATH = "/onboard-test-device"
 _SUMMARY = re.compile(r"(\d+) passed, (\d+) failed")
 
 
-def copy_commands(base, extra):
+def copy_commands(base, extra, folder):
     """mpremote commands that bring the board's onboard/ up to build/onboard,
     and write the helpers and extra (host files) beside it: only the files
     the board lacks or holds otherwise, from one listing of their hashes on
     the board (all of them when it cannot list them). Files the board holds
-    beyond them are left."""
+    beyond them are left. folder: where their pieces wait (boardfs.write)."""
     library = BUILD / "onboard"
     files = {"/".join(f.relative_to(BUILD).parts): f
              for f in sorted(library.rglob("*")) if f.is_file()}
@@ -43,7 +43,7 @@ def copy_commands(base, extra):
     stale = boardfs.stale(files, boardfs.listing(base, files))
     copied = sum(p.startswith("onboard/") for p in stale)
     print(f"onboard/: {copied} file(s) to copy, the others are on the board already")
-    return boardfs.write({p: files[p] for p in stale})[:-1]
+    return boardfs.write({p: files[p] for p in stale}, folder)[:-1]
 
 
 def verdict(output):
@@ -195,7 +195,7 @@ def main(args):
     base = mpremote() + ["connect", args.port]
     with tempfile.TemporaryDirectory() as tmp, \
             HTTPSFixture(tmp, args.host or lan_address(), wifi, *https_ports(args)) as https:
-        if subprocess.run(base + copy_commands(base, https.files)).returncode:
+        if subprocess.run(base + copy_commands(base, https.files, tmp)).returncode:
             raise ToolError(f"could not copy onboard to the board on {args.port}")
         failed = []
         for script in sorted(TESTS_DEVICE.glob("test_*.py")):

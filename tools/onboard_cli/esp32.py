@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -403,9 +404,11 @@ def mpremote_deploy(uart, repl_port, args, proc):
     if not uart.wait_for((b">>> ",), BOOT_TIMEOUT):
         raise ToolError("the board showed no REPL prompt")
     began = time.monotonic()
-    cmd = commands(f"socket://127.0.0.1:{repl_port}",
-                   deploy_files(args.board, args.config, args.ca))
-    done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        cmd = commands(f"socket://127.0.0.1:{repl_port}",
+                       deploy_files(args.board, args.config, args.ca), folder)
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr,
+                              stderr=sys.stderr)
     if done.returncode or proc.poll() is not None:
         raise ToolError("mpremote could not deploy onboard to the emulated board")
     uart.mark()  # mpremote's reset: wait for the board to come up again
