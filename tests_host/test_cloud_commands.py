@@ -42,6 +42,33 @@ def test_imp_enroll_with_a_wrong_key_is_one_line_and_exit_1(cloudsim):
                                   "missing or wrong API key (Basic)")
 
 
+def test_imp_enroll_to_a_board_stores_the_pair_where_its_runtime_reads_it_and_never_shows_it(
+        cloudsim, tmp_path, monkeypatch, capsys, mpy):
+    # (the board: a folder, with the library; the fake mpremote logs each command line)
+    import argparse
+    import shutil
+
+    from conftest import LIB
+    from fakeboard import fake_mpremote
+
+    from onboard_cli import clouds
+
+    board = tmp_path / "board"
+    shutil.copytree(LIB / "onboard", board / "onboard",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(clouds, "mpremote", lambda: fake_mpremote(board))
+    clouds.imp(argparse.Namespace(api=f"https://127.0.0.1:{cloudsim.https_port}/imp",
+                                  ca=str(cloudsim.dir / "ca.pem"), timeout=15,
+                                  api_key=cloudsim.admin_token, plan_id=None, port="fake"))
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["written_to"] == "fake" and "token_id" not in shown
+    token = "0x%016x" % int(cloudsim.clouds["imp"].enrolments[-1][1], 16)
+    stored = mpy.run(f"from onboard.store import Store\n"
+                     f"print(Store({str(board / 'onboard.json')!r}).get('enrol'))").lines[-1]
+    assert token in stored and shown["plan_id"] in stored
+    assert token not in (tmp_path / "board.argv").read_text()
+
+
 def test_blynk_provision_reconfigure_reprovision(cloudsim):
     prov = ok(onboard(cloudsim, "blynk", "provision-token", f"--token={cloudsim.admin_token}",
                       "--org", "1", "--owner", "1"))

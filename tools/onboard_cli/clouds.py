@@ -7,9 +7,11 @@ import base64
 import json
 import ssl
 import subprocess
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from .paths import ToolError, mpremote
 
@@ -49,9 +51,14 @@ def canonical(value):
 
 
 def write_to_device(port, code):
-    """Run MicroPython code on a board through mpremote."""
-    proc = subprocess.run(mpremote() + ["connect", port, "exec", code],
-                          capture_output=True, text=True, timeout=60)
+    """Run MicroPython code on a board through mpremote: from a script in a
+    private temporary folder, not on mpremote's command line, which any
+    process on the host may read (the code carries credentials)."""
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "write.py"
+        script.write_text(code)
+        proc = subprocess.run(mpremote() + ["connect", port, "run", str(script)],
+                              capture_output=True, text=True, timeout=60)
     if proc.returncode:
         raise ToolError(f"mpremote on {port}: {proc.stderr.strip() or proc.stdout.strip()}")
 
@@ -64,9 +71,10 @@ def imp(args):
     _, doc = request(args, "POST", "/v5/enroll", body, {"Authorization": f"Basic {key}"})
     plan, token = canonical(doc["plan_id"]), canonical(doc["token_id"])
     if args.port:
-        write_to_device(args.port, "from onboard.store import Store\n"
+        # (the store where the board's runtime reads it: its board.py says)
+        write_to_device(args.port, "import board\nfrom onboard.store import Store\n"
                         "from onboard.clouds import imp\n"
-                        f"imp.set_enrol_tokens(Store(), {plan!r}, {token!r})")
+                        f"imp.set_enrol_tokens(Store(board.store_path()), {plan!r}, {token!r})")
         show({"plan_id": plan, "written_to": args.port})
     else:
         show({"plan_id": plan, "token_id": token})
