@@ -1,4 +1,6 @@
 # The device: load the board and the config, run onboard's state machine.
+import sys
+
 import board
 
 from onboard.runtime import main
@@ -10,9 +12,11 @@ def start(rt):
     try:
         from app import start
     except ImportError as e:
-        # "no module named 'app'" or "can't import name start": no app.py, or
-        # one without a start (short ends: each a name interned, not a string kept)
-        if e.args[0][-6:] in (" 'app'", " start"):
+        # no app.py ("no module named 'app'": a short end, a name interned, not a
+        # string kept), or one without a start (app was imported: it is in
+        # sys.modules, which keeps no module whose import failed, such as an app
+        # whose own "from x import start" did)
+        if e.args[0][-6:] == " 'app'" or "app" in sys.modules:
             return
         raise
     start(rt)

@@ -67,7 +67,9 @@ def test_a_publish_with_a_qos_mqtt_does_not_carry_is_refused_at_the_apps_call(
     "def start(rt):\n    raise RuntimeError\n",
     "import onboard_no_such_module\n",  # (a module the product forgot to deploy)
     "raise ValueError\n",
-], ids=["its start raises", "a module it imports is missing", "it raises at import"])
+    "from sys import start\n",  # (its own import of a start failed: not "an app without one")
+], ids=["its start raises", "a module it imports is missing", "it raises at import",
+        "its own import of a start fails"])
 def test_an_app_that_raises_in_start_or_at_its_import_is_an_internal_error_704_kept_on_the_flash(
         app, device, tmp_path):
     # (an app whose import fails is neither skipped, the device online as if it had
