@@ -78,6 +78,17 @@ def test_wifi_down_for_a_while_backs_off_keeps_credentials_and_comes_back(device
     d.wait_state("RUNNING", timeout=30)
 
 
+def test_back_online_after_a_failure_the_error_is_cleared_on_the_flash_too(device, cloudsim):
+    # (board_info and the next boot read the flash's: an error past is not shown as now)
+    d, _ = online_blynk(device, cloudsim, backoff={"base": 0.2, "cap": 1})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    d.wait_note("retry_in")
+    assert d.store()["state"]["last_error"] in (701, 720)
+    d.set_radio(DEFAULT_RADIO)
+    assert d.wait_state("RUNNING", timeout=30)["last_error"] == 0
+    assert d.store()["state"]["last_error"] == 0  # (read back through Store)
+
+
 def test_while_the_wifi_stays_down_each_retry_counts_one_more_attempt(device, cloudsim):
     d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
     d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
@@ -357,6 +368,22 @@ def seed_flash(mpy, tmp_path, **sections):
     puts = "\n".join(f"s.put({name!r}, **{fields!r})" for name, fields in sections.items())
     mpy.run(f"from onboard.store import Store\ns = Store({str(flash / 'onboard.json')!r})\n"
             + puts)
+
+
+def test_a_reset_during_a_trial_lets_go_of_the_trials_code(device, mpy, tmp_path):
+    # new settings on trial keep failing (this config reaches no cloud: a failure
+    # that may pass, tried again for trial_s); the 10 s hold resets the device,
+    # and setup mode holds none of the trial's code
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+               cloud={"token": "O" * 32},
+               state={"pending": {"ssid": "cafe", "password": "", "ip": None,
+                                  "cloud": {"token": "N" * 32}}})
+    d = device(config={"trial_s": 600, "backoff": {"base": 0.2, "cap": 0.5},
+                       "report_heap": True})
+    assert "trial" in d.wait_note("retry_in")["loaded"]  # (on trial: its code is held)
+    d.press(10500)
+    d.wait_state("RESET_CONFIG", timeout=20)
+    assert "trial" not in d.wait_state("WAIT_CONFIG")["loaded"]
 
 
 def test_a_stored_state_the_runtime_cannot_read_is_error_704(device, mpy, tmp_path):
