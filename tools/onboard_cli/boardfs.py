@@ -1,14 +1,15 @@
-"""Files onto a board's filesystem through mpremote's `exec`, as `onboard
-deploy` and `onboard test-device` copy them.
+"""Files onto a board's filesystem through mpremote's `exec` and `run`, as
+`onboard deploy` and `onboard test-device` copy them.
 
 mpremote's own `fs cp` sends each file as repr() of 256-byte pieces, one
 exchange with the board per piece, plus several exchanges per file to stat
 and hash it: a .mpy file (many \\x escapes) crosses the line at about 2.3
 times its size. Here a file goes base64-encoded (4/3 of its size) in pieces
-of up to CHUNK bytes, one exchange each, and only the files the board lacks
-or holds otherwise are sent: one exchange first lists the hashes of the
-files the board already has. On the emulated ESP32 the whole library takes
-about a third of the time mpremote's recursive copy takes."""
+of up to CHUNK bytes, one exchange (a script mpremote runs) each, and only
+the files the board lacks or holds otherwise are sent: one exchange first
+lists the hashes of the files the board already has. On the emulated ESP32
+the whole library takes about a third of the time mpremote's recursive
+copy takes."""
 
 import binascii
 import hashlib
