@@ -34,7 +34,7 @@ ESP32_FIRMWARE ?= $(ESP32_QEMU)/ESP32_GENERIC-20250415-v1.25.0.bin
 export QEMU QEMU_ROMS ESP32_FIRMWARE
 ESP32_FLASH ?= build/esp32/flash.bin
 HAVE_EMULATOR := test -x "$(QEMU)" -a -f "$(QEMU_ROMS)/esp32-v3-rom.bin" -a -f "$(ESP32_FIRMWARE)"
-ESP32_TESTS = ONBOARD_ESP32=1 $(PYTHON) -m pytest -q -s tests_host/test_esp32.py
+ESP32_TESTS = ONBOARD_ESP32=1 $(PYTHON) -m pytest -q -s --durations=12 tests_host/test_esp32.py
 NO_EMULATOR = no emulated ESP32 at $(ESP32_QEMU) (set QEMU=, QEMU_ROMS=, ESP32_FIRMWARE=)
 
 .PHONY: help setup sim test lint typecheck build romfs bench test-device deploy firmware flash fleet \
@@ -75,8 +75,9 @@ sim: setup
 	$(BIN)/onboard sim $(ARGS)
 
 # With the emulator, test-esp32 runs beside the host tests (its output is
-# printed after theirs): one after the other took 12-13 minutes on 2 cores,
-# side by side under 10. Both wait on other processes much of the time.
+# printed after theirs, ending with its twelve slowest tests). On a 2-core
+# machine the ESP32 half alone takes about 10 minutes and the host half 9;
+# side by side they share the cores, and the whole took 13-16 minutes.
 test: setup lint typecheck
 	@if $(HAVE_EMULATOR); then \
 		$(BIN)/onboard build >/dev/null || exit 1; \
