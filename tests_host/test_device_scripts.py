@@ -77,18 +77,13 @@ def run_test_device():
     device_tests.main(args)
 
 
-def library(build):
-    return {str(p.relative_to(build)): p.read_bytes() for p in (build / "onboard").rglob("*")
-            if p.is_file()}
-
-
 def test_test_device_copies_what_the_scripts_need_and_every_script_passes(tmp_path, monkeypatch,
                                                                          capsys):
     board, build = fake_board(tmp_path, monkeypatch)
     run_test_device()
     assert capsys.readouterr().out.endswith("all device tests passed\n")
     on_board = held(board)
-    assert {p: b for p, b in on_board.items() if p.startswith("onboard/")} == library(build)
+    assert {p: b for p, b in on_board.items() if p.startswith("onboard/")} == held(build)
     assert {"tinytest.py", "ramblock.py", "test_params.json", "test_ca.pem",
             "test_stranger_ca.pem"} <= set(on_board)
     assert not any(name.endswith(".key") for name in on_board)  # the servers' keys stay here
@@ -104,7 +99,7 @@ def test_test_device_copies_only_the_library_files_the_board_lacks_or_holds_othe
     copied = written(board, run_test_device)
     clouds = [str(f.relative_to(build)) for f in (build / "onboard" / "clouds").glob("*.py")]
     assert [c for c in copied if c.startswith("onboard/")] == sorted(["onboard/store.py", *clouds])
-    assert {p: b for p, b in held(board).items() if p.startswith("onboard/")} == library(build)
+    assert {p: b for p, b in held(board).items() if p.startswith("onboard/")} == held(build)
 
 
 def test_test_device_copies_the_whole_library_when_the_board_cannot_list_it(tmp_path,
@@ -117,5 +112,5 @@ def test_test_device_copies_the_whole_library_when_the_board_cannot_list_it(tmp_
     monkeypatch.setattr(boardfs, "_LISTING", "import hashlib\nhashlib.sha999()\n")
     (board / "onboard" / "store.py").write_text("# an older one\n")
     copied = written(board, run_test_device)
-    assert [c for c in copied if c.startswith("onboard/")] == sorted(library(build))
-    assert {p: b for p, b in held(board).items() if p.startswith("onboard/")} == library(build)
+    assert [c for c in copied if c.startswith("onboard/")] == sorted(held(build))
+    assert {p: b for p, b in held(board).items() if p.startswith("onboard/")} == held(build)

@@ -465,14 +465,14 @@ def start_board(boards, tmp_path, sim, config, flash=None, extra=(), built=FIRMW
     network verifies them. app: the product's own app.py, written beside them;
     more: more files, {name on the flash: host path}."""
     from onboard_cli.build import stamp_build
+    from onboard_cli.deploy import files as deploy_files
     from onboard_cli.paths import tool
 
     (tmp_path / "config.json").write_text(json.dumps(config))
     flash = flash or tmp_path / "flash.bin"
     if not flash.exists():
         esp32.make_flash(flash, esp32.emulator()[2])
-        files = esp32.deploy_files(esp32.DEFAULT_BOARD, tmp_path / "config.json",
-                                   sim.dir / "ca.pem")
+        files = deploy_files(esp32.DEFAULT_BOARD, tmp_path / "config.json", sim.dir / "ca.pem")
         stamp_build(tool("mpy-cross"), tmp_path / "_build.mpy", built)
         files["onboard/_build.mpy"] = tmp_path / "_build.mpy"
         if app:

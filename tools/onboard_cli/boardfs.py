@@ -52,6 +52,13 @@ def W(p, b, m, n):
 """
 
 
+def tree(folder):
+    """{path on the board: host file} of the files in folder, named from its
+    parent: folder onboard/ holds onboard/store.mpy, ..."""
+    return {"/".join(f.relative_to(folder.parent).parts): f
+            for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
 def listing(base, paths):
     """{path: sha256 hex} of the paths the board (mpremote command line base)
     holds; None when the board cannot list them (a firmware without hashlib)."""

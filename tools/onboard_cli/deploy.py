@@ -102,12 +102,7 @@ def files(board, config, ca=None, clouds=(), romfs=False, cert=None, key=None):
     and main.py, the config as config.json; ca, cert, key: host files written
     as ca.pem, device.pem and device.key."""
     boards = board_files(board)  # (checked with romfs too: a typo'd board is said at once)
-    out = {}
-    if not romfs:
-        folder = library(clouds)
-        out = {"/".join(f.relative_to(folder.parent).parts): f
-               for f in sorted(folder.rglob("*")) if f.is_file()}
-        out.update(boards)
+    out = {} if romfs else {**boardfs.tree(library(clouds)), **boards}
     out.update({"boot.py": ROOT / "firmware" / "boot.py", "main.py": ROOT / "firmware" / "main.py",
                 "config.json": Path(config)})
     for src, dst in ((ca, "ca.pem"), (cert, "device.pem"), (key, "device.key")):

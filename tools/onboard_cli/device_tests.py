@@ -36,9 +36,7 @@ def copy_commands(base, extra, folder):
     the board lacks or holds otherwise, from one listing of their hashes on
     the board (all of them when it cannot list them). Files the board holds
     beyond them are left. folder: where their pieces wait (boardfs.write)."""
-    library = BUILD / "onboard"
-    files = {"/".join(f.relative_to(BUILD).parts): f
-             for f in sorted(library.rglob("*")) if f.is_file()}
+    files = boardfs.tree(BUILD / "onboard")
     files.update({f.name: f for f in [TESTS_DEVICE / h for h in HELPERS] + list(extra)})
     stale = boardfs.stale(files, boardfs.listing(base, files))
     copied = sum(p.startswith("onboard/") for p in stale)

@@ -111,13 +111,6 @@ def has_onboard(flash):
     return fs is not None and _exists(fs, "main.py") and _exists(fs, "onboard/runtime.mpy")
 
 
-def deploy_files(board, config, ca=None):
-    """{path on the board: host file} as `onboard deploy` writes them."""
-    from .deploy import files
-
-    return files(board, config, ca)
-
-
 def write_files(flash, files):
     """Write these files into the flash image's filesystem (offline, before boot),
     beside what it holds; a flash without one gets a new filesystem."""
@@ -347,9 +340,10 @@ def run(args):
     deploy = None
     if not args.bare and not has_onboard(flash):
         from .build import build
+        from .deploy import files as deploy_files
 
         build()
-        files = deploy_files(args.board, args.config, args.ca)
+        files = deploy_files(args.board, args.config, args.ca)  # (as `onboard deploy` writes them)
         if args.offline:
             write_files(flash, files)
         else:
@@ -382,7 +376,7 @@ def run(args):
         listener.listen(1)
         threading.Thread(target=uart.serve, args=(listener,), daemon=True).start()
         if deploy:
-            mpremote_deploy(uart, repl_port, args, proc)
+            mpremote_deploy(uart, repl_port, deploy, proc)
         # up: at the REPL prompt, or running onboard (mpremote's Ctrl-C reaches it)
         if not uart.wait_for((b">>> ", b"@event "), BOOT_TIMEOUT):
             raise ToolError("the board did not come up (no REPL prompt, no event)")
@@ -396,8 +390,9 @@ def run(args):
             listener.close()
 
 
-def mpremote_deploy(uart, repl_port, args, proc):
-    """onboard onto the freshly booted board as `onboard deploy` does (mpremote)."""
+def mpremote_deploy(uart, repl_port, files, proc):
+    """files ({path on the board: host file}) onto the freshly booted board as
+    `onboard deploy` writes them (mpremote)."""
     from .deploy import commands
 
     # the first boot formats the filesystem, then the REPL prompt comes
@@ -405,8 +400,7 @@ def mpremote_deploy(uart, repl_port, args, proc):
         raise ToolError("the board showed no REPL prompt")
     began = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
-        cmd = commands(f"socket://127.0.0.1:{repl_port}",
-                       deploy_files(args.board, args.config, args.ca), folder)
+        cmd = commands(f"socket://127.0.0.1:{repl_port}", files, folder)
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr,
                               stderr=sys.stderr)
     if done.returncode or proc.poll() is not None:
