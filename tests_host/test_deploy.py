@@ -237,12 +237,15 @@ def test_onboards_mpremote_runs_mpremote_itself():
 class BusyBoard:
     """A board's raw REPL on a socket (mpremote's socket://), as MicroPython
     answers it, except that it is deaf to the first Ctrl-C: a board too busy
-    to answer it within mpremote's 10 s."""
+    to answer it within mpremote's 10 s. hung: it hears the first Ctrl-C, and
+    once a script has come it says OK and then nothing more (a board that
+    hangs mid-script)."""
 
-    def __init__(self):
+    def __init__(self, hung=False):
         import socket
         import threading
 
+        self.hung = hung
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
         self.ran = []
@@ -255,7 +258,7 @@ class BusyBoard:
             while byte := conn.recv(1):
                 if byte == b"\x03":
                     heard, line = heard + 1, b""
-                elif heard < 2:
+                elif heard < 2 - self.hung:
                     continue  # busy: the first Ctrl-C, and what follows it, go unheard
                 elif byte == b"\x01":
                     raw, line = True, b""
@@ -270,7 +273,7 @@ class BusyBoard:
                 elif byte == b"\x04" and raw:
                     self.ran.append(line.strip().decode())
                     line = b""
-                    conn.sendall(b"OK\x04\x04>")
+                    conn.sendall(b"OK" if self.hung else b"OK\x04\x04>")
                 elif raw:
                     line += byte
 
@@ -288,3 +291,21 @@ def test_onboards_mpremote_sends_ctrl_c_again_to_a_board_that_did_not_hear_the_f
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert board.ran == ["x = 1"]
+
+
+def test_onboards_mpremote_gives_up_on_a_board_that_falls_silent_mid_script():
+    # mpremote's exec and run wait for a script's end with no bound: a deploy
+    # to a board that hung mid-script never ended. Here it ends, failed, after
+    # the step's silence (2 s, set as a user with a slow board sets it)
+    import os
+    import subprocess
+
+    from onboard_cli.paths import mpremote
+
+    board = BusyBoard(hung=True)
+    done = subprocess.run(mpremote() + ["connect", f"socket://127.0.0.1:{board.port}",
+                                        "exec", "x = 1"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "ONBOARD_MPREMOTE_STEP_S": "2"})
+    assert board.ran == ["x = 1"]
+    assert done.returncode != 0
+    assert "timeout waiting for first EOF reception" in done.stdout + done.stderr

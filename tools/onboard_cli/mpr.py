@@ -16,12 +16,20 @@ Improv reader, which first loads its code; the emulated ESP32 answers in
 0.3 s idle and in 3 s beside four busy processes on this 2-core machine,
 and once in CI, beside the host tests, not within the 10 s: test-device
 failed with "could not enter raw repl". Here a board that has not answered
-is sent Ctrl-C again, for up to STEP_TIMEOUT."""
+is sent Ctrl-C again, for up to STEP_TIMEOUT.
 
+mpremote's `exec` and `run` wait for the script's end with no bound at all:
+a board that went silent mid-script (hung, or its line wedged) held
+`onboard deploy` for good. Here they too end after STEP_TIMEOUT of silence.
+
+ONBOARD_MPREMOTE_STEP_S sets STEP_TIMEOUT (seconds; 120 when unset)."""
+
+import os
 import sys
 import time
 
-STEP_TIMEOUT = 120  # seconds of silence one step of mpremote's may take
+# seconds of silence one step of mpremote's may take
+STEP_TIMEOUT = float(os.environ.get("ONBOARD_MPREMOTE_STEP_S") or 120)
 
 
 def main():
@@ -31,11 +39,16 @@ def main():
 
     exec_raw = SerialTransport.exec_raw
     enter_raw_repl = SerialTransport.enter_raw_repl
+    follow = SerialTransport.follow
 
     def patient_exec_raw(self, command, timeout=10, data_consumer=None):
         if timeout is not None:
             timeout = max(timeout, STEP_TIMEOUT)
         return exec_raw(self, command, timeout=timeout, data_consumer=data_consumer)
+
+    def bounded_follow(self, timeout, data_consumer=None):
+        # (exec and run pass None: wait for the script's output for ever)
+        return follow(self, STEP_TIMEOUT if timeout is None else timeout, data_consumer)
 
     def patient_enter_raw_repl(self, soft_reset=True, timeout_overall=10):
         # each try starts over with Ctrl-C, so a late answer to the last one is harmless
@@ -50,6 +63,7 @@ def main():
 
     SerialTransport.exec_raw = patient_exec_raw
     SerialTransport.enter_raw_repl = patient_enter_raw_repl
+    SerialTransport.follow = bounded_follow
     return mpremote_main.main()
 
 
