@@ -554,8 +554,8 @@ def deafen(board, seconds=10):
     comes: the board is not deafened (seen: half the stops of a board printing
     without pause, in each of which its scans still found the networks, while
     every other stop deafened it; once in CI, a Blynk life whose board never
-    noticed a fault). So each stop is checked, and one that
-    stopped QEMU's main loop is undone and made again."""
+    noticed a fault). So each stop is checked, and one that stopped QEMU's
+    main loop is undone and made again."""
     if not os.access(FREEZER, os.W_OK):
         pytest.skip(f"the board's CPUs cannot be stopped here: no writable {FREEZER}")
     pid = board.ready["qemu_pid"]
@@ -584,10 +584,12 @@ def deafen(board, seconds=10):
 
 
 def main_loop_waits_on_a_lock(pid):
-    """Whether QEMU's main thread (the process's first), read ten times over
+    """Whether QEMU's main thread (the process's first), read every 20 ms for
     the half second after its CPU threads stopped, mostly waits on a lock (a
-    futex) rather than in its poll: its main loop wakes many times a second, so
-    by then it has met the global lock if a stopped CPU thread holds it."""
+    futex) rather than in its poll in the last ten readings: its main loop
+    wakes many times a second, so by then it has met the global lock if a
+    stopped CPU thread holds it. (A kernel that shows no wait channel reads
+    as never waiting: the freeze is then taken as it is, as before.)"""
     waits = []
     for _ in range(25):
         time.sleep(0.02)  # (sampling: a thread's state can only be read, not awaited)
