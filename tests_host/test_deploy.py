@@ -2,6 +2,7 @@
 
 import shutil
 import time
+from contextlib import contextmanager
 
 import pytest
 from fakeboard import fake_mpremote, held, written
@@ -163,9 +164,10 @@ with open(out, "wb") as f:
 """
 
 
-def test_a_module_being_compiled_is_read_whole_meanwhile_the_old_or_the_new(tmp_path):
-    # a device booting from build/ or a deploy copying it, while another
-    # process of make test builds: never half a file
+@contextmanager
+def compiling_halfway(tmp_path):
+    """build/onboard/m.mpy (old, whole) while compile_one has written half of
+    its new output: yields m.mpy's path; the compiler finishes on leaving."""
     import sys
     import threading
 
@@ -187,12 +189,30 @@ def test_a_module_being_compiled_is_read_whole_meanwhile_the_old_or_the_new(tmp_
         while not halfway.exists():  # the compiler has written half of its output
             assert time.monotonic() < deadline and done.is_alive(), "the compiler never started"
             time.sleep(0.01)
-        assert dst.read_bytes() == b"old, whole"
+        yield dst
     finally:
         go_on.touch()
         done.join(60)
+
+
+def test_a_module_being_compiled_is_read_whole_meanwhile_the_old_or_the_new(tmp_path):
+    # a device booting from build/ or a deploy copying it, while another
+    # process of make test builds: never half a file
+    with compiling_halfway(tmp_path) as dst:
+        assert dst.read_bytes() == b"old, whole"
     assert dst.read_bytes() == b"new, first half and second half"
     assert [p.name for p in dst.parent.iterdir()] == ["m.mpy"]  # nothing left beside it
+
+
+def test_a_deploys_files_made_while_a_build_compiles_are_the_modules_not_the_part(tmp_path):
+    # make test's ESP32 half listed build/onboard while the host half built:
+    # the half-compiled module's temporary file was in the list, and gone
+    # (put in place) by the time it was read (CI at 231f1c7)
+    from onboard_cli import boardfs
+
+    with compiling_halfway(tmp_path) as dst:
+        listed = boardfs.tree(dst.parent)
+    assert listed == {"onboard/m.mpy": dst}
 
 
 def test_deploy_to_romfs_copies_firmware_and_config_but_not_the_library(tmp_path):

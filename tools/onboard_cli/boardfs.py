@@ -16,6 +16,8 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+from .build import PART
+
 CHUNK = 3072  # file bytes per exchange: 4 KB of base64 the board compiles and decodes
 
 # run on the board: "file PATH SHA256" for each of PATHS it holds
@@ -54,9 +56,12 @@ def W(p, b, m, n):
 
 def tree(folder):
     """{path on the board: host file} of the files in folder, named from its
-    parent: folder onboard/ holds onboard/store.mpy, ..."""
+    parent: folder onboard/ holds onboard/store.mpy, ... A module another
+    build is compiling meanwhile (its .part file, put in place in one step
+    once whole) is not one of them: make test builds in one process while
+    another copies build/ onto a board."""
     return {"/".join(f.relative_to(folder.parent).parts): f
-            for f in sorted(folder.rglob("*")) if f.is_file()}
+            for f in sorted(folder.rglob("*")) if f.is_file() and not f.name.endswith(PART)}
 
 
 def listing(base, paths):
