@@ -159,7 +159,7 @@ def test_a_week_long_token_comes_online_on_a_32_bit_build(device, sz, monkeypatc
     # 32-bit build does; the 64-bit Unix port takes any. A week's token is renewed in
     # 6.5 days: the device waits what the board takes and renews early, never more
     # (the emulated ESP32 shows the same: test_esp32's Spoke Zone life)
-    from bench.heap import micropython32
+    from onboard_cli.paths import micropython32
 
     m32 = micropython32()
     if m32 is None:

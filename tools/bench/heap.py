@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from onboard_cli.paths import ROOT
+from onboard_cli.paths import micropython32
 
 from . import network as N
 from . import stock
@@ -59,11 +59,6 @@ BEFORE_14 = {
 }
 BEFORE_14_LIFE = {"64-bit": {"spokezone": 114_944, "allthingstalk": 91_392, "plgd": 104_448},
                   "32-bit": {"spokezone": 86_528, "allthingstalk": 56_576, "plgd": 69_376}}
-
-
-def micropython32():
-    path = os.environ.get("MICROPYTHON32") or ROOT.parent / "shared" / "tools" / "micropython32"
-    return Path(path) if Path(path).is_file() and os.access(path, os.X_OK) else None
 
 
 @contextmanager

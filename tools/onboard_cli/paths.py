@@ -38,6 +38,14 @@ def micropython():
     return os.environ.get("MICROPYTHON") or tool("micropython")
 
 
+def micropython32():
+    """The 32-bit build of the Unix port (an ESP32's pointers, small ints and
+    ticks range): MICROPYTHON32, else ../shared/tools/micropython32; None
+    when there is none."""
+    path = os.environ.get("MICROPYTHON32") or ROOT.parent / "shared" / "tools" / "micropython32"
+    return Path(path) if Path(path).is_file() and os.access(path, os.X_OK) else None
+
+
 def run_micropython(script, path, heapsize=None, timeout=120, cwd=None):
     """Run a MicroPython source text with `path` folders on MICROPYPATH."""
     cmd = [micropython()]
