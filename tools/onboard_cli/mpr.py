@@ -37,18 +37,14 @@ def main():
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
 
-    exec_raw = SerialTransport.exec_raw
     enter_raw_repl = SerialTransport.enter_raw_repl
     follow = SerialTransport.follow
 
-    def patient_exec_raw(self, command, timeout=10, data_consumer=None):
-        if timeout is not None:
-            timeout = max(timeout, STEP_TIMEOUT)
-        return exec_raw(self, command, timeout=timeout, data_consumer=data_consumer)
-
-    def bounded_follow(self, timeout, data_consumer=None):
-        # (exec and run pass None: wait for the script's output for ever)
-        return follow(self, STEP_TIMEOUT if timeout is None else timeout, data_consumer)
+    def patient_follow(self, timeout, data_consumer=None):
+        # every wait for a step's output: each step (exec_raw, with 10 s) and
+        # exec's and run's scripts (None: for ever) get STEP_TIMEOUT of silence
+        timeout = STEP_TIMEOUT if timeout is None else max(timeout, STEP_TIMEOUT)
+        return follow(self, timeout, data_consumer)
 
     def patient_enter_raw_repl(self, soft_reset=True, timeout_overall=10):
         # each try starts over with Ctrl-C, so a late answer to the last one is harmless
@@ -61,9 +57,8 @@ def main():
                     raise
                 sys.stderr.write("mpremote: the board has not answered yet, Ctrl-C again\n")
 
-    SerialTransport.exec_raw = patient_exec_raw
+    SerialTransport.follow = patient_follow
     SerialTransport.enter_raw_repl = patient_enter_raw_repl
-    SerialTransport.follow = bounded_follow
     return mpremote_main.main()
 
 
