@@ -4,9 +4,11 @@ device configured through its portal against cloudsim's CoAP gateway
 faults. Observed from outside: the gateway's events, the C2C API, the flash
 read back through Store."""
 
+import contextlib
 import gc
 import json
 import shutil
+import socket
 import threading
 import time
 import urllib.parse
@@ -827,7 +829,6 @@ class Blackhole:
     while both connections stay open (a link gone silent)."""
 
     def __init__(self, port):
-        import socket
         self.target, self.silent = port, threading.Event()
         self.dropped = 0  # chunks from the device not passed on while silent
         self.ended = []  # dropped, when each of the device's connections ended
@@ -839,7 +840,6 @@ class Blackhole:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
-        import socket
         while True:
             try:
                 a, _ = self.lsock.accept()
@@ -867,6 +867,11 @@ class Blackhole:
             if not to_device:  # silent (nothing closes)
                 self.ended.append(self.dropped)
             if not (self.silent.is_set() and to_device):
+                # shut down first: a close alone, while the other pump waits
+                # in this socket's recv, sends no FIN until that recv returns
+                # (the device learnt of the end only when it next sent)
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_RDWR)
                 dst.close()
 
     def close(self):
