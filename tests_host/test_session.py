@@ -238,6 +238,36 @@ def test_a_memory_error_is_raised_to_the_runtime_not_made_a_failure_of_the_cloud
     assert run.stdout.strip().endswith("MemoryError:"), run.stdout
 
 
+def test_a_memory_error_in_the_network_check_is_raised_to_the_runtime_not_read_as_a_lost_network(
+        mpy):
+    # the watcher's check of the station failing ends the session as a
+    # failure of the session does: raised to the runtime (704, a reboot),
+    # not a lost network (701) with the same short heap kept for the next try
+    run = mpy.run(session_script({"renew_s": 60}).replace("""
+class Station:  # joined, and it stays so
+    def isconnected():
+        return True
+""", """
+class Station:  # joined; its third check finds no room on the heap
+    checks = 0
+
+    def isconnected():
+        Station.checks += 1
+        if Station.checks == 3:
+            raise MemoryError
+        return True
+""").replace("""
+    retry = await (session.run(rt) if ATTEMPT is None else session.online(rt, ATTEMPT))
+""", """
+    try:
+        retry = await session.go_online(rt)
+    except MemoryError:
+        retry = "MemoryError raised"
+"""))
+    got = json.loads(run.stdout.splitlines()[-1])
+    assert (got["retry"], got["errors"], got["said"]) == ("MemoryError raised", [], ["online"])
+
+
 def test_a_refusal_without_a_code_is_703_and_setup_mode(mpy):
     got = run_session(mpy, ("rejected", ["activation"]))
     assert (got["retry"], got["errors"], got["setup"]) == (None, [703], True)

@@ -69,6 +69,9 @@ async def go_online(rt):
     except asyncio.CancelledError:
         if rt.setup_requested:
             return None
+        failed = await watch  # (the session has ended: so does its watcher)
+        if failed:
+            raise failed from None  # its check failed, not the network: the runtime's (704)
         log.warn(_TAG, "network lost")
         if rt.trial():
             from onboard.trial import end
@@ -98,15 +101,18 @@ async def watch_network(rt, task):
     # outlived (seen in CI: a press of the button left the device RUNNING,
     # its session never cancelled) would otherwise leave it online for good.
     # A check that fails (a MemoryError on a short heap) ends the session too:
-    # this task ended by it would leave the session unwatched for good
+    # this task ended by it would leave the session unwatched for good.
+    # Returns that failure: go_online raises it (a reboot mends a short heap)
+    failed = None
     try:
         while rt.station().isconnected() and not rt.setup_requested:
             await asyncio.sleep_ms(100)
     except Exception as e:  # noqa: BLE001
-        log.warn(_TAG, "network check failed: %s", type(e).__name__)
+        failed = e
     while not task.done():
         task.cancel()
         await asyncio.sleep_ms(100)
+    return failed
 
 
 def session_tls(rt):
