@@ -1043,11 +1043,15 @@ def identity(sim, tmp_path, di, usages=None, der=False):
 
 def refused_at_the_handshake(device, tmp_path, sim, **config):
     """A device configured through its portal, up to its first retry: (the
-    device, the gateway's events since it started)."""
+    device, the gateway's events since it started). The refusal is a
+    failure to reach the cloud, retried (702), as a TLS alert reads on the
+    firmware too: neither 711 (it is not the server's certificate) nor 703
+    (the alert does not say the certificate is at fault)."""
     since = time.monotonic()
     d = plgd_device(device, tmp_path, sim, **config)
     configure(d, **fields(sim))
-    d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
+    retry = d.wait_for(lambda e: e["state"] == "CONNECTING_CLOUD" and "retry_in" in e, "a retry")
+    assert retry["last_error"] == 702, retry
     return d, [e for t, e, _ in list(sim.gateway.events) if t >= since]
 
 
@@ -1092,6 +1096,20 @@ def test_a_device_without_a_certificate_is_refused_where_one_is_required(
     d, events = refused_at_the_handshake(device, tmp_path, cloudsim)
     assert "signup" not in events
     assert "at" in d.store()["cloud"]  # (the code kept, not spent)
+
+
+def test_a_certificate_another_ca_issued_is_refused_at_the_handshake(device, tmp_path,
+                                                                     cloudsim):
+    from cloudsim.pki import CA
+
+    di = "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c"
+    cert, key = CA("not the hub's CA").issue_device(di)
+    (tmp_path / "device.pem").write_bytes(cert)
+    (tmp_path / "device.key").write_bytes(key)
+    _, events = refused_at_the_handshake(device, tmp_path, cloudsim,
+                                         cert=str(tmp_path / "device.pem"),
+                                         key=str(tmp_path / "device.key"))
+    assert events == []  # (no request got through)
 
 
 @pytest.mark.parametrize("usages", [[ExtendedKeyUsageOID.CLIENT_AUTH],
