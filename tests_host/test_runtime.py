@@ -128,18 +128,22 @@ def test_a_network_lost_while_online_is_701_and_waits_a_backoff_before_joining_a
     assert (first.get("retry_in") is not None, first["last_error"]) == (True, 701)
 
 
-def test_a_network_check_that_fails_while_online_ends_the_session_and_it_comes_back(device,
-                                                                                   cloudsim):
+def test_a_network_check_that_fails_while_online_is_704_and_a_reboot_that_comes_back(device,
+                                                                                    cloudsim):
     # the stand-in radio raises on a network of an unknown security (as the
     # firmware's isconnected() may raise a MemoryError on a short heap): the
-    # session ends as for a lost network, instead of staying online unwatched
+    # session ends, and as for a MemoryError of the session itself the device
+    # shows ERROR 704 and reboots (a reboot mends a short heap), instead of
+    # staying online unwatched or retrying on the same heap as a lost network
     d, _ = online_blynk(device, cloudsim, backoff={"base": 0.05, "cap": 0.1})
     d.set_radio([{**n, "sec": "BOGUS"} if n["ssid"] == "home" else n for n in DEFAULT_RADIO])
-    first = d.wait_for(lambda e: "retry_in" in e or e["state"] == "CONNECTING_NET",
+    first = d.wait_for(lambda e: "retry_in" in e or e["state"] in ("CONNECTING_NET", "ERROR"),
                        "the session ended")
     d.set_radio(DEFAULT_RADIO)
-    assert first["last_error"] == 701
-    d.wait_state("RUNNING", timeout=30)
+    assert (first["state"], first["last_error"]) == ("ERROR", 704)
+    assert d.store()["state"]["last_error"] == 704  # (read back through Store)
+    d.wait_state("RUNNING", timeout=40)
+    assert d.restarts() == 1
 
 
 def test_the_backoff_never_waits_longer_than_its_cap(device, cloudsim):
