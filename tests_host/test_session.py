@@ -63,7 +63,8 @@ class Station:  # joined, and it stays so
 
 class Profile:
     # a profile whose links have no MQTT and no session of its own: online at once.
-    # Each start takes the next of STARTS: a link, or ("transient"|"rejected", args)
+    # Each start takes the next of STARTS: a link, or ("transient"|"rejected"|"value",
+    # args), or ("memory",)
     starts = 0
 
     async def start(rt):
@@ -75,6 +76,8 @@ class Profile:
             return got
         if got[0] == "memory":
             raise MemoryError
+        if got[0] == "value":
+            raise ValueError(*got[1])
         raise (Transient if got[0] == "transient" else Rejected)(*got[1])
 
 
@@ -266,6 +269,13 @@ class Station:  # joined; its third check finds no room on the heap
 """))
     got = json.loads(run.stdout.splitlines()[-1])
     assert (got["retry"], got["errors"], got["said"]) == ("MemoryError raised", [], ["online"])
+
+
+def test_a_value_error_that_is_not_the_configs_is_702_and_retried(mpy):
+    # (as a CoAP request too large for the gateway's announced size raises):
+    # only the CA's or the device certificate's ValueError is the config's 700
+    got = run_session(mpy, ("value", ["coap: too large"]))
+    assert (got["retry"], got["errors"], got["setup"]) == (0, [702], False)
 
 
 def test_a_refusal_without_a_code_is_703_and_setup_mode(mpy):
