@@ -111,6 +111,16 @@ def test_the_same_change_twice_in_a_function_gets_two_ids():
     assert ids == ["lib/toy.py:f:drop: g(a) -> pass", "lib/toy.py:f:drop: g(a) -> pass #2"]
 
 
+def test_a_skip_picks_the_next_mutants_of_the_same_order_and_none_again():
+    # --max 3 then --max 3 --skip 3: six different mutants, the six of --max 6
+    mutants = mutate.generate("toy", "lib/toy.py", TOY)
+    assert len(mutants) > 6
+    first, second = (mutate._stable_pick(mutants, 3, skip) for skip in (0, 3))
+    ids = [m.id for m in first + second]
+    assert len(ids) == len(set(ids)) == 6
+    assert set(ids) == {m.id for m in mutate._stable_pick(mutants, 6)}
+
+
 def test_equivalent_file_needs_a_reason_on_every_line(tmp_path):
     good = tmp_path / "equivalent.txt"
     good.write_text("# comment\nlib/toy.py:count:number: i = 0 -> i = 1 => i starts below n\n")

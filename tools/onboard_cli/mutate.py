@@ -613,11 +613,13 @@ class Workspace:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _stable_pick(mutants, n):
-    """n mutants spread over the module, the same ones while their ids stay."""
-    if n is None or n >= len(mutants):
+def _stable_pick(mutants, n, skip=0):
+    """n mutants spread over the module, the same ones while their ids stay;
+    skip: after the first `skip` of that order (the next run's share)."""
+    if not skip and (n is None or n >= len(mutants)):
         return mutants
-    ranked = sorted(mutants, key=lambda m: hashlib.sha256(m.id.encode()).hexdigest())[:n]
+    ranked = sorted(mutants, key=lambda m: hashlib.sha256(m.id.encode()).hexdigest())
+    ranked = ranked[skip:] if n is None else ranked[skip:skip + n]
     chosen = {id(m) for m in ranked}
     return [m for m in mutants if id(m) in chosen]
 
@@ -802,7 +804,7 @@ def main(args):
     for name in names:
         path = known[name]
         rel = str(path.relative_to(ROOT))
-        mutants = _stable_pick(generate(name, rel, path.read_text()), args.max)
+        mutants = _stable_pick(generate(name, rel, path.read_text()), args.max, args.skip)
         if args.list:
             print(f"{name}: {len(mutants)} mutants (tests: {' '.join(mapping[name]) or 'none'})")
             for m in mutants:
@@ -904,6 +906,9 @@ def add_parser(sub):
                         "default: all)")
     p.add_argument("--max", type=int, help="at most N mutants per module (the same N while "
                                            "their ids stay)")
+    p.add_argument("--skip", type=int, default=0,
+                   help="leave out the first K of that same order: --max 30 --skip 30 runs "
+                        "the next 30")
     p.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
     p.add_argument("--timeout", type=float, help="seconds per mutant (default: twice the "
                                                  "unmutated run + 30 s)")
