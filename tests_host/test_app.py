@@ -131,3 +131,52 @@ def test_an_apps_task_publishes_through_a_queue_of_eight_and_is_told_false_when_
     said = b"[False, True, True, True, True, True, True, True, False]"
     assert got == ([(topic + "hello", b"online")] + [(topic + "n", b"%d" % n) for n in range(7)]
                    + [(topic + "said", said)])
+
+
+BURST = """
+import asyncio, os
+
+def start(rt):
+    asyncio.create_task(on_cue(rt))
+
+async def on_cue(rt):
+    # the test's cue: a file it makes on the flash, gone once acted on
+    while True:
+        await asyncio.sleep_ms(50)
+        for cue, count in (("burst", 8), ("after", 1)):
+            try:
+                os.remove(cue)
+            except OSError:
+                continue
+            for n in range(count):
+                rt.publish("ds/" + cue, str(n), qos=1)
+"""
+
+
+def test_messages_a_failed_session_left_unsent_are_not_sent_by_the_next_one(device, tmp_path,
+                                                                           cloudsim):
+    # "nothing is kept for later": eight queued while the link had gone
+    # silent, the first waiting for its PUBACK until the session failed;
+    # after the device is back, the first message the broker gets from it
+    # is the one published then, none of the eight
+    from test_plgd import Blackhole
+
+    with_app(tmp_path, BURST)
+    relay = Blackhole(cloudsim.front.tls_port)
+    sent = None
+    try:
+        d, prov = blynk_online(device, cloudsim, port=relay.port, timeout_s=2,
+                               backoff={"base": 0.05, "cap": 0.1})
+        sent = Subscription(cloudsim, f"blynk/{prov['deviceId']}/ds/#", timeout=60)
+        relay.silent.set()
+        (tmp_path / "device0" / "flash" / "burst").write_text("")
+        assert d.wait_for(lambda e: "retry_in" in e, "the session's end")["last_error"] == 702
+        relay.silent.clear()
+        d.wait_state("RUNNING")
+        (tmp_path / "device0" / "flash" / "after").write_text("")
+        first = sent.messages()[0]
+    finally:
+        relay.close()
+        if sent:
+            sent.close()
+    assert first == (f"blynk/{prov['deviceId']}/ds/after", b"0")
