@@ -3,6 +3,7 @@
 Each connection's request (head and body) is recorded decrypted, so a test
 can assert what a client did or did not send."""
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -304,3 +305,60 @@ class TrickledTLS(Server):
             pass
         finally:
             conn.close()
+
+
+class Blackhole:
+    """A TCP relay to a server on loopback's port (plgd's gateway, Blynk's
+    MQTT front) that can stop passing bytes, both ways, while both
+    connections stay open (a link gone silent)."""
+
+    def __init__(self, port):
+        self.target, self.silent = port, threading.Event()
+        self.dropped = 0  # chunks from the device not passed on while silent
+        self.ended = []  # dropped, when each of the device's connections ended
+        self.sockets = []  # both sides of each connection (closed at close())
+        self.connections = 0  # the device's, in all
+        self.to_device = threading.Semaphore(0)  # released for each chunk passed to it
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            b = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [a, b]
+            for src, dst in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src, dst):
+        to_device = dst.getsockname()[1] == self.port  # (the device's side: accepted here)
+        try:
+            while data := src.recv(65536):
+                if not self.silent.is_set():
+                    dst.sendall(data)
+                    if to_device:
+                        self.to_device.release()
+                elif not to_device:
+                    self.dropped += 1
+        except OSError:
+            pass
+        finally:  # one side closed: so does the other, but for the device's while
+            if not to_device:  # silent (nothing closes)
+                self.ended.append(self.dropped)
+            if not (self.silent.is_set() and to_device):
+                # shut down first: a close alone, while the other pump waits
+                # in this socket's recv, sends no FIN until that recv returns
+                # (the device learnt of the end only when it next sent)
+                with contextlib.suppress(OSError):
+                    dst.shutdown(socket.SHUT_RDWR)
+                dst.close()
+
+    def close(self):
+        self.lsock.close()
+        for sock in self.sockets:
+            sock.close()

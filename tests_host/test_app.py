@@ -4,6 +4,7 @@ publishes its own. Seen on the broker's wire, a Blynk device on cloudsim."""
 
 import pytest
 from conftest import Subscription
+from servers import Blackhole
 from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
 
 ECHO = """
@@ -159,8 +160,6 @@ def test_messages_a_failed_session_left_unsent_are_not_sent_by_the_next_one(devi
     # silent, the first waiting for its PUBACK until the session failed;
     # after the device is back, the first message the broker gets from it
     # is the one published then, none of the eight
-    from test_plgd import Blackhole
-
     with_app(tmp_path, BURST)
     relay = Blackhole(cloudsim.front.tls_port)
     sent = None

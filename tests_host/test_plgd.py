@@ -4,11 +4,9 @@ device configured through its portal against cloudsim's CoAP gateway
 faults. Observed from outside: the gateway's events, the C2C API, the flash
 read back through Store."""
 
-import contextlib
 import gc
 import json
 import shutil
-import socket
 import threading
 import time
 import urllib.parse
@@ -18,7 +16,7 @@ import pytest
 from aiocoap import DELETE, GET, POST, PUT, Message
 from aiocoap.numbers.codes import Code
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from servers import eventually
+from servers import Blackhole, eventually
 from test_portal import get, port_of
 from test_profiles import admin, api, configure
 
@@ -822,62 +820,6 @@ def test_a_gateway_certificate_from_another_ca_is_refused_with_711(device, tmp_p
     cloud = d.store()["cloud"]
     assert cloud["at"] and cloud["cps"] == "readytoregister"  # the code is kept for a retry
     assert sum(e == "signup" for _, e, _ in list(cloudsim.gateway.events)) == signups
-
-
-class Blackhole:
-    """A TCP relay to the gateway that can stop passing bytes, both ways,
-    while both connections stay open (a link gone silent)."""
-
-    def __init__(self, port):
-        self.target, self.silent = port, threading.Event()
-        self.dropped = 0  # chunks from the device not passed on while silent
-        self.ended = []  # dropped, when each of the device's connections ended
-        self.sockets = []  # both sides of each connection (closed at close())
-        self.connections = 0  # the device's, in all
-        self.to_device = threading.Semaphore(0)  # released for each chunk passed to it
-        self.lsock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.lsock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.lsock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            b = socket.create_connection(("127.0.0.1", self.target))
-            self.sockets += [a, b]
-            for src, dst in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src, dst):
-        to_device = dst.getsockname()[1] == self.port  # (the device's side: accepted here)
-        try:
-            while data := src.recv(65536):
-                if not self.silent.is_set():
-                    dst.sendall(data)
-                    if to_device:
-                        self.to_device.release()
-                elif not to_device:
-                    self.dropped += 1
-        except OSError:
-            pass
-        finally:  # one side closed: so does the other, but for the device's while
-            if not to_device:  # silent (nothing closes)
-                self.ended.append(self.dropped)
-            if not (self.silent.is_set() and to_device):
-                # shut down first: a close alone, while the other pump waits
-                # in this socket's recv, sends no FIN until that recv returns
-                # (the device learnt of the end only when it next sent)
-                with contextlib.suppress(OSError):
-                    dst.shutdown(socket.SHUT_RDWR)
-                dst.close()
-
-    def close(self):
-        self.lsock.close()
-        for sock in self.sockets:
-            sock.close()
 
 
 def online_through(relay, device, tmp_path, cloudsim):

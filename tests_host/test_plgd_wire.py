@@ -9,8 +9,8 @@ import re
 import threading
 
 import pytest
+from servers import Blackhole
 from test_plgd import (
-    Blackhole,
     device_id,
     events,
     fields,
