@@ -307,7 +307,7 @@ class TrickledTLS(Server):
             conn.close()
 
 
-class Blackhole:
+class Blackhole(Listener):
     """A TCP relay to a server on loopback's port (plgd's gateway, Blynk's
     MQTT front) that can stop passing bytes, both ways, while both
     connections stay open (a link gone silent)."""
@@ -317,23 +317,14 @@ class Blackhole:
         self.dropped = 0  # chunks from the device not passed on while silent
         self.ended = []  # dropped, when each of the device's connections ended
         self.sockets = []  # both sides of each connection (closed at close())
-        self.connections = 0  # the device's, in all
         self.to_device = threading.Semaphore(0)  # released for each chunk passed to it
-        self.lsock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.lsock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()  # (connections: the device's, in all)
 
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.lsock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            b = socket.create_connection(("127.0.0.1", self.target))
-            self.sockets += [a, b]
-            for src, dst in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+    def serve(self, conn):
+        up = socket.create_connection(("127.0.0.1", self.target))
+        self.sockets += [conn, up]
+        threading.Thread(target=self._pump, args=(up, conn), daemon=True).start()
+        self._pump(conn, up)
 
     def _pump(self, src, dst):
         to_device = dst.getsockname()[1] == self.port  # (the device's side: accepted here)
@@ -359,6 +350,6 @@ class Blackhole:
                 dst.close()
 
     def close(self):
-        self.lsock.close()
+        super().close()
         for sock in self.sockets:
             sock.close()
