@@ -121,6 +121,15 @@ def test_a_skip_picks_the_next_mutants_of_the_same_order_and_none_again():
     assert set(ids) == {m.id for m in mutate._stable_pick(mutants, 6)}
 
 
+@pytest.mark.parametrize("option", ["--max", "--skip"])
+def test_a_negative_count_is_refused_naming_its_option(option):
+    onboard = str(Path(sys.executable).with_name("onboard"))
+    run = subprocess.run([onboard, "mutate", "--module", "hex64", option, "-1", "--list"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and run.stdout == ""
+    assert f"argument {option}: '-1': a whole number, 0 or more" in run.stderr
+
+
 def test_equivalent_file_needs_a_reason_on_every_line(tmp_path):
     good = tmp_path / "equivalent.txt"
     good.write_text("# comment\nlib/toy.py:count:number: i = 0 -> i = 1 => i starts below n\n")

@@ -899,14 +899,28 @@ def check_named(args, known):
     return exit_code
 
 
+def _count(text):
+    """argparse's type for --max and --skip: a whole number, 0 or more (a
+    negative one would slice the order from its end)."""
+    import argparse
+
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 0 or more")
+    return n
+
+
 def add_parser(sub):
     p = sub.add_parser("mutate", help="mutation check of lib/onboard (make mutate; slow)")
     p.add_argument("--module", action="append", default=[],
                    help="a module of lib/onboard, e.g. store or clouds.blynk (repeatable; "
                         "default: all)")
-    p.add_argument("--max", type=int, help="at most N mutants per module (the same N while "
+    p.add_argument("--max", type=_count, help="at most N mutants per module (the same N while "
                                            "their ids stay)")
-    p.add_argument("--skip", type=int, default=0,
+    p.add_argument("--skip", type=_count, default=0,
                    help="leave out the first K of that same order: --max 30 --skip 30 runs "
                         "the next 30")
     p.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1)")
