@@ -967,10 +967,11 @@ def certificate_required(cloudsim):
     cloudsim.gateway.client_cert_required = False
 
 
-def identity(sim, tmp_path, di, usages=None, der=False):
+def identity(sim, tmp_path, di, usages=None, der=False, issuer=None):
     """{cert, key}: the config's paths of a device identity certificate for
-    di that the sim's CA issued, and its key (PEM; der: both as DER)."""
-    cert, key = sim.ca.issue_device(di, usages)
+    di that the sim's CA (or issuer, another CA) issued, and its key (PEM;
+    der: both as DER)."""
+    cert, key = (issuer or sim.ca).issue_device(di, usages)
     if der:
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization as s
@@ -1045,12 +1046,8 @@ def test_a_certificate_another_ca_issued_is_refused_at_the_handshake(device, tmp
     from cloudsim.pki import CA
 
     di = "5e4d3c2b-1a09-4f8e-8d7c-6b5a4f3e2d1c"
-    cert, key = CA("not the hub's CA").issue_device(di)
-    (tmp_path / "device.pem").write_bytes(cert)
-    (tmp_path / "device.key").write_bytes(key)
-    _, events = refused_at_the_handshake(device, tmp_path, cloudsim,
-                                         cert=str(tmp_path / "device.pem"),
-                                         key=str(tmp_path / "device.key"))
+    _, events = refused_at_the_handshake(device, tmp_path, cloudsim, **identity(
+        cloudsim, tmp_path, di, issuer=CA("not the hub's CA")))
     assert events == []  # (no request got through)
 
 
