@@ -289,66 +289,6 @@ def test_esp32_run_refuses_a_config_the_board_would_refuse_before_anything_start
 
 # -- on the emulated board (make test-esp32) ----------------------------------------------------
 
-@pytest.fixture(scope="class")
-def deployed(tmp_path_factory):
-    """One board that `onboard esp32 run` deployed onboard to through mpremote,
-    as `onboard deploy` does, with two host ports forwarded for test-device's
-    HTTPS servers: (board, ports). Copying the library over the emulated
-    UART is most of a minute, so the deploy test and test-device share it:
-    test-device brings the board's onboard/ up to build/onboard, and copies
-    none of the files the deploy put there."""
-    folder = tmp_path_factory.mktemp("deployed")
-    config = json.loads((ROOT / "firmware" / "config.example.json").read_text())
-    config.update(vendor="Emulated", name="Board")
-    (folder / "config.json").write_text(json.dumps(config))
-    ports = [free_port(), free_port()]
-    board = Board(folder / "flash.bin", "--config", folder / "config.json",
-                  "--forward", f"https={ports[0]}", "--forward", f"https_other={ports[1]}",
-                  timeout=600)
-    yield board, ports
-    board.close()
-    assert not qemu_alive(board.ready["qemu_pid"]), "an emulator outlived its run"
-
-
-class TestDeployedThroughMpremote:
-    """The deploy test and test-device on one board, which their class's fixture
-    shuts down once both have run: an idle emulated board still takes a good
-    part of a core, which the tests after them need."""
-
-    @emulated
-    def test_deployed_through_mpremote_the_board_serves_its_portal_on_the_host(self, deployed):
-        board, _ = deployed
-        event = board.wait_state("WAIT_CONFIG")
-        assert event["portal"] == board.ready["portal"]
-        with urllib.request.urlopen(board.ready["portal"] + "board_info.json", timeout=60) as r:
-            info = json.load(r)
-        assert info["ssid"].startswith("Emulated Board-")  # the deployed config's vendor and name
-        print(*[line for line in board.log if "deployed in" in line])
-
-    @emulated
-    def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(self, deployed):
-        # the HTTPS script's servers, reached from the board through the forwards
-        board, ports = deployed
-        proc = subprocess.run([ONBOARD, "test-device", "--port", board.ready["repl"],
-                               "--host", "192.168.4.100", "--https-ports", "%d,%d" % tuple(ports),
-                               "--wifi-ssid", "Espressif"],
-                              capture_output=True, text=True, timeout=600)
-        print(proc.stdout[-3000:], proc.stderr[-2000:])
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-        # the board listed its library (with each file's hash), and it matched what the
-        # deploy put there: at most the build stamp is copied again (each build renews
-        # it, the host tests' too)
-        assert re.search(r"^onboard/: [01] file\(s\) to copy", proc.stdout, re.M), (
-            proc.stdout[-3000:])
-        library = [line.split()[1] for line in proc.stdout.splitlines()
-                   if line.startswith("wrote onboard/")]
-        assert {Path(path).name for path in library} <= {"_build.mpy"}, proc.stdout[-3000:]
-        passed = [int(n) for n in re.findall(r"^(\d+) passed, 0 failed$", proc.stdout, re.M)]
-        assert sum(passed) > 0, "no device test ran"
-        banner = [line for line in board.log if BANNER.search(line)]
-        print("the board's banner:", banner[:1])
-        assert banner, "no firmware banner in the board's output:\n" + board.log_text()
-
 
 @emulated
 def test_an_esp32_run_killed_outright_takes_its_emulator_with_it(tmp_path, boards):
@@ -362,58 +302,6 @@ def test_an_esp32_run_killed_outright_takes_its_emulator_with_it(tmp_path, board
         time.sleep(0.1)
     assert not qemu_alive(pid)
 
-
-# -- power cuts (make test-esp32-cuts) ----------------------------------------------------------
-
-WRITER = """
-import board
-from onboard.store import Store
-s = Store(board.store_path())
-n = s.get('cloud').get('n', 0)
-print('@event {"state": "WRITING", "from": %d}' % n)
-while True:
-    n += 1
-    s.put('cloud', n=n, token='tok%d' % n)
-    print('@event {"state": "WROTE", "n": %d}' % n)  # put() returned: this one is stored
-"""
-# cuts per run: two in make test (its ESP32 part is its longest), eight under
-# make test-esp32-cuts (ONBOARD_ESP32_CUTS); each at a random moment of a write
-CUTS = 8 if os.environ.get("ONBOARD_ESP32_CUTS") else 2
-READ_BACK = """
-from onboard.store import Store
-cloud = Store(%r).get('cloud')
-print(cloud.get('n', 0), cloud.get('token'))
-"""
-
-
-@cuts
-def test_a_power_cut_during_store_writes_leaves_the_old_or_the_new_record(tmp_path, boards, mpy):
-    flash = tmp_path / "flash.bin"
-    script = tmp_path / "writer.py"
-    script.write_text(WRITER)
-    last = 0
-    for cycle in range(CUTS):
-        board = boards(flash, "--offline")
-        board.wait_state("WAIT_CONFIG")
-        threading.Thread(target=board.mpremote, args=("run", str(script)),
-                         kwargs={"timeout": 600}, daemon=True).start()
-        assert board.wait_state("WRITING")["from"] == last  # this boot reads what the host read
-        # cut while it writes, at a random moment of a write: after its k-th and (k+1)-th
-        # writes since this boot (k = 1..5), within the time one write has just taken
-        target = last + random.randint(1, 5)
-        one = board.wait_state("WROTE", until=lambda e, t=target: e["n"] >= t)
-        two = board.wait_state("WROTE", until=lambda e, t=one["n"]: e["n"] > t)
-        time.sleep(random.uniform(0, two["t"] - one["t"]))
-        stored = two["n"]
-        assert board.power_cut() != 0
-        out = tmp_path / f"files{cycle}"
-        esp32.extract(flash, out)
-        n, token = mpy.run(READ_BACK % str(out / "onboard.json")).lines[-1].split()
-        # the record is whole (its two fields from one write), and it is the last write that
-        # returned before the cut or one after it (in flight when the power went)
-        assert token == f"tok{n}", f"cycle {cycle}: a torn record: n={n} token={token}"
-        assert int(n) >= stored, f"cycle {cycle}: the store holds {n}, {stored} was stored"
-        last = int(n)
 
 
 # -- whole lives on the emulated board: portal, Wi-Fi, clock, TLS, cloud (make test-esp32) ------
@@ -1429,3 +1317,121 @@ def wait_until(condition, board, timeout=300):
         assert time.monotonic() < deadline, "waited in vain; the board's log:\n" + \
             board.log_text()
         time.sleep(0.01)
+
+
+# -- through mpremote, last: mpremote waits for the board's answer at every step, so these
+# took twice as long while make test's host half shared the cores (by the time they run
+# now, that half has usually ended) ------------------------------------------------------
+
+@pytest.fixture(scope="class")
+def deployed(tmp_path_factory):
+    """One board that `onboard esp32 run` deployed onboard to through mpremote,
+    as `onboard deploy` does, with two host ports forwarded for test-device's
+    HTTPS servers: (board, ports). Copying the library over the emulated
+    UART is most of a minute, so the deploy test and test-device share it:
+    test-device brings the board's onboard/ up to build/onboard, and copies
+    none of the files the deploy put there."""
+    folder = tmp_path_factory.mktemp("deployed")
+    config = json.loads((ROOT / "firmware" / "config.example.json").read_text())
+    config.update(vendor="Emulated", name="Board")
+    (folder / "config.json").write_text(json.dumps(config))
+    ports = [free_port(), free_port()]
+    board = Board(folder / "flash.bin", "--config", folder / "config.json",
+                  "--forward", f"https={ports[0]}", "--forward", f"https_other={ports[1]}",
+                  timeout=600)
+    yield board, ports
+    board.close()
+    assert not qemu_alive(board.ready["qemu_pid"]), "an emulator outlived its run"
+
+
+class TestDeployedThroughMpremote:
+    """The deploy test and test-device on one board, which their class's fixture
+    shuts down once both have run: an idle emulated board still takes a good
+    part of a core, which the tests after them need."""
+
+    @emulated
+    def test_deployed_through_mpremote_the_board_serves_its_portal_on_the_host(self, deployed):
+        board, _ = deployed
+        event = board.wait_state("WAIT_CONFIG")
+        assert event["portal"] == board.ready["portal"]
+        with urllib.request.urlopen(board.ready["portal"] + "board_info.json", timeout=60) as r:
+            info = json.load(r)
+        assert info["ssid"].startswith("Emulated Board-")  # the deployed config's vendor and name
+        print(*[line for line in board.log if "deployed in" in line])
+
+    @emulated
+    def test_device_tests_pass_on_the_stock_firmware_which_shows_its_banner(self, deployed):
+        # the HTTPS script's servers, reached from the board through the forwards
+        board, ports = deployed
+        proc = subprocess.run([ONBOARD, "test-device", "--port", board.ready["repl"],
+                               "--host", "192.168.4.100", "--https-ports", "%d,%d" % tuple(ports),
+                               "--wifi-ssid", "Espressif"],
+                              capture_output=True, text=True, timeout=600)
+        print(proc.stdout[-3000:], proc.stderr[-2000:])
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        # the board listed its library (with each file's hash), and it matched what the
+        # deploy put there: at most the build stamp is copied again (each build renews
+        # it, the host tests' too)
+        assert re.search(r"^onboard/: [01] file\(s\) to copy", proc.stdout, re.M), (
+            proc.stdout[-3000:])
+        library = [line.split()[1] for line in proc.stdout.splitlines()
+                   if line.startswith("wrote onboard/")]
+        assert {Path(path).name for path in library} <= {"_build.mpy"}, proc.stdout[-3000:]
+        passed = [int(n) for n in re.findall(r"^(\d+) passed, 0 failed$", proc.stdout, re.M)]
+        assert sum(passed) > 0, "no device test ran"
+        banner = [line for line in board.log if BANNER.search(line)]
+        print("the board's banner:", banner[:1])
+        assert banner, "no firmware banner in the board's output:\n" + board.log_text()
+
+
+# -- power cuts (make test-esp32-cuts) ----------------------------------------------------------
+
+WRITER = """
+import board
+from onboard.store import Store
+s = Store(board.store_path())
+n = s.get('cloud').get('n', 0)
+print('@event {"state": "WRITING", "from": %d}' % n)
+while True:
+    n += 1
+    s.put('cloud', n=n, token='tok%d' % n)
+    print('@event {"state": "WROTE", "n": %d}' % n)  # put() returned: this one is stored
+"""
+# cuts per run: two in make test (its ESP32 part is its longest), eight under
+# make test-esp32-cuts (ONBOARD_ESP32_CUTS); each at a random moment of a write
+CUTS = 8 if os.environ.get("ONBOARD_ESP32_CUTS") else 2
+READ_BACK = """
+from onboard.store import Store
+cloud = Store(%r).get('cloud')
+print(cloud.get('n', 0), cloud.get('token'))
+"""
+
+
+@cuts
+def test_a_power_cut_during_store_writes_leaves_the_old_or_the_new_record(tmp_path, boards, mpy):
+    flash = tmp_path / "flash.bin"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    last = 0
+    for cycle in range(CUTS):
+        board = boards(flash, "--offline")
+        board.wait_state("WAIT_CONFIG")
+        threading.Thread(target=board.mpremote, args=("run", str(script)),
+                         kwargs={"timeout": 600}, daemon=True).start()
+        assert board.wait_state("WRITING")["from"] == last  # this boot reads what the host read
+        # cut while it writes, at a random moment of a write: after its k-th and (k+1)-th
+        # writes since this boot (k = 1..5), within the time one write has just taken
+        target = last + random.randint(1, 5)
+        one = board.wait_state("WROTE", until=lambda e, t=target: e["n"] >= t)
+        two = board.wait_state("WROTE", until=lambda e, t=one["n"]: e["n"] > t)
+        time.sleep(random.uniform(0, two["t"] - one["t"]))
+        stored = two["n"]
+        assert board.power_cut() != 0
+        out = tmp_path / f"files{cycle}"
+        esp32.extract(flash, out)
+        n, token = mpy.run(READ_BACK % str(out / "onboard.json")).lines[-1].split()
+        # the record is whole (its two fields from one write), and it is the last write that
+        # returned before the cut or one after it (in flight when the power went)
+        assert token == f"tok{n}", f"cycle {cycle}: a torn record: n={n} token={token}"
+        assert int(n) >= stored, f"cycle {cycle}: the store holds {n}, {stored} was stored"
+        last = int(n)
