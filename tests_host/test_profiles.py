@@ -87,6 +87,18 @@ def test_blynk_token_activates_goes_online_and_messages_flow_both_ways(device, c
     assert event["state"] == "RUNNING"
 
 
+def test_blynk_downlink_ping_leaves_the_session_as_it_is(device, cloudsim):
+    # a ping asks only whether the device is there: no new login follows, and
+    # the next downlink reaches the device on the same session
+    d, prov = blynk_online(device, cloudsim)
+    logins = dict(cloudsim.front.logins)
+    for name in ("ping", "ds/led"):
+        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
+                                                 "name": name, "payload": "1"}, admin(cloudsim))
+    d.wait_message("downlink/ds/led")
+    assert cloudsim.front.logins == logins
+
+
 def test_blynk_downlink_reboot_restarts_the_device_which_comes_back_online(device, cloudsim):
     d, prov = blynk_online(device, cloudsim)
     mcu = Subscription(cloudsim, f"blynk/{prov['deviceId']}/info/mcu")
@@ -218,6 +230,38 @@ def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(devic
     finally:
         states.close()
     assert json.loads(payload) == {"value": True}
+
+
+def test_allthingstalk_state_sent_back_for_a_command_is_not_kept_by_the_broker(device,
+                                                                            cloudsim):
+    # published unretained, as AllThingsTalk's own SDKs do (Arduino's through
+    # PubSubClient, Python's through paho, neither asking to retain): one who
+    # subscribes later is not handed an old state
+    att = cloudsim.clouds["att"]
+    device_id = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
+    d = device(config=att_config(cloudsim))
+    configure(d, device_id=device_id, token=att.devices[device_id]["token"])
+    d.wait_state("RUNNING")
+    topic = f"device/{device_id}/asset/led/state"
+
+    def command(value):
+        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "att", "device": device_id,
+                                                 "name": "led", "payload": json.dumps(
+                                                     {"value": value})}, admin(cloudsim))
+
+    states = Subscription(cloudsim, topic)
+    try:
+        command(True)
+        states.messages(1)  # its state came back
+    finally:
+        states.close()
+    later = Subscription(cloudsim, topic)
+    try:
+        command(False)
+        (_, payload), *_ = later.messages(1)
+    finally:
+        later.close()
+    assert json.loads(payload) == {"value": False}  # the first it got: not the kept True
 
 
 def test_allthingstalk_wrong_token_is_703(device, cloudsim):
