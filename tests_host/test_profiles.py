@@ -234,9 +234,9 @@ def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(devic
 
 def test_allthingstalk_state_sent_back_for_a_command_is_not_kept_by_the_broker(device,
                                                                             cloudsim):
-    # published unretained, as AllThingsTalk's own SDKs do (Arduino's through
-    # PubSubClient, Python's through paho, neither asking to retain): one who
-    # subscribes later is not handed an old state
+    # published unretained, as AllThingsTalk's Arduino WiFi SDK does (its
+    # PubSubClient publish(topic, json, false)): one who subscribes later is
+    # not handed an old state
     att = cloudsim.clouds["att"]
     device_id = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
     d = device(config=att_config(cloudsim))
