@@ -169,6 +169,23 @@ def att_config(sim, **config):
 LED = {"led": {"is": "actuator", "type": "boolean", "title": "LED"}}
 
 
+def att_online(device, sim):
+    """ground-2's AllThingsTalk device configured through its portal and
+    online: (the simulated device, its device ID)."""
+    att = sim.clouds["att"]
+    device_id = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
+    d = device(config=att_config(sim))
+    configure(d, device_id=device_id, token=att.devices[device_id]["token"])
+    d.wait_state("RUNNING")
+    return d, device_id
+
+
+def att_command(sim, device_id, value):
+    """AllThingsTalk sends the device's led asset the command {"value": value}."""
+    api(sim, "POST", "/_sim/downlink", {"cloud": "att", "device": device_id, "name": "led",
+                                        "payload": json.dumps({"value": value})}, admin(sim))
+
+
 def test_allthingstalk_maker_token_makes_its_asset_then_gets_a_command(device, cloudsim):
     att = cloudsim.clouds["att"]
     ground = api(cloudsim, "GET", "/att/ground/ground-1/devices", None,
@@ -187,9 +204,7 @@ def test_allthingstalk_maker_token_makes_its_asset_then_gets_a_command(device, c
                        "profile": {"type": "boolean"}}]
     states = Subscription(cloudsim, f"device/{device_id}/asset/led/state")
     try:
-        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "att", "device": device_id,
-                                                 "name": "led", "payload": '{"value": false}'},
-            admin(cloudsim))
+        att_command(cloudsim, device_id, False)
         d.wait_message(f"device/{device_id}/asset/led/command")
         (topic, payload), = states.messages(1)
     finally:
@@ -214,16 +229,10 @@ def test_allthingstalk_assets_are_made_once_not_at_every_boot(device, cloudsim):
 
 
 def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(device, cloudsim):
-    att = cloudsim.clouds["att"]
-    device_id = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
-    d = device(config=att_config(cloudsim))
-    configure(d, device_id=device_id, token=att.devices[device_id]["token"])
-    d.wait_state("RUNNING")
+    d, device_id = att_online(device, cloudsim)
     states = Subscription(cloudsim, f"device/{device_id}/asset/led/state")
     try:
-        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "att", "device": device_id,
-                                                 "name": "led", "payload": '{"value": true}'},
-            admin(cloudsim))
+        att_command(cloudsim, device_id, True)
         event = d.wait_message(f"device/{device_id}/asset/led/command")
         assert event["state"] == "RUNNING"
         (topic, payload), = states.messages(1)
@@ -237,27 +246,17 @@ def test_allthingstalk_state_sent_back_for_a_command_is_not_kept_by_the_broker(d
     # published unretained, as AllThingsTalk's Arduino WiFi SDK does (its
     # PubSubClient publish(topic, json, false)): one who subscribes later is
     # not handed an old state
-    att = cloudsim.clouds["att"]
-    device_id = next(d for d, v in att.devices.items() if v["ground"] == "ground-2")
-    d = device(config=att_config(cloudsim))
-    configure(d, device_id=device_id, token=att.devices[device_id]["token"])
-    d.wait_state("RUNNING")
+    _, device_id = att_online(device, cloudsim)
     topic = f"device/{device_id}/asset/led/state"
-
-    def command(value):
-        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "att", "device": device_id,
-                                                 "name": "led", "payload": json.dumps(
-                                                     {"value": value})}, admin(cloudsim))
-
     states = Subscription(cloudsim, topic)
     try:
-        command(True)
+        att_command(cloudsim, device_id, True)
         states.messages(1)  # its state came back
     finally:
         states.close()
     later = Subscription(cloudsim, topic)
     try:
-        command(False)
+        att_command(cloudsim, device_id, False)
         (_, payload), *_ = later.messages(1)
     finally:
         later.close()
