@@ -202,12 +202,33 @@ def test_a_forward_without_a_port_is_refused_naming_the_option():
         esp32.parse_forwards(["mqtts"])
 
 
+def test_a_forward_with_a_port_that_is_no_number_is_refused_naming_the_option():
+    with pytest.raises(ToolError, match="--forward mqtts=41883:x: give NAME=HOSTPORT"):
+        esp32.parse_forwards(["mqtts=41883:x"])
+
+
+def test_two_host_ports_forwarded_to_one_board_port_are_refused():
+    with pytest.raises(ToolError, match="--forward b=41884:8883: the board's port 8883 is "
+                                        "forwarded to host port 41883 already"):
+        esp32.parse_forwards(["a=41883:8883", "b=41884:8883"])
+
+
 def test_each_forward_is_a_guestfwd_at_the_fixed_guest_address():
-    cmd = esp32.qemu_command("qemu", "roms", "f.bin", 1, 2, {"mqtts": 8883, "https": 8443})
+    forwards = esp32.parse_forwards(["mqtts=8883", "https=8443"])
+    cmd = esp32.qemu_command("qemu", "roms", "f.bin", 1, 2, forwards)
     nic = cmd[cmd.index("-nic") + 1]
-    assert "guestfwd=tcp:192.168.4.100:8883-cmd:" in nic
-    assert "guestfwd=tcp:192.168.4.100:8443-cmd:" in nic
+    relay = f"-cmd:{sys.executable} -m onboard_cli.esp32 relay"
+    assert f"guestfwd=tcp:192.168.4.100:8883{relay} 8883," in nic + ","
+    assert f"guestfwd=tcp:192.168.4.100:8443{relay} 8443," in nic + ","
     assert "hostfwd=tcp:127.0.0.1:2-192.168.4.15:80" in nic
+
+
+def test_a_forward_to_another_board_port_relays_that_port_to_the_host_port():
+    forwards = esp32.parse_forwards(["default=41883:8883"])
+    cmd = esp32.qemu_command("qemu", "roms", "f.bin", 1, 2, forwards)
+    nic = cmd[cmd.index("-nic") + 1]
+    relay = f"-cmd:{sys.executable} -m onboard_cli.esp32 relay"
+    assert f",guestfwd=tcp:192.168.4.100:8883{relay} 41883" in nic
 
 
 def test_files_written_into_a_flash_image_read_back(tmp_path):

@@ -8,8 +8,9 @@ QEMU is a power cut; the next run on the same flash is the next boot.
 The board's UART0 is relayed to a TCP port ("repl" in the ready line, for
 mpremote) and read here: its `@event` lines are printed as JSON lines, the
 rest goes to stderr while no REPL client is connected. Each `--forward
-NAME=P` makes host port P reachable from the board at 192.168.4.100:P (QEMU
-runs `python -m onboard_cli.esp32 relay P` per connection), and setup mode's
+NAME=P` makes host port P reachable from the board at 192.168.4.100:P, or at
+192.168.4.100:G with `NAME=P:G` (QEMU runs `python -m onboard_cli.esp32 relay
+P` per connection), and setup mode's
 portal on the board's station interface is forwarded to a host port.
 QEMU is killed when this command exits, and with it if this command is
 killed (PR_SET_PDEATHSIG)."""
@@ -152,12 +153,21 @@ def extract(flash, folder):
 
 
 def parse_forwards(items):
-    forwards = {}
+    """--forward NAME=HOSTPORT[:GUESTPORT] options: {name: (host port, the port
+    the board dials at GUEST_HOST, by default the same)}."""
+    forwards, guests = {}, {}
     for item in items or ():
-        name, sep, port = item.partition("=")
-        if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ToolError(f"--forward {item}: give NAME=HOSTPORT, e.g. mqtts=8883")
-        forwards[name] = int(port)
+        name, sep, ports = item.partition("=")
+        ports = ports.split(":")
+        if (not sep or not name or len(ports) > 2
+                or not all(p.isdigit() and 0 < int(p) < 65536 for p in ports)):
+            raise ToolError(f"--forward {item}: give NAME=HOSTPORT or NAME=HOSTPORT:GUESTPORT,"
+                            " e.g. mqtts=8883 or mqtts=41883:8883")
+        host, guest = int(ports[0]), int(ports[-1])
+        if guests.setdefault(guest, host) != host:
+            raise ToolError(f"--forward {item}: the board's port {guest} is forwarded"
+                            f" to host port {guests[guest]} already")
+        forwards[name] = (host, guest)
     return forwards
 
 
@@ -167,8 +177,8 @@ def qemu_command(qemu, roms, flash, serial_port, portal_port, forwards):
         raise ToolError(f"QEMU's guestfwd cannot run {sys.executable} (a space or comma)")
     nic = f"user,model=esp32_wifi,restrict=on,net={NET}"
     nic += f",hostfwd=tcp:127.0.0.1:{portal_port}-{STATION_IP}:{PORTAL_PORT}"
-    for port in sorted(set(forwards.values())):
-        nic += f",guestfwd=tcp:{GUEST_HOST}:{port}-cmd:{relay} {port}"
+    for host, guest in sorted(set(forwards.values())):
+        nic += f",guestfwd=tcp:{GUEST_HOST}:{guest}-cmd:{relay} {host}"
     # (debug-threads: the board's CPU threads are named "CPU 0/TCG" and "CPU 1/TCG")
     return [str(qemu), "-L", str(roms), "-display", "none", "-monitor", "none",
             "-name", "esp32,debug-threads=on",
@@ -381,7 +391,7 @@ def run(args):
         if not uart.wait_for((b">>> ", b"@event "), BOOT_TIMEOUT):
             raise ToolError("the board did not come up (no REPL prompt, no event)")
         uart.release({"repl": f"socket://127.0.0.1:{repl_port}",
-                      "forwards": {n: f"{GUEST_HOST}:{p}" for n, p in forwards.items()},
+                      "forwards": {n: f"{GUEST_HOST}:{g}" for n, (_, g) in forwards.items()},
                       "portal": portal_url, "qemu_pid": proc.pid})
         return proc.wait()
     finally:
@@ -479,8 +489,9 @@ def add_parsers(sub):
     r.add_argument("--config", default=str(ROOT / "firmware" / "config.example.json"),
                    help="device config, copied as /config.json when onboard is deployed")
     r.add_argument("--ca", help="the CA file the device trusts (copied as /ca.pem)")
-    r.add_argument("--forward", action="append", metavar="NAME=HOSTPORT",
-                   help="make host port P reachable from the board at 192.168.4.100:P")
+    r.add_argument("--forward", action="append", metavar="NAME=HOSTPORT[:GUESTPORT]",
+                   help="make host port P reachable from the board at 192.168.4.100:P"
+                   " (at 192.168.4.100:G with NAME=P:G)"),
     r.add_argument("--board", default=DEFAULT_BOARD, help="a folder of boards/")
     how = r.add_mutually_exclusive_group()
     how.add_argument("--offline", action="store_true",
