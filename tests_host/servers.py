@@ -44,10 +44,11 @@ def dead_port():
 
 class Listener:
     """A loopback TCP port whose connections serve(conn) handles, each in a
-    thread of its own; close() leaves the port dead (nothing listens)."""
+    thread of its own; close() leaves the port dead (nothing listens).
+    where: the address to listen on (a free port on 127.0.0.1 by default)."""
 
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
+    def __init__(self, where=("127.0.0.1", 0)):
+        self.sock = socket.create_server(where)
         self.port = self.sock.getsockname()[1]
         self.connections = 0  # accepted so far
         threading.Thread(target=self._accept, daemon=True).start()
@@ -95,9 +96,9 @@ class RefusingBroker(Listener):
     unavailable, 5: not authorized), over TLS with tls (a server-side
     SSLContext) when given; .refused counts the answers."""
 
-    def __init__(self, code, tls=None):
+    def __init__(self, code, tls=None, where=("127.0.0.1", 0)):
         self.code, self.tls, self.refused = code, tls, 0
-        super().__init__()
+        super().__init__(where)
 
     def serve(self, conn):
         conn.settimeout(10)

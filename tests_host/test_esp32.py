@@ -351,7 +351,8 @@ def forwards(sim):
 
 def board_config(sim, profile, **extra):
     """A config for the emulated board: cloudsim reached at 192.168.4.100, no public time
-    server (ntp an explicit empty list), the time from cloudsim's plain-HTTP Date."""
+    server (ntp an explicit empty list), the time from cloudsim's plain-HTTP Date
+    (extra: more keys; one given as None is left out)."""
     host = esp32.GUEST_HOST
     config = {"profile": profile, "vendor": "Acme", "name": "Sensor", "fw_ver": "1.0.0",
               "tmpl_id": "TMPL1a2b3c4d", "ca": "/ca.pem", "wifi_timeout_s": 60,
@@ -360,7 +361,7 @@ def board_config(sim, profile, **extra):
               "time": {"ntp": [], "http": f"http://{host}:{sim.http_port}/"},
               "backoff": {"base": 1, "cap": 4}, "report_heap": True}
     config.update(extra)
-    return config
+    return {k: v for k, v in config.items() if v is not None}
 
 
 FIRMWARE_BUILT = 1744675200  # 2025-04-15, the stock firmware's date: onboard's clock floor
@@ -903,9 +904,13 @@ def spokezone_device(sim, cpu):
 
 
 @lives
-def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000(tmp_path, boards, sim):
+def test_spokezone_life_from_an_empty_flash_with_the_clock_at_2000_at_mqtts_default_port(
+        tmp_path, boards, sim):
+    # its config names no MQTT port, as a product's may: the board dials 8883, MQTT
+    # over TLS's own port, forwarded to the broker's MQTTS port
     dev = spokezone_device(sim, "cpu-esp32-life")
-    board = start_board(boards, tmp_path, sim, board_config(sim, "spokezone"))
+    board = start_board(boards, tmp_path, sim, board_config(sim, "spokezone", port=None),
+                        extra=("--forward", f"mqtts_default={sim.broker.mqtts_port}:8883"))
     dates = sim.date_server.requests
     configure_like_the_app(board, token=dev["token"], uuid=dev["uuid"], cpu_id="cpu-esp32-life")
     board.wait_state("CONNECTING_CLOUD")

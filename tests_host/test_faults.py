@@ -25,13 +25,15 @@ HTTP_FAULTS = {
 
 
 def blynk_device(device, cloudsim, serial=None, **config):
+    """A Blynk device (config: its own keys; one given as None is left out)
+    and the portal fields that configure it."""
     prov = api(cloudsim, "POST", "/blynk/api/v1/organization/device/provision/token",
                {"orgId": 1, "ownerId": 1}, admin(cloudsim))
-    d = device(serial=serial,
-               config={"profile": "blynk", "api": f"https://127.0.0.1:{cloudsim.https_port}/blynk",
-                       "host": "127.0.0.1", "port": cloudsim.front.tls_port,
-                       "ca": str(cloudsim.dir / "ca.pem"),
-                       "time": cloudsim.time_config(), **FAST, **config})
+    config = {"profile": "blynk", "api": f"https://127.0.0.1:{cloudsim.https_port}/blynk",
+              "host": "127.0.0.1", "port": cloudsim.front.tls_port,
+              "ca": str(cloudsim.dir / "ca.pem"),
+              "time": cloudsim.time_config(), **FAST, **config}
+    d = device(serial=serial, config={k: v for k, v in config.items() if v is not None})
     return d, {"blynk": prov["token"]}
 
 

@@ -4,6 +4,7 @@ runtime stores and says for it, and the code it lets go of afterwards."""
 
 import json
 
+import pytest
 from servers import RefusingBroker
 
 SESSION = """
@@ -309,6 +310,55 @@ def test_a_broker_unavailable_for_now_is_702_and_retried_within_the_backoff(devi
         broker.close()
     assert retry["last_error"] == 702
     assert 0 <= retry["retry_in"] <= bound(retry["attempt"])
+
+
+def refusing_broker_at(port, context):
+    """A RefusingBroker (server unavailable) at port on a loopback address of its own
+    (127.0.0.x: MQTT's well-known ports are free there, and tests run side by side
+    each find one), with TLS when context is a function(address) giving one."""
+    import random
+
+    for last in random.sample(range(2, 255), 30):
+        where = (f"127.0.0.{last}", port)
+        try:
+            return RefusingBroker(3, context and context(where[0]), where=where)
+        except OSError as e:
+            error = e
+    pytest.skip(f"nothing can listen at port {port} of 127.0.0.x on this machine: {error}")
+
+
+def default_port_tried(device, cloudsim, port, tls):
+    """A Blynk device whose config names no MQTT port, with TLS or not, its broker
+    listening at port: how many logins the broker refused by the device's first retry."""
+    import ssl
+
+    from test_faults import blynk_device
+    from test_profiles import configure
+
+    def context(address):  # (a certificate naming the address, from the CA the device trusts)
+        c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        c.load_cert_chain(*cloudsim.ca.write_server(cloudsim.dir, f"at-{address}-{port}",
+                                                    names=[], ips=[address]))
+        return c
+
+    broker = refusing_broker_at(port, tls and context)
+    try:
+        d, fields = blynk_device(device, cloudsim, host=broker.sock.getsockname()[0],
+                                 port=None, tls=tls)
+        configure(d, **fields)
+        retry = d.wait_note("retry_in")
+    finally:
+        broker.close()
+    assert retry["last_error"] == 702
+    return broker.refused
+
+
+def test_without_a_port_in_the_config_mqtt_over_tls_goes_to_8883(device, cloudsim):
+    assert default_port_tried(device, cloudsim, 8883, tls=True) >= 1
+
+
+def test_without_a_port_in_the_config_plain_mqtt_goes_to_1883(device, cloudsim):
+    assert default_port_tried(device, cloudsim, 1883, tls=False) >= 1
 
 
 def cloud_refusing_on_a_network_in_the_air(device, cloudsim, tries, **config):

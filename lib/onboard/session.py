@@ -225,7 +225,8 @@ async def mqtt_session(rt, link, due, to=None):
 
     # the profile's MQTT client: link["mqtt"] is (user, password, host, port,
     # tls), each of the last three None for the config's; TLS against the
-    # config's CA unless "tls" is false; keepalive_s and timeout_s from the config
+    # config's CA unless "tls" is false; keepalive_s and timeout_s from the config;
+    # no port anywhere: the client's own, 8883 with TLS and 1883 without
     user, password, host, port, tls = link["mqtt"]
     cloud = rt.store.get("cloud")
     if to:
@@ -234,7 +235,7 @@ async def mqtt_session(rt, link, due, to=None):
     ctx = None
     if (cfg.get("tls", True) if tls is None else tls) is not False:
         ctx = session_tls(rt)
-    client = MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 8883),
+    client = MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 0),
                         user=user, password=password, keepalive=cfg.get("keepalive_s", 45),
                         ssl=ctx, timeout=cfg.get("timeout_s", 10))
     got = []
