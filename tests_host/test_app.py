@@ -5,7 +5,15 @@ publishes its own. Seen on the broker's wire, a Blynk device on cloudsim."""
 import pytest
 from conftest import Subscription
 from servers import Blackhole
-from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
+from test_profiles import (
+    admin,
+    api,
+    blynk_config,
+    blynk_online,
+    configure,
+    provision,
+    spokezone_device,
+)
 
 ECHO = """
 def start(rt):
@@ -132,6 +140,34 @@ def test_an_apps_task_publishes_through_a_queue_of_eight_and_is_told_false_when_
     said = b"[False, True, True, True, True, True, True, True, False]"
     assert got == ([(topic + "hello", b"online")] + [(topic + "n", b"%d" % n) for n in range(7)]
                    + [(topic + "said", said)])
+
+
+ONCE_ONLINE = """
+import asyncio
+
+def start(rt):
+    asyncio.create_task(hello(rt))
+
+async def hello(rt):
+    while not rt.publish("acme/hello", "online", qos=1):
+        await asyncio.sleep_ms(100)  # (False until the device is online)
+"""
+
+
+def test_an_apps_message_goes_out_while_the_sessions_renewal_is_days_away(device, tmp_path,
+                                                                          cloudsim):
+    # Spoke Zone's week-long token: the session waits for its renewal, and
+    # looks at the app's queue meanwhile, not only at the renewal or when a
+    # message comes in (none does here)
+    with_app(tmp_path, ONCE_ONLINE)
+    sent = Subscription(cloudsim, "acme/hello")
+    try:
+        d, fields, _ = spokezone_device(device, cloudsim, "cpu-app")
+        configure(d, **fields)
+        got = sent.messages()
+    finally:
+        sent.close()
+    assert got == [("acme/hello", b"online")]
 
 
 BURST = """

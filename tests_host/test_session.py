@@ -295,6 +295,70 @@ def test_a_refusal_with_a_code_and_no_fields_shows_the_code_and_stores_nothing(m
     assert (got["retry"], got["errors"], got["setup"], got["stored"]) == (None, [700], True, {})
 
 
+TARGET_STORED = FAKE_RUNTIME + """
+from onboard.cloud import REDIRECT
+
+
+class Mqtt(Runtime):
+    # what mqtt_session asks more of the runtime; the store counts its writes of "cloud"
+    config = dict(Runtime.config, host="127.0.0.1", port=PORT, tls=False, timeout_s=5)
+    online, outbox, on_message = False, [], None
+    cloud_writes = 0
+
+    def uid(self):
+        return "redirected"
+
+
+class Counting(Store):
+    def put(self, section, **fields):
+        Mqtt.cloud_writes += section == "cloud"
+        super().put(section, **fields)
+
+
+class Profile:
+    # MQTT links to where the store says (home: the config's), each saying hello
+    # on a topic of its own, which comes back to it; at the first the cloud
+    # redirects the device to TARGET; the second and third are renewed after
+    # 0.5 s; the fourth has no session and ends the run
+    starts = 0
+
+    async def start(rt):
+        Profile.starts += 1
+        if Profile.starts == 4:
+            return {}
+        c = rt.store.get("cloud")
+        return {"mqtt": (USER, USER, c.get("host"), c.get("port"), c.get("tls")),
+                "topics": [TOPIC], "hello": [(TOPIC, b"hello", False)], "renew_s": 0.5}
+
+    def downlink(cloud, topic, msg):
+        if Profile.starts == 1:
+            return (REDIRECT, TARGET)
+
+
+async def main():
+    rt = Mqtt(Profile)
+    rt.store = Counting()
+    await session.run(rt)
+    print(json.dumps({"starts": Profile.starts, "cloud_writes": Mqtt.cloud_writes,
+                      "stored": rt.store.data, "errors": rt.errors}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_redirects_target_is_written_once_not_again_at_each_renewal(mpy, broker):
+    # the target is stored as the session there goes online; the renewed
+    # sessions after it (at the target, from the store) write nothing more
+    user = "redirected-5ecret"
+    broker.allow(user, user)
+    target = {"host": "127.0.0.1", "port": broker.mqtt_port, "tls": False}
+    script = (f"PORT = {broker.mqtt_port}\nUSER = {user!r}\nTOPIC = b'redirected/t'\n"
+              f"TARGET = {target!r}\n" + TARGET_STORED)
+    got = json.loads(mpy.run(script).stdout.splitlines()[-1])
+    assert got["stored"]["cloud"] == {**target, "home": [None, None, None]}
+    assert (got["starts"], got["errors"], got["cloud_writes"]) == (4, [], 1)
+
+
 # On a whole simulated device ----------------------------------------------------------------
 
 def test_a_broker_unavailable_for_now_is_702_and_retried_within_the_backoff(device, cloudsim):
