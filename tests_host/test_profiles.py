@@ -99,6 +99,20 @@ def test_blynk_downlink_ping_leaves_the_session_as_it_is(device, cloudsim):
     assert cloudsim.front.logins == logins
 
 
+def test_blynk_downlink_ping_sent_at_qos_1_is_acknowledged_by_the_device(device, cloudsim):
+    # Blynk publishes its ping at QoS 1 for the device to answer with a PUBACK:
+    # its subscription asks for QoS 1, so the broker delivers the ping at QoS 1
+    # (at QoS 0 it would downgrade it, and no PUBACK would come)
+    from servers import eventually
+
+    d, prov = blynk_online(device, cloudsim)
+    device_id = int(prov["deviceId"])
+    acks = cloudsim.front.acks.get(device_id, 0)
+    api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": device_id,
+                                             "name": "ping", "payload": ""}, admin(cloudsim))
+    eventually(lambda: cloudsim.front.acks.get(device_id, 0) == acks + 1, "PUBACK from the device")
+
+
 def test_blynk_downlink_reboot_restarts_the_device_which_comes_back_online(device, cloudsim):
     d, prov = blynk_online(device, cloudsim)
     mcu = Subscription(cloudsim, f"blynk/{prov['deviceId']}/info/mcu")

@@ -137,8 +137,10 @@ class Cloudsim:
     def downlink(self, cloud, device_id, name, payload):
         """A cloud-to-device message; True when the device was online to get it."""
         self.log(f"{cloud} downlink {name} for device {device_id}")
-        topic, online = self.clouds[cloud].downlink_topic(device_id, name)
-        publish(self.broker.mqtt_port, *self.internal, topic, payload)
+        the_cloud = self.clouds[cloud]
+        topic, online = the_cloud.downlink_topic(device_id, name)
+        qos = getattr(the_cloud, "downlink_qos", lambda name: 0)(name)
+        publish(self.broker.mqtt_port, *self.internal, topic, payload, qos=qos)
         return online
 
     # -- /_sim/ controls (admin token) -----------------------------------------

@@ -16,7 +16,7 @@ import struct
 
 from .broker import LoopbackFront
 
-CONNECT, CONNACK, PUBLISH, SUBSCRIBE, UNSUBSCRIBE = 1, 2, 3, 8, 10
+CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, UNSUBSCRIBE = 1, 2, 3, 4, 8, 10
 MAX_PACKET = 256 * 1024
 MAX_MESSAGE = 1024  # Blynk's limit on a device's message (payload bytes)
 
@@ -122,6 +122,7 @@ class BlynkFront(LoopbackFront):
         self.internal = {}  # device id -> internal broker password
         self.port = self.tls_port = 0
         self.logins = {"plain": 0, "tls": 0}  # accepted device logins per listener
+        self.acks = {}  # device id -> PUBACKs it sent (QoS 1 messages it acknowledged)
 
     def start(self):
         self.port, self.tls_port = self.listen()
@@ -182,14 +183,14 @@ class BlynkFront(LoopbackFront):
                                       password.encode(), prefix))
         self.sessions.setdefault(device_id, set()).add(writer)
         try:
-            await asyncio.gather(self._pump(reader, up_writer, prefix, True, writer),
+            await asyncio.gather(self._pump(reader, up_writer, prefix, True, writer, device_id),
                                  self._pump(up_reader, writer, prefix, False, device_id))
         finally:
             self.sessions[device_id].discard(writer)
             for w in (writer, up_writer):
                 w.close()
 
-    async def _pump(self, reader, writer, prefix, upstream, other):
+    async def _pump(self, reader, writer, prefix, upstream, other, device_id=None):
         # other: the device's writer (upstream) or its device id (downstream)
         try:
             while True:
@@ -199,6 +200,8 @@ class BlynkFront(LoopbackFront):
                 first, body = got
                 kind = first >> 4
                 out = packet(first, body)
+                if upstream and kind == PUBACK:
+                    self.acks[device_id] = self.acks.get(device_id, 0) + 1
                 if upstream and kind == PUBLISH and message_size(first, body) > MAX_MESSAGE:
                     self.sim.log("blynk mqtt: message over 1024 bytes, connection closed")
                     break
@@ -244,8 +247,9 @@ def message_size(first, body):
     return len(body) - 2 - n - (2 if first & 0x06 else 0)
 
 
-def publish(port, username, password, topic, payload, retain=False):
-    """Publish one QoS 0 message to Mosquitto as a cloudsim-internal client."""
+def publish(port, username, password, topic, payload, retain=False, qos=0):
+    """Publish one message (QoS 0, or 1: acknowledged by Mosquitto before this
+    returns) to Mosquitto as a cloudsim-internal client."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         body = mqtt_string(b"MQTT") + bytes((4, 0xC2)) + struct.pack(">H", 30)
         body += mqtt_string(b"cloudsim-" + secrets.token_hex(4).encode())
@@ -254,6 +258,13 @@ def publish(port, username, password, topic, payload, retain=False):
         ack = s.recv(4)
         if ack[:2] != b"\x20\x02" or ack[3] != 0:
             raise OSError(f"broker refused cloudsim's own login: {ack!r}")
-        s.sendall(packet(0x30 | (1 if retain else 0),
-                         mqtt_string(topic.encode()) + payload.encode()))
+        s.sendall(packet(0x30 | (2 if qos else 0) | (1 if retain else 0),
+                         mqtt_string(topic.encode()) + (b"\x00\x01" if qos else b"")
+                         + payload.encode()))
+        if qos:
+            ack = b""
+            while len(ack) < 4 and (more := s.recv(4 - len(ack))):
+                ack += more
+            if ack != b"\x40\x02\x00\x01":
+                raise OSError(f"broker did not acknowledge cloudsim's QoS 1 message: {ack!r}")
         s.sendall(b"\xe0\x00")

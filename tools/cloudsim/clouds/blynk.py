@@ -111,6 +111,12 @@ class Blynk:
         online = self.sim.front.online(device_id) if self.sim.front else False
         return f"blynk/{device_id}/downlink/{name}", online
 
+    def downlink_qos(self, name):
+        # Blynk's device MQTT API: downlink/ping always at QoS 1, for the
+        # device to answer with a PUBACK; redirect, OTA and diag at QoS 0
+        # (the rest unstated: QoS 0 here)
+        return 1 if name == "ping" else 0
+
     def by_token(self, token):
         for device_id, dev in self.devices.items():
             if token and secrets.compare_digest(dev["token"], token):
