@@ -316,10 +316,11 @@ class Counting(Store):
 
 
 class Profile:
-    # MQTT links to where the store says (home: the config's), each saying hello
-    # on a topic of its own, which comes back to it; at the first the cloud
-    # redirects the device to TARGET; the second and third are renewed after
-    # 0.5 s; the fourth has no session and ends the run
+    # MQTT links to where the store says (home: the config's), each due for
+    # renewal after 0.5 s and saying hello on a topic of its own, which comes
+    # back to it: at the first, the cloud's redirect to TARGET (before its
+    # renewal); the second (at TARGET) and third (from the store) run until
+    # renewed; the fourth has no session and ends the run
     starts = 0
 
     async def start(rt):
