@@ -110,7 +110,8 @@ def test_blynk_downlink_ping_sent_at_qos_1_is_acknowledged_by_the_device(device,
     acks = cloudsim.front.acks.get(device_id, 0)
     api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": device_id,
                                              "name": "ping", "payload": ""}, admin(cloudsim))
-    eventually(lambda: cloudsim.front.acks.get(device_id, 0) == acks + 1, "PUBACK from the device")
+    eventually(lambda: cloudsim.front.acks.get(device_id, 0) > acks, "PUBACK from the device")
+    assert cloudsim.front.acks[device_id] == acks + 1  # one, for the one ping
 
 
 def test_blynk_downlink_reboot_restarts_the_device_which_comes_back_online(device, cloudsim):

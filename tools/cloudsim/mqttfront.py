@@ -247,6 +247,14 @@ def message_size(first, body):
     return len(body) - 2 - n - (2 if first & 0x06 else 0)
 
 
+def _recv_exactly(s, n):
+    """n bytes from socket s, or fewer if it closes first."""
+    got = b""
+    while len(got) < n and (more := s.recv(n - len(got))):
+        got += more
+    return got
+
+
 def publish(port, username, password, topic, payload, retain=False, qos=0):
     """Publish one message (QoS 0, or 1: acknowledged by Mosquitto before this
     returns) to Mosquitto as a cloudsim-internal client."""
@@ -255,16 +263,14 @@ def publish(port, username, password, topic, payload, retain=False, qos=0):
         body += mqtt_string(b"cloudsim-" + secrets.token_hex(4).encode())
         body += mqtt_string(username.encode()) + mqtt_string(password.encode())
         s.sendall(packet(0x10, body))
-        ack = s.recv(4)
-        if ack[:2] != b"\x20\x02" or ack[3] != 0:
+        ack = _recv_exactly(s, 4)
+        if ack[:2] != b"\x20\x02" or ack[3:] != b"\x00":
             raise OSError(f"broker refused cloudsim's own login: {ack!r}")
         s.sendall(packet(0x30 | (2 if qos else 0) | (1 if retain else 0),
                          mqtt_string(topic.encode()) + (b"\x00\x01" if qos else b"")
                          + payload.encode()))
         if qos:
-            ack = b""
-            while len(ack) < 4 and (more := s.recv(4 - len(ack))):
-                ack += more
+            ack = _recv_exactly(s, 4)
             if ack != b"\x40\x02\x00\x01":
                 raise OSError(f"broker did not acknowledge cloudsim's QoS 1 message: {ack!r}")
         s.sendall(b"\xe0\x00")

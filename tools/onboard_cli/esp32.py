@@ -491,7 +491,7 @@ def add_parsers(sub):
     r.add_argument("--ca", help="the CA file the device trusts (copied as /ca.pem)")
     r.add_argument("--forward", action="append", metavar="NAME=HOSTPORT[:GUESTPORT]",
                    help="make host port P reachable from the board at 192.168.4.100:P"
-                   " (at 192.168.4.100:G with NAME=P:G)"),
+                   " (at 192.168.4.100:G with NAME=P:G)")
     r.add_argument("--board", default=DEFAULT_BOARD, help="a folder of boards/")
     how = r.add_mutually_exclusive_group()
     how.add_argument("--offline", action="store_true",
