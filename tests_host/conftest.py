@@ -198,9 +198,12 @@ class Subscription:
     messages sent after it exists are never missed. It asks for no keepalive
     (0): it never pings, and with one the broker closed it after 1.5 times
     that of silence (an emulated board beside a busy host took over 90 s to
-    come online while its test's subscriber waited)."""
+    come online while its test's subscriber waited). It subscribes at qos
+    (0 or 1) and acknowledges what comes at QoS 1; self.qos lists the QoS each
+    message came at, which the broker makes the lower of the sender's and
+    this subscription's."""
 
-    def __init__(self, sim, topic, timeout=10):
+    def __init__(self, sim, topic, timeout=10, qos=0):
         import socket
         import struct
 
@@ -211,8 +214,9 @@ class Subscription:
         self.sock.sendall(packet(0x10, mqtt_string(b"MQTT") + bytes((4, 0xC2))
                                  + struct.pack(">H", KEEPALIVE) + mqtt_string(b"test-reader")
                                  + mqtt_string(user.encode()) + mqtt_string(password.encode())))
-        self.sock.sendall(packet(0x82, b"\x00\x01" + mqtt_string(topic.encode()) + b"\x00"))
+        self.sock.sendall(packet(0x82, b"\x00\x01" + mqtt_string(topic.encode()) + bytes((qos,))))
         self.buf = b""
+        self.qos = []
         self.suback = False
         self.pending = []  # messages that came with the SUBACK (retained ones)
         while not self.suback:
@@ -240,7 +244,12 @@ class Subscription:
                 self.suback = True
             if first >> 4 == 3:
                 tl = struct.unpack(">H", body[:2])[0]
-                out.append((body[2 : 2 + tl].decode(), body[2 + tl :]))
+                qos, payload = first >> 1 & 3, body[2 + tl :]
+                if qos:  # a packet id before the payload, to acknowledge
+                    self.sock.sendall(b"\x40\x02" + payload[:2])
+                    payload = payload[2:]
+                self.qos.append(qos)
+                out.append((body[2 : 2 + tl].decode(), payload))
         return out
 
     def messages(self, count=1):

@@ -73,6 +73,21 @@ def test_the_info_message_tells_the_cloud_its_1024_byte_receive_buffer(device, c
     assert json.loads(payload)["rxbuff"] == 1024
 
 
+def test_the_info_message_is_published_at_qos_1(device, cloudsim):
+    # so the device is online only once the broker has acknowledged it; a
+    # QoS 1 subscriber gets a message at the QoS it was sent at (0 stays 0)
+    prov = provision(cloudsim)
+    d = device(config=blynk_config(cloudsim))
+    mcu = Subscription(cloudsim, f"blynk/{prov['deviceId']}/info/mcu", qos=1)
+    try:
+        configure(d, blynk=prov["token"])
+        d.wait_state("RUNNING")
+        mcu.messages()
+    finally:
+        mcu.close()
+    assert mcu.qos == [1]
+
+
 def test_the_info_message_is_not_kept_by_the_broker_for_later_subscribers(device, cloudsim):
     d, prov = blynk_online(device, cloudsim)
     topic = f"blynk/{prov['deviceId']}/info/mcu"

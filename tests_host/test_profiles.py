@@ -124,6 +124,26 @@ def test_blynk_downlink_reboot_restarts_the_device_which_comes_back_online(devic
     assert d.restarts() == 1
 
 
+def test_a_session_that_ends_says_disconnect_to_the_broker(device, cloudsim):
+    # an MQTT DISCONNECT before the socket closes: Mosquitto logs "Client X
+    # disconnected." for it, and "closed its connection." for a bare close
+    d, prov = blynk_online(device, cloudsim)
+    log = cloudsim.broker.log_path
+    login = [line for line in log.read_text(errors="replace").splitlines()
+             if "New client connected" in line and f"u'blynk-{prov['deviceId']}'" in line]
+    client_id = re.search(r" as (\S+) \(", login[-1]).group(1)
+    mcu = Subscription(cloudsim, f"blynk/{prov['deviceId']}/info/mcu")
+    try:
+        api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
+                                                 "name": "reboot"}, admin(cloudsim))
+        mcu.messages()  # the next boot's: the first session has ended
+    finally:
+        mcu.close()
+    ends = [line.split(": ", 1)[1] for line in log.read_text(errors="replace").splitlines()
+            if line.split(": ", 1)[-1].startswith(f"Client {client_id} ")]
+    assert ends == [f"Client {client_id} disconnected."]
+
+
 def test_portal_reboot_restarts_the_device_into_setup_mode_again(device):
     d = device()
     port = port_of(d.wait_state("WAIT_CONFIG"))
@@ -276,6 +296,18 @@ def test_allthingstalk_state_sent_back_for_a_command_is_not_kept_by_the_broker(d
     finally:
         later.close()
     assert json.loads(payload) == {"value": False}  # the first it got: not the kept True
+
+
+def test_allthingstalk_state_sent_back_for_a_command_is_published_at_qos_1(device, cloudsim):
+    # as the profile's own publish_state: the broker acknowledges each state
+    _, device_id = att_online(device, cloudsim)
+    states = Subscription(cloudsim, f"device/{device_id}/asset/led/state", qos=1)
+    try:
+        att_command(cloudsim, device_id, True)
+        states.messages(1)
+    finally:
+        states.close()
+    assert states.qos == [1]
 
 
 def test_allthingstalk_wrong_token_is_703(device, cloudsim):

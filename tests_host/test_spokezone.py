@@ -54,6 +54,22 @@ def test_a_device_whose_token_carries_an_integer_id_comes_online(device, sz):
     assert json.loads(payload)["status"] == "online"
 
 
+def test_the_status_is_kept_by_the_broker_at_qos_1(device, sz):
+    # the retained birth message, published at QoS 1: a QoS 1 subscriber
+    # that comes later gets it at the QoS it was sent at
+    from conftest import Subscription
+
+    d, fields, dev, _ = make(device, sz)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    status = Subscription(sz, f"mrs/d/{dev['id']}/status", qos=1)
+    try:
+        status.messages(1)
+    finally:
+        status.close()
+    assert status.qos == [1]
+
+
 def test_a_fresh_token_is_not_renewed_at_boot(device, sz):
     d, fields, _, _ = make(device, sz)
     before = renewals(sz)
