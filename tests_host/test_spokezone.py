@@ -6,6 +6,7 @@ grace after expiry."""
 import json
 
 import pytest
+from servers import eventually
 from test_profiles import admin, api, broker_messages, configure
 
 PATH = "/spokezone/loginDevice"
@@ -68,6 +69,32 @@ def test_the_status_is_kept_by_the_broker_at_qos_1(device, sz):
     finally:
         status.close()
     assert status.qos == [1]
+
+
+def broker_logins(sim, user):
+    """Mosquitto's log lines of the logins with this user name."""
+    text = sim.broker.log_path.read_text(errors="replace")
+    return [line for line in text.splitlines()
+            if "New client connected" in line and f"u'{user}'" in line]
+
+
+def test_without_keepalive_s_the_device_asks_for_the_20_s_of_mrss_own_sdk(device, sz):
+    # MRS's Flutter SDK connects to Spoke Zone's broker with a 20 s keepalive
+    # (live_data_transport.dart); seen in the broker's own log of the login
+    d, fields, _, config = make(device, sz)
+    assert "keepalive_s" not in config
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    eventually(lambda: broker_logins(sz, fields["token"]), "the device's login in the log")
+    assert [", k20, " in line for line in broker_logins(sz, fields["token"])] == [True]
+
+
+def test_keepalive_s_in_the_config_is_what_the_device_asks_for(device, sz):
+    d, fields, _, _ = make(device, sz, keepalive_s=33)
+    configure(d, **fields)
+    d.wait_state("RUNNING")
+    eventually(lambda: broker_logins(sz, fields["token"]), "the device's login in the log")
+    assert [", k33, " in line for line in broker_logins(sz, fields["token"])] == [True]
 
 
 def test_a_fresh_token_is_not_renewed_at_boot(device, sz):

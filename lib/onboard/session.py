@@ -225,8 +225,9 @@ async def mqtt_session(rt, link, due, to=None):
 
     # the profile's MQTT client: link["mqtt"] is (user, password, host, port,
     # tls), each of the last three None for the config's; TLS against the
-    # config's CA unless "tls" is false; keepalive_s and timeout_s from the config;
-    # no port anywhere: the client's own, 8883 with TLS and 1883 without
+    # config's CA unless "tls" is false; timeout_s from the config, keepalive_s
+    # too (else the link's keepalive, else the 45 s Blynk recommends); no port
+    # anywhere: the client's own, 8883 with TLS and 1883 without
     user, password, host, port, tls = link["mqtt"]
     cloud = rt.store.get("cloud")
     if to:
@@ -236,7 +237,8 @@ async def mqtt_session(rt, link, due, to=None):
     if (cfg.get("tls", True) if tls is None else tls) is not False:
         ctx = session_tls(rt)
     client = MQTTClient(rt.uid(), host or cfg["host"], port or cfg.get("port", 0),
-                        user=user, password=password, keepalive=cfg.get("keepalive_s", 45),
+                        user=user, password=password,
+                        keepalive=cfg.get("keepalive_s", link.get("keepalive", 45)),
                         ssl=ctx, timeout=cfg.get("timeout_s", 10))
     got = []
 
