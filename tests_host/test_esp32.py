@@ -1271,7 +1271,7 @@ def test_power_cuts_at_moments_of_a_credential_write_keep_credentials_and_the_bo
         seen = len(board.events)
         # retained: the board gets it whenever it is subscribed (a renewal's reconnection
         # would lose a plain downlink), and it is cleared once setup mode is open
-        reconfigure = f"mrs/d/{dev['id']}/down/reconfigure"
+        reconfigure = f"mrs/d/{dev['id']}/ctrl/reconfigure"
         publish(sim.broker.mqtt_port, *sim.internal, reconfigure, "1", retain=True)
         board.wait_state("WAIT_CONFIG", until=lambda e: board.events.index(e) >= seen)
         publish(sim.broker.mqtt_port, *sim.internal, reconfigure, "", retain=True)

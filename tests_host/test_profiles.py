@@ -373,7 +373,7 @@ def test_spokezone_messages_flow_both_ways(device, cloudsim):
     assert json.loads(payload) == {"status": "online", "fw": "1.0.0"}
     api(cloudsim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
                                              "name": "config", "payload": "{}"}, admin(cloudsim))
-    assert d.wait_message(f"mrs/d/{dev['id']}/down/config")["state"] == "RUNNING"
+    assert d.wait_message(f"mrs/d/{dev['id']}/ctrl/config")["state"] == "RUNNING"
 
 
 def test_a_retained_command_is_not_acted_on_at_login(device, cloudsim):
@@ -393,7 +393,7 @@ def test_a_retained_command_is_not_acted_on_at_login(device, cloudsim):
         api(cloudsim, "POST", "/_sim/downlink", {"cloud": "spokezone", "device": dev["id"],
                                                  "name": "config", "payload": "{}"},
             admin(cloudsim))
-        again.wait_message(f"mrs/d/{dev['id']}/down/config")
+        again.wait_message(f"mrs/d/{dev['id']}/ctrl/config")
         assert "WAIT_CONFIG" not in [e["state"] for e in again.events]
     finally:  # (an empty retained message removes the kept one)
         publish(cloudsim.broker.mqtt_port, *cloudsim.internal, topic, "", retain=True)

@@ -62,8 +62,8 @@ answer("due-not-a-pair", lambda: due({"renew": [EXP, 1999990000, 1]}, EXP))
 answer("due-not-a-list", lambda: due({"renew": (EXP, 1999990000)}, EXP))
 answer("due-at-not-int", lambda: due({"renew": [EXP, "1999990000"]}, EXP))
 
-answer("down-reconfigure", lambda: downlink({}, b"mrs/d/8/down/reconfigure", b""))
-answer("down-other", lambda: downlink({}, b"mrs/d/8/down/led", b"on"))
+answer("down-reconfigure", lambda: downlink({}, b"mrs/d/8/ctrl/reconfigure", b""))
+answer("down-other", lambda: downlink({}, b"mrs/d/8/ctrl/led", b"on"))
 """
 
 EXP = 2000000000

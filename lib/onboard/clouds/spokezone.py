@@ -161,7 +161,7 @@ async def start(rt):
                 else {"renew": [exp, at]}
             link["renewed"] = renewed
     left = at - now if now is not None else lifetime - renew_margin(lifetime)
-    link.update({"mqtt": (token, token, None, None, None), "topics": (prefix + "/down/#",),
+    link.update({"mqtt": (token, token, None, None, None), "topics": (prefix + "/ctrl/#",),
                  # a retained birth message: the cloud sees which firmware is online
                  "hello": ((prefix + "/status", '{"status":"online","fw":"%s"}'
                             % rt.config.get("fw_ver", ""), True),),
@@ -173,6 +173,6 @@ async def start(rt):
 def downlink(cloud, topic, msg):
     from onboard.cloud import RECONFIGURE
 
-    if topic.endswith(b"/down/reconfigure"):
+    if topic.endswith(b"/ctrl/reconfigure"):
         return (RECONFIGURE,)
     return None

@@ -32,7 +32,10 @@ class SpokeZone:
         return f"mrs/d/{device_id}"
 
     def downlink_topic(self, device_id, name):
-        return f"{self.prefix(device_id)}/down/{name}", None
+        # a model's commands to devices on Spoke Zone's broker "must use the
+        # ctrl/ prefix" (docs.spoke.zone/mqtt-command), under the device's own
+        # prefix, as MRS's SDK publishes the device's data under mon/
+        return f"{self.prefix(device_id)}/ctrl/{name}", None
 
     def device_token(self, device_id, rotate=False):
         """A new token for the device. rotate (new secrets): earlier tokens
