@@ -11,7 +11,15 @@ from conftest import Subscription
 from servers import eventually
 from test_allthingstalk_assets import edit_cloud, online_or_setup
 from test_blynk_app import ACTIVATION, activations
-from test_profiles import admin, api, blynk_config, blynk_online, configure, provision
+from test_profiles import (
+    admin,
+    api,
+    blynk_config,
+    blynk_online,
+    broker_logins,
+    configure,
+    provision,
+)
 from test_spokezone_renewal import FAST_RETRY
 
 from cloudsim.mqttfront import publish
@@ -108,10 +116,6 @@ def test_without_keepalive_s_the_device_asks_the_broker_for_the_45_s_blynk_recom
     # broker's own log of the login, which Blynk's front passes on as sent
     d, prov = blynk_online(device, sim)
     assert "keepalive_s" not in d.config
-
-    def logins():
-        text = sim.broker.log_path.read_text(errors="replace")
-        return [line for line in text.splitlines() if "New client connected" in line
-                and f"u'blynk-{prov['deviceId']}'" in line]
-    eventually(logins, "the device's login in the broker's log")
-    assert [", k45, " in line for line in logins()] == [True], logins()
+    user = f"blynk-{prov['deviceId']}"
+    eventually(lambda: broker_logins(sim, user), "the device's login in the broker's log")
+    assert [", k45, " in line for line in broker_logins(sim, user)] == [True]

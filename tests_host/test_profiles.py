@@ -61,6 +61,13 @@ def spokezone_device(device, sim, cpu="cpu-sz", **config):
     return d, {"token": dev["token"], "uuid": dev["uuid"], "cpu_id": cpu}, dev
 
 
+def broker_logins(sim, user):
+    """Mosquitto's log lines of the logins with this user name."""
+    text = sim.broker.log_path.read_text(errors="replace")
+    return [line for line in text.splitlines()
+            if "New client connected" in line and f"u'{user}'" in line]
+
+
 def blynk_config(sim):
     return {"profile": "blynk", "api": f"https://127.0.0.1:{sim.https_port}/blynk",
             "host": "127.0.0.1", "port": sim.front.tls_port, "ca": str(sim.dir / "ca.pem"),
@@ -308,6 +315,19 @@ def test_allthingstalk_state_sent_back_for_a_command_is_published_at_qos_1(devic
     finally:
         states.close()
     assert states.qos == [1]
+
+
+def test_allthingstalk_without_keepalive_s_the_device_asks_for_its_arduino_sdks_15_s(
+        device, cloudsim):
+    # seen in the broker's log of the login, which the login front passes on
+    # as the token's alias
+    from servers import eventually
+
+    d, device_id = att_online(device, cloudsim)
+    assert "keepalive_s" not in d.config
+    alias = cloudsim.broker.aliases[cloudsim.clouds["att"].devices[device_id]["token"]][0]
+    eventually(lambda: broker_logins(cloudsim, alias), "the device's login in the log")
+    assert ", k15, " in broker_logins(cloudsim, alias)[-1]  # (its latest: this device's)
 
 
 def test_allthingstalk_wrong_token_is_703(device, cloudsim):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from servers import eventually
-from test_profiles import admin, api, broker_messages, configure
+from test_profiles import admin, api, broker_logins, broker_messages, configure
 
 PATH = "/spokezone/loginDevice"
 WEEK = 7 * 24 * 3600
@@ -69,13 +69,6 @@ def test_the_status_is_kept_by_the_broker_at_qos_1(device, sz):
     finally:
         status.close()
     assert status.qos == [1]
-
-
-def broker_logins(sim, user):
-    """Mosquitto's log lines of the logins with this user name."""
-    text = sim.broker.log_path.read_text(errors="replace")
-    return [line for line in text.splitlines()
-            if "New client connected" in line and f"u'{user}'" in line]
 
 
 def test_without_keepalive_s_the_device_asks_for_the_20_s_of_mrss_own_sdk(device, sz):
