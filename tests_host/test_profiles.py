@@ -317,7 +317,7 @@ def test_allthingstalk_state_sent_back_for_a_command_is_published_at_qos_1(devic
     assert states.qos == [1]
 
 
-def test_allthingstalk_without_keepalive_s_the_device_asks_for_its_arduino_sdks_15_s(
+def test_allthingstalk_without_keepalive_s_the_device_asks_for_its_wifi_sdks_15_s(
         device, cloudsim):
     # seen in the broker's log of the login, which the login front passes on
     # as the token's alias

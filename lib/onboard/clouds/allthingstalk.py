@@ -76,8 +76,8 @@ async def start(rt):
     assets = rt.config.get("assets") or {}
     if not isinstance(assets, dict) or len(assets) > _ASSETS or (assets and "api" not in rt.config):
         raise Rejected("config", _ERR_CONFIG)
-    # keepalive: 15 s, as AllThingsTalk's Arduino SDKs (PubSubClient's default;
-    # its WiFi SDK is the one for ESP32 boards)
+    # keepalive: 15 s, as AllThingsTalk's SDK for ESP32 boards (its WiFi SDK,
+    # PubSubClient's default); its others differ (LTE-M 300, Python 60, Go 10)
     link = {"mqtt": (cloud["token"], "x", None, None, None),
             "topics": ("device/%s/asset/+/command" % cloud["device_id"],), "keepalive": 15}
     if assets and cloud.get("assets") != list(assets):
