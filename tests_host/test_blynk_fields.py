@@ -35,6 +35,9 @@ answer("port-word", lambda: check({"blynk": T, "port": "http"}, {}))
 answer("redirect-plain", lambda: redirect(b"ny3.blynk.cloud:8883"))
 answer("redirect-mqtts", lambda: redirect(b"mqtts://ny3.blynk.cloud:8883/"))
 answer("redirect-mqtt", lambda: redirect(b"mqtt://ny3.blynk.cloud:1883"))
+answer("redirect-tls", lambda: redirect(b"tls://ny3.blynk.cloud:8883"))
+answer("redirect-tcp", lambda: redirect(b"tcp://ny3.blynk.cloud:1883"))
+answer("redirect-wss", lambda: redirect(b"wss://ny3.blynk.cloud:443"))
 answer("redirect-https", lambda: redirect(b"https://ny3.blynk.cloud:443"))
 answer("redirect-no-port", lambda: redirect(b"ny3.blynk.cloud"))
 answer("redirect-no-host", lambda: redirect(b":8883"))
@@ -135,6 +138,8 @@ def test_a_port_out_of_range_or_not_a_number_is_refused_naming_the_field(cases, 
     ("redirect-plain", {"host": "ny3.blynk.cloud", "port": 8883, "tls": True}),
     ("redirect-mqtts", {"host": "ny3.blynk.cloud", "port": 8883, "tls": True}),
     ("redirect-mqtt", {"host": "ny3.blynk.cloud", "port": 1883, "tls": False}),
+    ("redirect-tls", {"host": "ny3.blynk.cloud", "port": 8883, "tls": True}),
+    ("redirect-tcp", {"host": "ny3.blynk.cloud", "port": 1883, "tls": False}),
     ("redirect-port-1", {"host": "h", "port": 1, "tls": True}),
     ("redirect-port-65535", {"host": "h", "port": 65535, "tls": True}),
     ("redirect-host-64", {"host": "h" * 64, "port": 1, "tls": True}),
@@ -143,9 +148,9 @@ def test_a_redirect_target_gives_host_port_and_tls(cases, case, expected):
     assert cases[case]["out"] == expected
 
 
-@pytest.mark.parametrize("case", ["redirect-https", "redirect-no-port", "redirect-no-host",
-                                  "redirect-port-0", "redirect-port-65536", "redirect-host-65",
-                                  "redirect-not-utf8"])
+@pytest.mark.parametrize("case", ["redirect-https", "redirect-wss", "redirect-no-port",
+                                  "redirect-no-host", "redirect-port-0", "redirect-port-65536",
+                                  "redirect-host-65", "redirect-not-utf8"])
 def test_a_redirect_that_is_not_an_mqtt_target_is_not_followed(cases, case):
     assert cases[case] == {"case": case, "out": None, "error": None}
 

@@ -8,7 +8,9 @@ _ERR_CONFIG = const(700)
 
 def redirect(payload):
     """Cloud fields from a downlink/redirect: "host:port", "mqtts://host:port"
-    or "mqtt://host:port"; None when it is not one."""
+    or "mqtt://host:port" (also "tls://" and "tcp://", the schemes Blynk's
+    docs named before 2024, which its ESP-IDF sample still takes); None when
+    it is not one (a WebSocket's ws:// or wss:// included)."""
     try:
         text = payload.decode()
     except UnicodeError:
@@ -19,8 +21,9 @@ def redirect(payload):
         port = int(port)
     except ValueError:
         return None
-    if host and len(host) <= 64 and 0 < port < 65536 and scheme in ("", "mqtt", "mqtts"):
-        return {"host": host, "port": port, "tls": scheme != "mqtt"}
+    if host and len(host) <= 64 and 0 < port < 65536 and scheme in (
+            "", "mqtt", "mqtts", "tcp", "tls"):
+        return {"host": host, "port": port, "tls": scheme not in ("mqtt", "tcp")}
     return None
 
 
