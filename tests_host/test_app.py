@@ -32,6 +32,18 @@ def start(rt):
     rt.on_message = heard
 """
 
+# publishes ds/big with as many bytes as the cloud's message says: the
+# topic's 8 bytes (its length and "ds/big") and n
+BIG = """
+def start(rt):
+    def heard(topic, msg):
+        try:
+            rt.publish("ds/big", "x" * int(msg))
+        except ValueError as e:
+            rt.publish("ds/refused", str(e))
+    rt.on_message = heard
+"""
+
 
 def with_app(tmp_path, app):
     """The first device's flash (the device fixture's folder for it), holding app.py."""
@@ -70,6 +82,18 @@ def test_a_publish_with_a_qos_mqtt_does_not_carry_is_refused_at_the_apps_call(
     # (not queued to fail in the session later, which would drop the connection)
     device_id, sent, _ = answer(device, tmp_path, cloudsim, QOS_2)
     assert sent == [(f"blynk/{device_id}/ds/refused", b"qos: 0 or 1")]
+
+
+def test_a_message_over_blynks_1024_bytes_with_its_topic_is_refused_at_the_apps_call(
+        device, tmp_path, cloudsim):
+    # (Blynk's limit: sent, it would cost the device its connection)
+    device_id, sent, logins = answer(device, tmp_path, cloudsim, BIG, payloads=("1017",))
+    assert sent == [(f"blynk/{device_id}/ds/refused", b"topic and msg: over 1024 bytes")]
+
+
+def test_a_message_of_blynks_1024_bytes_with_its_topic_goes_out(device, tmp_path, cloudsim):
+    device_id, sent, logins = answer(device, tmp_path, cloudsim, BIG, payloads=("1016",))
+    assert (sent, logins) == ([(f"blynk/{device_id}/ds/big", b"x" * 1016)], 0)
 
 
 @pytest.mark.parametrize("app", [

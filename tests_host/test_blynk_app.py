@@ -603,10 +603,19 @@ def test_a_second_login_with_the_same_token_drops_the_first(cloudsim):
     second.close()
 
 
-def test_a_message_over_1024_bytes_closes_the_connection(cloudsim):
+def test_a_message_over_1024_bytes_with_its_topic_closes_the_connection(cloudsim):
+    # Blynk counts the variable header (topic) and the payload: 8 + 1017
     s = mqtt_login(cloudsim, active_token(cloudsim)["token"])
-    s.sendall(packet(0x30, mqtt_string(b"ds/big") + b"x" * 1025))
+    s.sendall(packet(0x30, mqtt_string(b"ds/big") + b"x" * 1017))
     assert closed(s)
+    s.close()
+
+
+def test_a_message_of_1024_bytes_with_its_topic_is_taken(cloudsim):
+    s = mqtt_login(cloudsim, active_token(cloudsim)["token"])
+    s.sendall(packet(0x30, mqtt_string(b"ds/big") + b"x" * 1016))
+    s.sendall(b"\xc0\x00")  # PINGREQ: still served
+    assert s.recv(2) == b"\xd0\x00"
     s.close()
 
 

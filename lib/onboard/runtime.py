@@ -130,9 +130,17 @@ class Runtime:
     def publish(self, topic, msg, retain=False, qos=0):
         """Queue a message for the cloud; False when offline or the queue is
         full (nothing is kept for later). ValueError for a QoS that MQTT
-        does not carry here (0 and 1 only), at the call: not in the session."""
+        does not carry here (0 and 1 only), or a message longer than the
+        profile's MAX_MESSAGE, at the call: not in the session."""
         if qos not in (0, 1):
             raise ValueError("qos: 0 or 1")
+        most = getattr(self.profile, "MAX_MESSAGE", 0)
+        if most:
+            n = 2 + 2 * qos  # the topic's length and the packet id
+            for s in (topic, msg):
+                n += len(s.encode() if isinstance(s, str) else s)
+            if n > most:
+                raise ValueError("topic and msg: over %d bytes" % most)
         if not self.online or len(self.outbox) >= _OUTBOX:
             return False
         self.outbox.append((topic, msg, retain, qos))

@@ -18,7 +18,9 @@ from .broker import LoopbackFront
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, UNSUBSCRIBE = 1, 2, 3, 4, 8, 10
 MAX_PACKET = 256 * 1024
-MAX_MESSAGE = 1024  # Blynk's limit on a device's message (payload bytes)
+# Blynk's limit on a device's message, which its MQTT API counts over the
+# variable header and the payload: a PUBLISH's whole body
+MAX_MESSAGE = 1024
 
 
 def encode_length(n):
@@ -202,7 +204,7 @@ class BlynkFront(LoopbackFront):
                 out = packet(first, body)
                 if upstream and kind == PUBACK:
                     self.acks[device_id] = self.acks.get(device_id, 0) + 1
-                if upstream and kind == PUBLISH and message_size(first, body) > MAX_MESSAGE:
+                if upstream and kind == PUBLISH and len(body) > MAX_MESSAGE:
                     self.sim.log("blynk mqtt: message over 1024 bytes, connection closed")
                     break
                 if upstream and kind == SUBSCRIBE and not all(
@@ -239,12 +241,6 @@ def filters(body):
         out.append(body[pos + 2 : pos + 2 + n])
         pos += 3 + n
     return out
-
-
-def message_size(first, body):
-    """Payload bytes of a PUBLISH."""
-    (n,) = struct.unpack_from(">H", body, 0)
-    return len(body) - 2 - n - (2 if first & 0x06 else 0)
 
 
 def _recv_exactly(s, n):

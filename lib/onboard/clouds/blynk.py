@@ -7,6 +7,9 @@
 
 # extra portal fields: (name, label, secret)
 FIELDS = (("blynk", "Blynk auth token", True),)
+# Blynk's limit on an MQTT message: its variable header (the topic with its
+# length, the packet id at QoS 1) and payload; the runtime's publish refuses more
+MAX_MESSAGE = 1024
 
 
 def __getattr__(name):
