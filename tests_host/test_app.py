@@ -77,6 +77,23 @@ def test_an_apps_start_hook_hears_the_clouds_messages_and_publishes_through_the_
     assert sent == [(f"blynk/{device_id}/ds/echo", b"downlink/ds/led=1")]
 
 
+def test_an_apps_message_is_not_kept_by_the_broker_when_it_does_not_ask(device, tmp_path,
+                                                                        cloudsim):
+    # rt.publish's retain is False unless given: a retained message is sent
+    # to a new subscriber first, so the marker comes first only if none was kept
+    from cloudsim.mqttfront import publish
+
+    device_id, sent, _ = answer(device, tmp_path, cloudsim, ECHO)
+    topic = f"blynk/{device_id}/ds/echo"
+    later = Subscription(cloudsim, topic)
+    try:
+        publish(cloudsim.broker.mqtt_port, *cloudsim.internal, topic, "marker")
+        first = later.messages(1)[0]
+    finally:
+        later.close()
+    assert first == (topic, b"marker")
+
+
 def test_a_publish_with_a_qos_mqtt_does_not_carry_is_refused_at_the_apps_call(
         device, tmp_path, cloudsim):
     # (not queued to fail in the session later, which would drop the connection)
