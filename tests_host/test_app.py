@@ -32,13 +32,15 @@ def start(rt):
     rt.on_message = heard
 """
 
-# publishes ds/big with as many bytes as the cloud's message says: the
-# topic's 8 bytes (its length and "ds/big") and n
+# publishes ds/big as the cloud's message "n qos c" says: n times the
+# character c at that QoS; with the topic's 8 bytes (its length and
+# "ds/big") and at QoS 1 the packet id's 2, in Blynk's count
 BIG = """
 def start(rt):
     def heard(topic, msg):
+        n, qos, c = msg.decode().split()
         try:
-            rt.publish("ds/big", "x" * int(msg))
+            rt.publish("ds/big", c * int(n), qos=int(qos))
         except ValueError as e:
             rt.publish("ds/refused", str(e))
     rt.on_message = heard
@@ -101,16 +103,22 @@ def test_a_publish_with_a_qos_mqtt_does_not_carry_is_refused_at_the_apps_call(
     assert sent == [(f"blynk/{device_id}/ds/refused", b"qos: 0 or 1")]
 
 
+@pytest.mark.parametrize("big", ["1017 0 x", "1015 1 x", "509 0 \u00e9"],
+                         ids=["QoS 0", "QoS 1", "UTF-8 bytes"])
 def test_a_message_over_blynks_1024_bytes_with_its_topic_is_refused_at_the_apps_call(
-        device, tmp_path, cloudsim):
+        device, tmp_path, cloudsim, big):
     # (Blynk's limit: sent, it would cost the device its connection)
-    device_id, sent, logins = answer(device, tmp_path, cloudsim, BIG, payloads=("1017",))
+    device_id, sent, _ = answer(device, tmp_path, cloudsim, BIG, payloads=(big,))
     assert sent == [(f"blynk/{device_id}/ds/refused", b"topic and msg: over 1024 bytes")]
 
 
-def test_a_message_of_blynks_1024_bytes_with_its_topic_goes_out(device, tmp_path, cloudsim):
-    device_id, sent, logins = answer(device, tmp_path, cloudsim, BIG, payloads=("1016",))
-    assert (sent, logins) == ([(f"blynk/{device_id}/ds/big", b"x" * 1016)], 0)
+@pytest.mark.parametrize("big", ["1016 0 x", "1014 1 x", "508 0 \u00e9"],
+                         ids=["QoS 0", "QoS 1", "UTF-8 bytes"])
+def test_a_message_of_blynks_1024_bytes_with_its_topic_goes_out(device, tmp_path, cloudsim,
+                                                                 big):
+    n, _, c = big.split()
+    device_id, sent, logins = answer(device, tmp_path, cloudsim, BIG, payloads=(big,))
+    assert (sent, logins) == ([(f"blynk/{device_id}/ds/big", c.encode() * int(n))], 0)
 
 
 @pytest.mark.parametrize("app", [
