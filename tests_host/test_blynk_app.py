@@ -619,6 +619,17 @@ def test_a_message_of_1024_bytes_with_its_topic_is_taken(cloudsim):
     s.close()
 
 
+@pytest.mark.parametrize("refused", [b"downlink/+/led", b"downlink/#/led", b"downlink/ds/+"])
+def test_a_subscription_with_a_wildcard_blynk_does_not_take_is_refused(cloudsim, refused):
+    # Blynk takes no single-level wildcard, and the multi-level one only at the end
+    s = mqtt_login(cloudsim, active_token(cloudsim)["token"])
+    s.sendall(packet(0x82, b"\x00\x07" + mqtt_string(refused) + b"\x01"))
+    assert s.recv(5) == b"\x90\x03\x00\x07\x80"
+    s.sendall(packet(0x82, b"\x00\x08" + mqtt_string(b"downlink/ds/#") + b"\x01"))
+    assert s.recv(5) == b"\x90\x03\x00\x08\x01"
+    s.close()
+
+
 def test_a_subscription_outside_downlink_is_refused(cloudsim):
     s = mqtt_login(cloudsim, active_token(cloudsim)["token"])
     s.sendall(packet(0x82, b"\x00\x07" + mqtt_string(b"ds/#") + b"\x01"))

@@ -208,8 +208,8 @@ class BlynkFront(LoopbackFront):
                     self.sim.log("blynk mqtt: message over 1024 bytes, connection closed")
                     break
                 if upstream and kind == SUBSCRIBE and not all(
-                        f.startswith(b"downlink/") for f in filters(body)):
-                    # only downlink/ is the device's: every filter refused, none forwarded
+                        map(device_filter, filters(body))):
+                    # a filter Blynk does not take: every filter refused, none forwarded
                     other.write(packet(0x90, body[:2] + b"\x80" * len(filters(body))))
                     await other.drain()
                     continue
@@ -231,6 +231,12 @@ class BlynkFront(LoopbackFront):
             pass
         finally:
             writer.close()
+
+
+def device_filter(f):
+    """Whether Blynk takes this topic filter from a device: under downlink/, with
+    no single-level wildcard (+) and the multi-level one (#) only at its end."""
+    return f.startswith(b"downlink/") and b"+" not in f and b"#" not in f[:-1]
 
 
 def filters(body):
