@@ -193,13 +193,15 @@ def test_an_apps_task_publishes_through_a_queue_of_eight_and_is_told_false_when_
 
 ONCE_ONLINE = """
 import asyncio
+from onboard.clouds import spokezone
 
 def start(rt):
     asyncio.create_task(hello(rt))
 
 async def hello(rt):
-    while not rt.publish("acme/hello", "online", qos=1):
-        await asyncio.sleep_ms(100)  # (False until the device is online)
+    # (False until the device is online; its token, and so its prefix, from then)
+    while not (rt.online and rt.publish(spokezone.topic(rt, "hello"), "online", qos=1)):
+        await asyncio.sleep_ms(100)
 """
 
 
@@ -209,14 +211,15 @@ def test_an_apps_message_goes_out_while_the_sessions_renewal_is_days_away(device
     # looks at the app's queue meanwhile, not only at the renewal or when a
     # message comes in (none does here)
     with_app(tmp_path, ONCE_ONLINE)
-    sent = Subscription(cloudsim, "acme/hello")
+    d, fields, dev = spokezone_device(device, cloudsim, "cpu-app")
+    topic = f"mrs/d/{dev['id']}/hello"  # (under the token's prefix)
+    sent = Subscription(cloudsim, topic)
     try:
-        d, fields, _ = spokezone_device(device, cloudsim, "cpu-app")
         configure(d, **fields)
         got = sent.messages()
     finally:
         sent.close()
-    assert got == [("acme/hello", b"online")]
+    assert got == [(topic, b"online")]
 
 
 BURST = """

@@ -330,6 +330,50 @@ def test_allthingstalk_without_keepalive_s_the_device_asks_for_its_wifi_sdks_15_
     assert ", k15, " in broker_logins(cloudsim, alias)[-1]  # (its latest: this device's)
 
 
+def first_heard(sim, port, user, password, topics):
+    """The first topic that this user, subscribed to everything (#) over a
+    raw MQTT login, is handed when the cloud publishes to each of topics in
+    turn: a topic it may not read is never handed to it."""
+    import socket
+    import struct
+
+    from cloudsim.mqttfront import mqtt_string, packet
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(packet(0x10, mqtt_string(b"MQTT") + bytes((4, 0xC2)) + struct.pack(">H", 0)
+                         + mqtt_string(b"scope") + mqtt_string(user.encode())
+                         + mqtt_string(password.encode())))
+        assert s.recv(4) == b"\x20\x02\x00\x00"  # logged in
+        s.sendall(packet(0x82, b"\x00\x01" + mqtt_string(b"#") + b"\x00"))
+        assert s.recv(5)[:4] == b"\x90\x03\x00\x01"  # (Mosquitto grants it; reads are checked)
+        for topic in topics:
+            publish(sim.broker.mqtt_port, *sim.internal, topic, "x")
+        got = b""
+        while len(got) < 4:
+            got += s.recv(256) or b"?" * 4
+        return got[4 : 4 + int.from_bytes(got[2:4], "big")].decode()
+
+
+def test_a_spokezone_device_token_reads_its_own_topics_only(cloudsim):
+    # device tokens are for the device's own data, under its token's prefix
+    user = api(cloudsim, "POST", "/spokezone/login",
+               {"username": "super", "password": "super-password"})["token"]
+    dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": "cpu-scope"},
+              {"x-access-token": user})
+    own, other = f"mrs/d/{dev['id']}/ctrl/x", f"mrs/d/{dev['id'] + 1}/ctrl/x"
+    assert first_heard(cloudsim, cloudsim.broker.mqtt_port, dev["token"], dev["token"],
+                       [other, own]) == own
+
+
+def test_an_allthingstalk_device_token_reads_its_own_devices_topics_only(cloudsim):
+    att = cloudsim.clouds["att"]
+    device_id = att.add_device("ground-1", "scope")
+    other = next(d for d in att.devices if d != device_id)
+    own, theirs = f"device/{device_id}/asset/a/command", f"device/{other}/asset/a/command"
+    assert first_heard(cloudsim, cloudsim.broker.login_port,
+                       att.devices[device_id]["token"], "x", [theirs, own]) == own
+
+
 def test_allthingstalk_wrong_token_is_703(device, cloudsim):
     d = device(config=att_config(cloudsim))
     configure(d, device_id="nobody", token="maker-not-a-real-token")

@@ -121,10 +121,11 @@ class Cloudsim:
 
     def allow_mqtt(self, cloud, token, device_id):
         """Let this device token log in to the broker (username and password:
-        the token). Blynk's logins go through the front, which asks the cloud."""
+        the token), for its device's topics only. Blynk's logins go through
+        the front, which asks the cloud."""
         self.mqtt_identities[(cloud, token)] = device_id
         if cloud != "blynk":
-            self.broker.allow(token, token)
+            self.broker.allow(token, token, (self.clouds[cloud].prefix(device_id) + "/#",))
 
     def revoke_mqtt(self, cloud, token):
         device_id = self.mqtt_identities.pop((cloud, token), None)

@@ -77,6 +77,7 @@ class Broker:
         self.mqtts_port = mqtts_port or free_port()
         self.certfile, self.keyfile = certfile, keyfile
         self._users = {}  # username -> password hash
+        self._topics = {}  # username -> the topic filters it may publish and subscribe to
         self.aliases = {}  # user name taking any password -> (internal alias, its secret)
         self.front = None
         self.login_port = self.login_tls_port = 0
@@ -89,6 +90,11 @@ class Broker:
         tmp.write_text("".join(f"{u}:{h}\n" for u, h in self._users.items()))
         tmp.chmod(0o600)
         os.replace(tmp, self.dir / "passwd")
+        # each user's topics (a user with none listed may use none)
+        tmp = self.dir / "acl.tmp"
+        tmp.write_text("".join(f"user {u}\n" + "".join(f"topic readwrite {t}\n" for t in ts)
+                               for u, ts in self._topics.items()))
+        os.replace(tmp, self.dir / "acl")
 
     def start(self):
         self._write_passwords()
@@ -98,6 +104,7 @@ class Broker:
             "per_listener_settings false\n"
             "allow_anonymous false\n"
             f"password_file {self.dir / 'passwd'}\n"
+            f"acl_file {self.dir / 'acl'}\n"
             "persistence false\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
@@ -164,8 +171,9 @@ class Broker:
                     pass
                 time.sleep(0.01)
 
-    def allow(self, username, password):
-        """Accept these credentials (replacing any password the user had);
+    def allow(self, username, password, topics=("#",)):
+        """Accept these credentials (replacing any password the user had),
+        for these topic filters only (a device token: its own device's);
         password None: any password, through the login front."""
         with self._lock:
             if password is None:
@@ -173,13 +181,16 @@ class Broker:
                 secret = secrets.token_urlsafe(18)
                 self.aliases[username] = (alias, secret)
                 self._users[alias] = password_hash(secret)
+                self._topics[alias] = topics
             else:
                 self._users[username] = password_hash(password)
+                self._topics[username] = topics
             self._reload()
 
     def revoke(self, username):
         with self._lock:
             alias = self.aliases.pop(username, (username,))[0]
+            self._topics.pop(alias, None)
             if self._users.pop(alias, None) is not None:
                 self._reload()
 

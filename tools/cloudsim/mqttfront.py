@@ -142,7 +142,8 @@ class BlynkFront(LoopbackFront):
         """The device's internal broker login, created on first use."""
         if device_id not in self.internal:
             self.internal[device_id] = secrets.token_urlsafe(18)
-            self.sim.broker.allow(f"blynk-{device_id}", self.internal[device_id])
+            self.sim.broker.allow(f"blynk-{device_id}", self.internal[device_id],
+                                  (f"blynk/{device_id}/#",))
         return f"blynk-{device_id}", self.internal[device_id]
 
     async def _client(self, reader, writer):

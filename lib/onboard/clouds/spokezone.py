@@ -49,6 +49,12 @@ def token_claims(token, field="token"):
     return exp, max(1, exp - iat), device_id, prefix
 
 
+def topic(rt, name):
+    """An application's topic: name under the device's MQTT prefix (its
+    token's), where Spoke Zone lets the device publish."""
+    return token_claims(rt.store.get("cloud")["token"])[3] + "/" + name
+
+
 def check(fields, config, current=None):
     token = fields.get("token", "")
     token_claims(token)

@@ -41,7 +41,7 @@ class AllThingsTalk:
                                    "assets": {}}
         # the token is the broker's user name, any password (the broker's login front)
         self.sim.mqtt_identities[("att", token)] = device_id
-        self.sim.broker.allow(token, None)
+        self.sim.broker.allow(token, None, (f"device/{device_id}/#",))  # (its device's only)
         return device_id
 
     def downlink_topic(self, device_id, name):
