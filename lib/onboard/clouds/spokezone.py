@@ -171,7 +171,7 @@ async def start(rt):
                  # a retained birth message: the cloud sees which firmware is online
                  "hello": ((prefix + "/status", '{"status":"online","fw":"%s"}'
                             % rt.config.get("fw_ver", ""), True),),
-                 "renew_s": max(0, left), "prefix": prefix,
+                 "renew_s": max(0, left),
                  "keepalive": 20})  # (MRS's own SDK's, live_data_transport.dart)
     return link
 
