@@ -348,9 +348,11 @@ def first_heard(sim, port, user, password, topics):
         assert s.recv(5)[:4] == b"\x90\x03\x00\x01"  # (Mosquitto grants it; reads are checked)
         for topic in topics:
             publish(sim.broker.mqtt_port, *sim.internal, topic, "x")
-        got = b""
-        while len(got) < 4:
-            got += s.recv(256) or b"?" * 4
+        got = b""  # a PUBLISH: its first byte, length (one byte here), topic length, topic
+        while len(got) < 4 or len(got) < 4 + int.from_bytes(got[2:4], "big"):
+            part = s.recv(256)
+            assert part, "the broker closed the connection"
+            got += part
         return got[4 : 4 + int.from_bytes(got[2:4], "big")].decode()
 
 
