@@ -201,16 +201,18 @@ class Subscription:
     come online while its test's subscriber waited). It subscribes at qos
     (0 or 1) and acknowledges what comes at QoS 1; self.qos lists the QoS each
     message came at, which the broker makes the lower of the sender's and
-    this subscription's."""
+    this subscription's. login (user, password) and port: another user's, on
+    another of the broker's ports (its login front's)."""
 
-    def __init__(self, sim, topic, timeout=10, qos=0):
+    def __init__(self, sim, topic, timeout=10, qos=0, login=None, port=None):
         import socket
         import struct
 
         from cloudsim.mqttfront import mqtt_string, packet
 
-        self.sock = socket.create_connection(("127.0.0.1", sim.broker.mqtt_port), timeout=timeout)
-        user, password = sim.internal
+        self.sock = socket.create_connection(("127.0.0.1", port or sim.broker.mqtt_port),
+                                             timeout=timeout)
+        user, password = login or sim.internal
         self.sock.sendall(packet(0x10, mqtt_string(b"MQTT") + bytes((4, 0xC2))
                                  + struct.pack(">H", KEEPALIVE) + mqtt_string(b"test-reader")
                                  + mqtt_string(user.encode()) + mqtt_string(password.encode())))

@@ -32,9 +32,9 @@ class SpokeZone:
         return f"mrs/d/{device_id}"
 
     def downlink_topic(self, device_id, name):
-        # a model's commands to devices on Spoke Zone's broker "must use the
-        # ctrl/ prefix" (docs.spoke.zone/mqtt-command), under the device's own
-        # prefix, as MRS's SDK publishes the device's data under mon/
+        # commands to devices on Spoke Zone's broker go under ctrl/, as its docs
+        # ask of a model's commands (docs.spoke.zone/mqtt-command), under the
+        # device's own prefix, as MRS's SDK publishes the device's data under mon/
         return f"{self.prefix(device_id)}/ctrl/{name}", None
 
     def device_token(self, device_id, rotate=False):
