@@ -494,6 +494,40 @@ def test_att_device_tokens_read_maker_colon(sim):
     assert all(v["token"].startswith("maker:") for v in sim.clouds["att"].devices.values())
 
 
+def att_command(call, sim, device_id, payload):
+    return call("POST", "/_sim/downlink", json={"cloud": "att", "device": device_id,
+                                                "name": "led", "payload": payload},
+                headers=bearer(sim.admin_token))
+
+
+def test_att_sends_a_command_as_its_value_and_when_it_was_sent(call, sim):
+    # as AllThingsTalk's SDKs read a command: {"at": ..., "value": ...}
+    from datetime import datetime
+
+    from conftest import Subscription
+
+    device_id = next(iter(sim.clouds["att"].devices))
+    commands = Subscription(sim, f"device/{device_id}/asset/led/command")
+    try:
+        before = sim.now()
+        assert att_command(call, sim, device_id, '{"value": 21.5}')["status"] == 200
+        after = sim.now()
+        (_, payload), = commands.messages(1)
+    finally:
+        commands.close()
+    doc = json.loads(payload)
+    assert (sorted(doc), doc["value"]) == (["at", "value"], 21.5)
+    assert doc["at"].endswith("Z")
+    at = datetime.fromisoformat(doc["at"].replace("Z", "+00:00")).timestamp()
+    assert int(before * 1000) / 1000 <= at <= after
+
+
+@pytest.mark.parametrize("payload", ["21.5", "[]", '{"val": 1}', "not json"])
+def test_att_refuses_a_command_without_a_value(call, sim, payload):
+    reply = att_command(call, sim, next(iter(sim.clouds["att"].devices)), payload)
+    assert (reply["status"], reply["body"]["error"]) == (400, "payload: a JSON object with a value")
+
+
 def test_att_asset_put_creates_with_its_profile_then_updates(call, sim):
     att = sim.clouds["att"]
     mine = att.add_device("ground-1", "assets")

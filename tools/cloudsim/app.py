@@ -136,10 +136,14 @@ class Cloudsim:
             self.broker.revoke(token)
 
     def downlink(self, cloud, device_id, name, payload):
-        """A cloud-to-device message; True when the device was online to get it."""
-        self.log(f"{cloud} downlink {name} for device {device_id}")
+        """A cloud-to-device message; True when the device was online to get it.
+        ValueError when the cloud would not send what was asked."""
         the_cloud = self.clouds[cloud]
         topic, online = the_cloud.downlink_topic(device_id, name)
+        shape = getattr(the_cloud, "downlink_payload", None)
+        if shape:  # (a cloud that builds the message itself from what was asked)
+            payload = shape(payload)
+        self.log(f"{cloud} downlink {name} for device {device_id}")
         qos = getattr(the_cloud, "downlink_qos", lambda name: 0)(name)
         publish(self.broker.mqtt_port, *self.internal, topic, payload, qos=qos)
         return online
@@ -198,7 +202,11 @@ class Cloudsim:
         if not hasattr(self.clouds.get(cloud), "downlink_topic") or "device" not in doc \
                 or not isinstance(doc.get("name"), str):
             raise HttpError(400, "cloud (blynk, spokezone, att), device and name are required")
-        online = self.downlink(cloud, doc["device"], doc["name"], str(doc.get("payload", "")))
+        try:
+            online = self.downlink(cloud, doc["device"], doc["name"],
+                                   str(doc.get("payload", "")))
+        except ValueError as e:
+            raise HttpError(400, str(e)) from None
         return 200, {"online": online}
 
     def _plgd(self, req):

@@ -3,7 +3,9 @@ for users; device tokens ("maker:...", the MQTT user name with any password)
 and ground tokens with their scopes; assets made with
 PUT /device/{id}/asset/{name} {title, is, profile: {type}}."""
 
+import json
 import secrets
+from datetime import datetime, timezone
 from email.utils import formatdate
 
 from ..web import HttpError, need
@@ -46,6 +48,20 @@ class AllThingsTalk:
 
     def downlink_topic(self, device_id, name):
         return f"device/{device_id}/asset/{name}/command", None
+
+    def downlink_payload(self, payload):
+        """The command the cloud publishes for one asked for with {"value": v}:
+        {"at": when, "value": v}, as AllThingsTalk's SDKs read a command (the
+        WiFi and LTE-M SDKs take both fields; its Go SDK parses "at" as an
+        RFC 3339 time). ValueError when what was asked has no value."""
+        try:
+            doc = json.loads(payload)
+            value = doc["value"]
+        except (ValueError, TypeError, KeyError):
+            raise ValueError("payload: a JSON object with a value") from None
+        at = datetime.fromtimestamp(self.sim.now(), timezone.utc)
+        return json.dumps({"at": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                           "value": value})
 
     def _tokens(self, username):
         lifetime = self.sim.lifetime("att")
