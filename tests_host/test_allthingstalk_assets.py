@@ -75,6 +75,35 @@ def test_assets_without_an_api_or_not_an_object_are_last_error_700(device, cloud
     assert made(cloudsim, device_id) == []
 
 
+@pytest.mark.parametrize("spec", [{"is": "actuater"}, {"type": "bool"}, {"title": 5}, "actuator"],
+                         ids=["kind", "type", "title", "not-an-object"])
+def test_an_asset_described_as_allthingstalk_does_not_take_is_700_and_none_is_made(
+        device, cloudsim, spec):
+    # the other asset is well described: none is asked for, not even it
+    d, device_id, _, end = boot(device, cloudsim, {"led": {"is": "actuator", "type": "boolean"},
+                                                   "bad": spec}, "described")
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
+    assert puts(cloudsim, device_id, "led") == 0
+
+
+@pytest.mark.parametrize("name", ["my led", "led/1", "l+", "", "a" * 65])
+def test_an_asset_name_that_cannot_go_into_a_topic_or_path_is_700(device, cloudsim, name):
+    d, device_id, _, end = boot(device, cloudsim, {"led": {}, name: {}}, "named")
+    assert (end["state"], end["last_error"]) == ("WAIT_CONFIG", 700)
+    assert puts(cloudsim, device_id, "led") == 0
+
+
+@pytest.mark.parametrize("kind,type_", [(k, "number") for k in ("actuator", "virtual")] + [
+    ("sensor", t) for t in ("boolean", "string", "integer", "number", "object", "array",
+                            "location")])
+def test_each_kind_and_type_allthingstalk_takes_is_made(device, cloudsim, kind, type_):
+    _, device_id, _, end = boot(device, cloudsim, {"a-1_B": {"is": kind, "type": type_}},
+                                "takes")
+    assert end["state"] == "RUNNING"
+    assert [(a["is"], a["profile"]) for a in made(cloudsim, device_id)] == [
+        (kind, {"type": type_})]
+
+
 def test_an_asset_given_no_details_is_a_sensor_of_strings_titled_by_its_name(device, cloudsim):
     _, device_id, _, end = boot(device, cloudsim, {"note": {}}, "defaults")
     assert end["state"] == "RUNNING"

@@ -540,7 +540,8 @@ def test_att_asset_put_creates_with_its_profile_then_updates(call, sim):
 
 
 @pytest.mark.parametrize("body", [{"is": "gadget", "profile": {"type": "number"}},
-                                  {"is": "sensor"}, {"is": "sensor", "profile": "number"}])
+                                  {"is": "sensor"}, {"is": "sensor", "profile": "number"},
+                                  {"is": "sensor", "profile": {"type": "bool"}}])
 def test_att_asset_put_with_a_bad_body_is_400(call, sim, body):
     att = sim.clouds["att"]
     mine = next(iter(att.devices))

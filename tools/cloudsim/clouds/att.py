@@ -12,6 +12,8 @@ from ..web import HttpError, need
 
 USERS = {"alice": {"password": "alice-password", "mfa": "246810", "id": "user-alice"}}
 CLIENT_IDS = ("web", "mobile", "postman")
+# the profile types AllThingsTalk's WiFi SDK lets a device make an asset with
+TYPES = ("boolean", "string", "integer", "number", "object", "array", "location")
 
 
 class AllThingsTalk:
@@ -143,8 +145,8 @@ class AllThingsTalk:
         kind, profile = doc.get("is"), doc.get("profile")
         if kind not in ("sensor", "actuator", "virtual"):
             raise HttpError(400, "is: sensor, actuator or virtual")
-        if not isinstance(profile, dict) or not isinstance(profile.get("type"), str):
-            raise HttpError(400, "profile: an object with a type")
+        if not isinstance(profile, dict) or profile.get("type") not in TYPES:
+            raise HttpError(400, f"profile: an object with a type ({', '.join(TYPES)})")
         title = doc.get("title", name)
         if not isinstance(title, str) or len(title) > 128:
             raise HttpError(400, "title: text up to 128 characters")
