@@ -490,6 +490,15 @@ def test_att_device_token_reads_only_its_device(call, sim):
     assert call("GET", f"/att/device/{mine}")["status"] == 401
 
 
+def test_att_a_device_there_is_not_is_404_to_a_known_token(call, sim):
+    # (one it may not use is 403, above)
+    token = next(iter(sim.clouds["att"].devices.values()))["token"]
+    assert call("GET", "/att/device/0123456789ab", headers=bearer(token))["status"] == 404
+    assert call("PUT", "/att/device/0123456789ab/asset/x", headers=bearer(token),
+                json={"is": "sensor", "profile": {"type": "number"}})["status"] == 404
+    assert call("GET", "/att/device/0123456789ab")["status"] == 401
+
+
 def test_att_device_tokens_read_maker_colon(sim):
     assert all(v["token"].startswith("maker:") for v in sim.clouds["att"].devices.values())
 

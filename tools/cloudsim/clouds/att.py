@@ -122,19 +122,19 @@ class AllThingsTalk:
         raise HttpError(401, "missing, invalid or expired Bearer token")
 
     def device(self, req, device_id):
-        kind, who = self._who(req)
-        dev = self.devices.get(device_id)
-        allowed = dev and (kind == "user" or (kind == "ground" and dev["ground"] == who)
-                           or (kind == "device" and who == device_id))
-        if not allowed:
-            raise HttpError(403, "this token has no access to that device")
+        dev = self._device_access(req, device_id)
         return 200, {"id": device_id, "name": dev["name"], "ground": dev["ground"]}
 
     def _device_access(self, req, device_id):
+        # a known token: 404 for a device there is not, 403 for one it may
+        # not use (the two replies AllThingsTalk's Node.js SDK names for its
+        # asset PUT: "Device is not found", "token doesn't match device Id")
         kind, who = self._who(req)
         dev = self.devices.get(device_id)
-        if not dev or not (kind == "user" or (kind == "ground" and dev["ground"] == who)
-                           or (kind == "device" and who == device_id)):
+        if not dev:
+            raise HttpError(404, "no such device")
+        if not (kind == "user" or (kind == "ground" and dev["ground"] == who)
+                or (kind == "device" and who == device_id)):
             raise HttpError(403, "this token has no access to that device")
         return dev
 
