@@ -1,11 +1,11 @@
 """AllThingsTalk (onboard.clouds.allthingstalk) assets from the product's
 config, seen from the simulator (its request log and the device's asset
 list) and the device's flash: up to 16 are made, with the documented
-defaults, only the ones not made yet, and no asset list is written without
-assets; a config it cannot use, or a stored record missing its device id or
-token, is last_error 700 before any request; an asset PUT refused with 403
-is 703; one the API does not make otherwise leaves the device online and is
-asked for again at the next session."""
+defaults, only the ones not made yet or described otherwise since, and no
+asset list is written without assets; a config it cannot use, or a stored
+record missing its device id or token, is last_error 700 before any request;
+an asset PUT refused with 403 is 703; one the API does not make otherwise
+leaves the device online and is asked for again at the next session."""
 
 import pytest
 from test_profiles import admin, api, att_config, configure
@@ -129,7 +129,35 @@ def test_an_asset_added_to_the_config_later_is_made_alone(device, cloudsim):
     again = device(same_as=d, config=config)
     assert online_or_setup(again)["state"] == "RUNNING"
     assert (puts(cloudsim, device_id, "led"), puts(cloudsim, device_id, "temp")) == (1, 1)
-    assert again.store()["cloud"]["assets"] == ["led", "temp"]
+    assert sorted(again.store()["cloud"]["assets"]) == ["led", "temp"]
+
+
+def test_an_asset_described_otherwise_in_a_new_config_is_made_again_alone(device, cloudsim):
+    # a new firmware's config changes the led's type: that PUT updates it
+    assets = {"led": {"is": "actuator", "type": "boolean"}, "temp": {"type": "number"}}
+    d, device_id, config, _ = boot(device, cloudsim, assets, "changed")
+    d.kill()
+    config["assets"] = {**assets, "led": {"is": "actuator", "type": "integer"}}
+    again = device(same_as=d, config=config)
+    assert online_or_setup(again)["state"] == "RUNNING"
+    assert (puts(cloudsim, device_id, "led"), puts(cloudsim, device_id, "temp")) == (2, 1)
+    assert {a["name"]: a["profile"]["type"] for a in made(cloudsim, device_id)} == {
+        "led": "integer", "temp": "number"}
+
+
+def test_assets_an_older_version_stored_as_names_are_made_again_once(device, cloudsim, mpy):
+    # (it kept the names made, not what they were made as)
+    led = {"led": {"is": "actuator", "type": "boolean"}}
+    d, device_id, config, _ = boot(device, cloudsim, led, "older")
+    d.kill()
+    edit_cloud(mpy, d, assets=["led"])
+    again = device(same_as=d, config=config)
+    assert online_or_setup(again)["state"] == "RUNNING"
+    assert puts(cloudsim, device_id, "led") == 2
+    again.kill()
+    third = device(same_as=d, config=config)
+    assert online_or_setup(third)["state"] == "RUNNING"
+    assert puts(cloudsim, device_id, "led") == 2
 
 
 def test_an_asset_put_refused_with_403_is_last_error_703_and_not_stored_as_made(device,
@@ -151,14 +179,14 @@ def test_an_asset_the_api_does_not_make_is_made_at_the_next_session_online_meanw
                                          refuse="led", status=status)
         assert end["state"] == "RUNNING"
         assert [a["name"] for a in made(cloudsim, device_id)] == ["temp"]
-        assert d.store()["cloud"]["assets"] == ["temp"]
+        assert sorted(d.store()["cloud"]["assets"]) == ["temp"]
     finally:
         api(cloudsim, "DELETE", "/_sim/faults", None, admin(cloudsim))
     d.kill()
     again = device(same_as=d, config=config)
     assert online_or_setup(again)["state"] == "RUNNING"
     assert (puts(cloudsim, device_id, "led"), puts(cloudsim, device_id, "temp")) == (2, 1)
-    assert again.store()["cloud"]["assets"] == ["led", "temp"]
+    assert sorted(again.store()["cloud"]["assets"]) == ["led", "temp"]
 
 
 def test_with_the_api_out_of_reach_the_device_goes_online_and_asks_once(device, cloudsim):
@@ -168,7 +196,7 @@ def test_with_the_api_out_of_reach_the_device_goes_online_and_asks_once(device, 
     d, device_id, _, end = boot(device, cloudsim, assets, "api-gone",
                                 api_url=f"https://127.0.0.1:{dead_port()}/att")
     assert end["state"] == "RUNNING"
-    assert d.store()["cloud"].get("assets") in (None, [])
+    assert d.store()["cloud"].get("assets") in (None, {})
     d.stop()
     assert d.log_path.read_text().count("not made") == 1  # the rest were not asked
 

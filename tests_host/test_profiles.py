@@ -266,7 +266,7 @@ def test_allthingstalk_assets_are_made_once_not_at_every_boot(device, cloudsim):
     again = device(same_as=d, config=config)
     again.wait_state("RUNNING")
     assert len(cloudsim.arrivals(path, "PUT")) == 1
-    assert again.store()["cloud"]["assets"] == ["led"]
+    assert list(again.store()["cloud"]["assets"]) == ["led"]
 
 
 def test_allthingstalk_command_reaches_the_device_and_its_state_comes_back(device, cloudsim):

@@ -1,8 +1,9 @@
 # AllThingsTalk: a device id and a device token ("maker:..."); MQTT with the
 # token as the user name (any password). The product's assets (config
 # "assets": {name: {"is", "type", "title"}}) are made once with
-# PUT {api}/device/{id}/asset/{name} before the first publish (one the API
-# does not make is asked for again at the next session, online meanwhile); states go to
+# PUT {api}/device/{id}/asset/{name} before the first publish, and again
+# when the config describes one otherwise (one the API does not make is
+# asked for again at the next session, online meanwhile); states go to
 # device/{id}/asset/{name}/state as {"value": ...} or, several at once, to
 # device/{id}/state as {name: {"value": ...}}; commands come from
 # device/{id}/asset/{name}/command.
@@ -80,12 +81,20 @@ async def start(rt):
     # PubSubClient's default); its others differ (LTE-M 300, Python 60, Go 10)
     link = {"mqtt": (cloud["token"], "x", None, None, None),
             "topics": ("device/%s/asset/+/command" % cloud["device_id"],), "keepalive": 15}
-    if assets and cloud.get("assets") != list(assets):
+    # each asset's mark: the CRC of its description, so that one made, then
+    # described otherwise (a new firmware's config), is made again
+    import json
+    from binascii import crc32
+
+    marks = {}
+    for name in assets:  # (a loop: a comprehension is a function in RAM)
+        marks[name] = crc32(json.dumps(assets[name]))
+    if marks and cloud.get("assets") != marks:
         # (its own module: loaded for the call, let go of before it runs, so
         # neither setup mode nor the session holds the asset code)
         from onboard.clouds import allthingstalk_assets
         from onboard.store import let_go
 
         let_go("clouds.allthingstalk_assets")
-        link["store"] = {"assets": await allthingstalk_assets.make(rt, cloud, assets)}
+        link["store"] = {"assets": await allthingstalk_assets.make(rt, cloud, assets, marks)}
     return link

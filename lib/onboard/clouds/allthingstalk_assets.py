@@ -1,7 +1,8 @@
 # AllThingsTalk's assets (onboard.clouds.allthingstalk): the product's config
 # "assets" made with PUT {api}/device/{id}/asset/{name}. The profile loads
 # this module for the one call at a session's start, when some are not made
-# yet, and lets go of it at once.
+# yet (or were made as the config described them before), and lets go of it
+# at once.
 from micropython import const
 
 _ERR_CONFIG = const(700)  # onboard.codes' ERR_CONFIG
@@ -11,13 +12,15 @@ _KINDS = ("sensor", "actuator", "virtual")
 _TYPES = ("boolean", "string", "integer", "number", "object", "array", "location")
 
 
-async def make(rt, cloud, assets):
-    """PUT each asset not yet made; the names made, in config order. One the
-    API does not make (an error reply; none at all, and the rest are not
-    asked) is logged and asked for again at the next session, which goes
-    online meanwhile, as AllThingsTalk's SDKs do; a refused token (401/403)
-    is raised, and so is (700) an asset the config describes in a way the
-    cloud does not take, before any request."""
+async def make(rt, cloud, assets, marks):
+    """PUT each asset not yet made as it is described (marks: {name: the CRC
+    of its description}, as the cloud record keeps the assets made); returns
+    {name: mark} of those made. One the API does not make (an error reply;
+    none at all, and the rest are not asked) is logged and asked for again
+    at the next session, which goes online meanwhile, as AllThingsTalk's
+    SDKs do; a refused token (401/403) is raised, and so is (700) an asset
+    the config describes in a way the cloud does not take, before any
+    request."""
     import re
 
     from onboard import log
@@ -31,12 +34,14 @@ async def make(rt, cloud, assets):
                 and type(spec.get("title", name)) is str):
             log.error("att", "asset %s: its name, is, type or title is not taken", name)
             raise Rejected("config", _ERR_CONFIG)
-    done = cloud.get("assets") or []
-    made = []
+    done = cloud.get("assets")
+    if type(done) is not dict:  # (none yet, or an older version's list of names)
+        done = {}
+    made = {}
     auth = {"Authorization": "Bearer " + cloud["token"]}
     answers = True  # the API answered the last request
     for name, spec in assets.items():
-        if name not in done:
+        if done.get(name) != marks[name]:
             if not answers:
                 continue
             try:
@@ -53,5 +58,5 @@ async def make(rt, cloud, assets):
                          type(e).__name__)
                 answers = isinstance(e, Transient)
                 continue
-        made.append(name)
+        made[name] = marks[name]
     return made
