@@ -93,6 +93,13 @@ def test_an_asset_name_that_cannot_go_into_a_topic_or_path_is_700(device, clouds
     assert puts(cloudsim, device_id, "led") == 0
 
 
+def test_an_asset_name_of_64_characters_is_made(device, cloudsim):
+    name = "a" * 64
+    _, device_id, _, end = boot(device, cloudsim, {name: {}}, "long-name")
+    assert end["state"] == "RUNNING"
+    assert [a["name"] for a in made(cloudsim, device_id)] == [name]
+
+
 @pytest.mark.parametrize("kind,type_", [(k, "number") for k in ("actuator", "virtual")] + [
     ("sensor", t) for t in ("boolean", "string", "integer", "number", "object", "array",
                             "location")])
