@@ -737,6 +737,28 @@ def test_a_401_on_sign_in_or_publish_is_refreshed_and_signed_in_again_keeping_th
     assert "WAIT_CONFIG" not in states[states.index("RUNNING"):]
 
 
+@pytest.mark.parametrize("status", [400, 500])
+def test_links_the_gateway_does_not_take_are_published_at_the_next_sign_in_signed_in_meanwhile(
+        device, tmp_path, cloudsim, status):
+    # as IoTivity-Lite (oc_cloud_rd.c): a publish answered 4.00 (plgd hub: its
+    # resource aggregate failed) or 5.00 (its queue full) leaves the device
+    # signed in, on its connection; the sign-in after the next refresh publishes
+    gw = cloudsim.gateway
+    cloudsim.lifetimes["plgd"] = 22  # refreshed 10 s before expiry, on the same connection
+    cloudsim.faults.add({"path": "/oic/rd", "method": "POST", "kind": "status",
+                         "status": status})
+    try:
+        d = online(device, tmp_path, cloudsim, timeout_s=5)
+        di = device_id(cloudsim, d)
+        assert gw.wait_event(di, "publish", timeout=60)
+    finally:
+        cloudsim.lifetimes["plgd"] = 3600
+    assert requests(cloudsim, di)[:5] == ["signup", "signin", "refresh", "signin", "publish"]
+    first = gw.came_on["/oic/sec/account"]._transport  # the sign-up's connection: still open
+    assert first and not first.is_closing()
+    assert {"/light/1", "/sensor/1"} <= {r["href"] for r in listed(cloudsim, di)["resources"]}
+
+
 def refresh_refused(device, tmp_path, cloudsim):
     """An online device whose next refresh (on a new connection) the gateway
     refuses with 4.01: (device, di, its setup mode's event with 703)."""

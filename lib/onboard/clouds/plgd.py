@@ -7,7 +7,8 @@
 # in, publishes /oic/d and the application's resources (onboard.ocf; once a
 # connection), serves the gateway's requests on them, Pings every 20 s and
 # comes back when the refresh is due (IoTivity-Lite's margins), on the same
-# connection, where it signs in again. 4.01 on
+# connection, where it signs in again (and publishes, if the gateway did not
+# take the links before). 4.01 on
 # sign-up or refresh: 703 (cps failed, clec 4, the tokens gone); on sign-in
 # or publish: refreshed, then again. A sign-up answered but not taken 6 times
 # in a row: 703 (cps failed, clec 2), the code kept.
@@ -86,6 +87,8 @@ async def _ask(rt, cis, path, doc, step=None, code=2, query=()):
             raise Transient(step, 0)
         raise Rejected(step, 703, {"cps": "failed", "clec": 4, "at": None,
                                    "access_token": None, "refresh_token": None})
+    if step == "publish":
+        return code == 0x44  # 2.04 Changed: published, as IoTivity-Lite counts it
     try:
         doc = cbor.loads(body)
         if code >> 5 == 2 and isinstance(doc, dict):
@@ -155,8 +158,16 @@ async def _session(rt):
         # once a connection: after a refresh on it, signed in again only (the
         # gateway observes a path once a connection, and keeps observing it)
         if not _published:
-            await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links()}, "publish")
-            _published = True
+            # any other answer than 4.01 leaves them for the next sign-in (after
+            # the next refresh, or on a new connection), signed in meanwhile, as
+            # IoTivity-Lite (oc_cloud_rd.c); plgd hub answers 4.00 when its
+            # resource aggregate fails, 5.00 when its queue is full
+            _published = await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links()},
+                                    "publish")
+            if not _published:
+                from onboard import log
+
+                log.warn("plgd", "links not published: again at the next sign-in")
         rt.now_online()
         # refresh with IoTivity-Lite's margins (none at 20 s or less)
         due = time.ticks_add(time.ticks_ms(),
