@@ -167,7 +167,7 @@ async def _session(rt):
             if not _published:
                 from onboard import log
 
-                log.warn("plgd", "links not published: again at the next sign-in")
+                log.warn("plgd", "publish refused: again at next sign-in")
         rt.now_online()
         # refresh with IoTivity-Lite's margins (none at 20 s or less)
         due = time.ticks_add(time.ticks_ms(),
