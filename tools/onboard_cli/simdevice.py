@@ -132,7 +132,24 @@ class Device:
     def press(self, ms):
         """One press of the simulated button, ms long, timed by the device."""
         self._presses = getattr(self, "_presses", 0) + 1
-        (self.dir / "button").write_text(f"press {ms} {self._presses}")
+        self._press = f"press {ms} {self._presses}"
+        (self.dir / "button").write_text(self._press)
+
+    def release_seen(self, reads=2, timeout=30):
+        """Wait until the device has read the button released `reads` times
+        (at most 3) since the end of the last press(): with 2, it has also
+        acted on the first of them, as it reads the button again only after."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                press, _, seen = (self.dir / "button.ups").read_text().rpartition(" ")
+            except FileNotFoundError:
+                press, seen = "", "0"
+            if press == self._press and seen.isdigit() and int(seen) >= reads:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the button's release was not read {reads} times")
+            time.sleep(0.05)
 
     def led(self):
         """(calls, the last 64 of them: "1" on, "0" off) as the board set its LED."""
