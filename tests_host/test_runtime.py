@@ -64,6 +64,21 @@ def test_a_button_held_20s_resets_once_and_setup_takes_the_next_credentials(devi
     assert [e["state"] for e in d.events].count("RESET_CONFIG") == 1
 
 
+def test_the_10s_hold_in_setup_mode_clears_the_store_and_shows_wait_config_again(device,
+                                                                                  cloudsim):
+    # as Blynk.Edgent's reset ends in WAIT_CONFIG wherever it came from; the
+    # portal goes on and takes the app's settings
+    d, _ = online_blynk(device, cloudsim)
+    waiting = d.press(2000) or d.wait_state("WAIT_CONFIG")
+    d.release_seen()
+    d.press(10500)
+    d.wait_state("RESET_CONFIG", timeout=20)
+    d.wait_state("WAIT_CONFIG")
+    assert "wifi" not in d.store() and "cloud" not in d.store()
+    configure_on(waiting, provision(cloudsim)["token"])
+    d.wait_state("RUNNING")
+
+
 def test_a_reset_the_flash_refuses_still_opens_setup_and_loses_nothing(device, cloudsim):
     # the store's next write cannot be made (its temporary file's name is
     # taken by a folder): the 10 s hold's reset fails, and setup mode opens
@@ -414,12 +429,38 @@ def test_a_reset_during_a_trial_lets_go_of_the_trials_code(device, mpy, tmp_path
                cloud={"token": "O" * 32},
                state={"pending": {"ssid": "cafe", "password": "", "ip": None,
                                   "cloud": {"token": "N" * 32}}})
-    d = device(config={"trial_s": 600, "backoff": {"base": 0.2, "cap": 0.5},
+    d = device(config={"trial_s": 600, "backoff": {"base": 600, "cap": 600},
                        "report_heap": True})
-    assert "trial" in d.wait_note("retry_in")["loaded"]  # (on trial: its code is held)
+    # the hold ends a wait between two tries (not a join, whose own end lets
+    # go of the trial's code): one of 30 s or more, the 10.5 s within it
+    wait = d.wait_for(lambda e: e.get("retry_in", 0) >= 30, "a wait of 30 s or more", 90)
+    assert "trial" in wait["loaded"]  # (on trial: its code is held)
     d.press(10500)
     d.wait_state("RESET_CONFIG", timeout=20)
     assert "trial" not in d.wait_state("WAIT_CONFIG")["loaded"]
+
+
+def test_after_a_reset_during_a_trial_setup_mode_does_not_go_back_to_the_trial(device, mpy,
+                                                                                tmp_path):
+    # the reset leaves nothing to go back to, the settings on trial included:
+    # setup mode's idle time passes and a short press comes (held past that
+    # time), and the portal still takes the app's settings
+    seed_flash(mpy, tmp_path, wifi={"networks": [{"ssid": "home", "password": "correct horse"}]},
+               cloud={"token": "O" * 32},
+               state={"pending": {"ssid": "cafe", "password": "", "ip": None,
+                                  "cloud": {"token": "N" * 32}}})
+    d = device(config={"trial_s": 600, "backoff": {"base": 0.2, "cap": 0.5},
+                       "portal": {"idle_timeout_s": 1}})
+    d.wait_note("retry_in")  # (on trial)
+    d.press(10500)
+    d.wait_state("RESET_CONFIG", timeout=20)
+    waiting = d.wait_state("WAIT_CONFIG")
+    d.release_seen()
+    d.press(2500)
+    d.release_seen()
+    configure_on(waiting, "B" * 32)
+    d.wait_state("CONFIGURING")
+    assert states_from(d, "RESET_CONFIG") == ["RESET_CONFIG", "WAIT_CONFIG", "CONFIGURING"]
 
 
 def test_a_stored_state_the_runtime_cannot_read_is_error_704(device, mpy, tmp_path):

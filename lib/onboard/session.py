@@ -44,6 +44,8 @@ async def online(rt, attempt):
             rt.setup_requested = True  # new credentials failed: show the user why
             return attempt
         retry_after = began = 0
+    elif rt.setup_requested:  # asked for during the join (a press, the reset): no session
+        return attempt
     else:
         rt.set_state(_CONNECTING_CLOUD)
         began = time.time()

@@ -149,12 +149,15 @@ async def run(rt):
                 await asyncio.wait_for_ms(rt.arrived.wait(), 500)
             except asyncio.TimeoutError:
                 pass
-            # idle, or a short press of the button: back to the stored credentials
-            if (portal.idle_ms() >= idle_ms or rt.setup_requested) and (
-                    wifi.saved(rt.store) or rt.trial()):
-                log.info(_TAG, "setup ends: back to the stored credentials")
+            # idle, or a short press of the button: back to the stored
+            # credentials. With none (the 10 s reset came here), setup mode
+            # goes on, WAIT_CONFIG again, as Blynk.Edgent's reset ends
+            if portal.idle_ms() >= idle_ms or rt.setup_requested:
                 rt.setup_requested = False
-                break
+                if wifi.saved(rt.store) or rt.trial():
+                    log.info(_TAG, "setup ends: back to the stored credentials")
+                    break
+                rt.set_state(_WAIT_CONFIG)
     finally:
         # let the reply to what ended setup mode go out before the AP goes down
         t0 = time.ticks_ms()
