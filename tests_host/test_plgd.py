@@ -759,6 +759,27 @@ def test_links_the_gateway_does_not_take_are_published_at_the_next_sign_in_signe
     assert {"/light/1", "/sensor/1"} <= {r["href"] for r in listed(cloudsim, di)["resources"]}
 
 
+def test_a_publish_not_answered_in_time_leaves_the_device_signed_in_on_its_connection(
+        device, tmp_path, cloudsim):
+    # as IoTivity-Lite: its publish handler takes a timeout as any answer but
+    # 2.04 (links kept for the next sign-in) and leaves the connection to the
+    # keepalive. The gateway answers 2 s after the device's 5 s (ignored then)
+    gw = cloudsim.gateway
+    cloudsim.lifetimes["plgd"] = 22  # refreshed 10 s before expiry, on the same connection
+    cloudsim.faults.add({"path": "/oic/rd", "method": "POST", "kind": "latency", "seconds": 7})
+    try:
+        d = online(device, tmp_path, cloudsim, timeout_s=5)
+        di = device_id(cloudsim, d)
+        assert gw.wait_event(di, "publish", timeout=60, count=2)
+    finally:
+        cloudsim.lifetimes["plgd"] = 3600
+    assert requests(cloudsim, di)[:6] == ["signup", "signin", "publish", "refresh", "signin",
+                                          "publish"]
+    first = gw.came_on["/oic/sec/account"]._transport  # the sign-up's connection: still open
+    assert first and not first.is_closing()
+    assert all(e["last_error"] == 0 for e in d.events)
+
+
 def refresh_refused(device, tmp_path, cloudsim):
     """An online device whose next refresh (on a new connection) the gateway
     refuses with 4.01: (device, di, its setup mode's event with 703)."""

@@ -155,19 +155,25 @@ async def _session(rt):
             "sign-in")).get("expiresin")
         if type(life) is not int or not 0 < life < 1 << 19:
             life = 1 << 19  # a token that does not expire: at most 6 days a wait
+        from onboard.errors import Timeout
+
         # once a connection: after a refresh on it, signed in again only (the
         # gateway observes a path once a connection, and keeps observing it)
         if not _published:
-            # any other answer than 4.01 leaves them for the next sign-in (after
-            # the next refresh, or on a new connection), signed in meanwhile, as
+            # any other answer than 4.01, or none in timeout_s, leaves them for
+            # the next sign-in (after the next refresh, or on a new connection),
+            # signed in meanwhile, the keepalive judging the connection, as
             # IoTivity-Lite (oc_cloud_rd.c); plgd hub answers 4.00 when its
             # resource aggregate fails, 5.00 when its queue is full
-            _published = await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links()},
-                                    "publish")
+            try:
+                _published = await _ask(rt, cis, "/oic/rd", {"ttl": 0, "links": ocf.links()},
+                                        "publish")
+            except Timeout:
+                pass
             if not _published:
                 from onboard import log
 
-                log.warn("plgd", "publish refused: again at next sign-in")
+                log.warn("plgd", "unpublished: again at sign-in")
         rt.now_online()
         # refresh with IoTivity-Lite's margins (none at 20 s or less)
         due = time.ticks_add(time.ticks_ms(),
@@ -175,8 +181,6 @@ async def _session(rt):
         # a Ping every keepalive_s (20), its Pong awaited 4 s; after a Pong
         # missed, the next Ping 4 s later, and the 6th missed in a row ends
         # the session (about 45 s silent), as IoTivity-Lite's keepalive does
-        from onboard.errors import Timeout
-
         ka = rt.config.get("keepalive_s", 20) * 2  # (in half-seconds, as t)
         t = missed = 0
         ping = ka
