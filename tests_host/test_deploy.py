@@ -94,7 +94,12 @@ def test_deploy_to_an_unknown_board_is_one_clear_error(tmp_path):
     ('{"portal": {"ap_password": "short"}}', "portal.ap_password must be 8-63 printable"),
     ('{"port": "8883"}', "port must be a whole number from 1 to 65535"),
     ('{"backoff": {"base": 0}}', "backoff.base must be a number above 0"),
-    ('[1, 2]', "the config must be an object"), ("{'profile': 1}", "is not JSON")])
+    ('[1, 2]', "the config must be an object"), ("{'profile': 1}", "is not JSON"),
+    ('{"profile": "allthingstalk", "assets": {"led": {}}}', "api must be given with assets"),
+    ('{"profile": "allthingstalk", "api": "https://api.allthingstalk.io", '
+     '"assets": {"led": {"type": "float"}}}', "assets.led must be named with 1-64"),
+    ('{"profile": "allthingstalk", "api": "https://api.allthingstalk.io", '
+     '"assets": ["led"]}', "assets must be an object of at most 16 assets")])
 def test_deploy_refuses_a_config_the_board_would_refuse_before_copying_anything(
         tmp_path, monkeypatch, text, said):
     # the board's own check (onboard.boot.unusable) on the Unix port

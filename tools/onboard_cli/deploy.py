@@ -46,7 +46,9 @@ NO_PARTITION = ("the firmware on {port} has no ROMFS partition ({why}); flash a 
 
 # The board's own check of its config (onboard.boot.unusable, as it runs at
 # boot), on the Unix port before anything is copied: a config the board would
-# refuse at every boot (ERROR 700) is refused here, naming the field.
+# refuse at every boot (ERROR 700) is refused here, naming the field; so are
+# AllThingsTalk assets the board would refuse at every session's start
+# (onboard.clouds.allthingstalk_assets.unusable, 700 there too).
 _CHECK = """import json
 from onboard.boot import unusable
 try:
@@ -56,6 +58,9 @@ except ValueError:
     print("CONFIG is not JSON")
 else:
     bad = unusable(config) if type(config) is dict else ("the config", "an object")
+    if not bad and config.get("profile") == "allthingstalk":
+        from onboard.clouds.allthingstalk_assets import unusable
+        bad = unusable(config)
     print("CONFIG: %s must be %s" % bad if bad else "CONFIG ok")
 """
 

@@ -12,7 +12,6 @@ from micropython import const
 
 # onboard.codes' values, folded in at compile time (the module is not loaded)
 _ERR_CONFIG = const(700)
-_ASSETS = const(16)  # at most this many assets in a config
 FIELDS = (("device_id", "Device ID", False), ("token", "Device token", True))
 
 
@@ -74,27 +73,17 @@ async def start(rt):
     cloud = rt.store.get("cloud")
     if not cloud.get("token") or not cloud.get("device_id"):
         raise Rejected("config", _ERR_CONFIG)
-    assets = rt.config.get("assets") or {}
-    if not isinstance(assets, dict) or len(assets) > _ASSETS or (assets and "api" not in rt.config):
-        raise Rejected("config", _ERR_CONFIG)
     # keepalive: 15 s, as AllThingsTalk's SDK for ESP32 boards (its WiFi SDK,
     # PubSubClient's default); its others differ (LTE-M 300, Python 60, Go 10)
     link = {"mqtt": (cloud["token"], "x", None, None, None),
             "topics": ("device/%s/asset/+/command" % cloud["device_id"],), "keepalive": 15}
-    # each asset's mark: the CRC of its description, so that one made, then
-    # described otherwise (a new firmware's config), is made again
-    import json
-    from binascii import crc32
-
-    marks = {}
-    for name in assets:  # (a loop: a comprehension is a function in RAM)
-        marks[name] = crc32(json.dumps(assets[name]))
-    if marks and cloud.get("assets") != marks:
+    assets = rt.config.get("assets")
+    if assets:
         # (its own module: loaded for the call, let go of before it runs, so
         # neither setup mode nor the session holds the asset code)
         from onboard.clouds import allthingstalk_assets
         from onboard.store import let_go
 
         let_go("clouds.allthingstalk_assets")
-        link["store"] = {"assets": await allthingstalk_assets.make(rt, cloud, assets, marks)}
+        link["store"] = await allthingstalk_assets.make(rt, cloud, assets)
     return link
