@@ -119,6 +119,7 @@ def button():
             return True
         if _press["ups"] < 3:
             _press["ups"] += 1
-            with open(path + ".ups", "w") as f:
+            with open(path + ".upt", "w") as f:  # (then renamed: read whole or not at all)
                 f.write("%s %d" % (text, _press["ups"]))
+            os.rename(path + ".upt", path + ".ups")
     return False

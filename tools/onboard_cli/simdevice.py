@@ -125,15 +125,22 @@ class Device:
             return e["state"] == state and last_error in (None, e["last_error"])
         return self.wait_for(wanted, state, timeout)
 
+    def _set_button(self, text):
+        # in one step, as set_radio: a device reading the file meanwhile
+        # finds the old text or the new, never a part ("press 2" of "press 2000")
+        tmp = self.dir / "button.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, self.dir / "button")
+
     def button(self, down):
         """Hold (True) or release the simulated button."""
-        (self.dir / "button").write_text("down" if down else "up")
+        self._set_button("down" if down else "up")
 
     def press(self, ms):
         """One press of the simulated button, ms long, timed by the device."""
         self._presses = getattr(self, "_presses", 0) + 1
         self._press = f"press {ms} {self._presses}"
-        (self.dir / "button").write_text(self._press)
+        self._set_button(self._press)
 
     def release_seen(self, reads=2, timeout=30):
         """Wait until the device has read the button released `reads` times
