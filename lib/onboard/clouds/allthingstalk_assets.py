@@ -37,12 +37,13 @@ async def make(rt, cloud, assets):
     """PUT each asset not yet made as it is described (the cloud record
     keeps {name: the CRC of its description} of those made, so that one
     described otherwise by a new firmware's config is made again); returns
-    what the cloud record is to store: {"assets": that record}, or None when
-    they are all made as described. One the API does not make (an error reply; none at all,
-    and the rest are not asked) is logged and asked for again at the next
-    session, which goes online meanwhile, as AllThingsTalk's SDKs do; a
-    refused token (401/403) is raised, and so is (700) a config whose
-    assets AllThingsTalk would not take (unusable), before any request."""
+    what the cloud record is to store, {"assets": that record}, or None when
+    all are made as described. One the API does not make (an error reply;
+    none at all, and the rest are not asked) is logged and asked for again
+    at the next session, which goes online meanwhile, as AllThingsTalk's
+    SDKs do; a refused token (401/403) is raised, and so is (700) a config
+    whose assets AllThingsTalk would not take (unusable), before any
+    request."""
     import json
     from binascii import crc32
 
