@@ -39,13 +39,13 @@ async def online(rt, attempt):
             # station); a coroutine's local would hold the module for good
             del wifijoin
             forget("wifi", "wifijoin")
-    if not joined:
-        if rt.fresh or rt.setup_requested:
-            rt.setup_requested = True  # new credentials failed: show the user why
-            return attempt
-        retry_after = began = 0
-    elif rt.setup_requested:  # asked for during the join (a press, the reset): no session
+    # setup mode asked for (a press, the reset; during the join too), or new
+    # credentials that did not join (setup mode shows the user why): no session
+    if rt.setup_requested or not joined and rt.fresh:
+        rt.setup_requested = True
         return attempt
+    if not joined:
+        retry_after = began = 0
     else:
         rt.set_state(_CONNECTING_CLOUD)
         began = time.time()
