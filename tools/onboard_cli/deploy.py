@@ -59,8 +59,8 @@ except ValueError:
 else:
     bad = unusable(config) if type(config) is dict else ("the config", "an object")
     if not bad and config.get("profile") == "allthingstalk":
-        from onboard.clouds.allthingstalk_assets import unusable
-        bad = unusable(config)
+        from onboard.clouds.allthingstalk_assets import unusable as assets_unusable
+        bad = assets_unusable(config)
     print("CONFIG: %s must be %s" % bad if bad else "CONFIG ok")
 """
 

@@ -77,13 +77,12 @@ async def start(rt):
     # PubSubClient's default); its others differ (LTE-M 300, Python 60, Go 10)
     link = {"mqtt": (cloud["token"], "x", None, None, None),
             "topics": ("device/%s/asset/+/command" % cloud["device_id"],), "keepalive": 15}
-    assets = rt.config.get("assets")
-    if assets:
+    if rt.config.get("assets"):
         # (its own module: loaded for the call, let go of before it runs, so
         # neither setup mode nor the session holds the asset code)
         from onboard.clouds import allthingstalk_assets
         from onboard.store import let_go
 
         let_go("clouds.allthingstalk_assets")
-        link["store"] = await allthingstalk_assets.make(rt, cloud, assets)
+        link["store"] = await allthingstalk_assets.make(rt, cloud)
     return link

@@ -33,8 +33,8 @@ def unusable(config):
     return None
 
 
-async def make(rt, cloud, assets):
-    """PUT each asset not yet made as it is described (the cloud record
+async def make(rt, cloud):
+    """PUT each of the config's assets not yet made as it is described (the cloud record
     keeps {name: the CRC of its description} of those made, so that one
     described otherwise by a new firmware's config is made again); returns
     what the cloud record is to store, {"assets": that record}, or None when
@@ -55,6 +55,7 @@ async def make(rt, cloud, assets):
     if bad:
         log.error("att", "config: %s must be %s", bad[0], bad[1])
         raise Rejected("config", _ERR_CONFIG)
+    assets = rt.config["assets"]
     marks = {}
     for name in assets:  # (a loop: a comprehension is a function in RAM)
         marks[name] = crc32(json.dumps(assets[name]))
