@@ -26,8 +26,10 @@ def admin(sim):
     return {"Authorization": f"Bearer {sim.admin_token}"}
 
 
-def configure(d, **fields):
-    port = port_of(d.wait_state("WAIT_CONFIG"))
+def configure(d, waiting=None, **fields):
+    """The app's /config with the home network and fields, on the portal
+    that the WAIT_CONFIG event `waiting` names, else the next one's."""
+    port = port_of(waiting or d.wait_state("WAIT_CONFIG"))
     query = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse", **fields})
     status, _, body = get(port, "/config?" + query)
     assert status == 200, body

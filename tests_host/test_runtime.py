@@ -3,7 +3,6 @@ mode, and an event loop that stays responsive while a cloud call stalls."""
 
 import json
 import socket
-import urllib.parse
 
 import pytest
 from test_portal import get, port_of
@@ -41,13 +40,6 @@ def states_from(d, state):
     return [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
 
 
-def configure_on(waiting, token):
-    """The app's /config on the portal that WAIT_CONFIG event names."""
-    query = urllib.parse.urlencode({"ssid": "home", "pass": "correct horse", "blynk": token})
-    status, _, body = get(port_of(waiting), "/config?" + query)
-    assert status == 200, body
-
-
 def test_a_button_held_20s_resets_once_and_setup_takes_the_next_credentials(device, cloudsim):
     # held on after the 10 s reset, the button is not read as a new press:
     # no second reset while it is held, at once or 10 s later; then setup
@@ -57,7 +49,7 @@ def test_a_button_held_20s_resets_once_and_setup_takes_the_next_credentials(devi
     d.wait_state("RESET_CONFIG", timeout=20)
     waiting = d.wait_state("WAIT_CONFIG")
     d.release_seen()
-    configure_on(waiting, provision(cloudsim)["token"])
+    configure(d, waiting, blynk=provision(cloudsim)["token"])
     d.wait_for(lambda e: e["state"] in ("RUNNING", "WAIT_CONFIG"), "RUNNING or WAIT_CONFIG")
     assert states_from(d, "RESET_CONFIG") == ["RESET_CONFIG", "WAIT_CONFIG", "CONFIGURING",
                                               "CONNECTING_NET", "CONNECTING_CLOUD", "RUNNING"]
@@ -75,7 +67,7 @@ def test_the_10s_hold_in_setup_mode_clears_the_store_and_shows_wait_config_again
     d.wait_state("RESET_CONFIG", timeout=20)
     d.wait_state("WAIT_CONFIG")
     assert "wifi" not in d.store() and "cloud" not in d.store()
-    configure_on(waiting, provision(cloudsim)["token"])
+    configure(d, waiting, blynk=provision(cloudsim)["token"])
     d.wait_state("RUNNING")
 
 
@@ -458,7 +450,7 @@ def test_after_a_reset_during_a_trial_setup_mode_does_not_go_back_to_the_trial(d
     d.release_seen()
     d.press(2500)
     d.release_seen()
-    configure_on(waiting, "B" * 32)
+    configure(d, waiting, blynk="B" * 32)
     d.wait_state("CONFIGURING")
     assert states_from(d, "RESET_CONFIG") == ["RESET_CONFIG", "WAIT_CONFIG", "CONFIGURING"]
 

@@ -99,9 +99,15 @@ class Device:
     def set_radio(self, networks, deaf=0):
         """The networks in the air; deaf (not 0): the station hears none of
         them until its radio is turned off (boards/unix/network.py)."""
-        tmp = self.radio_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"networks": networks, "deaf": deaf}))
-        os.replace(tmp, self.radio_path)
+        self._write(self.radio_path, json.dumps({"networks": networks, "deaf": deaf}))
+
+    @staticmethod
+    def _write(path, text):
+        # in one step: the device reading the file meanwhile finds the old
+        # text or the new, never a part ("press 2" of "press 2000")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
     def wait_for(self, wanted, what, timeout=20):
         """The next event for which wanted(event) is true; AssertionError
@@ -125,22 +131,15 @@ class Device:
             return e["state"] == state and last_error in (None, e["last_error"])
         return self.wait_for(wanted, state, timeout)
 
-    def _set_button(self, text):
-        # in one step, as set_radio: a device reading the file meanwhile
-        # finds the old text or the new, never a part ("press 2" of "press 2000")
-        tmp = self.dir / "button.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, self.dir / "button")
-
     def button(self, down):
         """Hold (True) or release the simulated button."""
-        self._set_button("down" if down else "up")
+        self._write(self.dir / "button", "down" if down else "up")
 
     def press(self, ms):
         """One press of the simulated button, ms long, timed by the device."""
         self._presses = getattr(self, "_presses", 0) + 1
         self._press = f"press {ms} {self._presses}"
-        self._set_button(self._press)
+        self._write(self.dir / "button", self._press)
 
     def release_seen(self, reads=2, timeout=30):
         """Wait until the device has read the button released `reads` times
