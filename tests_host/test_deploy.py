@@ -92,6 +92,9 @@ def test_deploy_to_an_unknown_board_is_one_clear_error(tmp_path):
 
 @pytest.mark.parametrize("text,said", [
     ('{"portal": {"ap_password": "short"}}', "portal.ap_password must be 8-63 printable"),
+    # an ESP32's access point cuts a 64-hex-digit key to a 63-character passphrase
+    ('{"portal": {"ap_password": "%s"}}' % ("0123456789abcdef" * 4),
+     "portal.ap_password must be 8-63 printable ASCII characters, or empty"),
     ('{"port": "8883"}', "port must be a whole number from 1 to 65535"),
     ('{"backoff": {"base": 0}}', "backoff.base must be a number above 0"),
     ('[1, 2]', "the config must be an object"), ("{'profile': 1}", "is not JSON"),

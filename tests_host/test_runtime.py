@@ -271,11 +271,15 @@ def test_a_null_ca_pop_or_time_is_taken_as_none_given(mpy):
     assert out == ["None", "('host', 'text') ('vendor', 'text')"]
 
 
-@pytest.mark.parametrize("password", ["short", "x" * 65, "caf\u00e9-caf\u00e9", 12345678])
+@pytest.mark.parametrize("password", ["short", "x" * 65, "caf\u00e9-caf\u00e9", 12345678,
+                                      "0123456789abcdef" * 4])
 def test_an_access_point_password_an_esp32_would_refuse_shows_error_700_naming_it(device,
                                                                                  password):
     # (on an ESP32, setup mode's access point would raise at every boot: ERROR
-    # 704 and a reboot, for ever, the device never reachable to configure)
+    # 704 and a reboot, for ever, the device never reachable to configure; a
+    # 64-hex-digit key MicroPython's WLAN.config cuts to a 63-character
+    # passphrase, v1.25 ports/esp32/network_wlan.c: an access point no phone
+    # given the key can join)
     d = device(config={"portal": {"ap_password": password}})
     assert d.wait_state("ERROR")["last_error"] == 700
     log = d.log_path.read_text()
@@ -283,7 +287,7 @@ def test_an_access_point_password_an_esp32_would_refuse_shows_error_700_naming_i
     assert str(password) not in log
 
 
-@pytest.mark.parametrize("password", ["", "8 chars!", "x" * 63, "0123456789abcdef" * 4])
+@pytest.mark.parametrize("password", ["", "8 chars!", "x" * 63])
 def test_an_access_point_password_an_esp32_takes_opens_setup_mode(device, password):
     assert device(config={"portal": {"ap_password": password}}).wait_state("WAIT_CONFIG")
 

@@ -106,9 +106,11 @@ def unusable(config):
             return "backoff." + name, "a number of 0 or more" if name == "stable" else \
                 "a number above 0"
     # the access point's WPA2 key: none (an open access point), or a network
-    # password as onboard.wifi checks one (printable ASCII, or 64 hex digits)
-    # of 8 characters or more. An ESP32 refuses others only once setup mode
-    # starts the access point (v1.25: OSError "Wifi Invalid Password").
+    # password as onboard.wifi checks one (printable ASCII) of 8-63
+    # characters. An ESP32 refuses a shorter one only once setup mode starts
+    # the access point (v1.25: OSError "Wifi Invalid Password"), and its
+    # WLAN.config cuts a longer one to 63 (a 64-hex-digit key would become
+    # a passphrase no phone given the key could join with).
     # (onboard.wifi is let go of again, as intern_names does.)
     from onboard.runtime import forget, loaded, new_since
 
@@ -118,12 +120,12 @@ def unusable(config):
     key = portal.get("ap_password") or ""
     try:
         check_credentials("ap", key)
-        ok = not 0 < len(key) < 8
+        ok = not 0 < len(key) < 8 and len(key) < 64
     except ValueError:
         ok = False
     forget(*new_since(before))
     if not ok:
-        return "portal.ap_password", "8-63 printable ASCII characters, 64 hex digits, or empty"
+        return "portal.ap_password", "8-63 printable ASCII characters, or empty"
     return None
 
 
