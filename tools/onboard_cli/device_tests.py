@@ -3,7 +3,8 @@
 Starts the local HTTPS servers tests_device/test_https.py checks against
 (their own throw-away CA, on this host's address), brings the board's
 onboard/ up to build/onboard (copying only the files it lacks or holds
-otherwise), copies the test helpers and what the scripts need
+otherwise), copies the test helpers (and the ESP32 boards' esp32_common.py,
+whose access point test_access_point.py starts) and what the scripts need
 (test_params.json, the CA files) to the board, runs every
 tests_device/test_*.py with `mpremote run`, and checks each ends with
 "N passed, 0 failed" with N > 0, and that the HTTPS server saw the board's
@@ -23,9 +24,13 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from . import boardfs
-from .paths import BUILD, TESTS_DEVICE, ToolError, mpremote
+from .paths import BUILD, ROOT, TESTS_DEVICE, ToolError, mpremote
 
 HELPERS = ("tinytest.py", "ramblock.py")
+# test_access_point.py runs the ESP32 boards' own access point code on an
+# ESP32 (a deploy puts the same file there, so it is copied only to a board
+# without it)
+BOARD_HELPERS = (ROOT / "boards" / "esp32_common.py",)
 PATH = "/onboard-test-device"
 _SUMMARY = re.compile(r"(\d+) passed, (\d+) failed")
 
@@ -37,7 +42,8 @@ def copy_commands(base, extra, folder):
     the board (all of them when it cannot list them). Files the board holds
     beyond them are left. folder: where their pieces wait (boardfs.write)."""
     files = boardfs.tree(BUILD / "onboard")
-    files.update({f.name: f for f in [TESTS_DEVICE / h for h in HELPERS] + list(extra)})
+    files.update({f.name: f for f in [TESTS_DEVICE / h for h in HELPERS]
+                  + list(BOARD_HELPERS) + list(extra)})
     stale = boardfs.stale(files, boardfs.listing(base, files))
     copied = sum(p.startswith("onboard/") for p in stale)
     print(f"onboard/: {copied} file(s) to copy, the others are on the board already")
