@@ -9,12 +9,17 @@
 
 
 def _der(path):
-    # the file's first PEM block as DER (mbedTLS here parses DER only); DER as
-    # it is. OSError when it cannot be read (onboard.ca.read: at most 64 KB)
+    # the file's first PEM block as DER (mbedTLS parses DER only on the ports
+    # whose config MicroPython writes: the Unix port's), but a key's curve
+    # named before it (`openssl ecparam -genkey` writes EC PARAMETERS first);
+    # DER as it is. OSError when it cannot be read (onboard.ca.read: at most
+    # 64 KB)
     from onboard.ca import read
 
     b = read(path)
     i = b.find(b"-----BEGIN")
+    if b.startswith(b"-----BEGIN EC PARAMETERS", i):
+        i = b.find(b"-----BEGIN", i + 10)
     if i < 0:
         return b
     from binascii import a2b_base64
