@@ -2,6 +2,7 @@
 
 import json
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -146,6 +147,63 @@ def test_untrusted_or_misnamed_certificate_fails_before_anything_is_sent(serve, 
     assert out["message"].startswith("127.0.0.1: tls: ")
     assert server.received == []
     assert server.connections == 1
+
+
+# MicroPython's TLS module lets go of the raw socket of a handshake that failed
+# without closing it (v1.25 extmod/modtls_mbedtls.c): the collector would, in
+# time. The script turns the collector off, as a board whose loop allocates
+# little has it, and stays up until told to end.
+CUT_HANDSHAKE = """
+import gc, sys
+gc.disable()
+try:
+    if sys.argv[1] == "http":
+        from onboard.http import request
+        request("GET", "https://127.0.0.1:%d/" % int(sys.argv[2]), ca=sys.argv[3], timeout=10)
+    else:
+        from onboard.ca import context
+        from onboard.mqtt import MQTTClient
+        MQTTClient("t", "127.0.0.1", int(sys.argv[2]), ssl=context(sys.argv[3]),
+                   timeout=10).connect()
+except OSError as e:
+    print("failed", type(e).__name__)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.parametrize("client", ["http", "mqtt"])
+def test_a_tls_handshake_that_fails_closes_its_connection_at_once(mpy, pki, client):
+    # the server answers the ClientHello with text, not TLS, then reads until
+    # the device's side of the connection ends
+    srv = socket.create_server(("127.0.0.1", 0))
+    ended = threading.Event()
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.settimeout(60)
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Not TLS\r\n\r\n")
+            try:
+                while conn.recv(4096):
+                    pass
+            except OSError:  # (a reset ends it too)
+                pass
+            ended.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    script = mpy.workdir / "cut.py"
+    script.write_text(CUT_HANDSHAKE)
+    proc = subprocess.Popen([mpy.binary, str(script), client, str(srv.getsockname()[1]),
+                             pki["ca"]], cwd=mpy.workdir, env=mpy.env(), text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        closed = ended.wait(30)  # (the device's program still runs, its collector off)
+    finally:
+        out = proc.communicate("\n", timeout=30)[0]
+        srv.close()
+    assert out.startswith("failed "), out
+    assert closed, "the connection stayed open after the failed handshake"
 
 
 @pytest.mark.parametrize("bundle", ["other-then-ca", "ca-then-other", "other-then-ca.der",

@@ -119,6 +119,9 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
             finally:
                 if s:
                     s.close()  # (a TLS socket holds large buffers: before anything else)
+                    # (a TLS socket whose handshake failed lets go of its raw one
+                    # unclosed, for the collector: mbedTLS's module, v1.25)
+                    raw.close()
         except Exception as e:  # (wrap returns what is not a network failure as it is)
             from onboard.errors import wrap
 

@@ -154,6 +154,9 @@ class MQTTClient(mqttbase.MQTTClient):
             except OSError:
                 pass
             s.close()
+            # (a TLS socket whose handshake failed lets go of its raw one
+            # unclosed, for the collector: mbedTLS's module, v1.25)
+            self.raw.close()
 
     def ping(self):
         self.phase = "ping"
