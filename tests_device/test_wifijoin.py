@@ -10,9 +10,10 @@ import json
 import os
 import sys
 
-from tinytest import station, summary, test
+from tinytest import raises, station, summary, test
 
 from onboard import wifijoin
+from onboard.wifi import leave
 
 MISSING = "onboard-no-such-network"
 
@@ -45,5 +46,22 @@ if wifi:
     def the_next_join_of_a_network_in_the_air_gets_an_address():
         assert join(wifi["ssid"], wifi["password"]) == 0, sta.status()
         assert sta.isconnected() and sta.ifconfig()[0] != "0.0.0.0"
+
+    @test
+    def a_connect_while_the_radio_joins_is_refused():
+        # (MicroPython v1.25 on an ESP32: OSError "Wifi Internal Error")
+        asyncio.run(leave(sta))
+        sta.connect(wifi["ssid"], wifi["password"])
+        try:
+            raises(OSError, sta.connect, wifi["ssid"], wifi["password"])
+        finally:
+            sta.disconnect()
+
+    @test
+    def a_join_begun_while_the_radio_still_joins_gets_an_address():
+        # (the join leaves the radio's join first: otherwise refused, as above)
+        asyncio.run(leave(sta))
+        sta.connect(MISSING, "")
+        assert join(wifi["ssid"], wifi["password"]) == 0, sta.status()
 
 summary()
