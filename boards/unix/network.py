@@ -125,7 +125,9 @@ class WLAN:
     def scan(self):
         if not self.s[0] or self.interface != STA_IF:
             raise OSError("STA must be active")
-        if self._joining():
+        retries = self.c["reconnects"]
+        if not self.isconnected() and self.s[1] is not None and (retries < 0 or
+                                                                  self.s[8] <= retries):
             # ESP-IDF refuses to scan while the station tries to join, the
             # radio's own retries included (v1.25 then returns an empty list,
             # saying nothing); once config(reconnects=N)'s are spent it scans
@@ -138,18 +140,14 @@ class WLAN:
                           False))
         return found
 
-    def _joining(self):
-        # trying to join, the radio's own retries included
-        retries = self.c["reconnects"]
-        return not self.isconnected() and self.s[1] is not None and (
-            retries < 0 or self.s[8] <= retries)
-
     def connect(self, ssid=None, key=None, *, bssid=None):
         if not self.s[0]:
             raise OSError("STA must be active")
-        if self._joining():
+        retries = self.c["reconnects"]
+        if not self.isconnected() and self.s[1] is not None and (retries < 0 or
+                                                                  self.s[8] <= retries):
             # as v1.25 on the (emulated) ESP32: ESP-IDF refuses a join while
-            # one is under way, until disconnect() ends it
+            # one is under way (as a scan, above), until disconnect() ends it
             raise OSError("Wifi Internal Error")
         self.disconnect()  # ESP-IDF leaves a network joined first, its event a moment later
         self.s[1:4] = [ssid, key or "", time.ticks_ms()]
