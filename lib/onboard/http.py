@@ -120,7 +120,7 @@ def request(method, url, json=None, data=None, headers=None, timeout=10, ca=None
                 if s:
                     s.close()  # (a TLS socket holds large buffers: before anything else)
                     # (a TLS socket whose handshake failed lets go of its raw one
-                    # unclosed, for the collector: mbedTLS's module, v1.25)
+                    # unclosed, for the collector: MicroPython v1.25's TLS module)
                     raw.close()
         except Exception as e:  # (wrap returns what is not a network failure as it is)
             from onboard.errors import wrap

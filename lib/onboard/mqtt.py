@@ -155,7 +155,7 @@ class MQTTClient(mqttbase.MQTTClient):
                 pass
             s.close()
             # (a TLS socket whose handshake failed lets go of its raw one
-            # unclosed, for the collector: mbedTLS's module, v1.25)
+            # unclosed, for the collector: MicroPython v1.25's TLS module)
             self.raw.close()
 
     def ping(self):
