@@ -149,6 +149,69 @@ def test_untrusted_or_misnamed_certificate_fails_before_anything_is_sent(serve, 
     assert server.connections == 1
 
 
+@pytest.mark.parametrize("bundle", ["other-then-ca", "ca-then-other", "other-then-ca.der",
+                                    "ca-then-other.der"])
+def test_every_certificate_of_a_ca_bundle_is_trusted(serve, call, pki, bundle):
+    server = serve(OK, tls=pki["good"])
+    assert call(server.url(), ca=pki[bundle])["status"] == 200
+
+
+@pytest.mark.parametrize("cert, reason", [("expired", "expired"),
+                                          ("not_yet_valid", "in the future")])
+def test_expired_or_not_yet_valid_certificate_is_a_tls_error(serve, call, pki, cert, reason):
+    server = serve(OK, tls=pki[cert])
+    out = call(server.url(), ca=pki["ca"], headers={"x-access-token": SECRET})
+    assert out["error"] == "TLSError"
+    assert out["message"].startswith("127.0.0.1: tls: certificate refused: ")
+    assert reason in out["message"]
+    assert server.received == []
+
+
+class HelloReader:
+    """A TCP server that reads the ClientHello of each connection, then answers
+    it with `answer` (bytes, or None to hang up) and closes; until_closed:
+    after the answer it reads until the client's side ends, then sets ended."""
+
+    def __init__(self, answer, until_closed=False):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.hellos = 0
+        self.ended = threading.Event()
+        threading.Thread(target=self._run, args=(answer, until_closed), daemon=True).start()
+
+    def _run(self, answer, until_closed):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                if conn.recv(4096).startswith(b"\x16\x03"):  # a TLS handshake record
+                    self.hellos += 1
+                if answer:
+                    conn.sendall(answer)
+                if until_closed:
+                    conn.settimeout(60)
+                    try:
+                        while conn.recv(4096):
+                            pass
+                    except OSError:  # (a reset ends it too)
+                        pass
+                    self.ended.set()
+
+
+@pytest.mark.parametrize("answer", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"],
+                         ids=["peer-hangs-up", "not-tls"])
+def test_handshake_that_fails_without_a_certificate_verdict_is_a_net_error_not_tls(
+        call, pki, answer):
+    server = HelloReader(answer)
+    out = call(f"https://127.0.0.1:{server.port}/", ca=pki["ca"])
+    server.sock.close()
+    assert server.hellos == 1
+    assert out["error"] == "NetError"
+    assert out["message"].startswith("127.0.0.1: tls: error ")
+
+
 # MicroPython's TLS module lets go of the raw socket of a handshake that failed
 # without closing it (v1.25 extmod/modtls_mbedtls.c): the collector would, in
 # time. The script turns the collector off, as a board whose loop allocates
@@ -175,88 +238,20 @@ sys.stdin.readline()
 def test_a_tls_handshake_that_fails_closes_its_connection_at_once(mpy, pki, client):
     # the server answers the ClientHello with text, not TLS, then reads until
     # the device's side of the connection ends
-    srv = socket.create_server(("127.0.0.1", 0))
-    ended = threading.Event()
-
-    def serve():
-        conn, _ = srv.accept()
-        with conn:
-            conn.settimeout(60)
-            conn.recv(4096)
-            conn.sendall(b"HTTP/1.1 400 Not TLS\r\n\r\n")
-            try:
-                while conn.recv(4096):
-                    pass
-            except OSError:  # (a reset ends it too)
-                pass
-            ended.set()
-
-    threading.Thread(target=serve, daemon=True).start()
+    server = HelloReader(b"HTTP/1.1 400 Not TLS\r\n\r\n", until_closed=True)
     script = mpy.workdir / "cut.py"
     script.write_text(CUT_HANDSHAKE)
-    proc = subprocess.Popen([mpy.binary, str(script), client, str(srv.getsockname()[1]),
-                             pki["ca"]], cwd=mpy.workdir, env=mpy.env(), text=True,
+    proc = subprocess.Popen([mpy.binary, str(script), client, str(server.port), pki["ca"]],
+                            cwd=mpy.workdir, env=mpy.env(), text=True,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        closed = ended.wait(30)  # (the device's program still runs, its collector off)
+        closed = server.ended.wait(30)  # (the device's program still runs, its collector off)
     finally:
         out = proc.communicate("\n", timeout=30)[0]
-        srv.close()
+        server.sock.close()
     assert out.startswith("failed "), out
-    assert closed, "the connection stayed open after the failed handshake"
-
-
-@pytest.mark.parametrize("bundle", ["other-then-ca", "ca-then-other", "other-then-ca.der",
-                                    "ca-then-other.der"])
-def test_every_certificate_of_a_ca_bundle_is_trusted(serve, call, pki, bundle):
-    server = serve(OK, tls=pki["good"])
-    assert call(server.url(), ca=pki[bundle])["status"] == 200
-
-
-@pytest.mark.parametrize("cert, reason", [("expired", "expired"),
-                                          ("not_yet_valid", "in the future")])
-def test_expired_or_not_yet_valid_certificate_is_a_tls_error(serve, call, pki, cert, reason):
-    server = serve(OK, tls=pki[cert])
-    out = call(server.url(), ca=pki["ca"], headers={"x-access-token": SECRET})
-    assert out["error"] == "TLSError"
-    assert out["message"].startswith("127.0.0.1: tls: certificate refused: ")
-    assert reason in out["message"]
-    assert server.received == []
-
-
-class HelloReader:
-    """A TCP server that reads the ClientHello of each connection, then answers
-    it with `answer` (bytes, or None to hang up) and closes."""
-
-    def __init__(self, answer):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.hellos = 0
-        threading.Thread(target=self._run, args=(answer,), daemon=True).start()
-
-    def _run(self, answer):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                if conn.recv(4096).startswith(b"\x16\x03"):  # a TLS handshake record
-                    self.hellos += 1
-                if answer:
-                    conn.sendall(answer)
-
-
-@pytest.mark.parametrize("answer", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"],
-                         ids=["peer-hangs-up", "not-tls"])
-def test_handshake_that_fails_without_a_certificate_verdict_is_a_net_error_not_tls(
-        call, pki, answer):
-    server = HelloReader(answer)
-    out = call(f"https://127.0.0.1:{server.port}/", ca=pki["ca"])
-    server.sock.close()
     assert server.hellos == 1
-    assert out["error"] == "NetError"
-    assert out["message"].startswith("127.0.0.1: tls: error ")
+    assert closed, "the connection stayed open after the failed handshake"
 
 
 def test_server_silent_during_the_handshake_is_a_timeout(serve, call, pki):
