@@ -67,4 +67,22 @@ if params:
         e = raises(ValueError, http.get, params["url"], timeout=15)
         assert str(e).startswith("ca: ")
 
+    @test
+    def a_ca_file_that_cannot_be_read_is_a_value_error_naming_it():
+        # missing, or a folder: a board's filesystem will not open a folder,
+        # the Unix port's opens it (onboard.ca bounds its size); either way
+        # the error names the config's field and path, as the device's 700 does
+        import os
+
+        try:
+            os.mkdir("ca_folder")
+        except OSError:  # (left by an earlier run)
+            pass
+        try:
+            for path in ("no_such_ca.pem", "ca_folder"):
+                e = raises(ValueError, http.get, params["url"], ca=path, timeout=15)
+                assert str(e) == "ca: cannot read " + path, str(e)
+        finally:
+            os.rmdir("ca_folder")
+
 summary()
