@@ -1,6 +1,9 @@
 # HTTPS with certificate verification, against local servers whose CA the
 # script is given: test_params.json beside it ({"url", "other_name_url",
-# "ca", "stranger_ca", "body", "wifi"?}), written with the CA files by
+# "ca", "stranger_ca", "body", "identity", "wifi"?}; identity: a device
+# certificate and its key in several forms, and the URL of a server that
+# answers with the name of the certificate shown to it), written with the
+# CA and identity files by
 # `onboard test-device` (and by `make test`'s run on the Unix port). Without
 # them the script fails: it never passes having checked nothing.
 import json
@@ -84,5 +87,21 @@ if params:
                 assert str(e) == "ca: cannot read " + path, str(e)
         finally:
             os.rmdir("ca_folder")
+
+    @test
+    def the_devices_certificate_in_each_form_is_shown_to_a_server_that_asks():
+        # as plgd hub asks for it: PEM, DER, and a key as `openssl ecparam`
+        # writes it (the curve named first)
+        import tls
+
+        from onboard import ca, cloudtls
+
+        me = params["identity"]
+        for cert, key in me["files"]:
+            assert cloudtls.uuid(cert) == me["name"][5:], cert
+            ctx = ca.context(params["ca"], False, tls.SSLContext(tls.PROTOCOL_TLS_CLIENT))
+            cloudtls.load(ctx, {"cert": cert, "key": key})
+            r = http.get(me["url"], ca=ctx, timeout=15)
+            assert (r.status_code, r.text) == (200, me["name"]), (key, r.status_code, r.text)
 
 summary()

@@ -3,6 +3,7 @@ on a board: with the same HTTPS servers and parameter files, judged by the
 same verdict."""
 
 import argparse
+import re
 import shutil
 
 import pytest
@@ -11,6 +12,7 @@ from fakeboard import fake_mpremote, held, written
 
 from onboard_cli import device_tests
 from onboard_cli.device_tests import PATH, HTTPSFixture, verdict
+from onboard_cli.paths import ToolError
 
 SCRIPTS = sorted((ROOT / "tests_device").glob("test_*.py"))
 HTTPS = ROOT / "tests_device" / "test_https.py"
@@ -40,6 +42,12 @@ def test_https_script_breaks_off_the_handshakes_it_must_refuse(mpy, https):
     # seen by the servers: one handshake on each (stranger CA; another name) went no further
     assert https.wait_refused([1, 1])
     assert [server.refused for server in https.servers] == [1, 1]
+
+
+def test_https_script_shows_the_device_certificate_in_each_form_to_the_server(mpy, https):
+    mpy.run(file=HTTPS)
+    # the server's own log: the certificate it verified, once per form
+    assert https.presented == [https.device] * len(https.forms)
 
 
 def test_https_script_without_its_parameters_fails(mpy):
@@ -85,8 +93,36 @@ def test_test_device_copies_what_the_scripts_need_and_every_script_passes(tmp_pa
     on_board = held(board)
     assert {p: b for p, b in on_board.items() if p.startswith("onboard/")} == held(build)
     assert {"tinytest.py", "ramblock.py", "test_params.json", "test_ca.pem",
-            "test_stranger_ca.pem"} <= set(on_board)
-    assert not any(name.endswith(".key") for name in on_board)  # the servers' keys stay here
+            "test_stranger_ca.pem", "test_id0.crt", "test_id0.key"} <= set(on_board)
+    # the device's keys go there, the servers' keys stay here
+    assert not {"right.key", "other.key"} & set(on_board)
+
+
+PASSES_HAVING_ASKED = """
+import json
+from onboard import http
+p = json.load(open("test_params.json"))
+{asked}
+print("1 passed, 0 failed")
+"""
+
+
+@pytest.mark.parametrize("asked,why", [
+    ("", "the HTTPS server saw no request"),
+    ('http.get(p["url"], ca=p["ca"])',
+     "the HTTPS server was not shown the device's certificate in each form")])
+def test_test_device_fails_a_https_script_whose_requests_the_server_did_not_see(
+        tmp_path, monkeypatch, asked, why):
+    # the script's own verdict is not enough: the server's log must show its requests
+    _, build = fake_board(tmp_path, monkeypatch)
+    scripts = tmp_path / "tests_device"
+    scripts.mkdir()
+    for helper in device_tests.HELPERS:
+        shutil.copy(ROOT / "tests_device" / helper, scripts / helper)
+    (scripts / "test_https.py").write_text(PASSES_HAVING_ASKED.format(asked=asked))
+    monkeypatch.setattr(device_tests, "TESTS_DEVICE", scripts)
+    with pytest.raises(ToolError, match=re.escape(f"test_https.py ({why})")):
+        run_test_device()
 
 
 def test_test_device_copies_only_the_library_files_the_board_lacks_or_holds_otherwise(

@@ -21,6 +21,7 @@ from test_portal import get, port_of
 from test_profiles import admin, api, configure
 
 from cloudsim.coapgw import USER
+from cloudsim.pki import DEVICE_FORMS, device_form
 from onboard_cli.simdevice import read_store
 
 RULES = """
@@ -1010,27 +1011,11 @@ def certificate_required(cloudsim):
     cloudsim.gateway.client_cert_required = False
 
 
-# the block `openssl ecparam -genkey -name prime256v1` writes before the key:
-# the curve's name (the OID of P-256)
-EC_PARAMETERS = b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
-
-
 def identity(sim, tmp_path, di, usages=None, form="PEM", issuer=None):
     """{cert, key}: the config's paths of a device identity certificate for
-    di that the sim's CA (or issuer, another CA) issued, and its key, in
-    PEM (the key as PKCS#8), DER (both), or as `openssl ecparam -genkey`
-    writes a key (PEM: the curve's parameters, then the key in SEC 1)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization as s
-
-    cert, key = (issuer or sim.ca).issue_device(di, usages)
-    if form == "DER":
-        cert = x509.load_pem_x509_certificate(cert).public_bytes(s.Encoding.DER)
-        key = s.load_pem_private_key(key, None).private_bytes(
-            s.Encoding.DER, s.PrivateFormat.PKCS8, s.NoEncryption())
-    elif form == "openssl ecparam":
-        key = EC_PARAMETERS + s.load_pem_private_key(key, None).private_bytes(
-            s.Encoding.PEM, s.PrivateFormat.TraditionalOpenSSL, s.NoEncryption())
+    di that the sim's CA (or issuer, another CA) issued, and its key, in one
+    of cloudsim.pki's DEVICE_FORMS."""
+    cert, key = device_form(*(issuer or sim.ca).issue_device(di, usages), form)
     (tmp_path / "device.pem").write_bytes(cert)
     (tmp_path / "device.key").write_bytes(key)
     return {"cert": str(tmp_path / "device.pem"), "key": str(tmp_path / "device.key")}
@@ -1062,7 +1047,7 @@ def test_a_ca_file_that_does_not_load_is_700_naming_it(device, tmp_path, cloudsi
     assert "config: ca: " in d.log_path.read_text()
 
 
-@pytest.mark.parametrize("form", ["PEM", "DER", "openssl ecparam"])
+@pytest.mark.parametrize("form", DEVICE_FORMS)
 def test_a_device_with_its_identity_certificate_is_taken_where_one_is_required_under_its_id(
         device, tmp_path, cloudsim, certificate_required, form):
     di = "6f1a2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"

@@ -14,6 +14,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 SERVER_NAMES = ("localhost",)
 SERVER_IPS = ("127.0.0.1", "192.168.4.100")
 OCF_IDENTITY = "1.3.6.1.4.1.44924.1.6"  # the extended key usage of an OCF identity certificate
+# the forms a device's certificate and key come in (device_form)
+DEVICE_FORMS = ("PEM", "DER", "openssl ecparam")
+# P-256 named, as `openssl ecparam -name prime256v1 -genkey` writes it before the key
+EC_PARAMETERS = b"-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
 
 
 def _name(common):
@@ -31,6 +35,25 @@ def _validity(builder, days, not_before=None, not_after=None):
 def _key_pem(key):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
+
+
+def device_form(cert, key, form):
+    """(cert, key) bytes of a certificate and its key (PEM, as issue_device
+    gives them) in one of DEVICE_FORMS: PEM (the key as PKCS#8), DER (both),
+    or as `openssl ecparam -genkey` writes a key (PEM: the curve's
+    parameters, then the key in SEC 1)."""
+    if form == "DER":
+        cert = x509.load_pem_x509_certificate(cert).public_bytes(serialization.Encoding.DER)
+        key = serialization.load_pem_private_key(key, None).private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+    elif form == "openssl ecparam":
+        key = EC_PARAMETERS + serialization.load_pem_private_key(key, None).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption())
+    elif form != "PEM":
+        raise ValueError(f"form: one of {DEVICE_FORMS}")
+    return cert, key
 
 
 class CA:

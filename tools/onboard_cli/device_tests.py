@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from pathlib import Path
@@ -32,6 +33,9 @@ HELPERS = ("tinytest.py", "ramblock.py")
 # without it)
 BOARD_HELPERS = (ROOT / "boards" / "esp32_common.py",)
 PATH = "/onboard-test-device"
+# answered with the subject's common name of the certificate the client
+# presented (a device's own certificate, as plgd hub asks for one)
+WHOAMI = PATH + "/whoami"
 _SUMMARY = re.compile(r"(\d+) passed, (\d+) failed")
 
 
@@ -73,11 +77,24 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
 
     def do_GET(self):  # noqa: N802  (http.server's name)
+        if self.path == WHOAMI:
+            return self._whoami()
         self.server.requests.append(self.path)
         ok = self.path == PATH
         body = self.server.body if ok else b"not found"
         self.send_response(200 if ok else 404)
         self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _whoami(self):
+        cert = self.request.getpeercert()  # (verified against the CA that issued it)
+        name = dict(n[0] for n in cert["subject"])["commonName"] if cert else None
+        self.server.presented.append(name)
+        body = (name or "no certificate").encode()
+        self.send_response(200 if name else 403)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
         self.end_headers()
@@ -99,14 +116,18 @@ class _Server(ThreadingHTTPServer):
 
 class HTTPSFixture:
     """Two local HTTPS servers for tests_device/test_https.py, and the files
-    the script reads (test_params.json, test_ca.pem, test_stranger_ca.pem)
-    written to folder; .files lists them, .requests is what the right
-    server answered (its request log). A context manager: stops on exit."""
+    the script reads (test_params.json, test_ca.pem, test_stranger_ca.pem,
+    and a device certificate with its key in each of cloudsim.pki's
+    DEVICE_FORMS) written to folder; .files lists them, .requests is what
+    the right server answered (its request log), .presented the names of
+    the client certificates WHOAMI's requests presented to it (None: none),
+    .device the name the device certificate was issued for, .forms those
+    forms. A context manager: stops on exit."""
 
     def __init__(self, folder, host="127.0.0.1", wifi=None, ports=(0, 0), bind=None):
         # ports, bind: where the servers listen when the board reaches them by
         # a forward (the emulated ESP32 dials host:port, relayed to bind:port)
-        from cloudsim.pki import CA
+        from cloudsim.pki import CA, DEVICE_FORMS, device_form
 
         folder = Path(folder)
         keys = folder / "server"  # never copied to the board
@@ -120,11 +141,13 @@ class HTTPSFixture:
         self.body = secrets.token_hex(8).encode()
         bind = bind or host
         self.servers = [self._start((bind, ports[0]),
-                                    *ca.write_server(keys, "right", names=names, ips=ips)),
+                                    *ca.write_server(keys, "right", names=names, ips=ips),
+                                    asks=ca),
                         self._start((bind, ports[1]),
                                     *ca.write_server(keys, "other", names=("other.invalid",),
                                                      ips=()))]
         self.requests = self.servers[0].requests
+        self.presented = self.servers[0].presented
         base = "https://%s:%%d%s" % (host, PATH)
         params = {"url": base % self.servers[0].server_address[1],
                   "other_name_url": base % self.servers[1].server_address[1],
@@ -134,17 +157,35 @@ class HTTPSFixture:
             params["wifi"] = wifi
         (folder / "test_ca.pem").write_bytes(ca.pem())
         (folder / "test_stranger_ca.pem").write_bytes(stranger.pem())
+        names = ["test_params.json", "test_ca.pem", "test_stranger_ca.pem"]
+        # the device's own certificate (as an OCF identity names a device)
+        self.device = "uuid:" + str(uuid.uuid4())
+        issued = ca.issue_device(self.device[5:])
+        params["identity"] = {"url": base.replace(PATH, WHOAMI) % self.servers[0].server_address[1],
+                              "name": self.device, "files": []}
+        self.forms = DEVICE_FORMS
+        for i, form in enumerate(DEVICE_FORMS):
+            pair = [f"test_id{i}.crt", f"test_id{i}.key"]
+            for name, data in zip(pair, device_form(*issued, form)):
+                (folder / name).write_bytes(data)
+            params["identity"]["files"].append(pair)
+            names += pair
         (folder / "test_params.json").write_text(json.dumps(params))
-        self.files = [folder / n for n in ("test_params.json", "test_ca.pem",
-                                           "test_stranger_ca.pem")]
+        self.files = [folder / n for n in names]
 
-    def _start(self, address, cert, key):
+    def _start(self, address, cert, key, asks=None):
+        # asks: the CA whose certificates a client may present (WHOAMI's
+        # requests do), verified; a client presenting none is served too
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
+        if asks:
+            ctx.verify_mode = ssl.CERT_OPTIONAL
+            ctx.load_verify_locations(cadata=asks.pem().decode())
         server = _Server(address, _Handler)
         server.socket = ctx.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)
         server.requests, server.refused, server.body = [], 0, self.body
+        server.presented = []
         server.changed = threading.Condition()
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
@@ -209,6 +250,9 @@ def main(args):
             why = verdict(proc.stdout)
             if why is None and script.name == "test_https.py" and PATH not in https.requests:
                 why = "the HTTPS server saw no request"
+            if why is None and script.name == "test_https.py" and \
+                    https.presented != [https.device] * len(https.forms):
+                why = "the HTTPS server was not shown the device's certificate in each form"
             if why:
                 failed.append(f"{script.name} ({why})")
     if failed:
