@@ -366,23 +366,28 @@ def test_body_until_close_is_read_when_no_length_is_given(serve, call):
 
 
 def big_body(framing):
+    # 10 MB: one piece announced (length, chunked), none (close), or 1,000-byte
+    # chunks, each under any max_body here (chunks)
     sent = {"failed": False, "done": threading.Event()}
 
     def behaviour(conn, req):
         head = {"length": b"Content-Length: 10000000\r\n\r\n",
                 "chunked": b"Transfer-Encoding: chunked\r\n\r\n989680\r\n",
+                "chunks": b"Transfer-Encoding: chunked\r\n\r\n",
                 "close": b"\r\n"}[framing]
+        piece, n = (b"3e8\r\n" + b"x" * 1000 + b"\r\n", 10000) if framing == "chunks" \
+            else (b"x" * 10000, 1000)
         try:
             conn.sendall(b"HTTP/1.1 200 OK\r\n" + head)
-            for _ in range(1000):
-                conn.sendall(b"x" * 10000)
+            for _ in range(n):
+                conn.sendall(piece)
         except OSError:
             sent["failed"] = True
         sent["done"].set()
     return behaviour, sent
 
 
-@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+@pytest.mark.parametrize("framing", ["length", "chunked", "chunks", "close"])
 def test_body_over_max_body_raises_without_reading_it_all(serve, call, framing):
     behaviour, sent = big_body(framing)
     server = serve(behaviour)
