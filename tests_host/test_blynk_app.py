@@ -521,6 +521,22 @@ def test_a_malformed_address_is_refused_naming_the_field_and_nothing_stored(devi
     assert d.store() == {}
 
 
+@pytest.mark.parametrize("refused", [{"blynk": "short"}, {"host": "a b"}, {"port": "80x"}],
+                         ids=["token", "host", "port"])
+def test_settings_refused_by_the_clouds_check_change_nothing_stored(device, cloudsim, refused):
+    # refused after the network's fields passed theirs: a phone on the open
+    # setup network must not reorder, add or push out the saved networks
+    d, prov = blynk_online(device, cloudsim)
+    kept = d.store()
+    d.press(2000)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    fields = {"ssid": "stranger", "pass": "password1", "blynk": prov["token"], **refused}
+    status, _, body = get(port, "/config?" + urllib.parse.urlencode(fields))
+    assert status == 500, body
+    assert json.loads(body)["msg"].startswith(next(iter(refused)) + ": ")
+    assert d.store() == kept
+
+
 # Edgent's sec strings ------------------------------------------------------------------------
 
 def test_the_unix_radio_refuses_an_unknown_sec_with_a_clear_error(mpy, tmp_path):

@@ -71,6 +71,14 @@ def test_a_request_with_bare_lf_line_ends_has_its_body_read_whole(portal):
     assert portal.applied() == [{"ssid": "home", "pass": "", "blynk": TOKEN}]
 
 
+def test_bytes_past_the_content_length_are_not_part_of_the_body(portal):
+    # sent in the same packet: only Content-Length says where the body ends
+    body = f"ssid=home&pass=&blynk={TOKEN}".encode()
+    head = b"POST /config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(body)
+    assert ok_reply(http(portal.port, head + body + b"&ssidManual=stranger"))
+    assert portal.applied() == [{"ssid": "home", "pass": "", "blynk": TOKEN}]
+
+
 def test_a_client_that_stops_sending_mid_head_gets_400_incomplete_request(portal):
     with socket.create_connection(("127.0.0.1", portal.port), timeout=10) as s:
         s.sendall(b"GET /config?ssid=home HTTP/1.1\r\nHost: 127.")
