@@ -3,6 +3,7 @@ throw. Transient faults keep every stored credential and retry inside the
 backoff bounds (and not before Retry-After); rejected credentials lead to
 last_error 703 and setup mode."""
 
+import json
 import socket
 import threading
 
@@ -166,8 +167,9 @@ def test_mqtt_connect_fault_keeps_credentials_and_backs_off(device, cloudsim, pr
     assert "wifi" in d.store()
 
 
-@pytest.mark.parametrize("profile", sorted(MQTT_PROFILES))
-def test_mqtt_login_refused_is_703_and_setup_mode(device, cloudsim, profile, monkeypatch):
+def login_refused(device, cloudsim, profile, monkeypatch):
+    """A device of profile whose broker login is refused, back in setup mode
+    (703): (the device, its token)."""
     d, fields = MQTT_PROFILES[profile](device, cloudsim)
     if profile == "blynk":  # the token activates, but the broker login is refused
         monkeypatch.setattr(cloudsim.clouds["blynk"], "mqtt_login", lambda user, pw: None)
@@ -178,7 +180,23 @@ def test_mqtt_login_refused_is_703_and_setup_mode(device, cloudsim, profile, mon
     configure(d, **fields)
     d.wait_state("CONNECTING_CLOUD")
     d.wait_state("WAIT_CONFIG", last_error=703)
+    return d, fields.get("blynk", fields.get("token"))
+
+
+@pytest.mark.parametrize("profile", sorted(MQTT_PROFILES))
+def test_mqtt_login_refused_is_703_and_setup_mode(device, cloudsim, profile, monkeypatch):
+    d, _ = login_refused(device, cloudsim, profile, monkeypatch)
     assert "wifi" in d.store()
+
+
+@pytest.mark.parametrize("profile", sorted(MQTT_PROFILES))
+def test_a_refused_login_shows_its_token_in_neither_the_log_nor_the_events(device, cloudsim,
+                                                                           profile, monkeypatch):
+    # (the token is the MQTT user or password of every profile here)
+    d, token = login_refused(device, cloudsim, profile, monkeypatch)
+    seen = d.log_path.read_text() + json.dumps(d.events)
+    assert token and "state CONNECTING_CLOUD" in seen  # (the log was written)
+    assert token not in seen
 
 
 # Replies with a well-formed status whose body has the wrong shape or types:

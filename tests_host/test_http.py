@@ -649,6 +649,8 @@ def test_no_error_message_carries_a_secret(serve, call, pki):
                  method="POST", timeout=1, ca=pki["ca"])
             for b in (silent, reply(SECRET.encode() + b"\r\n\r\n"),
                       reply(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n" + SECRET.encode()))]
+    # a token read from a file with its line's end: refused, not shown
+    outs.append(call(serve(OK).url(), headers={"x-access-token": SECRET + "\n"}))
     assert all("error" in o for o in outs)
     assert all(SECRET not in json.dumps(o) for o in outs)
 

@@ -1,5 +1,6 @@
 """onboard.improv: Improv Wi-Fi serial on a simulated device's pty, spoken as ESP Web Tools does."""
 
+import json
 import os
 import select
 
@@ -89,6 +90,20 @@ def test_wifi_settings_with_a_wrong_password_is_error_3_and_stores_nothing(impro
     kind, data = until(port, ERROR)[-1]
     assert data == b"\x03"
     assert "wifi" not in d.store()
+
+
+@pytest.mark.parametrize("ssid,password", [("home", "not the password"),
+                                           ("nowhere", "correct horse")],
+                         ids=["wrong password", "network not in the air"])
+def test_a_join_that_failed_shows_its_password_nowhere(improv, ssid, password):
+    # not stored, so the log's masking does not know it yet: in neither the
+    # log, the events nor what the serial line carried
+    d, port = improv
+    port.send(wifi_settings(ssid, password))
+    seen = until(port, ERROR)
+    log = d.log_path.read_text()
+    assert "could not join " + ssid in log  # (the log was written)
+    assert password not in log + json.dumps(d.events) + repr(seen) + repr(port.buf)
 
 
 def test_bad_checksum_is_error_1(improv):

@@ -59,3 +59,13 @@ def test_what_is_not_three_parts_is_refused_naming_the_field(claims, token):
 @pytest.mark.parametrize("claims_text", ["[1]", '"sub"', "5", "null"])
 def test_claims_that_are_json_but_no_object_are_refused(claims, claims_text):
     assert claims(_token(claims_text)) == [{"error": "access_token: not a JWT"}]
+
+
+@pytest.mark.parametrize("claims_part", [
+    "!!not-base64!!", _part("{not json"),
+    base64.urlsafe_b64encode(b'{"a":"\xff"}').decode().rstrip("="), "A"],
+    ids=["no base64", "no json", "no utf-8", "one character"])
+def test_claims_that_do_not_decode_are_refused_naming_the_field_not_the_token(claims,
+                                                                              claims_part):
+    token = _part('{"alg":"HS256"}') + "." + claims_part + ".sig-5ecret"
+    assert claims(token) == [{"error": "access_token: not a JWT"}]
