@@ -139,6 +139,22 @@ def test_an_asset_added_to_the_config_later_is_made_alone(device, cloudsim):
     assert sorted(again.store()["cloud"]["assets"]) == ["led", "temp"]
 
 
+def test_a_device_moved_to_another_allthingstalk_device_makes_its_assets_there(device,
+                                                                               cloudsim):
+    # through the portal, as its owner would: the record of what was made
+    # belongs to the first device, not to the new one
+    led = {"led": {"is": "actuator", "type": "boolean"}}
+    d, first, _, end = boot(device, cloudsim, led, "first")
+    assert end["state"] == "RUNNING"
+    att = cloudsim.clouds["att"]
+    second = att.add_device("ground-1", "second")
+    d.press(2000)
+    configure(d, device_id=second, token=att.devices[second]["token"])
+    d.wait_state("RUNNING")
+    assert (puts(cloudsim, first, "led"), puts(cloudsim, second, "led")) == (1, 1)
+    assert [a["name"] for a in made(cloudsim, second)] == ["led"]
+
+
 def test_an_asset_described_otherwise_in_a_new_config_is_made_again_alone(device, cloudsim):
     # a new firmware's config changes the led's type: that PUT updates it
     assets = {"led": {"is": "actuator", "type": "boolean"}, "temp": {"type": "number"}}

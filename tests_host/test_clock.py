@@ -355,6 +355,26 @@ def test_a_set_clock_calls_the_boards_set_time(sntp, mpy):
     assert out == "True True"
 
 
+@pytest.mark.parametrize("ahead", [86400, -86400], ids=["clock before the build",
+                                                         "clock after it"])
+def test_attaching_a_board_whose_clock_reads_before_the_build_sets_it_to_the_build(mpy, ahead):
+    # (a board powers on in 2000; the host's clock stands in for it, the build
+    # put a day after or before it): the time still unknown to now()
+    out = mpy.run("""
+        import time
+        from onboard import clock
+        clock.BUILD = int(time.time()) + clock._EPOCH + %d
+        class Board:
+            got = []
+            def set_time(self, unix):
+                self.got.append(unix)
+        b = Board()
+        clock.attach(b)
+        print(b.got == ([clock.BUILD] if %d > 0 else []), clock.now())
+    """ % (ahead, ahead)).lines[-1]
+    assert out == "True None"
+
+
 # no public time server from the suite --------------------------------------------
 
 def loopback_only(config):

@@ -41,6 +41,12 @@ def test_the_claims_of_a_jwt_are_read_as_a_dict(claims):
         {"ok": {"sub": "dev-1", "exp": 1900000000}}]
 
 
+def test_claims_are_read_in_base64url_whose_alphabet_has_minus_and_underscore(claims):
+    text = '{"prefix":"~~~???>>>"}'
+    assert "-" in _part(text) and "_" in _part(text)  # (where base64 has + and /)
+    assert claims(_token(text)) == [{"ok": {"prefix": "~~~???>>>"}}]
+
+
 def test_a_claims_part_up_to_the_bound_is_read_and_one_past_it_refused(claims):
     at, past = _object_of(CLAIMS_MAX * 3 // 4), _object_of(CLAIMS_MAX * 3 // 4 + 1)
     assert len(_part(at)) == CLAIMS_MAX and len(_part(past)) == CLAIMS_MAX + 2

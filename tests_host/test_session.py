@@ -216,6 +216,14 @@ def test_a_link_whose_renewal_is_due_at_once_starts_the_profile_again_after_a_ba
     assert [s if s == "online" else s["attempt"] for s in got["said"]] == ["online", 1, "online"]
 
 
+def test_quick_sessions_in_a_row_count_up_the_backoff(mpy):
+    # a cloud whose links are due at once, again and again, is tried ever
+    # more slowly (each attempt's bound doubles), not every few seconds
+    got = run_session(mpy, {"renew_s": 0}, {"renew_s": 0}, {"renew_s": 0}, {})
+    assert [s if s == "online" else s["attempt"] for s in got["said"]] == [
+        "online", 1, "online", 2, "online", 3, "online"]
+
+
 def test_a_session_that_lasted_starts_the_count_of_quick_ones_again(mpy):
     # quick (due at once), one that lasts 6 s (past the 5 s of a quick one),
     # quick again: the backoff before the last is the first one's again
