@@ -338,20 +338,27 @@ def test_the_build_time_and_build_date_of_the_source_tree_agree(mpy):
     assert calendar.timegm(stamp) == int(out[0])
 
 
+# a board that records the times set on it, attached to the clock as b (after
+# `before`: lines that run first, e.g. a build time of the test's own)
+ATTACHED = """
+import asyncio, time
+from onboard import clock
+%s
+class Board:
+    got = []
+    def set_time(self, unix):
+        self.got.append(unix)
+b = Board()
+clock.attach(b)
+"""
+
+
 def test_a_set_clock_calls_the_boards_set_time(sntp, mpy):
     server = sntp()
-    out = mpy.run("""
-        import asyncio
-        from onboard import clock
-        class Board:
-            got = []
-            def set_time(self, unix):
-                self.got.append(unix)
-        b = Board()
-        clock.attach(b)
-        ok = asyncio.run(clock.sync({"time": {"ntp": ["127.0.0.1:%d"]}}))
-        print(ok, len(b.got) == 1 and -1 <= b.got[0] - clock.now() <= 0)
-    """ % server.port).lines[-1]
+    out = mpy.run(ATTACHED % "" + """
+ok = asyncio.run(clock.sync({"time": {"ntp": ["127.0.0.1:%d"]}}))
+print(ok, len(b.got) == 1 and -1 <= b.got[0] - clock.now() <= 0)
+""" % server.port).lines[-1]
     assert out == "True True"
 
 
@@ -360,19 +367,9 @@ def test_a_set_clock_calls_the_boards_set_time(sntp, mpy):
 def test_attaching_a_board_whose_clock_reads_before_the_build_sets_it_to_the_build(mpy, ahead):
     # (a board powers on in 2000; the host's clock stands in for it, the build
     # put a day after or before it): the time still unknown to now()
-    out = mpy.run("""
-        import time
-        from onboard import clock
-        clock.BUILD = int(time.time()) + clock._EPOCH + %d
-        class Board:
-            got = []
-            def set_time(self, unix):
-                self.got.append(unix)
-        b = Board()
-        clock.attach(b)
-        print(b.got == ([clock.BUILD] if %d > 0 else []), clock.now())
-    """ % (ahead, ahead)).lines[-1]
-    assert out == "True None"
+    out = mpy.run(ATTACHED % f"clock.BUILD = int(time.time()) + clock._EPOCH + {ahead}"
+                  + "print(b.got == [clock.BUILD], b.got == [], clock.now())").lines[-1]
+    assert out == ("True False None" if ahead > 0 else "False True None")
 
 
 # no public time server from the suite --------------------------------------------
