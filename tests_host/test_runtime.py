@@ -436,6 +436,40 @@ def test_a_reset_during_a_trial_lets_go_of_the_trials_code(device, mpy, tmp_path
     assert "trial" not in d.wait_state("WAIT_CONFIG")["loaded"]
 
 
+RESET = """
+import json
+import powercut
+from onboard.runtime import Runtime
+
+class Device:  # what Runtime.reset uses of the runtime (a profile that says no bye)
+    def __init__(self, store):
+        self.real = self.store = store
+        self.profile = None
+    def set_error(self, code):
+        Runtime.set_error(self, code)
+
+def prepare(s):
+    s.put("wifi", networks=[{"ssid": "home", "password": "correct horse"}])
+    s.put("cloud", token="O" * 32)
+    s.put("state", last_error=702, pending={"ssid": "cafe", "password": "", "ip": None,
+                                            "cloud": {"token": "N" * 32}})
+
+powercut.sweep(KIND, prepare, lambda s: Runtime.reset(Device(s)))
+"""
+
+
+@pytest.mark.parametrize("kind", ["lfs", "fat"])
+def test_a_power_cut_at_every_write_of_a_reset_during_a_trial_leaves_all_or_nothing(mpy, kind):
+    # all: the device as it was, on trial; nothing: no network, no token and
+    # no settings on trial that the next boot would try after the reset
+    lines = [json.loads(line) for line in mpy.run(RESET.replace("KIND", repr(kind))).lines
+             if line.startswith("{")]
+    points, summary = lines[:-1], lines[-1]
+    assert summary["old"], "the reset must change the record"
+    got = [p["got"] for p in points]
+    assert set(got) == {"old", "new"} and got[-1] == "new", points
+
+
 def test_after_a_reset_during_a_trial_setup_mode_does_not_go_back_to_the_trial(device, mpy,
                                                                                 tmp_path):
     # the reset leaves nothing to go back to, the settings on trial included:
@@ -473,7 +507,7 @@ def test_reset_through_the_portal_clears_last_error(device, mpy, tmp_path):
     port = port_of(d.wait_state("WAIT_CONFIG", last_error=703))
     assert get(port, "/reset")[0] == 200
     assert json.loads(get(port, "/board_info.json")[2])["last_error"] == 0
-    assert d.store()["state"].get("last_error", 0) == 0
+    assert d.store().get("state", {}).get("last_error", 0) == 0  # (none stored reads 0)
 
 
 def test_after_new_settings_failed_the_working_wifi_when_down_is_retried_not_set_up_again(

@@ -152,12 +152,13 @@ class Runtime:
     def reset(self):
         cloud = self.real.get("cloud")
         self.store = self.real
-        forget("trial")  # (settings on trial are cleared too)
-        self.store.clear("wifi", "enrol", "cloud")
+        forget("trial")
+        # one write (the state's settings on trial and last_error too): a power
+        # cut leaves all or nothing, never settings on trial for the next boot
+        self.store.clear("wifi", "enrol", "cloud", "state")
         bye = getattr(self.profile, "bye", None)
         if bye:  # the cloud is told once the flash has let go (plgd: sign out, deregister)
             asyncio.create_task(bye(self, cloud))
-        self.store.put("state", pending=None)
         self.set_error(0)
 
     def request_setup(self):
