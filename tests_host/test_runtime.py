@@ -547,6 +547,39 @@ def test_a_trial_cut_short_by_a_power_cut_is_tried_again_at_boot(device, mpy, tm
     assert "joined cafe" in d.log_path.read_text()
 
 
+TRIAL_WRITES = """
+import json
+from onboard.store import Store
+from onboard.trial import Trial, end
+
+P = "onboard.json"
+s = Store(P)
+s.put("cloud", cis="old-hub", uid="u-old", refresh_token="R-old")
+s.put("state", pending={"ssid": "cafe", "password": "", "ip": None, "cloud": {"cis": "new-hub"}})
+
+class Runtime:  # what trial.end uses of the runtime
+    real = s
+    store = Trial(s)
+
+rt = Runtime()
+rt.store.put("cloud", uid="u-new", refresh_token="R-new")  # the session's, as plgd's sign-up
+rt.store.put({"cloud": {"access_token": "A-new"}, "enrol": {"code": "x"}})
+print(json.dumps(rt.store.get("cloud")))
+end(rt, 701)
+print(json.dumps(Store(P).load()["cloud"]))
+"""
+
+
+def test_what_the_cloud_session_stores_during_a_trial_that_fails_leaves_the_working_cloud(mpy):
+    # (plgd signs up at the new hub on trial: its tokens must not reach the
+    # working settings, or the device goes back to its hub with the new one's)
+    during, after = (json.loads(line) for line in mpy.run(TRIAL_WRITES).lines
+                     if line.startswith("{"))
+    assert during == {"cis": "new-hub", "uid": "u-new", "refresh_token": "R-new",
+                      "access_token": "A-new"}
+    assert after == {"cis": "old-hub", "uid": "u-old", "refresh_token": "R-old"}
+
+
 def test_what_the_cloud_session_stores_during_a_trial_is_kept_when_the_new_settings_work(
         device, cloudsim):
     from test_blynk_app import reconfigure

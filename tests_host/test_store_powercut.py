@@ -1,4 +1,5 @@
-"""Power cut at every write of put (one section or several), clear and a
+"""Power cut at every write of put (one section or several, and the first
+after the store fell back to its previous generation), clear and a
 first-ever save, on LittleFS and on FAT: after remounting, load returns the
 complete old record or the complete new one, never anything else."""
 
@@ -34,6 +35,9 @@ OPERATIONS = {
     # several sections in one put: all old or all new, never some of each
     "put-several": "prepare, lambda s: s.put({'wifi': {'networks': []}, "
               "'enrol': {'token': '0x0000000000000002'}})",
+    # the first write after the store fell back to its previous generation:
+    # the damaged file must not take the place of the only good copy
+    "put-after-fallback": "powercut.damaged(prepare), change",
 }
 
 
@@ -53,6 +57,8 @@ def test_power_cut_at_every_write_leaves_old_or_new_record(mpy, report, kind, op
     bad = [p for p in points if p["got"] not in ("old", "new")]
     assert not bad, f"cut points that lost the record: {bad}"
     assert points[-1]["got"] == "new"
+    if operation == "put-after-fallback":
+        assert points[0]["status"] == "previous", points[0]  # (fell back before the put)
     report(f"power cut {kind:5} {operation:10} {record:5}: {len(points)} cut points checked")
 
 

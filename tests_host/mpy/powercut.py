@@ -31,6 +31,18 @@ def _reopen(dev, kind):
     return d
 
 
+def damaged(prepare):
+    """prepare, then the current file cut to half its length (a torn write
+    or a worn block): the store loads its previous generation."""
+    def run(s):
+        prepare(s)
+        with open(PATH, "rb") as f:
+            data = f.read()
+        with open(PATH, "wb") as f:
+            f.write(data[: len(data) // 2])
+    return run
+
+
 def sweep(kind, prepare, operation):
     """Print one JSON line per cut point and a final summary line."""
     dev = _fresh(kind)
