@@ -42,6 +42,28 @@ def dead_port():
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def unanswered_port():
+    """A port whose connects get no answer: a backlog of 0 holds one
+    connection; with it queued and never accepted, the kernel drops the
+    client's SYNs."""
+    import select
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.socket()
+    filler.setblocking(False)
+    filler.connect_ex(("127.0.0.1", port))
+    try:
+        assert select.select([listener], [], [], 10)[0], "the filler was not queued"
+        yield port
+    finally:
+        filler.close()
+        listener.close()
+
+
 class Listener:
     """A loopback TCP port whose connections serve(conn) handles, each in a
     thread of its own; close() leaves the port dead (nothing listens).

@@ -14,6 +14,7 @@ from aiocoap import CHANGED, CONTENT, GET, POST, Context, Message, resource
 from aiocoap.optiontypes import UintOption
 from conftest import MicroPython, micropython_binary
 from fuzz import mutations, survive
+from servers import unanswered_port
 
 from onboard_cli.ports import free_port
 
@@ -688,21 +689,24 @@ def test_an_observe_request_carries_observe_and_answered_requests_leave_nothing_
     assert got[1].opt.observe == 0 and got[1].opt.uri_path == ("oic", "d")
 
 
+CONNECT = """
+import asyncio
+from onboard import coap
+
+async def main():
+    try:
+        await coap.connect("127.0.0.1", %d, timeout_ms=%d)
+        print("started")
+    except Exception as e:
+        print(type(e).__name__, e)
+
+asyncio.run(main())
+"""
+
+
 def test_a_peer_that_closes_before_its_csm_fails_the_start_as_closed(mpy):
     port, t = _peer(lambda conn: None)  # accepts, then closes
-    out = mpy.run(f"""
-        import asyncio
-        from onboard import coap
-
-        async def main():
-            try:
-                await coap.connect("127.0.0.1", {port}, timeout_ms=5000)
-                print("started")
-            except Exception as e:
-                print(type(e).__name__, e)
-
-        asyncio.run(main())
-    """).lines
+    out = mpy.run(CONNECT % (port, 5000)).lines
     t.join(10)
     assert out == ["ProtocolError coap: closed"]
 
@@ -742,6 +746,13 @@ sys.stdin.readline()
         assert seen == {"alive": True}
     finally:
         proc.communicate("\n", timeout=30)
+
+
+def test_a_peer_that_never_answers_the_connect_ends_in_timeout_not_a_hang(mpy):
+    # the TCP connect is bounded by the same timeout as the rest
+    with unanswered_port() as port:
+        out = mpy.run(CONNECT % (port, 500), timeout=30).lines
+    assert out == ["Timeout coap: timed out"]
 
 
 @pytest.mark.parametrize("sends_csm", [True, False])
