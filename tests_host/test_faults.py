@@ -3,7 +3,6 @@ throw. Transient faults keep every stored credential and retry inside the
 backoff bounds (and not before Retry-After); rejected credentials lead to
 last_error 703 and setup mode."""
 
-import json
 import socket
 import threading
 
@@ -194,7 +193,7 @@ def test_a_refused_login_shows_its_token_in_neither_the_log_nor_the_events(devic
                                                                            profile, monkeypatch):
     # (the token is the MQTT user or password of every profile here)
     d, token = login_refused(device, cloudsim, profile, monkeypatch)
-    seen = d.log_path.read_text() + json.dumps(d.events)
+    seen = d.shown()
     assert token and "state CONNECTING_CLOUD" in seen  # (the log was written)
     assert token not in seen
 

@@ -188,6 +188,11 @@ class Device:
             if event["message"] == topic:
                 return event
 
+    def shown(self):
+        """What the device has shown so far, where a secret must never be: its
+        log and the events waited for, as one text."""
+        return self.log_path.read_text() + json.dumps(self.events)
+
     def restarts(self):
         """How often the device process was started again (a reboot)."""
         with open(self.log_path) as f:
