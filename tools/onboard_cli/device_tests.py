@@ -78,23 +78,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802  (http.server's name)
         if self.path == WHOAMI:
-            return self._whoami()
+            cert = self.request.getpeercert()  # (verified against the CA that issued it)
+            name = dict(n[0] for n in cert["subject"])["commonName"] if cert else None
+            self.server.presented.append(name)
+            return self._reply(200 if name else 403, (name or "no certificate").encode())
         self.server.requests.append(self.path)
         ok = self.path == PATH
-        body = self.server.body if ok else b"not found"
-        self.send_response(200 if ok else 404)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+        self._reply(200 if ok else 404, self.server.body if ok else b"not found")
 
-    def _whoami(self):
-        cert = self.request.getpeercert()  # (verified against the CA that issued it)
-        name = dict(n[0] for n in cert["subject"])["commonName"] if cert else None
-        self.server.presented.append(name)
-        body = (name or "no certificate").encode()
-        self.send_response(200 if name else 403)
+    def _reply(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Connection", "close")
         self.end_headers()
@@ -190,6 +184,14 @@ class HTTPSFixture:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
 
+    def unseen(self):
+        """What the servers' own logs lack of test_https.py's run (None: nothing)."""
+        if PATH not in self.requests:
+            return "the HTTPS server saw no request"
+        if self.presented != [self.device] * len(self.forms):
+            return "the HTTPS server was not shown the device's certificate in each form"
+        return None
+
     def wait_refused(self, counts, timeout=10):
         """True once each server has seen at least counts[i] broken-off
         handshakes, False if that has not happened within timeout."""
@@ -248,11 +250,8 @@ def main(args):
                                   timeout=args.timeout)
             print(proc.stdout, end="")
             why = verdict(proc.stdout)
-            if why is None and script.name == "test_https.py" and PATH not in https.requests:
-                why = "the HTTPS server saw no request"
-            if why is None and script.name == "test_https.py" and \
-                    https.presented != [https.device] * len(https.forms):
-                why = "the HTTPS server was not shown the device's certificate in each form"
+            if why is None and script.name == "test_https.py":
+                why = https.unseen()
             if why:
                 failed.append(f"{script.name} ({why})")
     if failed:
