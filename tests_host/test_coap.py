@@ -692,10 +692,11 @@ def test_an_observe_request_carries_observe_and_answered_requests_leave_nothing_
 CONNECT = """
 import asyncio
 from onboard import coap
+from onboard.net import tls_context
 
 async def main():
     try:
-        await coap.connect("127.0.0.1", %d, timeout_ms=%d)
+        await coap.connect("127.0.0.1", %d, timeout_ms=%d%s)
         print("started")
     except Exception as e:
         print(type(e).__name__, e)
@@ -706,31 +707,41 @@ asyncio.run(main())
 
 def test_a_peer_that_closes_before_its_csm_fails_the_start_as_closed(mpy):
     port, t = _peer(lambda conn: None)  # accepts, then closes
-    out = mpy.run(CONNECT % (port, 5000)).lines
+    out = mpy.run(CONNECT % (port, 5000, "")).lines
     t.join(10)
     assert out == ["ProtocolError coap: closed"]
 
 
-def test_a_start_that_times_out_closes_its_connection_at_once(tmp_path):
-    # the device goes on running after the failure (it waits on its stdin):
-    # the peer must see the connection closed while it does
+@pytest.mark.parametrize("ssl,said", [
+    ("None", "Timeout coap: timed out"),  # the peer sends no CSM
+    # a plain CoAP peer on the port TLS was asked of: the handshake fails,
+    # and MicroPython's TLS socket then lets go of its plain socket unclosed
+    ("tls_context(None, True)", "OSError")], ids=["timeout", "tls"])
+def test_a_failed_start_closes_its_connection_at_once(tmp_path, ssl, said):
+    # the device goes on running after the failure (it waits on its stdin,
+    # the collector off): the peer must see the connection closed while it does
     seen = {}
 
-    def silent(conn):  # sends no CSM; waits for the other end to close
-        conn.settimeout(60)
+    def peer(conn):  # sends no CSM (or one, for the client's hello), then
+        conn.settimeout(60)  # waits for the other end to close
+        if ssl != "None":
+            conn.recv(4096)
+            conn.sendall(_csm())
         while conn.recv(4096):
             pass
         seen["alive"] = proc.poll() is None
 
-    port, t = _peer(silent)
+    port, t = _peer(peer)
     script = tmp_path / "start.py"
     script.write_text(f"""
-import asyncio, sys
+import asyncio, gc, sys
 from onboard import coap
+from onboard.net import tls_context
+gc.disable()
 
 async def main():
     try:
-        await coap.connect("127.0.0.1", {port}, timeout_ms=300)
+        await coap.connect("127.0.0.1", {port}, ssl={ssl}, timeout_ms=300)
     except Exception as e:
         print(type(e).__name__, e)
 
@@ -741,7 +752,7 @@ sys.stdin.readline()
                             stdout=subprocess.PIPE, text=True, cwd=tmp_path,
                             env=MicroPython(tmp_path).env())
     try:
-        assert proc.stdout.readline().strip() == "Timeout coap: timed out"
+        assert proc.stdout.readline().strip().startswith(said)
         t.join(60)
         assert seen == {"alive": True}
     finally:
@@ -751,7 +762,18 @@ sys.stdin.readline()
 def test_a_peer_that_never_answers_the_connect_ends_in_timeout_not_a_hang(mpy):
     # the TCP connect is bounded by the same timeout as the rest
     with unanswered_port() as port:
-        out = mpy.run(CONNECT % (port, 500), timeout=30).lines
+        out = mpy.run(CONNECT % (port, 500, ""), timeout=30).lines
+    assert out == ["Timeout coap: timed out"]
+
+
+def test_a_tls_peer_that_never_answers_the_hello_ends_in_timeout_not_a_hang(mpy):
+    # the handshake runs in the start's first send, bounded as the rest
+    done = threading.Event()
+    port, _ = _peer(lambda conn: done.wait(20))  # reads nothing, sends nothing
+    try:
+        out = mpy.run(CONNECT % (port, 500, ", ssl=tls_context(None, True)"), timeout=30).lines
+    finally:
+        done.set()
     assert out == ["Timeout coap: timed out"]
 
 

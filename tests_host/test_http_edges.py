@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from servers import json_reply, reply, unanswered_port, wait_closed
+from servers import Listener, json_reply, reply, unanswered_port, wait_closed
 from test_http import OK, call, redirect, serve  # noqa: F401  (fixtures)
 
 CLIENTS = ["sync", "async"]
@@ -98,6 +98,51 @@ def test_the_connection_is_closed_when_the_request_returns(serve, mpy, client, a
     code = TWO % {"imports": imports, "first": get % first.url(),
                   "second": get % second.url()}
     assert json.loads(mpy.run(code).lines[-1]) == [outcome, "closed"]
+
+
+class PlainPort(Listener):
+    """A port that answers a TLS client's hello with plain HTTP (an https://
+    URL to a plain server), so the handshake fails; .closed is set once the
+    client has closed its end."""
+
+    def __init__(self):
+        self.closed = threading.Event()
+        super().__init__()
+
+    def serve(self, conn):
+        conn.settimeout(30)
+        conn.recv(4096)  # the client's hello
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        wait_closed(conn)
+        self.closed.set()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_failed_tls_handshake_closes_the_connection(serve, mpy, client):  # noqa: F811
+    # MicroPython's TLS socket lets go of its plain socket when a handshake
+    # fails; the client must close that socket itself, not leave it to the
+    # collector (off here). The second server says whether the first
+    # connection was closed by the time it is asked.
+    first = PlainPort()
+
+    def tells(conn, req):
+        said = b"closed" if first.closed.wait(10) else b"open"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
+
+    try:
+        second = serve(tells)
+        url = f"https://127.0.0.1:{first.port}/"
+        if client == "sync":
+            imports, get = "from onboard import http", "http.get(%r, %s)"
+        else:
+            imports = "import asyncio\nfrom onboard.ahttp import arequest"
+            get = "asyncio.run(arequest('GET', %r, %s))"
+        code = TWO % {"imports": imports, "first": get % (url, "timeout=5, insecure=True"),
+                      "second": get % (second.url(), "timeout=20")}
+        out = json.loads(mpy.run(code).lines[-1])
+    finally:
+        first.close()
+    assert out == ["NetError", "closed"]
 
 
 ONE = """

@@ -243,5 +243,14 @@ class Conn:
 
 
 async def connect(host, port, ssl=None, handler=None, timeout_ms=10000):
-    rw = await _wait(asyncio.open_connection(host, port, ssl=ssl, server_hostname=host), timeout_ms)
-    return await Conn(rw[0], rw[1], handler).start(timeout_ms)
+    s = (await _wait(asyncio.open_connection(host, port), timeout_ms))[0]
+    raw = s.s
+    try:
+        if ssl:
+            # wrapped here, not by open_connection: a TLS socket whose handshake
+            # (in start's first send) fails lets go of its plain socket unclosed
+            s.s = ssl.wrap_socket(raw, server_hostname=host, do_handshake_on_connect=False)
+        return await Conn(s, s, handler).start(timeout_ms)
+    except BaseException:
+        raw.close()
+        raise

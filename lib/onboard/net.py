@@ -54,8 +54,13 @@ class Conn:
 
             raise fail(DNSError, host, "dns", "name lookup failed") from None
         sa = addr[-1]  # the address just resolved (a tuple on lwIP): no second lookup
-        self.s = (await self._io(deadline, asyncio.open_connection(  # pyright: ignore
-            sa[0] if isinstance(sa, tuple) else host, port, ssl=ctx, server_hostname=host)))[0]
+        s = self.s = (await self._io(deadline, asyncio.open_connection(  # pyright: ignore
+            sa[0] if isinstance(sa, tuple) else host, port)))[0]
+        self.raw = s.s
+        if ctx:
+            # wrapped here, not by open_connection: a TLS socket whose handshake
+            # fails lets go of its plain socket unclosed, so close() keeps it
+            s.s = ctx.wrap_socket(s.s, server_hostname=host, do_handshake_on_connect=False)
 
     async def send(self, deadline, *parts):
         for p in parts:
@@ -96,4 +101,5 @@ class Conn:
             except Exception:
                 pass
             s.close()  # (a TLS socket kept its mbedTLS buffers until collected)
+            self.raw.close()  # the plain socket, if a failed handshake let go of it
         self.s = None
