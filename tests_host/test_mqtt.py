@@ -1646,26 +1646,28 @@ def test_a_reconnect_forgets_the_pingresp_the_old_connection_owed(mpy, path):
     assert [o.get("ok", o.get("error")) for o in out] == ["None"]
 
 
-def tls_big_publish(mpy, pki_dir, script, size, timeout):
-    """A blocking TLS publish of size bytes to a fake broker running script,
-    small socket buffers at both ends (a board's lwIP send buffer is a few
-    KB: ESP-IDF's default is 5,744 bytes), so the client's TLS writes find
-    the socket full (mbedTLS: "want write"): (its outcome, the broker)."""
+def tls_big_publish(mpy, pki_dir, script, size, timeout, path):
+    """A TLS publish of size bytes (blocking or on asyncio: path) to a fake
+    broker running script, small socket buffers at both ends (a board's lwIP
+    send buffer is a few KB: ESP-IDF's default is 5,744 bytes), so the
+    client's TLS writes find the socket full (mbedTLS: "want write"): (its
+    outcome, the broker)."""
     broker = FakeBroker(script, tls=pki_dir)
     broker.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    out = run(mpy, f"""
+    out = run_both(mpy, path, f"""
 from onboard.net import tls_context as ctx
-c = MQTTClient("dev", "127.0.0.1", {broker.port}, ssl=ctx({str(pki_dir / "ca.pem")!r}),
-               timeout={timeout})
-c.connect()
-c.raw.setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF (Linux)
-attempt(lambda: c.publish(b"big", b"x" * {size}))
+c = Client("dev", "127.0.0.1", {broker.port}, ssl=ctx({str(pki_dir / "ca.pem")!r}),
+           timeout={timeout})
+call(c, "connect")
+(c.raw if Client is MQTTClient else c.sock.raw).setsockopt(1, 7, 4096)  # SOL_SOCKET, SO_SNDBUF
+attempt(lambda: call(c, "publish", b"big", b"x" * {size}))
 c.disconnect()
 """)
     return out[0], broker
 
 
-def test_a_tls_publish_to_a_broker_that_stops_reading_ends_in_timeout(mpy, pki_dir):
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_tls_publish_to_a_broker_that_stops_reading_ends_in_timeout(mpy, pki_dir, path):
     # nothing frees the full socket: the wait to write again is bounded by
     # the publish's deadline as any other
     stop = threading.Event()
@@ -1675,7 +1677,7 @@ def test_a_tls_publish_to_a_broker_that_stops_reading_ends_in_timeout(mpy, pki_d
         stop.wait(600)  # reads nothing more, open until the test ends (past mpy.run's limit)
 
     try:
-        out, broker = tls_big_publish(mpy, pki_dir, script, 2000000, 2)
+        out, broker = tls_big_publish(mpy, pki_dir, script, 200000, 2, path)
     finally:
         stop.set()
     broker.close()
@@ -1683,7 +1685,9 @@ def test_a_tls_publish_to_a_broker_that_stops_reading_ends_in_timeout(mpy, pki_d
         "Timeout", "127.0.0.1: publish: timed out"), out
 
 
-def test_a_tls_publish_larger_than_the_socket_holds_goes_out_as_the_broker_reads(mpy, pki_dir):
+@pytest.mark.parametrize("path", sorted(BOTH))
+def test_a_tls_publish_larger_than_the_socket_holds_goes_out_as_the_broker_reads(mpy, pki_dir,
+                                                                                path):
     # the client must wait until it can write again, not for something to
     # read (nothing comes)
     got = {}
@@ -1692,7 +1696,7 @@ def test_a_tls_publish_larger_than_the_socket_holds_goes_out_as_the_broker_reads
         c.sendall(CONNACK)
         got["publish"] = read_packet(c)
 
-    out, broker = tls_big_publish(mpy, pki_dir, script, 200000, 10)
+    out, broker = tls_big_publish(mpy, pki_dir, script, 200000, 10, path)
     assert broker.done.wait(30)
     broker.close()
     assert out.get("ok") == "None", out
