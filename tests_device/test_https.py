@@ -1,6 +1,8 @@
 # HTTPS with certificate verification, against local servers whose CA the
 # script is given: test_params.json beside it ({"url", "other_name_url",
-# "ca", "stranger_ca", "body", "identity", "wifi"?}; identity: a device
+# "ca", "stranger_ca", "body", "lingering_url", "identity", "wifi"?};
+# lingering_url: answered with how many refused connections to the other
+# server are still open, once none is or after 10 s; identity: a device
 # certificate and its key in several forms, and the URL of a server that
 # answers with the name of the certificate shown to it), written with the
 # CA and identity files by
@@ -64,6 +66,28 @@ if params:
     @test
     def a_certificate_for_another_name_is_refused():
         raises(OSError, http.get, params["other_name_url"], ca=params["ca"], timeout=15)
+
+    @test
+    def a_handshake_refused_on_asyncio_closes_its_connection_at_once():
+        # MicroPython's TLS socket lets go of its plain socket when its
+        # handshake fails: onboard closes that socket, not the collector (off)
+        import asyncio
+        import gc
+
+        from onboard.ahttp import arequest
+
+        # (collected first: a board whose heap fills with the collector off
+        # grows it, taking the RAM its network stack and TLS live on)
+        gc.collect()
+        gc.disable()
+        try:
+            raises(OSError, asyncio.run,
+                   arequest("GET", params["other_name_url"], ca=params["ca"], timeout=15))
+            # the server counts the connections still open after its refusal
+            r = http.get(params["lingering_url"], ca=params["ca"], timeout=30)
+            assert (r.status_code, r.text) == (200, "0"), r.text
+        finally:
+            gc.enable()
 
     @test
     def https_without_a_ca_is_refused_unless_insecure():

@@ -39,9 +39,16 @@ def test_https_script_reaches_the_server_it_verified(mpy, https):
 
 def test_https_script_breaks_off_the_handshakes_it_must_refuse(mpy, https):
     mpy.run(file=HTTPS)
-    # seen by the servers: one handshake on each (stranger CA; another name) went no further
-    assert https.wait_refused([1, 1])
-    assert [server.refused for server in https.servers] == [1, 1]
+    # seen by the servers: one handshake on the first (stranger CA) and two on
+    # the second (another name: blocking and on asyncio) went no further
+    assert https.wait_refused([1, 2])
+    assert [server.refused for server in https.servers] == [1, 2]
+
+
+def test_https_script_closes_the_connection_of_a_refused_handshake(mpy, https):
+    mpy.run(file=HTTPS)
+    # the server's own count, asked once the asyncio client had refused it
+    assert https.lingered == [0]
 
 
 def test_https_script_shows_the_device_certificate_in_each_form_to_the_server(mpy, https):

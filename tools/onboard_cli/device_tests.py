@@ -11,6 +11,7 @@ tests_device/test_*.py with `mpremote run`, and checks each ends with
 verified request."""
 
 import json
+import os
 import re
 import secrets
 import socket
@@ -36,6 +37,9 @@ PATH = "/onboard-test-device"
 # answered with the subject's common name of the certificate the client
 # presented (a device's own certificate, as plgd hub asks for one)
 WHOAMI = PATH + "/whoami"
+# answered with how many connections to the other server its clients still
+# hold open after the handshake failed, once that is 0 or after 10 s
+LINGERING = PATH + "/lingering"
 _SUMMARY = re.compile(r"(\d+) passed, (\d+) failed")
 
 
@@ -73,10 +77,32 @@ class _Handler(BaseHTTPRequestHandler):
         # the TLS handshake here, in the request's thread, so a client that
         # stalls or refuses the certificate never holds up the next one
         self.request.settimeout(15)
-        self.request.do_handshake()
+        server = self.server
+        server.count("lingering", 1)  # (before the client can see a certificate)
+        try:
+            self.request.do_handshake()
+        except (ssl.SSLError, OSError):
+            # a client that broke the handshake off should close its end at once
+            with socket.socket(fileno=os.dup(self.request.fileno())) as plain:
+                plain.settimeout(15)  # (the file is non-blocking: timeouts poll)
+                try:
+                    while plain.recv(4096):
+                        pass
+                except OSError:
+                    pass
+            raise
+        finally:
+            server.count("lingering", -1)
         super().setup()
 
     def do_GET(self):  # noqa: N802  (http.server's name)
+        if self.path == LINGERING:
+            other = self.server.other
+            with other.changed:
+                other.changed.wait_for(lambda: not other.lingering, 10)
+                n = other.lingering
+            self.server.lingered.append(n)
+            return self._reply(200, b"%d" % n)
         if self.path == WHOAMI:
             cert = self.request.getpeercert()  # (verified against the CA that issued it)
             name = dict(n[0] for n in cert["subject"])["commonName"] if cert else None
@@ -103,8 +129,11 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         # a handshake the client broke off (a certificate it refused)
+        self.count("refused", 1)
+
+    def count(self, name, n):
         with self.changed:
-            self.refused += 1
+            setattr(self, name, getattr(self, name) + n)
             self.changed.notify_all()
 
 
@@ -142,6 +171,8 @@ class HTTPSFixture:
                                                      ips=()))]
         self.requests = self.servers[0].requests
         self.presented = self.servers[0].presented
+        self.servers[0].other = self.servers[1]
+        self.lingered = self.servers[0].lingered
         base = "https://%s:%%d%s" % (host, PATH)
         params = {"url": base % self.servers[0].server_address[1],
                   "other_name_url": base % self.servers[1].server_address[1],
@@ -155,6 +186,7 @@ class HTTPSFixture:
         # the device's own certificate (as an OCF identity names a device)
         self.device = "uuid:" + str(uuid.uuid4())
         issued = ca.issue_device(self.device[5:])
+        params["lingering_url"] = base.replace(PATH, LINGERING) % self.servers[0].server_address[1]
         params["identity"] = {"url": base.replace(PATH, WHOAMI) % self.servers[0].server_address[1],
                               "name": self.device, "files": []}
         self.forms = DEVICE_FORMS
@@ -179,7 +211,7 @@ class HTTPSFixture:
         server.socket = ctx.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)
         server.requests, server.refused, server.body = [], 0, self.body
-        server.presented = []
+        server.presented, server.lingering, server.lingered = [], 0, []
         server.changed = threading.Condition()
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
@@ -190,6 +222,8 @@ class HTTPSFixture:
             return "the HTTPS server saw no request"
         if self.presented != [self.device] * len(self.forms):
             return "the HTTPS server was not shown the device's certificate in each form"
+        if self.lingered != [0]:
+            return "the HTTPS server did not see a refused connection closed"
         return None
 
     def wait_refused(self, counts, timeout=10):
