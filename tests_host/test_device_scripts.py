@@ -114,10 +114,21 @@ print("1 passed, 0 failed")
 """
 
 
+SHOWN_EACH_FORM = """http.get(p["url"], ca=p["ca"])
+import tls
+from onboard import ca, cloudtls
+for cert, key in p["identity"]["files"]:
+    ctx = ca.context(p["ca"], False, tls.SSLContext(tls.PROTOCOL_TLS_CLIENT))
+    cloudtls.load(ctx, {"cert": cert, "key": key})
+    http.get(p["identity"]["url"], ca=ctx)"""
+
+
 @pytest.mark.parametrize("asked,why", [
     ("", "the HTTPS server saw no request"),
     ('http.get(p["url"], ca=p["ca"])',
-     "the HTTPS server was not shown the device's certificate in each form")])
+     "the HTTPS server was not shown the device's certificate in each form"),
+    (SHOWN_EACH_FORM, "the HTTPS server did not see a refused connection closed")],
+    ids=["nothing", "verified", "each form"])
 def test_test_device_fails_a_https_script_whose_requests_the_server_did_not_see(
         tmp_path, monkeypatch, asked, why):
     # the script's own verdict is not enough: the server's log must show its requests
