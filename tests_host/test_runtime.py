@@ -6,7 +6,7 @@ import socket
 
 import pytest
 from test_portal import get, port_of
-from test_profiles import blynk_config, configure, provision
+from test_profiles import admin, api, blynk_config, configure, provision
 from test_profiles import blynk_online as online_blynk
 
 from onboard_cli.simdevice import DEFAULT_RADIO
@@ -81,6 +81,23 @@ def test_a_reset_the_flash_refuses_still_opens_setup_and_loses_nothing(device, c
     d.press(10500)
     d.wait_state("RESET_CONFIG", timeout=20)
     d.wait_state("WAIT_CONFIG")
+    assert d.store() == before
+
+
+@pytest.mark.parametrize("ms", [500, 4000, 9000])
+def test_a_press_shorter_than_1s_or_held_3_to_10s_changes_nothing(device, cloudsim, ms):
+    # only a 1-3 s press opens setup mode and only a 10 s hold resets: a tap,
+    # or a hold let go before 10 s, leaves the device online as it was
+    d, prov = online_blynk(device, cloudsim)
+    before, since, logins = d.store(), len(d.events), dict(cloudsim.front.logins)
+    d.press(ms)
+    d.release_seen()  # (and acted on: a press that opens setup mode ends the session at once)
+    # the session goes on: the app's next message reaches the device on it
+    api(cloudsim, "POST", "/_sim/downlink", {"cloud": "blynk", "device": prov["deviceId"],
+                                             "name": "ds/led", "payload": "1"}, admin(cloudsim))
+    d.wait_message("downlink/ds/led")
+    assert {e["state"] for e in d.events[since:]} == {"RUNNING"}
+    assert cloudsim.front.logins == logins
     assert d.store() == before
 
 
