@@ -168,6 +168,8 @@ def test_a_wrong_wifi_password_shows_722_then_the_device_is_back_on_its_working_
     since = len(d.events)
     reconfigure(d, ssid="home", **{"pass": "wrong horse!"}, blynk=prov["token"])
     d.wait_state("WAIT_CONFIG", last_error=722)  # the reason, shown in setup mode
+    # and kept on the flash, where board_info after a reboot reads it
+    assert d.store()["state"]["last_error"] == 722
     tried = [e["state"] for e in d.events[since:]]
     tried = tried[:tried.index("CONNECTING_NET") + 2]
     assert tried[-1] == "WAIT_CONFIG", tried  # straight from the failed join to setup mode
