@@ -151,6 +151,19 @@ def test_while_the_wifi_stays_down_each_retry_counts_one_more_attempt(device, cl
     assert [d.wait_note("retry_in")["attempt"] for _ in range(4)] == [1, 2, 3, 4]
 
 
+def test_setup_mode_starts_the_count_of_failed_tries_anew(device, cloudsim):
+    # three failed tries, then setup mode (a press) that idles back: the next
+    # failed try is the first again, its wait drawn from the backoff's base
+    d, _ = online_blynk(device, cloudsim, portal={"idle_timeout_s": 1},
+                        backoff={"base": 0.05, "cap": 0.1})
+    d.set_radio([n for n in DEFAULT_RADIO if n["ssid"] != "home"])
+    assert [d.wait_note("retry_in")["attempt"] for _ in range(3)] == [1, 2, 3]
+    d.press(2000)
+    d.wait_state("WAIT_CONFIG")
+    d.wait_state("CONNECTING_NET", timeout=30)  # (idled back)
+    assert d.wait_note("retry_in")["attempt"] == 1
+
+
 def test_a_radio_that_hears_nothing_more_is_started_again_and_the_device_comes_back(device,
                                                                                  cloudsim):
     # the station loses its network and no join finds it again until the radio
