@@ -442,6 +442,16 @@ def test_the_led_stays_on_while_online(device, cloudsim):
     assert d.led_after(calls, 3) == "111"
 
 
+def test_the_led_blinks_while_the_device_joins_its_network(device, cloudsim):
+    # a network without DHCP: the join waits for an address until it times out
+    d = device(config=blynk_config(cloudsim),
+               radio=[{**n, "behaviour": "no_ip"} for n in DEFAULT_RADIO])
+    configure(d, blynk=provision(cloudsim)["token"])
+    d.wait_state("CONNECTING_NET")
+    calls, _ = d.led()
+    assert d.led_after(calls, 4) in ("1010", "0101")
+
+
 def test_the_led_blinks_while_the_config_is_unusable(device):
     d = device(config={"profile": "no-such-cloud"})
     d.wait_state("ERROR")
