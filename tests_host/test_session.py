@@ -136,6 +136,27 @@ def test_the_backoffs_waits_are_drawn_over_the_whole_range_up_to_their_bound(mpy
     assert all(0 <= w <= 0.05 for w in got) and any(w > 0.025 for w in got), got
 
 
+def test_with_no_backoff_configured_it_is_base_2_s_cap_64_s_stable_30_s(mpy):
+    # DESIGN.md's defaults, as the runtime boot makes them from a config without "backoff"
+    out = mpy.run("""
+        import json
+        from onboard import boot
+
+        class Board:
+            def store_path(self):
+                return "flash.json"
+
+            def set_time(self, t):
+                pass
+
+            def unique_id(self):
+                return bytes(6)
+
+        print(json.dumps(boot.make({}, Board()).backoff))
+    """).lines[-1]
+    assert json.loads(out) == [2, 64, 30]
+
+
 def test_a_small_base_keeps_doubling_past_sixteen_tries_until_the_cap(mpy):
     # full jitter's bound at the 21st try is base * 2**20 (0.105 s for this
     # base), below the cap: of 10 waits some are past base * 2**16 (0.0066 s)
