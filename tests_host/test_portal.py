@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import MICROPYPATH, micropython_binary
 
+from onboard_cli.device import device_mac
 from onboard_cli.ports import free_port
 
 TOKEN = "abcdefghijklmnopqrstuvwxyz012345"
@@ -116,6 +117,16 @@ def ok_reply(reply):
 
 
 # The Blynk app's flow, on a whole simulated device ------------------------------------
+
+def test_board_info_names_the_stations_mac_and_the_access_points_bssid(device):
+    # two addresses, as on an ESP32: the access point's is the station's plus one
+    d = device()
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    info = json.loads(get(port, "/board_info.json")[2])
+    mac = device_mac(d.flash)
+    ap = mac[:-2] + "%02x" % ((int(mac[-2:], 16) + 1) & 0xFF)
+    assert (info["mac"].lower(), info["bssid"].lower()) == (mac, ap)
+
 
 def test_blynk_app_flow_gets_documented_replies_and_credentials_land_in_the_store(device):
     d = device()
