@@ -6,10 +6,12 @@ packet to a public time server."""
 import json
 import socket
 import time
+from email.utils import formatdate
 from pathlib import Path
 
 import pytest
 from conftest import LIB
+from servers import Server, reply
 
 from cloudsim.timesrc import SNTP_FAULTS, DateServer, SntpServer
 
@@ -238,6 +240,18 @@ def test_the_http_date_is_not_asked_when_sntp_answers(sntp, date_server, sync):
     config["time"]["http"] = f"http://127.0.0.1:{date_server.port}/"
     assert sync(config)["ok"] is True
     assert date_server.requests == 0
+
+
+def test_the_date_of_any_http_reply_sets_the_clock_not_only_a_200s(sync):
+    # time.http is often the cloud's API, whose root answers 404: its Date is as good
+    date = formatdate(time.time() + AHEAD, usegmt=True).encode()
+    server = Server(reply(b"HTTP/1.1 404 Not Found\r\nDate: " + date
+                          + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+    try:
+        out = sync({"time": {"ntp": [], "http": server.url()}})
+    finally:
+        server.close()
+    assert out["ok"] is True and abs(ahead_of_host(out) - AHEAD) <= 2
 
 
 def test_an_http_date_earlier_than_the_build_is_refused(date_server, sync):
