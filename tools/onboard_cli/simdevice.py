@@ -188,6 +188,16 @@ class Device:
             if event["message"] == topic:
                 return event
 
+    def wait_logged(self, text, timeout=20):
+        """Wait until text is in the device's log. (Its runner relays the log
+        a moment after the device wrote it: what the device said on another
+        line, the serial one, may arrive first.)"""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged within {timeout} s")
+            time.sleep(0.05)
+
     def shown(self):
         """What the device has shown so far, where a secret must never be: its
         log and the events waited for, as one text."""
