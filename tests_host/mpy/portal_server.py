@@ -55,7 +55,7 @@ def info():
 
 def scan():
     return [{"ssid": "home", "bssid": "aa:bb:cc:00:00:01", "rssi": -50, "sec": "WPA2",
-             "ch": 6}, {"ssid": "<script>alert(1)</script>", "bssid": "aa:bb:cc:00:00:09",
+             "ch": 6}, {"ssid": '"><script>alert(1)</script>', "bssid": "aa:bb:cc:00:00:09",
                         "rssi": -80, "sec": "OPEN", "ch": 1}]
 
 
