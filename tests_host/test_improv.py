@@ -145,9 +145,11 @@ def test_state_is_ready_again_in_setup_mode_after_fresh_credentials_failed(impro
 
 
 @pytest.mark.device_traceback
-def test_ctrl_c_outside_a_packet_stops_the_device_program_as_on_the_repl(improv):
-    # (inside a packet 0x03 is data: an RPC's type, as in every test above)
+@pytest.mark.parametrize("sent", [b"\x03", b"\r\x03"], ids=["alone", "as mpremote sends it"])
+def test_ctrl_c_outside_a_packet_stops_the_device_program_as_on_the_repl(improv, sent):
+    # (inside a packet 0x03 is data: an RPC's type, as in every test above;
+    # mpremote sends a carriage return first)
     d, port = improv
-    port.send(b"\x03", newline=False)
+    port.send(sent, newline=False)
     assert d.proc.wait(30) is not None
     assert "KeyboardInterrupt" in d.log_path.read_text()
