@@ -190,15 +190,15 @@ SSID_32 = _SSID + "x" * (32 - len(_SSID.encode()))  # exactly 32 bytes of UTF-8,
 
 
 @pytest.mark.parametrize("password", PASSWORDS)
-@pytest.mark.parametrize("how", ["query", "form", "json"])
+@pytest.mark.parametrize("how", ["query", "form", "json", "json; charset=utf-8"])
 def test_passwords_and_utf8_ssids_round_trip_exactly(portal, how, password):
     fields = {"ssid": SSID_32, "pass": password, "blynk": TOKEN}
     if how == "query":
         reply = get(portal.port, "/config?" + urllib.parse.urlencode(fields))
     elif how == "form":
         reply = post(portal.port, "/config", urllib.parse.urlencode(fields))
-    else:
-        reply = post(portal.port, "/config", json.dumps(fields), "application/json")
+    else:  # (a JSON type with a parameter is JSON too)
+        reply = post(portal.port, "/config", json.dumps(fields), "application/" + how)
     assert ok_reply(reply)
     assert portal.applied() == [fields]
 
@@ -334,6 +334,11 @@ def test_hostile_request_gets_4xx_or_is_closed_and_nothing_is_stored(portal, nam
     assert reply is None or 400 <= reply[0] < 500, reply
     assert ok_reply(get(portal.port, "/config?ssid=home&pass=correct+horse&blynk=" + TOKEN))
     assert portal.applied() == [{"ssid": "home", "pass": "correct horse", "blynk": TOKEN}]
+
+
+def test_a_chunked_body_is_411_length_required(portal):
+    # the portal reads a body by its Content-Length only, and says so
+    assert http(portal.port, HOSTILE["chunked"], timeout=10)[0] == 411
 
 
 def test_half_a_request_then_silence_is_closed_within_the_request_limit(portal):
