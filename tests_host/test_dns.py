@@ -143,10 +143,14 @@ def test_any_a_query_is_answered_with_the_ap_address(dns, name):
                                     query(7, "x.y")[:12] + b"\xc0\x0c" + b"\x00" * 4,
                                     query(7, "x")[:12] + b"\x04abcd",
                                     query(7, "x", flags=0x1000), query(7, "x", flags=0x8000),
-                                    query(7, long_name(256))],
+                                    query(7, long_name(256)),
+                                    query(7, "x.y")[:5] + b"\x00" + query(7, "x.y")[6:],
+                                    query(7, "x.y")[:5] + b"\x02" + query(7, "x.y")[6:12]
+                                    + query(7, "x.y")[12:] * 2],
                          ids=["empty", "short", "a-response", "truncated", "garbage",
                               "compressed-question", "name-without-end", "status-opcode",
-                              "response-without-flags", "name-over-255-bytes"])
+                              "response-without-flags", "name-over-255-bytes", "no-question",
+                              "two-questions"])
 def test_malformed_packet_is_dropped_and_the_server_keeps_answering(dns, packet):
     dns.send(packet)
     dns.send(query(0x4242, "after.example"))
@@ -154,8 +158,9 @@ def test_malformed_packet_is_dropped_and_the_server_keeps_answering(dns, packet)
     assert reply[:2] == b"\x42\x42"
 
 
-def test_non_a_query_gets_an_empty_answer(dns):
-    dns.send(query(9, "example.com", qtype=28))  # AAAA
+@pytest.mark.parametrize("qtype", [28, 257], ids=["AAAA", "CAA"])  # (CAA's low byte is A's)
+def test_non_a_query_gets_an_empty_answer(dns, qtype):
+    dns.send(query(9, "example.com", qtype=qtype))
     reply = dns.recv(512)
     assert reply[:2] == b"\x00\x09" and struct.unpack(">H", reply[6:8])[0] == 0
 
@@ -174,6 +179,18 @@ def test_answer_echoes_the_question_then_one_a_record_pointing_at_it(dns):
     # name = pointer to the question, type A, class IN, TTL 60, 4 bytes: the AP address
     record = b"\xc0\x0c\x00\x01\x00\x01" + struct.pack(">I", 60) + b"\x00\x04\x7f\x00\x00\x01"
     assert reply[12:] == question(q) + record
+
+
+def test_a_query_with_an_edns_record_is_answered_with_its_question_and_one_a_record(dns):
+    # as phones' and dig's resolvers ask: an OPT record (EDNS0, 1232-byte UDP)
+    # after the question; the reply carries no additional record
+    q = query(0x2222, "phone.example")
+    q = q[:10] + b"\x00\x01" + q[12:] + b"\x00" + struct.pack(">HHIH", 41, 1232, 0, 0)
+    dns.send(q)
+    reply = dns.recv(512)
+    record = b"\xc0\x0c\x00\x01\x00\x01" + struct.pack(">I", 60) + b"\x00\x04\x7f\x00\x00\x01"
+    assert reply == (b"\x22\x22\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+                     + question(query(0x2222, "phone.example")) + record)
 
 
 def test_non_a_reply_echoes_the_question_and_has_no_records(dns):
