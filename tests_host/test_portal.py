@@ -203,6 +203,11 @@ def test_passwords_and_utf8_ssids_round_trip_exactly(portal, how, password):
     assert portal.applied() == [fields]
 
 
+def test_a_field_name_is_percent_decoded_and_an_equals_sign_in_a_value_kept(portal):
+    assert ok_reply(get(portal.port, "/config?%73sid=home&pass=abc=defgh1&blynk=" + TOKEN))
+    assert portal.applied() == [{"ssid": "home", "pass": "abc=defgh1", "blynk": TOKEN}]
+
+
 def test_percent_encoded_space_and_plus_differ(portal):
     assert ok_reply(get(portal.port, "/config?ssid=a%2Bb+c&pass=x%20y%2B%2b+z&blynk=" + TOKEN))
     assert portal.applied() == [{"ssid": "a+b c", "pass": "x y++ z", "blynk": TOKEN}]
