@@ -388,9 +388,12 @@ def test_eight_clients_at_once_four_are_served_the_rest_refused(portal):
 
 # Captive portal --------------------------------------------------------------------------
 
+# (each probe on the portal's own host too: its path alone is redirected)
 @pytest.mark.parametrize("path,host", [("/generate_204", "127.0.0.1"),
                                        ("/hotspot-detect.html", "captive.apple.com"),
+                                       ("/hotspot-detect.html", "127.0.0.1"),
                                        ("/connecttest.txt", "www.msftconnecttest.com"),
+                                       ("/connecttest.txt", "127.0.0.1"),
                                        ("/ncsi.txt", "127.0.0.1"),
                                        ("/anything", "example.com")])
 def test_captive_probes_and_foreign_hosts_get_302_to_the_portal_root(portal, path, host):
