@@ -341,6 +341,12 @@ def test_hostile_request_gets_4xx_or_is_closed_and_nothing_is_stored(portal, nam
     assert portal.applied() == [{"ssid": "home", "pass": "correct horse", "blynk": TOKEN}]
 
 
+def test_a_request_without_a_host_header_is_served(portal):
+    # (HTTP/1.0 has none: taken as for the portal itself, not redirected to it)
+    status, headers, body = http(portal.port, b"GET / HTTP/1.0\r\n\r\n", timeout=10)
+    assert status == 200 and headers["content-type"].startswith("text/html")
+
+
 def test_a_chunked_body_is_411_length_required(portal):
     # the portal reads a body by its Content-Length only, and says so
     assert http(portal.port, HOSTILE["chunked"], timeout=10)[0] == 411
