@@ -113,7 +113,8 @@ def portal():
 
 def ok_reply(reply):
     status, headers, body = reply
-    return status == 200 and json.loads(body) == {"status": "ok", "msg": "Trying to connect..."}
+    return (status, headers["content-type"], headers["connection"], json.loads(body)) == (
+        200, "application/json", "close", {"status": "ok", "msg": "Trying to connect..."})
 
 
 # The Blynk app's flow, on a whole simulated device ------------------------------------
