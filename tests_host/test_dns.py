@@ -119,8 +119,9 @@ def test_blynk_setup_is_answered_with_the_ap_address_when_not_captive(app_only_d
     assert reply[-4:] == bytes([127, 0, 0, 1])
 
 
-def test_other_names_get_servfail_and_no_address_when_not_captive(app_only_dns):
-    app_only_dns.send(query(0x0C0C, "connectivitycheck.gstatic.com"))
+@pytest.mark.parametrize("name", ["connectivitycheck.gstatic.com", "evil.blynk.setup"])
+def test_other_names_get_servfail_and_no_address_when_not_captive(app_only_dns, name):
+    app_only_dns.send(query(0x0C0C, name))
     reply = app_only_dns.recv(512)
     assert reply[:2] == b"\x0c\x0c" and reply[3] & 0x0F == 2  # SERVFAIL, as Edgent's
     assert struct.unpack(">H", reply[6:8])[0] == 0
