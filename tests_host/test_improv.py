@@ -5,6 +5,7 @@ import select
 
 import pytest
 from test_portal import get, port_of
+from test_profiles import blynk_config, configure, provision
 
 from onboard_cli.improv import (
     ERROR,
@@ -81,6 +82,26 @@ def test_wifi_settings_with_the_right_password_provision_and_give_the_url(improv
     assert url.startswith("http://127.0.0.1:")
     d.wait_state("CONNECTING_CLOUD")  # joined already: straight on to the cloud
     assert d.store()["wifi"]["networks"][0] == {"ssid": "home", "password": "correct horse"}
+
+
+def test_wifi_settings_on_a_device_with_working_ones_are_stored_at_once(device, cloudsim,
+                                                                        tmp_path):
+    # Improv joined the network itself: nothing is left to try, so the new
+    # network replaces the working one at once, not on trial after setup mode
+    d = device(config=blynk_config(cloudsim), serial=tmp_path / "ttyDEVICE")
+    configure(d, blynk=provision(cloudsim)["token"])
+    d.wait_state("RUNNING")
+    d.press(2000)
+    d.wait_state("WAIT_CONFIG")
+    port = Serial(str(tmp_path / "ttyDEVICE"))
+    try:
+        port.send(wifi_settings("cafe", ""))
+        until(port, RESULT, WIFI_SETTINGS)
+    finally:
+        port.close()
+    stored = d.store()
+    assert stored["wifi"]["networks"][0] == {"ssid": "cafe", "password": ""}
+    assert "pending" not in stored.get("state", {})
 
 
 def test_wifi_settings_with_a_wrong_password_is_error_3_and_stores_nothing(improv):
