@@ -84,21 +84,28 @@ def test_wifi_settings_with_the_right_password_provision_and_give_the_url(improv
     assert d.store()["wifi"]["networks"][0] == {"ssid": "home", "password": "correct horse"}
 
 
-def test_wifi_settings_on_a_device_with_working_ones_are_stored_at_once(device, cloudsim,
-                                                                        tmp_path):
-    # Improv joined the network itself: nothing is left to try, so the new
-    # network replaces the working one at once, not on trial after setup mode
-    d = device(config=blynk_config(cloudsim), serial=tmp_path / "ttyDEVICE")
+def improv_from_running(device, cloudsim, tty):
+    """An online Blynk device with a serial line at tty, its setup mode opened
+    by a press, then given the open network "cafe" over Improv: (the device,
+    the data of Improv's RESULT)."""
+    d = device(serial=tty, config=blynk_config(cloudsim))
     configure(d, blynk=provision(cloudsim)["token"])
     d.wait_state("RUNNING")
     d.press(2000)
     d.wait_state("WAIT_CONFIG")
-    port = Serial(str(tmp_path / "ttyDEVICE"))
+    port = Serial(str(tty))
     try:
         port.send(wifi_settings("cafe", ""))
-        until(port, RESULT, WIFI_SETTINGS)
+        return d, until(port, RESULT, WIFI_SETTINGS)[-1][1]
     finally:
         port.close()
+
+
+def test_wifi_settings_on_a_device_with_working_ones_are_stored_at_once(device, cloudsim,
+                                                                        tmp_path):
+    # Improv joined the network itself: nothing is left to try, so the new
+    # network replaces the working one at once, not on trial after setup mode
+    d, _ = improv_from_running(device, cloudsim, tmp_path / "ttyDEVICE")
     stored = d.store()
     assert stored["wifi"]["networks"][0] == {"ssid": "cafe", "password": ""}
     assert "pending" not in stored.get("state", {})

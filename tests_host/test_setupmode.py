@@ -9,7 +9,7 @@ import urllib.parse
 
 from servers import eventually
 from test_dns import query
-from test_improv import until
+from test_improv import improv_from_running, until
 from test_portal import TOKEN, get, ok_reply, port_of
 from test_profiles import blynk_config, provision
 
@@ -118,19 +118,7 @@ def test_improv_settings_in_setup_mode_opened_from_running_are_joined(device, cl
     # setup mode opened from RUNNING: it has just made the station leave its
     # network (by DHCP), which ESP-IDF handles a moment later (see
     # boards/unix/network.py), before Improv's join starts
-    from test_profiles import configure
-
-    d = device(serial=tmp_path / "tty", config=blynk_config(cloudsim))
-    configure(d, blynk=provision(cloudsim)["token"])
-    d.wait_state("RUNNING")
-    d.press(2000)
-    d.wait_state("WAIT_CONFIG")
-    port = Serial(str(tmp_path / "tty"))
-    try:
-        port.send(wifi_settings("cafe", ""))
-        kind, data = until(port, RESULT, WIFI_SETTINGS)[-1]
-    finally:
-        port.close()
+    d, data = improv_from_running(device, cloudsim, tmp_path / "tty")
     assert d.wait_state("CONFIGURING")
     assert data[0] == WIFI_SETTINGS
 
