@@ -68,16 +68,35 @@ print(json.dumps([first, second.text]))
 """
 
 
+def first_closed_before_second(serve, mpy, client, url, closed, options):  # noqa: F811
+    """Two GETs by one process with the collector off: the first to url (with
+    options), whose server sets the event closed once the client has closed its
+    end; the second to a server that says whether that had happened by the time
+    it was asked (a process exiting closes everything, so this asks before).
+    Returns [the first's status or error name, "closed" or "open"]."""
+    def tells(conn, req):
+        said = b"closed" if closed.wait(10) else b"open"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
+
+    second = serve(tells)
+    if client == "sync":
+        imports, get = "from onboard import http", "http.get(%r, %s)"
+    else:
+        imports = "import asyncio\nfrom onboard.ahttp import arequest"
+        get = "asyncio.run(arequest('GET', %r, %s))"
+    code = TWO % {"imports": imports, "first": get % (url, options),
+                  "second": get % (second.url(), "timeout=20")}
+    return json.loads(mpy.run(code).lines[-1])
+
+
 @pytest.mark.parametrize("answer,outcome", [
     (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200),
     (b"NOT HTTP\r\n\r\n", "ProtocolError")], ids=["answered", "failed"])
 @pytest.mark.parametrize("client", CLIENTS)
 def test_the_connection_is_closed_when_the_request_returns(serve, mpy, client, answer,  # noqa: F811
                                                            outcome):
-    # the first server answers (length-framed, or not HTTP: the request fails)
-    # and keeps its end open; the second is asked next by the same process
-    # and says whether the first connection was closed by then (a process
-    # exiting closes everything)
+    # the first server answers (length-framed, or not HTTP: the request
+    # fails) and keeps its end open until the client closes it
     closed = threading.Event()
 
     def stays(conn, req):
@@ -85,19 +104,9 @@ def test_the_connection_is_closed_when_the_request_returns(serve, mpy, client, a
         wait_closed(conn)
         closed.set()
 
-    def tells(conn, req):
-        said = b"closed" if closed.wait(10) else b"open"
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
-
-    first, second = serve(stays), serve(tells)
-    if client == "sync":
-        imports, get = "from onboard import http", "http.get(%r, timeout=5)"
-    else:
-        imports = "import asyncio\nfrom onboard.ahttp import arequest"
-        get = "asyncio.run(arequest('GET', %r, timeout=5))"
-    code = TWO % {"imports": imports, "first": get % first.url(),
-                  "second": get % second.url()}
-    assert json.loads(mpy.run(code).lines[-1]) == [outcome, "closed"]
+    url = serve(stays).url()
+    assert first_closed_before_second(serve, mpy, client, url, closed, "timeout=5") == [
+        outcome, "closed"]
 
 
 class PlainPort(Listener):
@@ -121,25 +130,11 @@ class PlainPort(Listener):
 def test_a_failed_tls_handshake_closes_the_connection(serve, mpy, client):  # noqa: F811
     # MicroPython's TLS socket lets go of its plain socket when a handshake
     # fails; the client must close that socket itself, not leave it to the
-    # collector (off here). The second server says whether the first
-    # connection was closed by the time it is asked.
+    # collector (off here)
     first = PlainPort()
-
-    def tells(conn, req):
-        said = b"closed" if first.closed.wait(10) else b"open"
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(said), said))
-
     try:
-        second = serve(tells)
-        url = f"https://127.0.0.1:{first.port}/"
-        if client == "sync":
-            imports, get = "from onboard import http", "http.get(%r, %s)"
-        else:
-            imports = "import asyncio\nfrom onboard.ahttp import arequest"
-            get = "asyncio.run(arequest('GET', %r, %s))"
-        code = TWO % {"imports": imports, "first": get % (url, "timeout=5, insecure=True"),
-                      "second": get % (second.url(), "timeout=20")}
-        out = json.loads(mpy.run(code).lines[-1])
+        out = first_closed_before_second(serve, mpy, client, f"https://127.0.0.1:{first.port}/",
+                                         first.closed, "timeout=5, insecure=True")
     finally:
         first.close()
     assert out == ["NetError", "closed"]

@@ -38,6 +38,19 @@ def read_store(flash):
 LOOPBACK = ("127.0.0.1", "localhost")
 
 
+def _until(check, timeout, failure):
+    """check()'s first true answer, asked every 50 ms; after timeout s, an
+    AssertionError saying failure()."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(failure())
+        time.sleep(0.05)
+
+
 def check_time_sources(config):
     """ValueError unless every time source of config is on loopback."""
     import urllib.parse
@@ -145,17 +158,13 @@ class Device:
         """Wait until the device has read the button released `reads` times
         (at most 3) since the end of the last press(): with 2, it has also
         acted on the first of them, as it reads the button again only after."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def read():
             try:
                 press, _, seen = (self.dir / "button.ups").read_text().rpartition(" ")
             except FileNotFoundError:
-                press, seen = "", "0"
-            if press == self._press and seen.isdigit() and int(seen) >= reads:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the button's release was not read {reads} times")
-            time.sleep(0.05)
+                return False
+            return press == self._press and seen.isdigit() and int(seen) >= reads
+        _until(read, timeout, lambda: f"the button's release was not read {reads} times")
 
     def led(self):
         """(calls, the last 64 of them: "1" on, "0" off) as the board set its LED."""
@@ -167,16 +176,13 @@ class Device:
 
     def led_after(self, calls, count, timeout=20):
         """The LED's next count settings after the first `calls` ("1"/"0")."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def read():
             now, last = self.led()
             if now - calls > len(last):
                 raise AssertionError("the LED changed faster than it could be read")
-            if now >= calls + count:
-                return last[len(last) - (now - calls):][:count]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the LED was set {now - calls} times, not {count}")
-            time.sleep(0.05)
+            return last[len(last) - (now - calls):][:count] if now >= calls + count else ""
+        return _until(read, timeout,
+                      lambda: f"the LED was set {self.led()[0] - calls} times, not {count}")
 
     def wait_note(self, key, timeout=20):
         """The next event carrying key (renewed, retry_in, message, ...)."""
@@ -192,11 +198,8 @@ class Device:
         """Wait until text is in the device's log. (Its runner relays the log
         a moment after the device wrote it: what the device said on another
         line, the serial one, may arrive first.)"""
-        deadline = time.monotonic() + timeout
-        while text not in self.log_path.read_text():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{text!r} not logged within {timeout} s")
-            time.sleep(0.05)
+        _until(lambda: text in self.log_path.read_text(), timeout,
+               lambda: f"{text!r} not logged within {timeout} s")
 
     def shown(self):
         """What the device has shown so far, where a secret must never be: its
