@@ -163,6 +163,27 @@ def test_wrong_wifi_password_shows_722_in_board_info(device):
     assert json.loads(get(port, "/board_info.json")[2])["last_error"] == 722
 
 
+@pytest.mark.parametrize("password, authmode", [("ap-5ecret-123", 3), ("", 0)],
+                         ids=["wpa2", "open"])
+def test_the_access_point_is_wpa2_with_the_configs_ap_password_and_open_without(
+        device, password, authmode):
+    # as a phone scanning the air sees it (the stand-in radio's own config):
+    # the name board_info gives, WPA2-PSK (3) with a key, open (0) without
+    d = device(config={"portal": {"ap_password": password}}, air=True)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    ssid = json.loads(get(port, "/board_info.json")[2])["ssid"]
+    assert d.air_ap() == (authmode, ssid)
+
+
+def test_the_access_point_is_gone_once_setup_mode_ends(device):
+    d = device(air=True)
+    port = port_of(d.wait_state("WAIT_CONFIG"))
+    assert d.air_ap() is not None
+    assert ok_reply(get(port, "/config?ssid=home&pass=correct+horse&blynk=" + TOKEN))
+    d.wait_state("CONNECTING_NET")
+    assert d.air_ap() is None
+
+
 def test_board_info_never_carries_a_secret(device):
     d = device(config={"portal": {"pop": "pop-5ecret-123", "ap_password": "ap-5ecret-123"}})
     port = port_of(d.wait_state("WAIT_CONFIG"))

@@ -79,12 +79,20 @@ def start_ap(essid, password=None):
     ap.config(essid=essid, password=password or "",
               authmode=network.AUTH_WPA2_PSK if password else network.AUTH_OPEN)
     ap.active(True)
+    if os.getenv("ONBOARD_AIR"):
+        from air import show
+
+        show()
 
 
 def stop_ap():
     import network
 
     network.WLAN(network.AP_IF).active(False)
+    if os.getenv("ONBOARD_AIR"):
+        from air import show
+
+        show()
 
 
 def uart():

@@ -70,7 +70,9 @@ class Device:
     from its stdout as they come."""
 
     def __init__(self, workdir, config=None, radio=None, serial=None, portal_port=0,
-                 heapsize=None, mpy=False, romfs=None):
+                 heapsize=None, mpy=False, romfs=None, air=False):
+        """air: the stand-in radio shows the access point in the file
+        workdir/air, for air_ap()."""
         self.dir = workdir
         self.flash = workdir / "flash"
         # no time server unless the config names one on loopback (cloudsim's):
@@ -100,8 +102,9 @@ class Device:
         self.log_path = workdir / "device.log"
         self._log = open(self.log_path, "a")
         self._log_start = self._log.tell()  # a device booted again on this flash logs here too
+        env = dict(os.environ, ONBOARD_AIR=str(workdir / "air")) if air else None
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -165,6 +168,15 @@ class Device:
                 return False
             return press == self._press and seen.isdigit() and int(seen) >= reads
         _until(read, timeout, lambda: f"the button's release was not read {reads} times")
+
+    def air_ap(self):
+        """(authmode, essid) of the access point as a phone scanning the air
+        sees it (0 open, 3 WPA2-PSK), or None while none is up. (air=True)"""
+        try:
+            mode, _, essid = (self.dir / "air").read_text().partition(" ")
+        except FileNotFoundError:
+            return None
+        return int(mode), essid
 
     def led(self):
         """(calls, the last 64 of them: "1" on, "0" off) as the board set its LED."""
