@@ -29,7 +29,11 @@ def test_fleet_of_50_through_503s_and_429s_all_online_honouring_retry_after():
     assert (summary["online"], summary["failures"]) == (50, 0)
     # every fault was served: 30 requests more than devices, each one a device's retry
     assert summary["server_requests"][path] == 50 + 30
-    assert sum(summary["requests"].values()) == 80
+    # and each was a retry the device noted. (Not exactly 30: on a loaded
+    # machine a device may also time out, at the broker or before its request
+    # arrived, and retry that: the same failure, 702, which the path's count
+    # does not see. In one CI run beside other work, 67 retries.)
+    assert summary["retries"] >= 30
     assert sum(1 for s in summary["retry_in_s"] if s >= 3) >= 10  # Retry-After: 3
     per_device = [line for line in lines if line.startswith("device ")]
     assert len(per_device) == 50
