@@ -439,6 +439,19 @@ def test_api_paths_answer_json_whatever_the_host(portal, path, host):
     json.loads(body)
 
 
+@pytest.mark.parametrize("host", ["example.com", "192.168.4.1"])
+def test_config_reset_and_reboot_act_whatever_the_host(portal, host):
+    # (an app that addresses the device by another name or address than the
+    # portal's own: the API answers it, as Edgent's server does any Host)
+    assert ok_reply(get(portal.port, "/config?ssid=home&pass=&blynk=" + TOKEN, host=host))
+    assert get(portal.port, "/reset", host=host)[0] == 200
+    assert get(portal.port, "/reboot", host=host)[0] == 200
+    printed = portal.printed()
+    if "@reboot" not in printed:  # (a reboot comes once its reply has gone out)
+        printed.append(portal.next_line(10))
+    assert [line.split()[0] for line in printed] == ["@applied", "@reset", "@reboot"]
+
+
 def test_config_addressed_to_blynk_setup_is_applied_not_redirected(portal):
     assert ok_reply(get(portal.port, "/config?ssid=home&pass=correct+horse&blynk=" + TOKEN,
                         host="blynk.setup"))

@@ -1,5 +1,5 @@
 # A portal on its own, for the host tests: stub callbacks that print what
-# arrives ("@applied {json}", "@reset") and a fixed board_info / scan.
+# arrives ("@applied {json}", "@reset", "@reboot") and a fixed board_info / scan.
 # argv: port [pop] [app-only]  (app-only: portal.captive off)
 # stdin: "advance <ms>" moves the portal's clock forward ("@advanced" once done),
 # so a test can pass a 60 s lock without waiting for it.
@@ -46,6 +46,10 @@ def reset():
     print("@reset")
 
 
+def reboot():
+    print("@reboot")
+
+
 def info():
     print("@info")  # the tests' sync mark: everything printed before it is in the pipe
     # the portal's count of requests (this one included) and its idle time, for the tests
@@ -65,7 +69,7 @@ _portal = [None]
 async def main():
     port = int(sys.argv[1])
     pop = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else None
-    portal = Portal(info, scan, apply, reset, host="127.0.0.1", port=port, pop=pop,
+    portal = Portal(info, scan, apply, reset, reboot=reboot, host="127.0.0.1", port=port, pop=pop,
                     fields=(("blynk", "Blynk auth token", True),),
                     captive=sys.argv[3:] != ["app-only"])
     _portal[0] = portal
