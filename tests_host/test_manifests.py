@@ -60,6 +60,20 @@ def test_a_cloud_product_holds_every_module_its_modules_import(cloud):
     assert not missing
 
 
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_a_cloud_product_holds_the_profile_the_runtime_loads_by_its_name(cloud):
+    # (boot imports "onboard.clouds." + the config's profile: no import
+    # statement names it)
+    assert f"onboard/clouds/{cloud}.py" in manifest.modules(cloud)
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_a_cloud_product_holds_the_codes_an_application_imports(cloud):
+    # (onboard.codes: the states and last_error codes, for applications; no
+    # module of the library imports it)
+    assert "onboard/codes.py" in manifest.modules(cloud)
+
+
 def test_a_blynk_product_leaves_the_other_clouds_out():
     product = manifest.modules("blynk")
     assert {t for t in product if t.startswith("onboard/clouds/")} == {
