@@ -2,6 +2,9 @@
 
 import os
 import select
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from test_portal import get, port_of
@@ -181,3 +184,42 @@ def test_ctrl_c_outside_a_packet_stops_the_device_program_as_on_the_repl(improv,
     port.send(sent, newline=False)
     assert d.proc.wait(30) is not None
     assert "KeyboardInterrupt" in d.log_path.read_text()
+
+
+# `onboard improv`, as a user runs it against a device on a serial line ----------------------
+
+def improv_command(tty, *args):
+    onboard = str(Path(sys.executable).with_name("onboard"))
+    return subprocess.run([onboard, "improv", "--port", str(tty), *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_improv_command_provisions_a_device_with_the_right_password(device, tmp_path):
+    d = device(serial=tmp_path / "ttyDEVICE")
+    url = d.wait_state("WAIT_CONFIG")["portal"]
+    run = improv_command(tmp_path / "ttyDEVICE", "--ssid", "home", "--password", "correct horse")
+    assert (run.returncode, run.stdout.splitlines()[-1]) == (0, f"provisioned: {url}")
+    assert d.store()["wifi"]["networks"][0] == {"ssid": "home", "password": "correct horse"}
+
+
+@pytest.mark.parametrize("password", ["not the password", "-Xy7-not-it"],
+                         ids=["wrong", "starting with a dash"])
+def test_the_improv_command_fails_naming_a_join_the_device_could_not_make(device, tmp_path,
+                                                                         password):
+    # (the device says "provisioning" before it joins: that is not success. A
+    # password starting with "-" is the option's value, not another option)
+    d = device(serial=tmp_path / "ttyDEVICE")
+    d.wait_state("WAIT_CONFIG")
+    run = improv_command(tmp_path / "ttyDEVICE", "--ssid", "home", "--password", password)
+    assert (run.returncode, run.stderr) == (1, "onboard improv: device: unable to connect\n")
+    assert "provisioned" not in run.stdout and password not in run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("option, value, most", [("--ssid", "s" * 33, 32),
+                                                 ("--password", "p" * 65, 64),
+                                                 ("--ssid", "\u00e9" * 17, 32)])
+def test_the_improv_command_refuses_a_value_too_long_for_the_device_in_one_line(
+        tmp_path, option, value, most):
+    run = improv_command(tmp_path / "no-device", "--ssid", "home", option, value)
+    assert (run.returncode, run.stderr) == (
+        1, f"onboard improv: {option}: at most {most} bytes (UTF-8)\n")

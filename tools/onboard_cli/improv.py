@@ -103,6 +103,12 @@ def describe(kind, data):
 
 
 def main(args):
+    # (each goes in one length byte; an ESP32 takes a 32-byte SSID and a
+    # 64-character WPA2 key at most)
+    for option, value, most in (("--ssid", args.ssid or "", 32),
+                                ("--password", args.password or "", 64)):
+        if len(value.encode()) > most:
+            raise ToolError(f"{option}: at most {most} bytes (UTF-8)")
     port = Serial(args.port)
     try:
         port.send(rpc(GET_DEVICE_INFO))
