@@ -46,3 +46,14 @@ def test_fleet_refuses_a_malformed_fault_naming_it():
                          capture_output=True, text=True, timeout=60)
     assert run.returncode != 0
     assert "--fault '/x:teapot'" in run.stderr and "KIND" in run.stderr
+
+
+def test_fleet_exits_1_when_a_device_does_not_come_online():
+    # one of two devices has its token refused (403: 703, back to setup mode)
+    onboard = str(Path(sys.executable).with_name("onboard"))
+    run = subprocess.run([onboard, "fleet", "--devices", "2", "--timeout", "10", "--fault",
+                          "/blynk/external/api/provision:403:1"],
+                         capture_output=True, text=True, timeout=300)
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert (summary["online"], summary["failures"]) == (1, 1)
+    assert run.returncode == 1
