@@ -671,3 +671,13 @@ def test_portal_configure_reports_a_refusal_in_one_line(device):
     assert run.returncode == 1
     assert run.stderr.strip() == ("onboard portal: device refused: "
                                   "blynk: must be 32 characters of A-Z a-z 0-9 - _")
+
+
+def test_portal_configure_sends_each_extra_field_to_config(portal):
+    run = onboard("portal", "configure", "--url", f"http://127.0.0.1:{portal.port}/",
+                  "--ssid", "home", "--password", "correct horse",
+                  "--field", "blynk=" + TOKEN, "--field", "save=1")
+    assert (run.returncode, run.stdout.splitlines()[-1]) == (0, "Configuration saved")
+    assert portal.printed() == []  # (up to the command's own board_info request)
+    assert portal.applied() == [{"ssid": "home", "pass": "correct horse", "blynk": TOKEN,
+                                 "save": "1"}]
