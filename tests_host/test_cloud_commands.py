@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def onboard(cloudsim, cloud, *args):
     cmd = [str(Path(sys.executable).with_name("onboard")), cloud, *args,
@@ -67,6 +69,28 @@ def test_imp_enroll_to_a_board_stores_the_pair_where_its_runtime_reads_it_and_ne
                      f"print(Store({str(board / 'onboard.json')!r}).get('enrol'))").lines[-1]
     assert token in stored and shown["plan_id"] in stored
     assert token not in (tmp_path / "board.argv").read_text()
+
+
+def test_imp_enroll_to_a_board_without_the_library_fails_in_one_line_without_the_token(
+        cloudsim, tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from fakeboard import fake_mpremote
+
+    from onboard_cli import clouds
+    from onboard_cli.paths import ToolError
+
+    board = tmp_path / "board"
+    board.mkdir()
+    monkeypatch.setattr(clouds, "mpremote", lambda: fake_mpremote(board))
+    with pytest.raises(ToolError) as failed:
+        clouds.imp(argparse.Namespace(api=f"https://127.0.0.1:{cloudsim.https_port}/imp",
+                                      ca=str(cloudsim.dir / "ca.pem"), timeout=15,
+                                      api_key=cloudsim.admin_token, plan_id=None, port="fake"))
+    token = "%016x" % int(cloudsim.clouds["imp"].enrolments[-1][1], 16)
+    assert str(failed.value).startswith("mpremote on fake: ImportError")
+    assert "\n" not in str(failed.value)
+    assert token not in str(failed.value) + capsys.readouterr().out
 
 
 def test_blynk_provision_reconfigure_reprovision(cloudsim):

@@ -60,7 +60,9 @@ def write_to_device(port, code):
         proc = subprocess.run(mpremote() + ["connect", port, "run", str(script)],
                               capture_output=True, text=True, timeout=60)
     if proc.returncode:
-        raise ToolError(f"mpremote on {port}: {proc.stderr.strip() or proc.stdout.strip()}")
+        # one line: the board's exception (its traceback names no source line)
+        said = (proc.stderr.strip() or proc.stdout.strip() or "failed").splitlines()[-1]
+        raise ToolError(f"mpremote on {port}: {said}")
 
 
 def imp(args):
