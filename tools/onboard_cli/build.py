@@ -107,10 +107,17 @@ def size_table(sizes):
     return "\n".join(lines)
 
 
-def write_mip_package(version="0.1.0"):
-    """package.json for `mpremote mip install`: every module of lib/."""
-    urls = [[str(p.relative_to(LIB)), str(p.relative_to(ROOT))] for p in sorted(LIB.rglob("*.py"))]
-    text = json.dumps({"urls": urls, "deps": [], "version": version}, indent=2) + "\n"
+def mip_package(version="0.1.0"):
+    """The text of package.json for `mpremote mip install`: every module of lib/."""
+    # (the source is the repository's lib/, also when LIB is a copy: onboard mutate)
+    names = sorted(str(p.relative_to(LIB)) for p in LIB.rglob("*.py"))
+    urls = [[name, "lib/" + name] for name in names]
+    return json.dumps({"urls": urls, "deps": [], "version": version}, indent=2) + "\n"
+
+
+def write_mip_package():
+    """package.json as mip_package() has it (written only when it differs)."""
+    text = mip_package()
     path = ROOT / "package.json"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
