@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from .manifest import CLOUDS
-from .paths import ToolError
+from .paths import BUILD, ROOT, ToolError
 
 
 def parser():
@@ -22,7 +22,7 @@ def parser():
                     help="only this cloud's components (repeatable; default: every cloud; "
                          "clients: the blocking http and mqtt)")
     ro.add_argument("--board", help="add this board's modules (a folder of boards/)")
-    ro.add_argument("--output", default="build/onboard.romfs")
+    ro.add_argument("--output", default=str(BUILD / "onboard.romfs"))
 
     c = sub.add_parser("cloudsim", help="run the local stand-in for the five clouds")
     c.add_argument("--state-dir", help="keep CA and broker files here (default: a temp dir)")
@@ -71,7 +71,7 @@ def parser():
     dp = sub.add_parser("deploy", help="onboard onto a board running MicroPython (mpremote)")
     dp.add_argument("--port", required=True, help="the board's serial port")
     dp.add_argument("--board", default="esp32_generic", help="a folder of boards/")
-    dp.add_argument("--config", default="firmware/config.example.json")
+    dp.add_argument("--config", default=str(ROOT / "firmware" / "config.example.json"))
     dp.add_argument("--ca", help="the CA file the device trusts (copied as /ca.pem)")
     dp.add_argument("--cert", help="the device's own certificate, PEM or DER (copied as "
                     "/device.pem: the config's cert names it)")
