@@ -37,6 +37,16 @@ def test_a_stopped_device_leaves_no_process_behind_even_when_its_runner_hangs(de
     assert running_in_group(d.proc.pid) == []  # none, once stop() has returned
 
 
+@pytest.mark.device_traceback
+def test_a_devices_heapsize_limits_its_heap_without_mpy(device):
+    # 12 KB cannot hold lib/'s sources compiled on the device: out of memory
+    # before setup mode (the default heap reaches it: the other device tests)
+    d = device(heapsize="12K")
+    with pytest.raises(AssertionError, match="device exited"):
+        d.wait_state("WAIT_CONFIG")
+    assert "MemoryError" in d.log_path.read_text()
+
+
 def test_the_bench_gives_a_life_bisected_several_times_the_heap_every_run_worked_in():
     # (near its smallest heap a life passes in one run and fails in the next)
     from bench.heap import largest

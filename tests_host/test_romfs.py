@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +125,104 @@ def test_device_run_names_a_missing_image(tmp_path):
                           "--romfs", str(tmp_path / "none.romfs")],
                          capture_output=True, text=True, timeout=30)
     assert run.returncode == 1 and "--romfs" in run.stderr and "no such file" in run.stderr
+
+
+def test_device_run_refuses_a_file_that_is_not_a_romfs_image_in_one_line(tmp_path):
+    # (an .mpy given for the image: a module, not a filesystem)
+    wrong = tmp_path / "store.mpy"
+    wrong.write_bytes(b"M\x06\x00\x1f" + bytes(64))
+    run = subprocess.run([sys.executable, "-m", "onboard_cli.main", "device", "run",
+                          "--flash", str(tmp_path / "f"), "--config",
+                          str(ROOT / "firmware" / "config.example.json"), "--radio",
+                          str(ROOT / "tests_host" / "radio.example.json"),
+                          "--romfs", str(wrong)],
+                         capture_output=True, text=True, timeout=30)
+    assert (run.returncode, run.stdout, run.stderr.splitlines()) == (
+        1, "", [f"onboard device: --romfs {wrong}: not a ROMFS image"])
+
+
+# what a board that mounts an image finds in it ------------------------------------------
+
+def onboard_romfs(*args, env=None):
+    """`onboard romfs ARGS` (the CLI); fails the test when it fails."""
+    onboard = str(Path(sys.executable).with_name("onboard"))
+    run = subprocess.run([onboard, "romfs", *args], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+FILES = """
+import json, os
+
+
+def walk(folder):
+    for entry in os.ilistdir(folder):
+        path = folder + "/" + entry[0]
+        if entry[1] == 0x4000:
+            yield from walk(path)
+        else:
+            yield path[len("/rom/"):]
+
+
+print("@out " + json.dumps(sorted(walk("/rom"))))
+"""
+
+
+def in_image(image, tmp_path, code):
+    """What code prints after "@out " run on the Unix port with image
+    mounted at /rom (the image, then boards/unix on the path), JSON-decoded."""
+    script = tmp_path / "look.py"
+    script.write_text(code)
+    env = dict(os.environ, MICROPYPATH=":".join([".frozen", "/rom", str(BOARD_UNIX)]))
+    run = subprocess.run([micropython(), "-c", rom_launch(image, script)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=60)
+    for line in run.stdout.splitlines():
+        if line.startswith("@out "):
+            return json.loads(line[5:])
+    raise AssertionError(f"the run from the image failed:\n{run.stdout}{run.stderr}")
+
+
+def image_files(image, tmp_path):
+    """The files the mounted image holds, as paths under /rom."""
+    return set(in_image(image, tmp_path, FILES))
+
+
+def product(*clouds):
+    """The .mpy files of onboard an image of these clouds holds, build stamp included."""
+    return {str(Path(m).with_suffix(".mpy")) for m in manifest.modules(*clouds)} \
+        | {"onboard/_build.mpy"}
+
+
+def test_an_images_clock_floor_is_the_build_time_its_build_stamped(tmp_path):
+    # the time a build now stamps anyway, given exactly (SOURCE_DATE_EPOCH);
+    # an image without the stamp would floor the clock at the unbuilt tree's 1793491200
+    stamp = int(time.time())
+    image = tmp_path / "blynk.romfs"
+    onboard_romfs("--cloud", "blynk", "--output", str(image),
+                  env=dict(os.environ, SOURCE_DATE_EPOCH=str(stamp)))
+    clock = in_image(image, tmp_path, "import json\nfrom onboard import clock\n"
+                     "print('@out ' + json.dumps([clock.__file__, clock.BUILD]))\n")
+    assert clock == ["/rom/onboard/clock.mpy", stamp]
+
+
+@pytest.mark.parametrize("board", ["esp32_generic", "esp32_s3", "esp32_c3"])
+def test_an_image_for_an_esp32_board_holds_its_board_module_and_what_that_imports(board, tmp_path):
+    # each ESP32 board.py is `from esp32_common import *` and its pins
+    image = tmp_path / f"{board}.romfs"
+    make_image(image, clouds=("blynk",), board=board)
+    assert {"board.mpy", "esp32_common.mpy"} <= image_files(image, tmp_path)
+
+
+def test_onboard_romfs_board_puts_that_boards_modules_in_the_image(tmp_path):
+    image = tmp_path / "blynk.romfs"
+    onboard_romfs("--board", "esp32_generic", "--cloud", "blynk", "--output", str(image))
+    assert {"board.mpy", "esp32_common.mpy"} <= image_files(image, tmp_path)
+
+
+def test_an_image_built_over_another_holds_only_what_was_asked_the_second_time(tmp_path):
+    # every cloud first, then one product into the same file (lib/ unchanged between)
+    image = tmp_path / "onboard.romfs"
+    onboard_romfs("--board", "esp32_generic", "--output", str(image))
+    onboard_romfs("--board", "esp32_generic", "--cloud", "blynk", "--output", str(image))
+    assert image_files(image, tmp_path) == product("blynk") | {"board.mpy", "esp32_common.mpy"}
