@@ -26,6 +26,25 @@ def deploy_to_folder(tmp_path, monkeypatch, config, **kw):
     return board
 
 
+def example_config(tmp_path):
+    """A copy of firmware/config.example.json (one the board's check passes)."""
+    config = tmp_path / "config.json"
+    shutil.copyfile(ROOT / "firmware" / "config.example.json", config)
+    return config
+
+
+def image_made_small(tmp_path, monkeypatch):
+    """--romfs's image made as a few bytes in tmp_path (not build/onboard.romfs);
+    the fake board's partition, once written, is BOARD.romfs (fakeboard)."""
+    from onboard_cli import romfs
+
+    def make_image(image, clouds, board):
+        return image.write_bytes(b"the image")  # (its size)
+
+    monkeypatch.setattr(romfs, "IMAGE", tmp_path / "onboard.romfs")
+    monkeypatch.setattr(romfs, "make_image", make_image)
+
+
 def test_deploy_writes_library_board_firmware_and_config_then_resets(tmp_path, monkeypatch):
     config = tmp_path / "config.json"
     shutil.copyfile(ROOT / "firmware" / "config.example.json", config)
@@ -236,19 +255,139 @@ def test_deploy_to_romfs_first_removes_what_would_shadow_the_image(tmp_path):
     assert all(f"'/{name}'" in cmd[at + 3] for name in ("onboard", "board.py", "esp32_common.py"))
 
 
-def test_a_board_without_a_romfs_partition_is_one_clear_line(monkeypatch):
+@pytest.mark.parametrize("said,stream,code", [
+    # mpremote 1.29's romfs deploy, stock firmware without the partition
+    ("mpremote: ROMFS0 partition not found on device", "stderr", 1),
+    # mpremote 1.25+'s romfs deploy, firmware built without ROMFS (commands.py)
+    ("mpremote: ROMFS is not enabled on this device", "stderr", 1),
+    # its romfs query: the firmware has ROMFS but no partition
+    ("No ROMFS partitions available", "stdout", 0)])
+def test_a_board_without_a_romfs_partition_is_one_clear_line(monkeypatch, said, stream, code):
     import sys
 
     from onboard_cli import deploy, romfs
 
-    # what mpremote 1.29 says for stock firmware without the partition, and its exit code
-    said = "mpremote: ROMFS0 partition not found on device"
     monkeypatch.setattr(romfs, "make_image", lambda *a, **kw: 1000)
     monkeypatch.setattr(deploy, "romfs_command", lambda port, image: [
-        sys.executable, "-c", f"import sys; print({said!r}, file=sys.stderr); sys.exit(1)"])
+        sys.executable, "-c", f"import sys; print({said!r}, file=sys.{stream}); sys.exit({code})"])
     with pytest.raises(ToolError) as e:
         deploy.deploy_image("/dev/ttyUSB0", "esp32_generic", ())
-    assert "/dev/ttyUSB0 has no ROMFS partition" in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value) == (f"the firmware on /dev/ttyUSB0 has no ROMFS partition ({said}); "
+                            "flash a MicroPython 1.25+ build whose partition table has one, "
+                            "or deploy without ROMFS=1")
+
+
+def test_deploy_with_a_cloud_writes_that_products_modules_and_no_other_clouds(tmp_path,
+                                                                             monkeypatch):
+    from onboard_cli import deploy, manifest
+
+    monkeypatch.setattr(deploy, "DEPLOY", tmp_path / "deploy")  # (not build/'s, shared)
+    board = deploy_to_folder(tmp_path, monkeypatch, example_config(tmp_path), cloud=["blynk"])
+    assert sorted(p for p in held(board) if p.startswith("onboard/")) == sorted(
+        [t[:-3] + ".mpy" for t in manifest.modules("blynk")] + ["onboard/_build.mpy"])
+
+
+def test_a_cloud_deploys_folder_holds_only_its_products_modules_after_another_clouds(
+        tmp_path, monkeypatch):
+    from onboard_cli import deploy, manifest
+    from onboard_cli.build import build
+
+    monkeypatch.setattr(deploy, "DEPLOY", tmp_path / "deploy")
+    build()
+    deploy.library(("plgd",))  # (plgd's coap, cbor and ocf are none of Blynk's)
+    folder = deploy.library(("blynk",))
+    assert sorted(str(p.relative_to(folder.parent)) for p in folder.rglob("*") if p.is_file()) \
+        == sorted([t[:-3] + ".mpy" for t in manifest.modules("blynk")] + ["onboard/_build.mpy"])
+
+
+def test_a_deploy_the_board_could_not_write_fails_and_does_not_reset_the_board(tmp_path,
+                                                                              monkeypatch):
+    # a folder where a module goes: the board's open() fails (EISDIR)
+    (tmp_path / "board" / "onboard" / "codes.mpy").mkdir(parents=True)
+    with pytest.raises(ToolError, match="^mpremote could not deploy to fake$"):
+        deploy_to_folder(tmp_path, monkeypatch, example_config(tmp_path))
+    assert not (tmp_path / "board.resets").exists()
+
+
+@pytest.mark.parametrize("refused,field,secret", [
+    ({"portal": {"ap_password": "hunter2"}}, "portal.ap_password", "hunter2"),  # 7 characters
+    ({"portal": {"ap_password": "tab\there-pass"}}, "portal.ap_password", "here-pass"),
+    ({"portal": {"pop": 73519246}}, "portal.pop", "73519246"),  # a proof of possession
+    ({"cert": "/device.pem", "key": ["k3y-material"]}, "key", "k3y-material")])
+def test_deploy_names_a_refused_secret_field_but_never_shows_its_value(tmp_path, capsys,
+                                                                        refused, field, secret):
+    import json
+
+    from onboard_cli.main import main
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**json.loads(example_config(tmp_path).read_text()), **refused}))
+    code = main(["deploy", "--port", "fake", "--config", str(config)])
+    out, err = capsys.readouterr()
+    assert code == 1 and f"{config}: {field} must be " in err
+    assert secret not in out + err
+
+
+def test_romfs_unshadowing_removes_an_earlier_filesystem_deploy_and_keeps_the_rest(
+        tmp_path, monkeypatch):
+    # (on the fake board, '/onboard' is the board folder's: fakeboard)
+    import subprocess
+
+    from onboard_cli import deploy
+
+    board = tmp_path / "board"
+    kept = {"boot.py": b"boot", "main.py": b"main", "config.json": b"{}", "ca.pem": b"CA",
+            "device.key": b"key", "onboard.json": b"the store", "data/log.txt": b"a log"}
+    shadowing = {"onboard/codes.mpy": b"c", "onboard/clouds/blynk.mpy": b"b",
+                 "onboard/clouds/empty/.keep": b"", "board.py": b"b", "board.mpy": b"b",
+                 "esp32_common.py": b"e", "esp32_common.mpy": b"e"}
+    for path, data in {**kept, **shadowing}.items():
+        (board / path).parent.mkdir(parents=True, exist_ok=True)
+        (board / path).write_bytes(data)
+    monkeypatch.setattr(deploy, "mpremote", lambda: fake_mpremote(board))
+    (tmp_path / "pieces").mkdir()
+    run = subprocess.run(commands("fake", {}, tmp_path / "pieces", {}, romfs=True),
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert held(board) == kept
+    assert not (board / "onboard").exists()
+
+
+def test_a_romfs_deploy_over_a_filesystem_one_leaves_the_library_only_in_the_partition(
+        tmp_path, monkeypatch):
+    config = example_config(tmp_path)
+    board = deploy_to_folder(tmp_path, monkeypatch, config)  # the library on the filesystem
+    image_made_small(tmp_path, monkeypatch)
+    deploy_to_folder(tmp_path, monkeypatch, config, romfs=True)
+    assert sorted(held(board)) == ["boot.py", "config.json", "main.py"]
+    assert (tmp_path / "board.romfs").read_bytes() == b"the image"
+
+
+@pytest.mark.parametrize("given", ["cert", "key"])
+def test_a_devices_certificate_without_its_key_or_key_without_certificate_is_refused(
+        tmp_path, monkeypatch, given):
+    (tmp_path / "d.pem").write_text("one of the pair")
+    with pytest.raises(ToolError, match="^--cert and --key: the device's certificate comes "
+                                        "with its key$"):
+        deploy_to_folder(tmp_path, monkeypatch, example_config(tmp_path),
+                         **{given: str(tmp_path / "d.pem")})
+    assert held(tmp_path / "board") == {}
+
+
+@pytest.mark.parametrize("refused,said", [
+    ({"cert": "d.pem"}, "--cert and --key: the device's certificate comes with its key"),
+    ({"ca": "absent.pem"}, "absent.pem: no such file"),
+    ({"cert": "d.pem", "key": "absent.key"}, "absent.key: no such file")])
+def test_a_refused_romfs_deploy_writes_nothing_not_even_the_image(tmp_path, monkeypatch,
+                                                                  refused, said):
+    (tmp_path / "d.pem").write_text("the certificate")
+    image_made_small(tmp_path, monkeypatch)
+    with pytest.raises(ToolError) as e:
+        deploy_to_folder(tmp_path, monkeypatch, example_config(tmp_path), romfs=True,
+                         **{k: str(tmp_path / v) for k, v in refused.items()})
+    assert str(e.value).endswith(said)
+    assert held(tmp_path / "board") == {}
+    assert not (tmp_path / "board.romfs").exists()  # the partition as it was
 
 
 def test_onboards_mpremote_runs_mpremote_itself():
