@@ -158,14 +158,20 @@ def deploy_image(port, board, clouds):
 
 
 def main(args):
+    # every argument is checked before anything is written: --romfs's image
+    # replaces the board's partition, and a deploy refused after it would
+    # leave the board with the new library and the old files
     clouds = tuple(args.cloud or ())
     check_config(Path(args.config))
-    build()
-    if args.romfs:
-        deploy_image(args.port, args.board, clouds)
     if bool(args.cert) != bool(args.key):
         raise ToolError("--cert and --key: the device's certificate comes with its key")
+    for given in (args.ca, args.cert, args.key):
+        if given and not Path(given).is_file():
+            raise ToolError(f"{given}: no such file")
+    build()
     wanted = files(args.board, args.config, args.ca, clouds, args.romfs, args.cert, args.key)
+    if args.romfs:
+        deploy_image(args.port, args.board, clouds)
     held = boardfs.listing(mpremote() + ["connect", args.port], wanted)
     with tempfile.TemporaryDirectory() as folder:
         if subprocess.run(commands(args.port, wanted, folder, held, args.romfs)).returncode:
