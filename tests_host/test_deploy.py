@@ -287,6 +287,25 @@ def test_deploy_with_a_cloud_writes_that_products_modules_and_no_other_clouds(tm
         [t[:-3] + ".mpy" for t in manifest.modules("blynk")] + ["onboard/_build.mpy"])
 
 
+def test_a_cloud_deploy_over_a_whole_one_leaves_only_that_products_library_on_the_board(
+        tmp_path, monkeypatch):
+    # another product's modules, and one since deleted from lib/, would stay
+    # importable and take flash; the board's other files stay
+    from onboard_cli import deploy, manifest
+
+    monkeypatch.setattr(deploy, "DEPLOY", tmp_path / "deploy")
+    config = example_config(tmp_path)
+    board = deploy_to_folder(tmp_path, monkeypatch, config)
+    (board / "onboard" / "gone.mpy").write_bytes(b"a module since deleted")
+    (board / "data.txt").write_text("the application's own")
+    deploy_to_folder(tmp_path, monkeypatch, config, cloud=["blynk"])
+    on_board = held(board)
+    assert sorted(p for p in on_board if p.startswith("onboard/")) == sorted(
+        [t[:-3] + ".mpy" for t in manifest.modules("blynk")] + ["onboard/_build.mpy"])
+    assert on_board["data.txt"] == b"the application's own"
+    assert not (board / "onboard" / "clouds" / "plgd.mpy").exists()
+
+
 def test_a_cloud_deploys_folder_holds_only_its_products_modules_after_another_clouds(
         tmp_path, monkeypatch):
     from onboard_cli import deploy, manifest
@@ -302,8 +321,10 @@ def test_a_cloud_deploys_folder_holds_only_its_products_modules_after_another_cl
 
 def test_a_deploy_the_board_could_not_write_fails_and_does_not_reset_the_board(tmp_path,
                                                                               monkeypatch):
-    # a folder where a module goes: the board's open() fails (EISDIR)
-    (tmp_path / "board" / "onboard" / "codes.mpy").mkdir(parents=True)
+    # a file where the library's folder goes: the board's open() of each
+    # module fails (ENOTDIR)
+    (tmp_path / "board").mkdir()
+    (tmp_path / "board" / "onboard").write_text("not a folder")
     with pytest.raises(ToolError, match="^mpremote could not deploy to fake$"):
         deploy_to_folder(tmp_path, monkeypatch, example_config(tmp_path))
     assert not (tmp_path / "board.resets").exists()

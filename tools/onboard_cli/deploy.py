@@ -3,7 +3,9 @@
 Compiles lib/ to .mpy, copies build/onboard (or, with --cloud, only the
 components that cloud's product needs: manifests/), the board's board.py,
 the firmware's boot.py and main.py and the config (as /config.json) with
-mpremote, then resets the board. `make deploy` runs this.
+mpremote, then resets the board. Whatever else the board's onboard/ holds
+(another product's modules, one since deleted from lib/) is removed first.
+`make deploy` runs this.
 
 --romfs (`make deploy ROMFS=1`): the library and the board's modules go
 into the board's ROMFS partition as one image (`onboard romfs`), where
@@ -38,6 +40,30 @@ def rm(p):
         os.remove(p)
 for p in ('/onboard', '/board.py', '/board.mpy', '/esp32_common.py', '/esp32_common.mpy'):
     rm(p)
+"""
+
+# run on the board before the files are copied (a filesystem deploy): the
+# library's folder is left holding only what this deploy writes there, so a
+# module another product had, or one since deleted from lib/, is not left
+# behind (still importable, and taking flash); empty folders go too
+_SWEEP = """import os
+keep = set({keep!r})
+def sweep(d):
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return
+    for n in names:
+        p = d + '/' + n
+        if os.stat(p)[0] & 0x4000:
+            sweep(p)
+            try:
+                os.rmdir(p)
+            except OSError:
+                pass
+        elif p[1:] not in keep:
+            os.remove(p)
+sweep('/onboard')
 """
 
 NO_PARTITION = ("the firmware on {port} has no ROMFS partition ({why}); flash a MicroPython "
@@ -125,6 +151,9 @@ def commands(port, wanted, folder, held=None, romfs=False):
     cmd = mpremote() + ["connect", port]
     if romfs:
         cmd += ["exec", _UNSHADOW, "+"]
+    else:
+        cmd += ["exec", _SWEEP.format(keep=sorted(p for p in wanted if p.startswith("onboard/"))),
+                "+"]
     stale = {p: wanted[p] for p in boardfs.stale(wanted, held)}
     return cmd + boardfs.write(stale, folder) + ["reset"]
 
