@@ -277,6 +277,22 @@ def test_a_board_without_a_romfs_partition_is_one_clear_line(monkeypatch, said, 
                             "or deploy without ROMFS=1")
 
 
+@pytest.mark.parametrize("said,why", [
+    ("Traceback (most recent call last):\nOSError: [Errno 5] EIO", "OSError: [Errno 5] EIO"),
+    ("", "exit code 1")], ids=["its last line", "nothing said"])
+def test_an_image_mpremote_could_not_write_is_one_line_naming_why(monkeypatch, said, why):
+    import sys
+
+    from onboard_cli import deploy, romfs
+
+    monkeypatch.setattr(romfs, "make_image", lambda *a, **kw: 1000)
+    monkeypatch.setattr(deploy, "romfs_command", lambda port, image: [
+        sys.executable, "-c", f"import sys; print({said!r}, file=sys.stderr); sys.exit(1)"])
+    with pytest.raises(ToolError) as e:
+        deploy.deploy_image("/dev/ttyUSB0", "esp32_generic", ())
+    assert str(e.value) == f"mpremote could not write the ROMFS image to /dev/ttyUSB0: {why}"
+
+
 def test_deploy_with_a_cloud_writes_that_products_modules_and_no_other_clouds(tmp_path,
                                                                              monkeypatch):
     from onboard_cli import deploy, manifest

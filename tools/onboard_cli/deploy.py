@@ -182,8 +182,9 @@ def deploy_image(port, board, clouds):
     if why:
         raise ToolError(NO_PARTITION.format(port=port, why=why))
     if run.returncode or "ROMFS image deployed" not in output:
+        said = output.strip().splitlines()
         raise ToolError(f"mpremote could not write the ROMFS image to {port}: "
-                        f"{output.strip().splitlines()[-1:] or run.returncode}")
+                        + (said[-1] if said else f"exit code {run.returncode}"))
 
 
 def main(args):
