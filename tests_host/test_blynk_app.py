@@ -585,12 +585,12 @@ def test_wep_keys_are_accepted_as_edgent_does(mpy):
 
 # cloudsim's Blynk MQTT as the real one -------------------------------------------------------
 
-def mqtt_login(sim, token, code=0):
+def mqtt_login(sim, token, code=0, user=b"device"):
     """A raw MQTT connection to cloudsim's Blynk front (plain port), its
     login answered with CONNACK code (0: logged in)."""
     s = socket.create_connection(("127.0.0.1", sim.front.port), timeout=10)
     body = mqtt_string(b"MQTT") + bytes((4, 0xC2)) + struct.pack(">H", 60)
-    body += mqtt_string(b"raw") + mqtt_string(b"device") + mqtt_string(token.encode())
+    body += mqtt_string(b"raw") + mqtt_string(user) + mqtt_string(token.encode())
     s.sendall(packet(0x10, body))
     assert s.recv(4) == b"\x20\x02\x00" + bytes((code,))
     return s
@@ -619,6 +619,13 @@ def test_a_token_no_device_has_is_refused_with_connack_4_as_blynk_documents(clou
         assert closed(s)
     finally:
         s.close()
+
+
+def test_an_active_token_with_a_user_name_other_than_device_is_refused_with_connack_4(
+        cloudsim):
+    # Blynk's device MQTT API: user name "device", the token as the password
+    s = mqtt_login(cloudsim, active_token(cloudsim)["token"], code=4, user=b"not-device")
+    s.close()
 
 
 def test_a_second_login_with_the_same_token_drops_the_first(cloudsim):

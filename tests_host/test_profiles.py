@@ -3,13 +3,14 @@ portal, against cloudsim (HTTPS API, Mosquitto)."""
 
 import json
 import re
+import socket
 import ssl
 import urllib.request
 
 from conftest import Subscription, broker_messages
 from test_portal import get, port_of
 
-from cloudsim.mqttfront import publish
+from cloudsim.mqttfront import mqtt_string, packet, publish
 from onboard_cli.device import device_mac
 
 
@@ -363,6 +364,50 @@ def test_an_allthingstalk_device_token_reads_its_own_devices_topics_only(cloudsi
     own, theirs = f"device/{device_id}/asset/a/command", f"device/{other}/asset/a/command"
     assert first_heard(cloudsim, cloudsim.broker.login_port,
                        att.devices[device_id]["token"], "x", [theirs, own]) == own
+
+
+def first_relayed(sim, port, user, password, topics):
+    """The first topic a reader subscribed to everything (cloudsim's own
+    login) is handed when this user publishes to each of topics in turn, each
+    acknowledged before the next (QoS 1): a publish outside what the user may
+    write is dropped by the broker."""
+    reader = Subscription(sim, "#")
+    try:
+        for topic in topics:
+            publish(port, user, password, topic, "x", qos=1)
+        return reader.messages(1)[0][0]
+    finally:
+        reader.close()
+
+
+def test_a_spokezone_device_token_publishes_under_its_own_prefix_only(cloudsim):
+    user = api(cloudsim, "POST", "/spokezone/login",
+               {"username": "super", "password": "super-password"})["token"]
+    dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": "cpu-writes"},
+              {"x-access-token": user})
+    own, other = f"mrs/d/{dev['id']}/mon/x", f"mrs/d/{dev['id'] + 1}/mon/x"
+    assert first_relayed(cloudsim, cloudsim.broker.mqtt_port, dev["token"], dev["token"],
+                         [other, own]) == own
+
+
+def test_an_allthingstalk_device_token_publishes_to_its_own_devices_topics_only(cloudsim):
+    att = cloudsim.clouds["att"]
+    device_id = att.add_device("ground-2", "writes")
+    other = next(d for d in att.devices if d != device_id)
+    own, theirs = f"device/{device_id}/asset/a/state", f"device/{other}/asset/a/state"
+    assert first_relayed(cloudsim, cloudsim.broker.login_port,
+                         att.devices[device_id]["token"], "x", [theirs, own]) == own
+
+
+def test_an_allthingstalk_token_given_as_the_password_is_refused(cloudsim):
+    # AllThingsTalk's SDKs log in with the device token as the user name
+    att = cloudsim.clouds["att"]
+    token = att.devices[att.add_device("ground-3", "password")]["token"]
+    with socket.create_connection(("127.0.0.1", cloudsim.broker.login_port), timeout=10) as s:
+        s.sendall(packet(0x10, mqtt_string(b"MQTT") + bytes((4, 0xC2)) + b"\x00\x3c"
+                         + mqtt_string(b"raw") + mqtt_string(b"anything")
+                         + mqtt_string(token.encode())))
+        assert s.recv(4) == b"\x20\x02\x00\x05"  # CONNACK 5: not authorised
 
 
 def test_allthingstalk_wrong_token_is_703(device, cloudsim):
