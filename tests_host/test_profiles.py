@@ -7,6 +7,7 @@ import socket
 import ssl
 import urllib.request
 
+import pytest
 from conftest import Subscription, broker_messages
 from test_portal import get, port_of
 
@@ -346,26 +347,6 @@ def first_heard(sim, port, user, password, topics):
         sub.close()
 
 
-def test_a_spokezone_device_token_reads_its_own_topics_only(cloudsim):
-    # device tokens are for the device's own data, under its token's prefix
-    user = api(cloudsim, "POST", "/spokezone/login",
-               {"username": "super", "password": "super-password"})["token"]
-    dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": "cpu-scope"},
-              {"x-access-token": user})
-    own, other = f"mrs/d/{dev['id']}/ctrl/x", f"mrs/d/{dev['id'] + 1}/ctrl/x"
-    assert first_heard(cloudsim, cloudsim.broker.mqtt_port, dev["token"], dev["token"],
-                       [other, own]) == own
-
-
-def test_an_allthingstalk_device_token_reads_its_own_devices_topics_only(cloudsim):
-    att = cloudsim.clouds["att"]
-    device_id = att.add_device("ground-1", "scope")
-    other = next(d for d in att.devices if d != device_id)
-    own, theirs = f"device/{device_id}/asset/a/command", f"device/{other}/asset/a/command"
-    assert first_heard(cloudsim, cloudsim.broker.login_port,
-                       att.devices[device_id]["token"], "x", [theirs, own]) == own
-
-
 def first_relayed(sim, port, user, password, topics):
     """The first topic a reader subscribed to everything (cloudsim's own
     login) is handed when this user publishes to each of topics in turn, each
@@ -380,23 +361,33 @@ def first_relayed(sim, port, user, password, topics):
         reader.close()
 
 
-def test_a_spokezone_device_token_publishes_under_its_own_prefix_only(cloudsim):
+# what a device's token may read (handed by the cloud) and publish, each under its own topics
+SCOPES = [(first_heard, "ctrl", "command"), (first_relayed, "mon", "state")]
+SCOPE_IDS = ["reads", "publishes"]
+
+
+@pytest.mark.parametrize("heard, sz_leaf, att_leaf", SCOPES, ids=SCOPE_IDS)
+def test_a_spokezone_device_token_reads_and_publishes_under_its_own_prefix_only(
+        cloudsim, heard, sz_leaf, att_leaf):
+    # device tokens are for the device's own data, under its token's prefix
     user = api(cloudsim, "POST", "/spokezone/login",
                {"username": "super", "password": "super-password"})["token"]
-    dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": "cpu-writes"},
+    dev = api(cloudsim, "POST", "/spokezone/api/v2/devices", {"cpuId": f"cpu-{sz_leaf}"},
               {"x-access-token": user})
-    own, other = f"mrs/d/{dev['id']}/mon/x", f"mrs/d/{dev['id'] + 1}/mon/x"
-    assert first_relayed(cloudsim, cloudsim.broker.mqtt_port, dev["token"], dev["token"],
-                         [other, own]) == own
+    own, other = f"mrs/d/{dev['id']}/{sz_leaf}/x", f"mrs/d/{dev['id'] + 1}/{sz_leaf}/x"
+    assert heard(cloudsim, cloudsim.broker.mqtt_port, dev["token"], dev["token"],
+                 [other, own]) == own
 
 
-def test_an_allthingstalk_device_token_publishes_to_its_own_devices_topics_only(cloudsim):
+@pytest.mark.parametrize("heard, sz_leaf, att_leaf", SCOPES, ids=SCOPE_IDS)
+def test_an_allthingstalk_device_token_reads_and_publishes_its_own_devices_topics_only(
+        cloudsim, heard, sz_leaf, att_leaf):
     att = cloudsim.clouds["att"]
-    device_id = att.add_device("ground-2", "writes")
+    device_id = att.add_device(f"ground-{att_leaf}", "scope")
     other = next(d for d in att.devices if d != device_id)
-    own, theirs = f"device/{device_id}/asset/a/state", f"device/{other}/asset/a/state"
-    assert first_relayed(cloudsim, cloudsim.broker.login_port,
-                         att.devices[device_id]["token"], "x", [theirs, own]) == own
+    own, theirs = f"device/{device_id}/asset/a/{att_leaf}", f"device/{other}/asset/a/{att_leaf}"
+    assert heard(cloudsim, cloudsim.broker.login_port,
+                 att.devices[device_id]["token"], "x", [theirs, own]) == own
 
 
 def test_an_allthingstalk_token_given_as_the_password_is_refused(cloudsim):
