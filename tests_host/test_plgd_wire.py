@@ -2,11 +2,13 @@
 device beyond test_plgd.py: the setup form's fields, the content format of
 each request, the sign-in lifetime the device keeps to (expiresin), the wait
 after a 5.03 (CoAP has no Retry-After), the connection a failed session
-leaves, and a restart with neither code nor tokens."""
+leaves, and a restart with neither code nor tokens; then the gateway alone
+(aiocoap's client as the device) refusing what plgd hub refuses."""
 
 import contextlib
 import re
 import threading
+import uuid
 
 import pytest
 from servers import Blackhole
@@ -14,13 +16,16 @@ from test_plgd import (
     device_id,
     events,
     fields,
+    onboard_code,
     online,
     plgd_device,
     refresh_refused,
     requests,
 )
 from test_portal import get, port_of
-from test_profiles import configure
+from test_profiles import admin, api, configure
+
+from cloudsim.coapgw import USER
 
 PING = 0xE2  # CoAP over TCP's 7.02 (RFC 8323)
 
@@ -253,15 +258,21 @@ def test_a_device_restarted_after_a_703_asks_for_setup_with_700_without_the_gate
 @pytest.mark.parametrize("apn,named", [("", "plgd"), ("auth0", "auth0")], ids=["none", "given"])
 def test_the_sign_up_names_the_authorization_provider_plgd_when_none_is_set(
         device, tmp_path, cloudsim, apn, named):
-    gw, docs = cloudsim.gateway, []
-    gw.on_request = lambda path, doc: docs.append(doc) if path == "/oic/sec/account" else None
+    # (the gateway refuses a provider it does not serve, auth0: its first sign-up is the one)
+    gw, docs, came = cloudsim.gateway, [], threading.Event()
+
+    def seen(path, doc):
+        if path == "/oic/sec/account":
+            docs.append(doc)
+            came.set()
+    gw.on_request = seen
     try:
         d = plgd_device(device, tmp_path, cloudsim)
         configure(d, **{**fields(cloudsim), "apn": apn})
-        d.wait_state("RUNNING")
+        assert came.wait(20)
     finally:
         gw.on_request = None
-    assert [doc["authprovider"] for doc in docs] == [named]
+    assert docs[0]["authprovider"] == named
 
 
 def test_a_refresh_answered_5_03_with_a_map_is_transient_and_no_pair_is_taken_from_it(
@@ -287,3 +298,139 @@ def test_a_cis_whose_port_is_beyond_65535_is_rejected(mpy_in):
         "except ValueError as e:\n"
         "    print(e)\n")
     assert run.lines[-1].startswith("cis: ")
+
+
+# -- the gateway alone (aiocoap's client as the device) -----------------------------------
+
+# aiocoap's own, as its client shuts down: a request of the gateway's arriving
+# meanwhile (it reads /oic/res of a device that signed in) is never rendered
+UNRENDERED = "ignore:coroutine 'Context._render_to_pipe' was never awaited:RuntimeWarning"
+
+
+def ask(sim, *requests):
+    """The gateway's answers, each (code as text, CBOR body or None), to
+    requests (method, path, CBOR body) made in turn on one new coap+tcp
+    connection."""
+    import asyncio
+
+    import cbor2
+    from aiocoap import Context, Message
+
+    async def go():
+        ctx = await Context.create_client_context(transports=["tcpclient"])
+        out = []
+        try:
+            for method, path, body in requests:
+                msg = Message(code=method, uri=f"coap+tcp://127.0.0.1:{sim.gateway.port}{path}",
+                              content_format=10000, payload=cbor2.dumps(body))
+                res = await ctx.request(msg).response
+                cbor = res.opt.content_format is not None and int(res.opt.content_format) == 10000
+                out.append((str(res.code), cbor2.loads(res.payload) if cbor else None))
+        finally:
+            await ctx.shutdown()
+        return out
+    return asyncio.run(go())
+
+
+def a_device():
+    return str(uuid.uuid4())
+
+
+def signed_up(sim, di):
+    """The gateway's sign-up reply for a device it has not seen, with the portal's code."""
+    from aiocoap import POST
+    (code, reply), = ask(sim, (POST, "/oic/sec/account", {
+        "di": di, "authprovider": "plgd", "accesstoken": onboard_code(sim)}))
+    assert code.startswith("2.04"), code
+    return reply
+
+
+def sign_in(di, uid, reply):
+    from aiocoap import POST
+    return (POST, "/oic/sec/session",
+            {"di": di, "uid": uid, "accesstoken": reply["accesstoken"], "login": True})
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("provider,taken", [("plgd", True), ("no-such-provider", False),
+                                            (None, False)], ids=["its-own", "another", "none"])
+def test_the_gateway_signs_up_a_device_only_with_the_authorization_provider_it_serves(
+        cloudsim, provider, taken):
+    # plgd hub's signUp.go: a provider it is not configured with (none named: "") is 4.01
+    from aiocoap import POST
+    doc = {"di": a_device(), "accesstoken": onboard_code(cloudsim)}
+    if provider is not None:
+        doc["authprovider"] = provider
+    (code, _), = ask(cloudsim, (POST, "/oic/sec/account", doc))
+    assert code[:4] == ("2.04" if taken else "4.01")
+
+
+@pytest.mark.filterwarnings(UNRENDERED)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("uid,taken", [(USER, True), ("someone-else", False)],
+                         ids=["the-owner", "someone-else"])
+def test_the_gateway_signs_in_a_device_only_with_its_owners_uid(cloudsim, uid, taken):
+    # plgd hub's signIn.go: the token's owner claim must be the uid (ValidateOwnerClaim), else 4.01
+    di = a_device()
+    reply = signed_up(cloudsim, di)
+    assert reply["uid"] == USER
+    (code, _), = ask(cloudsim, sign_in(di, uid, reply))
+    assert code[:4] == ("2.04" if taken else "4.01")
+
+
+@pytest.mark.filterwarnings(UNRENDERED)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("past,taken", [(-60, True), (60, False)],
+                         ids=["60-s-before-expiry", "expired-60-s-ago"])
+def test_the_gateway_signs_in_a_device_only_with_an_access_token_not_expired(
+        cloudsim, past, taken):
+    # plgd hub's signIn.go: a token that fails ValidateToken (expired) is 4.01
+    di = a_device()
+    reply = signed_up(cloudsim, di)
+    advance = reply["expiresin"] + past  # the sim's clock, to that long past the expiry
+    api(cloudsim, "POST", "/_sim/clock", {"advance": advance}, admin(cloudsim))
+    try:
+        (code, _), = ask(cloudsim, sign_in(di, USER, reply))
+    finally:
+        api(cloudsim, "POST", "/_sim/clock", {"advance": -advance}, admin(cloudsim))
+    assert code[:4] == ("2.04" if taken else "4.01")
+
+
+@pytest.mark.filterwarnings(UNRENDERED)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("signed_in", ["on-it", "on-another", "nowhere"])
+def test_the_gateway_takes_a_publish_only_on_the_connection_the_device_signed_in_on(
+        cloudsim, signed_in):
+    # plgd hub's service.go authMiddleware: on a connection without a sign-in
+    # (its authorization context), any request but sign-up, sign-in and refresh is 4.01
+    from aiocoap import POST
+    gw, di = cloudsim.gateway, a_device()
+    reply = signed_up(cloudsim, di)
+    publish = (POST, "/oic/rd", {"di": di, "ttl": 0, "links": [
+        {"href": "/light/1", "rt": ["core.light"], "if": ["oic.if.baseline"], "p": {"bm": 1}}]})
+    signin = sign_in(di, USER, reply)
+    connections = {"on-it": [[signin, publish]], "on-another": [[signin], [publish]],
+                   "nowhere": [[publish]]}[signed_in]
+    # (aiocoap's client cannot be observed: its connection is not closed for that meanwhile)
+    gw.require_batch = False
+    try:
+        answers = [answer for asked in connections for answer in ask(cloudsim, *asked)]
+    finally:
+        gw.require_batch = True
+    *signins, (code, _) = answers
+    assert [c[:4] for c, _ in signins] == ([] if signed_in == "nowhere" else ["2.04"])
+    assert code[:4] == ("2.04" if signed_in == "on-it" else "4.01")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("named", ["its-own", "never-signed-up"])
+def test_the_gateway_refreshes_a_token_only_for_a_device_its_owner_signed_up(cloudsim, named):
+    # plgd hub's refreshToken.go: the token's owner must own the device named,
+    # else 4.01 ("device is not registered")
+    from aiocoap import POST
+    di = a_device()
+    reply = signed_up(cloudsim, di)
+    (code, _), = ask(cloudsim, (POST, "/oic/sec/tokenrefresh", {
+        "di": di if named == "its-own" else a_device(), "uid": USER,
+        "refreshtoken": reply["refreshtoken"]}))
+    assert code[:4] == ("2.04" if named == "its-own" else "4.01")

@@ -4,7 +4,8 @@ TCP (coap+tcp) and TLS (coaps+tcp) with CBOR bodies (content format 10000).
 As plgd hub's coap-gateway (service/signUp.go, signIn.go, refreshToken.go,
 publishResource.go) and IoTivity-Lite's cloud manager use it:
 - POST /oic/sec/account {di, authprovider, accesstoken}: sign-up with an
-  authorization code the OAuth server issued (once) for the user ->
+  authorization code the OAuth server issued (once) for the user, naming the
+  gateway's provider (PROVIDER; any other, or none: 4.01) ->
   {accesstoken, refreshtoken, uid, expiresin[, redirecturi]}
 - DELETE /oic/sec/account?di=&uid=&accesstoken=: deregistration (sign-off)
 - POST /oic/sec/session {di, uid, accesstoken, login}: sign-in (-> {expiresin})
@@ -60,6 +61,11 @@ CONTENT_CODES = (Code.CREATED, Code.DELETED, Code.CHANGED, Code.CONTENT)
 UNDECODED = object()  # the content of a resource whose format the hub does not decode
 USER = "user-admin"  # the portal's signed-in user (the admin token's session)
 DEVICE_CLIENT = "onboard-device"  # the OAuth client whose codes onboard devices
+# the one authorization provider the gateway is configured with, by name (plgd
+# hub's apis.coap.authorization.providers[].name; its bundle's DEVICE_PROVIDER
+# is "plgd"): the apn a device is given (`onboard plgd onboard` prints it; a
+# device without one names it so)
+PROVIDER = "plgd"
 
 
 def coap_code(status):
@@ -286,6 +292,10 @@ class Gateway:
 
     def sign_up(self, doc, request, tls):
         di, code = doc["di"], doc.get("accesstoken")
+        if doc.get("authprovider") != PROVIDER:
+            # plgd hub's signUp.go looks the provider up by name among those it
+            # is configured with before it exchanges the code (which stays unused)
+            raise _Refused(Code.UNAUTHORIZED, "authprovider: unknown authorization provider")
         grant = self.plgd.codes.get(code) if isinstance(code, str) else None
         if not grant or grant["client_id"] != DEVICE_CLIENT:
             # plgd hub's signUp.go answers any failed exchange of the code with
