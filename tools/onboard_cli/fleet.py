@@ -58,7 +58,12 @@ def provision_one(sim, prov, folder, results, index, timeout):
     config = {"profile": "blynk", "api": f"https://127.0.0.1:{sim.https_port}/blynk",
               "host": "127.0.0.1", "port": sim.front.tls_port, "ca": str(sim.dir / "ca.pem"),
               "time": sim.time_config(),
-              "vendor": "Acme", "name": f"Fleet{index:03d}"}
+              "vendor": "Acme", "name": f"Fleet{index:03d}",
+              # the settings' trial lasts as long as the fleet waits for a step
+              # (not Edgent's 50 s): with many devices on one host, a few slow
+              # tries in the storm would end it, and the device is back in
+              # setup mode because of the host, not the cloud
+              "trial_s": max(50, int(timeout))}
     folder.mkdir()
     start = time.monotonic()
     device = Device(folder, config=config)
