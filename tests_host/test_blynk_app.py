@@ -612,20 +612,17 @@ def closed(s):
         return True
 
 
-def test_a_token_no_device_has_is_refused_with_connack_4_as_blynk_documents(cloudsim):
-    # Blynk's device MQTT API: "0x04 Connection Refused" means the credentials
-    s = mqtt_login(cloudsim, BAD_TOKEN, code=4)
+@pytest.mark.parametrize("user, active", [(b"device", False), (b"not-device", True)],
+                         ids=["a token no device has", "an active token, another user name"])
+def test_a_login_blynk_refuses_is_connack_4_and_the_connection_closed(cloudsim, user, active):
+    # Blynk's device MQTT API: user name "device", the token as the password;
+    # "0x04 Connection Refused" means the credentials
+    token = active_token(cloudsim)["token"] if active else BAD_TOKEN
+    s = mqtt_login(cloudsim, token, code=4, user=user)
     try:
         assert closed(s)
     finally:
         s.close()
-
-
-def test_an_active_token_with_a_user_name_other_than_device_is_refused_with_connack_4(
-        cloudsim):
-    # Blynk's device MQTT API: user name "device", the token as the password
-    s = mqtt_login(cloudsim, active_token(cloudsim)["token"], code=4, user=b"not-device")
-    s.close()
 
 
 def test_a_second_login_with_the_same_token_drops_the_first(cloudsim):
