@@ -57,3 +57,15 @@ def test_fleet_exits_1_when_a_device_does_not_come_online():
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert (summary["online"], summary["failures"]) == (1, 1)
     assert run.returncode == 1
+
+
+def test_fleet_reports_the_states_and_the_log_of_a_device_that_did_not_come_online():
+    onboard = str(Path(sys.executable).with_name("onboard"))
+    run = subprocess.run([onboard, "fleet", "--devices", "1", "--timeout", "10", "--fault",
+                          "/blynk/external/api/provision:403:1"],
+                         capture_output=True, text=True, timeout=300)
+    report = run.stdout.split("device 0: not online", 1)[1].splitlines()
+    # (its states, the refusal's code with the state it led to, then its log's end)
+    assert report[1].strip().startswith("WAIT_CONFIG > CONFIGURING > CONNECTING_NET > ")
+    assert report[1].strip().endswith(" > WAIT_CONFIG (703)")
+    assert "  W runtime: credentials refused at activation" in report

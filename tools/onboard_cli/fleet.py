@@ -76,6 +76,11 @@ def provision_one(sim, prov, folder, results, index, timeout):
         result["online"] = time.monotonic() - start
     except Exception as e:  # noqa: BLE001  one device's failure is reported, not fatal
         result["error"] = f"{type(e).__name__}: {str(e).split(';')[0]}"
+        # what it went through, for the report: its states and its log's end
+        result["trace"] = " > ".join(
+            f"{x['state']}" + (f" ({x['last_error']})" if x.get("last_error") else "")
+            for x in device.events) + "\n" + "\n".join(
+            device.log_path.read_text().splitlines()[-12:])
     finally:
         result["setups"] = sum(1 for e in device.events if e["state"] == "WAIT_CONFIG")
         result["retry_in"] = [e["retry_in"] for e in device.events if "retry_in" in e]
@@ -150,6 +155,8 @@ def main(args):
         online = f"online in {r['online']:.2f} s" if r["online"] is not None else "not online"
         print(f"device {i}: {online}, {r['retries'] + 1} requests ({r['retries']} retries)"
               + (f": {r['error']}" if r["error"] else ""))
+        if r.get("trace"):
+            print("  " + r["trace"].replace("\n", "\n  "))
     for path, n in seen.items():
         print(f"server: {n} requests on {path}")
     print(json.dumps(summary))
