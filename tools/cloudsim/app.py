@@ -122,9 +122,15 @@ class Cloudsim:
     def allow_mqtt(self, cloud, token, device_id):
         """Let this device token log in to the broker (username and password:
         the token), for its device's topics only. Blynk's logins go through
-        the front, which asks the cloud."""
+        the front, which asks the cloud; its own broker account for the
+        device is made here."""
         self.mqtt_identities[(cloud, token)] = device_id
-        if cloud != "blynk":
+        if cloud == "blynk":
+            # its account behind the front, before activation answers: a
+            # login then only uses it (made at a login, the reload it takes
+            # held up every first login of a storm)
+            self.front.credentials(device_id)
+        else:
             self.broker.allow(token, token, (self.clouds[cloud].prefix(device_id) + "/#",))
 
     def revoke_mqtt(self, cloud, token):

@@ -13,6 +13,7 @@ import secrets
 import socket
 import ssl
 import struct
+import threading
 
 from .broker import LoopbackFront
 
@@ -125,6 +126,7 @@ class BlynkFront(LoopbackFront):
         self.port = self.tls_port = 0
         self.logins = {"plain": 0, "tls": 0}  # accepted device logins per listener
         self.acks = {}  # device id -> PUBACKs it sent (QoS 1 messages it acknowledged)
+        self._made = threading.Lock()  # (credentials: one account made at a time)
 
     def start(self):
         self.port, self.tls_port = self.listen()
@@ -139,11 +141,13 @@ class BlynkFront(LoopbackFront):
             self.loop.call_soon_threadsafe(writer.close)
 
     def credentials(self, device_id):
-        """The device's internal broker login, created on first use."""
-        if device_id not in self.internal:
-            self.internal[device_id] = secrets.token_urlsafe(18)
-            self.sim.broker.allow(f"blynk-{device_id}", self.internal[device_id],
-                                  (f"blynk/{device_id}/#",))
+        """The device's internal broker login, created on first use (its
+        activation): known to the broker once this returns."""
+        with self._made:
+            if device_id not in self.internal:
+                password = secrets.token_urlsafe(18)
+                self.sim.broker.allow(f"blynk-{device_id}", password, (f"blynk/{device_id}/#",))
+                self.internal[device_id] = password
         return f"blynk-{device_id}", self.internal[device_id]
 
     async def _client(self, reader, writer):
