@@ -76,10 +76,13 @@ sim: setup
 
 # With the emulator, test-esp32 runs beside the host tests (its output is
 # printed after theirs, ending with its twelve slowest tests). The ESP32 half
-# is the longer: the emulator keeps about a core busy, while the host half
-# mostly waits on its devices and servers (on a 2-core machine, 0.6 of a core
-# over 7-9 minutes). So the host half runs on four workers and at a lower
-# priority, and the emulator gets the cores when it needs them.
+# is the longer: the emulator keeps about a core busy (a boot to setup mode
+# alone is about 20 CPU-seconds), while the host half mostly waits on its devices
+# and servers (alone on a 2-core machine: 10 minutes at under 0.9 of a core).
+# So the host half runs on four workers and at a lower priority, and the
+# emulator gets the cores when it needs them. (Two ESP32 workers were slower:
+# with two emulators contending for the cores, a clean-clone CI run took 33
+# CPU-minutes instead of 25, and 17.5 minutes instead of 15.8.)
 test: setup lint typecheck
 	@if $(HAVE_EMULATOR); then \
 		$(BIN)/onboard build >/dev/null || exit 1; \
