@@ -7,6 +7,7 @@ leaves, and a restart with neither code nor tokens; then the gateway alone
 
 import contextlib
 import re
+import socket
 import threading
 import uuid
 
@@ -434,3 +435,60 @@ def test_the_gateway_refreshes_a_token_only_for_a_device_its_owner_signed_up(clo
         "di": di if named == "its-own" else a_device(), "uid": USER,
         "refreshtoken": reply["refreshtoken"]}))
     assert code[:4] == ("2.04" if named == "its-own" else "4.01")
+
+
+def raw_request(path, body, token=b"\x01"):
+    """One CoAP over TCP POST (RFC 8323): path's segments as Uri-Path options,
+    the body as CBOR (content format 10000)."""
+    import cbor2
+
+    opts, last = b"", 0
+    for segment in path.strip("/").split("/"):
+        seg = segment.encode()
+        opts += bytes(((11 - last) << 4 | len(seg),)) + seg
+        last = 11
+    opts += bytes(((12 - last) << 4 | 2,)) + (10000).to_bytes(2, "big")
+    rest = opts + b"\xff" + cbor2.dumps(body)
+    assert 13 <= len(rest) < 269
+    return bytes((13 << 4 | len(token), len(rest) - 13, 0x02)) + token + rest
+
+
+def answer_then_closed(sim, path, body):
+    """The code of the gateway's answer to one request on a new coap+tcp
+    connection (after the client's CSM), and whether the gateway then closed it."""
+    s = socket.create_connection(("127.0.0.1", sim.gateway.port), timeout=30)
+    try:
+        s.sendall(bytes((0x00, 0xE1)) + raw_request(path, body))  # CSM, then the request
+        buf, code = b"", None
+        while code is None:
+            part = s.recv(4096)
+            assert part, "closed before an answer"
+            buf += part
+            while (frame := _frame(buf)) and code is None:
+                if frame[0] >> 5 in (2, 4, 5):  # (a response; 7.xx is signalling)
+                    code = f"{frame[0] >> 5}.{frame[0] & 31:02d}"
+                buf = buf[frame[1]:]
+        while part := s.recv(4096):  # (the gateway's own requests, as it may send: none here)
+            pass
+        return code, True
+    except TimeoutError:
+        return code, False
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/oic/sec/account", {"di": "d", "authprovider": "plgd", "accesstoken": "no-such-code"}),
+    ("/oic/sec/session", {"di": "d", "uid": USER, "accesstoken": "no-such-token",
+                          "login": True}),
+    ("/oic/sec/tokenrefresh", {"di": "d", "uid": USER, "refreshtoken": "no-such-token"}),
+    ("/oic/rd", {"di": "d", "ttl": 0, "links": []}),
+], ids=["sign-up", "sign-in", "refresh", "publish-not-signed-in"])
+def test_the_gateway_closes_the_connection_once_it_has_answered_a_refusal(cloudsim, path,
+                                                                           body):
+    # plgd hub's service.go: an error answered on the account, session and
+    # refresh paths closes the connection (wantToCloseClientOnError), as does a
+    # request that needs a sign-in on a connection without one (auth.go)
+    code, closed = answer_then_closed(cloudsim, path, body)
+    assert code[0] in "45", code
+    assert closed

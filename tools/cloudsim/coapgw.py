@@ -24,7 +24,9 @@ of the changed ones in each notification); when that fails and
 `require_batch` holds (the hub's requireBatchObserveEnabled, true in its
 default config.yaml) the connection is closed; else each published resource
 is observed (read once when its link says it is not observable).
-Refused credentials get 4.01, a malformed body 4.00. Faults from
+Refused credentials get 4.01, a malformed body 4.00; an error answered on
+the account, session or refresh path, and a 4.01 for a request that needs a
+sign-in, close the connection after the answer, as the hub does. Faults from
 /_sim/faults match a path here ("/oic/sec/session", ...): "drop" closes the
 connection, "status" answers that status (503 -> 5.03, 401 -> 4.01),
 "latency" stays silent for "seconds", "shape" answers 2.04 with "body" (as
@@ -66,6 +68,8 @@ DEVICE_CLIENT = "onboard-device"  # the OAuth client whose codes onboard devices
 # is "plgd"): the apn a device is given (`onboard plgd onboard` prints it; a
 # device without one names it so)
 PROVIDER = "plgd"
+# the paths on which the hub closes the connection after any error it answers
+CLOSE_ON_ERROR = ("/oic/sec/account", "/oic/sec/session", "/oic/sec/tokenrefresh")
 
 
 def coap_code(status):
@@ -245,7 +249,10 @@ class Gateway:
                 await asyncio.sleep(1)
                 return Message(code=Code.SERVICE_UNAVAILABLE)  # (never sent: closed)
             if kind == "status":
-                return Message(code=coap_code(int(fault.get("status", 503))))
+                code = coap_code(int(fault.get("status", 503)))
+                if path in CLOSE_ON_ERROR:
+                    self._close_after_reply(request)
+                return Message(code=code)
             if kind == "shape":  # 2.04 with a body of another shape (not CBOR without one)
                 return Message(code=Code.CHANGED, content_format=OCF_CBOR, payload=cbor2.dumps(
                     fault["body"]) if "body" in fault else b"\xff not cbor")
@@ -280,7 +287,20 @@ class Gateway:
                            content_format=OCF_CBOR)
         except _Refused as e:
             self.log(f"{path} refused: {e}", "?")
+            # the hub closes the connection once it has answered an error on
+            # the sign-up, sign-in and refresh paths (service.go's
+            # wantToCloseClientOnError), and a request that needs a sign-in
+            # on a connection that has none (auth.go's interceptor)
+            if path in CLOSE_ON_ERROR or e.code == Code.UNAUTHORIZED:
+                self._close_after_reply(request)
             return Message(code=e.code, payload=str(e).encode())
+
+    @staticmethod
+    def _close_after_reply(request):
+        # (10 ms on, as the hub's: the reply, written by then, goes out first)
+        transport = request.remote._transport
+        if transport:
+            asyncio.get_running_loop().call_later(0.01, transport.close)
 
     def _issue(self, di, uid):
         lifetime = self.sim.lifetime("plgd")
