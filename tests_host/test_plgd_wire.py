@@ -492,3 +492,33 @@ def test_the_gateway_closes_the_connection_once_it_has_answered_a_refusal(clouds
     code, closed = answer_then_closed(cloudsim, path, body)
     assert code[0] in "45", code
     assert closed
+
+
+@pytest.mark.filterwarnings(UNRENDERED)
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("path,left_out", [("/oic/sec/account", "accesstoken"),
+                                           ("/oic/sec/session", "uid"),
+                                           ("/oic/sec/session", "accesstoken")],
+                         ids=["sign-up-code", "sign-in-uid", "sign-in-token"])
+def test_the_gateway_answers_a_sign_up_or_sign_in_missing_a_field_with_4_00(cloudsim, path,
+                                                                           left_out):
+    # plgd hub's signUp.go and signIn.go check their fields first: one missing is 4.00
+    from aiocoap import POST
+    di = a_device()
+    reply = signed_up(cloudsim, di)
+    doc = ({"di": di, "authprovider": "plgd", "accesstoken": onboard_code(cloudsim)}
+           if path == "/oic/sec/account" else sign_in(di, USER, reply)[2])
+    del doc[left_out]
+    (code, _), = ask(cloudsim, (POST, path, doc))
+    assert code[:4] == "4.00"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_gateway_takes_a_session_request_without_login_as_a_sign_out(cloudsim):
+    # plgd hub's session request: login is a bool, false when left out
+    from aiocoap import POST
+    di = a_device()
+    reply = signed_up(cloudsim, di)
+    (code, body), = ask(cloudsim, (POST, "/oic/sec/session", {
+        "di": di, "uid": USER, "accesstoken": reply["accesstoken"]}))
+    assert (code[:4], body) == ("2.04", {})  # (a sign-in's answer holds its expiresin)

@@ -312,11 +312,13 @@ class Gateway:
 
     def sign_up(self, doc, request, tls):
         di, code = doc["di"], doc.get("accesstoken")
+        if not isinstance(code, str) or not code:
+            raise _Refused(Code.BAD_REQUEST, "accesstoken: missing")  # (signUp.go's checks)
         if doc.get("authprovider") != PROVIDER:
             # plgd hub's signUp.go looks the provider up by name among those it
             # is configured with before it exchanges the code (which stays unused)
             raise _Refused(Code.UNAUTHORIZED, "authprovider: unknown authorization provider")
-        grant = self.plgd.codes.get(code) if isinstance(code, str) else None
+        grant = self.plgd.codes.get(code)
         if not grant or grant["client_id"] != DEVICE_CLIENT:
             # plgd hub's signUp.go answers any failed exchange of the code with
             # the OAuth server (unknown, used, another client's) with 5.03
@@ -337,8 +339,14 @@ class Gateway:
 
     def session(self, doc, request, tls):
         di = doc["di"]
+        login = doc.get("login", False)  # (the hub's request: a bool, false when left out)
+        if not isinstance(login, bool):
+            raise _Refused(Code.BAD_REQUEST, "login: not a bool")
+        if login and not all(isinstance(doc.get(k), str) and doc[k]
+                             for k in ("uid", "accesstoken")):
+            raise _Refused(Code.BAD_REQUEST, "uid, accesstoken: missing")  # (signIn.go's checks)
         dev = self._device(di)
-        if doc.get("login") is False:
+        if not login:
             self._signed_off(request, di, doc.get("uid"), doc.get("accesstoken"), "sign out")
             if dev["remote"] is request.remote:
                 dev["remote"] = None
@@ -346,7 +354,7 @@ class Gateway:
             return {}
         held = self.access.get(doc.get("accesstoken"))
         if not held or held["di"] != di or held["uid"] != doc.get("uid") \
-                or held["exp"] < self.sim.now() or doc.get("login") is not True:
+                or held["exp"] < self.sim.now():
             raise _Refused(Code.UNAUTHORIZED, "accesstoken: unknown or expired")
         new = dev["remote"] is not request.remote  # a new connection: nothing observed on it
         dev["remote"], dev["ctx"] = request.remote, self.contexts[tls]
