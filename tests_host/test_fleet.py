@@ -27,8 +27,10 @@ def test_fleet_of_50_through_503s_and_429s_all_online_honouring_retry_after():
     lines = run.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
     assert (summary["online"], summary["failures"]) == (50, 0)
-    # every fault was served: 30 requests more than devices, each one a device's retry
-    assert summary["server_requests"][path] == 50 + 30
+    # every fault was served: at least 30 requests more than devices, each one a
+    # device's retry (more on a loaded machine: an activation, which now makes
+    # the device's broker account, may outlast a device's timeout; it is retried)
+    assert summary["server_requests"][path] >= 50 + 30
     # and each was a retry the device noted. (Not exactly 30: on a loaded
     # machine a device may also time out, at the broker or before its request
     # arrived, and retry that: the same failure, 702, which the path's count
