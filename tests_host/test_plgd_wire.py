@@ -437,44 +437,30 @@ def test_the_gateway_refreshes_a_token_only_for_a_device_its_owner_signed_up(clo
     assert code[:4] == ("2.04" if named == "its-own" else "4.01")
 
 
-def raw_request(path, body, token=b"\x01"):
-    """One CoAP over TCP POST (RFC 8323): path's segments as Uri-Path options,
-    the body as CBOR (content format 10000)."""
-    import cbor2
-
-    opts, last = b"", 0
-    for segment in path.strip("/").split("/"):
-        seg = segment.encode()
-        opts += bytes(((11 - last) << 4 | len(seg),)) + seg
-        last = 11
-    opts += bytes(((12 - last) << 4 | 2,)) + (10000).to_bytes(2, "big")
-    rest = opts + b"\xff" + cbor2.dumps(body)
-    assert 13 <= len(rest) < 269
-    return bytes((13 << 4 | len(token), len(rest) - 13, 0x02)) + token + rest
-
-
 def answer_then_closed(sim, path, body):
-    """The code of the gateway's answer to one request on a new coap+tcp
-    connection (after the client's CSM), and whether the gateway then closed it."""
-    s = socket.create_connection(("127.0.0.1", sim.gateway.port), timeout=30)
-    try:
-        s.sendall(bytes((0x00, 0xE1)) + raw_request(path, body))  # CSM, then the request
-        buf, code = b"", None
-        while code is None:
-            part = s.recv(4096)
-            assert part, "closed before an answer"
-            buf += part
-            while (frame := _frame(buf)) and code is None:
-                if frame[0] >> 5 in (2, 4, 5):  # (a response; 7.xx is signalling)
-                    code = f"{frame[0] >> 5}.{frame[0] & 31:02d}"
-                buf = buf[frame[1]:]
-        while part := s.recv(4096):  # (the gateway's own requests, as it may send: none here)
+    """The code of the gateway's answer to one POST (body as CBOR) on a new
+    coap+tcp connection, after the client's CSM, and whether the gateway then
+    closed the connection."""
+    import cbor2
+    from aiocoap import POST, Message
+    from aiocoap.transports.tcp import _serialize
+    from test_coap import _csm, _messages
+
+    request = _serialize(Message(code=POST, uri_path=tuple(path.strip("/").split("/")),
+                                 content_format=10000, payload=cbor2.dumps(body)))
+    with socket.create_connection(("127.0.0.1", sim.gateway.port), timeout=30) as s:
+        s.sendall(_csm() + request)
+        # (its CSM first, then the answer)
+        answer = next((m for m in _messages(s, 2) if m.code.is_response()), None)
+        assert answer is not None, "closed before an answer"
+        try:
+            while s.recv(4096):  # (anything more it sends: none here)
+                pass
+        except TimeoutError:
+            return str(answer.code), False
+        except ConnectionResetError:
             pass
-        return code, True
-    except TimeoutError:
-        return code, False
-    finally:
-        s.close()
+        return str(answer.code), True
 
 
 @pytest.mark.parametrize("path,body", [
