@@ -143,12 +143,16 @@ class BlynkFront(LoopbackFront):
     def credentials(self, device_id):
         """The device's internal broker login, created on first use (its
         activation): known to the broker once this returns."""
-        with self._made:
-            if device_id not in self.internal:
-                password = secrets.token_urlsafe(18)
-                self.sim.broker.allow(f"blynk-{device_id}", password, (f"blynk/{device_id}/#",))
-                self.internal[device_id] = password
-        return f"blynk-{device_id}", self.internal[device_id]
+        password = self.internal.get(device_id)
+        if password is None:  # (a login finds it made: it never waits on another's making)
+            with self._made:
+                password = self.internal.get(device_id)
+                if password is None:
+                    password = secrets.token_urlsafe(18)
+                    self.sim.broker.allow(f"blynk-{device_id}", password,
+                                          (f"blynk/{device_id}/#",))
+                    self.internal[device_id] = password
+        return f"blynk-{device_id}", password
 
     async def _client(self, reader, writer):
         try:
